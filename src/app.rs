@@ -1,0 +1,324 @@
+//! Assembles the shared state (tenants, their mappings and legacy clients, the xref) and the
+//! tower stack in front of the handlers. Knows nothing about any mapping's contents.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+use tower::{Service, ServiceBuilder};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ErrorCause, ScimError};
+use crate::handlers::{self, Ctx};
+use crate::ids::TenantId;
+use crate::legacy::{LegacyClient, LegacyError};
+use crate::mapping::{Mapping, Vars};
+use crate::middleware::{AuthLayer, TokenTable};
+use crate::router;
+use crate::xref::Store;
+
+/// One tenant (storefront customer) as the request path sees it.
+pub struct Tenant {
+    /// Tenant name from the configuration.
+    pub id: TenantId,
+    /// The customer id sent to the legacy app.
+    pub customer_id: String,
+    api_key: String,
+    /// The compiled mapping.
+    pub mapping: Arc<Mapping>,
+    /// The legacy client stack.
+    pub legacy: LegacyClient,
+    /// Concurrency of group member calls.
+    pub member_concurrency: usize,
+}
+
+impl std::fmt::Debug for Tenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenant")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tenant {
+    /// Template values for a call about `legacy_id`.
+    pub fn vars<'a>(&'a self, legacy_id: Option<&'a str>) -> Vars<'a> {
+        Vars {
+            legacy_id,
+            member_legacy_id: None,
+            customer_id: &self.customer_id,
+            api_key: &self.api_key,
+        }
+    }
+}
+
+/// What it takes to set up one tenant.
+pub struct TenantSettings {
+    /// Tenant name.
+    pub id: TenantId,
+    /// Customer id.
+    pub customer_id: String,
+    /// Legacy base URL.
+    pub legacy_base_url: String,
+    /// Legacy API key.
+    pub api_key: String,
+    /// SHA-256 digests of the SCIM bearer tokens.
+    pub token_digests: Vec<[u8; 32]>,
+    /// Compiled mapping.
+    pub mapping: Mapping,
+    /// Per-call legacy timeout.
+    pub legacy_timeout: Duration,
+    /// Legacy calls in flight at most.
+    pub legacy_concurrency: usize,
+    /// Group member calls in flight at most, per request.
+    pub member_concurrency: usize,
+}
+
+/// Shared state of the running sidecar.
+pub struct State {
+    /// The cross-reference store.
+    pub xref: Store,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// When each tenant last scanned the legacy app for an unknown id (rate limit).
+    pub rescans: std::sync::Mutex<std::collections::HashMap<TenantId, std::time::Instant>>,
+}
+
+impl State {
+    /// State over an opened xref store.
+    pub fn new(xref: Store, max_body_bytes: usize) -> Self {
+        Self {
+            xref,
+            max_body_bytes,
+            rescans: Default::default(),
+        }
+    }
+}
+
+/// Builds tenants and the token table.
+pub fn tenants(settings: Vec<TenantSettings>) -> Result<TokenTable<Arc<Tenant>>, LegacyError> {
+    let mut entries = Vec::new();
+    for s in settings {
+        let legacy = LegacyClient::new(&s.legacy_base_url, s.legacy_timeout, s.legacy_concurrency)?;
+        let tenant = Arc::new(Tenant {
+            id: s.id,
+            customer_id: s.customer_id,
+            api_key: s.api_key,
+            mapping: Arc::new(s.mapping),
+            legacy,
+            member_concurrency: s.member_concurrency.max(1),
+        });
+        for d in s.token_digests {
+            entries.push((d, Arc::clone(&tenant)));
+        }
+    }
+    Ok(TokenTable::new(entries))
+}
+
+/// The whole SCIM service: tracing, request ids, sensitive headers, auth, then the handlers.
+pub fn service(
+    state: Arc<State>,
+    tokens: Arc<TokenTable<Arc<Tenant>>>,
+) -> impl Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<
+        impl Body<Data = Bytes, Error = impl Into<tower::BoxError>> + Send + 'static,
+    >,
+    Error = Infallible,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ 'static {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<hyper::body::Incoming>| {
+            let id = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|r| r.header_value().to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            tracing::info_span!(
+                "scim",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %id,
+                tenant = tracing::field::Empty,
+            )
+        })
+        .on_request(())
+        .on_response(|resp: &Response<_>, latency: Duration, _span: &tracing::Span| {
+            let status = resp.status().as_u16();
+            let micros = latency.as_micros() as u64;
+            match resp.extensions().get::<ErrorCause>() {
+                Some(ErrorCause(cause)) if status >= 500 => {
+                    tracing::error!(status, latency_us = micros, cause = %cause, "request failed")
+                }
+                Some(ErrorCause(cause)) => {
+                    tracing::info!(status, latency_us = micros, cause = %cause, "request refused")
+                }
+                None => tracing::info!(status, latency_us = micros, "request done"),
+            }
+        })
+        .on_failure(());
+    ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(AuthLayer::new(tokens))
+        .service(ScimService { state })
+}
+
+/// The innermost service: routes and calls the handlers.
+#[derive(Clone)]
+pub struct ScimService {
+    state: Arc<State>,
+}
+
+impl<B> Service<Request<B>> for ScimService
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<tower::BoxError>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let state = Arc::clone(&self.state);
+        Box::pin(async move {
+            Ok(match handle(state, req).await {
+                Ok(resp) => resp,
+                Err(e) => e.into_response(),
+            })
+        })
+    }
+}
+
+async fn handle<B>(state: Arc<State>, req: Request<B>) -> Result<Response<Full<Bytes>>, ScimError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<tower::BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let tenant = parts
+        .extensions
+        .get::<Arc<Tenant>>()
+        .cloned()
+        .ok_or_else(ScimError::unauthorized)?;
+    tracing::Span::current().record("tenant", tenant.id.as_str());
+    let route = router::route(&parts.method, parts.uri.path());
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .and_then(|r| r.header_value().to_str().ok())
+        .map(str::to_owned);
+    let base_url = base_url(&parts.headers);
+    let has_body = !matches!(
+        parts.method,
+        http::Method::GET | http::Method::DELETE | http::Method::HEAD
+    );
+    let body = if has_body {
+        check_content_type(&parts.headers)?;
+        let limit = state.max_body_bytes;
+        match Limited::new(body, limit).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(ScimError::new(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    format!("request body larger than {limit} bytes"),
+                ));
+            }
+            Err(e) => {
+                return Err(ScimError::bad_request(
+                    "invalidSyntax",
+                    format!("could not read the request body: {e}"),
+                ));
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    let ctx = Ctx {
+        tenant,
+        state: Arc::clone(&state),
+        base_url,
+        request_id,
+    };
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let mut resp = handlers::dispatch(&ctx, route, &query, body).await?;
+    if parts.method == http::Method::HEAD {
+        *resp.body_mut() = Full::new(Bytes::new());
+    }
+    Ok(resp)
+}
+
+/// `http://<Host>/scim/v2`, from the request's Host header.
+fn base_url(headers: &http::HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{proto}://{host}{}", router::SCIM_PREFIX)
+}
+
+fn check_content_type(headers: &http::HeaderMap) -> Result<(), ScimError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if ct == "application/scim+json" || ct == "application/json" {
+        Ok(())
+    } else {
+        Err(ScimError::new(
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            format!(
+                "content type {ct:?} is not accepted: send application/scim+json or application/json"
+            ),
+        ))
+    }
+}
+
+/// Sets the SCIM content type on a JSON response.
+pub fn scim_json(status: http::StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::error::SCIM_JSON),
+    );
+    resp
+}

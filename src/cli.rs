@@ -1,0 +1,332 @@
+//! The command line: `serve`, `dev`, `simulate`, `check`, and what each one runs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::app::{self, State, TenantSettings};
+use crate::config::Config;
+use crate::ids::TenantId;
+use crate::mapping::Mapping;
+use crate::simulator::marketing_center::{Knobs, MarketingCenter};
+use crate::telemetry::{self, LogFormat};
+use crate::xref::Store;
+
+/// The mapping the `dev` command uses (the file shipped in `mappings/`).
+pub const MARKETING_CENTER_MAPPING: &str = include_str!("../mappings/marketing-center.toml");
+
+/// scim-sidecar: SCIM 2.0 for legacy applications, through a declarative mapping.
+#[derive(Debug, Parser)]
+#[command(name = "scim-sidecar", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sidecar in production from a configuration file.
+    Serve {
+        /// The configuration file (TOML); `SCIM_SIDECAR_*` variables override it.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// One-command demo: a Marketing Center simulator and the sidecar in front of it.
+    Dev {
+        /// Address of the SCIM listener (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: SocketAddr,
+        /// The bearer token to accept (default: a random one, printed).
+        #[arg(long)]
+        token: Option<String>,
+        /// Where the cross-reference database goes (wiped at start: demo data only).
+        #[arg(long, default_value = ".dev-data")]
+        data_dir: PathBuf,
+    },
+    /// Run the Marketing Center simulator alone (deploy examples, benchmarks).
+    Simulate {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The API key callers must send.
+        #[arg(long)]
+        api_key: String,
+        /// Customer ids the simulator serves.
+        #[arg(long, required = true, num_args = 1..)]
+        customer: Vec<String>,
+        /// Seed every customer with the demo groups and users.
+        #[arg(long)]
+        seed_demo: bool,
+        /// Added latency per call, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Calls per second per customer before `429` (default: unlimited).
+        #[arg(long)]
+        rate_limit: Option<u32>,
+    },
+    /// Validate mapping files (given, or those of a configuration) without starting anything.
+    Check {
+        /// Check the mappings of this configuration file, and the configuration itself.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Mapping files to check.
+        mappings: Vec<PathBuf>,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("scim-sidecar: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config } => serve(&config).await,
+            Command::Dev {
+                listen,
+                token,
+                data_dir,
+            } => dev(listen, token, &data_dir).await,
+            Command::Simulate {
+                listen,
+                api_key,
+                customer,
+                seed_demo,
+                latency_ms,
+                rate_limit,
+            } => simulate(listen, api_key, customer, seed_demo, latency_ms, rate_limit).await,
+            Command::Check { config, mappings } => check(config.as_deref(), &mappings),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scim-sidecar: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+fn load_mapping(path: &Path) -> Result<Mapping, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read mapping {}: {e}", path.display()))?;
+    Mapping::from_toml(&text, &path.display().to_string()).map_err(|e| e.to_string())
+}
+
+async fn serve(config_path: &Path) -> Result<(), String> {
+    let config = Config::load(config_path).map_err(|e| e.to_string())?;
+    telemetry::init(config.server.log_format);
+    config.validate().map_err(|e| e.to_string())?;
+    let mut settings = Vec::new();
+    let mut problems = Vec::new();
+    for (name, t) in &config.tenants {
+        let mapping = load_mapping(&t.mapping);
+        let api_key = t.api_key.resolve();
+        let tokens = t.token_digests();
+        match (mapping, api_key, tokens) {
+            (Ok(mapping), Ok(api_key), Ok(token_digests)) => settings.push(TenantSettings {
+                id: TenantId::new(name.clone()),
+                customer_id: t.customer_id.clone(),
+                legacy_base_url: t.legacy_base_url.clone(),
+                api_key: api_key.expose().to_owned(),
+                token_digests,
+                mapping,
+                legacy_timeout: Duration::from_secs(t.legacy_timeout_secs),
+                legacy_concurrency: t.legacy_concurrency,
+                member_concurrency: t.member_concurrency,
+            }),
+            (m, k, tk) => {
+                problems.extend(m.err());
+                problems.extend(k.err().map(|e| e.to_string()));
+                problems.extend(tk.err().map(|e| e.to_string()));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!("refusing to start:\n{}", problems.join("\n")));
+    }
+    let xref = Store::open(&config.server.data_dir.join("xref.sqlite3"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let tokens = app::tenants(settings).map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    tracing::info!(listen = %config.server.listen, tenants = config.tenants.len(), "scim-sidecar serving");
+    let state = Arc::new(State::new(xref.clone(), config.server.max_body_bytes));
+    let svc = app::service(state, Arc::new(tokens));
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    crate::server::run(listener, svc, shutdown_signal(), grace)
+        .await
+        .map_err(|e| e.to_string())?;
+    xref.close().await.map_err(|e| e.to_string())
+}
+
+/// The demo customer id of `dev`.
+pub const DEV_CUSTOMER: &str = "DEMO";
+
+async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Result<(), String> {
+    telemetry::init(LogFormat::Text);
+    let api_key = uuid::Uuid::new_v4().simple().to_string();
+    let token = token.unwrap_or_else(|| format!("dev-{}", uuid::Uuid::new_v4().simple()));
+    let sim = MarketingCenter::new(api_key.clone(), [DEV_CUSTOMER]);
+    sim.seed_demo(DEV_CUSTOMER);
+    sim.set_knobs(Knobs::default());
+    let sim = sim
+        .spawn()
+        .await
+        .map_err(|e| format!("cannot start the simulator: {e}"))?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let db = data_dir.join("xref.sqlite3");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let xref = Store::open(&db).await.map_err(|e| e.to_string())?;
+    let mapping = Mapping::from_toml(MARKETING_CENTER_MAPPING, "mappings/marketing-center.toml")
+        .map_err(|e| e.to_string())?;
+    let tokens = app::tenants(vec![TenantSettings {
+        id: TenantId::new("demo"),
+        customer_id: DEV_CUSTOMER.to_owned(),
+        legacy_base_url: sim.base_url(),
+        api_key,
+        token_digests: vec![Sha256::digest(token.as_bytes()).into()],
+        mapping,
+        legacy_timeout: Duration::from_secs(30),
+        legacy_concurrency: 64,
+        member_concurrency: 16,
+    }])
+    .map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let base = format!("http://{addr}/scim/v2");
+    println!(
+        "scim-sidecar dev: Marketing Center simulator at {} (customer {DEV_CUSTOMER})",
+        sim.base_url()
+    );
+    println!("SCIM base URL: {base}");
+    println!("Bearer token: {token}");
+    println!("Try:");
+    println!("  curl -s -H 'Authorization: Bearer {token}' '{base}/Users?startIndex=1&count=2'");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/scim+json' \
+         -d '{{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"ada@example.com\",\
+         \"name\":{{\"givenName\":\"Ada\",\"familyName\":\"Lovelace\"}},\"emails\":[{{\"value\":\"ada@example.com\",\"primary\":true}}],\"active\":true}}' \
+         '{base}/Users'"
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {token}' '{base}/Groups?filter=displayName%20eq%20%22Sales%20Ops%22'"
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let state = Arc::new(State::new(xref.clone(), 1024 * 1024));
+    let svc = app::service(state, Arc::new(tokens));
+    crate::server::run(listener, svc, shutdown_signal(), Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())?;
+    sim.stop().await;
+    xref.close().await.map_err(|e| e.to_string())
+}
+
+async fn simulate(
+    listen: SocketAddr,
+    api_key: String,
+    customers: Vec<String>,
+    seed_demo: bool,
+    latency_ms: u64,
+    rate_limit: Option<u32>,
+) -> Result<(), String> {
+    telemetry::init(LogFormat::Auto);
+    let sim = MarketingCenter::new(api_key, customers.clone());
+    if seed_demo {
+        for c in &customers {
+            sim.seed_demo(c);
+        }
+    }
+    sim.set_knobs(Knobs {
+        latency: Duration::from_millis(latency_ms),
+        rate_limit_per_second: rate_limit,
+        maintenance_retry_after: None,
+    });
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("Marketing Center simulator: http://{addr}/api/v1");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    sim.serve(listener, "/api/v1", shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn check(config: Option<&Path>, mappings: &[PathBuf]) -> Result<(), String> {
+    let mut files: Vec<PathBuf> = mappings.to_vec();
+    let mut problems = Vec::new();
+    if let Some(path) = config {
+        match Config::load(path).and_then(|c| c.validate().map(|()| c)) {
+            Ok(c) => files.extend(c.tenants.values().map(|t| t.mapping.clone())),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if files.is_empty() && problems.is_empty() {
+        return Err("nothing to check: name mapping files or --config FILE".into());
+    }
+    for f in &files {
+        match load_mapping(f) {
+            Ok(_) => println!("{}: ok", f.display()),
+            Err(e) => problems.push(e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        Err(format!(
+            "{} problem(s) found",
+            problems.iter().map(|p| p.lines().count()).sum::<usize>()
+        ))
+    }
+}

@@ -1,0 +1,289 @@
+//! The sidecar's configuration: defaults ← TOML file ← `SCIM_SIDECAR_*` environment
+//! variables (figment), then [`Config::validate`] as its own step.
+//!
+//! Every key is documented on its field below: these comments are the operators' reference
+//! (`examples/sidecar.toml` shows them in use). Unknown keys are errors, in the file and
+//! under the environment prefix alike.
+//!
+//! Environment variables: `SCIM_SIDECAR_` + the key path in upper case with `__` between
+//! levels, e.g. `SCIM_SIDECAR_SERVER__LISTEN=0.0.0.0:8787` or
+//! `SCIM_SIDECAR_TENANTS__ACME__LEGACY_BASE_URL=https://mc.internal`. Names are matched in
+//! lower case, so tenant names are lower case. Values are parsed: quote a string that looks
+//! like a number (`'"0042"'`); arrays and tables are written inline
+//! (`SCIM_SIDECAR_TENANTS__ACME__TOKENS='[{file="/run/secrets/okta"}]'`). An array replaces
+//! the file's whole array, but tables merge key by key: a secret set in the file can be
+//! changed from the environment only within its kind (`…__API_KEY__ENV=OTHER_VAR`); giving
+//! another kind makes a source with two keys, which is refused.
+//!
+//! Owns configuration types, loading and validation; depends on nothing else in the crate.
+//! It does not read mapping files: `mapping` is only a path here.
+
+mod error;
+mod secret;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+pub use error::ConfigError;
+pub use secret::{Secret, SecretSource};
+
+/// The prefix of environment variables that override the configuration file.
+pub const ENV_PREFIX: &str = "SCIM_SIDECAR_";
+
+/// Variables under [`ENV_PREFIX`] that belong to the command line, not to the configuration
+/// (`SCIM_SIDECAR_CONFIG`: the configuration file; `SCIM_SIDECAR_LOG`: the log filter).
+/// They are skipped when loading; any other unknown `SCIM_SIDECAR_*` variable is an error.
+pub const ENV_NOT_CONFIG: &[&str] = &["CONFIG", "LOG"];
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: listener, limits, timeouts and logging. Every key has a default.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[tenants.<name>]`: one table per customer whose identity provider provisions through
+    /// this sidecar. The name (lower-case letters, digits, `-`, `_`) is the tenant's id in
+    /// logs, metrics and the cross-reference database: renaming a tenant orphans its
+    /// remembered data.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+/// `[server]`: how the sidecar listens and behaves as a process.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Default `127.0.0.1:8787`; use `0.0.0.0:8787` in a
+    /// container behind a TLS-terminating ingress.
+    pub listen: SocketAddr,
+    /// Directory of the cross-reference database (created with mode 0700 if missing).
+    /// Default `/var/lib/scim-sidecar`; give it a persistent volume.
+    pub data_dir: PathBuf,
+    /// Largest request body accepted, in bytes; larger requests get `413`. Default 1 MiB
+    /// (1048576).
+    pub max_body_bytes: usize,
+    /// Time limit for answering one SCIM request, in seconds. Default 55: under Okta's 60 s
+    /// so that Okta gets an answer rather than a dropped connection.
+    pub request_timeout_secs: u64,
+    /// On SIGTERM / Ctrl-C, how long in-flight requests may finish before the process exits,
+    /// in seconds. Default 25 (Kubernetes waits 30 s before killing).
+    pub shutdown_grace_secs: u64,
+    /// Log output: `auto` (JSON when standard output is not a terminal, text otherwise),
+    /// `json` or `text`. Default `auto`.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8787)),
+            data_dir: PathBuf::from("/var/lib/scim-sidecar"),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 55,
+            shutdown_grace_secs: 25,
+            log_format: LogFormat::Auto,
+        }
+    }
+}
+
+/// The format of log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when standard output is not a terminal, text otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// `[tenants.<name>]`: one customer of the legacy application and its identity provider.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The customer's id in the legacy application (available to the mapping as
+    /// `{tenant.customer_id}`). Required, non-empty.
+    pub customer_id: String,
+    /// Base URL of the legacy application's API, `http://` or `https://`. Required.
+    pub legacy_base_url: String,
+    /// The mapping file (TOML) describing the legacy API. A relative path is relative to
+    /// the directory of this configuration file. Required.
+    pub mapping: PathBuf,
+    /// The legacy application's API key (available to the mapping as `{secret.api_key}`):
+    /// `{ env = "VAR" }`, `{ file = "/path" }` or `{ value = "..." }`. Required.
+    pub api_key: SecretSource,
+    /// The bearer tokens the identity provider presents (`Authorization: Bearer …`); a token
+    /// identifies this tenant and must not be shared with another one. Each is
+    /// `{ env = … }`, `{ file = … }`, `{ value = … }` or `{ sha256 = "<64 hex>" }` (the
+    /// digest of the token, so the sidecar never holds it). List two during a rotation.
+    /// Required, non-empty.
+    pub tokens: Vec<SecretSource>,
+    /// Time limit for one call to the legacy application, in seconds. Default 30.
+    #[serde(default = "default_legacy_timeout_secs")]
+    pub legacy_timeout_secs: u64,
+    /// Most calls in flight to the legacy application for this tenant. Default 32.
+    #[serde(default = "default_legacy_concurrency")]
+    pub legacy_concurrency: usize,
+    /// Most group-membership calls in flight for one group request (within
+    /// `legacy_concurrency`). Default 16.
+    #[serde(default = "default_member_concurrency")]
+    pub member_concurrency: usize,
+}
+
+fn default_legacy_timeout_secs() -> u64 {
+    30
+}
+
+fn default_legacy_concurrency() -> usize {
+    32
+}
+
+fn default_member_concurrency() -> usize {
+    16
+}
+
+impl TenantConfig {
+    /// SHA-256 digests of every token: resolved secrets are hashed, `sha256` digests are
+    /// taken as given (after checking the hex). Never empty.
+    pub fn token_digests(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
+        if self.tokens.is_empty() {
+            return Err(ConfigError::NoTokens);
+        }
+        self.tokens.iter().map(SecretSource::token_digest).collect()
+    }
+}
+
+impl Config {
+    /// Loads defaults ← the TOML file at `path` ← `SCIM_SIDECAR_*` environment variables,
+    /// then resolves relative `mapping` paths against the file's directory. Does not
+    /// validate: call [`Config::validate`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        std::fs::metadata(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let env = Env::prefixed(ENV_PREFIX).split("__").ignore(ENV_NOT_CONFIG);
+        let mut config: Config = Figment::new()
+            .merge(Toml::file_exact(path))
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Load {
+                path: path.to_path_buf(),
+                problems: error::figment_problems(e, ENV_PREFIX),
+            })?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for tenant in config.tenants.values_mut() {
+            if tenant.mapping.is_relative() {
+                tenant.mapping = dir.join(&tenant.mapping);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Checks everything at once and reports every problem: no tenants, a tenant name that
+    /// environment variables cannot address, empty `customer_id`, a `legacy_base_url` that is
+    /// not `http(s)://…`, no tokens, a malformed `sha256`, the same token in two tenants,
+    /// zero limits or timeouts, secrets that cannot be resolved. Messages name variables
+    /// and files, never a secret. Mapping files are not read here.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let server = &self.server;
+        if server.max_body_bytes == 0 {
+            problems.push("server.max_body_bytes must be greater than 0".to_owned());
+        }
+        if server.request_timeout_secs == 0 {
+            problems.push("server.request_timeout_secs must be greater than 0".to_owned());
+        }
+        if self.tenants.is_empty() {
+            problems.push("no tenants configured: add a [tenants.<name>] table".to_owned());
+        }
+
+        let mut token_owner: HashMap<[u8; 32], (&str, usize)> = HashMap::new();
+        for (name, tenant) in &self.tenants {
+            let at = format!("tenants.{name}");
+            if !valid_tenant_name(name) {
+                problems.push(format!(
+                    "{at}: a tenant name is 1 to 64 lower-case ASCII letters, digits, `-` or `_` \
+                     (environment variables address it in lower case)"
+                ));
+            }
+            if tenant.customer_id.trim().is_empty() {
+                problems.push(format!("{at}.customer_id must not be empty"));
+            }
+            if !valid_base_url(&tenant.legacy_base_url) {
+                problems.push(format!(
+                    "{at}.legacy_base_url must start with http:// or https:// and name a host"
+                ));
+            }
+            for (key, is_zero) in [
+                ("legacy_timeout_secs", tenant.legacy_timeout_secs == 0),
+                ("legacy_concurrency", tenant.legacy_concurrency == 0),
+                ("member_concurrency", tenant.member_concurrency == 0),
+            ] {
+                if is_zero {
+                    problems.push(format!("{at}.{key} must be greater than 0"));
+                }
+            }
+            if let Err(e) = tenant.api_key.resolve() {
+                problems.push(format!("{at}.api_key: {e}"));
+            }
+            if tenant.tokens.is_empty() {
+                problems.push(format!(
+                    "{at}.tokens is empty: the identity provider could not authenticate"
+                ));
+            }
+            for (index, token) in tenant.tokens.iter().enumerate() {
+                match token.token_digest() {
+                    Ok(digest) => match token_owner.get(&digest) {
+                        Some(&(other, other_index)) if other != name.as_str() => {
+                            problems.push(format!(
+                                "{at}.tokens[{index}] is the same token as \
+                                 tenants.{other}.tokens[{other_index}]: a token must identify \
+                                 one tenant"
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            token_owner.insert(digest, (name.as_str(), index));
+                        }
+                    },
+                    Err(e) => problems.push(format!("{at}.tokens[{index}]: {e}")),
+                }
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+}
+
+fn valid_tenant_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn valid_base_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    rest.is_some_and(|rest| {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty() && !host.contains(char::is_whitespace)
+    })
+}

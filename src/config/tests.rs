@@ -1,0 +1,789 @@
+//! Tests of configuration loading, layering, validation and secret handling.
+//!
+//! Everything that reads the process environment or the working directory runs inside a
+//! `figment::Jail`, which serialises those tests and restores the environment afterwards.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Jail;
+use sha2::{Digest, Sha256};
+
+use super::{Config, ConfigError, LogFormat, SecretSource, ServerConfig, TenantConfig};
+
+const MINIMAL: &str = r#"
+[tenants.acme]
+customer_id = "acme-corp"
+legacy_base_url = "https://mc.example.com/api"
+mapping = "mappings/mc.toml"
+api_key = { value = "inline-api-key-value" }
+tokens = [{ value = "inline-token-value-1" }]
+"#;
+
+/// Runs `f` in a jail with an empty environment.
+// `Jail` requires a closure returning `Result<(), figment::Error>`, a large error type.
+#[allow(clippy::result_large_err)]
+fn jail(f: impl FnOnce(&mut Jail)) {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        f(jail);
+        Ok(())
+    });
+}
+
+/// Writes `toml` as `sidecar.toml` in the jail and loads it by absolute path.
+fn load(jail: &Jail, toml: &str) -> Result<Config, ConfigError> {
+    jail.create_file("sidecar.toml", toml)
+        .expect("write config");
+    Config::load(&jail.directory().join("sidecar.toml"))
+}
+
+fn load_problems(jail: &Jail, toml: &str) -> Vec<String> {
+    match load(jail, toml) {
+        Err(ConfigError::Load { problems, .. }) => problems,
+        other => panic!("expected a load error, got {other:?}"),
+    }
+}
+
+fn value(secret: &str) -> SecretSource {
+    SecretSource::Value {
+        value: secret.to_owned(),
+    }
+}
+
+fn tenant(token: &str) -> TenantConfig {
+    TenantConfig {
+        customer_id: "c-1".to_owned(),
+        legacy_base_url: "http://127.0.0.1:9000".to_owned(),
+        mapping: PathBuf::from("/etc/scim-sidecar/mc.toml"),
+        api_key: value("api-key-value"),
+        tokens: vec![value(token)],
+        legacy_timeout_secs: 30,
+        legacy_concurrency: 32,
+        member_concurrency: 16,
+    }
+}
+
+fn config(tenants: Vec<(&str, TenantConfig)>) -> Config {
+    Config {
+        server: ServerConfig::default(),
+        tenants: tenants
+            .into_iter()
+            .map(|(n, t)| (n.to_owned(), t))
+            .collect(),
+    }
+}
+
+fn problems(config: &Config) -> Vec<String> {
+    match config.validate() {
+        Err(ConfigError::Invalid { problems }) => problems,
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn defaults_fill_everything_optional() {
+    jail(|jail| {
+        let config = load(jail, MINIMAL).expect("load");
+        let server = &config.server;
+        assert_eq!(
+            server.listen,
+            "127.0.0.1:8787".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(server.data_dir, Path::new("/var/lib/scim-sidecar"));
+        assert_eq!(server.max_body_bytes, 1_048_576);
+        assert_eq!(server.request_timeout_secs, 55);
+        assert_eq!(server.shutdown_grace_secs, 25);
+        assert_eq!(server.log_format, LogFormat::Auto);
+        assert_eq!(config.server, ServerConfig::default());
+        let acme = &config.tenants["acme"];
+        assert_eq!(acme.legacy_timeout_secs, 30);
+        assert_eq!(acme.legacy_concurrency, 32);
+        assert_eq!(acme.member_concurrency, 16);
+        assert_eq!(acme.customer_id, "acme-corp");
+        config.validate().expect("valid");
+    });
+}
+
+#[test]
+fn an_empty_file_loads_and_fails_validation_for_want_of_tenants() {
+    jail(|jail| {
+        let config = load(jail, "").expect("load");
+        assert_eq!(config, Config::default());
+        let problems = problems(&config);
+        assert!(
+            problems.iter().any(|p| p.contains("no tenants")),
+            "{problems:?}"
+        );
+    });
+}
+
+#[test]
+fn file_values_replace_defaults() {
+    jail(|jail| {
+        let toml = format!(
+            "[server]\nlisten = \"0.0.0.0:9999\"\nlog_format = \"json\"\nmax_body_bytes = 2048\n\
+             {MINIMAL}legacy_concurrency = 4\n"
+        );
+        let config = load(jail, &toml).expect("load");
+        assert_eq!(config.server.listen.port(), 9999);
+        assert_eq!(config.server.log_format, LogFormat::Json);
+        assert_eq!(config.server.max_body_bytes, 2048);
+        assert_eq!(
+            config.server.request_timeout_secs, 55,
+            "untouched keys keep defaults"
+        );
+        assert_eq!(config.tenants["acme"].legacy_concurrency, 4);
+    });
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    jail(|jail| {
+        jail.set_env("SCIM_SIDECAR_SERVER__LISTEN", "0.0.0.0:8080");
+        jail.set_env("SCIM_SIDECAR_SERVER__REQUEST_TIMEOUT_SECS", "20");
+        jail.set_env("SCIM_SIDECAR_SERVER__LOG_FORMAT", "text");
+        jail.set_env(
+            "SCIM_SIDECAR_TENANTS__ACME__LEGACY_BASE_URL",
+            "https://other.example/api",
+        );
+        jail.set_env("SCIM_SIDECAR_TENANTS__ACME__CUSTOMER_ID", "\"0042\"");
+        jail.set_env(
+            "SCIM_SIDECAR_TENANTS__ACME__API_KEY__VALUE",
+            "from-env-inline",
+        );
+        jail.set_env(
+            "SCIM_SIDECAR_TENANTS__ACME__TOKENS",
+            "[{env=\"OKTA_TOKEN\"}, {file=\"/run/secrets/t\"}]",
+        );
+        // The command line's own variable is not a configuration key.
+        jail.set_env("SCIM_SIDECAR_CONFIG", "/etc/scim-sidecar/sidecar.toml");
+        let config = load(jail, MINIMAL).expect("load");
+        assert_eq!(
+            config.server.listen,
+            "0.0.0.0:8080".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(config.server.request_timeout_secs, 20);
+        assert_eq!(config.server.log_format, LogFormat::Text);
+        let acme = &config.tenants["acme"];
+        assert_eq!(acme.legacy_base_url, "https://other.example/api");
+        assert_eq!(acme.customer_id, "0042");
+        assert_eq!(acme.api_key, value("from-env-inline"));
+        assert_eq!(
+            acme.tokens,
+            [
+                SecretSource::Env {
+                    env: "OKTA_TOKEN".to_owned()
+                },
+                SecretSource::File {
+                    file: PathBuf::from("/run/secrets/t")
+                },
+            ]
+        );
+        assert_eq!(
+            acme.mapping,
+            jail.directory().join("mappings/mc.toml"),
+            "file value kept"
+        );
+    });
+}
+
+#[test]
+fn environment_cannot_change_the_kind_of_a_secret_set_in_the_file() {
+    // Tables merge key by key: `{ value = … }` from the file plus `{ env = … }` from the
+    // environment is two sources, refused with a message naming the variable.
+    jail(|jail| {
+        jail.set_env("SCIM_SIDECAR_TENANTS__ACME__API_KEY", "{env=\"MC_KEY\"}");
+        let problems = load_problems(jail, MINIMAL);
+        assert_eq!(
+            problems,
+            [
+                "`tenants.acme.api_key`: a secret source takes exactly one of `env`, `file`, \
+              `value` or `sha256`; found `env` and `value` (environment variable \
+              SCIM_SIDECAR_TENANTS__ACME__API_KEY)"
+            ]
+        );
+    });
+}
+
+#[test]
+fn environment_can_add_a_whole_tenant() {
+    jail(|jail| {
+        for (key, val) in [
+            ("CUSTOMER_ID", "globex"),
+            ("LEGACY_BASE_URL", "http://globex.internal"),
+            ("MAPPING", "/etc/m.toml"),
+            ("API_KEY__ENV", "GLOBEX_KEY"),
+            ("TOKENS", "[{env=\"GLOBEX_TOKEN\"}]"),
+        ] {
+            jail.set_env(format!("SCIM_SIDECAR_TENANTS__GLOBEX__{key}"), val);
+        }
+        jail.set_env("GLOBEX_KEY", "k");
+        jail.set_env("GLOBEX_TOKEN", "t");
+        let config = load(jail, MINIMAL).expect("load");
+        assert_eq!(
+            config.tenants.keys().collect::<Vec<_>>(),
+            ["acme", "globex"]
+        );
+        assert_eq!(config.tenants["globex"].mapping, Path::new("/etc/m.toml"));
+        config.validate().expect("valid");
+    });
+}
+
+#[test]
+fn relative_mapping_paths_are_resolved_against_the_config_directory() {
+    jail(|jail| {
+        jail.create_dir("conf").expect("jail file");
+        let toml = MINIMAL.replace("mappings/mc.toml", "../mappings/mc.toml");
+        let extra = "[tenants.abs]\ncustomer_id = \"x\"\nlegacy_base_url = \"http://x\"\n\
+                     mapping = \"/opt/m.toml\"\napi_key = { value = \"k\" }\n\
+                     tokens = [{ value = \"t2\" }]\n";
+        jail.create_file("conf/sidecar.toml", &format!("{toml}{extra}"))
+            .expect("jail file");
+        // A relative configuration path: resolution does not depend on the working directory.
+        let config = Config::load(Path::new("conf/sidecar.toml")).expect("load");
+        assert_eq!(
+            config.tenants["acme"].mapping,
+            Path::new("conf/../mappings/mc.toml")
+        );
+        assert_eq!(config.tenants["abs"].mapping, Path::new("/opt/m.toml"));
+    });
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    jail(|jail| {
+        let path = jail.directory().join("absent.toml");
+        match Config::load(&path) {
+            Err(ConfigError::Read { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("expected Read, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_rejected() {
+    jail(|jail| {
+        let cases = [
+            ("servre = 1\n", "servre"),
+            ("[server]\nlisen = \"0.0.0.0:1\"\n", "server.lisen"),
+            (
+                "[tenants.acme]\nlegacy_concurency = 3\n",
+                "tenants.acme.legacy_concurency",
+            ),
+        ];
+        for (extra, key) in cases {
+            let toml = if extra.starts_with("[tenants.acme]") {
+                format!("{MINIMAL}{}", extra.trim_start_matches("[tenants.acme]\n"))
+            } else {
+                format!("{extra}{MINIMAL}")
+            };
+            let problems = load_problems(jail, &toml);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains("unknown key") && p.contains(key)),
+                "{key}: {problems:?}"
+            );
+            assert!(
+                problems.iter().any(|p| p.contains("sidecar.toml")),
+                "{problems:?}"
+            );
+        }
+        // Inside a secret table too.
+        let toml = MINIMAL.replace("{ value = \"inline-api-key-value\" }", "{ evn = \"X\" }");
+        let problems = load_problems(jail, &toml);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("tenants.acme.api_key.evn")),
+            "{problems:?}"
+        );
+    });
+}
+
+#[test]
+fn unknown_environment_variables_under_the_prefix_are_rejected() {
+    jail(|jail| {
+        jail.set_env("SCIM_SIDECAR_SERVER__LISTN", "0.0.0.0:1");
+        let problems = load_problems(jail, MINIMAL);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("unknown key") && p.contains("server.listn")),
+            "{problems:?}"
+        );
+    });
+    jail(|jail| {
+        jail.set_env("SCIM_SIDECAR_TENANTS__ACME__TOKEN", "[]");
+        let problems = load_problems(jail, MINIMAL);
+        assert!(
+            problems.iter().any(|p| p.contains("tenants.acme.token")),
+            "{problems:?}"
+        );
+    });
+    jail(|jail| {
+        jail.set_env("SCIM_SIDECAR_LISTEN", "0.0.0.0:1");
+        let problems = load_problems(jail, MINIMAL);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("SCIM_SIDECAR_LISTEN") && p.contains("unknown")),
+            "{problems:?}"
+        );
+    });
+}
+
+#[test]
+fn a_secret_source_takes_exactly_one_key() {
+    jail(|jail| {
+        let both = MINIMAL.replace(
+            "{ value = \"inline-api-key-value\" }",
+            "{ env = \"A\", file = \"/b\" }",
+        );
+        let problems = load_problems(jail, &both);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("exactly one") && p.contains("`env` and `file`")),
+            "{problems:?}"
+        );
+        let none = MINIMAL.replace("{ value = \"inline-api-key-value\" }", "{}");
+        let problems = load_problems(jail, &none);
+        assert!(
+            problems.iter().any(|p| p.contains("found none")),
+            "{problems:?}"
+        );
+        let missing = MINIMAL.replace("api_key = { value = \"inline-api-key-value\" }\n", "");
+        let problems = load_problems(jail, &missing);
+        assert!(
+            problems.iter().any(|p| p.contains("missing key `api_key`")),
+            "{problems:?}"
+        );
+    });
+}
+
+#[test]
+fn a_valid_configuration_validates() {
+    config(vec![
+        ("acme", tenant("token-a")),
+        ("globex", tenant("token-b")),
+    ])
+    .validate()
+    .expect("valid");
+}
+
+#[test]
+fn validate_reports_every_problem_at_once() {
+    let mut bad = tenant("token-a");
+    bad.customer_id = "  ".to_owned();
+    bad.legacy_base_url = "ftp://mc.example.com".to_owned();
+    bad.legacy_concurrency = 0;
+    bad.member_concurrency = 0;
+    bad.legacy_timeout_secs = 0;
+    let mut config = config(vec![("acme", bad)]);
+    config.server.request_timeout_secs = 0;
+    config.server.max_body_bytes = 0;
+    let problems = problems(&config);
+    for expected in [
+        "tenants.acme.customer_id must not be empty",
+        "tenants.acme.legacy_base_url must start with http:// or https://",
+        "tenants.acme.legacy_concurrency must be greater than 0",
+        "tenants.acme.member_concurrency must be greater than 0",
+        "tenants.acme.legacy_timeout_secs must be greater than 0",
+        "server.request_timeout_secs must be greater than 0",
+        "server.max_body_bytes must be greater than 0",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{expected}: {problems:?}"
+        );
+    }
+    assert_eq!(problems.len(), 7, "{problems:?}");
+}
+
+#[test]
+fn validate_requires_tenants() {
+    let problems = problems(&config(vec![]));
+    assert_eq!(
+        problems,
+        ["no tenants configured: add a [tenants.<name>] table"]
+    );
+}
+
+#[test]
+fn validate_checks_base_urls() {
+    for good in [
+        "http://x",
+        "https://mc.example.com/api",
+        "HTTPS://MC.example.com",
+    ] {
+        let mut t = tenant("tok");
+        t.legacy_base_url = good.to_owned();
+        config(vec![("acme", t)])
+            .validate()
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for bad in [
+        "",
+        "mc.example.com",
+        "ftp://x",
+        "https://",
+        "http:///path",
+        "https://a b",
+    ] {
+        let mut t = tenant("tok");
+        t.legacy_base_url = bad.to_owned();
+        let problems = problems(&config(vec![("acme", t)]));
+        assert!(
+            problems[0].contains("legacy_base_url"),
+            "{bad}: {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn validate_checks_tenant_names() {
+    for bad in ["Acme", "ac me", "acme.eu", ""] {
+        let problems = problems(&config(vec![(bad, tenant("tok"))]));
+        assert!(problems[0].contains("tenant name"), "{bad:?}: {problems:?}");
+    }
+    config(vec![("acme-eu_2", tenant("tok"))])
+        .validate()
+        .expect("valid name");
+}
+
+#[test]
+fn validate_requires_tokens_and_checks_digests() {
+    let mut t = tenant("tok");
+    t.tokens.clear();
+    let empty = problems(&config(vec![("acme", t)]));
+    assert!(
+        empty[0].contains("tenants.acme.tokens is empty"),
+        "{empty:?}"
+    );
+
+    for bad in ["abc", &"g".repeat(64), &"a".repeat(63), &"a".repeat(65)] {
+        let mut t = tenant("tok");
+        t.tokens.push(SecretSource::Sha256 {
+            sha256: bad.to_owned(),
+        });
+        let problems = problems(&config(vec![("acme", t)]));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("tenants.acme.tokens[1]:"),
+            "{problems:?}"
+        );
+        assert!(problems[0].contains("64 hexadecimal"), "{problems:?}");
+    }
+}
+
+#[test]
+fn validate_refuses_one_token_for_two_tenants() {
+    // The same token, inline in one tenant and as a digest in the other.
+    let digest = hex(&Sha256::digest(b"shared-token"));
+    let mut other = tenant("token-b");
+    other.tokens.push(SecretSource::Sha256 {
+        sha256: digest.to_uppercase(),
+    });
+    let problems = problems(&config(vec![
+        ("acme", tenant("shared-token")),
+        ("globex", other),
+    ]));
+    assert_eq!(
+        problems,
+        [
+            "tenants.globex.tokens[1] is the same token as tenants.acme.tokens[0]: a token must \
+          identify one tenant"
+        ]
+    );
+    // Listing a token twice within one tenant is harmless.
+    let mut t = tenant("tok");
+    t.tokens.push(value("tok"));
+    config(vec![("acme", t)]).validate().expect("valid");
+}
+
+#[test]
+fn validate_names_unresolvable_secrets() {
+    jail(|_jail| {
+        let mut t = tenant("tok");
+        t.api_key = SecretSource::Env {
+            env: "MC_API_KEY_UNSET".to_owned(),
+        };
+        t.tokens = vec![
+            SecretSource::File {
+                file: PathBuf::from("/nonexistent/okta-token"),
+            },
+            SecretSource::Sha256 {
+                sha256: "0".repeat(64),
+            },
+        ];
+        let mut digest_as_key = tenant("tok2");
+        digest_as_key.api_key = SecretSource::Sha256 {
+            sha256: "1".repeat(64),
+        };
+        let problems = problems(&config(vec![("acme", t), ("globex", digest_as_key)]));
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(
+            problems[0],
+            "tenants.acme.api_key: environment variable MC_API_KEY_UNSET is not set"
+        );
+        assert!(
+            problems[1].starts_with(
+                "tenants.acme.tokens[0]: cannot read secret file /nonexistent/okta-token"
+            ),
+            "{problems:?}"
+        );
+        assert!(problems[2].starts_with("tenants.globex.api_key: a `sha256` digest"));
+    });
+}
+
+#[test]
+fn secrets_resolve_from_env_file_and_value() {
+    jail(|jail| {
+        jail.set_env("MC_KEY", "from-env");
+        jail.set_env("EMPTY_KEY", "");
+        jail.create_file("lf", "from-file\n").expect("jail file");
+        jail.create_file("crlf", "from-crlf\r\n")
+            .expect("jail file");
+        jail.create_file("empty", "\n").expect("jail file");
+        let dir = jail.directory().to_path_buf();
+        let file = |name: &str| SecretSource::File {
+            file: dir.join(name),
+        };
+
+        let resolved = |s: SecretSource| s.resolve().map(|v| v.expose().to_owned());
+        assert_eq!(
+            resolved(SecretSource::Env {
+                env: "MC_KEY".into()
+            })
+            .expect("env"),
+            "from-env"
+        );
+        assert_eq!(resolved(file("lf")).expect("file"), "from-file");
+        assert_eq!(resolved(file("crlf")).expect("file"), "from-crlf");
+        assert_eq!(resolved(value("inline")).expect("value"), "inline");
+
+        assert!(matches!(
+            resolved(SecretSource::Env { env: "EMPTY_KEY".into() }),
+            Err(ConfigError::EmptySecret { origin }) if origin == "environment variable EMPTY_KEY"
+        ));
+        assert!(matches!(
+            resolved(file("empty")),
+            Err(ConfigError::EmptySecret { .. })
+        ));
+        assert!(matches!(
+            resolved(value("")),
+            Err(ConfigError::EmptySecret { .. })
+        ));
+        assert!(matches!(
+            resolved(SecretSource::Env { env: "NOPE".into() }),
+            Err(ConfigError::EnvUnset { var }) if var == "NOPE"
+        ));
+        assert!(matches!(
+            resolved(file("absent")),
+            Err(ConfigError::SecretFile { .. })
+        ));
+        assert!(matches!(
+            resolved(SecretSource::Sha256 {
+                sha256: "0".repeat(64)
+            }),
+            Err(ConfigError::DigestNotSecret)
+        ));
+    });
+}
+
+#[test]
+fn token_digests_hash_secrets_and_take_digests_as_given() {
+    jail(|jail| {
+        jail.create_file("token", "file-token\n")
+            .expect("jail file");
+        let given = "A".repeat(64);
+        let t = TenantConfig {
+            tokens: vec![
+                value("abc"),
+                SecretSource::File {
+                    file: jail.directory().join("token"),
+                },
+                SecretSource::Sha256 { sha256: given },
+            ],
+            ..tenant("unused")
+        };
+        let digests = t.token_digests().expect("digests");
+        assert_eq!(
+            hex(&digests[0]),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(digests[1], <[u8; 32]>::from(Sha256::digest(b"file-token")));
+        assert_eq!(digests[2], [0xaa; 32]);
+
+        let none = TenantConfig {
+            tokens: vec![],
+            ..tenant("unused")
+        };
+        assert!(matches!(none.token_digests(), Err(ConfigError::NoTokens)));
+        let bad = TenantConfig {
+            tokens: vec![SecretSource::Sha256 {
+                sha256: "xyz".into(),
+            }],
+            ..tenant("unused")
+        };
+        assert!(matches!(bad.token_digests(), Err(ConfigError::BadDigest)));
+    });
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_and_display() {
+    let secret = value("hunter2-api-key").resolve().expect("resolve");
+    assert_eq!(secret.expose(), "hunter2-api-key");
+    assert_eq!(format!("{secret:?}"), "[redacted]");
+    assert_eq!(format!("{secret}"), "[redacted]");
+
+    let source = value("hunter2-api-key");
+    assert!(!format!("{source:?}").contains("hunter2"), "{source:?}");
+    assert!(!format!("{source}").contains("hunter2"));
+    // A malformed digest may be a pasted token: not shown either.
+    let pasted = SecretSource::Sha256 {
+        sha256: "hunter2-raw-token".into(),
+    };
+    assert!(!format!("{pasted:?}").contains("hunter2"), "{pasted:?}");
+
+    let config = config(vec![("acme", tenant("hunter2-token"))]);
+    let shown = format!("{config:?} {config:#?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("api-key-value"), "{shown}");
+}
+
+#[test]
+fn errors_never_contain_secret_values() {
+    jail(|jail| {
+        // A secret where a table was expected.
+        let toml = MINIMAL.replace(
+            "{ value = \"inline-api-key-value\" }",
+            "\"hunter2-literal\"",
+        );
+        let err = load(jail, &toml).expect_err("wrong type");
+        let shown = err.to_string();
+        assert!(shown.contains("tenants.acme.api_key"), "{shown}");
+        assert!(shown.contains("found a string"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!format!("{err:?}").contains("hunter2"));
+
+        // A TOML syntax error on the line holding a secret.
+        let toml = MINIMAL.replace("\"inline-api-key-value\" }", "\"hunter2-unterminated }");
+        let err = load(jail, &toml).expect_err("syntax");
+        let shown = err.to_string();
+        assert!(shown.contains("TOML parse error at line"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+
+        // A numeric secret from the environment, parsed as a number.
+        jail.set_env(
+            "SCIM_SIDECAR_TENANTS__ACME__API_KEY",
+            "{value=918273645501}",
+        );
+        let err = load(jail, MINIMAL).expect_err("number");
+        let shown = err.to_string();
+        assert!(shown.contains("found an integer"), "{shown}");
+        assert!(shown.contains("quote a value"), "{shown}");
+        assert!(!shown.contains("918273645501"), "{shown}");
+    });
+    jail(|jail| {
+        // Validation: a raw token pasted as a digest; a secret file holding only a newline.
+        jail.create_file("empty", "\n").expect("jail file");
+        let mut t = tenant("tok");
+        t.tokens = vec![
+            SecretSource::Sha256 {
+                sha256: "hunter2-pasted-token".into(),
+            },
+            SecretSource::File {
+                file: jail.directory().join("empty"),
+            },
+        ];
+        t.api_key = value("hunter2-key");
+        let mut dup = tenant("hunter2-shared");
+        dup.api_key = value("");
+        let config = config(vec![
+            ("acme", t),
+            ("b", tenant("hunter2-shared")),
+            ("c", dup),
+        ]);
+        let err = config.validate().expect_err("invalid");
+        let shown = err.to_string();
+        assert!(shown.contains("64 hexadecimal"), "{shown}");
+        assert!(shown.contains("is empty"), "{shown}");
+        assert!(shown.contains("same token"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!format!("{err:?}").contains("hunter2"));
+    });
+}
+
+#[test]
+fn the_annotated_example_loads_and_validates() {
+    jail(|jail| {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sidecar.toml");
+        jail.set_env("MC_API_KEY", "example-api-key");
+        let config = Config::load(&example).expect("example loads");
+        assert_eq!(
+            config.server,
+            ServerConfig::default(),
+            "the example shows the defaults"
+        );
+        assert_eq!(config.tenants.keys().collect::<Vec<_>>(), ["acme"]);
+        let acme = &config.tenants["acme"];
+        assert_eq!(
+            acme.api_key,
+            SecretSource::Env {
+                env: "MC_API_KEY".to_owned()
+            }
+        );
+        assert_eq!(
+            acme.mapping,
+            example.with_file_name("../mappings/marketing-center.toml")
+        );
+        assert!(acme.legacy_base_url.starts_with("https://"));
+        assert_eq!(
+            (acme.legacy_timeout_secs, acme.legacy_concurrency),
+            (30, 32)
+        );
+
+        // Everything checks out but the mounted token file, absent on this machine.
+        let token_file = "/run/secrets/okta-scim-token";
+        if !Path::new(token_file).exists() {
+            let problems = problems(&config);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains(token_file), "{problems:?}");
+        }
+
+        // Mount the token elsewhere through the environment, as an operator could.
+        jail.create_file("okta-token", "a-long-random-bearer-token\n")
+            .expect("jail file");
+        let tokens = format!(
+            "[{{file=\"{}\"}}]",
+            jail.directory().join("okta-token").display()
+        );
+        jail.set_env("SCIM_SIDECAR_TENANTS__ACME__TOKENS", tokens);
+        let config = Config::load(&example).expect("example loads");
+        config.validate().expect("example validates");
+        let digests = config.tenants["acme"].token_digests().expect("digests");
+        assert_eq!(
+            digests,
+            [<[u8; 32]>::from(Sha256::digest(
+                b"a-long-random-bearer-token"
+            ))]
+        );
+
+        // Without the API key variable, validation names it.
+        jail.clear_env();
+        jail.set_env("SCIM_SIDECAR_TENANTS__ACME__TOKENS", "[{value=\"t\"}]");
+        let config = Config::load(&example).expect("example loads");
+        let problems = problems(&config);
+        assert_eq!(
+            problems,
+            ["tenants.acme.api_key: environment variable MC_API_KEY is not set"]
+        );
+    });
+}

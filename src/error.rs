@@ -1,0 +1,302 @@
+//! The one place where any error becomes a SCIM error response.
+//!
+//! Client input → 4xx with the SCIM `scimType`; legacy app unavailable → 502/503/504 (with
+//! `Retry-After` when a later retry can succeed); our own bug → 500 with a generic detail.
+//! The internal cause travels in the response's extensions as [`ErrorCause`], so the request
+//! log line can record it once; it is never put in the body.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use serde_json::json;
+
+use crate::legacy::LegacyError;
+use crate::mapping::MappingError;
+use crate::mapping::apply::LegacyFailure;
+use crate::scim::filter::FilterError;
+use crate::scim::patch::PatchError;
+use crate::scim::schema;
+use crate::xref::StoreError;
+
+/// The SCIM content type.
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// An error on its way to becoming a SCIM error response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// SCIM `scimType`.
+    pub scim_type: Option<&'static str>,
+    /// Text for the client.
+    pub detail: String,
+    /// Seconds the client should wait before retrying.
+    pub retry_after: Option<u64>,
+    /// What really happened, for the log (never sent).
+    pub cause: Option<String>,
+}
+
+/// The internal cause of an error response, for the request log.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
+
+impl ScimError {
+    /// An error with a status and detail.
+    pub fn new(
+        status: StatusCode,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            scim_type,
+            detail: detail.into(),
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// `400` with a `scimType`.
+    pub fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
+    }
+
+    /// `404` for a resource id.
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("{what} {id:?} not found"),
+        )
+    }
+
+    /// `401` for a missing or wrong bearer token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "authentication required: send 'Authorization: Bearer <token>' with a valid token",
+        )
+    }
+
+    /// `500`: our bug; the cause is logged, the client gets a generic detail.
+    pub fn internal(cause: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "internal error; see the sidecar log",
+        )
+        .with_cause(cause)
+    }
+
+    /// Attaches the internal cause for the log.
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    /// Sets `Retry-After`.
+    pub fn with_retry_after(mut self, seconds: Option<u64>) -> Self {
+        self.retry_after = seconds;
+        self
+    }
+
+    /// The SCIM error response.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut body = json!({
+            "schemas": [schema::ERROR],
+            "status": self.status.as_str(),
+        });
+        if let Some(t) = self.scim_type {
+            body["scimType"] = json!(t);
+        }
+        body["detail"] = json!(self.detail);
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s.max(1)));
+        }
+        let cause = self.cause.unwrap_or(self.detail);
+        resp.extensions_mut().insert(ErrorCause(cause));
+        resp
+    }
+
+    /// A legacy error answer (already read through the mapping) whose field problems have been
+    /// named by their SCIM attributes in `detail` by the caller when relevant.
+    pub fn from_legacy_failure(f: &LegacyFailure, app: &str, detail: Option<String>) -> Self {
+        let cause = format!(
+            "{app} answered {} {}{}",
+            f.status,
+            f.code.as_deref().unwrap_or("(no code)"),
+            f.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        );
+        if let Some(rule) = &f.rule
+            && let Ok(status) = StatusCode::from_u16(rule.status)
+        {
+            let scim_type = rule.scim_type.as_deref().and_then(static_scim_type);
+            let detail = detail.unwrap_or_else(|| match status {
+                StatusCode::NOT_FOUND => "resource not found".to_owned(),
+                StatusCode::TOO_MANY_REQUESTS => format!("{app} is rate-limiting; retry later"),
+                StatusCode::SERVICE_UNAVAILABLE => format!("{app} is unavailable; retry later"),
+                _ => format!(
+                    "{app} refused the request ({})",
+                    f.code.as_deref().unwrap_or("")
+                ),
+            });
+            return Self::new(status, scim_type, detail)
+                .with_retry_after(retry_after_for(status, f.retry_after))
+                .with_cause(cause);
+        }
+        let (status, detail) = match f.status {
+            404 => (StatusCode::NOT_FOUND, "resource not found".to_owned()),
+            429 => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{app} is rate-limiting; retry later"),
+            ),
+            503 => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{app} is unavailable; retry later"),
+            ),
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                format!("{app} answered an unexpected error"),
+            ),
+        };
+        Self::new(status, None, detail)
+            .with_retry_after(retry_after_for(status, f.retry_after))
+            .with_cause(cause)
+    }
+}
+
+fn retry_after_for(status: StatusCode, given: Option<u64>) -> Option<u64> {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Some(given.unwrap_or(1)),
+        _ => None,
+    }
+}
+
+/// The `scimType` values of RFC 7644 §3.12, as static strings.
+pub fn static_scim_type(t: &str) -> Option<&'static str> {
+    [
+        "invalidFilter",
+        "tooMany",
+        "uniqueness",
+        "mutability",
+        "invalidSyntax",
+        "invalidPath",
+        "noTarget",
+        "invalidValue",
+        "invalidVers",
+        "sensitive",
+    ]
+    .into_iter()
+    .find(|k| *k == t)
+}
+
+impl From<FilterError> for ScimError {
+    fn from(e: FilterError) -> Self {
+        Self::bad_request("invalidFilter", e.to_string())
+    }
+}
+
+impl From<PatchError> for ScimError {
+    fn from(e: PatchError) -> Self {
+        Self::bad_request(e.scim_type(), e.to_string())
+    }
+}
+
+impl From<MappingError> for ScimError {
+    fn from(e: MappingError) -> Self {
+        match e {
+            MappingError::Value { .. } | MappingError::Required(_) => {
+                Self::bad_request("invalidValue", e.to_string())
+            }
+            MappingError::Answer(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                None,
+                "the legacy app answered something unexpected",
+            )
+            .with_cause(e.to_string()),
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<LegacyError> for ScimError {
+    fn from(e: LegacyError) -> Self {
+        let status = match e {
+            LegacyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            LegacyError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+            LegacyError::BaseUrl(_) | LegacyError::Request(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let detail = match status {
+            StatusCode::GATEWAY_TIMEOUT => "the legacy app did not answer in time; retry later",
+            StatusCode::BAD_GATEWAY => "the legacy app is unreachable; retry later",
+            _ => "internal error; see the sidecar log",
+        };
+        Self::new(status, None, detail).with_cause(e.to_string())
+    }
+}
+
+impl From<StoreError> for ScimError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(format!("cross-reference store: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(resp: Response<Full<Bytes>>) -> serde_json::Value {
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn error_body_shape_and_headers() {
+        let resp = ScimError::unauthorized().into_response();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], SCIM_JSON);
+        let body = body_of(resp).await;
+        assert_eq!(body["schemas"][0], schema::ERROR);
+        assert_eq!(body["status"], "401");
+
+        let resp = ScimError::internal("SELECT * FROM secret").into_response();
+        assert_eq!(
+            resp.extensions().get::<ErrorCause>().unwrap().0,
+            "SELECT * FROM secret"
+        );
+        let body = body_of(resp).await;
+        assert!(!body.to_string().contains("SELECT"));
+    }
+
+    #[tokio::test]
+    async fn legacy_rate_limit_keeps_retry_after() {
+        let f = LegacyFailure {
+            status: 429,
+            retry_after: Some(7),
+            ..Default::default()
+        };
+        let resp = ScimError::from_legacy_failure(&f, "App", None).into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "7");
+        let f = LegacyFailure {
+            status: 500,
+            ..Default::default()
+        };
+        assert_eq!(ScimError::from_legacy_failure(&f, "App", None).status, 502);
+        let resp = ScimError::from(LegacyError::Timeout(std::time::Duration::from_secs(1)));
+        assert_eq!(resp.status, 504);
+    }
+}

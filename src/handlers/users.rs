@@ -1,0 +1,629 @@
+//! SCIM Users: list and search, get, create, replace, patch, delete.
+//!
+//! Every legacy record met on the way is recorded in the xref on the spot. SCIM ids are
+//! derived from (tenant, legacy id); the xref indexes them and keeps tombstones.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Ctx, ListParams, Projection, list_response};
+use crate::app::scim_json;
+use crate::error::ScimError;
+use crate::ids::{ExternalId, LegacyId, ScimId};
+use crate::mapping::apply::{FieldValues, LegacyFailure, pointer_text};
+use crate::mapping::{BodySpec, ConflictThen, ConflictWhen, DeleteSpec, UserMapping};
+use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::schema;
+use crate::xref::{Seen, XrefRecord};
+
+/// The xref resource type of users.
+pub const RESOURCE_TYPE: &str = "User";
+
+/// How long after a full scan for an unknown id another one is refused.
+const RESCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn users(ctx: &Ctx) -> &UserMapping {
+    &ctx.tenant.mapping.users
+}
+
+/// `GET /Users` and `POST /Users/.search`.
+pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, ScimError> {
+    let um = users(ctx);
+    if let Some(f) = &p.filter {
+        f.validate(&um.schema)?;
+    }
+    let project = |v: Vec<Value>| -> Vec<Value> {
+        v.into_iter()
+            .map(|r| p.projection.apply(r, &um.schema))
+            .collect()
+    };
+    if let Some(id) = p.filter.as_ref().and_then(id_eq) {
+        let found = match locate(ctx, &id).await {
+            Ok((_, record, x)) => Some(assemble(ctx, &record, x.as_ref())?),
+            Err(e) if e.status == StatusCode::NOT_FOUND => None,
+            Err(e) => return Err(e),
+        };
+        let hits: Vec<Value> = found
+            .into_iter()
+            .filter(|r| p.filter.as_ref().is_none_or(|f| f.matches(r, &um.schema)))
+            .collect();
+        let total = hits.len() as u64;
+        let page = hits
+            .into_iter()
+            .skip((p.start_index - 1) as usize)
+            .take(p.count as usize)
+            .collect();
+        return Ok(list_response(total, p.start_index, project(page)));
+    }
+    let tombstoned = ctx
+        .state
+        .xref
+        .tombstoned(&ctx.tenant.id, RESOURCE_TYPE)
+        .await?;
+    if p.filter.is_none()
+        && tombstoned.is_empty()
+        && let Some((total, page)) = direct_page(ctx, p.start_index - 1, p.count).await?
+    {
+        return Ok(list_response(total, p.start_index, project(page)));
+    }
+    let query = p
+        .filter
+        .as_ref()
+        .and_then(|f| um.push_down(f))
+        .unwrap_or_default();
+    let mut pager = ctx.pager(&um.calls.list, None, query);
+    let (skip, mut matched, mut out) = (p.start_index - 1, 0u64, Vec::new());
+    while let Some(items) = pager.next().await? {
+        for (legacy_id, resource) in build_page(ctx, items).await? {
+            if tombstoned.contains(&legacy_id)
+                || p.filter
+                    .as_ref()
+                    .is_some_and(|f| !f.matches(&resource, &um.schema))
+            {
+                continue;
+            }
+            if matched >= skip && (out.len() as u64) < p.count {
+                out.push(resource);
+            }
+            matched += 1;
+        }
+    }
+    Ok(list_response(matched, p.start_index, project(out)))
+}
+
+/// `id eq "…"` alone.
+fn id_eq(f: &Filter) -> Option<String> {
+    match f {
+        Filter::Compare(path, CompareOp::Eq, Value::String(v))
+            if path.name.eq_ignore_ascii_case("id")
+                && path.sub.is_none()
+                && path
+                    .urn
+                    .as_deref()
+                    .is_none_or(|u| u.eq_ignore_ascii_case(schema::USER)) =>
+        {
+            Some(v.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Answers an unfiltered page straight from the matching legacy pages, when nothing is
+/// tombstoned and the legacy app reports a total. `None` when that is not possible.
+async fn direct_page(
+    ctx: &Ctx,
+    skip: u64,
+    count: u64,
+) -> Result<Option<(u64, Vec<Value>)>, ScimError> {
+    let paging = &ctx.tenant.mapping.legacy.paging;
+    if paging.total.is_none() {
+        return Ok(None);
+    }
+    let call = &users(ctx).calls.list;
+    if count == 0 {
+        let (_, total, _) = ctx.page(call, None, &[], 0, 1).await?;
+        return Ok(total.map(|t| (t, Vec::new())));
+    }
+    let size = paging.max_page_size;
+    let mut index = (skip / size) * size;
+    let mut out = Vec::new();
+    loop {
+        let (items, total, _) = ctx.page(call, None, &[], index, size).await?;
+        let Some(total) = total else { return Ok(None) };
+        let n = items.len() as u64;
+        for (i, (_, resource)) in build_page(ctx, items).await?.into_iter().enumerate() {
+            if index + i as u64 >= skip && (out.len() as u64) < count {
+                out.push(resource);
+            }
+        }
+        index += n;
+        if out.len() as u64 >= count || n < size || index >= total {
+            return Ok(Some((total, out)));
+        }
+    }
+}
+
+/// Builds the SCIM resources of a page of legacy records, recording them in the xref.
+async fn build_page(ctx: &Ctx, items: Vec<Value>) -> Result<Vec<(LegacyId, Value)>, ScimError> {
+    let um = users(ctx);
+    let mut rows = Vec::with_capacity(items.len());
+    let mut kept = Vec::with_capacity(items.len());
+    for record in items {
+        let Some(legacy_id) = um.legacy_id_of(&record) else {
+            tracing::warn!("a legacy list item has no id; skipped");
+            continue;
+        };
+        rows.push(seen_row(ctx, &legacy_id, &um.read(&record)));
+        kept.push((legacy_id, record));
+    }
+    let xrefs = ctx
+        .state
+        .xref
+        .seen(&ctx.tenant.id, RESOURCE_TYPE, rows)
+        .await?;
+    kept.into_iter()
+        .zip(xrefs)
+        .map(|((legacy_id, record), x)| Ok((legacy_id, assemble(ctx, &record, Some(&x))?)))
+        .collect()
+}
+
+fn seen_row(ctx: &Ctx, legacy_id: &LegacyId, attrs: &Map<String, Value>) -> Seen {
+    let text = |k: &str| attrs.get(k).and_then(Value::as_str).map(str::to_owned);
+    Seen {
+        scim_id: ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, legacy_id),
+        legacy_id: legacy_id.clone(),
+        external_id: text("externalId").map(ExternalId::new),
+        user_name: text("userName"),
+    }
+}
+
+/// The full SCIM resource of a legacy record.
+fn assemble(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Result<Value, ScimError> {
+    let um = users(ctx);
+    let legacy_id = um.legacy_id_of(record).ok_or_else(|| {
+        ScimError::from(crate::mapping::MappingError::Answer(
+            "has no record id".into(),
+        ))
+    })?;
+    let id = ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, &legacy_id);
+    let attrs = um.read(record);
+    let mut schemas = vec![json!(schema::USER)];
+    for ext in &um.schema.extensions {
+        if attrs.contains_key(&ext.id) {
+            schemas.push(json!(ext.id));
+        }
+    }
+    let version = {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&attrs).unwrap_or_default());
+        let d = h.finalize();
+        format!(
+            "W/\"{}\"",
+            d.iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    };
+    let created = um
+        .created
+        .as_deref()
+        .and_then(|p| pointer_text(record, p))
+        .or_else(|| x.map(|x| x.created.clone()));
+    let modified = um
+        .last_modified
+        .as_deref()
+        .and_then(|p| pointer_text(record, p))
+        .or_else(|| x.map(|x| x.last_modified.clone()))
+        .or_else(|| created.clone());
+    let mut out = Map::new();
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), json!(id.as_str()));
+    out.extend(attrs);
+    let mut meta = Map::new();
+    meta.insert("resourceType".into(), json!(RESOURCE_TYPE));
+    if let Some(c) = created {
+        meta.insert("created".into(), json!(c));
+    }
+    if let Some(m) = modified {
+        meta.insert("lastModified".into(), json!(m));
+    }
+    meta.insert(
+        "location".into(),
+        json!(format!("{}/Users/{}", ctx.base_url, id)),
+    );
+    meta.insert("version".into(), json!(version));
+    out.insert("meta".into(), Value::Object(meta));
+    Ok(Value::Object(out))
+}
+
+/// Finds the legacy record behind a SCIM id: (legacy id, record, xref row).
+async fn locate(ctx: &Ctx, id: &str) -> Result<(LegacyId, Value, Option<XrefRecord>), ScimError> {
+    let not_found = || ScimError::not_found("User", id);
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(not_found());
+    }
+    let scim_id = ScimId::new(id);
+    let xref = &ctx.state.xref;
+    if let Some(x) = xref.get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id).await? {
+        if x.tombstoned_at.is_some() {
+            return Err(not_found());
+        }
+        let record = get_record(ctx, &x.legacy_id).await?.ok_or_else(not_found)?;
+        return Ok((x.legacy_id.clone(), record, Some(x)));
+    }
+    // Not in the xref (a lost database, another replica's user): the id is derived, so a scan
+    // of the legacy users finds it, recording everyone met. Rate-limited per tenant.
+    let allowed = {
+        let mut rescans = ctx
+            .state
+            .rescans
+            .lock()
+            .map_err(|_| ScimError::internal("rescan lock poisoned"))?;
+        let now = std::time::Instant::now();
+        match rescans.get(&ctx.tenant.id) {
+            Some(at) if now.duration_since(*at) < RESCAN_INTERVAL => false,
+            _ => {
+                rescans.insert(ctx.tenant.id.clone(), now);
+                true
+            }
+        }
+    };
+    if !allowed {
+        return Err(not_found());
+    }
+    let um = users(ctx);
+    let mut pager = ctx.pager(&um.calls.list, None, Vec::new());
+    while let Some(items) = pager.next().await? {
+        let mut found = None;
+        for record in &items {
+            if let Some(lid) = um.legacy_id_of(record)
+                && ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, &lid) == scim_id
+            {
+                found = Some((lid, record.clone()));
+            }
+        }
+        build_page(ctx, items).await?;
+        if let Some((lid, record)) = found {
+            let x = xref.get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id).await?;
+            return Ok((lid, record, x));
+        }
+    }
+    Err(not_found())
+}
+
+/// Reads one legacy record; `None` when the legacy app says it does not exist.
+async fn get_record(ctx: &Ctx, legacy_id: &LegacyId) -> Result<Option<Value>, ScimError> {
+    match ctx
+        .call(&users(ctx).calls.get, Some(legacy_id.as_str()), &[], None)
+        .await?
+    {
+        Ok(record) => Ok(Some(record)),
+        Err(f) if is_not_found(&f) => Ok(None),
+        Err(f) => Err(ctx.failure(&f)),
+    }
+}
+
+fn is_not_found(f: &LegacyFailure) -> bool {
+    f.rule.as_ref().map_or(f.status, |r| r.status) == 404
+}
+
+/// `GET /Users/{id}`.
+pub async fn get(
+    ctx: &Ctx,
+    id: &str,
+    projection: &Projection,
+) -> Result<Response<Full<Bytes>>, ScimError> {
+    let (_, record, x) = locate(ctx, id).await?;
+    let resource = assemble(ctx, &record, x.as_ref())?;
+    Ok(resource_response(
+        StatusCode::OK,
+        projection.apply(resource, &users(ctx).schema),
+    ))
+}
+
+fn resource_response(status: StatusCode, resource: Value) -> Response<Full<Bytes>> {
+    let mut resp = scim_json(status, &resource);
+    let h = resp.headers_mut();
+    if let Some(v) = resource.pointer("/meta/version").and_then(Value::as_str)
+        && let Ok(v) = HeaderValue::from_str(v)
+    {
+        h.insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Some(loc) = resource.pointer("/meta/location").and_then(Value::as_str)
+        && let Ok(v) = HeaderValue::from_str(loc)
+    {
+        h.insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// The `active` a request asks for: a boolean, or "True"/"False" as Entra sends.
+fn requested_active(body: &Value) -> Result<Option<bool>, ScimError> {
+    let Some(obj) = body.as_object() else {
+        return Ok(None);
+    };
+    let v = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("active"))
+        .map(|(_, v)| v);
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(ScimError::bad_request(
+            "invalidValue",
+            "active must be a boolean",
+        )),
+    }
+}
+
+fn check_schemas(body: &Value) -> Result<(), ScimError> {
+    match body.get("schemas") {
+        None => Ok(()),
+        Some(Value::Array(s))
+            if s.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(schema::USER))
+            }) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ScimError::bad_request(
+            "invalidSyntax",
+            format!("schemas must contain {}", schema::USER),
+        )),
+    }
+}
+
+/// The SCIM error for a failed legacy write, naming SCIM attributes, never legacy fields.
+fn write_failure(ctx: &Ctx, f: &LegacyFailure) -> ScimError {
+    let um = users(ctx);
+    if f.fields.is_empty() {
+        return ctx.failure(f);
+    }
+    let detail = f
+        .fields
+        .iter()
+        .map(|(field, problem)| match um.row_for_field(field) {
+            Some(row) => format!("{}: {problem}", row.scim),
+            None => format!("a value was refused: {problem}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut e = ScimError::from_legacy_failure(f, &ctx.tenant.mapping.legacy.name, Some(detail));
+    if e.status == StatusCode::BAD_GATEWAY || e.status.is_server_error() {
+        return e;
+    }
+    if e.scim_type.is_none() {
+        e.scim_type = Some("invalidValue");
+    }
+    e
+}
+
+/// Answers a write: the record, or (for an empty 2xx) a fresh read of it.
+async fn record_of(ctx: &Ctx, answer: Value, legacy_id: &LegacyId) -> Result<Value, ScimError> {
+    if users(ctx).legacy_id_of(&answer).is_some() {
+        return Ok(answer);
+    }
+    get_record(ctx, legacy_id)
+        .await?
+        .ok_or_else(|| ScimError::not_found("User", legacy_id.as_str()))
+}
+
+/// Sends the update call for `fields` against `current`; skips it when nothing changes.
+async fn update_fields(
+    ctx: &Ctx,
+    legacy_id: &LegacyId,
+    current: Value,
+    fields: &FieldValues,
+) -> Result<Value, ScimError> {
+    let um = users(ctx);
+    let kind = um.calls.update.body.unwrap_or(BodySpec::Changed);
+    let body = um.body(kind, fields, Some(&current));
+    if body.as_object().is_some_and(Map::is_empty) {
+        return Ok(current);
+    }
+    match ctx
+        .call(&um.calls.update, Some(legacy_id.as_str()), &[], Some(body))
+        .await?
+    {
+        Ok(answer) => record_of(ctx, answer, legacy_id).await,
+        Err(f) => Err(write_failure(ctx, &f)),
+    }
+}
+
+/// Brings the record to `want` active through the lifecycle calls.
+async fn set_active(
+    ctx: &Ctx,
+    legacy_id: &LegacyId,
+    record: Value,
+    want: bool,
+) -> Result<Value, ScimError> {
+    let um = users(ctx);
+    if um.active.is_none() || um.is_active(&record) == want {
+        return Ok(record);
+    }
+    let call = if want {
+        um.calls.reactivate.as_ref()
+    } else {
+        um.calls.deactivate.as_ref()
+    };
+    let Some(call) = call else { return Ok(record) };
+    match ctx.call(call, Some(legacy_id.as_str()), &[], None).await? {
+        Ok(answer) => record_of(ctx, answer, legacy_id).await,
+        Err(f) => Err(ctx.failure(&f)),
+    }
+}
+
+/// Records a successful write in the xref (lifting any tombstone) and builds the resource.
+async fn finish(ctx: &Ctx, legacy_id: &LegacyId, record: &Value) -> Result<Value, ScimError> {
+    let um = users(ctx);
+    let row = seen_row(ctx, legacy_id, &um.read(record));
+    let scim_id = row.scim_id.clone();
+    let xref = &ctx.state.xref;
+    let x = xref.upsert(&ctx.tenant.id, RESOURCE_TYPE, row).await?;
+    let x = if x.tombstoned_at.is_some() {
+        xref.lift_tombstone(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
+            .await?;
+        xref.get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id).await?
+    } else {
+        Some(x)
+    };
+    assemble(ctx, record, x.as_ref())
+}
+
+/// `POST /Users`.
+pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
+    let um = users(ctx);
+    check_schemas(&body)?;
+    let fields = um.write(&body)?;
+    let want_active = requested_active(&body)?.unwrap_or(true);
+    let kind = um.calls.create.body.unwrap_or(BodySpec::Mapped);
+    let create_body = um.body(kind, &fields, None);
+    let (legacy_id, record) = match ctx
+        .call(&um.calls.create, None, &[], Some(create_body))
+        .await?
+    {
+        Ok(record) => {
+            let legacy_id = um.legacy_id_of(&record).ok_or_else(|| {
+                ScimError::from(crate::mapping::MappingError::Answer(
+                    "to a create has no record id".into(),
+                ))
+            })?;
+            (legacy_id, record)
+        }
+        Err(f) if f.is_conflict() => resolve_conflict(ctx, &body, &fields, &f).await?,
+        Err(f) => return Err(write_failure(ctx, &f)),
+    };
+    let record = set_active(ctx, &legacy_id, record, want_active).await?;
+    let resource = finish(ctx, &legacy_id, &record).await?;
+    Ok(resource_response(StatusCode::CREATED, resource))
+}
+
+/// A create met an existing record with the same unique key: apply `on_conflict`.
+async fn resolve_conflict(
+    ctx: &Ctx,
+    body: &Value,
+    fields: &FieldValues,
+    f: &LegacyFailure,
+) -> Result<(LegacyId, Value), ScimError> {
+    let um = users(ctx);
+    let taken = || {
+        let name = body.get("userName").and_then(Value::as_str).unwrap_or("");
+        ScimError::new(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            format!("userName {name:?} is already taken"),
+        )
+        .with_cause(format!(
+            "{} answered {}",
+            ctx.tenant.mapping.legacy.name,
+            f.code.as_deref().unwrap_or("a conflict")
+        ))
+    };
+    let Some(existing_id) = f.existing_id.clone() else {
+        return Err(taken());
+    };
+    let Some(existing) = get_record(ctx, &existing_id).await? else {
+        return Err(taken());
+    };
+    let wanted_ext = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("externalId")))
+        .and_then(|(_, v)| v.as_str())
+        .filter(|s| !s.is_empty());
+    let existing_ext = um
+        .read(&existing)
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    for rule in &um.on_conflict {
+        let applies = match rule.when {
+            ConflictWhen::ExistingInactive => !um.is_active(&existing),
+            ConflictWhen::SameExternalId => {
+                wanted_ext.is_some() && wanted_ext == existing_ext.as_deref()
+            }
+        };
+        if applies {
+            tracing::info!(
+                legacy_id = %existing_id,
+                action = match rule.then { ConflictThen::Adopt => "adopt", ConflictThen::ReactivateAndUpdate => "reactivate_and_update" },
+                "create met an existing account"
+            );
+            let record = update_fields(ctx, &existing_id, existing, fields).await?;
+            return Ok((existing_id, record));
+        }
+    }
+    Err(taken())
+}
+
+/// `PUT /Users/{id}`: full replace; mapped attributes absent from the body are cleared.
+pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
+    let um = users(ctx);
+    check_schemas(&body)?;
+    let fields = um.write(&body)?;
+    let want_active = requested_active(&body)?;
+    let (legacy_id, current, _) = locate(ctx, id).await?;
+    let mut record = update_fields(ctx, &legacy_id, current, &fields).await?;
+    if let Some(want) = want_active {
+        record = set_active(ctx, &legacy_id, record, want).await?;
+    }
+    let resource = finish(ctx, &legacy_id, &record).await?;
+    Ok(resource_response(StatusCode::OK, resource))
+}
+
+/// `PATCH /Users/{id}`: only changed fields go to the legacy app; `active` goes through the
+/// lifecycle calls.
+pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
+    let um = users(ctx);
+    let ops = crate::scim::patch::parse_request(&body)?;
+    let (legacy_id, current, x) = locate(ctx, id).await?;
+    let before = assemble(ctx, &current, x.as_ref())?;
+    let mut after = before.clone();
+    crate::scim::patch::apply(&mut after, &ops, &um.schema)?;
+    let fields = um.write_changed(&before, &after)?;
+    let mut record = if fields.is_empty() {
+        current
+    } else {
+        update_fields(ctx, &legacy_id, current, &fields).await?
+    };
+    if let Some(Value::Bool(want)) = after.get("active") {
+        record = set_active(ctx, &legacy_id, record, *want).await?;
+    }
+    let resource = finish(ctx, &legacy_id, &record).await?;
+    Ok(resource_response(StatusCode::OK, resource))
+}
+
+/// `DELETE /Users/{id}`: per the mapping, deactivate and tombstone, or delete.
+pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, ScimError> {
+    let um = users(ctx);
+    let (legacy_id, record, _) = locate(ctx, id).await?;
+    match um.delete {
+        DeleteSpec::Deactivate => {
+            set_active(ctx, &legacy_id, record, false).await?;
+        }
+        DeleteSpec::Delete => {
+            if let Some(call) = &um.calls.delete {
+                match ctx.call(call, Some(legacy_id.as_str()), &[], None).await? {
+                    Ok(_) => {}
+                    Err(f) if is_not_found(&f) => {}
+                    Err(f) => return Err(ctx.failure(&f)),
+                }
+            }
+        }
+    }
+    let scim_id = ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, &legacy_id);
+    ctx.state
+        .xref
+        .tombstone(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
+        .await?;
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}

@@ -1,0 +1,19 @@
+//! Transport failures talking to the legacy application (answers with an error status are not
+//! errors here: the mapping reads them).
+
+/// A call that got no usable answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LegacyError {
+    /// The base URL in the configuration is unusable.
+    #[error("legacy base URL {0}")]
+    BaseUrl(String),
+    /// The call could not be built (bad header value, path).
+    #[error("legacy request could not be built: {0}")]
+    Request(String),
+    /// No connection could be made, or it broke before an answer arrived.
+    #[error("legacy app unreachable: {0}")]
+    Unavailable(String),
+    /// No answer within the per-call timeout.
+    #[error("legacy app did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}

@@ -1,0 +1,40 @@
+//! scim-sidecar: a SCIM 2.0 service provider that fronts a legacy REST API.
+//!
+//! Okta or Entra ID speak SCIM to the sidecar; a declarative TOML mapping file translates each
+//! operation into calls on the legacy application; an SQLite cross-reference remembers which
+//! SCIM id, legacy id and externalId belong together.
+//!
+//! # Layout
+//!
+//! - `cli`: clap subcommands (`serve`, `dev`, `simulate`, `check`) and what each runs.
+//! - `config`: figment configuration (defaults ← TOML file ← `SCIM_SIDECAR_*` env), validation,
+//!   secrets from env vars and files.
+//! - `telemetry`: tracing-subscriber setup.
+//! - `server`: listeners, hyper-util connection builder, graceful shutdown.
+//! - `app`: shared state (tenants, mappings, legacy clients, xref) and the tower stack.
+//! - `router`: (method, path) → `Route`.
+//! - `error`: the one place any error becomes a SCIM error response.
+//! - `middleware`: custom tower layers (bearer-token auth → tenant).
+//! - `handlers`: Users, Groups, discovery — glue where scim, mapping, legacy and xref meet.
+//! - `scim`: pure RFC 7643/7644 — schemas, filters, PATCH, projections. No I/O.
+//! - `mapping`: pure — the compiled mapping file, templates, transforms, translation.
+//! - `legacy`: the tower client stack that sends prepared calls to the legacy app.
+//! - `xref`: the SQLite cross-reference, on its own thread.
+//! - `ids`: the identity newtypes and SCIM id derivation.
+//! - `simulator`: simulators of the legacy apps (tests and `dev`; never on the `serve` path).
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod ids;
+pub mod legacy;
+pub mod mapping;
+pub mod middleware;
+pub mod router;
+pub mod scim;
+pub mod server;
+pub mod simulator;
+pub mod telemetry;
+pub mod xref;

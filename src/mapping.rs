@@ -1,0 +1,241 @@
+//! The mapping: a declarative TOML file compiled into everything the sidecar knows about one
+//! legacy application — its calls, paging, errors, attribute map, transforms and lifecycle.
+//!
+//! Pure: no I/O, no tokio, no hyper. Depends only on `scim` (pure) and `ids`. The handlers ask
+//! it to prepare legacy calls and to translate records; the legacy client sends them.
+//!
+//! - `spec`: the TOML as written (serde, unknown keys denied).
+//! - `compile`: checks a spec and builds the compiled `Mapping`.
+//! - `template`: `{placeholder}` templates.
+//! - `transform`: named reversible transforms.
+//! - `apply`: SCIM ⇄ legacy translation, diffs, filter push-down, error reading.
+
+pub mod apply;
+pub mod compile;
+pub mod error;
+pub mod spec;
+pub mod template;
+pub mod transform;
+
+use std::collections::BTreeMap;
+
+pub use error::MappingError;
+pub use spec::{
+    BodySpec, CaseSpec, ConflictRuleSpec, ConflictThen, ConflictWhen, DeleteSpec, ErrorCodeSpec,
+    GroupIdSpec, MultiValuedSpec, PagingStyle,
+};
+pub use template::{Template, Vars};
+pub use transform::Transform;
+
+use crate::scim::schema::ResourceSchema;
+
+/// A compiled, checked mapping for one legacy application.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    /// Transport-level facts.
+    pub legacy: Legacy,
+    /// The User resource.
+    pub users: UserMapping,
+    /// The Group resource, when the legacy app has groups.
+    pub groups: Option<GroupMapping>,
+}
+
+/// Compiled `[legacy]`.
+#[derive(Clone, Debug)]
+pub struct Legacy {
+    /// Human name of the legacy app.
+    pub name: String,
+    /// Headers sent with every call.
+    pub headers: Vec<(String, Template)>,
+    /// List paging.
+    pub paging: Paging,
+    /// Error reading.
+    pub errors: Errors,
+}
+
+/// Compiled `[legacy.paging]`.
+#[derive(Clone, Debug)]
+pub struct Paging {
+    /// `page` or `offset`.
+    pub style: PagingStyle,
+    /// Page-number parameter (style page).
+    pub page_param: String,
+    /// Offset parameter (style offset).
+    pub offset_param: String,
+    /// Page-size / limit parameter.
+    pub size_param: String,
+    /// Number of the first page.
+    pub first_page: u64,
+    /// Largest accepted page size.
+    pub max_page_size: u64,
+    /// Pointer to the items.
+    pub items: String,
+    /// Pointer to the total, if reported.
+    pub total: Option<String>,
+    /// Pointer to a has-more flag, if reported.
+    pub has_more: Option<String>,
+}
+
+/// Compiled `[legacy.errors]`.
+#[derive(Clone, Debug)]
+pub struct Errors {
+    /// Pointer to the error code.
+    pub code: String,
+    /// Pointer to the message.
+    pub message: Option<String>,
+    /// Pointer to the field problems.
+    pub fields: Option<String>,
+    /// Pointer to a problem's field name.
+    pub field: Option<String>,
+    /// Pointer to a problem's text.
+    pub problem: Option<String>,
+    /// Header with the retry delay in seconds.
+    pub retry_after_header: Option<String>,
+    /// Code → SCIM answer.
+    pub codes: BTreeMap<String, ErrorCodeSpec>,
+}
+
+/// One compiled legacy call.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path template.
+    pub path: Template,
+    /// Fixed query parameters.
+    pub query: Vec<(String, Template)>,
+    /// What a write sends.
+    pub body: Option<BodySpec>,
+    /// Pointer to a member's legacy id (member list calls).
+    pub member_id: Option<String>,
+}
+
+/// A call ready to send: what the legacy client needs and nothing else.
+#[derive(Clone, Debug)]
+pub struct PreparedCall {
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path (relative to the tenant's base URL) and query string.
+    pub path_and_query: String,
+    /// Headers; the flag marks values that carry a secret (never logged).
+    pub headers: Vec<(String, String, bool)>,
+    /// JSON body of a write.
+    pub body: Option<serde_json::Value>,
+}
+
+/// Where a mapped SCIM attribute lives in a resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScimTarget {
+    /// Extension URN, for extension attributes.
+    pub extension: Option<String>,
+    /// Canonical attribute name.
+    pub attr: String,
+    /// `[primary]`: the primary (else first) element of a multi-valued attribute.
+    pub primary: bool,
+    /// Canonical sub-attribute name.
+    pub sub: Option<String>,
+}
+
+/// One compiled row of the attribute map.
+#[derive(Clone, Debug)]
+pub struct AttrMap {
+    /// The SCIM path as written in the mapping (used in messages).
+    pub scim: String,
+    /// Where it lives.
+    pub target: ScimTarget,
+    /// The legacy fields, in transform order.
+    pub legacy: Vec<String>,
+    /// The transform.
+    pub transform: Transform,
+    /// Must have a value on create and replace.
+    pub required: bool,
+}
+
+/// Compiled `[users.active]`.
+#[derive(Clone, Debug)]
+pub struct Active {
+    /// Pointers that must be true.
+    pub all_true: Vec<String>,
+    /// Pointers that must be false.
+    pub all_false: Vec<String>,
+}
+
+/// Compiled `[users.calls]`.
+#[derive(Clone, Debug)]
+pub struct UserCalls {
+    /// Read one.
+    pub get: Call,
+    /// Read a page.
+    pub list: Call,
+    /// Create.
+    pub create: Call,
+    /// Update.
+    pub update: Call,
+    /// Deactivate.
+    pub deactivate: Option<Call>,
+    /// Reactivate.
+    pub reactivate: Option<Call>,
+    /// Delete.
+    pub delete: Option<Call>,
+}
+
+/// A SCIM attribute the legacy list call can filter on.
+#[derive(Clone, Debug)]
+pub struct PushDown {
+    /// Lower-case dotted SCIM path, e.g. `username`, `emails.value`.
+    pub path: String,
+    /// Query parameter.
+    pub query: String,
+    /// Legacy comparison.
+    pub case: CaseSpec,
+    /// Whether SCIM compares this attribute exactly.
+    pub scim_case_exact: bool,
+}
+
+/// The compiled User resource mapping.
+#[derive(Clone, Debug)]
+pub struct UserMapping {
+    /// Pointer to the legacy id.
+    pub legacy_id: String,
+    /// Pointer to the creation time.
+    pub created: Option<String>,
+    /// Pointer to the modification time.
+    pub last_modified: Option<String>,
+    /// How `active` is read.
+    pub active: Option<Active>,
+    /// Calls.
+    pub calls: UserCalls,
+    /// What DELETE does.
+    pub delete: DeleteSpec,
+    /// Create-conflict rules.
+    pub on_conflict: Vec<ConflictRuleSpec>,
+    /// Pushed-down filters.
+    pub filters: Vec<PushDown>,
+    /// Emitted values of single-slot multi-valued attributes, by canonical name.
+    pub multi_valued: BTreeMap<String, MultiValuedSpec>,
+    /// The attribute map.
+    pub attributes: Vec<AttrMap>,
+    /// Full SCIM schema of the resource (core + extensions the mapping uses).
+    pub schema: ResourceSchema,
+}
+
+/// The compiled Group resource mapping.
+#[derive(Clone, Debug)]
+pub struct GroupMapping {
+    /// Pointer to the legacy id.
+    pub legacy_id: String,
+    /// How the SCIM id is formed.
+    pub scim_id: GroupIdSpec,
+    /// Pointer to the display name.
+    pub display_name: String,
+    /// Read one.
+    pub get: Call,
+    /// Read a page.
+    pub list: Call,
+    /// Read a page of members.
+    pub members: Option<Call>,
+    /// Pushed-down filters.
+    pub filters: Vec<PushDown>,
+    /// Full SCIM schema of the resource.
+    pub schema: ResourceSchema,
+}

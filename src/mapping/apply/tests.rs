@@ -1,0 +1,224 @@
+use serde_json::json;
+
+use super::*;
+use crate::mapping::template::Vars;
+
+fn mc() -> Mapping {
+    Mapping::from_toml(
+        include_str!("../../../mappings/marketing-center.toml"),
+        "marketing-center.toml",
+    )
+    .unwrap()
+}
+
+fn record() -> Value {
+    json!({
+        "UserID": 1042,
+        "LogonName": "jane.doe@example.com",
+        "UserProfileFirstName": "Jane",
+        "UserProfileLastName": "Doe",
+        "UserProfileFullName": "Jane Doe",
+        "UserProfileTitle": "Field Marketing Lead",
+        "UserProfileEmailAddress": "jane.doe@example.com",
+        "UserProfilePhone": "+1 555 0100",
+        "UserProfileAddress1": "100 Main St",
+        "UserProfileAddress2": "Suite 4",
+        "UserProfileCity": "Springfield",
+        "UserProfileState": "IL",
+        "UserProfilePostalCode": "62701",
+        "UserProfileCountry": "US",
+        "IsActive": true,
+        "IsArchived": false,
+        "ExternalIdentityProviderID": "00u1f2e3d4c5b6a7Z8x9",
+        "CreatedUtc": "2026-03-01T10:00:00Z",
+        "ModifiedUtc": "2026-03-04T08:15:30Z"
+    })
+}
+
+#[test]
+fn reads_all_fourteen_rows() {
+    let m = mc();
+    assert_eq!(
+        m.users.attributes.len(),
+        13,
+        "13 rows + active = the seed's 14"
+    );
+    let scim = Value::Object(m.users.read(&record()));
+    assert_eq!(
+        scim,
+        json!({
+            "userName": "jane.doe@example.com",
+            "name": {"givenName": "Jane", "familyName": "Doe"},
+            "displayName": "Jane Doe",
+            "title": "Field Marketing Lead",
+            "emails": [{"type": "work", "primary": true, "value": "jane.doe@example.com"}],
+            "phoneNumbers": [{"type": "work", "primary": true, "value": "+1 555 0100"}],
+            "addresses": [{
+                "type": "work", "primary": true,
+                "streetAddress": "100 Main St\nSuite 4",
+                "locality": "Springfield", "region": "IL", "postalCode": "62701", "country": "US"
+            }],
+            "externalId": "00u1f2e3d4c5b6a7Z8x9",
+            "active": true
+        })
+    );
+    assert_eq!(m.users.legacy_id_of(&record()), Some(LegacyId::new("1042")));
+    let mut archived = record();
+    archived["IsArchived"] = json!(true);
+    assert!(!m.users.is_active(&archived));
+}
+
+#[test]
+fn writes_primary_element_and_transforms() {
+    let m = mc();
+    let scim = json!({
+        "userName": "a@example.com",
+        "emails": [
+            {"value": "other@example.com", "type": "home"},
+            {"value": "a@example.com", "type": "work", "primary": true}
+        ],
+        "addresses": [{"streetAddress": "1 Road\nFlat 2", "region": "california", "country": "us"}],
+        "password": "secret"
+    });
+    let fields = m.users.write(&scim).unwrap();
+    assert_eq!(fields["LogonName"], json!("a@example.com"));
+    assert_eq!(fields["UserProfileEmailAddress"], json!("a@example.com"));
+    assert_eq!(fields["UserProfileAddress1"], json!("1 Road"));
+    assert_eq!(fields["UserProfileAddress2"], json!("Flat 2"));
+    assert_eq!(fields["UserProfileState"], json!("CA"));
+    assert_eq!(fields["UserProfileCountry"], json!("US"));
+    assert_eq!(fields["UserProfileTitle"], Value::Null);
+    let body = m.users.body(BodySpec::Mapped, &fields, None);
+    assert!(body.get("UserProfileTitle").is_none());
+    assert!(body.get("password").is_none() && !body.to_string().contains("secret"));
+}
+
+#[test]
+fn refuses_bad_values_naming_the_scim_attribute() {
+    let m = mc();
+    let e = m
+        .users
+        .write(&json!({"userName": "x", "addresses": [{"region": "Bavaria"}]}));
+    assert_eq!(
+        e.unwrap_err().to_string(),
+        "addresses[primary].region: \"Bavaria\" is not a US state or Canadian province"
+    );
+    let e = m
+        .users
+        .write(&json!({"name": {"givenName": "x"}}))
+        .unwrap_err();
+    assert_eq!(e, MappingError::Required("userName".into()));
+}
+
+#[test]
+fn changed_body_has_only_differences_and_clears() {
+    let m = mc();
+    let mut scim = Value::Object(m.users.read(&record()));
+    scim["title"] = json!("Director");
+    scim.as_object_mut().unwrap().remove("phoneNumbers");
+    let fields = m.users.write(&scim).unwrap();
+    let body = m.users.body(BodySpec::Changed, &fields, Some(&record()));
+    assert_eq!(
+        body,
+        json!({"UserProfilePhone": null, "UserProfileTitle": "Director"})
+    );
+}
+
+#[test]
+fn push_down_of_eq_filters() {
+    let m = mc();
+    let f = crate::scim::filter::parse("userName eq \"A@B.com\"").unwrap();
+    assert_eq!(
+        m.users.push_down(&f),
+        Some(vec![("LogonName".into(), "A@B.com".into())])
+    );
+    let f = crate::scim::filter::parse("emails.value eq \"x\" and externalId eq \"e\"").unwrap();
+    assert_eq!(
+        m.users.push_down(&f),
+        Some(vec![
+            ("EmailAddress".into(), "x".into()),
+            ("ExternalIdentityProviderID".into(), "e".into())
+        ])
+    );
+    for not_pushed in [
+        "userName co \"x\"",
+        "userName eq \"a\" or userName eq \"b\"",
+        "title eq \"x\"",
+    ] {
+        let f = crate::scim::filter::parse(not_pushed).unwrap();
+        assert_eq!(m.users.push_down(&f), None, "{not_pushed}");
+    }
+}
+
+#[test]
+fn prepares_calls_with_templates_and_paging() {
+    let m = mc();
+    let vars = Vars {
+        legacy_id: Some("7"),
+        customer_id: "C-1",
+        api_key: "k",
+        ..Vars::default()
+    };
+    let q = m.legacy.paging.query(400, 200);
+    let call = m.prepare(&m.users.calls.list, &vars, &q, None).unwrap();
+    assert_eq!(
+        call.path_and_query,
+        "/users?IncludeArchived=true&Page=3&PageSize=200"
+    );
+    assert!(
+        call.headers
+            .iter()
+            .any(|(n, v, s)| n == "X-MC-Api-Key" && v == "k" && *s)
+    );
+    assert!(
+        call.headers
+            .iter()
+            .any(|(n, v, s)| n == "X-MC-Customer" && v == "C-1" && !*s)
+    );
+    let call = m
+        .prepare(m.users.calls.deactivate.as_ref().unwrap(), &vars, &[], None)
+        .unwrap();
+    assert_eq!(call.path_and_query, "/users/7/archive");
+}
+
+#[test]
+fn interprets_errors() {
+    let m = mc();
+    let body = br#"{"ErrorCode":"LOGON_NAME_TAKEN","Message":"taken","ExistingUserID":17}"#;
+    let f = m.legacy.errors.interpret(409, body, None);
+    assert!(f.is_conflict());
+    assert_eq!(f.existing_id, Some(LegacyId::new("17")));
+    let body = br#"{"ErrorCode":"VALIDATION_FAILED","Message":"bad",
+        "Fields":[{"Field":"UserProfileState","Problem":"not a state"}]}"#;
+    let f = m.legacy.errors.interpret(422, body, None);
+    assert_eq!(
+        f.fields,
+        vec![("UserProfileState".into(), "not a state".into())]
+    );
+    assert_eq!(
+        m.users.row_for_field("UserProfileState").unwrap().scim,
+        "addresses[primary].region"
+    );
+    let f = m.legacy.errors.interpret(429, b"not json", Some("7"));
+    assert_eq!((f.code, f.retry_after), (None, Some(7)));
+}
+
+#[test]
+fn compile_reports_every_problem() {
+    let text = include_str!("../../../mappings/marketing-center.toml")
+        .replace("transform = \"iso_country\"", "transform = \"shout\"")
+        .replace("scim = \"title\"", "scim = \"titel\"")
+        .replace(
+            "path = \"/users/{legacy_id}/archive\"",
+            "path = \"/users/{user}/archive\"",
+        );
+    let e = Mapping::from_toml(&text, "m.toml").unwrap_err().to_string();
+    assert!(e.contains("unknown transform \"shout\""), "{e}");
+    assert!(e.contains("unknown SCIM attribute \"titel\""), "{e}");
+    assert!(e.contains("unknown placeholder {user}"), "{e}");
+    assert_eq!(e.lines().count(), 3, "{e}");
+    let e = Mapping::from_toml("[legacy]\nname = 1\n", "m.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("m.toml: ") && e.contains("line 2"), "{e}");
+}

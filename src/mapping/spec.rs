@@ -1,0 +1,366 @@
+//! The mapping file as written: serde structs mirroring the TOML, one per table.
+//!
+//! Nothing here is interpreted; `compile` turns a `MappingSpec` into a checked `Mapping`.
+//! Every struct denies unknown keys so a misspelt key is an error, not a silent no-op.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A whole mapping file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSpec {
+    /// How to talk to the legacy application: headers, paging, errors.
+    pub legacy: LegacySpec,
+    /// How SCIM Users map onto legacy records.
+    pub users: UsersSpec,
+    /// How SCIM Groups map onto legacy records; absent when the app has no groups.
+    pub groups: Option<GroupsSpec>,
+}
+
+/// `[legacy]`: transport-level facts about the legacy application.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacySpec {
+    /// A human name for logs and error details, e.g. "Marketing Center".
+    pub name: String,
+    /// Headers sent with every call; values are templates.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// How list answers are paged.
+    pub paging: PagingSpec,
+    /// How error answers are read and translated.
+    pub errors: ErrorsSpec,
+}
+
+/// Paging styles a legacy list call can use.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PagingStyle {
+    /// A page number and a page size.
+    Page,
+    /// A 0-based offset and a limit.
+    Offset,
+}
+
+/// `[legacy.paging]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagingSpec {
+    /// `page` or `offset`.
+    pub style: PagingStyle,
+    /// Query parameter of the page number (style `page`).
+    pub page_param: Option<String>,
+    /// Query parameter of the offset (style `offset`).
+    pub offset_param: Option<String>,
+    /// Query parameter of the page size / limit.
+    pub size_param: String,
+    /// Number of the first page (style `page`), usually 1.
+    #[serde(default = "one")]
+    pub first_page: u64,
+    /// Largest page size the legacy app accepts.
+    pub max_page_size: u64,
+    /// JSON pointer to the array of records in a list answer.
+    pub items: String,
+    /// JSON pointer to the total count, if the app reports one.
+    pub total: Option<String>,
+    /// JSON pointer to a boolean "more pages follow", for apps without a total.
+    pub has_more: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// `[legacy.errors]`: where the parts of an error answer are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsSpec {
+    /// JSON pointer to the machine-readable error code.
+    pub code: String,
+    /// JSON pointer to the human message (logged, never sent to the client).
+    pub message: Option<String>,
+    /// JSON pointer to the list of per-field problems.
+    pub fields: Option<String>,
+    /// JSON pointer, inside one field problem, to the legacy field name.
+    pub field: Option<String>,
+    /// JSON pointer, inside one field problem, to the problem text.
+    pub problem: Option<String>,
+    /// Response header holding the seconds to wait before retrying.
+    pub retry_after_header: Option<String>,
+    /// Legacy error code → SCIM answer.
+    #[serde(default)]
+    pub codes: BTreeMap<String, ErrorCodeSpec>,
+}
+
+/// One entry of `[legacy.errors.codes]`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorCodeSpec {
+    /// The SCIM HTTP status to answer.
+    pub status: u16,
+    /// The SCIM `scimType`, if any.
+    pub scim_type: Option<String>,
+    /// This code means "a record with that unique key exists" (drives `on_conflict`).
+    #[serde(default)]
+    pub conflict: bool,
+    /// JSON pointer to the id of the existing record, for `conflict` codes.
+    pub existing_id: Option<String>,
+}
+
+/// HTTP methods a legacy call may use.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MethodSpec {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+/// What a write call sends as its body.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BodySpec {
+    /// Every mapped field that has a value (creates).
+    Mapped,
+    /// Only the fields that change; a cleared field is sent as `null` (partial updates).
+    Changed,
+    /// Every mapped field, empty ones as `null` (full replace).
+    Full,
+}
+
+/// One declared legacy call.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// HTTP method.
+    pub method: MethodSpec,
+    /// Path template relative to the tenant's legacy base URL, e.g. `/users/{legacy_id}`.
+    pub path: String,
+    /// Fixed query parameters (values are templates).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// The body of a write call.
+    pub body: Option<BodySpec>,
+    /// For member list calls: JSON pointer to the member's legacy id in each item.
+    pub member_id: Option<String>,
+}
+
+/// `[users]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersSpec {
+    /// JSON pointer to the legacy id in a record.
+    pub legacy_id: String,
+    /// JSON pointer to the creation time (RFC 3339) in a record.
+    pub created: Option<String>,
+    /// JSON pointer to the last modification time (RFC 3339) in a record.
+    pub last_modified: Option<String>,
+    /// How SCIM `active` is read; absent when every existing record is active.
+    pub active: Option<ActiveSpec>,
+    /// The declared calls.
+    pub calls: UserCallsSpec,
+    /// Lifecycle choices.
+    #[serde(default)]
+    pub lifecycle: LifecycleSpec,
+    /// SCIM `attr eq "value"` filters the legacy list call answers itself.
+    #[serde(default)]
+    pub filters: BTreeMap<String, FilterSpec>,
+    /// Values emitted on single-slot multi-valued attributes (e.g. `emails`).
+    #[serde(default)]
+    pub multi_valued: BTreeMap<String, MultiValuedSpec>,
+    /// The attribute map.
+    #[serde(default)]
+    pub attributes: Vec<AttributeSpec>,
+}
+
+/// `[users.active]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveSpec {
+    /// JSON pointers to booleans that must all be true.
+    #[serde(default)]
+    pub all_true: Vec<String>,
+    /// JSON pointers to booleans that must all be false.
+    #[serde(default)]
+    pub all_false: Vec<String>,
+}
+
+/// `[users.calls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserCallsSpec {
+    /// Read one record by legacy id.
+    pub get: CallSpec,
+    /// Read a page of records.
+    pub list: CallSpec,
+    /// Create a record; answers the new record.
+    pub create: CallSpec,
+    /// Change a record.
+    pub update: CallSpec,
+    /// Make a record inactive.
+    pub deactivate: Option<CallSpec>,
+    /// Make an inactive record active again.
+    pub reactivate: Option<CallSpec>,
+    /// Delete a record.
+    pub delete: Option<CallSpec>,
+}
+
+/// What SCIM DELETE does.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteSpec {
+    /// Call `deactivate` and tombstone the SCIM id.
+    #[default]
+    Deactivate,
+    /// Call `delete`.
+    Delete,
+}
+
+/// `[users.lifecycle]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleSpec {
+    /// What SCIM DELETE does.
+    #[serde(default)]
+    pub delete: DeleteSpec,
+    /// Rules tried in order when a create meets a `conflict` error.
+    #[serde(default)]
+    pub on_conflict: Vec<ConflictRuleSpec>,
+}
+
+/// A condition on the existing record of a create conflict.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictWhen {
+    /// The existing record is inactive (deactivated earlier).
+    ExistingInactive,
+    /// The existing record carries the request's `externalId`.
+    SameExternalId,
+}
+
+/// What to do with the existing record of a create conflict.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictThen {
+    /// Reactivate it, update it with the request, answer 201.
+    ReactivateAndUpdate,
+    /// Take it over as the created resource, update it with the request, answer 201.
+    Adopt,
+}
+
+/// One `on_conflict` rule.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictRuleSpec {
+    /// The condition.
+    pub when: ConflictWhen,
+    /// The action.
+    pub then: ConflictThen,
+}
+
+/// Case sensitivity of a pushed-down filter.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseSpec {
+    /// The legacy app compares exactly.
+    Exact,
+    /// The legacy app ignores case.
+    Insensitive,
+}
+
+/// One pushed-down filter.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// Query parameter of the list call that filters on this attribute.
+    pub query: String,
+    /// How the legacy app compares.
+    pub case: CaseSpec,
+}
+
+/// Emitted values of one single-slot multi-valued attribute.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct MultiValuedSpec {
+    /// The `type` of the element the sidecar emits.
+    pub r#type: Option<String>,
+    /// Whether the emitted element says `primary: true`.
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// One or several legacy fields.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum LegacyFields {
+    /// One field.
+    One(String),
+    /// Several fields, combined by a transform.
+    Many(Vec<String>),
+}
+
+/// One row of the attribute map.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeSpec {
+    /// SCIM attribute path: `userName`, `name.givenName`, `emails[primary].value`,
+    /// or URN-qualified for extensions.
+    pub scim: String,
+    /// The legacy field(s).
+    pub legacy: LegacyFields,
+    /// Named transform between the two.
+    pub transform: Option<String>,
+    /// The SCIM attribute must have a value on create and replace.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// `[groups]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsSpec {
+    /// JSON pointer to the legacy id in a record.
+    pub legacy_id: String,
+    /// `legacy`: the SCIM id is the legacy id; `derived`: a name-based UUID.
+    #[serde(default)]
+    pub scim_id: GroupIdSpec,
+    /// JSON pointer to the group's display name.
+    pub display_name: String,
+    /// The declared calls.
+    pub calls: GroupCallsSpec,
+    /// Pushed-down filters.
+    #[serde(default)]
+    pub filters: BTreeMap<String, FilterSpec>,
+}
+
+/// How a group's SCIM id is formed.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupIdSpec {
+    /// The legacy id, verbatim.
+    #[default]
+    Legacy,
+    /// A name-based UUID of (tenant, legacy id).
+    Derived,
+}
+
+/// `[groups.calls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupCallsSpec {
+    /// Read one group.
+    pub get: CallSpec,
+    /// Read a page of groups.
+    pub list: CallSpec,
+    /// Read a page of a group's members.
+    pub members: Option<CallSpec>,
+}

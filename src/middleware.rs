@@ -1,0 +1,6 @@
+//! Custom tower layers, one per file; tower-http provides the rest (tracing, request ids,
+//! sensitive headers). Layers know nothing about mappings or the legacy app.
+
+pub mod auth;
+
+pub use auth::{AuthLayer, TokenTable};

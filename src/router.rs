@@ -1,0 +1,175 @@
+//! (method, path) → [`Route`]; nothing else. Pure.
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+/// The prefix every SCIM endpoint lives under.
+pub const SCIM_PREFIX: &str = "/scim/v2";
+
+/// The SCIM resource types the sidecar serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// `/Users`
+    Users,
+    /// `/Groups`
+    Groups,
+}
+
+/// Where a request goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /{Resource}`
+    List(Resource),
+    /// `POST /{Resource}/.search`
+    Search(Resource),
+    /// `POST /.search`
+    RootSearch,
+    /// `POST /{Resource}`
+    Create(Resource),
+    /// `GET /{Resource}/{id}`
+    Get(Resource, String),
+    /// `PUT /{Resource}/{id}`
+    Replace(Resource, String),
+    /// `PATCH /{Resource}/{id}`
+    Patch(Resource, String),
+    /// `DELETE /{Resource}/{id}`
+    Delete(Resource, String),
+    /// `GET /ServiceProviderConfig`
+    ServiceProviderConfig,
+    /// `GET /ResourceTypes`
+    ResourceTypes,
+    /// `GET /ResourceTypes/{name}`
+    ResourceType(String),
+    /// `GET /Schemas`
+    Schemas,
+    /// `GET /Schemas/{urn}`
+    Schema(String),
+    /// A known path with a method it does not take; lists the allowed methods.
+    MethodNotAllowed(&'static str),
+    /// No such endpoint.
+    NotFound,
+}
+
+/// Routes a request.
+pub fn route(method: &Method, path: &str) -> Route {
+    let Some(rest) = path.strip_prefix(SCIM_PREFIX) else {
+        return Route::NotFound;
+    };
+    let rest = rest.trim_end_matches('/');
+    let segments: Vec<&str> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        match rest.strip_prefix('/') {
+            Some(r) => r.split('/').collect(),
+            None => return Route::NotFound,
+        }
+    };
+    let resource = |s: &str| match s {
+        "Users" => Some(Resource::Users),
+        "Groups" => Some(Resource::Groups),
+        _ => None,
+    };
+    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let m = method;
+    match segments.as_slice() {
+        [".search"] => match *m {
+            Method::POST => Route::RootSearch,
+            _ => Route::MethodNotAllowed("POST"),
+        },
+        ["ServiceProviderConfig"] => read_only(m, Route::ServiceProviderConfig),
+        ["ResourceTypes"] => read_only(m, Route::ResourceTypes),
+        ["ResourceTypes", name] => read_only(m, Route::ResourceType(decode(name))),
+        ["Schemas"] => read_only(m, Route::Schemas),
+        ["Schemas", urn] => read_only(m, Route::Schema(decode(urn))),
+        [r] => match (resource(r), m) {
+            (None, _) => Route::NotFound,
+            (Some(r), &Method::GET) => Route::List(r),
+            (Some(r), &Method::POST) => Route::Create(r),
+            (Some(_), _) => Route::MethodNotAllowed("GET, POST"),
+        },
+        [r, ".search"] => match (resource(r), m) {
+            (None, _) => Route::NotFound,
+            (Some(r), &Method::POST) => Route::Search(r),
+            (Some(_), _) => Route::MethodNotAllowed("POST"),
+        },
+        [r, id] => match resource(r) {
+            None => Route::NotFound,
+            Some(r) => {
+                let id = decode(id);
+                match *m {
+                    Method::GET => Route::Get(r, id),
+                    Method::PUT => Route::Replace(r, id),
+                    Method::PATCH => Route::Patch(r, id),
+                    Method::DELETE => Route::Delete(r, id),
+                    _ => Route::MethodNotAllowed("GET, PUT, PATCH, DELETE"),
+                }
+            }
+        },
+        _ => Route::NotFound,
+    }
+}
+
+fn read_only(m: &Method, route: Route) -> Route {
+    match *m {
+        Method::GET | Method::HEAD => route,
+        _ => Route::MethodNotAllowed("GET"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let r = |m: Method, p: &str| route(&m, p);
+        assert_eq!(
+            r(Method::GET, "/scim/v2/Users"),
+            Route::List(Resource::Users)
+        );
+        assert_eq!(
+            r(Method::GET, "/scim/v2/Users/"),
+            Route::List(Resource::Users)
+        );
+        assert_eq!(
+            r(Method::POST, "/scim/v2/Groups"),
+            Route::Create(Resource::Groups)
+        );
+        assert_eq!(
+            r(Method::GET, "/scim/v2/Users/a%20b"),
+            Route::Get(Resource::Users, "a b".into())
+        );
+        assert_eq!(
+            r(Method::PATCH, "/scim/v2/Users/x"),
+            Route::Patch(Resource::Users, "x".into())
+        );
+        assert_eq!(
+            r(Method::POST, "/scim/v2/Users/.search"),
+            Route::Search(Resource::Users)
+        );
+        assert_eq!(r(Method::POST, "/scim/v2/.search"), Route::RootSearch);
+        assert_eq!(
+            r(Method::PUT, "/scim/v2/Schemas"),
+            Route::MethodNotAllowed("GET")
+        );
+        assert_eq!(
+            r(Method::POST, "/scim/v2/ServiceProviderConfig"),
+            Route::MethodNotAllowed("GET")
+        );
+        assert_eq!(
+            r(
+                Method::GET,
+                "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"
+            ),
+            Route::Schema("urn:ietf:params:scim:schemas:core:2.0:User".into())
+        );
+        assert_eq!(r(Method::GET, "/scim/v2/Nope"), Route::NotFound);
+        assert_eq!(r(Method::GET, "/scim/v2/Users/a/b"), Route::NotFound);
+        assert_eq!(r(Method::GET, "/other"), Route::NotFound);
+        assert_eq!(r(Method::GET, "/scim/v2Users"), Route::NotFound);
+        assert_eq!(
+            r(Method::POST, "/scim/v2/Users/x"),
+            Route::MethodNotAllowed("GET, PUT, PATCH, DELETE")
+        );
+    }
+}

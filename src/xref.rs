@@ -1,0 +1,61 @@
+//! The SQLite cross-reference of ids: per tenant and resource type ("User" / "Group"),
+//! SCIM id ⇄ legacy id ⇄ externalId ⇄ userName, plus `created` / `lastModified` / version
+//! and tombstones.
+//!
+//! SCIM ids are name-based UUIDs ([`ScimId::derive`](crate::ids::ScimId::derive)) computed
+//! by the caller: the cross-reference indexes and remembers, it is never the only place an id
+//! exists. Losing the database file loses remembered externalIds, timestamps and tombstones,
+//! never an id.
+//!
+//! Owns the database file, its schema (`migrations`) and the threads that touch it
+//! (`store`). Depends only on `crate::ids`; knows nothing about SCIM JSON, mappings or the
+//! legacy application.
+
+mod error;
+mod migrations;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+pub use store::Store;
+
+use crate::ids::{ExternalId, LegacyId, ScimId, TenantId};
+
+/// One row of the cross-reference: everything remembered about one legacy record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XrefRecord {
+    /// The tenant the record belongs to.
+    pub tenant: TenantId,
+    /// The SCIM resource type: `"User"` or `"Group"`.
+    pub resource_type: String,
+    /// The SCIM id handed to the identity provider.
+    pub scim_id: ScimId,
+    /// The legacy application's primary key.
+    pub legacy_id: LegacyId,
+    /// The identity provider's `externalId`, when known.
+    pub external_id: Option<ExternalId>,
+    /// The display key (`userName` of a User, `displayName` of a Group), when known.
+    pub user_name: Option<String>,
+    /// When the sidecar first saw the record (RFC 3339, UTC, millisecond precision).
+    pub created: String,
+    /// When the remembered data last changed (RFC 3339, UTC, millisecond precision).
+    pub last_modified: String,
+    /// Starts at 1 and grows by one with every change of this row (usable for ETags).
+    pub version: i64,
+    /// When the resource was deleted through SCIM, if it was (RFC 3339, UTC).
+    pub tombstoned_at: Option<String>,
+}
+
+/// What a list page or a lookup told us about a legacy record.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The SCIM id, as computed by `ScimId::derive(tenant, resource_type, legacy_id)`.
+    pub scim_id: ScimId,
+    /// The legacy application's primary key.
+    pub legacy_id: LegacyId,
+    /// The `externalId`, if the source knows it.
+    pub external_id: Option<ExternalId>,
+    /// The display key, if the source knows it.
+    pub user_name: Option<String>,
+}

@@ -1,0 +1,63 @@
+//! Schema migrations of the cross-reference database, versioned by `PRAGMA user_version`.
+//!
+//! Owns the SQL schema. Each step runs in its own transaction together with the bump of
+//! `user_version`, so a crash leaves the file at a whole version. Steps are append-only:
+//! never edit or reorder a released step, add a new one.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The schema steps; step `i` takes the database from version `i` to `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the cross-reference table and its lookup indexes.
+    "CREATE TABLE xref (
+        tenant        TEXT    NOT NULL,
+        resource_type TEXT    NOT NULL,
+        scim_id       TEXT    NOT NULL,
+        legacy_id     TEXT    NOT NULL,
+        external_id   TEXT,
+        user_name     TEXT,
+        created       TEXT    NOT NULL,
+        last_modified TEXT    NOT NULL,
+        version       INTEGER NOT NULL DEFAULT 1,
+        tombstoned_at TEXT,
+        PRIMARY KEY (tenant, resource_type, scim_id)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX xref_legacy ON xref (tenant, resource_type, legacy_id);
+    CREATE INDEX xref_external ON xref (tenant, resource_type, external_id);
+    CREATE INDEX xref_user_name ON xref (tenant, resource_type, lower(user_name));",
+];
+
+/// The schema version this build migrates to.
+pub(super) fn latest() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// Brings the database at `path` (open as `conn`) to the latest schema version.
+///
+/// Refuses a file whose version is newer than this build knows.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > latest() {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: current,
+            supported: latest(),
+        });
+    }
+    let done = usize::try_from(current).unwrap_or(0);
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(index + 1).unwrap_or(i64::MAX),
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,746 @@
+//! Tests of the cross-reference store: schema, every method, files, concurrency.
+
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::migrations::{MIGRATIONS, latest};
+use super::{Seen, Store, StoreError};
+use crate::ids::{ExternalId, LegacyId, ScimId, TenantId};
+
+const USER: &str = "User";
+
+fn acme() -> TenantId {
+    TenantId::new("acme")
+}
+
+fn seen(legacy: &str, external: Option<&str>, user_name: Option<&str>) -> Seen {
+    seen_in(&acme(), USER, legacy, external, user_name)
+}
+
+fn seen_in(
+    tenant: &TenantId,
+    resource_type: &str,
+    legacy: &str,
+    external: Option<&str>,
+    user_name: Option<&str>,
+) -> Seen {
+    let legacy_id = LegacyId::new(legacy);
+    Seen {
+        scim_id: ScimId::derive(tenant, resource_type, &legacy_id),
+        legacy_id,
+        external_id: external.map(ExternalId::new),
+        user_name: user_name.map(str::to_owned),
+    }
+}
+
+fn sid(legacy: &str) -> ScimId {
+    ScimId::derive(&acme(), USER, &LegacyId::new(legacy))
+}
+
+fn db_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data").join("xref.sqlite3")
+}
+
+async fn open_temp() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&db_path(&dir)).await.expect("open");
+    (dir, store)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[tokio::test]
+async fn open_creates_private_directory_and_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a").join("b").join("xref.sqlite3");
+    let store = Store::open(&path).await.expect("open");
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a").join("b")), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    store
+        .upsert(&acme(), USER, seen("1", None, None))
+        .await
+        .expect("upsert");
+    // SQLite gives the WAL and shared-memory files the database file's mode.
+    let wal = path.with_file_name("xref.sqlite3-wal");
+    assert_eq!(mode(&wal), 0o600);
+    assert_eq!(mode(&path.with_file_name("xref.sqlite3-shm")), 0o600);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn open_sets_wal_and_schema_version_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let store = Store::open(&path).await.expect("first open");
+    store
+        .seen(&acme(), USER, vec![seen("7", Some("ext-7"), Some("ann"))])
+        .await
+        .expect("seen");
+    store.close().await.expect("close");
+
+    for _ in 0..2 {
+        // A migration step that ran again would fail: `CREATE TABLE xref` already exists.
+        let store = Store::open(&path).await.expect("reopen");
+        let rec = store
+            .get(&acme(), USER, &sid("7"))
+            .await
+            .expect("get")
+            .expect("kept");
+        assert_eq!(rec.user_name.as_deref(), Some("ann"));
+        assert_eq!(rec.version, 1);
+        store.close().await.expect("close");
+    }
+
+    let conn = Connection::open(&path).expect("raw open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, latest());
+    assert_eq!(version, MIGRATIONS.len() as i64);
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    assert_eq!(journal, "wal");
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'xref' ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(indexes, ["xref_external", "xref_legacy", "xref_user_name"]);
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    Store::open(&path)
+        .await
+        .expect("open")
+        .close()
+        .await
+        .expect("close");
+    Connection::open(&path)
+        .expect("raw")
+        .pragma_update(None, "user_version", 99)
+        .expect("bump");
+    match Store::open(&path).await {
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            supported,
+            ..
+        }) => assert_eq!(supported, latest()),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn garbage_file_is_refused_as_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("xref.sqlite3");
+    std::fs::write(&path, vec![0x5a_u8; 8192]).expect("write garbage");
+    match Store::open(&path).await {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains("move the file"), "{message}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Nothing was written over it.
+    assert_eq!(std::fs::read(&path).expect("read"), vec![0x5a_u8; 8192]);
+}
+
+#[tokio::test]
+async fn damaged_pages_are_refused_as_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let store = Store::open(&path).await.expect("open");
+    let rows = (0..2000)
+        .map(|i| seen(&i.to_string(), Some("e"), Some("a long enough name")))
+        .collect();
+    store.seen(&acme(), USER, rows).await.expect("seen");
+    store.close().await.expect("close");
+
+    let mut bytes = std::fs::read(&path).expect("read");
+    assert!(
+        bytes.len() > 16 * 4096,
+        "database too small to damage: {}",
+        bytes.len()
+    );
+    // Keep the header page, scribble over the rest.
+    for byte in bytes.iter_mut().skip(4096) {
+        *byte = 0xa5;
+    }
+    std::fs::write(&path, bytes).expect("write");
+    assert!(matches!(
+        Store::open(&path).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test]
+async fn seen_inserts_absent_rows_in_input_order() {
+    let (_dir, store) = open_temp().await;
+    let rows = vec![
+        seen("3", Some("ext-3"), Some("carol")),
+        seen("1", None, Some("alice")),
+        seen("2", Some("ext-2"), None),
+    ];
+    let out = store.seen(&acme(), USER, rows).await.expect("seen");
+    let legacy: Vec<&str> = out.iter().map(|r| r.legacy_id.as_str()).collect();
+    assert_eq!(legacy, ["3", "1", "2"]);
+    for rec in &out {
+        assert_eq!(rec.tenant, acme());
+        assert_eq!(rec.resource_type, USER);
+        assert_eq!(rec.scim_id, sid(rec.legacy_id.as_str()));
+        assert_eq!(rec.version, 1);
+        assert_eq!(rec.created, rec.last_modified);
+        assert!(rec.tombstoned_at.is_none());
+        time::OffsetDateTime::parse(&rec.created, &time::format_description::well_known::Rfc3339)
+            .expect("created is RFC 3339");
+        assert!(rec.created.ends_with('Z'));
+    }
+    assert_eq!(out[0].external_id, Some(ExternalId::new("ext-3")));
+    assert_eq!(out[1].user_name.as_deref(), Some("alice"));
+    // What `seen` answered is what is stored.
+    for rec in &out {
+        assert_eq!(
+            store
+                .get(&acme(), USER, &rec.scim_id)
+                .await
+                .expect("get")
+                .as_ref(),
+            Some(rec)
+        );
+    }
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (3, 0));
+}
+
+#[tokio::test]
+async fn seen_refreshes_changed_rows_and_keeps_remembered_values() {
+    let (_dir, store) = open_temp().await;
+    let first = store
+        .seen(&acme(), USER, vec![seen("1", Some("ext-1"), Some("alice"))])
+        .await;
+    let first = first.expect("seen").remove(0);
+
+    // Same data: no change, no version bump.
+    let same = store
+        .seen(&acme(), USER, vec![seen("1", Some("ext-1"), Some("alice"))])
+        .await;
+    assert_eq!(same.expect("seen").remove(0), first);
+
+    // The page did not say: remembered values are kept.
+    let silent = store.seen(&acme(), USER, vec![seen("1", None, None)]).await;
+    assert_eq!(silent.expect("seen").remove(0), first);
+
+    // A new userName: refreshed, version bumped, externalId kept.
+    let renamed = store
+        .seen(&acme(), USER, vec![seen("1", None, Some("alice2"))])
+        .await;
+    let renamed = renamed.expect("seen").remove(0);
+    assert_eq!(renamed.user_name.as_deref(), Some("alice2"));
+    assert_eq!(renamed.external_id, Some(ExternalId::new("ext-1")));
+    assert_eq!(renamed.version, 2);
+    assert_eq!(renamed.created, first.created);
+    assert!(renamed.last_modified >= first.last_modified);
+    assert_eq!(
+        store.get(&acme(), USER, &sid("1")).await.expect("get"),
+        Some(renamed)
+    );
+}
+
+#[tokio::test]
+async fn seen_with_duplicate_rows_in_one_call_records_once() {
+    let (_dir, store) = open_temp().await;
+    let out = store
+        .seen(
+            &acme(),
+            USER,
+            vec![seen("1", None, Some("a")), seen("1", None, Some("b"))],
+        )
+        .await
+        .expect("seen");
+    assert_eq!(out[0].version, 1);
+    assert_eq!(out[1].version, 2);
+    assert_eq!(out[1].user_name.as_deref(), Some("b"));
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (1, 0));
+}
+
+#[tokio::test]
+async fn seen_of_a_thousand_rows_in_one_call() {
+    let (_dir, store) = open_temp().await;
+    let rows: Vec<Seen> = (0..1000)
+        .map(|i| {
+            seen(
+                &format!("L{i}"),
+                Some(&format!("E{i}")),
+                Some(&format!("user{i}")),
+            )
+        })
+        .collect();
+    let out = store.seen(&acme(), USER, rows).await.expect("seen");
+    assert_eq!(out.len(), 1000);
+    assert!(
+        out.iter()
+            .enumerate()
+            .all(|(i, r)| r.legacy_id.as_str() == format!("L{i}"))
+    );
+    // One transaction: every row carries the same timestamp.
+    assert!(out.iter().all(|r| r.created == out[0].created));
+    assert_eq!(
+        store.counts(&acme(), USER).await.expect("counts"),
+        (1000, 0)
+    );
+    let rec = store
+        .get_by_legacy(&acme(), USER, &LegacyId::new("L999"))
+        .await
+        .expect("get");
+    assert_eq!(rec.and_then(|r| r.user_name).as_deref(), Some("user999"));
+}
+
+#[tokio::test]
+async fn seen_is_atomic_and_refuses_ids_that_disagree() {
+    let (_dir, store) = open_temp().await;
+    store
+        .seen(&acme(), USER, vec![seen("1", None, None)])
+        .await
+        .expect("seen");
+
+    // A SCIM id that is not the one derived for legacy id "1" but claims it.
+    let mut bad = seen("1", None, None);
+    bad.scim_id = ScimId::new("not-derived");
+    let batch = vec![seen("2", None, None), seen("3", None, None), bad];
+    match store.seen(&acme(), USER, batch).await {
+        Err(StoreError::IdConflict { scim_id, legacy_id }) => {
+            assert_eq!(scim_id.as_str(), "not-derived");
+            assert_eq!(legacy_id.as_str(), "1");
+        }
+        other => panic!("expected IdConflict, got {other:?}"),
+    }
+    // Rows 2 and 3 were rolled back with the rest of the call.
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (1, 0));
+
+    // A stored SCIM id offered with another legacy id.
+    let mut moved = seen("9", None, None);
+    moved.scim_id = sid("1");
+    let err = store
+        .upsert(&acme(), USER, moved)
+        .await
+        .expect_err("conflict");
+    assert!(matches!(err, StoreError::IdConflict { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn lookups_by_each_key() {
+    let (_dir, store) = open_temp().await;
+    let rows = vec![
+        seen("1", Some("okta-1"), Some("Alice@Example.com")),
+        seen("2", Some("okta-shared"), Some("bob")),
+        seen("3", Some("okta-shared"), Some("ALICE@example.COM")),
+    ];
+    store.seen(&acme(), USER, rows).await.expect("seen");
+
+    let got = store
+        .get(&acme(), USER, &sid("1"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(got.legacy_id.as_str(), "1");
+    assert!(
+        store
+            .get(&acme(), USER, &sid("404"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    let got = store
+        .get_by_legacy(&acme(), USER, &LegacyId::new("2"))
+        .await
+        .expect("legacy");
+    assert_eq!(got.map(|r| r.scim_id), Some(sid("2")));
+    assert!(
+        store
+            .get_by_legacy(&acme(), USER, &LegacyId::new("x"))
+            .await
+            .expect("l")
+            .is_none()
+    );
+
+    let shared = store
+        .get_by_external(&acme(), USER, &ExternalId::new("okta-shared"))
+        .await;
+    let mut legacy: Vec<String> = shared
+        .expect("external")
+        .into_iter()
+        .map(|r| r.legacy_id.into_inner())
+        .collect();
+    legacy.sort();
+    assert_eq!(legacy, ["2", "3"]);
+    let none = store
+        .get_by_external(&acme(), USER, &ExternalId::new("nobody"))
+        .await;
+    assert!(none.expect("external").is_empty());
+
+    let by_name = store
+        .get_by_user_name(&acme(), USER, "alice@EXAMPLE.com")
+        .await;
+    let mut legacy: Vec<String> = by_name
+        .expect("name")
+        .into_iter()
+        .map(|r| r.legacy_id.into_inner())
+        .collect();
+    legacy.sort();
+    assert_eq!(legacy, ["1", "3"]);
+}
+
+#[tokio::test]
+async fn tenants_and_resource_types_are_kept_apart() {
+    let (_dir, store) = open_temp().await;
+    let other = TenantId::new("globex");
+    store
+        .seen(&acme(), USER, vec![seen("1", Some("x"), Some("u"))])
+        .await
+        .expect("acme user");
+    store
+        .seen(
+            &other,
+            USER,
+            vec![seen_in(&other, USER, "1", Some("x"), Some("u"))],
+        )
+        .await
+        .expect("globex user");
+    store
+        .seen(
+            &acme(),
+            "Group",
+            vec![seen_in(&acme(), "Group", "1", Some("x"), Some("u"))],
+        )
+        .await
+        .expect("acme group");
+
+    assert_eq!(store.counts(&acme(), USER).await.expect("c"), (1, 0));
+    assert_eq!(store.counts(&other, USER).await.expect("c"), (1, 0));
+    assert_eq!(store.counts(&acme(), "Group").await.expect("c"), (1, 0));
+    assert_eq!(store.counts(&other, "Group").await.expect("c"), (0, 0));
+    let ext = store
+        .get_by_external(&other, USER, &ExternalId::new("x"))
+        .await
+        .expect("ext");
+    assert_eq!(ext.len(), 1);
+    assert_eq!(ext[0].tenant, other);
+    // The acme user's SCIM id is unknown to globex.
+    assert!(
+        store
+            .get(&other, USER, &sid("1"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        !store
+            .tombstone(&other, USER, &sid("1"))
+            .await
+            .expect("tombstone")
+    );
+    assert_eq!(store.counts(&acme(), USER).await.expect("c"), (1, 0));
+}
+
+#[tokio::test]
+async fn upsert_inserts_then_sets_fields_and_bumps_version() {
+    let (_dir, store) = open_temp().await;
+    let created = store
+        .upsert(&acme(), USER, seen("5", Some("okta-5"), Some("eve")))
+        .await;
+    let created = created.expect("insert");
+    assert_eq!(created.version, 1);
+    assert_eq!(created.external_id, Some(ExternalId::new("okta-5")));
+
+    // Same values: an update after a write still bumps the version.
+    let again = store
+        .upsert(&acme(), USER, seen("5", Some("okta-5"), Some("eve")))
+        .await;
+    assert_eq!(again.expect("update").version, 2);
+
+    // `None` clears (unlike `seen`).
+    let cleared = store
+        .upsert(&acme(), USER, seen("5", None, Some("eve2")))
+        .await
+        .expect("update");
+    assert_eq!(cleared.version, 3);
+    assert_eq!(cleared.external_id, None);
+    assert_eq!(cleared.user_name.as_deref(), Some("eve2"));
+    assert_eq!(cleared.created, created.created);
+    assert_eq!(
+        store.get(&acme(), USER, &sid("5")).await.expect("get"),
+        Some(cleared)
+    );
+}
+
+#[tokio::test]
+async fn tombstones_are_set_listed_counted_and_lifted() {
+    let (_dir, store) = open_temp().await;
+    let rows = (1..=4).map(|i| seen(&i.to_string(), None, None)).collect();
+    store.seen(&acme(), USER, rows).await.expect("seen");
+
+    assert!(store.tombstone(&acme(), USER, &sid("2")).await.expect("t2"));
+    assert!(store.tombstone(&acme(), USER, &sid("4")).await.expect("t4"));
+    assert!(
+        !store
+            .tombstone(&acme(), USER, &sid("4"))
+            .await
+            .expect("t4 again"),
+        "already dead"
+    );
+    assert!(
+        !store
+            .tombstone(&acme(), USER, &sid("404"))
+            .await
+            .expect("unknown")
+    );
+
+    let dead = store.tombstoned(&acme(), USER).await.expect("tombstoned");
+    assert_eq!(
+        dead,
+        HashSet::from([LegacyId::new("2"), LegacyId::new("4")])
+    );
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (2, 2));
+    let rec = store
+        .get(&acme(), USER, &sid("2"))
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(rec.tombstoned_at.is_some());
+    assert_eq!(rec.version, 2);
+
+    // Neither `seen` nor `upsert` lifts a tombstone.
+    store
+        .seen(&acme(), USER, vec![seen("2", Some("e"), Some("n"))])
+        .await
+        .expect("seen");
+    store
+        .upsert(&acme(), USER, seen("4", Some("e"), Some("n")))
+        .await
+        .expect("upsert");
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (2, 2));
+
+    assert!(
+        store
+            .lift_tombstone(&acme(), USER, &sid("2"))
+            .await
+            .expect("lift")
+    );
+    assert!(
+        !store
+            .lift_tombstone(&acme(), USER, &sid("2"))
+            .await
+            .expect("lift again")
+    );
+    assert!(
+        !store
+            .lift_tombstone(&acme(), USER, &sid("1"))
+            .await
+            .expect("live")
+    );
+    let rec = store
+        .get(&acme(), USER, &sid("2"))
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(rec.tombstoned_at, None);
+    assert_eq!(rec.user_name.as_deref(), Some("n"));
+    assert_eq!(rec.version, 4);
+    assert_eq!(
+        store.tombstoned(&acme(), USER).await.expect("tombstoned"),
+        HashSet::from([LegacyId::new("4")])
+    );
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (3, 1));
+}
+
+#[tokio::test]
+async fn close_checkpoints_and_later_calls_answer_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let store = Store::open(&path).await.expect("open");
+    let clone = store.clone();
+    store
+        .seen(&acme(), USER, vec![seen("1", None, Some("a"))])
+        .await
+        .expect("seen");
+    store.close().await.expect("close");
+
+    let wal = path.with_file_name("xref.sqlite3-wal");
+    assert!(
+        std::fs::metadata(&wal)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true),
+        "WAL not flushed"
+    );
+    assert!(matches!(
+        clone.get(&acme(), USER, &sid("1")).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        clone.seen(&acme(), USER, vec![]).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        clone.tombstone(&acme(), USER, &sid("1")).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        clone.counts(&acme(), USER).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(clone.close().await, Err(StoreError::Closed)));
+
+    // Everything reached the main database file.
+    let conn = Connection::open(&path).expect("raw");
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM xref", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_at_once() {
+    let (_dir, store) = open_temp().await;
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let rows: Vec<Seen> = (0..5)
+                    .map(|i| {
+                        seen(
+                            &format!("{t}-{i}"),
+                            None,
+                            Some(&format!("u{t}-{i}-{round}")),
+                        )
+                    })
+                    .collect();
+                let out = store.seen(&acme(), USER, rows).await.expect("seen");
+                assert_eq!(out.len(), 5);
+                for rec in out {
+                    let got = store.get(&acme(), USER, &rec.scim_id).await.expect("get");
+                    let got = got.expect("visible after write");
+                    assert!(got.version >= rec.version);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (160, 0));
+    // Each row was renamed in every round after the first.
+    let rec = store
+        .get(&acme(), USER, &sid("7-3"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(rec.version, 10);
+    assert_eq!(rec.user_name.as_deref(), Some("u7-3-9"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_do_not_wait_for_a_long_write_transaction() {
+    let (_dir, store) = open_temp().await;
+    store
+        .seen(&acme(), USER, vec![seen("1", None, Some("before"))])
+        .await
+        .expect("seen");
+
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let writer = store.clone();
+    let long_write = tokio::spawn(async move {
+        writer
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                tx.execute("UPDATE xref SET user_name = 'after'", [])?;
+                let _ = started_tx.send(());
+                // Holds the write transaction open until the test has read.
+                let _ = release_rx.recv();
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    });
+    started_rx.await.expect("write started");
+
+    let read = tokio::time::timeout(Duration::from_secs(10), store.get(&acme(), USER, &sid("1")))
+        .await
+        .expect("a read queued behind the write transaction");
+    let rec = read.expect("get").expect("present");
+    assert_eq!(
+        rec.user_name.as_deref(),
+        Some("before"),
+        "read saw uncommitted data"
+    );
+
+    release_tx.send(()).expect("release");
+    long_write.await.expect("join").expect("write");
+    let rec = store
+        .get(&acme(), USER, &sid("1"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(rec.user_name.as_deref(), Some("after"));
+}
+
+#[tokio::test]
+async fn a_panicking_write_loses_only_itself() {
+    let (_dir, store) = open_temp().await;
+    let err = store
+        .write(|conn| -> Result<(), StoreError> {
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM xref", [])?;
+            panic!("boom");
+        })
+        .await
+        .expect_err("panicked");
+    assert!(matches!(err, StoreError::WorkerLost), "{err:?}");
+    let out = store
+        .seen(&acme(), USER, vec![seen("1", None, None)])
+        .await
+        .expect("still serving");
+    assert_eq!(out.len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_errors_do_not_display_sql() {
+    let (_dir, store) = open_temp().await;
+    let err = store
+        .write(|conn| {
+            conn.execute(
+                "INSERT INTO no_such_table_xyz (secret_column) VALUES (1)",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect_err("bad SQL");
+    let shown = err.to_string();
+    assert!(matches!(err, StoreError::Sqlite(_)));
+    assert!(!shown.contains("no_such_table_xyz"), "{shown}");
+    assert!(!shown.contains("secret_column"), "{shown}");
+    assert!(!shown.contains("INSERT"), "{shown}");
+    assert!(
+        shown.starts_with("cross-reference database error: Error code 1"),
+        "{shown}"
+    );
+}

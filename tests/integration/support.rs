@@ -1,0 +1,221 @@
+//! Test harness: a Marketing Center simulator and a sidecar on ephemeral loopback ports, a
+//! temp SQLite file each, and a small SCIM client over real sockets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use scim_sidecar::app::{self, State, TenantSettings};
+use scim_sidecar::ids::TenantId;
+use scim_sidecar::mapping::Mapping;
+use scim_sidecar::simulator::marketing_center::{MarketingCenter, RunningSimulator};
+use scim_sidecar::xref::Store;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The customer id the harness tenant uses.
+pub const CUSTOMER: &str = "ACME";
+/// The legacy API key of the harness.
+pub const API_KEY: &str = "sim-api-key-7f1c";
+/// The SCIM bearer token of the harness tenant.
+pub const TOKEN: &str = "scim-token-acme-5b2e9d";
+/// A second valid token of the same tenant (rotation).
+pub const TOKEN_2: &str = "scim-token-acme-rotated-0c44";
+
+/// A running simulator + sidecar pair.
+pub struct Harness {
+    /// The simulator, for direct inspection and knobs.
+    pub sim: MarketingCenter,
+    sim_handle: Option<RunningSimulator>,
+    /// `http://127.0.0.1:PORT/scim/v2`.
+    pub base: String,
+    /// The xref store the sidecar uses.
+    pub xref: Store,
+    client: Client<HttpConnector, Full<Bytes>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A SCIM answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// JSON body (`Null` when empty).
+    pub body: Value,
+}
+
+impl Harness {
+    /// Starts a simulator (customer ACME, demo seed) and a sidecar in front of it.
+    pub async fn start() -> Harness {
+        Self::start_with(|sim| sim.seed_demo(CUSTOMER)).await
+    }
+
+    /// Starts with a custom simulator setup.
+    pub async fn start_with(setup: impl FnOnce(&MarketingCenter)) -> Harness {
+        let sim = MarketingCenter::new(API_KEY, [CUSTOMER, "OTHER"]);
+        setup(&sim);
+        let handle = sim.clone().spawn().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let xref = Store::open(&dir.path().join("data").join("xref.sqlite3")).await.unwrap();
+        let mapping = Mapping::from_toml(
+            scim_sidecar::cli::MARKETING_CENTER_MAPPING,
+            "mappings/marketing-center.toml",
+        )
+        .unwrap();
+        let tokens = app::tenants(vec![TenantSettings {
+            id: TenantId::new("acme"),
+            customer_id: CUSTOMER.into(),
+            legacy_base_url: handle.base_url(),
+            api_key: API_KEY.into(),
+            token_digests: vec![
+                Sha256::digest(TOKEN.as_bytes()).into(),
+                Sha256::digest(TOKEN_2.as_bytes()).into(),
+            ],
+            mapping,
+            legacy_timeout: Duration::from_secs(5),
+            legacy_concurrency: 32,
+            member_concurrency: 16,
+        }])
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::new(xref.clone(), 1024 * 1024));
+        let svc = app::service(state, Arc::new(tokens));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            scim_sidecar::server::run(
+                listener,
+                svc,
+                async {
+                    let _ = rx.await;
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        });
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Harness {
+            sim,
+            sim_handle: Some(handle),
+            base: format!("http://{addr}/scim/v2"),
+            xref,
+            client,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the sidecar and the simulator.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        if let Some(h) = self.sim_handle.take() {
+            h.stop().await;
+        }
+    }
+
+    /// Sends a request with raw headers; `path` is relative to the SCIM base URL.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
+        let resp = self.client.request(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Answer { status: parts.status, headers: parts.headers, body }
+    }
+
+    /// An authenticated request with a JSON body.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let auth = format!("Bearer {TOKEN}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/scim+json"));
+        }
+        self.raw(method, path, &headers, body.map(|b| b.to_string())).await
+    }
+
+    /// `GET`.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// `POST`.
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// `PUT`.
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    /// `PATCH`.
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+
+    /// `DELETE`.
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// The simulator's record of the user with this LogonName, if any (archived included).
+    pub fn legacy_user(&self, logon_name: &str) -> Option<Value> {
+        self.sim.users(CUSTOMER).into_iter().find(|u| {
+            u["LogonName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(logon_name))
+        })
+    }
+}
+
+/// Percent-encodes a filter for a query string.
+pub fn q(filter: &str) -> String {
+    form_urlencoded::byte_serialize(filter.as_bytes()).collect()
+}
+
+/// Okta's create body for a user.
+pub fn okta_user(user_name: &str, given: &str, family: &str, external_id: &str) -> Value {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": given, "familyName": family},
+        "emails": [{"primary": true, "value": user_name, "type": "work"}],
+        "displayName": format!("{given} {family}"),
+        "locale": "en-US",
+        "externalId": external_id,
+        "groups": [],
+        "password": "Xq7!pw0rd-never-stored",
+        "active": true
+    })
+}
