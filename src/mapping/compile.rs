@@ -359,7 +359,7 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
             )),
         }
     }
-    let filters = compile_filters(&spec.filters, &schema, "users.filters", p);
+    let filters = compile_filters(&spec.filters, &mut schema, "users.filters", p);
     // Keep only the extensions the mapping uses: they are what /Schemas will announce.
     schema.extensions.retain(|ext| {
         attributes
@@ -392,9 +392,12 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
     })
 }
 
+/// Compiles pushed-down filters. An attribute the legacy app compares exactly becomes
+/// `caseExact` in the schema: the sidecar then announces, evaluates and pushes down the same
+/// comparison the legacy app makes (e.g. group names that are case-sensitive by contract).
 fn compile_filters(
     filters: &BTreeMap<String, spec::FilterSpec>,
-    schema: &ResourceSchema,
+    schema: &mut ResourceSchema,
     at: &str,
     p: &mut Problems,
 ) -> Vec<PushDown> {
@@ -420,14 +423,49 @@ fn compile_filters(
             key.push('.');
             key.push_str(&sub.name.to_ascii_lowercase());
         }
+        let case_exact = leaf.case_exact || f.case == spec::CaseSpec::Exact;
+        let (extension, attr, sub) = (
+            resolved.extension.map(str::to_owned),
+            resolved.attr.name.clone(),
+            resolved.sub.map(|s| s.name.clone()),
+        );
+        if case_exact {
+            set_case_exact(schema, extension.as_deref(), &attr, sub.as_deref());
+        }
         out.push(PushDown {
             path: key,
             query: f.query.clone(),
             case: f.case,
-            scim_case_exact: leaf.case_exact,
+            scim_case_exact: case_exact,
         });
     }
     out
+}
+
+fn set_case_exact(
+    schema: &mut ResourceSchema,
+    extension: Option<&str>,
+    attr: &str,
+    sub: Option<&str>,
+) {
+    let def = match extension {
+        None => &mut schema.core,
+        Some(urn) => match schema.extensions.iter_mut().find(|e| e.id == urn) {
+            Some(e) => e,
+            None => return,
+        },
+    };
+    let Some(a) = def.attributes.iter_mut().find(|a| a.name == attr) else {
+        return;
+    };
+    match sub {
+        None => a.case_exact = true,
+        Some(sub) => {
+            if let Some(s) = a.sub_attributes.iter_mut().find(|s| s.name == sub) {
+                s.case_exact = true;
+            }
+        }
+    }
 }
 
 /// Parses a mapping row's SCIM path: `attr`, `attr.sub`, `attr[primary].sub`, URN-qualified.
@@ -516,11 +554,11 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
     }
     check_pointer(Some(&spec.legacy_id), "groups.legacy_id", p);
     check_pointer(Some(&spec.display_name), "groups.display_name", p);
-    let schema = ResourceSchema {
+    let mut schema = ResourceSchema {
         core: schema::group_schema(),
         extensions: Vec::new(),
     };
-    let filters = compile_filters(&spec.filters, &schema, "groups.filters", p);
+    let filters = compile_filters(&spec.filters, &mut schema, "groups.filters", p);
     Some(GroupMapping {
         legacy_id: spec.legacy_id,
         scim_id: spec.scim_id,

@@ -24,10 +24,13 @@
 //!   sub-attribute unassigns it. Multi-valued `add` appends (an element equal to an existing one
 //!   — same `value` and `type` when the attribute has a `value` sub-attribute — is merged into it
 //!   instead of duplicated); multi-valued `replace` replaces the whole array.
-//! * `attr[filter].sub` and `attr[filter]` with `add` or `replace` update every matching
-//!   element; when nothing matches, a new element is built from the filter's `eq` conditions
-//!   (Entra sends `replace` on `emails[type eq "work"].value` for users with no work email).
-//!   A filter without usable `eq` conditions and no match → [`PatchError::NoTarget`].
+//! * `attr[filter].sub` with `add` or `replace` sets the sub-attribute on every matching
+//!   element; `attr[filter]` merges the value into every match (`add`) or makes each match
+//!   "the filter's `eq` conditions + the value" (`replace`). When nothing matches, both build a
+//!   new element from the filter's `eq` conditions (joined by `and`) plus the value — Entra
+//!   sends `replace` on `emails[type eq "work"].value` for users with no work email. With no
+//!   match and no usable `eq` conditions → [`PatchError::NoTarget`]. `attr.sub` without a
+//!   filter on a multi-valued attribute addresses every element.
 //! * `remove` on a multi-valued attribute with a `value` list removes the listed elements
 //!   (Entra group-member removal). Removing what is not there is a no-op (idempotent retries).
 //!   Removing the last element unassigns the attribute. Removing (or nulling) a `required`

@@ -21,23 +21,23 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// The customer id the harness tenant uses.
-pub const CUSTOMER: &str = "ACME";
+pub(crate) const CUSTOMER: &str = "ACME";
 /// The legacy API key of the harness.
-pub const API_KEY: &str = "sim-api-key-7f1c";
+pub(crate) const API_KEY: &str = "sim-api-key-7f1c";
 /// The SCIM bearer token of the harness tenant.
-pub const TOKEN: &str = "scim-token-acme-5b2e9d";
+pub(crate) const TOKEN: &str = "scim-token-acme-5b2e9d";
 /// A second valid token of the same tenant (rotation).
-pub const TOKEN_2: &str = "scim-token-acme-rotated-0c44";
+pub(crate) const TOKEN_2: &str = "scim-token-acme-rotated-0c44";
 
 /// A running simulator + sidecar pair.
-pub struct Harness {
+pub(crate) struct Harness {
     /// The simulator, for direct inspection and knobs.
-    pub sim: MarketingCenter,
+    pub(crate) sim: MarketingCenter,
     sim_handle: Option<RunningSimulator>,
     /// `http://127.0.0.1:PORT/scim/v2`.
-    pub base: String,
+    pub(crate) base: String,
     /// The xref store the sidecar uses.
-    pub xref: Store,
+    pub(crate) xref: Store,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -46,28 +46,30 @@ pub struct Harness {
 
 /// A SCIM answer.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// Status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Headers.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// JSON body (`Null` when empty).
-    pub body: Value,
+    pub(crate) body: Value,
 }
 
 impl Harness {
     /// Starts a simulator (customer ACME, demo seed) and a sidecar in front of it.
-    pub async fn start() -> Harness {
+    pub(crate) async fn start() -> Harness {
         Self::start_with(|sim| sim.seed_demo(CUSTOMER)).await
     }
 
     /// Starts with a custom simulator setup.
-    pub async fn start_with(setup: impl FnOnce(&MarketingCenter)) -> Harness {
+    pub(crate) async fn start_with(setup: impl FnOnce(&MarketingCenter)) -> Harness {
         let sim = MarketingCenter::new(API_KEY, [CUSTOMER, "OTHER"]);
         setup(&sim);
         let handle = sim.clone().spawn().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let xref = Store::open(&dir.path().join("data").join("xref.sqlite3")).await.unwrap();
+        let xref = Store::open(&dir.path().join("data").join("xref.sqlite3"))
+            .await
+            .unwrap();
         let mapping = Mapping::from_toml(
             scim_sidecar::cli::MARKETING_CENTER_MAPPING,
             "mappings/marketing-center.toml",
@@ -119,7 +121,7 @@ impl Harness {
     }
 
     /// Stops the sidecar and the simulator.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -132,18 +134,22 @@ impl Harness {
     }
 
     /// Sends a request with raw headers; `path` is relative to the SCIM base URL.
-    pub async fn raw(
+    pub(crate) async fn raw(
         &self,
         method: Method,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> Answer {
-        let mut req = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap();
         let resp = self.client.request(req).await.unwrap();
         let (parts, body) = resp.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
@@ -153,59 +159,66 @@ impl Harness {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Answer { status: parts.status, headers: parts.headers, body }
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
     }
 
     /// An authenticated request with a JSON body.
-    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+    pub(crate) async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let auth = format!("Bearer {TOKEN}");
         let mut headers = vec![("Authorization", auth.as_str())];
         if body.is_some() {
             headers.push(("Content-Type", "application/scim+json"));
         }
-        self.raw(method, path, &headers, body.map(|b| b.to_string())).await
+        self.raw(method, path, &headers, body.map(|b| b.to_string()))
+            .await
     }
 
     /// `GET`.
-    pub async fn get(&self, path: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str) -> Answer {
         self.send(Method::GET, path, None).await
     }
 
     /// `POST`.
-    pub async fn post(&self, path: &str, body: Value) -> Answer {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Answer {
         self.send(Method::POST, path, Some(body)).await
     }
 
     /// `PUT`.
-    pub async fn put(&self, path: &str, body: Value) -> Answer {
+    pub(crate) async fn put(&self, path: &str, body: Value) -> Answer {
         self.send(Method::PUT, path, Some(body)).await
     }
 
     /// `PATCH`.
-    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+    pub(crate) async fn patch(&self, path: &str, body: Value) -> Answer {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
     /// `DELETE`.
-    pub async fn delete(&self, path: &str) -> Answer {
+    pub(crate) async fn delete(&self, path: &str) -> Answer {
         self.send(Method::DELETE, path, None).await
     }
 
     /// The simulator's record of the user with this LogonName, if any (archived included).
-    pub fn legacy_user(&self, logon_name: &str) -> Option<Value> {
+    pub(crate) fn legacy_user(&self, logon_name: &str) -> Option<Value> {
         self.sim.users(CUSTOMER).into_iter().find(|u| {
-            u["LogonName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(logon_name))
+            u["LogonName"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(logon_name))
         })
     }
 }
 
 /// Percent-encodes a filter for a query string.
-pub fn q(filter: &str) -> String {
+pub(crate) fn q(filter: &str) -> String {
     form_urlencoded::byte_serialize(filter.as_bytes()).collect()
 }
 
 /// Okta's create body for a user.
-pub fn okta_user(user_name: &str, given: &str, family: &str, external_id: &str) -> Value {
+pub(crate) fn okta_user(user_name: &str, given: &str, family: &str, external_id: &str) -> Value {
     serde_json::json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": user_name,

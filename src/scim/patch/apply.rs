@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::value::{
     ElementIndex, coerce_complex, coerce_element, coerce_elements, coerce_simple, coerce_sub_value,
     enforce_primary, get_ci, is_assigned, merge_object, put_at, remove_ci, remove_matching, set_ci,
-    take_ci, value_eq,
+    take_ci, value_eq, value_eq_str,
 };
 use super::{PatchError, PatchOpKind, PatchOperation, PatchPath, at_operation, path};
 use crate::scim::filter::{AttrPath, CompareOp, Filter};
@@ -542,10 +542,16 @@ fn filtered(
     value: Option<&Value>,
 ) -> Result<(), PatchError> {
     let attr = t.attr;
+    let fast = string_eq_conjunction(filter, attr);
     let matched: Vec<usize> = items
         .iter()
         .enumerate()
-        .filter(|(_, el)| element_selected(filter, el, attr))
+        .filter(
+            |(_, el)| match fast.as_deref().map(|conds| fast_select(conds, el)) {
+                Some(Some(selected)) => selected,
+                _ => element_selected(filter, el, attr),
+            },
+        )
         .map(|(i, _)| i)
         .collect();
 
@@ -656,6 +662,59 @@ fn element_selected(filter: &Filter, el: &Value, attr: &AttributeDef) -> bool {
     let mut wrapped = Map::new();
     wrapped.insert("value".to_owned(), el.clone());
     filter.matches_element(&Value::Object(wrapped), attr)
+}
+
+/// `a eq "x" and b eq "y"` over plain string sub-attributes of complex `attr`, as
+/// (sub-attribute, literal) pairs: the shape of nearly every real PATCH filter
+/// (`members[value eq "…"]`, `emails[type eq "work"]`), evaluated by [`fast_select`] without
+/// the general evaluator's per-element allocations.
+fn string_eq_conjunction<'f>(
+    filter: &'f Filter,
+    attr: &'f AttributeDef,
+) -> Option<Vec<(&'f AttributeDef, &'f str)>> {
+    if attr.kind != AttrType::Complex {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![filter];
+    while let Some(node) = stack.pop() {
+        match node {
+            Filter::And(a, b) => {
+                stack.push(b);
+                stack.push(a);
+            }
+            Filter::Compare(p, CompareOp::Eq, Value::String(lit))
+                if p.urn.is_none() && p.sub.is_none() =>
+            {
+                let sub = attr.sub(&p.name)?;
+                if !matches!(sub.kind, AttrType::String | AttrType::Reference) || sub.multi_valued {
+                    return None;
+                }
+                out.push((sub, lit.as_str()));
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Evaluates a [`string_eq_conjunction`] on one element with the evaluator's semantics
+/// (case folded unless `caseExact`; a missing or null value never matches); `None` when the
+/// element holds something other than strings there and the general evaluator must decide.
+fn fast_select(conds: &[(&AttributeDef, &str)], el: &Value) -> Option<bool> {
+    let obj = el.as_object()?;
+    for (sub, lit) in conds {
+        match get_ci(obj, &sub.name) {
+            None | Some(Value::Null) => return Some(false),
+            Some(Value::String(s)) => {
+                if !value_eq_str(s, lit, sub.case_exact) {
+                    return Some(false);
+                }
+            }
+            Some(_) => return None,
+        }
+    }
+    Some(true)
 }
 
 /// The sub-attribute values a value filter pins with `eq` (joined by `and` only), as a new

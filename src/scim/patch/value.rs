@@ -272,13 +272,19 @@ pub(super) fn coerce_elements(v: &Value, def: &AttributeDef) -> Result<Vec<Value
 // Comparison and element identity
 // ---------------------------------------------------------------------------------------------
 
+/// String equality, case-insensitive (Unicode lowercase) unless `case_exact`.
+pub(super) fn value_eq_str(x: &str, y: &str, case_exact: bool) -> bool {
+    if case_exact {
+        return x == y;
+    }
+    x.eq_ignore_ascii_case(y)
+        || (!(x.is_ascii() && y.is_ascii()) && x.to_lowercase() == y.to_lowercase())
+}
+
 /// Equality of two attribute values; strings compare case-insensitively unless `case_exact`.
 pub(super) fn value_eq(a: &Value, b: &Value, case_exact: bool) -> bool {
     match (a, b) {
-        (Value::String(x), Value::String(y)) if !case_exact => {
-            x.eq_ignore_ascii_case(y)
-                || (!(x.is_ascii() && y.is_ascii()) && x.to_lowercase() == y.to_lowercase())
-        }
+        (Value::String(x), Value::String(y)) => value_eq_str(x, y, case_exact),
         _ => a == b,
     }
 }

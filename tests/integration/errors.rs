@@ -1,0 +1,214 @@
+//! Every failure becomes a clear SCIM error: client mistakes are 4xx naming SCIM attributes,
+//! an unhappy legacy app is 429/502/503/504, and nothing internal leaks.
+
+use std::time::Duration;
+
+use http::Method;
+use scim_sidecar::simulator::marketing_center::{FailureKind, FailureRule, Knobs};
+use serde_json::json;
+
+use crate::support::{Harness, TOKEN, okta_user, q};
+
+fn assert_scim_error(a: &crate::support::Answer, status: u16, scim_type: Option<&str>) {
+    assert_eq!(a.status, status, "{:?}", a.body);
+    assert_eq!(a.headers["content-type"], "application/scim+json");
+    assert_eq!(
+        a.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(a.body["status"], status.to_string());
+    assert_eq!(
+        a.body.get("scimType").and_then(|t| t.as_str()),
+        scim_type,
+        "{:?}",
+        a.body
+    );
+    let text = a.body.to_string();
+    for leak in [
+        "LogonName",
+        "UserProfile",
+        "ErrorCode",
+        "VALIDATION_FAILED",
+        "SELECT",
+        "panicked",
+    ] {
+        assert!(!text.contains(leak), "{leak} leaked: {text}");
+    }
+}
+
+#[tokio::test]
+async fn client_mistakes() {
+    let h = Harness::start().await;
+    let auth = format!("Bearer {TOKEN}");
+    let json_ct = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/scim+json"),
+    ];
+    let a = h
+        .raw(Method::POST, "/Users", &json_ct, Some("{not json".into()))
+        .await;
+    assert_scim_error(&a, 400, Some("invalidSyntax"));
+    let a = h
+        .raw(Method::POST, "/Users", &json_ct, Some("[1,2]".into()))
+        .await;
+    assert_scim_error(&a, 400, Some("invalidSyntax"));
+    let a = h
+        .raw(
+            Method::POST,
+            "/Users",
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "text/plain"),
+            ],
+            Some("{}".into()),
+        )
+        .await;
+    assert_scim_error(&a, 415, None);
+    let a = h
+        .get(&format!("/Users?filter={}", q(r#"userName eq "x" and ("#)))
+        .await;
+    assert_scim_error(&a, 400, Some("invalidFilter"));
+    assert!(
+        a.body["detail"].as_str().unwrap().contains("position"),
+        "{:?}",
+        a.body
+    );
+    let a = h
+        .get(&format!("/Users?filter={}", q(r#"active gt true"#)))
+        .await;
+    assert_scim_error(&a, 400, Some("invalidFilter"));
+    let a = h.get("/Users?startIndex=abc").await;
+    assert_scim_error(&a, 400, Some("invalidValue"));
+    let a = h
+        .post("/Users", json!({"name": {"givenName": "No user name"}}))
+        .await;
+    assert_scim_error(&a, 400, Some("invalidValue"));
+    assert_eq!(a.body["detail"], "userName is required");
+    let a = h
+        .post(
+            "/Users",
+            json!({"schemas": ["urn:example:Nope"], "userName": "x"}),
+        )
+        .await;
+    assert_scim_error(&a, 400, Some("invalidSyntax"));
+    // Region: refused before any legacy call, naming the SCIM attribute.
+    let before = h.sim.request_count();
+    let mut body = okta_user("bav@example.com", "B", "V", "e1");
+    body["addresses"] = json!([{"region": "Bavaria", "country": "DE"}]);
+    let a = h.post("/Users", body).await;
+    assert_scim_error(&a, 400, Some("invalidValue"));
+    assert_eq!(
+        a.body["detail"],
+        "addresses[primary].region: \"Bavaria\" is not a US state or Canadian province"
+    );
+    assert_eq!(
+        h.sim.request_count(),
+        before,
+        "checked before any legacy call"
+    );
+    // A value only the legacy app refuses (a 101-character title): its 422 names the SCIM attribute.
+    let mut body = okta_user("long@example.com", "L", "T", "e2");
+    body["title"] = json!("x".repeat(101));
+    let a = h.post("/Users", body).await;
+    assert_scim_error(&a, 400, Some("invalidValue"));
+    assert!(
+        a.body["detail"].as_str().unwrap().starts_with("title: "),
+        "{:?}",
+        a.body
+    );
+    // PATCH mistakes.
+    let id = h
+        .post("/Users", okta_user("p@example.com", "P", "Q", "e3"))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let op = |o: serde_json::Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [o]});
+    let a = h
+        .patch(
+            &format!("/Users/{id}"),
+            op(json!({"op": "replace", "path": "emails[type eq", "value": "x"})),
+        )
+        .await;
+    assert_scim_error(&a, 400, Some("invalidPath"));
+    let a = h
+        .patch(&format!("/Users/{id}"), op(json!({"op": "remove"})))
+        .await;
+    assert_scim_error(&a, 400, Some("noTarget"));
+    let a = h
+        .patch(
+            &format!("/Users/{id}"),
+            op(json!({"op": "replace", "path": "id", "value": "x"})),
+        )
+        .await;
+    assert_scim_error(&a, 400, Some("mutability"));
+    let a = h
+        .patch(
+            &format!("/Users/{id}"),
+            op(json!({"op": "jump", "path": "title", "value": "x"})),
+        )
+        .await;
+    assert_scim_error(&a, 400, Some("invalidSyntax"));
+    let a = h
+        .patch(&format!("/Users/{id}"), json!({"Operations": []}))
+        .await;
+    assert_scim_error(&a, 400, Some("invalidSyntax"));
+    // Unknown endpoints and methods.
+    assert_scim_error(&h.get("/Nope").await, 404, None);
+    assert_scim_error(
+        &h.send(Method::PUT, "/Schemas", Some(json!({}))).await,
+        405,
+        None,
+    );
+    assert_scim_error(&h.get("/Users/not-a-uuid").await, 404, None);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_rate_limit_and_maintenance_keep_retry_after() {
+    let h = Harness::start().await;
+    h.sim.set_knobs(Knobs {
+        maintenance_retry_after: Some(120),
+        ..Knobs::default()
+    });
+    let a = h.get("/Users").await;
+    assert_scim_error(&a, 503, None);
+    assert_eq!(a.headers["retry-after"], "120");
+    h.sim.set_knobs(Knobs {
+        rate_limit_per_second: Some(0),
+        ..Knobs::default()
+    });
+    let a = h
+        .post("/Users", okta_user("r@example.com", "R", "L", "e"))
+        .await;
+    assert_scim_error(&a, 429, None);
+    assert_eq!(a.headers["retry-after"], "1");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_failures_are_502_and_timeouts_504() {
+    let h = Harness::start().await;
+    h.sim.inject_failure(FailureRule {
+        method: None,
+        path_contains: None,
+        count: 1,
+        kind: FailureKind::Status(500),
+    });
+    assert_scim_error(&h.get("/Users").await, 502, None);
+    h.sim.inject_failure(FailureRule {
+        method: None,
+        path_contains: None,
+        count: 1,
+        kind: FailureKind::DropBeforeCommit,
+    });
+    assert_scim_error(&h.get("/Users").await, 502, None);
+    assert_eq!(h.get("/Users").await.status, 200, "recovers");
+    h.sim.set_knobs(Knobs {
+        latency: Duration::from_secs(8),
+        ..Knobs::default()
+    });
+    assert_scim_error(&h.get("/Users").await, 504, None);
+    h.stop().await;
+}

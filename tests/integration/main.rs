@@ -1,0 +1,15 @@
+//! Integration tests: the sidecar and the Marketing Center simulator over real loopback
+//! sockets on ephemeral ports, each test with its own simulator and SQLite file.
+
+// Test code: a failed setup step should fail the test loudly (clippy.toml allows unwrap only
+// inside #[test] functions, not in the shared harness).
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod discovery;
+mod entra;
+mod errors;
+mod groups;
+mod okta;
+mod support;
+mod users;

@@ -1,0 +1,285 @@
+//! Users: paging, filters evaluated by the sidecar, projections, DELETE and tombstones,
+//! create conflicts, ids that outlive the xref.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::support::{CUSTOMER, Harness, okta_user, q};
+
+fn seed(h: &Harness, n: usize) {
+    for i in 0..n {
+        h.sim
+            .insert_user(
+                CUSTOMER,
+                json!({"LogonName": format!("user{i:04}@example.com"), "UserProfileFirstName": format!("F{i}"),
+                    "UserProfileLastName": if i % 10 == 0 { "Tenth" } else { "Other" },
+                    "UserProfileEmailAddress": format!("user{i:04}@example.com")}),
+            )
+            .unwrap();
+    }
+}
+
+/// Okta imports page through every user: 1,000 users, no duplicates, none missing.
+#[tokio::test]
+async fn paging_through_1000_users() {
+    let h = Harness::start_with(|_| {}).await;
+    seed(&h, 1000);
+    let mut ids = HashSet::new();
+    let mut start = 1;
+    loop {
+        let a = h.get(&format!("/Users?startIndex={start}&count=70")).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.body["totalResults"], 1000);
+        let page = a.body["Resources"].as_array().unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert_eq!(a.body["itemsPerPage"], page.len());
+        for r in page {
+            assert!(
+                ids.insert(r["id"].as_str().unwrap().to_owned()),
+                "duplicate {}",
+                r["id"]
+            );
+        }
+        start += page.len();
+    }
+    assert_eq!(ids.len(), 1000);
+    let (live, tomb) = h
+        .xref
+        .counts(&scim_sidecar::ids::TenantId::new("acme"), "User")
+        .await
+        .unwrap();
+    assert_eq!((live, tomb), (1000, 0), "every user met is recorded");
+    let a = h.get("/Users?count=0").await;
+    assert_eq!(
+        (a.body["totalResults"].clone(), a.body["Resources"].clone()),
+        (json!(1000), json!([]))
+    );
+    h.stop().await;
+}
+
+/// Filters the legacy app cannot answer are evaluated by the sidecar over every page.
+#[tokio::test]
+async fn filters_evaluated_by_the_sidecar() {
+    let h = Harness::start_with(|_| {}).await;
+    seed(&h, 450);
+    let a = h
+        .get(&format!(
+            "/Users?filter={}&count=10&startIndex=41",
+            q(r#"name.familyName eq "tenth""#)
+        ))
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["totalResults"], 45);
+    assert_eq!(a.body["startIndex"], 41);
+    assert_eq!(a.body["Resources"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        a.body["Resources"][0]["userName"], "user0400@example.com",
+        "stable legacy order"
+    );
+    let a = h
+        .get(&format!(
+            "/Users?filter={}",
+            q(r#"userName sw "user000" and not (name.givenName eq "F3")"#)
+        ))
+        .await;
+    assert_eq!(a.body["totalResults"], 9);
+    let a = h
+        .get(&format!(
+            "/Users?filter={}",
+            q(r#"emails[type eq "work" and value co "0449"]"#)
+        ))
+        .await;
+    assert_eq!(a.body["totalResults"], 1);
+    // `+` and `%20` both stand for spaces.
+    let a = h
+        .get("/Users?filter=userName+eq+%22user0007@example.com%22")
+        .await;
+    assert_eq!(a.body["totalResults"], 1);
+    let a = h
+        .get(&format!(
+            "/Users?filter={}",
+            q(r#"emails.value eq "USER0008@example.com""#)
+        ))
+        .await;
+    assert_eq!(a.body["totalResults"], 1, "pushed down, case-insensitive");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn projections_and_search() {
+    let h = Harness::start().await;
+    let user = h
+        .post(
+            "/Users",
+            okta_user("proj@example.com", "Pro", "Jection", "00u1pr"),
+        )
+        .await
+        .body;
+    let id = user["id"].as_str().unwrap();
+    let a = h
+        .get(&format!("/Users/{id}?attributes=userName,name.givenName"))
+        .await;
+    assert_eq!(
+        a.body,
+        json!({"schemas": user["schemas"], "id": id, "userName": "proj@example.com", "name": {"givenName": "Pro"}})
+    );
+    let a = h
+        .get(&format!("/Users/{id}?excludedAttributes=emails,meta,name"))
+        .await;
+    assert!(
+        a.body.get("emails").is_none()
+            && a.body.get("meta").is_none()
+            && a.body.get("name").is_none()
+    );
+    assert_eq!(a.body["userName"], "proj@example.com");
+    let a = h
+        .post(
+            "/Users/.search",
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "userName eq \"proj@example.com\"", "attributes": ["externalId"], "startIndex": 1, "count": 5}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["totalResults"], 1);
+    assert_eq!(
+        a.body["Resources"][0],
+        json!({"schemas": user["schemas"], "id": id, "externalId": "00u1pr"})
+    );
+    let a = h
+        .post("/.search", json!({"filter": "externalId eq \"00u1pr\""}))
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.body["totalResults"].clone()),
+        (200, json!(1))
+    );
+    let a = h
+        .get(&format!("/Users?filter={}", q(&format!("id eq \"{id}\""))))
+        .await;
+    assert_eq!(a.body["totalResults"], 1);
+    h.stop().await;
+}
+
+/// DELETE archives and tombstones: 404 everywhere, left out of lists, never re-adopted on
+/// sight; a later POST with the same userName restores it and lifts the tombstone.
+#[tokio::test]
+async fn delete_tombstones_and_post_restores() {
+    let h = Harness::start().await;
+    let user = h
+        .post(
+            "/Users",
+            okta_user("gone@example.com", "Gone", "Girl", "00u1go"),
+        )
+        .await
+        .body;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let before = h.get("/Users").await.body["totalResults"].as_u64().unwrap();
+    let a = h.delete(&format!("/Users/{id}")).await;
+    assert_eq!(a.status, 204);
+    assert_eq!(a.body, serde_json::Value::Null);
+    let legacy = h.legacy_user("gone@example.com").unwrap();
+    assert_eq!(legacy["IsArchived"], true, "archived, never deleted");
+    for path in [format!("/Users/{id}")] {
+        assert_eq!(h.get(&path).await.status, 404);
+        assert_eq!(h.patch(&path, json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {"active": true}}]})).await.status, 404);
+        assert_eq!(
+            h.put(&path, okta_user("gone@example.com", "G", "G", "x"))
+                .await
+                .status,
+            404
+        );
+        assert_eq!(h.delete(&path).await.status, 404);
+    }
+    assert_eq!(
+        h.get("/Users").await.body["totalResults"].as_u64().unwrap(),
+        before - 1
+    );
+    let a = h
+        .get(&format!(
+            "/Users?filter={}",
+            q(r#"userName eq "gone@example.com""#)
+        ))
+        .await;
+    assert_eq!(a.body["totalResults"], 0);
+    let a = h
+        .get(&format!("/Users?filter={}", q(&format!("id eq \"{id}\""))))
+        .await;
+    assert_eq!(a.body["totalResults"], 0);
+    let a = h
+        .post(
+            "/Users",
+            okta_user("gone@example.com", "Back", "Again", "00u1go"),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    assert_eq!(a.body["id"], id.as_str());
+    assert_eq!(a.body["name"]["givenName"], "Back");
+    assert_eq!(h.get(&format!("/Users/{id}")).await.status, 200);
+    assert_eq!(
+        h.get("/Users").await.body["totalResults"].as_u64().unwrap(),
+        before
+    );
+    h.stop().await;
+}
+
+/// A retried POST whose first answer was lost adopts the account it created.
+#[tokio::test]
+async fn create_conflicts_adopt_or_refuse() {
+    let h = Harness::start().await;
+    h.sim
+        .insert_user(
+            CUSTOMER,
+            json!({"LogonName": "lost@example.com", "ExternalIdentityProviderID": "00u1lo"}),
+        )
+        .unwrap();
+    let a = h
+        .post(
+            "/Users",
+            okta_user("lost@example.com", "Lost", "Answer", "00u1lo"),
+        )
+        .await;
+    assert_eq!(a.status, 201, "same externalId: adopted");
+    assert_eq!(a.body["name"]["givenName"], "Lost");
+    assert_eq!(
+        h.sim
+            .users(CUSTOMER)
+            .iter()
+            .filter(|u| u["LogonName"] == "lost@example.com")
+            .count(),
+        1
+    );
+    let a = h
+        .post(
+            "/Users",
+            okta_user("LOST@example.com", "Other", "Person", "00u1other"),
+        )
+        .await;
+    assert_eq!(a.status, 409);
+    assert_eq!(a.body["scimType"], "uniqueness");
+    assert!(
+        !a.body.to_string().contains("LOGON_NAME"),
+        "no legacy code in the answer"
+    );
+    h.stop().await;
+}
+
+/// SCIM ids are derived: a user the xref has never seen is still found by its id.
+#[tokio::test]
+async fn ids_outlive_the_xref() {
+    let h = Harness::start().await;
+    let legacy_id = h
+        .sim
+        .insert_user(CUSTOMER, json!({"LogonName": "late@example.com"}))
+        .unwrap();
+    let id = scim_sidecar::ids::ScimId::derive(
+        &scim_sidecar::ids::TenantId::new("acme"),
+        "User",
+        &scim_sidecar::ids::LegacyId::new(legacy_id.to_string()),
+    );
+    let a = h.get(&format!("/Users/{id}")).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["userName"], "late@example.com");
+    h.stop().await;
+}
