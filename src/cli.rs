@@ -214,8 +214,7 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
         .spawn()
         .await
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    // The store creates the directory (mode 0700) when it is missing.
     let db = data_dir.join("xref.sqlite3");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));

@@ -61,7 +61,25 @@ class ExpectedFailure:
 #   ),
 #
 # Entries that match nothing are reported as STALE so the list can be pruned.
-EXPECTED_FAILURES: list[ExpectedFailure] = []
+EXPECTED_FAILURES: list[ExpectedFailure] = [
+    ExpectedFailure(
+        title,
+        r"\[(emails|phoneNumbers|addresses)\].*primary=False",
+        "the Marketing Center keeps one e-mail, one phone and one address per user; the sidecar "
+        "always reports that value as the primary work element (primary: true, type: work), so a "
+        "value sent with primary: false reads back with primary: true. Only fires when the "
+        "checker happens to draw primary=False",
+    )
+    for title in ("check_add_attribute", "check_replace_attribute")
+] + [
+    ExpectedFailure(
+        "check_remove_attribute",
+        r"\[active\]",
+        "active is the Marketing Center's archive state (IsActive/IsArchived): an account is "
+        "either active or archived and cannot be neither, so `remove active` is refused with "
+        "400 mutability instead of being silently ignored",
+    ),
+]
 
 FAILING = (Status.ERROR, Status.CRITICAL)
 PASSING = (Status.SUCCESS, Status.COMPLIANT, Status.ACCEPTABLE)
@@ -92,7 +110,7 @@ def expected_for(result: CheckResult) -> ExpectedFailure | None:
     for entry in EXPECTED_FAILURES:
         if entry.title != result.title:
             continue
-        if entry.reason is None or re.search(entry.reason, haystack):
+        if entry.reason is None or re.search(entry.reason, haystack, re.DOTALL):
             return entry
     return None
 
@@ -195,10 +213,11 @@ def main() -> int:
             f"error: no checks ran for resource type(s) {', '.join(missing)} "
             "(discovery failed or the server does not publish them)"
         )
-    # The plain closing line CI reads: 'N passed, N failed' (xfail counts as passed).
+    # The plain closing line: 'N passed, N failed'. Expected failures (listed above with their
+    # reasons) are neither passes nor failures and are counted on a line of their own.
     failed = counts["FAIL"] + len(missing)
-    passed = counts["PASS"] + counts["XFAIL"]
-    print(f"scim2-tester: {passed} passed, {failed} failed, {counts['SKIP']} skipped")
+    print(f"scim2-tester: {counts['XFAIL']} expected failures (documented in README.md)")
+    print(f"scim2-tester: {counts['PASS']} passed, {failed} failed, {counts['SKIP']} skipped")
     if counts["FAIL"]:
         return 1
     if missing:

@@ -16,6 +16,7 @@ use crate::ids::{ExternalId, LegacyId, ScimId};
 use crate::mapping::apply::{FieldValues, LegacyFailure, pointer_text};
 use crate::mapping::{BodySpec, ConflictThen, ConflictWhen, DeleteSpec, UserMapping};
 use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::patch::{PatchOpKind, PatchOperation};
 use crate::scim::schema;
 use crate::xref::{Seen, XrefRecord};
 
@@ -583,6 +584,13 @@ pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<B
 pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
     let um = users(ctx);
     let ops = crate::scim::patch::parse_request(&body)?;
+    if um.active.is_some() && ops.iter().any(removes_active) {
+        return Err(ScimError::bad_request(
+            "mutability",
+            "active cannot be removed: an account is either active or deactivated; replace it \
+             with true or false",
+        ));
+    }
     let (legacy_id, current, x) = locate(ctx, id).await?;
     let before = assemble(ctx, &current, x.as_ref())?;
     let mut after = before.clone();
@@ -598,6 +606,18 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
     }
     let resource = finish(ctx, &legacy_id, &record).await?;
     Ok(resource_response(StatusCode::OK, resource))
+}
+
+/// Whether an operation removes `active` (by path, or `remove` of the whole core schema).
+fn removes_active(op: &PatchOperation) -> bool {
+    op.op == PatchOpKind::Remove
+        && op.path.as_ref().is_some_and(|p| {
+            p.attr.eq_ignore_ascii_case("active")
+                && p.sub.is_none()
+                && p.urn
+                    .as_deref()
+                    .is_none_or(|u| u.eq_ignore_ascii_case(schema::USER))
+        })
 }
 
 /// `DELETE /Users/{id}`: per the mapping, deactivate and tombstone, or delete.

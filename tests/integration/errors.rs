@@ -151,6 +151,14 @@ async fn client_mistakes() {
         .await;
     assert_scim_error(&a, 400, Some("invalidSyntax"));
     let a = h
+        .patch(
+            &format!("/Users/{id}"),
+            op(json!({"op": "remove", "path": "active"})),
+        )
+        .await;
+    assert_scim_error(&a, 400, Some("mutability"));
+    assert!(a.body["detail"].as_str().unwrap().contains("true or false"));
+    let a = h
         .patch(&format!("/Users/{id}"), json!({"Operations": []}))
         .await;
     assert_scim_error(&a, 400, Some("invalidSyntax"));
