@@ -91,16 +91,19 @@ pub struct State {
     pub xref: Store,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Time limit for answering one SCIM request.
+    pub request_timeout: Duration,
     /// When each tenant last scanned the legacy app for an unknown id (rate limit).
     pub rescans: std::sync::Mutex<std::collections::HashMap<TenantId, std::time::Instant>>,
 }
 
 impl State {
     /// State over an opened xref store.
-    pub fn new(xref: Store, max_body_bytes: usize) -> Self {
+    pub fn new(xref: Store, max_body_bytes: usize, request_timeout: Duration) -> Self {
         Self {
             xref,
             max_body_bytes,
+            request_timeout,
             rescans: Default::default(),
         }
     }
@@ -205,10 +208,22 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let state = Arc::clone(&self.state);
         Box::pin(async move {
-            Ok(match handle(state, req).await {
-                Ok(resp) => resp,
-                Err(e) => e.into_response(),
-            })
+            let limit = state.request_timeout;
+            Ok(
+                match tokio::time::timeout(limit, handle(state, req)).await {
+                    Ok(Ok(resp)) => resp,
+                    Ok(Err(e)) => e.into_response(),
+                    Err(_) => ScimError::new(
+                        http::StatusCode::GATEWAY_TIMEOUT,
+                        None,
+                        format!(
+                            "the request took longer than {} s; retry later",
+                            limit.as_secs()
+                        ),
+                    )
+                    .into_response(),
+                },
+            )
         })
     }
 }

@@ -190,8 +190,13 @@ async fn serve(config_path: &Path) -> Result<(), String> {
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    tracing::info!(listen = %config.server.listen, tenants = config.tenants.len(), "scim-sidecar serving");
-    let state = Arc::new(State::new(xref.clone(), config.server.max_body_bytes));
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, tenants = config.tenants.len(), "scim-sidecar serving");
+    let state = Arc::new(State::new(
+        xref.clone(),
+        config.server.max_body_bytes,
+        Duration::from_secs(config.server.request_timeout_secs),
+    ));
     let svc = app::service(state, Arc::new(tokens));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     crate::server::run(listener, svc, shutdown_signal(), grace)
@@ -258,7 +263,11 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let state = Arc::new(State::new(xref.clone(), 1024 * 1024));
+    let state = Arc::new(State::new(
+        xref.clone(),
+        1024 * 1024,
+        Duration::from_secs(55),
+    ));
     let svc = app::service(state, Arc::new(tokens));
     crate::server::run(listener, svc, shutdown_signal(), Duration::from_secs(5))
         .await

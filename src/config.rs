@@ -114,7 +114,8 @@ pub struct TenantConfig {
     /// The customer's id in the legacy application (available to the mapping as
     /// `{tenant.customer_id}`). Required, non-empty.
     pub customer_id: String,
-    /// Base URL of the legacy application's API, `http://` or `https://`. Required.
+    /// Base URL of the legacy application's API, `http://` (the sidecar runs on the same
+    /// host or in the same pod as the legacy app; TLS to it is not supported). Required.
     pub legacy_base_url: String,
     /// The mapping file (TOML) describing the legacy API. A relative path is relative to
     /// the directory of this configuration file. Required.
@@ -222,7 +223,8 @@ impl Config {
             }
             if !valid_base_url(&tenant.legacy_base_url) {
                 problems.push(format!(
-                    "{at}.legacy_base_url must start with http:// or https:// and name a host"
+                    "{at}.legacy_base_url must start with http:// and name a host (the sidecar reaches \
+                     the legacy app on the same host or pod; https:// is not supported)"
                 ));
             }
             for (key, is_zero) in [
@@ -279,9 +281,7 @@ fn valid_tenant_name(name: &str) -> bool {
 
 fn valid_base_url(url: &str) -> bool {
     let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
+    let rest = lower.strip_prefix("http://");
     rest.is_some_and(|rest| {
         let host = rest.split(['/', '?', '#']).next().unwrap_or("");
         !host.is_empty() && !host.contains(char::is_whitespace)

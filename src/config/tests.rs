@@ -14,7 +14,7 @@ use super::{Config, ConfigError, LogFormat, SecretSource, ServerConfig, TenantCo
 const MINIMAL: &str = r#"
 [tenants.acme]
 customer_id = "acme-corp"
-legacy_base_url = "https://mc.example.com/api"
+legacy_base_url = "http://mc.example.com/api"
 mapping = "mappings/mc.toml"
 api_key = { value = "inline-api-key-value" }
 tokens = [{ value = "inline-token-value-1" }]
@@ -149,7 +149,7 @@ fn environment_overrides_the_file() {
         jail.set_env("SCIM_SIDECAR_SERVER__LOG_FORMAT", "text");
         jail.set_env(
             "SCIM_SIDECAR_TENANTS__ACME__LEGACY_BASE_URL",
-            "https://other.example/api",
+            "http://other.example/api",
         );
         jail.set_env("SCIM_SIDECAR_TENANTS__ACME__CUSTOMER_ID", "\"0042\"");
         jail.set_env(
@@ -170,7 +170,7 @@ fn environment_overrides_the_file() {
         assert_eq!(config.server.request_timeout_secs, 20);
         assert_eq!(config.server.log_format, LogFormat::Text);
         let acme = &config.tenants["acme"];
-        assert_eq!(acme.legacy_base_url, "https://other.example/api");
+        assert_eq!(acme.legacy_base_url, "http://other.example/api");
         assert_eq!(acme.customer_id, "0042");
         assert_eq!(acme.api_key, value("from-env-inline"));
         assert_eq!(
@@ -391,7 +391,7 @@ fn validate_reports_every_problem_at_once() {
     let problems = problems(&config);
     for expected in [
         "tenants.acme.customer_id must not be empty",
-        "tenants.acme.legacy_base_url must start with http:// or https://",
+        "tenants.acme.legacy_base_url must start with http://",
         "tenants.acme.legacy_concurrency must be greater than 0",
         "tenants.acme.member_concurrency must be greater than 0",
         "tenants.acme.legacy_timeout_secs must be greater than 0",
@@ -419,8 +419,8 @@ fn validate_requires_tenants() {
 fn validate_checks_base_urls() {
     for good in [
         "http://x",
-        "https://mc.example.com/api",
-        "HTTPS://MC.example.com",
+        "http://mc.example.com/api",
+        "HTTP://MC.example.com",
     ] {
         let mut t = tenant("tok");
         t.legacy_base_url = good.to_owned();
@@ -435,6 +435,7 @@ fn validate_checks_base_urls() {
         "https://",
         "http:///path",
         "https://a b",
+        "https://mc.example.com/api",
     ] {
         let mut t = tenant("tok");
         t.legacy_base_url = bad.to_owned();
@@ -744,7 +745,7 @@ fn the_annotated_example_loads_and_validates() {
             acme.mapping,
             example.with_file_name("../mappings/marketing-center.toml")
         );
-        assert!(acme.legacy_base_url.starts_with("https://"));
+        assert!(acme.legacy_base_url.starts_with("http://"));
         assert_eq!(
             (acme.legacy_timeout_secs, acme.legacy_concurrency),
             (30, 32)

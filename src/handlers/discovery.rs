@@ -134,7 +134,6 @@ fn trim_schema(def: &SchemaDef, um: &UserMapping, extension: Option<&str>) -> Sc
                         // One slot, always emitted with this type: announce only it.
                         s.canonical_values = vec![t];
                     }
-
                 }
             } else if let Some(values) = canonical(&rows, None) {
                 a.canonical_values = values;

@@ -460,6 +460,3 @@ impl Errors {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

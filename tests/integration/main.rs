@@ -10,6 +10,8 @@ mod discovery;
 mod entra;
 mod errors;
 mod groups;
+mod mapping;
 mod okta;
+mod serve;
 mod support;
 mod users;

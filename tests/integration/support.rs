@@ -92,7 +92,11 @@ impl Harness {
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(State::new(xref.clone(), 1024 * 1024));
+        let state = Arc::new(State::new(
+            xref.clone(),
+            1024 * 1024,
+            Duration::from_secs(55),
+        ));
         let svc = app::service(state, Arc::new(tokens));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

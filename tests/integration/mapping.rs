@@ -1,11 +1,13 @@
-use serde_json::json;
+//! The mapping engine against the shipped Marketing Center mapping: translation both ways,
+//! change sets, push-down, prepared calls, error reading, and compile diagnostics.
 
-use super::*;
-use crate::mapping::template::Vars;
+use scim_sidecar::ids::LegacyId;
+use scim_sidecar::mapping::{BodySpec, Mapping, MappingError, Vars};
+use serde_json::{Value, json};
 
 fn mc() -> Mapping {
     Mapping::from_toml(
-        include_str!("../../../mappings/marketing-center.toml"),
+        include_str!("../../mappings/marketing-center.toml"),
         "marketing-center.toml",
     )
     .unwrap()
@@ -127,12 +129,13 @@ fn changed_body_has_only_differences_and_clears() {
 #[test]
 fn push_down_of_eq_filters() {
     let m = mc();
-    let f = crate::scim::filter::parse("userName eq \"A@B.com\"").unwrap();
+    let f = scim_sidecar::scim::filter::parse("userName eq \"A@B.com\"").unwrap();
     assert_eq!(
         m.users.push_down(&f),
         Some(vec![("LogonName".into(), "A@B.com".into())])
     );
-    let f = crate::scim::filter::parse("emails.value eq \"x\" and externalId eq \"e\"").unwrap();
+    let f =
+        scim_sidecar::scim::filter::parse("emails.value eq \"x\" and externalId eq \"e\"").unwrap();
     assert_eq!(
         m.users.push_down(&f),
         Some(vec![
@@ -145,7 +148,7 @@ fn push_down_of_eq_filters() {
         "userName eq \"a\" or userName eq \"b\"",
         "title eq \"x\"",
     ] {
-        let f = crate::scim::filter::parse(not_pushed).unwrap();
+        let f = scim_sidecar::scim::filter::parse(not_pushed).unwrap();
         assert_eq!(m.users.push_down(&f), None, "{not_pushed}");
     }
 }
@@ -205,7 +208,7 @@ fn interprets_errors() {
 
 #[test]
 fn compile_reports_every_problem() {
-    let text = include_str!("../../../mappings/marketing-center.toml")
+    let text = include_str!("../../mappings/marketing-center.toml")
         .replace("transform = \"iso_country\"", "transform = \"shout\"")
         .replace("scim = \"title\"", "scim = \"titel\"")
         .replace(

@@ -1,0 +1,246 @@
+//! The production command: `scim-sidecar serve --config FILE`, run as a real process with a
+//! config file, `SCIM_SIDECAR_*` overrides and secrets from env, file and SHA-256 digest.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http::Method;
+use scim_sidecar::simulator::marketing_center::{Knobs, MarketingCenter};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const FILE_TOKEN: &str = "file-token-9d8f7e6a";
+const HASHED_TOKEN: &str = "hashed-token-1a2b3c4d";
+const API_KEY: &str = "serve-api-key-5e5e5e";
+const PASSWORD: &str = "Pa55word-not-for-logs";
+
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+    base: String,
+}
+
+impl Served {
+    fn start(config: &std::path::Path, env: &[(&str, &str)]) -> Served {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.env("SCIM_SIDECAR_LOG", "debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = Vec::new();
+        let base = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("serve did not start");
+            log.push(line.clone());
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v["message"] == "scim-sidecar serving" {
+                break format!("http://{}/scim/v2", v["addr"].as_str().unwrap());
+            }
+        };
+        Served {
+            child,
+            lines,
+            log,
+            base,
+        }
+    }
+
+    /// Sends SIGTERM, waits for a clean exit, returns every log line.
+    fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(status.unwrap().success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "serve exited with {exit}");
+        self.log.extend(self.lines.try_iter());
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(l);
+        }
+        self.log
+    }
+}
+
+async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/scim+json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
+    let token_file = dir.join("okta-token");
+    std::fs::write(&token_file, format!("{FILE_TOKEN}\n")).unwrap();
+    let digest: String = Sha256::digest(HASHED_TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mapping = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mappings/marketing-center.toml"
+    );
+    let config = dir.join("sidecar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:1"
+data_dir = "{data}"
+log_format = "json"
+
+[tenants.acme]
+customer_id = "ACME"
+legacy_base_url = "{legacy}"
+mapping = "{mapping}"
+api_key = {{ env = "TEST_SERVE_MC_KEY" }}
+tokens = [{{ file = "{token}" }}, {{ sha256 = "{digest}" }}]
+"#,
+            data = dir.join("data").display(),
+            token = token_file.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[tokio::test]
+async fn serve_from_config_file_and_env() {
+    let sim = MarketingCenter::new(API_KEY, ["ACME"]);
+    sim.seed_demo("ACME");
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim_handle.base_url());
+    // The file says port 1; the environment overrides it (and the request timeout).
+    let served = Served::start(
+        &config,
+        &[
+            ("TEST_SERVE_MC_KEY", API_KEY),
+            ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
+            ("SCIM_SIDECAR_SERVER__REQUEST_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let base = served.base.clone();
+    for token in [FILE_TOKEN, HASHED_TOKEN] {
+        let (status, body) = call(
+            &base,
+            Method::GET,
+            "/Users?startIndex=1&count=2",
+            token,
+            None,
+        )
+        .await;
+        assert_eq!((status, body["totalResults"].clone()), (200, json!(2)));
+    }
+    assert_eq!(
+        call(&base, Method::GET, "/Users", "wrong", None).await.0,
+        401
+    );
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "sv@example.com",
+        "password": PASSWORD, "emails": [{"value": "sv@example.com", "primary": true}]});
+    let (status, created) = call(&base, Method::POST, "/Users", FILE_TOKEN, Some(user)).await;
+    assert_eq!(status, 201, "{created}");
+    // A legacy app slower than the request limit: 504 with a SCIM body, not a hang.
+    sim.set_knobs(Knobs {
+        latency: Duration::from_secs(4),
+        ..Knobs::default()
+    });
+    let (status, body) = call(&base, Method::GET, "/Users", FILE_TOKEN, None).await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("longer than 2 s"));
+    sim.set_knobs(Knobs::default());
+
+    let log = served.stop();
+    assert!(
+        log.iter().any(|l| l.contains("request done")),
+        "one line per request"
+    );
+    for secret in [FILE_TOKEN, HASHED_TOKEN, API_KEY, PASSWORD] {
+        assert!(
+            !log.iter().any(|l| l.contains(secret)),
+            "{secret} leaked into the log"
+        );
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("data"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
+    sim_handle.stop().await;
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\nlistn = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listn"), "{err}");
+
+    let legacy = "http://127.0.0.1:9/api/v1";
+    let config = write_config(dir.path(), legacy);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("marketing-center.toml", "missing.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("TEST_SERVE_MC_KEY", API_KEY)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.toml"), "{err}");
+    assert!(!err.contains(API_KEY) && !err.contains(FILE_TOKEN));
+}
