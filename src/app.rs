@@ -23,8 +23,8 @@ use crate::error::{ErrorCause, ScimError};
 use crate::handlers::{self, Ctx};
 use crate::ids::TenantId;
 use crate::legacy::{LegacyClient, LegacyError};
-use crate::mapping::{Mapping, Vars};
-use crate::middleware::{AuthLayer, TokenTable};
+use crate::mapping::Mapping;
+use crate::middleware::{AuthLayer, ContentTypeLayer, TokenTable};
 use crate::router;
 use crate::xref::Store;
 
@@ -52,14 +52,9 @@ impl std::fmt::Debug for Tenant {
 }
 
 impl Tenant {
-    /// Template values for a call about `legacy_id`.
-    pub fn vars<'a>(&'a self, legacy_id: Option<&'a str>) -> Vars<'a> {
-        Vars {
-            legacy_id,
-            member_legacy_id: None,
-            customer_id: &self.customer_id,
-            api_key: &self.api_key,
-        }
+    /// The legacy API key (for the mapping's `{secret.api_key}`).
+    pub fn api_key(&self) -> &str {
+        &self.api_key
     }
 }
 
@@ -93,6 +88,9 @@ pub struct State {
     pub max_body_bytes: usize,
     /// Time limit for answering one SCIM request.
     pub request_timeout: Duration,
+    /// The SCIM base URL for `Location` and `meta.location`, when configured; otherwise it
+    /// is taken from each request.
+    pub public_base_url: Option<String>,
     /// When each tenant last scanned the legacy app for an unknown id (rate limit).
     pub rescans: std::sync::Mutex<std::collections::HashMap<TenantId, std::time::Instant>>,
 }
@@ -104,6 +102,7 @@ impl State {
             xref,
             max_body_bytes,
             request_timeout,
+            public_base_url: None,
             rescans: Default::default(),
         }
     }
@@ -182,6 +181,7 @@ pub fn service(
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(AuthLayer::new(tokens))
+        .layer(ContentTypeLayer)
         .service(ScimService { state })
 }
 
@@ -213,15 +213,7 @@ where
                 match tokio::time::timeout(limit, handle(state, req)).await {
                     Ok(Ok(resp)) => resp,
                     Ok(Err(e)) => e.into_response(),
-                    Err(_) => ScimError::new(
-                        http::StatusCode::GATEWAY_TIMEOUT,
-                        None,
-                        format!(
-                            "the request took longer than {} s; retry later",
-                            limit.as_secs()
-                        ),
-                    )
-                    .into_response(),
+                    Err(_) => ScimError::request_timeout(limit).into_response(),
                 },
             )
         })
@@ -247,28 +239,25 @@ where
         .get::<RequestId>()
         .and_then(|r| r.header_value().to_str().ok())
         .map(str::to_owned);
-    let base_url = base_url(&parts.headers);
+    let base_url = match &state.public_base_url {
+        Some(url) => url.clone(),
+        None => base_url(&parts),
+    };
     let has_body = !matches!(
         parts.method,
         http::Method::GET | http::Method::DELETE | http::Method::HEAD
     );
     let body = if has_body {
-        check_content_type(&parts.headers)?;
         let limit = state.max_body_bytes;
         match Limited::new(body, limit).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(ScimError::new(
-                    http::StatusCode::PAYLOAD_TOO_LARGE,
-                    None,
-                    format!("request body larger than {limit} bytes"),
-                ));
+                return Err(ScimError::payload_too_large(limit));
             }
             Err(e) => {
-                return Err(ScimError::bad_request(
-                    "invalidSyntax",
-                    format!("could not read the request body: {e}"),
-                ));
+                return Err(ScimError::invalid_syntax(format!(
+                    "could not read the request body: {e}"
+                )));
             }
         }
     } else {
@@ -288,43 +277,28 @@ where
     Ok(resp)
 }
 
-/// `http://<Host>/scim/v2`, from the request's Host header.
-fn base_url(headers: &http::HeaderMap) -> String {
-    let host = headers
+/// `http://<host>/scim/v2` from the request: the `Host` header (HTTP/1.1) or the URI's
+/// authority (HTTP/2), and `X-Forwarded-Proto` from a TLS-terminating proxy. A host that is
+/// not a plain host[:port] is not reflected.
+fn base_url(parts: &http::request::Parts) -> String {
+    let host = parts
+        .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .unwrap_or("localhost");
-    let proto = headers
+    let proto = parts
+        .headers
         .get("x-forwarded-proto")
         .and_then(|h| h.to_str().ok())
         .filter(|p| *p == "https" || *p == "http")
         .unwrap_or("http");
     format!("{proto}://{host}{}", router::SCIM_PREFIX)
-}
-
-fn check_content_type(headers: &http::HeaderMap) -> Result<(), ScimError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let ct = ct
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if ct == "application/scim+json" || ct == "application/json" {
-        Ok(())
-    } else {
-        Err(ScimError::new(
-            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            format!(
-                "content type {ct:?} is not accepted: send application/scim+json or application/json"
-            ),
-        ))
-    }
 }
 
 /// Sets the SCIM content type on a JSON response.
@@ -336,4 +310,42 @@ pub fn scim_json(status: http::StatusCode, body: &serde_json::Value) -> Response
         HeaderValue::from_static(crate::error::SCIM_JSON),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_url;
+
+    fn parts(req: http::Request<()>) -> http::request::Parts {
+        req.into_parts().0
+    }
+
+    #[test]
+    fn base_url_from_host_authority_and_proxy() {
+        let h1 = http::Request::get("/scim/v2/Users")
+            .header("host", "sidecar:8787")
+            .body(());
+        assert_eq!(base_url(&parts(h1.unwrap())), "http://sidecar:8787/scim/v2");
+        // HTTP/2 carries the host as :authority, which lands in the URI.
+        let h2 = http::Request::get("http://sidecar.internal:8787/scim/v2/Users").body(());
+        assert_eq!(
+            base_url(&parts(h2.unwrap())),
+            "http://sidecar.internal:8787/scim/v2"
+        );
+        let proxied = http::Request::get("/scim/v2/Users")
+            .header("host", "scim.example.com")
+            .header("x-forwarded-proto", "https")
+            .body(());
+        assert_eq!(
+            base_url(&parts(proxied.unwrap())),
+            "https://scim.example.com/scim/v2"
+        );
+        let hostile = http::Request::get("/x")
+            .header("host", "evil.com/<script>")
+            .body(());
+        assert_eq!(
+            base_url(&parts(hostile.unwrap())),
+            "http://localhost/scim/v2"
+        );
+    }
 }

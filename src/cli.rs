@@ -192,11 +192,13 @@ async fn serve(config_path: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, tenants = config.tenants.len(), "scim-sidecar serving");
-    let state = Arc::new(State::new(
+    let mut state = State::new(
         xref.clone(),
         config.server.max_body_bytes,
         Duration::from_secs(config.server.request_timeout_secs),
-    ));
+    );
+    state.public_base_url = config.server.public_base_url.clone();
+    let state = Arc::new(state);
     let svc = app::service(state, Arc::new(tokens));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     crate::server::run(listener, svc, shutdown_signal(), grace)
@@ -300,12 +302,19 @@ async fn simulate(
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("Marketing Center simulator: http://{addr}/api/v1");
+    println!(
+        "Marketing Center simulator: http://{addr}{}",
+        crate::simulator::marketing_center::DEFAULT_BASE_PATH
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    sim.serve(listener, "/api/v1", shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    sim.serve(
+        listener,
+        crate::simulator::marketing_center::DEFAULT_BASE_PATH,
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 fn check(config: Option<&Path>, mappings: &[PathBuf]) -> Result<(), String> {

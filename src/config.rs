@@ -76,9 +76,13 @@ pub struct ServerConfig {
     /// On SIGTERM / Ctrl-C, how long in-flight requests may finish before the process exits,
     /// in seconds. Default 25 (Kubernetes waits 30 s before killing).
     pub shutdown_grace_secs: u64,
-    /// Log output: `auto` (JSON when standard output is not a terminal, text otherwise),
+    /// Log output: `auto` (JSON when standard error is not a terminal, text otherwise),
     /// `json` or `text`. Default `auto`.
     pub log_format: LogFormat,
+    /// The SCIM base URL identity providers use, e.g. `https://scim.example.com/scim/v2`:
+    /// used for `Location` and `meta.location`. Default: built from each request's `Host`
+    /// (and `X-Forwarded-Proto`), which is right unless a proxy rewrites the host.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +94,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 55,
             shutdown_grace_secs: 25,
             log_format: LogFormat::Auto,
+            public_base_url: None,
         }
     }
 }
@@ -199,6 +204,18 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         let server = &self.server;
+        if let Some(url) = &server.public_base_url {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://"))
+                || url.ends_with('/')
+            {
+                problems.push(
+                    "server.public_base_url must be an http(s):// URL without a trailing '/', \
+                     e.g. https://scim.example.com/scim/v2"
+                        .to_owned(),
+                );
+            }
+        }
         if server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes must be greater than 0".to_owned());
         }

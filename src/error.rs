@@ -32,6 +32,8 @@ pub struct ScimError {
     pub detail: String,
     /// Seconds the client should wait before retrying.
     pub retry_after: Option<u64>,
+    /// Methods the path takes, for `405`.
+    pub allow: Option<&'static str>,
     /// What really happened, for the log (never sent).
     pub cause: Option<String>,
 }
@@ -41,24 +43,39 @@ pub struct ScimError {
 pub struct ErrorCause(pub String);
 
 impl ScimError {
-    /// An error with a status and detail.
-    pub fn new(
-        status: StatusCode,
-        scim_type: Option<&'static str>,
-        detail: impl Into<String>,
-    ) -> Self {
+    fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
         Self {
             status,
             scim_type,
             detail: detail.into(),
             retry_after: None,
+            allow: None,
             cause: None,
         }
     }
 
-    /// `400` with a `scimType`.
-    pub fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
+    fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
+    }
+
+    /// `400 invalidSyntax`: the request is not well-formed.
+    pub fn invalid_syntax(detail: impl Into<String>) -> Self {
+        Self::bad_request("invalidSyntax", detail)
+    }
+
+    /// `400 invalidValue`: a value is missing, malformed or refused.
+    pub fn invalid_value(detail: impl Into<String>) -> Self {
+        Self::bad_request("invalidValue", detail)
+    }
+
+    /// `400 mutability`: the attribute cannot be changed that way.
+    pub fn mutability(detail: impl Into<String>) -> Self {
+        Self::bad_request("mutability", detail)
+    }
+
+    /// `409 uniqueness`: a unique value is taken.
+    pub fn uniqueness(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
     }
 
     /// `404` for a resource id.
@@ -67,6 +84,67 @@ impl ScimError {
             StatusCode::NOT_FOUND,
             None,
             format!("{what} {id:?} not found"),
+        )
+    }
+
+    /// `404` for a path that is no SCIM endpoint.
+    pub fn no_endpoint() -> Self {
+        Self::new(StatusCode::NOT_FOUND, None, "no such SCIM endpoint")
+    }
+
+    /// `405` with the methods the path takes.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            format!("method not allowed here; allowed: {allow}"),
+        );
+        e.allow = Some(allow);
+        e
+    }
+
+    /// `405` for creating, renaming or deleting groups the legacy app owns.
+    pub fn groups_link_only(allow: &'static str) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            "groups are owned by the legacy application: in Okta use Push Groups → Link Group to \
+             link an existing group; ask your account manager to create, rename or delete groups",
+        );
+        e.allow = Some(allow);
+        e
+    }
+
+    /// `413`: the body is larger than `limit` bytes.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            format!("request body larger than {limit} bytes"),
+        )
+    }
+
+    /// `415`: a body that is not JSON.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            format!(
+                "content type {content_type:?} is not accepted: send application/scim+json or \
+                 application/json"
+            ),
+        )
+    }
+
+    /// `504`: the whole request took longer than the configured limit.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            format!(
+                "the request took longer than {} s; retry later",
+                limit.as_secs()
+            ),
         )
     }
 
@@ -89,6 +167,16 @@ impl ScimError {
         .with_cause(cause)
     }
 
+    /// `502`: the legacy app answered something that is not what the mapping declares.
+    pub fn legacy_answer(cause: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            None,
+            "the legacy app answered something unexpected",
+        )
+        .with_cause(cause)
+    }
+
     /// Attaches the internal cause for the log.
     pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.cause = Some(cause.into());
@@ -103,6 +191,11 @@ impl ScimError {
 
     /// The SCIM error response.
     pub fn into_response(self) -> Response<Full<Bytes>> {
+        self.into_response_as()
+    }
+
+    /// The SCIM error response, with any body type that can be made from bytes.
+    pub fn into_response_as<B: From<Bytes>>(self) -> Response<B> {
         let mut body = json!({
             "schemas": [schema::ERROR],
             "status": self.status.as_str(),
@@ -111,7 +204,7 @@ impl ScimError {
             body["scimType"] = json!(t);
         }
         body["detail"] = json!(self.detail);
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut resp = Response::new(B::from(Bytes::from(body.to_string())));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
@@ -120,6 +213,9 @@ impl ScimError {
         }
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s.max(1)));
+        }
+        if let Some(allow) = self.allow {
+            h.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         let cause = self.cause.unwrap_or(self.detail);
         resp.extensions_mut().insert(ErrorCause(cause));
@@ -176,6 +272,18 @@ impl ScimError {
     }
 }
 
+impl ScimError {
+    /// A refused legacy write: like [`ScimError::from_legacy_failure`], and a client error that
+    /// carries field problems is `invalidValue` unless the mapping says otherwise.
+    pub fn legacy_write_failure(f: &LegacyFailure, app: &str, detail: String) -> Self {
+        let mut e = Self::from_legacy_failure(f, app, Some(detail));
+        if e.status.is_client_error() && e.scim_type.is_none() {
+            e.scim_type = Some("invalidValue");
+        }
+        e
+    }
+}
+
 fn retry_after_for(status: StatusCode, given: Option<u64>) -> Option<u64> {
     match status {
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Some(given.unwrap_or(1)),
@@ -219,12 +327,7 @@ impl From<MappingError> for ScimError {
             MappingError::Value { .. } | MappingError::Required(_) => {
                 Self::bad_request("invalidValue", e.to_string())
             }
-            MappingError::Answer(_) => Self::new(
-                StatusCode::BAD_GATEWAY,
-                None,
-                "the legacy app answered something unexpected",
-            )
-            .with_cause(e.to_string()),
+            MappingError::Answer(_) => Self::legacy_answer(e.to_string()),
             other => Self::internal(other.to_string()),
         }
     }

@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 
 use crate::app::{State, Tenant};
 use crate::error::ScimError;
-use crate::mapping::Call;
+use crate::ids::LegacyId;
 use crate::mapping::apply::LegacyFailure;
+use crate::mapping::{Call, Vars};
 use crate::router::{Resource, Route};
 use crate::scim::filter::{self, AttrPath, Filter};
 use crate::scim::{resource, schema};
@@ -51,7 +52,7 @@ pub async fn dispatch(
         Route::List(Resource::Groups) => groups::list(ctx, ListParams::from_query(query)?).await,
         Route::Search(Resource::Users) => users::list(ctx, ListParams::from_search(&body)?).await,
         Route::Search(Resource::Groups) => groups::list(ctx, ListParams::from_search(&body)?).await,
-        Route::RootSearch => users::list(ctx, ListParams::from_search(&body)?).await,
+        Route::RootSearch => root_search(ctx, ListParams::from_search(&body)?).await,
         Route::Create(Resource::Users) => users::create(ctx, parse_json(&body)?).await,
         Route::Get(Resource::Users, id) => {
             users::get(ctx, &id, &Projection::from_query(query)?).await
@@ -71,36 +72,39 @@ pub async fn dispatch(
         Route::ResourceType(name) => discovery::resource_type(ctx, &name),
         Route::Schemas => Ok(discovery::schemas(ctx)),
         Route::Schema(urn) => discovery::schema(ctx, &urn),
-        Route::MethodNotAllowed(allowed) => Err(ScimError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            None,
-            format!("method not allowed here; allowed: {allowed}"),
-        )),
-        Route::NotFound => Err(ScimError::new(
-            StatusCode::NOT_FOUND,
-            None,
-            "no such SCIM endpoint",
-        )),
+        Route::MethodNotAllowed(allowed) => Err(ScimError::method_not_allowed(allowed)),
+        Route::NotFound => Err(ScimError::no_endpoint()),
     }
+}
+
+/// `POST /.search`: every resource type, Users then Groups, windowed as one list.
+async fn root_search(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, ScimError> {
+    let (users_total, mut page) = users::search(ctx, &p).await?;
+    let mut total = users_total;
+    if ctx.tenant.mapping.groups.is_some() {
+        let rest = ListParams {
+            filter: p.filter.clone(),
+            start_index: (p.start_index - 1).saturating_sub(users_total) + 1,
+            count: p.count.saturating_sub(page.len() as u64),
+            projection: p.projection.clone(),
+        };
+        let (groups_total, groups) = groups::search(ctx, &rest).await?;
+        total += groups_total;
+        page.extend(groups);
+    }
+    Ok(list_response(total, p.start_index, page))
 }
 
 /// A request body as JSON, or `400 invalidSyntax`.
 pub fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
     if body.is_empty() {
-        return Err(ScimError::bad_request(
-            "invalidSyntax",
-            "the request body is empty",
-        ));
+        return Err(ScimError::invalid_syntax("the request body is empty"));
     }
     let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ScimError::bad_request(
-            "invalidSyntax",
-            format!("the request body is not valid JSON: {e}"),
-        )
+        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
     })?;
     if !v.is_object() {
-        return Err(ScimError::bad_request(
-            "invalidSyntax",
+        return Err(ScimError::invalid_syntax(
             "the request body must be a JSON object",
         ));
     }
@@ -211,10 +215,7 @@ impl ListParams {
                     Value::String(s) => p.filter = Some(filter::parse(s)?),
                     Value::Null => {}
                     _ => {
-                        return Err(ScimError::bad_request(
-                            "invalidSyntax",
-                            "filter must be a string",
-                        ));
+                        return Err(ScimError::invalid_syntax("filter must be a string"));
                     }
                 },
                 "startindex" => p.start_index = json_int(v, "startIndex")?.max(1) as u64,
@@ -229,24 +230,20 @@ impl ListParams {
 }
 
 fn parse_int(v: &str, name: &str) -> Result<i64, ScimError> {
-    v.trim().parse::<i64>().map_err(|_| {
-        ScimError::bad_request(
-            "invalidValue",
-            format!("{name} must be an integer, got {v:?}"),
-        )
-    })
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, got {v:?}")))
 }
 
 fn json_int(v: &Value, name: &str) -> Result<i64, ScimError> {
     match v {
-        Value::Number(n) => n.as_i64().ok_or_else(|| {
-            ScimError::bad_request("invalidValue", format!("{name} must be an integer"))
-        }),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer"))),
         Value::String(s) => parse_int(s, name),
-        _ => Err(ScimError::bad_request(
-            "invalidValue",
-            format!("{name} must be an integer"),
-        )),
+        _ => Err(ScimError::invalid_value(format!(
+            "{name} must be an integer"
+        ))),
     }
 }
 
@@ -256,16 +253,15 @@ fn attr_list(v: &Value) -> Result<Vec<AttrPath>, ScimError> {
         Value::Array(items) => {
             let mut out = Vec::new();
             for i in items {
-                let s = i.as_str().ok_or_else(|| {
-                    ScimError::bad_request("invalidSyntax", "attribute names must be strings")
-                })?;
+                let s = i
+                    .as_str()
+                    .ok_or_else(|| ScimError::invalid_syntax("attribute names must be strings"))?;
                 out.extend(resource::parse_attr_list(s)?);
             }
             Ok(out)
         }
         Value::Null => Ok(Vec::new()),
-        _ => Err(ScimError::bad_request(
-            "invalidSyntax",
+        _ => Err(ScimError::invalid_syntax(
             "attributes must be a string or an array",
         )),
     }
@@ -291,7 +287,7 @@ impl Ctx {
     pub async fn call(
         &self,
         call: &Call,
-        legacy_id: Option<&str>,
+        legacy_id: Option<&LegacyId>,
         extra_query: &[(String, String)],
         body: Option<Value>,
     ) -> Result<Answer, ScimError> {
@@ -303,14 +299,18 @@ impl Ctx {
     pub async fn call_member(
         &self,
         call: &Call,
-        legacy_id: Option<&str>,
-        member_legacy_id: Option<&str>,
+        legacy_id: Option<&LegacyId>,
+        member_legacy_id: Option<&LegacyId>,
         extra_query: &[(String, String)],
         body: Option<Value>,
     ) -> Result<Answer, ScimError> {
         let mapping = &self.tenant.mapping;
-        let mut vars = self.tenant.vars(legacy_id);
-        vars.member_legacy_id = member_legacy_id;
+        let vars = Vars {
+            legacy_id: legacy_id.map(LegacyId::as_str),
+            member_legacy_id: member_legacy_id.map(LegacyId::as_str),
+            customer_id: &self.tenant.customer_id,
+            api_key: self.tenant.api_key(),
+        };
         let prepared = mapping.prepare(call, &vars, extra_query, body)?;
         let started = std::time::Instant::now();
         let method = prepared.method.clone();
@@ -325,12 +325,7 @@ impl Ctx {
                 return Ok(Ok(Value::Null));
             }
             return serde_json::from_slice(&resp.body).map(Ok).map_err(|e| {
-                ScimError::new(
-                    StatusCode::BAD_GATEWAY,
-                    None,
-                    "the legacy app answered something unexpected",
-                )
-                .with_cause(format!(
+                ScimError::legacy_answer(format!(
                     "{} answered invalid JSON: {e}",
                     mapping.legacy.name
                 ))
@@ -360,7 +355,7 @@ impl Ctx {
     pub async fn page(
         &self,
         call: &Call,
-        legacy_id: Option<&str>,
+        legacy_id: Option<&LegacyId>,
         extra_query: &[(String, String)],
         index: u64,
         size: u64,
@@ -382,7 +377,7 @@ impl Ctx {
     pub fn pager<'a>(
         &'a self,
         call: &'a Call,
-        legacy_id: Option<&'a str>,
+        legacy_id: Option<&'a LegacyId>,
         extra_query: Vec<(String, String)>,
     ) -> Pager<'a> {
         Pager {
@@ -400,7 +395,7 @@ impl Ctx {
 pub struct Pager<'a> {
     ctx: &'a Ctx,
     call: &'a Call,
-    legacy_id: Option<&'a str>,
+    legacy_id: Option<&'a LegacyId>,
     extra_query: Vec<(String, String)>,
     index: u64,
     done: bool,

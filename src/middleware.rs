@@ -2,5 +2,7 @@
 //! sensitive headers). Layers know nothing about mappings or the legacy app.
 
 pub mod auth;
+pub mod content_type;
 
 pub use auth::{AuthLayer, TokenTable};
+pub use content_type::ContentTypeLayer;

@@ -45,7 +45,7 @@ fn resource_type_docs(ctx: &Ctx) -> Vec<Value> {
         "endpoint": "/Users",
         "description": format!("Users of {}", ctx.tenant.mapping.legacy.name),
         "schema": schema::USER,
-        "schemaExtensions": um.schema.extensions.iter().map(|e| json!({"schema": e.id, "required": false})).collect::<Vec<_>>(),
+        "schemaExtensions": used_extensions(um).map(|e| json!({"schema": e.id, "required": false})).collect::<Vec<_>>(),
         "meta": {"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/User", ctx.base_url)}
     })];
     if ctx.tenant.mapping.groups.is_some() {
@@ -78,11 +78,20 @@ pub fn resource_type(ctx: &Ctx, name: &str) -> Result<Response<Full<Bytes>>, Sci
         .ok_or_else(|| ScimError::not_found("ResourceType", name))
 }
 
+/// The schema extensions the mapping maps at least one attribute of.
+fn used_extensions(um: &UserMapping) -> impl Iterator<Item = &SchemaDef> {
+    um.schema.extensions.iter().filter(|ext| {
+        um.attributes
+            .iter()
+            .any(|a| a.target.extension.as_deref() == Some(ext.id.as_str()))
+    })
+}
+
 /// The schemas the mapping really serves: only mapped attributes and sub-attributes.
 fn served_schemas(ctx: &Ctx) -> Vec<SchemaDef> {
     let um = &ctx.tenant.mapping.users;
     let mut out = vec![trim_schema(&um.schema.core, um, None)];
-    for ext in &um.schema.extensions {
+    for ext in used_extensions(um) {
         out.push(trim_schema(ext, um, Some(&ext.id)));
     }
     if let Some(gm) = &ctx.tenant.mapping.groups {
@@ -115,6 +124,17 @@ fn trim_schema(def: &SchemaDef, um: &UserMapping, extension: Option<&str>) -> Sc
                 return None;
             }
             let mut a: AttributeDef = a.clone();
+            if rows.iter().any(|r| r.required && r.target.sub.is_none()) {
+                a.required = true;
+            }
+            for s in &mut a.sub_attributes {
+                if rows
+                    .iter()
+                    .any(|r| r.required && r.target.sub.as_deref() == Some(s.name.as_str()))
+                {
+                    s.required = true;
+                }
+            }
             if !a.sub_attributes.is_empty() {
                 let emitted = um.multi_valued.get(&a.name);
                 a.sub_attributes.retain(|s| {

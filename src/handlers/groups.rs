@@ -25,17 +25,12 @@ fn groups(ctx: &Ctx) -> Result<&GroupMapping, ScimError> {
         .mapping
         .groups
         .as_ref()
-        .ok_or_else(|| ScimError::new(StatusCode::NOT_FOUND, None, "this legacy app has no groups"))
+        .ok_or_else(ScimError::no_endpoint)
 }
 
 /// The answer to creating, replacing, patching or deleting a group.
 pub fn refused() -> ScimError {
-    ScimError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
-        "groups are owned by the legacy application: in Okta use Push Groups → Link Group to link \
-         an existing group; ask your account manager to create, rename or delete groups",
-    )
+    ScimError::groups_link_only("GET")
 }
 
 fn scim_id(ctx: &Ctx, gm: &GroupMapping, legacy_id: &LegacyId) -> ScimId {
@@ -100,7 +95,7 @@ async fn with_members(
     let member_ptr = call.member_id.as_deref().unwrap_or("");
     let mut members = Vec::new();
     let mut seen = HashSet::new();
-    let mut pager = ctx.pager(call, Some(legacy_id.as_str()), Vec::new());
+    let mut pager = ctx.pager(call, Some(legacy_id), Vec::new());
     while let Some(items) = pager.next().await? {
         for item in items {
             if let Some(uid) = pointer_text(&item, member_ptr) {
@@ -129,8 +124,14 @@ async fn with_members(
     Ok(group)
 }
 
-/// `GET /Groups`.
+/// `GET /Groups` and `POST /Groups/.search`.
 pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, ScimError> {
+    let (total, page) = search(ctx, &p).await?;
+    Ok(list_response(total, p.start_index, page))
+}
+
+/// The groups matching a list request: (total, the requested window, projected).
+pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), ScimError> {
     let gm = groups(ctx)?;
     if let Some(f) = &p.filter {
         f.validate(&gm.schema)?;
@@ -170,7 +171,7 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Sci
         };
         out.push(p.projection.apply(group, &gm.schema));
     }
-    Ok(list_response(matched, p.start_index, out))
+    Ok((matched, out))
 }
 
 /// `GET /Groups/{id}`.
@@ -181,6 +182,9 @@ pub async fn get(
 ) -> Result<Response<Full<Bytes>>, ScimError> {
     let gm = groups(ctx)?;
     let not_found = || ScimError::not_found("Group", id);
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(not_found());
+    }
     let legacy_id = match gm.scim_id {
         GroupIdSpec::Legacy => LegacyId::new(id),
         GroupIdSpec::Derived => ctx
@@ -191,10 +195,7 @@ pub async fn get(
             .map(|x| x.legacy_id)
             .ok_or_else(not_found)?,
     };
-    let record = match ctx
-        .call(&gm.get, Some(legacy_id.as_str()), &[], None)
-        .await?
-    {
+    let record = match ctx.call(&gm.get, Some(&legacy_id), &[], None).await? {
         Ok(r) => r,
         Err(f) if f.rule.as_ref().map_or(f.status, |r| r.status) == 404 => return Err(not_found()),
         Err(f) => return Err(ctx.failure(&f)),

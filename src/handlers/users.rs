@@ -3,6 +3,8 @@
 //! Every legacy record met on the way is recorded in the xref on the spot. SCIM ids are
 //! derived from (tenant, legacy id); the xref indexes them and keeps tombstones.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
@@ -32,6 +34,12 @@ fn users(ctx: &Ctx) -> &UserMapping {
 
 /// `GET /Users` and `POST /Users/.search`.
 pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, ScimError> {
+    let (total, page) = search(ctx, &p).await?;
+    Ok(list_response(total, p.start_index, page))
+}
+
+/// The users matching a list request: (total, the requested window, projected).
+pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), ScimError> {
     let um = users(ctx);
     if let Some(f) = &p.filter {
         f.validate(&um.schema)?;
@@ -57,7 +65,7 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Sci
             .skip((p.start_index - 1) as usize)
             .take(p.count as usize)
             .collect();
-        return Ok(list_response(total, p.start_index, project(page)));
+        return Ok((total, project(page)));
     }
     let tombstoned = ctx
         .state
@@ -65,10 +73,10 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Sci
         .tombstoned(&ctx.tenant.id, RESOURCE_TYPE)
         .await?;
     if p.filter.is_none()
-        && tombstoned.is_empty()
-        && let Some((total, page)) = direct_page(ctx, p.start_index - 1, p.count).await?
+        && let Some((total, page)) =
+            direct_page(ctx, p.start_index - 1, p.count, &tombstoned).await?
     {
-        return Ok(list_response(total, p.start_index, project(page)));
+        return Ok((total, project(page)));
     }
     let query = p
         .filter
@@ -92,7 +100,7 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Sci
             matched += 1;
         }
     }
-    Ok(list_response(matched, p.start_index, project(out)))
+    Ok((matched, project(out)))
 }
 
 /// `id eq "…"` alone.
@@ -112,37 +120,50 @@ fn id_eq(f: &Filter) -> Option<String> {
     }
 }
 
-/// Answers an unfiltered page straight from the matching legacy pages, when nothing is
-/// tombstoned and the legacy app reports a total. `None` when that is not possible.
+/// Answers an unfiltered page straight from the legacy pages, reading only as far as the
+/// requested window, when the legacy app reports a total. `None` when that is not possible.
+///
+/// Without tombstones the first page read is the one holding `skip`. With tombstones the
+/// positions shift, so the walk starts at the first page; the total is the legacy total less
+/// the tombstoned records, which stay in the legacy list when DELETE deactivates (the list
+/// call lists inactive records: SCIM lists deactivated users).
 async fn direct_page(
     ctx: &Ctx,
     skip: u64,
     count: u64,
+    tombstoned: &HashSet<LegacyId>,
 ) -> Result<Option<(u64, Vec<Value>)>, ScimError> {
+    let um = users(ctx);
     let paging = &ctx.tenant.mapping.legacy.paging;
-    if paging.total.is_none() {
+    if paging.total.is_none() || (!tombstoned.is_empty() && um.delete != DeleteSpec::Deactivate) {
         return Ok(None);
     }
-    let call = &users(ctx).calls.list;
+    let hidden = tombstoned.len() as u64;
+    let call = &um.calls.list;
     if count == 0 {
         let (_, total, _) = ctx.page(call, None, &[], 0, 1).await?;
-        return Ok(total.map(|t| (t, Vec::new())));
+        return Ok(total.map(|t| (t.saturating_sub(hidden), Vec::new())));
     }
     let size = paging.max_page_size;
-    let mut index = (skip / size) * size;
+    let mut index = if hidden == 0 { (skip / size) * size } else { 0 };
+    let mut visible = index;
     let mut out = Vec::new();
     loop {
         let (items, total, _) = ctx.page(call, None, &[], index, size).await?;
         let Some(total) = total else { return Ok(None) };
         let n = items.len() as u64;
-        for (i, (_, resource)) in build_page(ctx, items).await?.into_iter().enumerate() {
-            if index + i as u64 >= skip && (out.len() as u64) < count {
+        for (legacy_id, resource) in build_page(ctx, items).await? {
+            if tombstoned.contains(&legacy_id) {
+                continue;
+            }
+            if visible >= skip && (out.len() as u64) < count {
                 out.push(resource);
             }
+            visible += 1;
         }
         index += n;
         if out.len() as u64 >= count || n < size || index >= total {
-            return Ok(Some((total, out)));
+            return Ok(Some((total.saturating_sub(hidden), out)));
         }
     }
 }
@@ -244,10 +265,12 @@ fn assemble(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Result<Value, 
 /// Finds the legacy record behind a SCIM id: (legacy id, record, xref row).
 async fn locate(ctx: &Ctx, id: &str) -> Result<(LegacyId, Value, Option<XrefRecord>), ScimError> {
     let not_found = || ScimError::not_found("User", id);
-    if uuid::Uuid::parse_str(id).is_err() {
-        return Err(not_found());
-    }
-    let scim_id = ScimId::new(id);
+    // The ids handed out are name-based (v5) UUIDs; anything else cannot be one of ours.
+    let uuid = match uuid::Uuid::parse_str(id) {
+        Ok(u) if u.get_version_num() == 5 => u,
+        _ => return Err(not_found()),
+    };
+    let scim_id = ScimId::new(uuid.hyphenated().to_string());
     let xref = &ctx.state.xref;
     if let Some(x) = xref.get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id).await? {
         if x.tombstoned_at.is_some() {
@@ -299,7 +322,7 @@ async fn locate(ctx: &Ctx, id: &str) -> Result<(LegacyId, Value, Option<XrefReco
 /// Reads one legacy record; `None` when the legacy app says it does not exist.
 async fn get_record(ctx: &Ctx, legacy_id: &LegacyId) -> Result<Option<Value>, ScimError> {
     match ctx
-        .call(&users(ctx).calls.get, Some(legacy_id.as_str()), &[], None)
+        .call(&users(ctx).calls.get, Some(legacy_id), &[], None)
         .await?
     {
         Ok(record) => Ok(Some(record)),
@@ -329,11 +352,6 @@ pub async fn get(
 fn resource_response(status: StatusCode, resource: Value) -> Response<Full<Bytes>> {
     let mut resp = scim_json(status, &resource);
     let h = resp.headers_mut();
-    if let Some(v) = resource.pointer("/meta/version").and_then(Value::as_str)
-        && let Ok(v) = HeaderValue::from_str(v)
-    {
-        h.insert(header::ETAG, v);
-    }
     if status == StatusCode::CREATED
         && let Some(loc) = resource.pointer("/meta/location").and_then(Value::as_str)
         && let Ok(v) = HeaderValue::from_str(loc)
@@ -357,10 +375,7 @@ fn requested_active(body: &Value) -> Result<Option<bool>, ScimError> {
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(_) => Err(ScimError::bad_request(
-            "invalidValue",
-            "active must be a boolean",
-        )),
+        Some(_) => Err(ScimError::invalid_value("active must be a boolean")),
     }
 }
 
@@ -375,14 +390,15 @@ fn check_schemas(body: &Value) -> Result<(), ScimError> {
         {
             Ok(())
         }
-        Some(_) => Err(ScimError::bad_request(
-            "invalidSyntax",
-            format!("schemas must contain {}", schema::USER),
-        )),
+        Some(_) => Err(ScimError::invalid_syntax(format!(
+            "schemas must contain {}",
+            schema::USER
+        ))),
     }
 }
 
-/// The SCIM error for a failed legacy write, naming SCIM attributes, never legacy fields.
+/// The SCIM error for a failed legacy write, naming SCIM attributes, never legacy fields:
+/// every legacy field name in a problem text is replaced by its SCIM attribute.
 fn write_failure(ctx: &Ctx, f: &LegacyFailure) -> ScimError {
     let um = users(ctx);
     if f.fields.is_empty() {
@@ -391,20 +407,10 @@ fn write_failure(ctx: &Ctx, f: &LegacyFailure) -> ScimError {
     let detail = f
         .fields
         .iter()
-        .map(|(field, problem)| match um.row_for_field(field) {
-            Some(row) => format!("{}: {problem}", row.scim),
-            None => format!("a value was refused: {problem}"),
-        })
+        .map(|(field, problem)| um.field_problem(field, problem))
         .collect::<Vec<_>>()
         .join("; ");
-    let mut e = ScimError::from_legacy_failure(f, &ctx.tenant.mapping.legacy.name, Some(detail));
-    if e.status == StatusCode::BAD_GATEWAY || e.status.is_server_error() {
-        return e;
-    }
-    if e.scim_type.is_none() {
-        e.scim_type = Some("invalidValue");
-    }
-    e
+    ScimError::legacy_write_failure(f, &ctx.tenant.mapping.legacy.name, detail)
 }
 
 /// Answers a write: the record, or (for an empty 2xx) a fresh read of it.
@@ -431,7 +437,7 @@ async fn update_fields(
         return Ok(current);
     }
     match ctx
-        .call(&um.calls.update, Some(legacy_id.as_str()), &[], Some(body))
+        .call(&um.calls.update, Some(legacy_id), &[], Some(body))
         .await?
     {
         Ok(answer) => record_of(ctx, answer, legacy_id).await,
@@ -456,7 +462,7 @@ async fn set_active(
         um.calls.deactivate.as_ref()
     };
     let Some(call) = call else { return Ok(record) };
-    match ctx.call(call, Some(legacy_id.as_str()), &[], None).await? {
+    match ctx.call(call, Some(legacy_id), &[], None).await? {
         Ok(answer) => record_of(ctx, answer, legacy_id).await,
         Err(f) => Err(ctx.failure(&f)),
     }
@@ -517,12 +523,7 @@ async fn resolve_conflict(
     let um = users(ctx);
     let taken = || {
         let name = body.get("userName").and_then(Value::as_str).unwrap_or("");
-        ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            format!("userName {name:?} is already taken"),
-        )
-        .with_cause(format!(
+        ScimError::uniqueness(format!("userName {name:?} is already taken")).with_cause(format!(
             "{} answered {}",
             ctx.tenant.mapping.legacy.name,
             f.code.as_deref().unwrap_or("a conflict")
@@ -585,8 +586,7 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
     let um = users(ctx);
     let ops = crate::scim::patch::parse_request(&body)?;
     if um.active.is_some() && ops.iter().any(removes_active) {
-        return Err(ScimError::bad_request(
-            "mutability",
+        return Err(ScimError::mutability(
             "active cannot be removed: an account is either active or deactivated; replace it \
              with true or false",
         ));
@@ -595,7 +595,12 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
     let before = assemble(ctx, &current, x.as_ref())?;
     let mut after = before.clone();
     crate::scim::patch::apply(&mut after, &ops, &um.schema)?;
-    let fields = um.write_changed(&before, &after)?;
+    // A legacy update that replaces the whole record needs every field, not only the changes.
+    let fields = if um.calls.update.body == Some(BodySpec::Full) {
+        um.write(&after)?
+    } else {
+        um.write_changed(&before, &after)?
+    };
     let mut record = if fields.is_empty() {
         current
     } else {
@@ -630,7 +635,7 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, ScimEr
         }
         DeleteSpec::Delete => {
             if let Some(call) = &um.calls.delete {
-                match ctx.call(call, Some(legacy_id.as_str()), &[], None).await? {
+                match ctx.call(call, Some(&legacy_id), &[], None).await? {
                     Ok(_) => {}
                     Err(f) if is_not_found(&f) => {}
                     Err(f) => return Err(ctx.failure(&f)),

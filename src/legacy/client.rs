@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -24,6 +24,10 @@ pub struct LegacyResponse {
     /// Body bytes.
     pub body: Bytes,
 }
+
+/// Largest legacy answer read; a larger one is an error (a misbehaving upstream cannot
+/// exhaust the sidecar's memory).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 type Inner = BoxCloneSyncService<Request<Full<Bytes>>, LegacyResponse, tower::BoxError>;
 
@@ -78,7 +82,10 @@ impl LegacyClient {
             async move {
                 let resp: Response<hyper::body::Incoming> = client.request(req).await?;
                 let (parts, body) = resp.into_parts();
-                let body = body.collect().await?.to_bytes();
+                let body = Limited::new(body, MAX_ANSWER_BYTES)
+                    .collect()
+                    .await?
+                    .to_bytes();
                 Ok::<_, tower::BoxError>(LegacyResponse {
                     status: parts.status,
                     headers: parts.headers,

@@ -301,6 +301,24 @@ impl UserMapping {
             .find(|a| a.legacy.iter().any(|f| f == legacy_field))
     }
 
+    /// A legacy field problem told in SCIM terms: `<scim attribute>: <problem>`, with every
+    /// mapped legacy field name in the problem text replaced by its SCIM attribute, so no
+    /// legacy field name reaches a client.
+    pub fn field_problem(&self, legacy_field: &str, problem: &str) -> String {
+        let scrubbed = self
+            .attributes
+            .iter()
+            .fold(problem.to_owned(), |text, row| {
+                row.legacy
+                    .iter()
+                    .fold(text, |t, f| t.replace(f.as_str(), &row.scim))
+            });
+        match self.row_for_field(legacy_field) {
+            Some(row) => format!("{}: {scrubbed}", row.scim),
+            None => format!("a value was refused: {scrubbed}"),
+        }
+    }
+
     /// The legacy query that answers `filter`, when the legacy app can (see [`push_down`]).
     pub fn push_down(&self, filter: &Filter) -> Option<Vec<(String, String)>> {
         push_down(&self.filters, &self.schema, filter)

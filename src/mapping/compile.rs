@@ -266,6 +266,15 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
         }
         _ => {}
     }
+    if let Some(active) = &spec.active {
+        for ptr in active.all_true.iter().chain(&active.all_false) {
+            check_pointer(Some(ptr), "users.active", p);
+        }
+    } else if delete == spec::DeleteSpec::Deactivate && has_deactivate {
+        p.push(
+            "users.lifecycle.delete = \"deactivate\" needs [users.active] to tell active records",
+        );
+    }
     if spec.active.is_some() && !(has_deactivate && has_reactivate) {
         p.push("users.active needs both users.calls.deactivate and users.calls.reactivate");
     }
@@ -360,12 +369,6 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
         }
     }
     let filters = compile_filters(&spec.filters, &mut schema, "users.filters", p);
-    // Keep only the extensions the mapping uses: they are what /Schemas will announce.
-    schema.extensions.retain(|ext| {
-        attributes
-            .iter()
-            .any(|a| a.target.extension.as_deref() == Some(&ext.id))
-    });
     Some(UserMapping {
         legacy_id: spec.legacy_id,
         created: spec.created,

@@ -143,7 +143,7 @@ pub enum BodySpec {
 pub struct CallSpec {
     /// HTTP method.
     pub method: MethodSpec,
-    /// Path template relative to the tenant's legacy base URL, e.g. `/users/{legacy_id}`.
+    /// Path template relative to the tenant's legacy base URL, e.g. `/people/{legacy_id}`.
     pub path: String,
     /// Fixed query parameters (values are templates).
     #[serde(default)]

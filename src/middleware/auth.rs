@@ -11,7 +11,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::future::{Either, Ready, ready};
 use http::{Request, Response, header};
-use http_body_util::Full;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
@@ -101,12 +100,13 @@ impl<S: Clone, T> Clone for Auth<S, T> {
     }
 }
 
-impl<S, B, T> Service<Request<B>> for Auth<S, T>
+impl<S, B, T, ResBody> Service<Request<B>> for Auth<S, T>
 where
-    S: Service<Request<B>, Response = Response<Full<Bytes>>>,
+    S: Service<Request<B>, Response = Response<ResBody>>,
     T: Clone + Send + Sync + 'static,
+    ResBody: From<Bytes>,
 {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = Either<Ready<Result<Self::Response, S::Error>>, S::Future>;
 
@@ -124,7 +124,7 @@ where
                 req.extensions_mut().insert(t);
                 Either::Right(self.inner.call(req))
             }
-            None => Either::Left(ready(Ok(ScimError::unauthorized().into_response()))),
+            None => Either::Left(ready(Ok(ScimError::unauthorized().into_response_as()))),
         }
     }
 }

@@ -54,6 +54,11 @@ async fn discovery_documents() {
         ],
         "only what the mapping maps"
     );
+    let user_name = &user["attributes"][0];
+    assert_eq!(
+        (user_name["name"].clone(), user_name["required"].clone()),
+        (json!("userName"), json!(true))
+    );
     let addresses = user["attributes"]
         .as_array()
         .unwrap()

@@ -110,6 +110,22 @@ async fn entra_create_lookup_and_patch() {
         )
         .await;
     assert_eq!(a.body["active"], true);
+    // Enterprise extension attributes the mapping does not map are accepted and ignored.
+    let a = h
+        .patch(
+            &format!("/Users/{id}"),
+            patch(json!([
+                {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Sales"},
+                {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "26118915-6090-4610-87e4-49d8ca9f808d"}
+            ])),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert!(
+        a.body
+            .get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+            .is_none()
+    );
     // Remove an attribute.
     let a = h
         .patch(

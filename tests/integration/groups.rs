@@ -46,8 +46,37 @@ async fn list_filter_get() {
         "member ids are SCIM user ids"
     );
     assert_eq!(h.get("/Groups/G-NOPE").await.status, 404);
+    for odd in ["%2E", "%2E%2E"] {
+        assert_eq!(h.get(&format!("/Groups/{odd}")).await.status, 404, "{odd}");
+    }
+    // The root search covers every resource type.
+    let a = h
+        .post(
+            "/.search",
+            json!({"filter": "displayName eq \"Sales Ops\""}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["totalResults"], 1);
+    assert_eq!(
+        a.body["Resources"][0]["schemas"][0],
+        "urn:ietf:params:scim:schemas:core:2.0:Group"
+    );
+    let all = h
+        .post("/.search", json!({"startIndex": 2, "count": 3}))
+        .await
+        .body;
+    assert_eq!(all["totalResults"], 5, "two users and three groups");
+    let kinds: Vec<&str> = all["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["User", "Group", "Group"]);
     let a = h.post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "New"})).await;
     assert_eq!(a.status, 405);
+    assert_eq!(a.headers["allow"], "GET");
     assert!(a.body["detail"].as_str().unwrap().contains("Link Group"));
     assert_eq!(h.delete(&format!("/Groups/{gid}")).await.status, 405);
     h.stop().await;

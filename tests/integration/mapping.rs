@@ -225,3 +225,44 @@ fn compile_reports_every_problem() {
         .to_string();
     assert!(e.starts_with("m.toml: ") && e.contains("line 2"), "{e}");
 }
+
+#[test]
+fn field_problems_never_name_legacy_fields() {
+    let m = mc();
+    assert_eq!(
+        m.users.field_problem(
+            "UserProfileTitle",
+            "UserProfileTitle is longer than 100 characters"
+        ),
+        "title: title is longer than 100 characters"
+    );
+    assert_eq!(
+        m.users.field_problem(
+            "SomethingElse",
+            "LogonName clashes with UserProfileEmailAddress"
+        ),
+        "a value was refused: userName clashes with emails[primary].value"
+    );
+}
+
+#[test]
+fn compile_checks_lifecycle_and_pointers() {
+    let base = include_str!("../../mappings/marketing-center.toml");
+    let no_active = base.replace(
+        "[users.active]\nall_true = [\"/IsActive\"]\nall_false = [\"/IsArchived\"]\n",
+        "",
+    );
+    assert_ne!(no_active, base);
+    let e = Mapping::from_toml(&no_active, "m.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs [users.active]"), "{e}");
+    let bad_ptr = base.replace("all_true = [\"/IsActive\"]", "all_true = [\"IsActive\"]");
+    let e = Mapping::from_toml(&bad_ptr, "m.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("users.active: \"IsActive\" is not a JSON pointer"),
+        "{e}"
+    );
+}

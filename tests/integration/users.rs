@@ -283,3 +283,79 @@ async fn ids_outlive_the_xref() {
     assert_eq!(a.body["userName"], "late@example.com");
     h.stop().await;
 }
+
+/// Tombstones do not turn every list into a full scan: the first page still costs one legacy
+/// page, totals stay right, and paging skips exactly the deleted users.
+#[tokio::test]
+async fn paging_with_tombstones() {
+    let h = Harness::start_with(|_| {}).await;
+    seed(&h, 450);
+    let first = h.get("/Users?startIndex=1&count=450").await.body;
+    let all: Vec<String> = first["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(all.len(), 450);
+    let deleted: HashSet<String> = [3usize, 4, 250, 449]
+        .iter()
+        .map(|i| all[*i].clone())
+        .collect();
+    for id in &deleted {
+        assert_eq!(h.delete(&format!("/Users/{id}")).await.status, 204);
+    }
+    h.sim.clear_requests();
+    let a = h.get("/Users?startIndex=1&count=2").await;
+    assert_eq!(a.body["totalResults"], 446);
+    let list_calls = h
+        .sim
+        .requests()
+        .iter()
+        .filter(|(_, p)| p.contains("/users?"))
+        .count();
+    assert_eq!(list_calls, 1, "Test API Credentials reads one legacy page");
+    let mut seen = Vec::new();
+    let mut start = 1;
+    loop {
+        let a = h.get(&format!("/Users?startIndex={start}&count=60")).await;
+        assert_eq!(a.body["totalResults"], 446);
+        let page = a.body["Resources"].as_array().unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        start += page.len();
+    }
+    let expected: Vec<String> = all
+        .iter()
+        .filter(|id| !deleted.contains(*id))
+        .cloned()
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "same order, no duplicates, deleted users left out"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn ids_are_read_in_any_uuid_spelling() {
+    let h = Harness::start().await;
+    let user = h
+        .post("/Users", okta_user("case@example.com", "C", "D", "00u1cd"))
+        .await
+        .body;
+    let id = user["id"].as_str().unwrap();
+    let a = h.get(&format!("/Users/{}", id.to_uppercase())).await;
+    assert_eq!((a.status.as_u16(), a.body["id"].clone()), (200, json!(id)));
+    // A random (v4) UUID is not one of ours: 404 without scanning the legacy app.
+    h.sim.clear_requests();
+    let a = h.get("/Users/3f2b8c1e-9d4a-4c6b-8e2f-1a2b3c4d5e6f").await;
+    assert_eq!(a.status, 404);
+    assert!(
+        h.sim.requests().is_empty(),
+        "no legacy call for an id we never handed out"
+    );
+    h.stop().await;
+}
