@@ -103,14 +103,10 @@ impl ScimError {
         e
     }
 
-    /// `405` for creating, renaming or deleting groups the legacy app owns.
-    pub fn groups_link_only(allow: &'static str) -> Self {
-        let mut e = Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            None,
-            "groups are owned by the legacy application: in Okta use Push Groups → Link Group to \
-             link an existing group; ask your account manager to create, rename or delete groups",
-        );
+    /// `405` for creating or deleting groups the legacy app owns; `hint` (from the mapping)
+    /// tells the admin what to do instead.
+    pub fn groups_link_only(allow: &'static str, hint: &str) -> Self {
+        let mut e = Self::new(StatusCode::METHOD_NOT_ALLOWED, None, hint);
         e.allow = Some(allow);
         e
     }

@@ -63,10 +63,27 @@ pub async fn dispatch(
         Route::Get(Resource::Groups, id) => {
             groups::get(ctx, &id, &Projection::from_query(query)?).await
         }
-        Route::Create(Resource::Groups)
-        | Route::Replace(Resource::Groups, _)
-        | Route::Patch(Resource::Groups, _)
-        | Route::Delete(Resource::Groups, _) => Err(groups::refused()),
+        Route::Patch(Resource::Groups, id) => {
+            groups::patch(
+                ctx,
+                &id,
+                parse_json(&body)?,
+                &Projection::from_query(query)?,
+            )
+            .await
+        }
+        Route::Replace(Resource::Groups, id) => {
+            groups::replace(
+                ctx,
+                &id,
+                parse_json(&body)?,
+                &Projection::from_query(query)?,
+            )
+            .await
+        }
+        Route::Create(Resource::Groups) | Route::Delete(Resource::Groups, _) => {
+            Err(groups::refused(ctx))
+        }
         Route::ServiceProviderConfig => Ok(discovery::service_provider_config(ctx)),
         Route::ResourceTypes => Ok(discovery::resource_types(ctx)),
         Route::ResourceType(name) => discovery::resource_type(ctx, &name),

@@ -108,6 +108,8 @@ pub struct Call {
     pub body: Option<BodySpec>,
     /// Pointer to a member's legacy id (member list calls).
     pub member_id: Option<String>,
+    /// Pointer to a member's display name (member list calls).
+    pub member_display: Option<String>,
 }
 
 /// A call ready to send: what the legacy client needs and nothing else.
@@ -234,6 +236,12 @@ pub struct GroupMapping {
     pub list: Call,
     /// Read a page of members.
     pub members: Option<Call>,
+    /// Add one member.
+    pub add_member: Option<Call>,
+    /// Remove one member.
+    pub remove_member: Option<Call>,
+    /// What the admin is told when a group cannot be created, renamed or deleted.
+    pub link_only_hint: String,
     /// Pushed-down filters.
     pub filters: Vec<PushDown>,
     /// Full SCIM schema of the resource.

@@ -1,19 +1,22 @@
 //! SCIM Groups: discovery (list, filter, get with members). Groups belong to the legacy app;
 //! creating and deleting them through SCIM is refused with guidance for the admin.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, ListParams, Projection, list_response};
+use super::{Ctx, ListParams, Projection, list_response, users};
 use crate::app::scim_json;
 use crate::error::ScimError;
 use crate::ids::{LegacyId, ScimId};
 use crate::mapping::apply::pointer_text;
-use crate::mapping::{GroupIdSpec, GroupMapping, MappingError};
+use crate::mapping::{Call, GroupIdSpec, GroupMapping, MappingError};
+use crate::scim::patch::members::{GroupPatch, MemberChange, group_patch};
 use crate::scim::schema;
 use crate::xref::Seen;
 
@@ -28,9 +31,12 @@ fn groups(ctx: &Ctx) -> Result<&GroupMapping, ScimError> {
         .ok_or_else(ScimError::no_endpoint)
 }
 
-/// The answer to creating, replacing, patching or deleting a group.
-pub fn refused() -> ScimError {
-    ScimError::groups_link_only("GET")
+/// The answer to creating or deleting a group the legacy app owns.
+pub fn refused(ctx: &Ctx) -> ScimError {
+    match &ctx.tenant.mapping.groups {
+        Some(gm) => ScimError::groups_link_only("GET, PUT, PATCH", &gm.link_only_hint),
+        None => ScimError::no_endpoint(),
+    }
 }
 
 fn scim_id(ctx: &Ctx, gm: &GroupMapping, legacy_id: &LegacyId) -> ScimId {
@@ -82,6 +88,53 @@ async fn record_seen(
     Ok(())
 }
 
+/// Every member of a group as (legacy id, display), read through the legacy member pages.
+/// Members met for the first time are recorded in the xref, so each has a SCIM id.
+async fn read_members(
+    ctx: &Ctx,
+    gm: &GroupMapping,
+    legacy_id: &LegacyId,
+) -> Result<Vec<(LegacyId, Option<String>)>, ScimError> {
+    let Some(call) = &gm.members else {
+        return Ok(Vec::new());
+    };
+    let member_ptr = call.member_id.as_deref().unwrap_or("");
+    let mut out = Vec::new();
+    let mut known = HashSet::new();
+    let mut pager = ctx.pager(call, Some(legacy_id), Vec::new());
+    while let Some(items) = pager.next().await? {
+        let mut rows = Vec::new();
+        for item in items {
+            let Some(uid) = pointer_text(&item, member_ptr).map(LegacyId::new) else {
+                continue;
+            };
+            if !known.insert(uid.clone()) {
+                continue;
+            }
+            let display = call
+                .member_display
+                .as_deref()
+                .and_then(|p| pointer_text(&item, p));
+            rows.push(Seen {
+                scim_id: user_id(ctx, &uid),
+                legacy_id: uid.clone(),
+                external_id: None,
+                user_name: display.clone(),
+            });
+            out.push((uid, display));
+        }
+        ctx.state
+            .xref
+            .seen(&ctx.tenant.id, users::RESOURCE_TYPE, rows)
+            .await?;
+    }
+    Ok(out)
+}
+
+fn user_id(ctx: &Ctx, legacy_id: &LegacyId) -> ScimId {
+    ScimId::derive(&ctx.tenant.id, users::RESOURCE_TYPE, legacy_id)
+}
+
 /// Adds `members` (SCIM user ids) read through the legacy member pages.
 async fn with_members(
     ctx: &Ctx,
@@ -89,31 +142,27 @@ async fn with_members(
     legacy_id: &LegacyId,
     mut group: Value,
 ) -> Result<Value, ScimError> {
-    let Some(call) = &gm.members else {
+    if gm.members.is_none() {
         return Ok(group);
-    };
-    let member_ptr = call.member_id.as_deref().unwrap_or("");
-    let mut members = Vec::new();
-    let mut seen = HashSet::new();
-    let mut pager = ctx.pager(call, Some(legacy_id), Vec::new());
-    while let Some(items) = pager.next().await? {
-        for item in items {
-            if let Some(uid) = pointer_text(&item, member_ptr) {
-                let sid = ScimId::derive(
-                    &ctx.tenant.id,
-                    super::users::RESOURCE_TYPE,
-                    &LegacyId::new(uid),
-                );
-                if seen.insert(sid.clone()) {
-                    members.push(json!({
-                        "value": sid.as_str(),
-                        "$ref": format!("{}/Users/{}", ctx.base_url, sid),
-                        "type": "User",
-                    }));
-                }
-            }
-        }
     }
+    let members: Vec<Value> = read_members(ctx, gm, legacy_id)
+        .await?
+        .into_iter()
+        .map(|(uid, display)| {
+            let sid = user_id(ctx, &uid);
+            let mut m = Map::new();
+            m.insert("value".into(), json!(sid.as_str()));
+            if let Some(d) = display {
+                m.insert("display".into(), json!(d));
+            }
+            m.insert(
+                "$ref".into(),
+                json!(format!("{}/Users/{}", ctx.base_url, sid)),
+            );
+            m.insert("type".into(), json!("User"));
+            Value::Object(m)
+        })
+        .collect();
     if let Some(obj) = group.as_object_mut() {
         let meta = obj.remove("meta");
         obj.insert("members".into(), Value::Array(members));
@@ -174,13 +223,8 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Scim
     Ok((matched, out))
 }
 
-/// `GET /Groups/{id}`.
-pub async fn get(
-    ctx: &Ctx,
-    id: &str,
-    projection: &Projection,
-) -> Result<Response<Full<Bytes>>, ScimError> {
-    let gm = groups(ctx)?;
+/// Loads a group by SCIM id: (legacy id, legacy record).
+async fn load(ctx: &Ctx, gm: &GroupMapping, id: &str) -> Result<(LegacyId, Value), ScimError> {
     let not_found = || ScimError::not_found("Group", id);
     if id.is_empty() || id == "." || id == ".." {
         return Err(not_found());
@@ -195,19 +239,297 @@ pub async fn get(
             .map(|x| x.legacy_id)
             .ok_or_else(not_found)?,
     };
-    let record = match ctx.call(&gm.get, Some(&legacy_id), &[], None).await? {
-        Ok(r) => r,
-        Err(f) if f.rule.as_ref().map_or(f.status, |r| r.status) == 404 => return Err(not_found()),
-        Err(f) => return Err(ctx.failure(&f)),
-    };
-    let (lid, group) = assemble(ctx, gm, &record)?;
+    match ctx.call(&gm.get, Some(&legacy_id), &[], None).await? {
+        Ok(record) => Ok((legacy_id, record)),
+        Err(f) if f.rule.as_ref().map_or(f.status, |r| r.status) == 404 => Err(not_found()),
+        Err(f) => Err(ctx.failure(&f)),
+    }
+}
+
+/// The group as SCIM, with members when the projection wants them.
+async fn render(
+    ctx: &Ctx,
+    gm: &GroupMapping,
+    record: &Value,
+    projection: &Projection,
+) -> Result<Value, ScimError> {
+    let (lid, group) = assemble(ctx, gm, record)?;
     let group = if projection.wants("members") {
         with_members(ctx, gm, &lid, group).await?
     } else {
         group
     };
+    Ok(projection.apply(group, &gm.schema))
+}
+
+/// `GET /Groups/{id}`.
+pub async fn get(
+    ctx: &Ctx,
+    id: &str,
+    projection: &Projection,
+) -> Result<Response<Full<Bytes>>, ScimError> {
+    let gm = groups(ctx)?;
+    let (_, record) = load(ctx, gm, id).await?;
     Ok(scim_json(
         StatusCode::OK,
-        &projection.apply(group, &gm.schema),
+        &render(ctx, gm, &record, projection).await?,
     ))
+}
+
+/// `PATCH /Groups/{id}`: membership push. `204 No Content`, or `200` with the group when the
+/// request names `attributes` or `excludedAttributes`.
+pub async fn patch(
+    ctx: &Ctx,
+    id: &str,
+    body: Value,
+    projection: &Projection,
+) -> Result<Response<Full<Bytes>>, ScimError> {
+    let gm = groups(ctx)?;
+    let ops = crate::scim::patch::parse_request(&body)?;
+    let change = group_patch(&ops)?;
+    let (legacy_id, record) = load(ctx, gm, id).await?;
+    check_names(ctx, gm, &record, &change.display_names)?;
+    push(ctx, gm, &legacy_id, &change).await?;
+    if projection.is_empty() {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        return Ok(resp);
+    }
+    Ok(scim_json(
+        StatusCode::OK,
+        &render(ctx, gm, &record, projection).await?,
+    ))
+}
+
+/// `PUT /Groups/{id}`: the same name, and the members given (diffed against the legacy).
+pub async fn replace(
+    ctx: &Ctx,
+    id: &str,
+    body: Value,
+    projection: &Projection,
+) -> Result<Response<Full<Bytes>>, ScimError> {
+    let gm = groups(ctx)?;
+    let name = body
+        .as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("displayName"))
+        })
+        .and_then(|(_, v)| v.as_str())
+        .ok_or_else(|| ScimError::invalid_value("displayName is required"))?
+        .to_owned();
+    let members = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
+        .map(|(_, v)| v.clone());
+    let (legacy_id, record) = load(ctx, gm, id).await?;
+    check_names(ctx, gm, &record, std::slice::from_ref(&name))?;
+    let ops = [crate::scim::patch::PatchOperation {
+        op: crate::scim::patch::PatchOpKind::Replace,
+        path: None,
+        value: Some(json!({"members": members.unwrap_or_else(|| json!([]))})),
+    }];
+    let change = group_patch(&ops)?;
+    push(ctx, gm, &legacy_id, &change).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &render(ctx, gm, &record, projection).await?,
+    ))
+}
+
+/// A `displayName` equal to the current one is a no-op (Okta sends it after every push); any
+/// other is refused: the legacy app owns group names.
+fn check_names(
+    ctx: &Ctx,
+    gm: &GroupMapping,
+    record: &Value,
+    names: &[String],
+) -> Result<(), ScimError> {
+    let current = pointer_text(record, &gm.display_name).unwrap_or_default();
+    match names.iter().find(|n| **n != current) {
+        None => Ok(()),
+        Some(other) => Err(ScimError::mutability(format!(
+            "displayName is read-only: groups are renamed in {}, not through SCIM \
+             (asked {other:?}, the group is {current:?}); {}",
+            ctx.tenant.mapping.legacy.name, gm.link_only_hint
+        ))),
+    }
+}
+
+/// Translates member SCIM ids to legacy ids; every unknown id is refused (before any legacy
+/// call), naming the ids.
+async fn translate(ctx: &Ctx, named: &[&str]) -> Result<HashMap<String, LegacyId>, ScimError> {
+    let mut wanted: Vec<(String, Option<ScimId>)> = Vec::with_capacity(named.len());
+    for id in named {
+        let parsed = uuid::Uuid::parse_str(id)
+            .ok()
+            .filter(|u| u.get_version_num() == 5)
+            .map(|u| ScimId::new(u.hyphenated().to_string()));
+        wanted.push(((*id).to_owned(), parsed));
+    }
+    let lookup = |wanted: &[(String, Option<ScimId>)]| {
+        let ids: Vec<ScimId> = wanted.iter().filter_map(|(_, s)| s.clone()).collect();
+        let store = ctx.state.xref.clone();
+        let tenant = ctx.tenant.id.clone();
+        async move { store.get_many(&tenant, users::RESOURCE_TYPE, ids).await }
+    };
+    let mut found = HashMap::new();
+    let mut missing: Vec<&(String, Option<ScimId>)> = Vec::new();
+    let records = lookup(&wanted).await?;
+    let mut records = records.into_iter();
+    for w in &wanted {
+        let rec = if w.1.is_some() {
+            records.next().flatten()
+        } else {
+            None
+        };
+        match rec {
+            Some(r) if r.tombstoned_at.is_none() => {
+                found.insert(w.0.clone(), r.legacy_id);
+            }
+            _ => missing.push(w),
+        }
+    }
+    // Ids the xref has never seen may still be ours (a lost database): one rescan, then again.
+    if missing.iter().any(|(_, s)| s.is_some()) && users::rediscover(ctx).await? {
+        let again: Vec<(String, Option<ScimId>)> = missing.iter().map(|w| (*w).clone()).collect();
+        let records = lookup(&again).await?;
+        let mut records = records.into_iter();
+        missing.clear();
+        for w in &wanted {
+            if found.contains_key(&w.0) {
+                continue;
+            }
+            let rec = if w.1.is_some() {
+                records.next().flatten()
+            } else {
+                None
+            };
+            match rec {
+                Some(r) if r.tombstoned_at.is_none() => {
+                    found.insert(w.0.clone(), r.legacy_id);
+                }
+                _ => missing.push(w),
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let shown: Vec<String> = missing
+        .iter()
+        .take(5)
+        .map(|(id, _)| format!("{id:?}"))
+        .collect();
+    let more = missing.len().saturating_sub(5);
+    Err(ScimError::invalid_value(format!(
+        "members: unknown user id{} {}{}",
+        if missing.len() == 1 { "" } else { "s" },
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )))
+}
+
+/// One member call; answers the member with the outcome.
+async fn member_call<'a>(
+    ctx: &'a Ctx,
+    call: &'a Call,
+    group: &'a LegacyId,
+    member: &'a LegacyId,
+) -> (&'a LegacyId, Result<super::Answer, ScimError>) {
+    (
+        member,
+        ctx.call_member(call, Some(group), Some(member), &[], None)
+            .await,
+    )
+}
+
+/// Applies a membership change: the minimal add/remove calls, at most `member_concurrency`
+/// in flight. An archived user (a `skip_member` code) is skipped and counted; any other
+/// failure stops the push and is answered (member calls are idempotent: a retry is safe).
+async fn push(
+    ctx: &Ctx,
+    gm: &GroupMapping,
+    group: &LegacyId,
+    patch: &GroupPatch,
+) -> Result<(), ScimError> {
+    let change = &patch.members;
+    let nothing = match change {
+        MemberChange::Delta { add, remove } => add.is_empty() && remove.is_empty(),
+        MemberChange::Replace(_) => false,
+    };
+    if nothing {
+        return Ok(());
+    }
+    let (Some(add_call), Some(remove_call)) = (&gm.add_member, &gm.remove_member) else {
+        return Err(ScimError::mutability(format!(
+            "group members cannot be changed in {}: {}",
+            ctx.tenant.mapping.legacy.name, gm.link_only_hint
+        )));
+    };
+    let ids = translate(ctx, &patch.named_members()).await?;
+    let legacy = |scim: &String| ids.get(scim).cloned();
+    let (adds, removes): (Vec<LegacyId>, Vec<LegacyId>) = match change {
+        MemberChange::Delta { add, remove } => (
+            add.iter().filter_map(legacy).collect(),
+            remove.iter().filter_map(legacy).collect(),
+        ),
+        MemberChange::Replace(all) => {
+            let target: HashSet<LegacyId> = all.iter().filter_map(legacy).collect();
+            let current: HashSet<LegacyId> = read_members(ctx, gm, group)
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let mut adds: Vec<LegacyId> = target.difference(&current).cloned().collect();
+            let mut removes: Vec<LegacyId> = current.difference(&target).cloned().collect();
+            adds.sort();
+            removes.sort();
+            (adds, removes)
+        }
+    };
+    let mut calls = adds
+        .iter()
+        .map(|m| (add_call, m))
+        .chain(removes.iter().map(|m| (remove_call, m)));
+    let limit = ctx.tenant.member_concurrency;
+    let mut in_flight = FuturesUnordered::new();
+    let (mut done, mut skipped) = (0u64, 0u64);
+    loop {
+        while in_flight.len() < limit {
+            match calls.next() {
+                Some((call, member)) => in_flight.push(member_call(ctx, call, group, member)),
+                None => break,
+            }
+        }
+        let Some((member, result)) = in_flight.next().await else {
+            break;
+        };
+        match result? {
+            Ok(_) => done += 1,
+            Err(f) if f.rule.as_ref().is_some_and(|r| r.skip_member) => {
+                skipped += 1;
+                tracing::warn!(
+                    group = %group,
+                    member = %member,
+                    code = f.code.as_deref().unwrap_or(""),
+                    "member skipped"
+                );
+            }
+            Err(f) => return Err(ctx.failure(&f)),
+        }
+    }
+    tracing::info!(
+        group = %group,
+        added = adds.len(),
+        removed = removes.len(),
+        calls = done,
+        skipped,
+        "membership pushed"
+    );
+    Ok(())
 }

@@ -281,22 +281,7 @@ async fn locate(ctx: &Ctx, id: &str) -> Result<(LegacyId, Value, Option<XrefReco
     }
     // Not in the xref (a lost database, another replica's user): the id is derived, so a scan
     // of the legacy users finds it, recording everyone met. Rate-limited per tenant.
-    let allowed = {
-        let mut rescans = ctx
-            .state
-            .rescans
-            .lock()
-            .map_err(|_| ScimError::internal("rescan lock poisoned"))?;
-        let now = std::time::Instant::now();
-        match rescans.get(&ctx.tenant.id) {
-            Some(at) if now.duration_since(*at) < RESCAN_INTERVAL => false,
-            _ => {
-                rescans.insert(ctx.tenant.id.clone(), now);
-                true
-            }
-        }
-    };
-    if !allowed {
+    if !rescan_allowed(ctx)? {
         return Err(not_found());
     }
     let um = users(ctx);
@@ -317,6 +302,40 @@ async fn locate(ctx: &Ctx, id: &str) -> Result<(LegacyId, Value, Option<XrefReco
         }
     }
     Err(not_found())
+}
+
+/// Whether this tenant may scan the legacy users for unknown ids now (at most once per
+/// [`RESCAN_INTERVAL`]); taking the answer `true` starts the interval.
+fn rescan_allowed(ctx: &Ctx) -> Result<bool, ScimError> {
+    let allowed = {
+        let mut rescans = ctx
+            .state
+            .rescans
+            .lock()
+            .map_err(|_| ScimError::internal("rescan lock poisoned"))?;
+        let now = std::time::Instant::now();
+        match rescans.get(&ctx.tenant.id) {
+            Some(at) if now.duration_since(*at) < RESCAN_INTERVAL => false,
+            _ => {
+                rescans.insert(ctx.tenant.id.clone(), now);
+                true
+            }
+        }
+    };
+    Ok(allowed)
+}
+
+/// Scans every legacy user, recording each in the xref, when [`rescan_allowed`] says so.
+/// Returns whether a scan ran.
+pub async fn rediscover(ctx: &Ctx) -> Result<bool, ScimError> {
+    if !rescan_allowed(ctx)? {
+        return Ok(false);
+    }
+    let mut pager = ctx.pager(&users(ctx).calls.list, None, Vec::new());
+    while let Some(items) = pager.next().await? {
+        build_page(ctx, items).await?;
+    }
+    Ok(true)
 }
 
 /// Reads one legacy record; `None` when the legacy app says it does not exist.

@@ -207,12 +207,18 @@ fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
         }
     }
     check_pointer(spec.member_id.as_ref(), &format!("{at}.member_id"), p);
+    check_pointer(
+        spec.member_display.as_ref(),
+        &format!("{at}.member_display"),
+        p,
+    );
     Some(Call {
         method,
         path: path?,
         query,
         body: spec.body,
         member_id: spec.member_id.clone(),
+        member_display: spec.member_display.clone(),
     })
 }
 
@@ -555,6 +561,28 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
             p.push("groups.calls.members needs member_id");
         }
     }
+    let opt = |c: &Option<CallSpec>, at: &str, p: &mut Problems| {
+        c.as_ref().and_then(|c| compile_call(c, at, p))
+    };
+    let add_member = opt(&spec.calls.add_member, "groups.calls.add_member", p);
+    let remove_member = opt(&spec.calls.remove_member, "groups.calls.remove_member", p);
+    for (call, at) in [
+        (add_member.as_ref(), "groups.calls.add_member"),
+        (remove_member.as_ref(), "groups.calls.remove_member"),
+    ] {
+        if let Some(call) = call {
+            require_var(call, Var::LegacyId, at, p);
+            if !call.path.vars().any(|v| v == Var::MemberLegacyId) {
+                p.push(format!("{at}.path must contain {{member_legacy_id}}"));
+            }
+        }
+    }
+    if spec.calls.add_member.is_some() != spec.calls.remove_member.is_some() {
+        p.push("groups.calls: add_member and remove_member go together");
+    }
+    if (add_member.is_some() || remove_member.is_some()) && members.is_none() {
+        p.push("groups.calls: member changes need the members call (to diff a replace)");
+    }
     check_pointer(Some(&spec.legacy_id), "groups.legacy_id", p);
     check_pointer(Some(&spec.display_name), "groups.display_name", p);
     let mut schema = ResourceSchema {
@@ -569,6 +597,13 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
         get: get?,
         list: list?,
         members,
+        add_member,
+        remove_member,
+        link_only_hint: spec.link_only_hint.unwrap_or_else(|| {
+            "groups are owned by the legacy application: link an existing group instead \
+             (Okta: Push Groups → Link Group)"
+                .to_owned()
+        }),
         filters,
         schema,
     })

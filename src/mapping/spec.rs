@@ -107,6 +107,10 @@ pub struct ErrorCodeSpec {
     pub conflict: bool,
     /// JSON pointer to the id of the existing record, for `conflict` codes.
     pub existing_id: Option<String>,
+    /// In a group membership push, a member call failing with this code skips that member
+    /// (logged and counted) instead of failing the push (e.g. an archived user).
+    #[serde(default)]
+    pub skip_member: bool,
 }
 
 /// HTTP methods a legacy call may use.
@@ -152,6 +156,8 @@ pub struct CallSpec {
     pub body: Option<BodySpec>,
     /// For member list calls: JSON pointer to the member's legacy id in each item.
     pub member_id: Option<String>,
+    /// For member list calls: JSON pointer to a display name in each item (SCIM `display`).
+    pub member_display: Option<String>,
 }
 
 /// `[users]`.
@@ -340,6 +346,9 @@ pub struct GroupsSpec {
     /// Pushed-down filters.
     #[serde(default)]
     pub filters: BTreeMap<String, FilterSpec>,
+    /// What the admin is told when asking to create, rename or delete a group the legacy
+    /// app owns (no `create` / `rename` / `delete` call is declared).
+    pub link_only_hint: Option<String>,
 }
 
 /// How a group's SCIM id is formed.
@@ -363,4 +372,8 @@ pub struct GroupCallsSpec {
     pub list: CallSpec,
     /// Read a page of a group's members.
     pub members: Option<CallSpec>,
+    /// Add one member: `{legacy_id}` is the group, `{member_legacy_id}` the user.
+    pub add_member: Option<CallSpec>,
+    /// Remove one member: `{legacy_id}` is the group, `{member_legacy_id}` the user.
+    pub remove_member: Option<CallSpec>,
 }

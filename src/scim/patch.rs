@@ -44,6 +44,7 @@
 //!   that is already set → [`PatchError::Mutability`].
 
 mod apply;
+pub mod members;
 mod path;
 mod request;
 mod value;

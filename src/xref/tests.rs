@@ -744,3 +744,24 @@ async fn sqlite_errors_do_not_display_sql() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn get_many_answers_in_input_order() {
+    let (_dir, store) = open_temp().await;
+    let rows: Vec<Seen> = (0..1500)
+        .map(|i| seen(&i.to_string(), None, None))
+        .collect();
+    store.seen(&acme(), USER, rows).await.expect("seen");
+    let ids = vec![sid("1499"), sid("nope"), sid("0"), sid("0")];
+    let found = store.get_many(&acme(), USER, ids).await.expect("get_many");
+    let legacy: Vec<Option<&str>> = found
+        .iter()
+        .map(|r| r.as_ref().map(|r| r.legacy_id.as_str()))
+        .collect();
+    assert_eq!(legacy, [Some("1499"), None, Some("0"), Some("0")]);
+    let other = store
+        .get_many(&TenantId::new("other"), USER, vec![sid("0")])
+        .await
+        .expect("get");
+    assert_eq!(other, [None], "tenant isolation");
+}

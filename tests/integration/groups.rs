@@ -76,7 +76,7 @@ async fn list_filter_get() {
     assert_eq!(kinds, ["User", "Group", "Group"]);
     let a = h.post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "New"})).await;
     assert_eq!(a.status, 405);
-    assert_eq!(a.headers["allow"], "GET");
+    assert_eq!(a.headers["allow"], "GET, PUT, PATCH");
     assert!(a.body["detail"].as_str().unwrap().contains("Link Group"));
     assert_eq!(h.delete(&format!("/Groups/{gid}")).await.status, 405);
     h.stop().await;
