@@ -160,7 +160,7 @@ log "server is up at $BASE_URL"
 REPORT="$TARGET_DIR/scim2-tester-report.json"
 set +e
 SCIM_TOKEN="$TOKEN" "$VENV/bin/python" -P "$ROOT/tests/scim2_tester.py" \
-    --url "$BASE_URL" --resource-type User --json-report "$REPORT" ${DRIVER_ARGS[@]+"${DRIVER_ARGS[@]}"}
+    --url "$BASE_URL" --resource-type User --resource-type Group --link-only Group --json-report "$REPORT" ${DRIVER_ARGS[@]+"${DRIVER_ARGS[@]}"}
 rc=$?
 set -e
 log "full report: $REPORT"

@@ -301,7 +301,8 @@ pub async fn patch(
     ))
 }
 
-/// `PUT /Groups/{id}`: the same name, and the members given (diffed against the legacy).
+/// `PUT /Groups/{id}`: the members given (diffed against the legacy); `displayName`, if sent,
+/// must be the current name.
 pub async fn replace(
     ctx: &Ctx,
     id: &str,
@@ -309,21 +310,22 @@ pub async fn replace(
     projection: &Projection,
 ) -> Result<Response<Full<Bytes>>, ScimError> {
     let gm = groups(ctx)?;
-    let name = body
+    // displayName is read-only here: absent keeps the name, present must equal it.
+    let name = match body
         .as_object()
-        .and_then(|o| {
-            o.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("displayName"))
-        })
-        .and_then(|(_, v)| v.as_str())
-        .ok_or_else(|| ScimError::invalid_value("displayName is required"))?
-        .to_owned();
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("displayName")))
+        .map(|(_, v)| v)
+    {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(ScimError::invalid_value("displayName must be a string")),
+    };
     let members = body
         .as_object()
         .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
         .map(|(_, v)| v.clone());
     let (legacy_id, record) = load(ctx, gm, id).await?;
-    check_names(ctx, gm, &record, std::slice::from_ref(&name))?;
+    check_names(ctx, gm, &record, name.as_slice())?;
     let ops = [crate::scim::patch::PatchOperation {
         op: crate::scim::patch::PatchOpKind::Replace,
         path: None,
