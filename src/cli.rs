@@ -267,7 +267,7 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
     let _ = std::io::stdout().flush();
     let state = Arc::new(State::new(
         xref.clone(),
-        1024 * 1024,
+        crate::config::DEFAULT_MAX_BODY_BYTES,
         Duration::from_secs(55),
     ));
     let svc = app::service(state, Arc::new(tokens));

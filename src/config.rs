@@ -57,6 +57,9 @@ pub struct Config {
     pub tenants: BTreeMap<String, TenantConfig>,
 }
 
+/// Default of `server.max_body_bytes`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// `[server]`: how the sidecar listens and behaves as a process.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -67,8 +70,8 @@ pub struct ServerConfig {
     /// Directory of the cross-reference database (created with mode 0700 if missing).
     /// Default `/var/lib/scim-sidecar`; give it a persistent volume.
     pub data_dir: PathBuf,
-    /// Largest request body accepted, in bytes; larger requests get `413`. Default 1 MiB
-    /// (1048576).
+    /// Largest request body accepted, in bytes; larger requests get `413`. Default 4 MiB
+    /// (4194304): a group push replacing 10,000 members is about 1 MiB.
     pub max_body_bytes: usize,
     /// Time limit for answering one SCIM request, in seconds. Default 55: under Okta's 60 s
     /// so that Okta gets an answer rather than a dropped connection.
@@ -90,7 +93,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8787)),
             data_dir: PathBuf::from("/var/lib/scim-sidecar"),
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout_secs: 55,
             shutdown_grace_secs: 25,
             log_format: LogFormat::Auto,

@@ -95,7 +95,7 @@ fn defaults_fill_everything_optional() {
             "127.0.0.1:8787".parse::<SocketAddr>().expect("addr")
         );
         assert_eq!(server.data_dir, Path::new("/var/lib/scim-sidecar"));
-        assert_eq!(server.max_body_bytes, 1_048_576);
+        assert_eq!(server.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(server.request_timeout_secs, 55);
         assert_eq!(server.shutdown_grace_secs, 25);
         assert_eq!(server.log_format, LogFormat::Auto);

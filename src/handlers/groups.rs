@@ -313,7 +313,10 @@ pub async fn replace(
     // displayName is read-only here: absent keeps the name, present must equal it.
     let name = match body
         .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("displayName")))
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("displayName"))
+        })
         .map(|(_, v)| v)
     {
         None | Some(Value::Null) => None,

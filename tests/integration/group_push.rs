@@ -265,8 +265,16 @@ async fn entra_forms_and_put() {
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(members(&h, &gid), HashSet::from([l1]));
     assert_eq!(a.body["members"][0]["value"], u1.as_str());
-    let a = h.put(&format!("/Groups/{gid}"), json!({"members": [{"value": u2}]})).await;
-    assert_eq!(a.status, 200, "displayName is read-only: absent keeps the name");
+    let a = h
+        .put(
+            &format!("/Groups/{gid}"),
+            json!({"members": [{"value": u2}]}),
+        )
+        .await;
+    assert_eq!(
+        a.status, 200,
+        "displayName is read-only: absent keeps the name"
+    );
     assert_eq!(members(&h, &gid), HashSet::from([l2]));
     let a = h
         .put(
