@@ -3,8 +3,9 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,8 +36,10 @@ pub struct Tenant {
     /// The customer id sent to the legacy app.
     pub customer_id: String,
     api_key: String,
-    /// The compiled mapping.
-    pub mapping: Arc<Mapping>,
+    /// The compiled mapping in force; swapped whole on reload (see [`Tenant::mapping`]).
+    mapping: RwLock<Arc<Mapping>>,
+    /// The mapping file, for reloads (`None` for a built-in mapping).
+    pub mapping_path: Option<PathBuf>,
     /// The legacy client stack.
     pub legacy: LegacyClient,
     /// Concurrency of group member calls.
@@ -52,6 +55,23 @@ impl std::fmt::Debug for Tenant {
 }
 
 impl Tenant {
+    /// The mapping in force now. A request takes it once, at its start, and keeps it to the
+    /// end: a reload never changes the mapping under a request in flight.
+    pub fn mapping(&self) -> Arc<Mapping> {
+        match self.mapping.read() {
+            Ok(m) => Arc::clone(&m),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts a new mapping in force for the requests that start from now on.
+    pub fn set_mapping(&self, mapping: Arc<Mapping>) {
+        match self.mapping.write() {
+            Ok(mut m) => *m = mapping,
+            Err(poisoned) => *poisoned.into_inner() = mapping,
+        }
+    }
+
     /// The legacy API key (for the mapping's `{secret.api_key}`).
     pub fn api_key(&self) -> &str {
         &self.api_key
@@ -72,6 +92,8 @@ pub struct TenantSettings {
     pub token_digests: Vec<[u8; 32]>,
     /// Compiled mapping.
     pub mapping: Mapping,
+    /// The mapping file it was compiled from, for reloads.
+    pub mapping_path: Option<PathBuf>,
     /// Per-call legacy timeout.
     pub legacy_timeout: Duration,
     /// Legacy calls in flight at most.
@@ -108,24 +130,38 @@ impl State {
     }
 }
 
+/// The tenants, and the token table that finds them.
+pub struct Tenants {
+    /// Token digest → tenant.
+    pub tokens: TokenTable<Arc<Tenant>>,
+    /// Every tenant once.
+    pub all: Vec<Arc<Tenant>>,
+}
+
 /// Builds tenants and the token table.
-pub fn tenants(settings: Vec<TenantSettings>) -> Result<TokenTable<Arc<Tenant>>, LegacyError> {
+pub fn tenants(settings: Vec<TenantSettings>) -> Result<Tenants, LegacyError> {
     let mut entries = Vec::new();
+    let mut all = Vec::new();
     for s in settings {
         let legacy = LegacyClient::new(&s.legacy_base_url, s.legacy_timeout, s.legacy_concurrency)?;
         let tenant = Arc::new(Tenant {
             id: s.id,
             customer_id: s.customer_id,
             api_key: s.api_key,
-            mapping: Arc::new(s.mapping),
+            mapping: RwLock::new(Arc::new(s.mapping)),
+            mapping_path: s.mapping_path,
             legacy,
             member_concurrency: s.member_concurrency.max(1),
         });
         for d in s.token_digests {
             entries.push((d, Arc::clone(&tenant)));
         }
+        all.push(tenant);
     }
-    Ok(TokenTable::new(entries))
+    Ok(Tenants {
+        tokens: TokenTable::new(entries),
+        all,
+    })
 }
 
 /// The whole SCIM service: tracing, request ids, sensitive headers, auth, then the handlers.
@@ -264,6 +300,7 @@ where
         Bytes::new()
     };
     let ctx = Ctx {
+        mapping: tenant.mapping(),
         tenant,
         state: Arc::clone(&state),
         base_url,

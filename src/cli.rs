@@ -169,6 +169,7 @@ async fn serve(config_path: &Path) -> Result<(), String> {
                 api_key: api_key.expose().to_owned(),
                 token_digests,
                 mapping,
+                mapping_path: Some(t.mapping.clone()),
                 legacy_timeout: Duration::from_secs(t.legacy_timeout_secs),
                 legacy_concurrency: t.legacy_concurrency,
                 member_concurrency: t.member_concurrency,
@@ -186,7 +187,7 @@ async fn serve(config_path: &Path) -> Result<(), String> {
     let xref = Store::open(&config.server.data_dir.join("xref.sqlite3"))
         .await
         .map_err(|e| e.to_string())?;
-    let tokens = app::tenants(settings).map_err(|e| e.to_string())?;
+    let tenants = app::tenants(settings).map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
@@ -199,11 +200,20 @@ async fn serve(config_path: &Path) -> Result<(), String> {
     );
     state.public_base_url = config.server.public_base_url.clone();
     let state = Arc::new(state);
-    let svc = app::service(state, Arc::new(tokens));
+    let (stop_reload, reload_stopped) = tokio::sync::oneshot::channel::<()>();
+    let reloader = tokio::spawn(crate::reload::watch(
+        tenants.all.clone(),
+        Duration::from_secs(config.server.mapping_poll_secs),
+        async {
+            let _ = reload_stopped.await;
+        },
+    ));
+    let svc = app::service(state, Arc::new(tenants.tokens));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    crate::server::run(listener, svc, shutdown_signal(), grace)
-        .await
-        .map_err(|e| e.to_string())?;
+    let served = crate::server::run(listener, svc, shutdown_signal(), grace).await;
+    let _ = stop_reload.send(());
+    let _ = reloader.await;
+    served.map_err(|e| e.to_string())?;
     xref.close().await.map_err(|e| e.to_string())
 }
 
@@ -236,6 +246,7 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
         api_key,
         token_digests: vec![Sha256::digest(token.as_bytes()).into()],
         mapping,
+        mapping_path: None,
         legacy_timeout: Duration::from_secs(30),
         legacy_concurrency: 64,
         member_concurrency: 16,
@@ -270,7 +281,7 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
         crate::config::DEFAULT_MAX_BODY_BYTES,
         Duration::from_secs(55),
     ));
-    let svc = app::service(state, Arc::new(tokens));
+    let svc = app::service(state, Arc::new(tokens.tokens));
     crate::server::run(listener, svc, shutdown_signal(), Duration::from_secs(5))
         .await
         .map_err(|e| e.to_string())?;

@@ -86,6 +86,10 @@ pub struct ServerConfig {
     /// used for `Location` and `meta.location`. Default: built from each request's `Host`
     /// (and `X-Forwarded-Proto`), which is right unless a proxy rewrites the host.
     pub public_base_url: Option<String>,
+    /// How often each tenant's mapping file is checked for changes, in seconds; a changed
+    /// file is compiled and put in force, or refused and logged (the old mapping stays).
+    /// `0` disables polling: then only `SIGHUP` reloads. Default 2.
+    pub mapping_poll_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +102,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 25,
             log_format: LogFormat::Auto,
             public_base_url: None,
+            mapping_poll_secs: 2,
         }
     }
 }

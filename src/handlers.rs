@@ -18,7 +18,7 @@ use crate::app::{State, Tenant};
 use crate::error::ScimError;
 use crate::ids::LegacyId;
 use crate::mapping::apply::LegacyFailure;
-use crate::mapping::{Call, Vars};
+use crate::mapping::{Call, Mapping, Vars};
 use crate::router::{Resource, Route};
 use crate::scim::filter::{self, AttrPath, Filter};
 use crate::scim::{resource, schema};
@@ -27,6 +27,8 @@ use crate::scim::{resource, schema};
 pub struct Ctx {
     /// The authenticated tenant.
     pub tenant: Arc<Tenant>,
+    /// The tenant's mapping as it was when the request started.
+    pub mapping: Arc<Mapping>,
     /// Shared state.
     pub state: Arc<State>,
     /// `http://host/scim/v2`, for `Location` and `meta.location`.
@@ -98,7 +100,7 @@ pub async fn dispatch(
 async fn root_search(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, ScimError> {
     let (users_total, mut page) = users::search(ctx, &p).await?;
     let mut total = users_total;
-    if ctx.tenant.mapping.groups.is_some() {
+    if ctx.mapping.groups.is_some() {
         let rest = ListParams {
             filter: p.filter.clone(),
             start_index: (p.start_index - 1).saturating_sub(users_total) + 1,
@@ -321,7 +323,7 @@ impl Ctx {
         extra_query: &[(String, String)],
         body: Option<Value>,
     ) -> Result<Answer, ScimError> {
-        let mapping = &self.tenant.mapping;
+        let mapping = &self.mapping;
         let vars = Vars {
             legacy_id: legacy_id.map(LegacyId::as_str),
             member_legacy_id: member_legacy_id.map(LegacyId::as_str),
@@ -364,7 +366,7 @@ impl Ctx {
 
     /// The SCIM error for a legacy failure, with no field translation.
     pub fn failure(&self, f: &LegacyFailure) -> ScimError {
-        ScimError::from_legacy_failure(f, &self.tenant.mapping.legacy.name, None)
+        ScimError::from_legacy_failure(f, &self.mapping.legacy.name, None)
     }
 
     /// Reads one list page starting at 0-based `index` with `size` items:
@@ -377,7 +379,7 @@ impl Ctx {
         index: u64,
         size: u64,
     ) -> Result<(Vec<Value>, Option<u64>, Option<bool>), ScimError> {
-        let paging = &self.tenant.mapping.legacy.paging;
+        let paging = &self.mapping.legacy.paging;
         let mut query = extra_query.to_vec();
         query.extend(paging.query(index, size));
         let answer = self
@@ -424,7 +426,7 @@ impl Pager<'_> {
         if self.done {
             return Ok(None);
         }
-        let size = self.ctx.tenant.mapping.legacy.paging.max_page_size;
+        let size = self.ctx.mapping.legacy.paging.max_page_size;
         let (items, total, has_more) = self
             .ctx
             .page(

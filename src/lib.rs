@@ -12,6 +12,7 @@
 //! - `telemetry`: tracing-subscriber setup.
 //! - `server`: listeners, hyper-util connection builder, graceful shutdown.
 //! - `app`: shared state (tenants, mappings, legacy clients, xref) and the tower stack.
+//! - `reload`: puts a changed mapping file in force (SIGHUP or file change), or keeps the old.
 //! - `router`: (method, path) → `Route`.
 //! - `error`: the one place any error becomes a SCIM error response.
 //! - `middleware`: custom tower layers (bearer-token auth → tenant).
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod legacy;
 pub mod mapping;
 pub mod middleware;
+pub mod reload;
 pub mod router;
 pub mod scim;
 pub mod server;

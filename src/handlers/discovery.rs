@@ -37,24 +37,24 @@ pub fn service_provider_config(ctx: &Ctx) -> Response<Full<Bytes>> {
 }
 
 fn resource_type_docs(ctx: &Ctx) -> Vec<Value> {
-    let um = &ctx.tenant.mapping.users;
+    let um = &ctx.mapping.users;
     let mut out = vec![json!({
         "schemas": [schema::RESOURCE_TYPE],
         "id": "User",
         "name": "User",
         "endpoint": "/Users",
-        "description": format!("Users of {}", ctx.tenant.mapping.legacy.name),
+        "description": format!("Users of {}", ctx.mapping.legacy.name),
         "schema": schema::USER,
         "schemaExtensions": used_extensions(um).map(|e| json!({"schema": e.id, "required": false})).collect::<Vec<_>>(),
         "meta": {"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/User", ctx.base_url)}
     })];
-    if ctx.tenant.mapping.groups.is_some() {
+    if ctx.mapping.groups.is_some() {
         out.push(json!({
             "schemas": [schema::RESOURCE_TYPE],
             "id": "Group",
             "name": "Group",
             "endpoint": "/Groups",
-            "description": format!("Groups of {}", ctx.tenant.mapping.legacy.name),
+            "description": format!("Groups of {}", ctx.mapping.legacy.name),
             "schema": schema::GROUP,
             "schemaExtensions": [],
             "meta": {"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/Group", ctx.base_url)}
@@ -89,12 +89,12 @@ fn used_extensions(um: &UserMapping) -> impl Iterator<Item = &SchemaDef> {
 
 /// The schemas the mapping really serves: only mapped attributes and sub-attributes.
 fn served_schemas(ctx: &Ctx) -> Vec<SchemaDef> {
-    let um = &ctx.tenant.mapping.users;
+    let um = &ctx.mapping.users;
     let mut out = vec![trim_schema(&um.schema.core, um, None)];
     for ext in used_extensions(um) {
         out.push(trim_schema(ext, um, Some(&ext.id)));
     }
-    if let Some(gm) = &ctx.tenant.mapping.groups {
+    if let Some(gm) = &ctx.mapping.groups {
         let mut g = gm.schema.core.clone();
         g.attributes
             .retain(|a| a.name == "displayName" || (a.name == "members" && gm.members.is_some()));

@@ -24,8 +24,7 @@ use crate::xref::Seen;
 pub const RESOURCE_TYPE: &str = "Group";
 
 fn groups(ctx: &Ctx) -> Result<&GroupMapping, ScimError> {
-    ctx.tenant
-        .mapping
+    ctx.mapping
         .groups
         .as_ref()
         .ok_or_else(ScimError::no_endpoint)
@@ -33,7 +32,7 @@ fn groups(ctx: &Ctx) -> Result<&GroupMapping, ScimError> {
 
 /// The answer to creating or deleting a group the legacy app owns.
 pub fn refused(ctx: &Ctx) -> ScimError {
-    match &ctx.tenant.mapping.groups {
+    match &ctx.mapping.groups {
         Some(gm) => ScimError::groups_link_only("GET, PUT, PATCH", &gm.link_only_hint),
         None => ScimError::no_endpoint(),
     }
@@ -356,7 +355,7 @@ fn check_names(
         Some(other) => Err(ScimError::mutability(format!(
             "displayName is read-only: groups are renamed in {}, not through SCIM \
              (asked {other:?}, the group is {current:?}); {}",
-            ctx.tenant.mapping.legacy.name, gm.link_only_hint
+            ctx.mapping.legacy.name, gm.link_only_hint
         ))),
     }
 }
@@ -473,7 +472,7 @@ async fn push(
     let (Some(add_call), Some(remove_call)) = (&gm.add_member, &gm.remove_member) else {
         return Err(ScimError::mutability(format!(
             "group members cannot be changed in {}: {}",
-            ctx.tenant.mapping.legacy.name, gm.link_only_hint
+            ctx.mapping.legacy.name, gm.link_only_hint
         )));
     };
     let ids = translate(ctx, &patch.named_members()).await?;

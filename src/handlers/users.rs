@@ -29,7 +29,7 @@ pub const RESOURCE_TYPE: &str = "User";
 const RESCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn users(ctx: &Ctx) -> &UserMapping {
-    &ctx.tenant.mapping.users
+    &ctx.mapping.users
 }
 
 /// `GET /Users` and `POST /Users/.search`.
@@ -134,7 +134,7 @@ async fn direct_page(
     tombstoned: &HashSet<LegacyId>,
 ) -> Result<Option<(u64, Vec<Value>)>, ScimError> {
     let um = users(ctx);
-    let paging = &ctx.tenant.mapping.legacy.paging;
+    let paging = &ctx.mapping.legacy.paging;
     if paging.total.is_none() || (!tombstoned.is_empty() && um.delete != DeleteSpec::Deactivate) {
         return Ok(None);
     }
@@ -429,7 +429,7 @@ fn write_failure(ctx: &Ctx, f: &LegacyFailure) -> ScimError {
         .map(|(field, problem)| um.field_problem(field, problem))
         .collect::<Vec<_>>()
         .join("; ");
-    ScimError::legacy_write_failure(f, &ctx.tenant.mapping.legacy.name, detail)
+    ScimError::legacy_write_failure(f, &ctx.mapping.legacy.name, detail)
 }
 
 /// Answers a write: the record, or (for an empty 2xx) a fresh read of it.
@@ -544,7 +544,7 @@ async fn resolve_conflict(
         let name = body.get("userName").and_then(Value::as_str).unwrap_or("");
         ScimError::uniqueness(format!("userName {name:?} is already taken")).with_cause(format!(
             "{} answered {}",
-            ctx.tenant.mapping.legacy.name,
+            ctx.mapping.legacy.name,
             f.code.as_deref().unwrap_or("a conflict")
         ))
     };

@@ -13,6 +13,7 @@ mod group_push;
 mod groups;
 mod mapping;
 mod okta;
+mod reload;
 mod serve;
 mod support;
 mod users;

@@ -119,10 +119,16 @@ fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let mapping = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/mappings/marketing-center.toml"
-    );
+    let mapping = dir.join("marketing-center.toml");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/mappings/marketing-center.toml"
+        ),
+        &mapping,
+    )
+    .unwrap();
+    let mapping = mapping.display().to_string();
     let config = dir.join("sidecar.toml");
     std::fs::write(
         &config,
@@ -161,6 +167,7 @@ async fn serve_from_config_file_and_env() {
             ("TEST_SERVE_MC_KEY", API_KEY),
             ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
             ("SCIM_SIDECAR_SERVER__REQUEST_TIMEOUT_SECS", "2"),
+            ("SCIM_SIDECAR_SERVER__MAPPING_POLL_SECS", "0"),
         ],
     );
     let base = served.base.clone();
@@ -183,6 +190,46 @@ async fn serve_from_config_file_and_env() {
         "password": PASSWORD, "emails": [{"value": "sv@example.com", "primary": true}]});
     let (status, created) = call(&base, Method::POST, "/Users", FILE_TOKEN, Some(user)).await;
     assert_eq!(status, 201, "{created}");
+    // SIGHUP reloads the mapping (polling is off here): title and displayName swap fields.
+    let jane = "/Users?filter=userName%20eq%20%22jane.doe%40example.com%22";
+    let (_, found) = call(&base, Method::GET, jane, FILE_TOKEN, None).await;
+    assert_eq!(found["Resources"][0]["title"], "Field Marketing Lead");
+    let path = dir.path().join("marketing-center.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let swapped = text
+        .replacen(
+            "scim = \"displayName\"\nlegacy = \"UserProfileFullName\"",
+            "@DN@",
+            1,
+        )
+        .replacen(
+            "scim = \"title\"\nlegacy = \"UserProfileTitle\"",
+            "scim = \"title\"\nlegacy = \"UserProfileFullName\"",
+            1,
+        )
+        .replacen(
+            "@DN@",
+            "scim = \"displayName\"\nlegacy = \"UserProfileTitle\"",
+            1,
+        );
+    assert_ne!(swapped, text);
+    std::fs::write(&path, swapped).unwrap();
+    let hup = Command::new("kill")
+        .arg("-HUP")
+        .arg(served.child.id().to_string())
+        .status();
+    assert!(hup.unwrap().success());
+    let mut reloaded = false;
+    for _ in 0..300 {
+        let (_, found) = call(&base, Method::GET, jane, FILE_TOKEN, None).await;
+        if found["Resources"][0]["title"] == "Jane Doe" {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reloaded, "SIGHUP did not reload the mapping");
+
     // A legacy app slower than the request limit: 504 with a SCIM body, not a hang.
     sim.set_knobs(Knobs {
         latency: Duration::from_secs(4),
@@ -197,6 +244,10 @@ async fn serve_from_config_file_and_env() {
     assert!(
         log.iter().any(|l| l.contains("request done")),
         "one line per request"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("mapping reloaded")),
+        "the reload is logged"
     );
     for secret in [FILE_TOKEN, HASHED_TOKEN, API_KEY, PASSWORD] {
         assert!(

@@ -31,6 +31,10 @@ pub(crate) const TOKEN_2: &str = "scim-token-acme-rotated-0c44";
 
 /// A running simulator + sidecar pair.
 pub(crate) struct Harness {
+    /// The mapping file (watched when started with `start_reloadable`).
+    pub(crate) mapping_file: std::path::PathBuf,
+    stop_reload: Option<oneshot::Sender<()>>,
+    reloader: Option<tokio::task::JoinHandle<()>>,
     /// The simulator, for direct inspection and knobs.
     pub(crate) sim: MarketingCenter,
     sim_handle: Option<RunningSimulator>,
@@ -63,6 +67,16 @@ impl Harness {
 
     /// Starts with a custom simulator setup.
     pub(crate) async fn start_with(setup: impl FnOnce(&MarketingCenter)) -> Harness {
+        Self::build(setup, None).await
+    }
+
+    /// Starts with the mapping in a file (`mapping_file`) that is watched for changes every
+    /// `poll`.
+    pub(crate) async fn start_reloadable(poll: Duration) -> Harness {
+        Self::build(|sim| sim.seed_demo(CUSTOMER), Some(poll)).await
+    }
+
+    async fn build(setup: impl FnOnce(&MarketingCenter), reload: Option<Duration>) -> Harness {
         let sim = MarketingCenter::new(API_KEY, [CUSTOMER, "OTHER"]);
         setup(&sim);
         let handle = sim.clone().spawn().await.unwrap();
@@ -75,6 +89,8 @@ impl Harness {
             "mappings/marketing-center.toml",
         )
         .unwrap();
+        let mapping_file = dir.path().join("marketing-center.toml");
+        std::fs::write(&mapping_file, scim_sidecar::cli::MARKETING_CENTER_MAPPING).unwrap();
         let tokens = app::tenants(vec![TenantSettings {
             id: TenantId::new("acme"),
             customer_id: CUSTOMER.into(),
@@ -85,6 +101,7 @@ impl Harness {
                 Sha256::digest(TOKEN_2.as_bytes()).into(),
             ],
             mapping,
+            mapping_path: reload.map(|_| mapping_file.clone()),
             legacy_timeout: Duration::from_secs(5),
             legacy_concurrency: 32,
             member_concurrency: 16,
@@ -97,7 +114,17 @@ impl Harness {
             1024 * 1024,
             Duration::from_secs(55),
         ));
-        let svc = app::service(state, Arc::new(tokens));
+        let (stop_reload, reload_stopped) = oneshot::channel::<()>();
+        let reloader = reload.map(|poll| {
+            tokio::spawn(scim_sidecar::reload::watch(
+                tokens.all.clone(),
+                poll,
+                async {
+                    let _ = reload_stopped.await;
+                },
+            ))
+        });
+        let svc = app::service(state, Arc::new(tokens.tokens));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             scim_sidecar::server::run(
@@ -113,6 +140,9 @@ impl Harness {
         });
         let client = Client::builder(TokioExecutor::new()).build_http();
         Harness {
+            mapping_file,
+            stop_reload: Some(stop_reload),
+            reloader,
             sim,
             sim_handle: Some(handle),
             base: format!("http://{addr}/scim/v2"),
@@ -131,6 +161,12 @@ impl Harness {
         }
         if let Some(t) = self.task.take() {
             t.await.unwrap();
+        }
+        if let Some(tx) = self.stop_reload.take() {
+            let _ = tx.send(());
+        }
+        if let Some(r) = self.reloader.take() {
+            r.await.unwrap();
         }
         if let Some(h) = self.sim_handle.take() {
             h.stop().await;

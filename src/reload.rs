@@ -1,0 +1,116 @@
+//! Mapping reloads: on `SIGHUP`, and when a tenant's mapping file changes (its content is
+//! polled, which also sees a Kubernetes ConfigMap's symlink swap), the file is read and
+//! compiled; a mapping that compiles is put in force for the requests that start from then on,
+//! one that does not is logged and the mapping in force stays. Requests in flight finish on
+//! the mapping they started with (`Tenant::mapping` hands each request its own `Arc`).
+//!
+//! Knows mappings only as compiled values: it never looks inside one.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::Tenant;
+use crate::ids::TenantId;
+use crate::mapping::Mapping;
+
+/// What one reload attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file is unchanged since the last attempt.
+    Unchanged,
+    /// The new mapping is in force.
+    Reloaded,
+    /// The file could not be read or compiled; the previous mapping stays in force.
+    Refused(String),
+}
+
+fn digest(text: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// Watches the mapping files of `tenants` until `shutdown` resolves: every `poll` (zero: only
+/// on `SIGHUP`) and on every `SIGHUP`.
+pub async fn watch(tenants: Vec<Arc<Tenant>>, poll: Duration, shutdown: impl Future<Output = ()>) {
+    let mut seen: HashMap<TenantId, u64> = HashMap::new();
+    for t in &tenants {
+        if let Some(path) = &t.mapping_path
+            && let Ok(text) = tokio::fs::read_to_string(path).await
+        {
+            seen.insert(t.id.clone(), digest(&text));
+        }
+    }
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    tokio::pin!(shutdown);
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        let tick = async {
+            if poll.is_zero() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(poll).await;
+        };
+        let forced = tokio::select! {
+            () = &mut shutdown => return,
+            () = hangup => true,
+            () = tick => false,
+        };
+        for t in &tenants {
+            let outcome = reload(t, &mut seen, forced).await;
+            if forced && outcome == Outcome::Unchanged {
+                tracing::info!(tenant = %t.id, "SIGHUP: mapping unchanged");
+            }
+        }
+    }
+}
+
+/// Reloads one tenant's mapping if its file changed (or always, when `forced`).
+pub async fn reload(tenant: &Tenant, seen: &mut HashMap<TenantId, u64>, forced: bool) -> Outcome {
+    let Some(path) = &tenant.mapping_path else {
+        return Outcome::Unchanged;
+    };
+    let text = match tokio::fs::read_to_string(path).await {
+        Ok(t) => t,
+        Err(e) => {
+            let why = format!("cannot read {}: {e}", path.display());
+            tracing::error!(tenant = %tenant.id, error = %why, "mapping reload refused; the mapping in force stays");
+            return Outcome::Refused(why);
+        }
+    };
+    let d = digest(&text);
+    if !forced && seen.get(&tenant.id) == Some(&d) {
+        return Outcome::Unchanged;
+    }
+    seen.insert(tenant.id.clone(), d);
+    match compile(path, &text) {
+        Ok(mapping) => {
+            tenant.set_mapping(Arc::new(mapping));
+            tracing::info!(tenant = %tenant.id, file = %path.display(), "mapping reloaded");
+            Outcome::Reloaded
+        }
+        Err(why) => {
+            tracing::error!(tenant = %tenant.id, error = %why, "mapping reload refused; the mapping in force stays");
+            Outcome::Refused(why)
+        }
+    }
+}
+
+fn compile(path: &Path, text: &str) -> Result<Mapping, String> {
+    Mapping::from_toml(text, &path.display().to_string()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,111 @@
+//! Mapping reload under load: a changed mapping is put in force without losing a request,
+//! and a broken one is refused while the one in force keeps serving.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::support::{Harness, okta_user};
+
+#[tokio::test]
+async fn reload_under_load_loses_no_request() {
+    let h = Arc::new(Harness::start_reloadable(Duration::from_millis(20)).await);
+    let mut body = okta_user("reload@example.com", "Re", "Load", "00u1rl");
+    body["title"] = serde_json::json!("Field Engineer");
+    let created = h.post("/Users", body).await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    // Eight clients read the user in a loop until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (h, stop, id) = (Arc::clone(&h), Arc::clone(&stop), id.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut ok, mut titles) = (0u32, std::collections::BTreeSet::new());
+            while !stop.load(Ordering::Relaxed) {
+                let a = h.get(&format!("/Users/{id}")).await;
+                assert_eq!(
+                    a.status, 200,
+                    "a request failed during a reload: {:?}",
+                    a.body
+                );
+                titles.insert(a.body["title"].as_str().unwrap_or("").to_owned());
+                ok += 1;
+            }
+            (ok, titles)
+        }));
+    }
+
+    // Change the attribute map: title and displayName swap their legacy fields.
+    let text = std::fs::read_to_string(&h.mapping_file).unwrap();
+    let changed = text
+        .replacen(
+            "scim = \"displayName\"\nlegacy = \"UserProfileFullName\"",
+            "@DN@",
+            1,
+        )
+        .replacen(
+            "scim = \"title\"\nlegacy = \"UserProfileTitle\"",
+            "scim = \"title\"\nlegacy = \"UserProfileFullName\"",
+            1,
+        )
+        .replacen(
+            "@DN@",
+            "scim = \"displayName\"\nlegacy = \"UserProfileTitle\"",
+            1,
+        );
+    assert_ne!(changed, text);
+    std::fs::write(&h.mapping_file, &changed).unwrap();
+    wait_for_title(&h, &id, "Re Load").await;
+
+    // A broken mapping is refused; the one in force keeps serving.
+    std::fs::write(
+        &h.mapping_file,
+        changed.replace("scim = \"userName\"", "scim = \"userNam\""),
+    )
+    .unwrap();
+    for _ in 0..20 {
+        let a = h.get(&format!("/Users/{id}")).await;
+        assert_eq!(
+            (a.status.as_u16(), a.body["title"].as_str()),
+            (200, Some("Re Load"))
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // And a good one after it is taken again.
+    std::fs::write(&h.mapping_file, &text).unwrap();
+    wait_for_title(&h, &id, "Field Engineer").await;
+
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for c in clients {
+        let (ok, titles) = c.await.unwrap();
+        total += ok;
+        seen.extend(titles);
+    }
+    assert!(total > 0);
+    assert!(
+        seen.contains("Re Load") && seen.contains("Field Engineer"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.len(),
+        2,
+        "every answer came from one mapping or the other: {seen:?}"
+    );
+    Arc::try_unwrap(h).ok().unwrap().stop().await;
+}
+
+/// Polls until the user's title reads `want` (the reload is asynchronous), bounded.
+async fn wait_for_title(h: &Harness, id: &str, want: &str) {
+    for _ in 0..500 {
+        let a = h.get(&format!("/Users/{id}")).await;
+        if a.body["title"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the reload to {want:?} never took effect");
+}
