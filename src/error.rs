@@ -87,6 +87,11 @@ impl ScimError {
         )
     }
 
+    /// `403`: the legacy app forbids changing this resource (`detail` from the mapping).
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, None, detail)
+    }
+
     /// `404` for a path that is no SCIM endpoint.
     pub fn no_endpoint() -> Self {
         Self::new(StatusCode::NOT_FOUND, None, "no such SCIM endpoint")

@@ -83,9 +83,8 @@ pub async fn dispatch(
             )
             .await
         }
-        Route::Create(Resource::Groups) | Route::Delete(Resource::Groups, _) => {
-            Err(groups::refused(ctx))
-        }
+        Route::Create(Resource::Groups) => groups::create(ctx, parse_json(&body)?).await,
+        Route::Delete(Resource::Groups, id) => groups::delete(ctx, &id).await,
         Route::ServiceProviderConfig => Ok(discovery::service_provider_config(ctx)),
         Route::ResourceTypes => Ok(discovery::resource_types(ctx)),
         Route::ResourceType(name) => discovery::resource_type(ctx, &name),
@@ -357,10 +356,14 @@ impl Ctx {
             .as_deref()
             .and_then(|h| resp.headers.get(h))
             .and_then(|v| v.to_str().ok());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         Ok(Err(mapping.legacy.errors.interpret(
             resp.status.as_u16(),
             &resp.body,
             retry_after,
+            now,
         )))
     }
 

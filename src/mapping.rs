@@ -21,8 +21,9 @@ use std::collections::BTreeMap;
 
 pub use error::MappingError;
 pub use spec::{
-    BodySpec, CaseSpec, ConflictRuleSpec, ConflictThen, ConflictWhen, DeleteSpec, ErrorCodeSpec,
-    GroupIdSpec, MultiValuedSpec, PagingStyle,
+    BatchSpec, BodySpec, CaseSpec, ConflictKeyword, ConflictRuleSpec, ConflictThen, ConflictWhen,
+    DeactivateSpec, DeleteSpec, ErrorCodeSpec, GroupIdSpec, MultiValuedSpec, PagingStyle,
+    RetryAfterFormat, TimeFormat,
 };
 pub use template::{Template, Vars};
 pub use transform::Transform;
@@ -89,8 +90,10 @@ pub struct Errors {
     pub field: Option<String>,
     /// Pointer to a problem's text.
     pub problem: Option<String>,
-    /// Header with the retry delay in seconds.
+    /// Header with the retry hint.
     pub retry_after_header: Option<String>,
+    /// What the header holds.
+    pub retry_after_format: RetryAfterFormat,
     /// Code → SCIM answer.
     pub codes: BTreeMap<String, ErrorCodeSpec>,
 }
@@ -110,6 +113,8 @@ pub struct Call {
     pub member_id: Option<String>,
     /// Pointer to a member's display name (member list calls).
     pub member_display: Option<String>,
+    /// Batched member calls: body field and largest batch.
+    pub batch: Option<BatchSpec>,
 }
 
 /// A call ready to send: what the legacy client needs and nothing else.
@@ -179,6 +184,8 @@ pub struct UserCalls {
     pub reactivate: Option<Call>,
     /// Delete.
     pub delete: Option<Call>,
+    /// Take over an existing record.
+    pub claim: Option<Call>,
 }
 
 /// A SCIM attribute the legacy list call can filter on.
@@ -203,12 +210,16 @@ pub struct UserMapping {
     pub created: Option<String>,
     /// Pointer to the modification time.
     pub last_modified: Option<String>,
+    /// How times are written.
+    pub time_format: TimeFormat,
     /// How `active` is read.
     pub active: Option<Active>,
     /// Calls.
     pub calls: UserCalls,
     /// What DELETE does.
     pub delete: DeleteSpec,
+    /// What `active: false` does.
+    pub deactivate: DeactivateSpec,
     /// Create-conflict rules.
     pub on_conflict: Vec<ConflictRuleSpec>,
     /// Pushed-down filters.
@@ -221,6 +232,17 @@ pub struct UserMapping {
     pub schema: ResourceSchema,
 }
 
+/// Compiled `[groups] locked`.
+#[derive(Clone, Debug)]
+pub struct Locked {
+    /// Pointer into the group record.
+    pub field: String,
+    /// The value that locks it.
+    pub equals: serde_json::Value,
+    /// The detail of the `403`.
+    pub detail: String,
+}
+
 /// The compiled Group resource mapping.
 #[derive(Clone, Debug)]
 pub struct GroupMapping {
@@ -230,6 +252,10 @@ pub struct GroupMapping {
     pub scim_id: GroupIdSpec,
     /// Pointer to the display name.
     pub display_name: String,
+    /// Legacy field a create or rename writes the display name to.
+    pub display_name_field: Option<String>,
+    /// Groups that must never be linked or changed.
+    pub locked: Option<Locked>,
     /// Read one.
     pub get: Call,
     /// Read a page.
@@ -240,6 +266,16 @@ pub struct GroupMapping {
     pub add_member: Option<Call>,
     /// Remove one member.
     pub remove_member: Option<Call>,
+    /// Add members in batches.
+    pub add_members: Option<Call>,
+    /// Remove members in batches.
+    pub remove_members: Option<Call>,
+    /// Create a group.
+    pub create: Option<Call>,
+    /// Rename a group.
+    pub rename: Option<Call>,
+    /// Delete a group.
+    pub delete: Option<Call>,
     /// What the admin is told when a group cannot be created, renamed or deleted.
     pub link_only_hint: String,
     /// Pushed-down filters.

@@ -15,3 +15,4 @@
 pub mod faults;
 pub mod http;
 pub mod marketing_center;
+pub mod partner_directory;

@@ -99,7 +99,7 @@ fn served_schemas(ctx: &Ctx) -> Vec<SchemaDef> {
         g.attributes
             .retain(|a| a.name == "displayName" || (a.name == "members" && gm.members.is_some()));
         for a in &mut g.attributes {
-            if a.name == "displayName" {
+            if a.name == "displayName" && gm.rename.is_none() {
                 a.mutability = schema::Mutability::ReadOnly;
             }
         }
@@ -119,7 +119,8 @@ fn trim_schema(def: &SchemaDef, um: &UserMapping, extension: Option<&str>) -> Sc
                 .iter()
                 .filter(|r| r.target.extension.as_deref() == extension && r.target.attr == a.name)
                 .collect();
-            let active = extension.is_none() && a.name == "active" && um.active.is_some();
+            // Every user answers `active` (true without an active flag in the legacy app).
+            let active = extension.is_none() && a.name == "active";
             if rows.is_empty() && !active {
                 return None;
             }

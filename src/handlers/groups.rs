@@ -30,12 +30,97 @@ fn groups(ctx: &Ctx) -> Result<&GroupMapping, ScimError> {
         .ok_or_else(ScimError::no_endpoint)
 }
 
-/// The answer to creating or deleting a group the legacy app owns.
-pub fn refused(ctx: &Ctx) -> ScimError {
-    match &ctx.mapping.groups {
-        Some(gm) => ScimError::groups_link_only("GET, PUT, PATCH", &gm.link_only_hint),
-        None => ScimError::no_endpoint(),
+/// The answer to creating or deleting a group where the mapping declares no such call.
+fn refused(gm: &GroupMapping, allow: &'static str) -> ScimError {
+    ScimError::groups_link_only(allow, &gm.link_only_hint)
+}
+
+/// `403` when the group is one the mapping locks (never linked or changed).
+fn check_unlocked(gm: &GroupMapping, record: &Value) -> Result<(), ScimError> {
+    match &gm.locked {
+        Some(lock) if lock.matches(record) => Err(ScimError::forbidden(lock.detail.clone())),
+        _ => Ok(()),
     }
+}
+
+/// The body of a create or rename: the display name in the declared field.
+fn name_body(gm: &GroupMapping, name: &str) -> Option<Value> {
+    let field = gm.display_name_field.as_ref()?;
+    let mut body = Map::new();
+    body.insert(field.clone(), json!(name));
+    Some(Value::Object(body))
+}
+
+/// `POST /Groups`: creates the group when the mapping declares a create call (then adds the
+/// members given); otherwise `405` with the mapping's hint.
+pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
+    let gm = groups(ctx)?;
+    let Some(call) = &gm.create else {
+        return Err(refused(gm, "GET"));
+    };
+    let name = body
+        .as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("displayName"))
+        })
+        .and_then(|(_, v)| v.as_str())
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ScimError::invalid_value("displayName is required"))?
+        .to_owned();
+    let members = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
+        .map(|(_, v)| v.clone());
+    let change = match &members {
+        Some(m) => group_patch(&[crate::scim::patch::PatchOperation {
+            op: crate::scim::patch::PatchOpKind::Add,
+            path: None,
+            value: Some(json!({ "members": m })),
+        }])?,
+        None => group_patch(&[])?,
+    };
+    // Unknown members are refused before the group is created.
+    translate(ctx, &change.named_members()).await?;
+    let record = match ctx.call(call, None, &[], name_body(gm, &name)).await? {
+        Ok(record) => record,
+        Err(f) => return Err(ctx.failure(&f)),
+    };
+    let (legacy_id, _) = assemble(ctx, gm, &record)?;
+    record_seen(
+        ctx,
+        gm,
+        &[(legacy_id.clone(), json!({ "displayName": name }))],
+    )
+    .await?;
+    push(ctx, gm, &legacy_id, &change).await?;
+    let group = render(ctx, gm, &record, &Projection::default()).await?;
+    let mut resp = scim_json(StatusCode::CREATED, &group);
+    if let Some(loc) = group.pointer("/meta/location").and_then(Value::as_str)
+        && let Ok(v) = http::HeaderValue::from_str(loc)
+    {
+        resp.headers_mut().insert(http::header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// `DELETE /Groups/{id}`: deletes the group when the mapping declares a delete call;
+/// otherwise `405` with the mapping's hint.
+pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, ScimError> {
+    let gm = groups(ctx)?;
+    let Some(call) = &gm.delete else {
+        return Err(refused(gm, "GET, PUT, PATCH"));
+    };
+    let (legacy_id, record) = load(ctx, gm, id).await?;
+    check_unlocked(gm, &record)?;
+    match ctx.call(call, Some(&legacy_id), &[], None).await? {
+        Ok(_) => {}
+        Err(f) if f.rule.as_ref().map_or(f.status, |r| r.status) == 404 => {}
+        Err(f) => return Err(ctx.failure(&f)),
+    }
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
 }
 
 fn scim_id(ctx: &Ctx, gm: &GroupMapping, legacy_id: &LegacyId) -> ScimId {
@@ -287,7 +372,8 @@ pub async fn patch(
     let ops = crate::scim::patch::parse_request(&body)?;
     let change = group_patch(&ops)?;
     let (legacy_id, record) = load(ctx, gm, id).await?;
-    check_names(ctx, gm, &record, &change.display_names)?;
+    check_unlocked(gm, &record)?;
+    let record = rename(ctx, gm, &legacy_id, record, &change.display_names).await?;
     push(ctx, gm, &legacy_id, &change).await?;
     if projection.is_empty() {
         let mut resp = Response::new(Full::new(Bytes::new()));
@@ -327,7 +413,8 @@ pub async fn replace(
         .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
         .map(|(_, v)| v.clone());
     let (legacy_id, record) = load(ctx, gm, id).await?;
-    check_names(ctx, gm, &record, name.as_slice())?;
+    check_unlocked(gm, &record)?;
+    let record = rename(ctx, gm, &legacy_id, record, name.as_slice()).await?;
     let ops = [crate::scim::patch::PatchOperation {
         op: crate::scim::patch::PatchOpKind::Replace,
         path: None,
@@ -341,22 +428,37 @@ pub async fn replace(
     ))
 }
 
-/// A `displayName` equal to the current one is a no-op (Okta sends it after every push); any
-/// other is refused: the legacy app owns group names.
-fn check_names(
+/// A `displayName` equal to the current one is a no-op (Okta sends it after every push). Any
+/// other is a rename: through the rename call when the mapping declares one, refused
+/// otherwise (the legacy app owns group names). Answers the record as it now is.
+async fn rename(
     ctx: &Ctx,
     gm: &GroupMapping,
-    record: &Value,
+    legacy_id: &LegacyId,
+    record: Value,
     names: &[String],
-) -> Result<(), ScimError> {
-    let current = pointer_text(record, &gm.display_name).unwrap_or_default();
-    match names.iter().find(|n| **n != current) {
-        None => Ok(()),
-        Some(other) => Err(ScimError::mutability(format!(
+) -> Result<Value, ScimError> {
+    let current = pointer_text(&record, &gm.display_name).unwrap_or_default();
+    let Some(new) = names.iter().rev().find(|n| **n != current) else {
+        return Ok(record);
+    };
+    let Some(call) = &gm.rename else {
+        return Err(ScimError::mutability(format!(
             "displayName is read-only: groups are renamed in {}, not through SCIM \
-             (asked {other:?}, the group is {current:?}); {}",
+             (asked {new:?}, the group is {current:?}); {}",
             ctx.mapping.legacy.name, gm.link_only_hint
-        ))),
+        )));
+    };
+    match ctx
+        .call(call, Some(legacy_id), &[], name_body(gm, new))
+        .await?
+    {
+        Ok(answer) if pointer_text(&answer, &gm.legacy_id).is_some() => Ok(answer),
+        Ok(_) => match ctx.call(&gm.get, Some(legacy_id), &[], None).await? {
+            Ok(record) => Ok(record),
+            Err(f) => Err(ctx.failure(&f)),
+        },
+        Err(f) => Err(ctx.failure(&f)),
     }
 }
 
@@ -438,18 +540,31 @@ async fn translate(ctx: &Ctx, named: &[&str]) -> Result<HashMap<String, LegacyId
     )))
 }
 
-/// One member call; answers the member with the outcome.
+/// One member call: for one member (`{member_legacy_id}`), or for a batch of them (the body
+/// `{ <field>: [ids] }`). Answers the members with the outcome.
 async fn member_call<'a>(
     ctx: &'a Ctx,
     call: &'a Call,
     group: &'a LegacyId,
-    member: &'a LegacyId,
-) -> (&'a LegacyId, Result<super::Answer, ScimError>) {
-    (
-        member,
-        ctx.call_member(call, Some(group), Some(member), &[], None)
-            .await,
-    )
+    members: &'a [LegacyId],
+) -> (&'a [LegacyId], Result<super::Answer, ScimError>) {
+    let result = match (&call.batch, members) {
+        (Some(b), _) => {
+            let ids: Vec<&str> = members.iter().map(LegacyId::as_str).collect();
+            let mut body = Map::new();
+            body.insert(b.field.clone(), json!(ids));
+            ctx.call(call, Some(group), &[], Some(Value::Object(body)))
+                .await
+        }
+        (None, [member]) => {
+            ctx.call_member(call, Some(group), Some(member), &[], None)
+                .await
+        }
+        (None, _) => Err(ScimError::internal(
+            "a one-member call was given several members",
+        )),
+    };
+    (members, result)
 }
 
 /// Applies a membership change: the minimal add/remove calls, at most `member_concurrency`
@@ -469,11 +584,17 @@ async fn push(
     if nothing {
         return Ok(());
     }
-    let (Some(add_call), Some(remove_call)) = (&gm.add_member, &gm.remove_member) else {
-        return Err(ScimError::mutability(format!(
-            "group members cannot be changed in {}: {}",
-            ctx.mapping.legacy.name, gm.link_only_hint
-        )));
+    let (add_call, remove_call) = match (
+        gm.add_member.as_ref().or(gm.add_members.as_ref()),
+        gm.remove_member.as_ref().or(gm.remove_members.as_ref()),
+    ) {
+        (Some(a), Some(r)) => (a, r),
+        _ => {
+            return Err(ScimError::mutability(format!(
+                "group members cannot be changed in {}: {}",
+                ctx.mapping.legacy.name, gm.link_only_hint
+            )));
+        }
     };
     let ids = translate(ctx, &patch.named_members()).await?;
     let legacy = |scim: &String| ids.get(scim).cloned();
@@ -496,10 +617,19 @@ async fn push(
             (adds, removes)
         }
     };
-    let mut calls = adds
+    // One call per member, or one per batch of members when the mapping batches.
+    let batches = |call: &'_ Call, ids: &'_ [LegacyId]| -> Vec<Vec<LegacyId>> {
+        match &call.batch {
+            Some(b) => ids.chunks(b.max.max(1)).map(<[LegacyId]>::to_vec).collect(),
+            None => ids.iter().map(|id| vec![id.clone()]).collect(),
+        }
+    };
+    let add_batches = batches(add_call, &adds);
+    let remove_batches = batches(remove_call, &removes);
+    let mut calls = add_batches
         .iter()
         .map(|m| (add_call, m))
-        .chain(removes.iter().map(|m| (remove_call, m)));
+        .chain(remove_batches.iter().map(|m| (remove_call, m)));
     let limit = ctx.tenant.member_concurrency;
     let mut in_flight = FuturesUnordered::new();
     let (mut done, mut skipped) = (0u64, 0u64);
@@ -510,16 +640,16 @@ async fn push(
                 None => break,
             }
         }
-        let Some((member, result)) = in_flight.next().await else {
+        let Some((members, result)) = in_flight.next().await else {
             break;
         };
         match result? {
             Ok(_) => done += 1,
             Err(f) if f.rule.as_ref().is_some_and(|r| r.skip_member) => {
-                skipped += 1;
+                skipped += members.len() as u64;
                 tracing::warn!(
                     group = %group,
-                    member = %member,
+                    members = ?members.iter().map(LegacyId::as_str).collect::<Vec<_>>(),
                     code = f.code.as_deref().unwrap_or(""),
                     "member skipped"
                 );

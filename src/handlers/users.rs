@@ -15,9 +15,12 @@ use super::{Ctx, ListParams, Projection, list_response};
 use crate::app::scim_json;
 use crate::error::ScimError;
 use crate::ids::{ExternalId, LegacyId, ScimId};
-use crate::mapping::apply::{FieldValues, LegacyFailure, pointer_text};
-use crate::mapping::{BodySpec, ConflictThen, ConflictWhen, DeleteSpec, UserMapping};
-use crate::scim::filter::{CompareOp, Filter};
+use crate::mapping::apply::field_test;
+use crate::mapping::apply::{FieldValues, LegacyFailure};
+use crate::mapping::{
+    BodySpec, ConflictKeyword, ConflictThen, ConflictWhen, DeactivateSpec, DeleteSpec, UserMapping,
+};
+use crate::scim::filter::{AttrPath, CompareOp, Filter};
 use crate::scim::patch::{PatchOpKind, PatchOperation};
 use crate::scim::schema;
 use crate::xref::{Seen, XrefRecord};
@@ -231,14 +234,10 @@ fn assemble(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Result<Value, 
         )
     };
     let created = um
-        .created
-        .as_deref()
-        .and_then(|p| pointer_text(record, p))
+        .time(record, um.created.as_deref())
         .or_else(|| x.map(|x| x.created.clone()));
     let modified = um
-        .last_modified
-        .as_deref()
-        .and_then(|p| pointer_text(record, p))
+        .time(record, um.last_modified.as_deref())
         .or_else(|| x.map(|x| x.last_modified.clone()))
         .or_else(|| created.clone());
     let mut out = Map::new();
@@ -450,11 +449,14 @@ async fn update_fields(
     fields: &FieldValues,
 ) -> Result<Value, ScimError> {
     let um = users(ctx);
-    let kind = um.calls.update.body.unwrap_or(BodySpec::Changed);
-    let body = um.body(kind, fields, Some(&current));
-    if body.as_object().is_some_and(Map::is_empty) {
+    let changed = um.body(BodySpec::Changed, fields, Some(&current));
+    if changed.as_object().is_some_and(Map::is_empty) {
         return Ok(current);
     }
+    let body = match um.calls.update.body.unwrap_or(BodySpec::Changed) {
+        BodySpec::Changed => changed,
+        kind => um.body(kind, fields, Some(&current)),
+    };
     match ctx
         .call(&um.calls.update, Some(legacy_id), &[], Some(body))
         .await?
@@ -464,26 +466,89 @@ async fn update_fields(
     }
 }
 
-/// Brings the record to `want` active through the lifecycle calls.
+/// Where bringing a record to an `active` state left it.
+enum After {
+    /// The record, as the legacy app now has it.
+    Record(Value),
+    /// Deleted (deactivation deletes, per the mapping); the record as it was.
+    Deleted(Value),
+}
+
+/// Brings the record to `want` active through the lifecycle: the deactivate / reactivate
+/// calls, or, where deactivation deletes, the delete call and a tombstone.
 async fn set_active(
     ctx: &Ctx,
     legacy_id: &LegacyId,
     record: Value,
     want: bool,
-) -> Result<Value, ScimError> {
+) -> Result<After, ScimError> {
     let um = users(ctx);
+    if !want && um.deactivate == DeactivateSpec::Delete {
+        delete_record(ctx, legacy_id).await?;
+        return Ok(After::Deleted(record));
+    }
     if um.active.is_none() || um.is_active(&record) == want {
-        return Ok(record);
+        return Ok(After::Record(record));
     }
     let call = if want {
         um.calls.reactivate.as_ref()
     } else {
         um.calls.deactivate.as_ref()
     };
-    let Some(call) = call else { return Ok(record) };
+    let Some(call) = call else {
+        return Ok(After::Record(record));
+    };
     match ctx.call(call, Some(legacy_id), &[], None).await? {
-        Ok(answer) => record_of(ctx, answer, legacy_id).await,
+        Ok(answer) => Ok(After::Record(record_of(ctx, answer, legacy_id).await?)),
         Err(f) => Err(ctx.failure(&f)),
+    }
+}
+
+/// Deletes a record through the delete call (already gone is fine) and tombstones its id.
+async fn delete_record(ctx: &Ctx, legacy_id: &LegacyId) -> Result<(), ScimError> {
+    if let Some(call) = &users(ctx).calls.delete {
+        match ctx.call(call, Some(legacy_id), &[], None).await? {
+            Ok(_) => {}
+            Err(f) if is_not_found(&f) => {}
+            Err(f) => return Err(ctx.failure(&f)),
+        }
+    }
+    tombstone(ctx, legacy_id).await
+}
+
+async fn tombstone(ctx: &Ctx, legacy_id: &LegacyId) -> Result<(), ScimError> {
+    let scim_id = ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, legacy_id);
+    // A record deleted before the xref met it is recorded first, so its id stays gone.
+    let row = seen_row(ctx, legacy_id, &Map::new());
+    ctx.state
+        .xref
+        .seen(&ctx.tenant.id, RESOURCE_TYPE, vec![row])
+        .await?;
+    ctx.state
+        .xref
+        .tombstone(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
+        .await?;
+    Ok(())
+}
+
+/// The answer to a write: the recorded resource, or, after a deletion, the last state with
+/// `active: false` (the id answers 404 from now on).
+async fn answer(
+    ctx: &Ctx,
+    legacy_id: &LegacyId,
+    after: After,
+    status: StatusCode,
+) -> Result<Response<Full<Bytes>>, ScimError> {
+    match after {
+        After::Record(record) => Ok(resource_response(
+            status,
+            finish(ctx, legacy_id, &record).await?,
+        )),
+        After::Deleted(record) => {
+            let mut resource = assemble(ctx, &record, None)?;
+            resource["active"] = Value::Bool(false);
+            Ok(resource_response(status, resource))
+        }
     }
 }
 
@@ -527,9 +592,8 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Sci
         Err(f) if f.is_conflict() => resolve_conflict(ctx, &body, &fields, &f).await?,
         Err(f) => return Err(write_failure(ctx, &f)),
     };
-    let record = set_active(ctx, &legacy_id, record, want_active).await?;
-    let resource = finish(ctx, &legacy_id, &record).await?;
-    Ok(resource_response(StatusCode::CREATED, resource))
+    let after = set_active(ctx, &legacy_id, record, want_active).await?;
+    answer(ctx, &legacy_id, after, StatusCode::CREATED).await
 }
 
 /// A create met an existing record with the same unique key: apply `on_conflict`.
@@ -548,10 +612,15 @@ async fn resolve_conflict(
             f.code.as_deref().unwrap_or("a conflict")
         ))
     };
-    let Some(existing_id) = f.existing_id.clone() else {
-        return Err(taken());
+    let found = match (
+        &f.existing_id,
+        f.rule.as_ref().and_then(|r| r.find_existing_by.as_deref()),
+    ) {
+        (Some(id), _) => get_record(ctx, id).await?.map(|r| (id.clone(), r)),
+        (None, Some(path)) => find_existing(ctx, body, path).await?,
+        (None, None) => None,
     };
-    let Some(existing) = get_record(ctx, &existing_id).await? else {
+    let Some((existing_id, existing)) = found else {
         return Err(taken());
     };
     let wanted_ext = body
@@ -565,23 +634,81 @@ async fn resolve_conflict(
         .and_then(Value::as_str)
         .map(str::to_owned);
     for rule in &um.on_conflict {
-        let applies = match rule.when {
-            ConflictWhen::ExistingInactive => !um.is_active(&existing),
-            ConflictWhen::SameExternalId => {
+        let applies = match &rule.when {
+            ConflictWhen::Keyword(ConflictKeyword::ExistingInactive) => !um.is_active(&existing),
+            ConflictWhen::Keyword(ConflictKeyword::SameExternalId) => {
                 wanted_ext.is_some() && wanted_ext == existing_ext.as_deref()
             }
+            ConflictWhen::Field(test) => field_test(&existing, test),
         };
-        if applies {
-            tracing::info!(
-                legacy_id = %existing_id,
-                action = match rule.then { ConflictThen::Adopt => "adopt", ConflictThen::ReactivateAndUpdate => "reactivate_and_update" },
-                "create met an existing account"
-            );
-            let record = update_fields(ctx, &existing_id, existing, fields).await?;
-            return Ok((existing_id, record));
+        if !applies {
+            continue;
         }
+        let action = match rule.then {
+            ConflictThen::Adopt => "adopt",
+            ConflictThen::ReactivateAndUpdate => "reactivate_and_update",
+            ConflictThen::ClaimAndUpdate => "claim_and_update",
+        };
+        tracing::info!(legacy_id = %existing_id, action, "create met an existing account");
+        let existing = match (rule.then, &um.calls.claim) {
+            (ConflictThen::ClaimAndUpdate, Some(claim)) => {
+                match ctx.call(claim, Some(&existing_id), &[], None).await? {
+                    Ok(answer) => record_of(ctx, answer, &existing_id).await?,
+                    Err(f) => return Err(ctx.failure(&f)),
+                }
+            }
+            _ => existing,
+        };
+        let record = update_fields(ctx, &existing_id, existing, fields).await?;
+        return Ok((existing_id, record));
     }
     Err(taken())
+}
+
+/// Finds the record a conflict is about through the list call, filtering on the value the
+/// request gives the SCIM attribute `path` (a pushed-down filter of the mapping).
+async fn find_existing(
+    ctx: &Ctx,
+    body: &Value,
+    path: &str,
+) -> Result<Option<(LegacyId, Value)>, ScimError> {
+    let um = users(ctx);
+    let Ok(attr) = AttrPath::parse(path) else {
+        return Ok(None);
+    };
+    let Some(value) = scim_text(body, &attr) else {
+        return Ok(None);
+    };
+    let filter = Filter::Compare(attr, CompareOp::Eq, Value::String(value));
+    let Some(query) = um.push_down(&filter) else {
+        return Ok(None);
+    };
+    let size = ctx.mapping.legacy.paging.max_page_size;
+    let (items, _, _) = ctx.page(&um.calls.list, None, &query, 0, size).await?;
+    Ok(items
+        .into_iter()
+        .find_map(|r| um.legacy_id_of(&r).map(|id| (id, r))))
+}
+
+/// The text a SCIM resource gives `attr` (`userName`, `emails.value`: the primary element's).
+fn scim_text(resource: &Value, attr: &AttrPath) -> Option<String> {
+    let get = |v: &Value, key: &str| {
+        v.as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
+    let mut v = get(resource, &attr.name)?;
+    if let Value::Array(items) = &v {
+        let primary = items
+            .iter()
+            .find(|e| e.get("primary") == Some(&Value::Bool(true)));
+        v = primary.or_else(|| items.first())?.clone();
+    }
+    if let Some(sub) = &attr.sub {
+        v = get(&v, sub)?;
+    }
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// `PUT /Users/{id}`: full replace; mapped attributes absent from the body are cleared.
@@ -591,12 +718,12 @@ pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<B
     let fields = um.write(&body)?;
     let want_active = requested_active(&body)?;
     let (legacy_id, current, _) = locate(ctx, id).await?;
-    let mut record = update_fields(ctx, &legacy_id, current, &fields).await?;
-    if let Some(want) = want_active {
-        record = set_active(ctx, &legacy_id, record, want).await?;
-    }
-    let resource = finish(ctx, &legacy_id, &record).await?;
-    Ok(resource_response(StatusCode::OK, resource))
+    let record = update_fields(ctx, &legacy_id, current, &fields).await?;
+    let after = match want_active {
+        Some(want) => set_active(ctx, &legacy_id, record, want).await?,
+        None => After::Record(record),
+    };
+    answer(ctx, &legacy_id, after, StatusCode::OK).await
 }
 
 /// `PATCH /Users/{id}`: only changed fields go to the legacy app; `active` goes through the
@@ -604,7 +731,7 @@ pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<B
 pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
     let um = users(ctx);
     let ops = crate::scim::patch::parse_request(&body)?;
-    if um.active.is_some() && ops.iter().any(removes_active) {
+    if ops.iter().any(removes_active) {
         return Err(ScimError::mutability(
             "active cannot be removed: an account is either active or deactivated; replace it \
              with true or false",
@@ -620,16 +747,16 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
     } else {
         um.write_changed(&before, &after)?
     };
-    let mut record = if fields.is_empty() {
+    let record = if fields.is_empty() {
         current
     } else {
         update_fields(ctx, &legacy_id, current, &fields).await?
     };
-    if let Some(Value::Bool(want)) = after.get("active") {
-        record = set_active(ctx, &legacy_id, record, *want).await?;
-    }
-    let resource = finish(ctx, &legacy_id, &record).await?;
-    Ok(resource_response(StatusCode::OK, resource))
+    let after = match after.get("active") {
+        Some(Value::Bool(want)) => set_active(ctx, &legacy_id, record, *want).await?,
+        _ => After::Record(record),
+    };
+    answer(ctx, &legacy_id, after, StatusCode::OK).await
 }
 
 /// Whether an operation removes `active` (by path, or `remove` of the whole core schema).
@@ -650,23 +777,12 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, ScimEr
     let (legacy_id, record, _) = locate(ctx, id).await?;
     match um.delete {
         DeleteSpec::Deactivate => {
-            set_active(ctx, &legacy_id, record, false).await?;
-        }
-        DeleteSpec::Delete => {
-            if let Some(call) = &um.calls.delete {
-                match ctx.call(call, Some(&legacy_id), &[], None).await? {
-                    Ok(_) => {}
-                    Err(f) if is_not_found(&f) => {}
-                    Err(f) => return Err(ctx.failure(&f)),
-                }
+            if let After::Record(_) = set_active(ctx, &legacy_id, record, false).await? {
+                tombstone(ctx, &legacy_id).await?;
             }
         }
+        DeleteSpec::Delete => delete_record(ctx, &legacy_id).await?,
     }
-    let scim_id = ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, &legacy_id);
-    ctx.state
-        .xref
-        .tombstone(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
-        .await?;
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use super::{
     Active, AttrMap, BodySpec, Call, CaseSpec, Errors, Legacy, Mapping, MappingError,
-    MultiValuedSpec, Paging, PagingStyle, PreparedCall, PushDown, ScimTarget, UserMapping, Vars,
+    MultiValuedSpec, Paging, PagingStyle, PreparedCall, PushDown, RetryAfterFormat, ScimTarget,
+    TimeFormat, UserMapping, Vars,
 };
 use crate::ids::LegacyId;
 use crate::scim::filter::{CompareOp, Filter};
@@ -217,10 +218,24 @@ impl UserMapping {
                     .insert(&mut out, v, self.multi_valued.get(&a.target.attr));
             }
         }
-        if let Some(active) = &self.active {
-            out.insert("active".into(), Value::Bool(active.eval(record)));
-        }
+        // Without an active flag, every record that exists is active.
+        let active = self.active.as_ref().is_none_or(|a| a.eval(record));
+        out.insert("active".into(), Value::Bool(active));
         out
+    }
+
+    /// A time of the record (`created` or `last_modified` pointer) as RFC 3339 text.
+    pub fn time(&self, record: &Value, pointer: Option<&str>) -> Option<String> {
+        let raw = record.pointer(pointer?)?;
+        match self.time_format {
+            TimeFormat::Rfc3339 => raw.as_str().filter(|s| !s.is_empty()).map(str::to_owned),
+            TimeFormat::UnixSeconds => {
+                let secs = raw.as_i64().or_else(|| raw.as_str()?.trim().parse().ok())?;
+                let t = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }
+        }
     }
 
     /// Every mapped legacy field for a SCIM resource (`Null` where the SCIM value is absent).
@@ -356,11 +371,7 @@ fn collect_eq(
             if resolved.extension.is_some() {
                 return None;
             }
-            let mut key = resolved.attr.name.to_ascii_lowercase();
-            if let Some(sub) = resolved.sub {
-                key.push('.');
-                key.push_str(&sub.name.to_ascii_lowercase());
-            }
+            let key = super::compile::filter_key(&resolved);
             let pd = filters.iter().find(|f| f.path == key)?;
             if pd.case == CaseSpec::Exact && !pd.scim_case_exact {
                 return None;
@@ -446,7 +457,15 @@ impl LegacyFailure {
 
 impl Errors {
     /// Reads an error answer. Never fails: unreadable bodies give a failure without a code.
-    pub fn interpret(&self, status: u16, body: &[u8], retry_after: Option<&str>) -> LegacyFailure {
+    /// `retry_after` is the value of the declared retry header; `now_unix` the current Unix
+    /// time, for hints written as an epoch second.
+    pub fn interpret(
+        &self,
+        status: u16,
+        body: &[u8],
+        retry_after: Option<&str>,
+        now_unix: u64,
+    ) -> LegacyFailure {
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let code = pointer_text(&json, &self.code);
         let rule = code.as_ref().and_then(|c| self.codes.get(c)).cloned();
@@ -466,7 +485,13 @@ impl Errors {
             .and_then(|r| r.existing_id.as_ref())
             .and_then(|p| pointer_text(&json, p))
             .map(LegacyId::new);
-        let retry_after = retry_after.and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after =
+            retry_after
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|v| match self.retry_after_format {
+                    RetryAfterFormat::Seconds => v,
+                    RetryAfterFormat::Epoch => v.saturating_sub(now_unix).max(1),
+                });
         LegacyFailure {
             status,
             code,
@@ -476,5 +501,22 @@ impl Errors {
             existing_id,
             retry_after,
         }
+    }
+}
+
+/// Whether the field at `pointer` of `record` equals `expected` (a value from the mapping).
+pub fn field_equals(record: &Value, pointer: &str, expected: &Value) -> bool {
+    record.pointer(pointer) == Some(expected)
+}
+
+/// Whether a condition written in TOML holds for a record field.
+pub fn field_test(record: &Value, test: &super::spec::FieldTest) -> bool {
+    serde_json::to_value(&test.equals).is_ok_and(|v| field_equals(record, &test.field, &v))
+}
+
+impl super::Locked {
+    /// Whether the group record is locked.
+    pub fn matches(&self, record: &Value) -> bool {
+        field_equals(record, &self.field, &self.equals)
     }
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::spec::{self, CallSpec, MappingSpec, MethodSpec};
 use super::{
-    Active, AttrMap, Call, Errors, GroupMapping, Legacy, Mapping, MappingError, Paging, PushDown,
-    ScimTarget, Template, Transform, UserCalls, UserMapping,
+    Active, AttrMap, Call, Errors, GroupMapping, Legacy, Locked, Mapping, MappingError, Paging,
+    PushDown, ScimTarget, Template, Transform, UserCalls, UserMapping,
 };
 use crate::scim::filter::AttrPath;
 use crate::scim::schema::{self, AttrType, ResourceSchema};
@@ -58,6 +58,23 @@ impl Problems {
 fn compile(spec: MappingSpec, p: &mut Problems) -> Option<Mapping> {
     let legacy = compile_legacy(spec.legacy, p);
     let users = compile_users(spec.users, p);
+    // A conflict code that finds the existing record by a SCIM attribute needs a filter for it.
+    if let (Some(legacy), Some(users)) = (&legacy, &users) {
+        for (code, rule) in &legacy.errors.codes {
+            let Some(path) = &rule.find_existing_by else {
+                continue;
+            };
+            let key = AttrPath::parse(path)
+                .ok()
+                .and_then(|a| users.schema.resolve(&a).map(|r| filter_key(&r)));
+            if !key.is_some_and(|k| users.filters.iter().any(|f| f.path == k)) {
+                p.push(format!(
+                    "legacy.errors.codes.{code}.find_existing_by: {path:?} is not one of \
+                     [users.filters]"
+                ));
+            }
+        }
+    }
     let groups = spec.groups.map(|g| compile_groups(g, p));
     Some(Mapping {
         legacy: legacy?,
@@ -140,9 +157,9 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
                 ));
             }
         }
-        if rule.conflict && rule.existing_id.is_none() {
+        if rule.conflict && rule.existing_id.is_none() && rule.find_existing_by.is_none() {
             p.push(format!(
-                "legacy.errors.codes.{code}: a conflict code needs existing_id"
+                "legacy.errors.codes.{code}: a conflict code needs existing_id or find_existing_by"
             ));
         }
         check_pointer(
@@ -172,6 +189,7 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             field: e.field,
             problem: e.problem,
             retry_after_header: e.retry_after_header,
+            retry_after_format: e.retry_after_format,
             codes: e.codes,
         },
     })
@@ -207,6 +225,16 @@ fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
         }
     }
     check_pointer(spec.member_id.as_ref(), &format!("{at}.member_id"), p);
+    if let Some(b) = &spec.batch {
+        if b.max == 0 {
+            p.push(format!("{at}.batch.max must be at least 1"));
+        }
+        if b.field.is_empty() {
+            p.push(format!(
+                "{at}.batch.field must name the body field of the ids"
+            ));
+        }
+    }
     check_pointer(
         spec.member_display.as_ref(),
         &format!("{at}.member_display"),
@@ -219,6 +247,7 @@ fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
         body: spec.body,
         member_id: spec.member_id.clone(),
         member_display: spec.member_display.clone(),
+        batch: spec.batch.clone(),
     })
 }
 
@@ -243,7 +272,9 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
     let deactivate = opt(&c.deactivate, "users.calls.deactivate", p);
     let reactivate = opt(&c.reactivate, "users.calls.reactivate", p);
     let delete_call = opt(&c.delete, "users.calls.delete", p);
+    let claim = opt(&c.claim, "users.calls.claim", p);
     for (call, at) in [
+        (claim.as_ref(), "users.calls.claim"),
         (get.as_ref(), "users.calls.get"),
         (update.as_ref(), "users.calls.update"),
         (deactivate.as_ref(), "users.calls.deactivate"),
@@ -276,7 +307,10 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
         for ptr in active.all_true.iter().chain(&active.all_false) {
             check_pointer(Some(ptr), "users.active", p);
         }
-    } else if delete == spec::DeleteSpec::Deactivate && has_deactivate {
+    } else if delete == spec::DeleteSpec::Deactivate
+        && has_deactivate
+        && spec.lifecycle.deactivate == spec::DeactivateSpec::Call
+    {
         p.push(
             "users.lifecycle.delete = \"deactivate\" needs [users.active] to tell active records",
         );
@@ -284,7 +318,23 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
     if spec.active.is_some() && !(has_deactivate && has_reactivate) {
         p.push("users.active needs both users.calls.deactivate and users.calls.reactivate");
     }
+    if spec.lifecycle.deactivate == spec::DeactivateSpec::Delete && c.delete.is_none() {
+        p.push("users.lifecycle.deactivate = \"delete\" needs users.calls.delete");
+    }
+    if spec.lifecycle.deactivate == spec::DeactivateSpec::Delete && spec.active.is_some() {
+        p.push("users.lifecycle.deactivate = \"delete\" leaves no inactive records: drop [users.active]");
+    }
     for rule in &spec.lifecycle.on_conflict {
+        if let spec::ConflictWhen::Field(test) = &rule.when {
+            check_pointer(
+                Some(&test.field),
+                "users.lifecycle.on_conflict.when.field",
+                p,
+            );
+        }
+        if rule.then == spec::ConflictThen::ClaimAndUpdate && c.claim.is_none() {
+            p.push("users.lifecycle.on_conflict: claim_and_update needs users.calls.claim");
+        }
         if rule.then == spec::ConflictThen::ReactivateAndUpdate && !has_reactivate {
             p.push(
                 "users.lifecycle.on_conflict: reactivate_and_update needs users.calls.reactivate",
@@ -379,6 +429,7 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
         legacy_id: spec.legacy_id,
         created: spec.created,
         last_modified: spec.last_modified,
+        time_format: spec.time_format,
         active: spec.active.map(|a| Active {
             all_true: a.all_true,
             all_false: a.all_false,
@@ -391,8 +442,10 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
             deactivate,
             reactivate,
             delete: delete_call,
+            claim,
         },
         delete,
+        deactivate: spec.lifecycle.deactivate,
         on_conflict: spec.lifecycle.on_conflict,
         filters,
         multi_valued,
@@ -543,17 +596,49 @@ pub fn resolve_target(text: &str, schema: &ResourceSchema) -> Result<ScimTarget,
     })
 }
 
+/// The lower-case dotted key of a resolved attribute, as push-down filters are keyed.
+pub(crate) fn filter_key(resolved: &crate::scim::schema::Resolved<'_>) -> String {
+    let mut key = resolved.attr.name.to_ascii_lowercase();
+    if let Some(sub) = resolved.sub {
+        key.push('.');
+        key.push_str(&sub.name.to_ascii_lowercase());
+    }
+    key
+}
+
+fn json_of(value: &toml::Value, at: &str, p: &mut Problems) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| {
+        p.push(format!("{at}: {e}"));
+        serde_json::Value::Null
+    })
+}
+
 fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMapping> {
     use super::template::Var;
-    let get = compile_call(&spec.calls.get, "groups.calls.get", p);
-    let list = compile_call(&spec.calls.list, "groups.calls.list", p);
-    let members = spec
-        .calls
-        .members
-        .as_ref()
-        .and_then(|c| compile_call(c, "groups.calls.members", p));
-    if let Some(call) = &get {
-        require_var(call, Var::LegacyId, "groups.calls.get", p);
+    let c = &spec.calls;
+    let get = compile_call(&c.get, "groups.calls.get", p);
+    let list = compile_call(&c.list, "groups.calls.list", p);
+    let opt = |call: &Option<CallSpec>, at: &str, p: &mut Problems| {
+        call.as_ref().and_then(|c| compile_call(c, at, p))
+    };
+    let members = opt(&c.members, "groups.calls.members", p);
+    let add_member = opt(&c.add_member, "groups.calls.add_member", p);
+    let remove_member = opt(&c.remove_member, "groups.calls.remove_member", p);
+    let add_members = opt(&c.add_members, "groups.calls.add_members", p);
+    let remove_members = opt(&c.remove_members, "groups.calls.remove_members", p);
+    let create = opt(&c.create, "groups.calls.create", p);
+    let rename = opt(&c.rename, "groups.calls.rename", p);
+    let delete = opt(&c.delete, "groups.calls.delete", p);
+    for (call, at) in [
+        (get.as_ref(), "groups.calls.get"),
+        (rename.as_ref(), "groups.calls.rename"),
+        (delete.as_ref(), "groups.calls.delete"),
+        (add_members.as_ref(), "groups.calls.add_members"),
+        (remove_members.as_ref(), "groups.calls.remove_members"),
+    ] {
+        if let Some(call) = call {
+            require_var(call, Var::LegacyId, at, p);
+        }
     }
     if let Some(call) = &members {
         require_var(call, Var::LegacyId, "groups.calls.members", p);
@@ -561,11 +646,6 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
             p.push("groups.calls.members needs member_id");
         }
     }
-    let opt = |c: &Option<CallSpec>, at: &str, p: &mut Problems| {
-        c.as_ref().and_then(|c| compile_call(c, at, p))
-    };
-    let add_member = opt(&spec.calls.add_member, "groups.calls.add_member", p);
-    let remove_member = opt(&spec.calls.remove_member, "groups.calls.remove_member", p);
     for (call, at) in [
         (add_member.as_ref(), "groups.calls.add_member"),
         (remove_member.as_ref(), "groups.calls.remove_member"),
@@ -577,14 +657,41 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
             }
         }
     }
-    if spec.calls.add_member.is_some() != spec.calls.remove_member.is_some() {
+    for (call, at) in [
+        (add_members.as_ref(), "groups.calls.add_members"),
+        (remove_members.as_ref(), "groups.calls.remove_members"),
+    ] {
+        if call.is_some_and(|c| c.batch.is_none()) {
+            p.push(format!("{at} needs batch = {{ field = \"…\", max = … }}"));
+        }
+    }
+    let one_by_one = c.add_member.is_some() || c.remove_member.is_some();
+    let batched = c.add_members.is_some() || c.remove_members.is_some();
+    if one_by_one && batched {
+        p.push("groups.calls: declare add_member/remove_member or add_members/remove_members, not both");
+    }
+    if c.add_member.is_some() != c.remove_member.is_some() {
         p.push("groups.calls: add_member and remove_member go together");
     }
-    if (add_member.is_some() || remove_member.is_some()) && members.is_none() {
+    if c.add_members.is_some() != c.remove_members.is_some() {
+        p.push("groups.calls: add_members and remove_members go together");
+    }
+    if (one_by_one || batched) && c.members.is_none() {
         p.push("groups.calls: member changes need the members call (to diff a replace)");
+    }
+    if (c.create.is_some() || c.rename.is_some()) && spec.display_name_field.is_none() {
+        p.push("groups.calls.create / rename need groups.display_name_field (the body field)");
     }
     check_pointer(Some(&spec.legacy_id), "groups.legacy_id", p);
     check_pointer(Some(&spec.display_name), "groups.display_name", p);
+    let locked = spec.locked.as_ref().map(|l| {
+        check_pointer(Some(&l.field), "groups.locked.field", p);
+        Locked {
+            field: l.field.clone(),
+            equals: json_of(&l.equals, "groups.locked.equals", p),
+            detail: l.detail.clone(),
+        }
+    });
     let mut schema = ResourceSchema {
         core: schema::group_schema(),
         extensions: Vec::new(),
@@ -594,11 +701,18 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
         legacy_id: spec.legacy_id,
         scim_id: spec.scim_id,
         display_name: spec.display_name,
+        display_name_field: spec.display_name_field,
+        locked,
         get: get?,
         list: list?,
         members,
         add_member,
         remove_member,
+        add_members,
+        remove_members,
+        create,
+        rename,
+        delete,
         link_only_hint: spec.link_only_hint.unwrap_or_else(|| {
             "groups are owned by the legacy application: link an existing group instead \
              (Okta: Push Groups → Link Group)"

@@ -87,11 +87,25 @@ pub struct ErrorsSpec {
     pub field: Option<String>,
     /// JSON pointer, inside one field problem, to the problem text.
     pub problem: Option<String>,
-    /// Response header holding the seconds to wait before retrying.
+    /// Response header saying when to retry.
     pub retry_after_header: Option<String>,
+    /// What that header holds: `seconds` to wait (default) or the `epoch` second to wait for.
+    #[serde(default)]
+    pub retry_after_format: RetryAfterFormat,
     /// Legacy error code → SCIM answer.
     #[serde(default)]
     pub codes: BTreeMap<String, ErrorCodeSpec>,
+}
+
+/// How a retry hint is written.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryAfterFormat {
+    /// Seconds to wait (`Retry-After: 7`).
+    #[default]
+    Seconds,
+    /// The Unix time at which to retry (`X-RateLimit-Reset: 1767225600`).
+    Epoch,
 }
 
 /// One entry of `[legacy.errors.codes]`.
@@ -107,6 +121,9 @@ pub struct ErrorCodeSpec {
     pub conflict: bool,
     /// JSON pointer to the id of the existing record, for `conflict` codes.
     pub existing_id: Option<String>,
+    /// For `conflict` codes without an id in the answer: the SCIM attribute (one of
+    /// `[users.filters]`) whose value in the request finds the existing record.
+    pub find_existing_by: Option<String>,
     /// In a group membership push, a member call failing with this code skips that member
     /// (logged and counted) instead of failing the push (e.g. an archived user).
     #[serde(default)]
@@ -158,6 +175,18 @@ pub struct CallSpec {
     pub member_id: Option<String>,
     /// For member list calls: JSON pointer to a display name in each item (SCIM `display`).
     pub member_display: Option<String>,
+    /// For batched member calls: the body is `{ <field>: [member ids] }`, at most `max` ids.
+    pub batch: Option<BatchSpec>,
+}
+
+/// `batch = { field = "uids", max = 100 }`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    /// The body field holding the array of member ids.
+    pub field: String,
+    /// Largest number of ids in one call.
+    pub max: usize,
 }
 
 /// `[users]`.
@@ -170,6 +199,9 @@ pub struct UsersSpec {
     pub created: Option<String>,
     /// JSON pointer to the last modification time (RFC 3339) in a record.
     pub last_modified: Option<String>,
+    /// How `created` and `last_modified` are written.
+    #[serde(default)]
+    pub time_format: TimeFormat,
     /// How SCIM `active` is read; absent when every existing record is active.
     pub active: Option<ActiveSpec>,
     /// The declared calls.
@@ -186,6 +218,17 @@ pub struct UsersSpec {
     /// The attribute map.
     #[serde(default)]
     pub attributes: Vec<AttributeSpec>,
+}
+
+/// How the legacy app writes times.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFormat {
+    /// RFC 3339 text, e.g. `2026-03-01T10:00:00Z`.
+    #[default]
+    Rfc3339,
+    /// Seconds since the Unix epoch, e.g. `1767225600`.
+    UnixSeconds,
 }
 
 /// `[users.active]`.
@@ -218,6 +261,8 @@ pub struct UserCallsSpec {
     pub reactivate: Option<CallSpec>,
     /// Delete a record.
     pub delete: Option<CallSpec>,
+    /// Take over an existing record (e.g. one created by hand), for `claim_and_update`.
+    pub claim: Option<CallSpec>,
 }
 
 /// What SCIM DELETE does.
@@ -231,6 +276,17 @@ pub enum DeleteSpec {
     Delete,
 }
 
+/// What SCIM `active: false` does.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeactivateSpec {
+    /// Call `deactivate` (and `reactivate` for `active: true`).
+    #[default]
+    Call,
+    /// Call `delete` and tombstone the SCIM id: the record is gone (a later GET is 404).
+    Delete,
+}
+
 /// `[users.lifecycle]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -238,6 +294,9 @@ pub struct LifecycleSpec {
     /// What SCIM DELETE does.
     #[serde(default)]
     pub delete: DeleteSpec,
+    /// What SCIM `active: false` does.
+    #[serde(default)]
+    pub deactivate: DeactivateSpec,
     /// Rules tried in order when a create meets a `conflict` error.
     #[serde(default)]
     pub on_conflict: Vec<ConflictRuleSpec>,
@@ -246,11 +305,31 @@ pub struct LifecycleSpec {
 /// A condition on the existing record of a create conflict.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum ConflictWhen {
+pub enum ConflictKeyword {
     /// The existing record is inactive (deactivated earlier).
     ExistingInactive,
     /// The existing record carries the request's `externalId`.
     SameExternalId,
+}
+
+/// A condition on the existing record of a create conflict: a keyword, or a field test.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum ConflictWhen {
+    /// `"existing_inactive"` or `"same_external_id"`.
+    Keyword(ConflictKeyword),
+    /// `{ field = "/origin", equals = "local" }`: a field of the existing record has a value.
+    Field(FieldTest),
+}
+
+/// A test of one field of a legacy record.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FieldTest {
+    /// JSON pointer into the record.
+    pub field: String,
+    /// The value it must have (any JSON value).
+    pub equals: toml::Value,
 }
 
 /// What to do with the existing record of a create conflict.
@@ -261,10 +340,12 @@ pub enum ConflictThen {
     ReactivateAndUpdate,
     /// Take it over as the created resource, update it with the request, answer 201.
     Adopt,
+    /// Call `claim` on it, update it with the request, answer 201.
+    ClaimAndUpdate,
 }
 
 /// One `on_conflict` rule.
-#[derive(Debug, Deserialize, Clone, Copy)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ConflictRuleSpec {
     /// The condition.
@@ -341,6 +422,10 @@ pub struct GroupsSpec {
     pub scim_id: GroupIdSpec,
     /// JSON pointer to the group's display name.
     pub display_name: String,
+    /// The legacy field a create or rename writes the display name to.
+    pub display_name_field: Option<String>,
+    /// Groups that must never be linked or changed: any write answers `403`.
+    pub locked: Option<LockedSpec>,
     /// The declared calls.
     pub calls: GroupCallsSpec,
     /// Pushed-down filters.
@@ -349,6 +434,18 @@ pub struct GroupsSpec {
     /// What the admin is told when asking to create, rename or delete a group the legacy
     /// app owns (no `create` / `rename` / `delete` call is declared).
     pub link_only_hint: Option<String>,
+}
+
+/// `[groups] locked`: a field test and what the client is told.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LockedSpec {
+    /// JSON pointer into the group record.
+    pub field: String,
+    /// The value that locks the group.
+    pub equals: toml::Value,
+    /// The detail of the `403`.
+    pub detail: String,
 }
 
 /// How a group's SCIM id is formed.
@@ -376,4 +473,14 @@ pub struct GroupCallsSpec {
     pub add_member: Option<CallSpec>,
     /// Remove one member: `{legacy_id}` is the group, `{member_legacy_id}` the user.
     pub remove_member: Option<CallSpec>,
+    /// Add members in batches (with `batch`), instead of `add_member`.
+    pub add_members: Option<CallSpec>,
+    /// Remove members in batches (with `batch`), instead of `remove_member`.
+    pub remove_members: Option<CallSpec>,
+    /// Create a group (body: the display name in `display_name_field`).
+    pub create: Option<CallSpec>,
+    /// Rename a group (body: the display name in `display_name_field`).
+    pub rename: Option<CallSpec>,
+    /// Delete a group.
+    pub delete: Option<CallSpec>,
 }

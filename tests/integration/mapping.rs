@@ -188,12 +188,12 @@ fn prepares_calls_with_templates_and_paging() {
 fn interprets_errors() {
     let m = mc();
     let body = br#"{"ErrorCode":"LOGON_NAME_TAKEN","Message":"taken","ExistingUserID":17}"#;
-    let f = m.legacy.errors.interpret(409, body, None);
+    let f = m.legacy.errors.interpret(409, body, None, 0);
     assert!(f.is_conflict());
     assert_eq!(f.existing_id, Some(LegacyId::new("17")));
     let body = br#"{"ErrorCode":"VALIDATION_FAILED","Message":"bad",
         "Fields":[{"Field":"UserProfileState","Problem":"not a state"}]}"#;
-    let f = m.legacy.errors.interpret(422, body, None);
+    let f = m.legacy.errors.interpret(422, body, None, 0);
     assert_eq!(
         f.fields,
         vec![("UserProfileState".into(), "not a state".into())]
@@ -202,7 +202,7 @@ fn interprets_errors() {
         m.users.row_for_field("UserProfileState").unwrap().scim,
         "addresses[primary].region"
     );
-    let f = m.legacy.errors.interpret(429, b"not json", Some("7"));
+    let f = m.legacy.errors.interpret(429, b"not json", Some("7"), 0);
     assert_eq!((f.code, f.retry_after), (None, Some(7)));
 }
 
