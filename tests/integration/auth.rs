@@ -35,7 +35,7 @@ async fn every_bad_credential_is_401_with_a_scim_body() {
         }
     }
     assert_eq!(
-        h.sim.request_count(),
+        h.sim().request_count(),
         0,
         "no legacy call without authentication"
     );

@@ -92,7 +92,7 @@ async fn client_mistakes() {
         .await;
     assert_scim_error(&a, 400, Some("invalidSyntax"));
     // Region: refused before any legacy call, naming the SCIM attribute.
-    let before = h.sim.request_count();
+    let before = h.sim().request_count();
     let mut body = okta_user("bav@example.com", "B", "V", "e1");
     body["addresses"] = json!([{"region": "Bavaria", "country": "DE"}]);
     let a = h.post("/Users", body).await;
@@ -102,7 +102,7 @@ async fn client_mistakes() {
         "addresses[primary].region: \"Bavaria\" is not a US state or Canadian province"
     );
     assert_eq!(
-        h.sim.request_count(),
+        h.sim().request_count(),
         before,
         "checked before any legacy call"
     );
@@ -176,14 +176,14 @@ async fn client_mistakes() {
 #[tokio::test]
 async fn legacy_rate_limit_and_maintenance_keep_retry_after() {
     let h = Harness::start().await;
-    h.sim.set_knobs(Knobs {
+    h.sim().set_knobs(Knobs {
         maintenance_retry_after: Some(120),
         ..Knobs::default()
     });
     let a = h.get("/Users").await;
     assert_scim_error(&a, 503, None);
     assert_eq!(a.headers["retry-after"], "120");
-    h.sim.set_knobs(Knobs {
+    h.sim().set_knobs(Knobs {
         rate_limit_per_second: Some(0),
         ..Knobs::default()
     });
@@ -198,14 +198,14 @@ async fn legacy_rate_limit_and_maintenance_keep_retry_after() {
 #[tokio::test]
 async fn legacy_failures_are_502_and_timeouts_504() {
     let h = Harness::start().await;
-    h.sim.inject_failure(FailureRule {
+    h.sim().inject_failure(FailureRule {
         method: None,
         path_contains: None,
         count: 1,
         kind: FailureKind::Status(500),
     });
     assert_scim_error(&h.get("/Users").await, 502, None);
-    h.sim.inject_failure(FailureRule {
+    h.sim().inject_failure(FailureRule {
         method: None,
         path_contains: None,
         count: 1,
@@ -213,7 +213,7 @@ async fn legacy_failures_are_502_and_timeouts_504() {
     });
     assert_scim_error(&h.get("/Users").await, 502, None);
     assert_eq!(h.get("/Users").await.status, 200, "recovers");
-    h.sim.set_knobs(Knobs {
+    h.sim().set_knobs(Knobs {
         latency: Duration::from_secs(8),
         ..Knobs::default()
     });

@@ -36,11 +36,11 @@ async fn user(h: &Harness, name: &str) -> (String, u64) {
 }
 
 fn members(h: &Harness, gid: &str) -> HashSet<u64> {
-    h.sim.group_members(CUSTOMER, gid).into_iter().collect()
+    h.sim().group_members(CUSTOMER, gid).into_iter().collect()
 }
 
 fn writes(h: &Harness) -> Vec<(Method, String)> {
-    h.sim
+    h.sim()
         .requests()
         .into_iter()
         .filter(|(m, _)| *m == Method::PUT || *m == Method::DELETE)
@@ -64,7 +64,7 @@ async fn okta_push_sequence() {
     let (u3, l3) = user(&h, "u3@example.com").await;
 
     // Link: Okta asserts the name (and sends the id) — a no-op.
-    h.sim.clear_requests();
+    h.sim().clear_requests();
     let a = h
         .patch(
             &format!("/Groups/{gid}"),
@@ -98,7 +98,7 @@ async fn okta_push_sequence() {
     assert!(!members(&h, &gid).contains(&l1));
 
     // Full replace: exactly the requested set, with only the calls the diff needs.
-    h.sim.clear_requests();
+    h.sim().clear_requests();
     let a = h.patch(&format!("/Groups/{gid}"), ops(json!([{"op": "replace", "path": "members", "value": [{"value": u2}, {"value": u3}]}]))).await;
     assert_eq!(a.status, 204);
     assert_eq!(members(&h, &gid), HashSet::from([l2, l3]));
@@ -158,17 +158,22 @@ async fn okta_push_sequence() {
     assert_eq!(got.body["members"], json!([]));
 
     // Reads without members do not read the member pages.
-    h.sim.clear_requests();
+    h.sim().clear_requests();
     assert_eq!(
         h.get(&format!("/Groups/{gid}?excludedAttributes=members"))
             .await
             .status,
         200
     );
-    assert!(!h.sim.requests().iter().any(|(_, p)| p.contains("/members")));
+    assert!(
+        !h.sim()
+            .requests()
+            .iter()
+            .any(|(_, p)| p.contains("/members"))
+    );
 
     // An unknown member id is refused by name before any legacy call.
-    h.sim.clear_requests();
+    h.sim().clear_requests();
     let a = h
         .patch(&format!("/Groups/{gid}"), ops(json!([{"op": "add", "path": "members", "value": [{"value": u1}, {"value": "not-a-user"}]}])))
         .await;
@@ -301,7 +306,7 @@ async fn replace_of_a_10000_member_group() {
     let mut legacy_ids = Vec::new();
     for i in 0..USERS {
         let id = h
-            .sim
+            .sim()
             .insert_user(
                 CUSTOMER,
                 json!({"LogonName": format!("big{i:05}@example.com")}),
@@ -310,7 +315,7 @@ async fn replace_of_a_10000_member_group() {
         legacy_ids.push(id);
     }
     for id in &legacy_ids[..2000] {
-        assert!(h.sim.add_member(CUSTOMER, "G-BIG", *id));
+        assert!(h.sim().add_member(CUSTOMER, "G-BIG", *id));
     }
     // The sidecar meets the users the way Okta's imports and lookups make it meet them.
     for start in (1..=USERS).step_by(1000) {
@@ -328,11 +333,11 @@ async fn replace_of_a_10000_member_group() {
         .map(|id| json!({"value": ScimId::derive(&tenant, "User", &LegacyId::new(id.to_string())).as_str()}))
         .collect();
     assert_eq!(value.len(), 10_000);
-    h.sim.set_knobs(Knobs {
+    h.sim().set_knobs(Knobs {
         latency: Duration::from_millis(20),
         ..Knobs::default()
     });
-    let before = h.sim.request_count();
+    let before = h.sim().request_count();
     let a = h
         .patch(
             "/Groups/G-BIG",
@@ -342,6 +347,6 @@ async fn replace_of_a_10000_member_group() {
     assert_eq!(a.status, 204, "{:?}", a.body);
     assert_eq!(members(&h, "G-BIG"), target.iter().copied().collect());
     // 1 group read + 10 member pages (2,000 / 200) + 9,000 adds + 1,000 removes.
-    assert_eq!(h.sim.request_count() - before, 1 + 10 + 9_000 + 1_000);
+    assert_eq!(h.sim().request_count() - before, 1 + 10 + 9_000 + 1_000);
     h.stop().await;
 }

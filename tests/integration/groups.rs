@@ -20,7 +20,7 @@ async fn list_filter_get() {
     let gid = g["id"].as_str().unwrap();
     assert_eq!(g["displayName"], "Sales Ops");
     let members = g["members"].as_array().unwrap();
-    assert_eq!(members.len(), h.sim.group_members(CUSTOMER, gid).len());
+    assert_eq!(members.len(), h.sim().group_members(CUSTOMER, gid).len());
     let a = h
         .get(&format!(
             "/Groups?filter={}",

@@ -9,6 +9,7 @@ mod auth;
 mod discovery;
 mod entra;
 mod errors;
+mod flows;
 mod group_push;
 mod groups;
 mod mapping;

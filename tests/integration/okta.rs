@@ -86,7 +86,7 @@ async fn assign_lookup_then_create() {
     assert_eq!(legacy["ExternalIdentityProviderID"], "00u1ada");
     assert!(!legacy.to_string().contains("never-stored"));
     let creates: Vec<_> = h
-        .sim
+        .sim()
         .requests()
         .into_iter()
         .filter(|(m, p)| *m == Method::POST && p.ends_with("/users"))
@@ -130,7 +130,7 @@ async fn profile_update_by_put() {
     body["addresses"] = json!([{"type": "work", "primary": true, "streetAddress": "1 Navy Way\nBuilding 4",
         "locality": "Arlington", "region": "virginia", "postalCode": "22202", "country": "us"}]);
     body.as_object_mut().unwrap().remove("emails");
-    h.sim.clear_requests();
+    h.sim().clear_requests();
     let a = h.put(&format!("/Users/{id}"), body).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(a.body["name"]["givenName"], "Amazing Grace");
@@ -150,7 +150,7 @@ async fn profile_update_by_put() {
     assert_eq!(legacy["UserProfileCountry"], "US");
     assert_eq!(legacy["UserProfileEmailAddress"], "");
     let writes: Vec<_> = h
-        .sim
+        .sim()
         .requests()
         .into_iter()
         .filter(|(m, _)| *m != Method::GET)
@@ -169,7 +169,7 @@ async fn profile_update_by_patch_sends_only_changes() {
     let h = Harness::start().await;
     let user = create(&h, "alan@example.com", "00u1al").await;
     let id = user["id"].as_str().unwrap();
-    h.sim.clear_requests();
+    h.sim().clear_requests();
     let a = h
         .patch(
             &format!("/Users/{id}"),
@@ -183,7 +183,7 @@ async fn profile_update_by_patch_sends_only_changes() {
         json!({"givenName": "Alan", "familyName": "Turing"})
     );
     let writes: Vec<_> = h
-        .sim
+        .sim()
         .requests()
         .into_iter()
         .filter(|(m, _)| *m == Method::PATCH)
@@ -211,12 +211,12 @@ async fn deactivate_and_reactivate() {
     let h = Harness::start().await;
     let user = create(&h, "kathy@example.com", "00u1ka").await;
     let id = user["id"].as_str().unwrap();
-    let groups = h.sim.groups(crate::support::CUSTOMER);
+    let groups = h.sim().groups(crate::support::CUSTOMER);
     let gid = groups[0]["IdentityID"].as_str().unwrap().to_owned();
     let uid = h.legacy_user("kathy@example.com").unwrap()["UserID"]
         .as_u64()
         .unwrap();
-    assert!(h.sim.add_member(crate::support::CUSTOMER, &gid, uid));
+    assert!(h.sim().add_member(crate::support::CUSTOMER, &gid, uid));
 
     let a = h.patch(&format!("/Users/{id}"), deactivate()).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
@@ -227,12 +227,12 @@ async fn deactivate_and_reactivate() {
         (json!(true), json!(false))
     );
     assert!(
-        !h.sim
+        !h.sim()
             .group_members(crate::support::CUSTOMER, &gid)
             .contains(&uid)
     );
     assert!(
-        h.sim
+        h.sim()
             .requests()
             .iter()
             .any(|(m, p)| *m == Method::POST && p.ends_with("/archive"))
@@ -264,7 +264,7 @@ async fn deactivate_and_reactivate() {
         false
     );
     assert!(
-        h.sim
+        h.sim()
             .requests()
             .iter()
             .any(|(m, p)| *m == Method::POST && p.ends_with("/restore"))
@@ -325,7 +325,7 @@ async fn reassign_by_post_restores_the_archived_account() {
     assert_eq!(a.body["active"], true);
     assert_eq!(a.body["title"], "Inventor");
     assert_eq!(a.body["externalId"], "00u1he-new");
-    let all = h.sim.users(crate::support::CUSTOMER);
+    let all = h.sim().users(crate::support::CUSTOMER);
     assert_eq!(
         all.iter()
             .filter(|u| u["LogonName"] == "hedy@example.com")

@@ -14,6 +14,7 @@ use scim_sidecar::app::{self, State, TenantSettings};
 use scim_sidecar::ids::TenantId;
 use scim_sidecar::mapping::Mapping;
 use scim_sidecar::simulator::marketing_center::{MarketingCenter, RunningSimulator};
+use scim_sidecar::simulator::partner_directory::PartnerDirectory;
 use scim_sidecar::xref::Store;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -29,14 +30,26 @@ pub(crate) const TOKEN: &str = "scim-token-acme-5b2e9d";
 /// A second valid token of the same tenant (rotation).
 pub(crate) const TOKEN_2: &str = "scim-token-acme-rotated-0c44";
 
+/// The Partner Directory mapping as shipped.
+pub(crate) const PARTNER_DIRECTORY_MAPPING: &str =
+    include_str!("../../mappings/partner-directory.toml");
+
+/// The simulator behind a harness.
+pub(crate) enum Legacy {
+    /// The Marketing Center.
+    Mc(MarketingCenter),
+    /// The Partner Directory.
+    Pd(PartnerDirectory),
+}
+
 /// A running simulator + sidecar pair.
 pub(crate) struct Harness {
     /// The mapping file (watched when started with `start_reloadable`).
     pub(crate) mapping_file: std::path::PathBuf,
     stop_reload: Option<oneshot::Sender<()>>,
     reloader: Option<tokio::task::JoinHandle<()>>,
-    /// The simulator, for direct inspection and knobs.
-    pub(crate) sim: MarketingCenter,
+    /// The legacy app's simulator, for direct inspection and knobs.
+    pub(crate) legacy: Legacy,
     sim_handle: Option<RunningSimulator>,
     /// `http://127.0.0.1:PORT/scim/v2`.
     pub(crate) base: String,
@@ -76,21 +89,41 @@ impl Harness {
         Self::build(|sim| sim.seed_demo(CUSTOMER), Some(poll)).await
     }
 
+    /// Starts a Partner Directory simulator (demo seed) and a sidecar in front of it, through
+    /// `mappings/partner-directory.toml`.
+    pub(crate) async fn start_partner() -> Harness {
+        let pd = PartnerDirectory::new(API_KEY);
+        pd.seed_demo();
+        let handle = pd.clone().spawn().await.unwrap();
+        Self::with_legacy(Legacy::Pd(pd), handle, PARTNER_DIRECTORY_MAPPING, None).await
+    }
+
     async fn build(setup: impl FnOnce(&MarketingCenter), reload: Option<Duration>) -> Harness {
         let sim = MarketingCenter::new(API_KEY, [CUSTOMER, "OTHER"]);
         setup(&sim);
         let handle = sim.clone().spawn().await.unwrap();
+        Self::with_legacy(
+            Legacy::Mc(sim),
+            handle,
+            scim_sidecar::cli::MARKETING_CENTER_MAPPING,
+            reload,
+        )
+        .await
+    }
+
+    async fn with_legacy(
+        legacy: Legacy,
+        handle: RunningSimulator,
+        mapping_text: &str,
+        reload: Option<Duration>,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let xref = Store::open(&dir.path().join("data").join("xref.sqlite3"))
             .await
             .unwrap();
-        let mapping = Mapping::from_toml(
-            scim_sidecar::cli::MARKETING_CENTER_MAPPING,
-            "mappings/marketing-center.toml",
-        )
-        .unwrap();
-        let mapping_file = dir.path().join("marketing-center.toml");
-        std::fs::write(&mapping_file, scim_sidecar::cli::MARKETING_CENTER_MAPPING).unwrap();
+        let mapping = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
+        let mapping_file = dir.path().join("mapping.toml");
+        std::fs::write(&mapping_file, mapping_text).unwrap();
         let tokens = app::tenants(vec![TenantSettings {
             id: TenantId::new("acme"),
             customer_id: CUSTOMER.into(),
@@ -143,7 +176,7 @@ impl Harness {
             mapping_file,
             stop_reload: Some(stop_reload),
             reloader,
-            sim,
+            legacy,
             sim_handle: Some(handle),
             base: format!("http://{addr}/scim/v2"),
             xref,
@@ -242,9 +275,105 @@ impl Harness {
         self.send(Method::DELETE, path, None).await
     }
 
+    /// The Marketing Center simulator (panics for another legacy app).
+    pub(crate) fn sim(&self) -> &MarketingCenter {
+        match &self.legacy {
+            Legacy::Mc(sim) => sim,
+            Legacy::Pd(_) => panic!("this harness fronts the Partner Directory"),
+        }
+    }
+
+    /// The Partner Directory simulator (panics for another legacy app).
+    pub(crate) fn pd(&self) -> &PartnerDirectory {
+        match &self.legacy {
+            Legacy::Pd(pd) => pd,
+            Legacy::Mc(_) => panic!("this harness fronts the Marketing Center"),
+        }
+    }
+
+    /// Which legacy app this harness fronts.
+    pub(crate) fn is_partner(&self) -> bool {
+        matches!(self.legacy, Legacy::Pd(_))
+    }
+
+    /// The legacy app's record of the user with this login (any legacy app), as
+    /// (given name, family name), if it exists.
+    pub(crate) fn legacy_names(&self, login: &str) -> Option<(String, String)> {
+        let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_owned();
+        match &self.legacy {
+            Legacy::Mc(_) => self.legacy_user(login).map(|u| {
+                (
+                    text(&u, "UserProfileFirstName"),
+                    text(&u, "UserProfileLastName"),
+                )
+            }),
+            Legacy::Pd(pd) => pd
+                .accounts()
+                .into_iter()
+                .find(|a| {
+                    a["login"]
+                        .as_str()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(login))
+                })
+                .map(|a| (text(&a, "first_name"), text(&a, "last_name"))),
+        }
+    }
+
+    /// How many legacy users have this login (any legacy app).
+    pub(crate) fn legacy_count(&self, login: &str) -> usize {
+        let same =
+            |v: &Value, k: &str| v[k].as_str().is_some_and(|l| l.eq_ignore_ascii_case(login));
+        match &self.legacy {
+            Legacy::Mc(sim) => sim
+                .users(CUSTOMER)
+                .iter()
+                .filter(|u| same(u, "LogonName"))
+                .count(),
+            Legacy::Pd(pd) => pd.accounts().iter().filter(|a| same(a, "login")).count(),
+        }
+    }
+
+    /// The legacy requests seen since the last clear (any legacy app).
+    pub(crate) fn legacy_requests(&self) -> Vec<(Method, String)> {
+        match &self.legacy {
+            Legacy::Mc(sim) => sim.requests(),
+            Legacy::Pd(pd) => pd.requests(),
+        }
+    }
+
+    /// Clears the legacy request log (any legacy app).
+    pub(crate) fn clear_legacy_requests(&self) {
+        match &self.legacy {
+            Legacy::Mc(sim) => sim.clear_requests(),
+            Legacy::Pd(pd) => pd.clear_requests(),
+        }
+    }
+
+    /// Puts `n` users straight into the legacy app (`user0000@example.com` …).
+    pub(crate) fn seed_users(&self, n: usize) {
+        for i in 0..n {
+            let login = format!("user{i:04}@example.com");
+            match &self.legacy {
+                Legacy::Mc(sim) => {
+                    sim.insert_user(
+                        CUSTOMER,
+                        serde_json::json!({"LogonName": login, "UserProfileEmailAddress": login}),
+                    )
+                    .unwrap();
+                }
+                Legacy::Pd(pd) => {
+                    pd.insert_account(
+                        serde_json::json!({"login": login, "email": login, "origin": "idp"}),
+                    )
+                    .unwrap();
+                }
+            }
+        }
+    }
+
     /// The simulator's record of the user with this LogonName, if any (archived included).
     pub(crate) fn legacy_user(&self, logon_name: &str) -> Option<Value> {
-        self.sim.users(CUSTOMER).into_iter().find(|u| {
+        self.sim().users(CUSTOMER).into_iter().find(|u| {
             u["LogonName"]
                 .as_str()
                 .is_some_and(|n| n.eq_ignore_ascii_case(logon_name))

@@ -9,7 +9,7 @@ use crate::support::{CUSTOMER, Harness, okta_user, q};
 
 fn seed(h: &Harness, n: usize) {
     for i in 0..n {
-        h.sim
+        h.sim()
             .insert_user(
                 CUSTOMER,
                 json!({"LogonName": format!("user{i:04}@example.com"), "UserProfileFirstName": format!("F{i}"),
@@ -228,7 +228,7 @@ async fn delete_tombstones_and_post_restores() {
 #[tokio::test]
 async fn create_conflicts_adopt_or_refuse() {
     let h = Harness::start().await;
-    h.sim
+    h.sim()
         .insert_user(
             CUSTOMER,
             json!({"LogonName": "lost@example.com", "ExternalIdentityProviderID": "00u1lo"}),
@@ -243,7 +243,7 @@ async fn create_conflicts_adopt_or_refuse() {
     assert_eq!(a.status, 201, "same externalId: adopted");
     assert_eq!(a.body["name"]["givenName"], "Lost");
     assert_eq!(
-        h.sim
+        h.sim()
             .users(CUSTOMER)
             .iter()
             .filter(|u| u["LogonName"] == "lost@example.com")
@@ -270,7 +270,7 @@ async fn create_conflicts_adopt_or_refuse() {
 async fn ids_outlive_the_xref() {
     let h = Harness::start().await;
     let legacy_id = h
-        .sim
+        .sim()
         .insert_user(CUSTOMER, json!({"LogonName": "late@example.com"}))
         .unwrap();
     let id = scim_sidecar::ids::ScimId::derive(
@@ -305,11 +305,11 @@ async fn paging_with_tombstones() {
     for id in &deleted {
         assert_eq!(h.delete(&format!("/Users/{id}")).await.status, 204);
     }
-    h.sim.clear_requests();
+    h.sim().clear_requests();
     let a = h.get("/Users?startIndex=1&count=2").await;
     assert_eq!(a.body["totalResults"], 446);
     let list_calls = h
-        .sim
+        .sim()
         .requests()
         .iter()
         .filter(|(_, p)| p.contains("/users?"))
@@ -350,11 +350,11 @@ async fn ids_are_read_in_any_uuid_spelling() {
     let a = h.get(&format!("/Users/{}", id.to_uppercase())).await;
     assert_eq!((a.status.as_u16(), a.body["id"].clone()), (200, json!(id)));
     // A random (v4) UUID is not one of ours: 404 without scanning the legacy app.
-    h.sim.clear_requests();
+    h.sim().clear_requests();
     let a = h.get("/Users/3f2b8c1e-9d4a-4c6b-8e2f-1a2b3c4d5e6f").await;
     assert_eq!(a.status, 404);
     assert!(
-        h.sim.requests().is_empty(),
+        h.sim().requests().is_empty(),
         "no legacy call for an id we never handed out"
     );
     h.stop().await;
