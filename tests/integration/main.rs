@@ -9,6 +9,7 @@ mod auth;
 mod discovery;
 mod entra;
 mod errors;
+mod golden;
 mod group_push;
 mod groups;
 mod mapping;
