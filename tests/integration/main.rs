@@ -1,5 +1,6 @@
-//! Integration tests: the sidecar and the Marketing Center simulator over real loopback
-//! sockets on ephemeral ports, each test with its own simulator and SQLite file.
+//! Integration tests: the sidecar and the legacy apps' simulators over real loopback sockets
+//! on ephemeral ports, each test with its own simulator and SQLite file; and the golden cases
+//! of the mapping engine (`tests/mapping_cases/`).
 
 // Test code: a failed setup step should fail the test loudly (clippy.toml allows unwrap only
 // inside #[test] functions, not in the shared harness).
@@ -10,10 +11,12 @@ mod discovery;
 mod entra;
 mod errors;
 mod flows;
+mod golden;
 mod group_push;
 mod groups;
 mod mapping;
 mod okta;
+mod partner;
 mod reload;
 mod serve;
 mod support;

@@ -1,0 +1,903 @@
+//! Golden cases for the mapping engine: every folder under `tests/mapping_cases/` is one case
+//! (a `case.toml`, format in `tests/mapping_cases/README.md`) — a mapping, SCIM input and the
+//! legacy request it must give, a legacy answer and the SCIM output it must give. One test
+//! runs them all through the public mapping API, the way the handlers use it, and reports
+//! every difference as a diff of pretty JSON. Adding a case needs no Rust.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use scim_sidecar::mapping::apply::push_down;
+use scim_sidecar::mapping::{BodySpec, Call, Mapping, MappingError, PreparedCall, Vars};
+use scim_sidecar::scim::{filter, patch};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// The cases folder, relative to the repository root.
+const CASES: &str = "tests/mapping_cases";
+/// The file that makes a folder a case.
+const CASE_FILE: &str = "case.toml";
+/// A case's own mapping, used when `case.toml` names none.
+const ADJACENT_MAPPING: &str = "mapping.toml";
+/// The SCIM PatchOp message URN, for `operations` given as a bare array.
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+// ------------------------------------------------------------------------------ case format
+
+/// One `case.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    /// Mapping file relative to the repository root; absent: `mapping.toml` beside the case.
+    mapping: Option<String>,
+    /// Tenant values for templates; needed by steps that prepare a call.
+    vars: Option<VarsSpec>,
+    #[serde(default)]
+    write: Vec<WriteStep>,
+    #[serde(default)]
+    write_error: Vec<WriteErrorStep>,
+    #[serde(default)]
+    read: Vec<ReadStep>,
+    #[serde(default)]
+    list_answer: Vec<ListAnswerStep>,
+    #[serde(default)]
+    call: Vec<CallStep>,
+    #[serde(default)]
+    error: Vec<ErrorStep>,
+    #[serde(default)]
+    filter: Vec<FilterStep>,
+}
+
+/// `[vars]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VarsSpec {
+    customer_id: String,
+    api_key: String,
+    legacy_id: Option<String>,
+    member_legacy_id: Option<String>,
+}
+
+/// A JSON value: JSON text in a TOML string, or `{ file = "x.json" }` beside `case.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "JSON text in a string, or a table { file = \"name.json\" }"
+)]
+enum Json {
+    Text(String),
+    File(JsonFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonFile {
+    file: String,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Op {
+    Create,
+    Replace,
+    Patch,
+}
+
+/// `[[write]]`: SCIM in, the legacy write call out (or no call when nothing changes).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteStep {
+    name: Option<String>,
+    op: Op,
+    scim: Option<Json>,
+    current: Option<Json>,
+    before: Option<Json>,
+    after: Option<Json>,
+    operations: Option<Json>,
+    expect: Option<CallExpect>,
+    no_call: Option<bool>,
+}
+
+/// `[[write_error]]`: SCIM in, the mapping's refusal out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteErrorStep {
+    name: Option<String>,
+    op: Op,
+    scim: Option<Json>,
+    current: Option<Json>,
+    before: Option<Json>,
+    after: Option<Json>,
+    operations: Option<Json>,
+    expect: String,
+}
+
+/// `[[read]]`: a legacy record in, SCIM attributes out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadStep {
+    name: Option<String>,
+    record: Json,
+    expect: Json,
+    expect_legacy_id: Option<String>,
+}
+
+/// `[[list_answer]]`: a legacy list answer in, total / has-more / SCIM resources out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListAnswerStep {
+    name: Option<String>,
+    answer: Json,
+    expect: ListExpect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListExpect {
+    total: Option<u64>,
+    has_more: Option<bool>,
+    resources: Option<Json>,
+    error: Option<String>,
+}
+
+/// `[[call]]`: a declared call (with paging and a pushed-down filter) → the prepared call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallStep {
+    name: Option<String>,
+    call: String,
+    filter: Option<String>,
+    page: Option<PageSpec>,
+    expect: CallExpect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageSpec {
+    index: u64,
+    size: u64,
+}
+
+/// The expected `PreparedCall`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallExpect {
+    method: String,
+    path_and_query: String,
+    #[serde(default)]
+    headers: Vec<HeaderExpect>,
+    body: Option<Json>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderExpect {
+    name: String,
+    value: String,
+    #[serde(default)]
+    secret: bool,
+}
+
+/// `[[error]]`: a legacy error answer in, its interpretation out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErrorStep {
+    name: Option<String>,
+    status: u16,
+    #[serde(default)]
+    body: String,
+    retry_after: Option<String>,
+    /// The Unix time "now", for mappings whose retry hint is an epoch second (default 0).
+    #[serde(default)]
+    now_unix: u64,
+    expect: ErrorExpect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErrorExpect {
+    code: Option<String>,
+    message: Option<String>,
+    scim_status: Option<u16>,
+    scim_type: Option<String>,
+    #[serde(default)]
+    conflict: bool,
+    #[serde(default)]
+    skip_member: bool,
+    existing_id: Option<String>,
+    retry_after: Option<u64>,
+    #[serde(default)]
+    fields: Vec<FieldExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldExpect {
+    field: String,
+    problem: String,
+    detail: String,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, Default)]
+enum Resource {
+    #[default]
+    User,
+    Group,
+}
+
+/// `[[filter]]`: a SCIM filter in, the pushed-down legacy query (or none) out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterStep {
+    name: Option<String>,
+    filter: String,
+    #[serde(default)]
+    resource: Resource,
+    query: Option<Vec<(String, String)>>,
+    not_pushed: Option<bool>,
+}
+
+// ------------------------------------------------------------------------------ running
+
+/// What one case runs against.
+struct Ctx<'a> {
+    dir: &'a Path,
+    mapping: Mapping,
+    vars: Option<&'a VarsSpec>,
+}
+
+impl Ctx<'_> {
+    fn json(&self, j: &Json, key: &str) -> Result<Value, String> {
+        let (text, origin) = match j {
+            Json::Text(t) => (t.clone(), format!("`{key}`")),
+            Json::File(f) => {
+                let path = self.dir.join(&f.file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("`{key}`: cannot read {}: {e}", path.display()))?;
+                (text, format!("`{key}` ({})", f.file))
+            }
+        };
+        serde_json::from_str(&text).map_err(|e| format!("{origin} is not valid JSON: {e}"))
+    }
+
+    fn opt_json(&self, j: Option<&Json>, key: &str) -> Result<Option<Value>, String> {
+        j.map(|j| self.json(j, key)).transpose()
+    }
+
+    fn vars(&self) -> Result<Vars<'_>, String> {
+        let v = self
+            .vars
+            .ok_or("this step prepares a call: the case needs a [vars] table")?;
+        Ok(Vars {
+            legacy_id: v.legacy_id.as_deref(),
+            member_legacy_id: v.member_legacy_id.as_deref(),
+            customer_id: &v.customer_id,
+            api_key: &v.api_key,
+        })
+    }
+
+    fn prepare(
+        &self,
+        call: &Call,
+        extra: &[(String, String)],
+        body: Option<Value>,
+    ) -> Result<Result<PreparedCall, MappingError>, String> {
+        Ok(self.mapping.prepare(call, &self.vars()?, extra, body))
+    }
+
+    fn call(&self, name: &str) -> Result<&Call, String> {
+        let u = &self.mapping.users.calls;
+        let g = self.mapping.groups.as_ref();
+        let call = match name {
+            "users.get" => Some(&u.get),
+            "users.list" => Some(&u.list),
+            "users.create" => Some(&u.create),
+            "users.update" => Some(&u.update),
+            "users.deactivate" => u.deactivate.as_ref(),
+            "users.reactivate" => u.reactivate.as_ref(),
+            "users.delete" => u.delete.as_ref(),
+            "groups.get" => g.map(|g| &g.get),
+            "groups.list" => g.map(|g| &g.list),
+            "groups.members" => g.and_then(|g| g.members.as_ref()),
+            "groups.add_member" => g.and_then(|g| g.add_member.as_ref()),
+            "groups.remove_member" => g.and_then(|g| g.remove_member.as_ref()),
+            _ => {
+                return Err(format!(
+                    "unknown call {name:?} (users.get|list|create|update|deactivate|reactivate|\
+                     delete, groups.get|list|members|add_member|remove_member)"
+                ));
+            }
+        };
+        call.ok_or_else(|| format!("the mapping declares no call {name:?}"))
+    }
+
+    fn push_down(
+        &self,
+        resource: Resource,
+        text: &str,
+    ) -> Result<Option<Vec<(String, String)>>, String> {
+        let f = filter::parse(text).map_err(|e| format!("filter {text:?}: {e}"))?;
+        Ok(match resource {
+            Resource::User => self.mapping.users.push_down(&f),
+            Resource::Group => {
+                let g = self
+                    .mapping
+                    .groups
+                    .as_ref()
+                    .ok_or("the mapping has no [groups]")?;
+                push_down(&g.filters, &g.schema, &f)
+            }
+        })
+    }
+}
+
+/// The inputs of a write, shared by `[[write]]` and `[[write_error]]`.
+struct WriteInput<'a> {
+    op: Op,
+    scim: Option<&'a Json>,
+    current: Option<&'a Json>,
+    before: Option<&'a Json>,
+    after: Option<&'a Json>,
+    operations: Option<&'a Json>,
+}
+
+impl WriteStep {
+    fn input(&self) -> WriteInput<'_> {
+        WriteInput {
+            op: self.op,
+            scim: self.scim.as_ref(),
+            current: self.current.as_ref(),
+            before: self.before.as_ref(),
+            after: self.after.as_ref(),
+            operations: self.operations.as_ref(),
+        }
+    }
+}
+
+impl WriteErrorStep {
+    fn input(&self) -> WriteInput<'_> {
+        WriteInput {
+            op: self.op,
+            scim: self.scim.as_ref(),
+            current: self.current.as_ref(),
+            before: self.before.as_ref(),
+            after: self.after.as_ref(),
+            operations: self.operations.as_ref(),
+        }
+    }
+}
+
+/// Which keys each `op` needs and takes.
+fn check_keys(w: &WriteInput<'_>) -> Result<(), String> {
+    let given = [
+        ("scim", w.scim.is_some()),
+        ("current", w.current.is_some()),
+        ("before", w.before.is_some()),
+        ("after", w.after.is_some()),
+        ("operations", w.operations.is_some()),
+    ];
+    let (name, needs, takes): (&str, &[&str], &[&str]) = match w.op {
+        Op::Create => ("create", &["scim"], &["scim"]),
+        Op::Replace => ("replace", &["scim", "current"], &["scim", "current"]),
+        Op::Patch => (
+            "patch",
+            &["current"],
+            &["current", "before", "after", "operations"],
+        ),
+    };
+    for (key, present) in given {
+        if !present && needs.contains(&key) {
+            return Err(format!("op = \"{name}\" needs `{key}`"));
+        }
+        if present && !takes.contains(&key) {
+            return Err(format!("op = \"{name}\" takes no `{key}`"));
+        }
+    }
+    if w.op == Op::Patch && w.after.is_some() == w.operations.is_some() {
+        return Err("op = \"patch\" needs exactly one of `after` and `operations`".into());
+    }
+    Ok(())
+}
+
+/// The write call the handlers would send (`Ok(None)`: nothing changes, no call), or the
+/// mapping's refusal. The outer error is a malformed step.
+fn run_write(
+    ctx: &Ctx<'_>,
+    w: &WriteInput<'_>,
+) -> Result<Result<Option<PreparedCall>, MappingError>, String> {
+    check_keys(w)?;
+    let um = &ctx.mapping.users;
+    let calls = &um.calls;
+    let current = ctx.opt_json(w.current, "current")?;
+    let fields = match w.op {
+        Op::Create | Op::Replace => {
+            let scim = ctx.opt_json(w.scim, "scim")?.unwrap_or_default();
+            match um.write(&scim) {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Op::Patch => {
+            let current = current.as_ref().ok_or("`current` missing")?;
+            let before = match ctx.opt_json(w.before, "before")? {
+                Some(b) => b,
+                None => Value::Object(um.read(current)),
+            };
+            let after = match (ctx.opt_json(w.after, "after")?, w.operations) {
+                (Some(a), _) => a,
+                (None, Some(ops)) => {
+                    let mut body = ctx.json(ops, "operations")?;
+                    if body.is_array() {
+                        body = json!({"schemas": [PATCH_OP], "Operations": body});
+                    }
+                    let ops =
+                        patch::parse_request(&body).map_err(|e| format!("`operations`: {e}"))?;
+                    let mut after = before.clone();
+                    patch::apply(&mut after, &ops, &um.schema)
+                        .map_err(|e| format!("`operations` do not apply to `before`: {e}"))?;
+                    after
+                }
+                (None, None) => return Err("`after` or `operations` missing".into()),
+            };
+            // As the PATCH handler: a `full` update needs every field, else only the changes.
+            let fields = if calls.update.body == Some(BodySpec::Full) {
+                um.write(&after)
+            } else {
+                um.write_changed(&before, &after)
+            };
+            match fields {
+                Ok(f) if f.is_empty() => return Ok(Ok(None)),
+                Ok(f) => f,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    };
+    let (call, kind) = match w.op {
+        Op::Create => (&calls.create, calls.create.body.unwrap_or(BodySpec::Mapped)),
+        Op::Replace | Op::Patch => (
+            &calls.update,
+            calls.update.body.unwrap_or(BodySpec::Changed),
+        ),
+    };
+    let body = um.body(kind, &fields, current.as_ref());
+    if w.op != Op::Create && body.as_object().is_some_and(Map::is_empty) {
+        return Ok(Ok(None));
+    }
+    Ok(ctx.prepare(call, &[], Some(body))?.map(Some))
+}
+
+fn call_json(c: &PreparedCall) -> Value {
+    let mut headers: Vec<Value> = c
+        .headers
+        .iter()
+        .map(|(n, v, s)| json!({"name": n, "value": v, "secret": s}))
+        .collect();
+    headers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    json!({
+        "method": c.method.as_str(),
+        "path_and_query": c.path_and_query,
+        "headers": headers,
+        "body": c.body.clone().unwrap_or(Value::Null),
+    })
+}
+
+fn expected_call_json(ctx: &Ctx<'_>, e: &CallExpect) -> Result<Value, String> {
+    let mut headers: Vec<Value> = e
+        .headers
+        .iter()
+        .map(|h| json!({"name": h.name, "value": h.value, "secret": h.secret}))
+        .collect();
+    headers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Ok(json!({
+        "method": e.method,
+        "path_and_query": e.path_and_query,
+        "headers": headers,
+        "body": ctx.opt_json(e.body.as_ref(), "expect.body")?.unwrap_or(Value::Null),
+    }))
+}
+
+const NO_CALL: &str = "no call: nothing changes";
+
+fn step_write(ctx: &Ctx<'_>, s: &WriteStep) -> Result<Check, String> {
+    let expected = match (&s.expect, s.no_call) {
+        (Some(e), None) => expected_call_json(ctx, e)?,
+        (None, Some(true)) => json!(NO_CALL),
+        _ => return Err("give exactly one of `expect` (a call) and `no_call = true`".into()),
+    };
+    let actual = match run_write(ctx, &s.input())? {
+        Ok(Some(c)) => call_json(&c),
+        Ok(None) => json!(NO_CALL),
+        Err(e) => json!({ "the mapping refused": e.to_string() }),
+    };
+    Ok(Check::json("the write call", expected, actual))
+}
+
+fn step_write_error(ctx: &Ctx<'_>, s: &WriteErrorStep) -> Result<Check, String> {
+    let actual = match run_write(ctx, &s.input())? {
+        Err(e) => json!(e.to_string()),
+        Ok(Some(c)) => json!({ "the mapping accepted it and prepared": call_json(&c) }),
+        Ok(None) => json!({ "the mapping accepted it": NO_CALL }),
+    };
+    Ok(Check::json("the refusal", json!(s.expect), actual))
+}
+
+fn step_read(ctx: &Ctx<'_>, s: &ReadStep) -> Result<Vec<Check>, String> {
+    let record = ctx.json(&s.record, "record")?;
+    let um = &ctx.mapping.users;
+    let mut checks = vec![Check::json(
+        "the SCIM attributes",
+        ctx.json(&s.expect, "expect")?,
+        Value::Object(um.read(&record)),
+    )];
+    if let Some(id) = &s.expect_legacy_id {
+        checks.push(Check::json(
+            "the legacy id",
+            json!(id),
+            json!(um.legacy_id_of(&record).map(|i| i.as_str().to_owned())),
+        ));
+    }
+    Ok(checks)
+}
+
+fn step_list_answer(ctx: &Ctx<'_>, s: &ListAnswerStep) -> Result<Check, String> {
+    let answer = ctx.json(&s.answer, "answer")?;
+    let paging = &ctx.mapping.legacy.paging;
+    let e = &s.expect;
+    let expected = match &e.error {
+        Some(err) if e.total.is_none() && e.has_more.is_none() && e.resources.is_none() => {
+            json!({ "error": err })
+        }
+        Some(_) => return Err("`expect.error` excludes total, has_more and resources".into()),
+        None => json!({
+            "total": e.total,
+            "has_more": e.has_more,
+            "resources": ctx.opt_json(e.resources.as_ref(), "expect.resources")?
+                .unwrap_or(json!([])),
+        }),
+    };
+    let actual = match paging.items(answer.clone()) {
+        Err(err) => json!({ "error": err.to_string() }),
+        Ok(items) => json!({
+            "total": paging.total(&answer),
+            "has_more": paging.has_more(&answer),
+            "resources": items
+                .iter()
+                .map(|r| Value::Object(ctx.mapping.users.read(r)))
+                .collect::<Vec<_>>(),
+        }),
+    };
+    Ok(Check::json("the page", expected, actual))
+}
+
+fn step_call(ctx: &Ctx<'_>, s: &CallStep) -> Result<Check, String> {
+    let call = ctx.call(&s.call)?;
+    let mut extra = Vec::new();
+    if let Some(f) = &s.filter {
+        let resource = if s.call.starts_with("groups.") {
+            Resource::Group
+        } else {
+            Resource::User
+        };
+        extra.extend(ctx.push_down(resource, f)?.unwrap_or_default());
+    }
+    if let Some(p) = &s.page {
+        let paging = &ctx.mapping.legacy.paging;
+        extra.extend(paging.query(p.index, p.size));
+    }
+    let actual = match ctx.prepare(call, &extra, None)? {
+        Ok(c) => call_json(&c),
+        Err(e) => json!({ "the mapping refused": e.to_string() }),
+    };
+    Ok(Check::json(
+        "the call",
+        expected_call_json(ctx, &s.expect)?,
+        actual,
+    ))
+}
+
+fn step_error(ctx: &Ctx<'_>, s: &ErrorStep) -> Check {
+    let errors = &ctx.mapping.legacy.errors;
+    // The handlers pass the header's value only when the mapping names the header.
+    let retry_after = s
+        .retry_after
+        .as_deref()
+        .filter(|_| errors.retry_after_header.is_some());
+    let f = errors.interpret(s.status, s.body.as_bytes(), retry_after, s.now_unix);
+    let um = &ctx.mapping.users;
+    let rule = f.rule.as_ref();
+    let actual = json!({
+        "code": f.code,
+        "message": f.message,
+        "scim_status": rule.map(|r| r.status),
+        "scim_type": rule.and_then(|r| r.scim_type.clone()),
+        "conflict": f.is_conflict(),
+        "skip_member": rule.is_some_and(|r| r.skip_member),
+        "existing_id": f.existing_id.as_ref().map(|i| i.as_str().to_owned()),
+        "retry_after": f.retry_after,
+        "fields": f.fields.iter().map(|(field, problem)| json!({
+            "field": field,
+            "problem": problem,
+            "detail": um.field_problem(field, problem),
+        })).collect::<Vec<_>>(),
+    });
+    let e = &s.expect;
+    let expected = json!({
+        "code": e.code,
+        "message": e.message,
+        "scim_status": e.scim_status,
+        "scim_type": e.scim_type,
+        "conflict": e.conflict,
+        "skip_member": e.skip_member,
+        "existing_id": e.existing_id,
+        "retry_after": e.retry_after,
+        "fields": e.fields.iter().map(|x| json!({
+            "field": x.field,
+            "problem": x.problem,
+            "detail": x.detail,
+        })).collect::<Vec<_>>(),
+    });
+    Check::json("the interpretation", expected, actual)
+}
+
+fn step_filter(ctx: &Ctx<'_>, s: &FilterStep) -> Result<Check, String> {
+    const NOT_PUSHED: &str = "not pushed down";
+    let expected = match (&s.query, s.not_pushed) {
+        (Some(q), None) => json!(q),
+        (None, Some(true)) => json!(NOT_PUSHED),
+        _ => return Err("give exactly one of `query` and `not_pushed = true`".into()),
+    };
+    let actual = match ctx.push_down(s.resource, &s.filter)? {
+        Some(q) => json!(q),
+        None => json!(NOT_PUSHED),
+    };
+    Ok(Check::json("the pushed-down query", expected, actual))
+}
+
+/// One comparison of a step.
+struct Check {
+    what: &'static str,
+    expected: Value,
+    actual: Value,
+}
+
+impl Check {
+    fn json(what: &'static str, expected: Value, actual: Value) -> Check {
+        Check {
+            what,
+            expected,
+            actual,
+        }
+    }
+}
+
+/// Runs every step of one case; each failure is a report naming the case and step.
+fn run_case(root: &Path, dir: &Path, name: &str) -> Result<(usize, Vec<String>), String> {
+    let text = std::fs::read_to_string(dir.join(CASE_FILE))
+        .map_err(|e| format!("case `{name}`: cannot read {CASE_FILE}: {e}"))?;
+    let case = parse_case(&text).map_err(|e| format!("case `{name}`: {CASE_FILE}: {e}"))?;
+    let adjacent = dir.join(ADJACENT_MAPPING);
+    let mapping_path = match &case.mapping {
+        Some(_) if adjacent.exists() => {
+            return Err(format!(
+                "case `{name}`: names `mapping` and has a {ADJACENT_MAPPING}: keep one"
+            ));
+        }
+        Some(m) => root.join(m),
+        None => adjacent,
+    };
+    let mapping_text = std::fs::read_to_string(&mapping_path)
+        .map_err(|e| format!("case `{name}`: cannot read {}: {e}", mapping_path.display()))?;
+    let source = mapping_path.strip_prefix(root).unwrap_or(&mapping_path);
+    let mapping = Mapping::from_toml(&mapping_text, &source.display().to_string())
+        .map_err(|e| format!("case `{name}`: the mapping does not compile:\n{e}"))?;
+    let ctx = Ctx {
+        dir,
+        mapping,
+        vars: case.vars.as_ref(),
+    };
+
+    let mut steps: Vec<(String, Result<Vec<Check>, String>)> = Vec::new();
+    let label = |kind: &str, i: usize, n: &Option<String>| match n {
+        Some(n) => format!("{kind} #{} ({n})", i + 1),
+        None => format!("{kind} #{}", i + 1),
+    };
+    for (i, s) in case.write.iter().enumerate() {
+        steps.push((
+            label("write", i, &s.name),
+            step_write(&ctx, s).map(|c| vec![c]),
+        ));
+    }
+    for (i, s) in case.write_error.iter().enumerate() {
+        let r = step_write_error(&ctx, s).map(|c| vec![c]);
+        steps.push((label("write_error", i, &s.name), r));
+    }
+    for (i, s) in case.read.iter().enumerate() {
+        steps.push((label("read", i, &s.name), step_read(&ctx, s)));
+    }
+    for (i, s) in case.list_answer.iter().enumerate() {
+        let r = step_list_answer(&ctx, s).map(|c| vec![c]);
+        steps.push((label("list_answer", i, &s.name), r));
+    }
+    for (i, s) in case.call.iter().enumerate() {
+        steps.push((
+            label("call", i, &s.name),
+            step_call(&ctx, s).map(|c| vec![c]),
+        ));
+    }
+    for (i, s) in case.error.iter().enumerate() {
+        steps.push((label("error", i, &s.name), Ok(vec![step_error(&ctx, s)])));
+    }
+    for (i, s) in case.filter.iter().enumerate() {
+        steps.push((
+            label("filter", i, &s.name),
+            step_filter(&ctx, s).map(|c| vec![c]),
+        ));
+    }
+    if steps.is_empty() {
+        return Err(format!("case `{name}`: has no steps"));
+    }
+
+    let mut failures = Vec::new();
+    for (step, result) in &steps {
+        match result {
+            Err(e) => failures.push(format!("case `{name}`, {step}: the step is malformed: {e}")),
+            Ok(checks) => {
+                for c in checks.iter().filter(|c| c.expected != c.actual) {
+                    failures.push(format!(
+                        "case `{name}`, {step}: {} differs (- expected, + actual)\n{}",
+                        c.what,
+                        diff(&pretty(&c.expected), &pretty(&c.actual))
+                    ));
+                }
+            }
+        }
+    }
+    Ok((steps.len(), failures))
+}
+
+fn parse_case(text: &str) -> Result<CaseFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+/// Runs every case folder under `cases`; `Err` is the full failure report.
+fn run_all(root: &Path, cases: &Path) -> Result<String, String> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cases)
+        .map_err(|e| format!("cannot read {}: {e}", cases.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(format!(
+            "no cases in {}: add a folder with a {CASE_FILE}",
+            cases.display()
+        ));
+    }
+    let (mut steps, mut failures) = (0, Vec::new());
+    for dir in &dirs {
+        let name = dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        match run_case(root, dir, &name) {
+            Ok((n, f)) => {
+                steps += n;
+                failures.extend(f);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    let summary = format!("{} golden cases, {steps} steps", dirs.len());
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(format!(
+            "{summary}: {} failures\n\n{}",
+            failures.len(),
+            failures.join("\n\n")
+        ))
+    }
+}
+
+// ------------------------------------------------------------------------------ reporting
+
+/// Pretty JSON with object keys sorted, so a diff shows only real differences.
+fn pretty(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string_pretty(&sorted(v)).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+/// A line diff (longest common subsequence): `-` expected only, `+` actual only.
+fn diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            let _ = writeln!(out, "    {}", a[i]);
+            (i, j) = (i + 1, j + 1);
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            let _ = writeln!(out, "  - {}", a[i]);
+            i += 1;
+        } else {
+            let _ = writeln!(out, "  + {}", b[j]);
+            j += 1;
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------ tests
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn golden_mapping_cases() {
+    match run_all(repo_root(), &repo_root().join(CASES)) {
+        Ok(summary) => println!("{summary}"),
+        Err(report) => panic!("{report}"),
+    }
+}
+
+#[test]
+fn golden_harness_refuses_what_it_cannot_trust() {
+    // An unknown key is an error, not a silently skipped expectation.
+    let e = parse_case(
+        "mapping = \"mappings/marketing-center.toml\"\n\
+         [[read]]\nrecord = '{}'\nexpect = '{}'\nexpect_legacyid = \"1\"\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("unknown field `expect_legacyid`"), "{e}");
+
+    // An empty folder is a failure, not a pass.
+    let cases = tempfile::tempdir().unwrap();
+    let e = run_all(repo_root(), cases.path()).unwrap_err();
+    assert!(e.starts_with("no cases in "), "{e}");
+
+    // A wrong expectation names the case and step and shows a diff.
+    let case = cases.path().join("wrong-title");
+    std::fs::create_dir(&case).unwrap();
+    std::fs::write(
+        case.join(CASE_FILE),
+        "mapping = \"mappings/marketing-center.toml\"\n\
+         [[read]]\nname = \"title\"\nrecord = '{\"LogonName\": \"a\", \"UserProfileTitle\": \"Boss\"}'\n\
+         expect = '{\"userName\": \"a\", \"title\": \"Chief\", \"active\": true}'\n",
+    )
+    .unwrap();
+    let e = run_all(repo_root(), cases.path()).unwrap_err();
+    assert!(
+        e.contains("case `wrong-title`, read #1 (title): the SCIM attributes differ"),
+        "{e}"
+    );
+    assert!(
+        e.contains("  - ") && e.contains("\"Chief\"") && e.contains("  + "),
+        "{e}"
+    );
+    assert!(e.contains("\"active\": false"), "IsActive is missing: {e}");
+}
