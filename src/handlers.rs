@@ -390,9 +390,9 @@ impl Ctx {
             .await?
             .map_err(|f| self.failure(&f))?;
         let total = paging.total(&answer);
-        let has_more = paging.has_more(&answer);
+        let more = paging.more(&answer);
         let items = paging.items(answer)?;
-        Ok((items, total, has_more))
+        Ok((items, total, more))
     }
 
     /// A pager over every page of a list call.
@@ -430,7 +430,7 @@ impl Pager<'_> {
             return Ok(None);
         }
         let size = self.ctx.mapping.legacy.paging.max_page_size;
-        let (items, total, has_more) = self
+        let (items, total, more) = self
             .ctx
             .page(
                 self.call,
@@ -442,7 +442,7 @@ impl Pager<'_> {
             .await?;
         let n = items.len() as u64;
         self.index += n;
-        let more = match (has_more, total) {
+        let more = match (more, total) {
             (Some(m), _) => m,
             (None, Some(t)) => self.index < t,
             (None, None) => n == size,

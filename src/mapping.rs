@@ -74,7 +74,7 @@ pub struct Paging {
     /// Pointer to the total, if reported.
     pub total: Option<String>,
     /// Pointer to a has-more flag, if reported.
-    pub has_more: Option<String>,
+    pub more: Option<String>,
 }
 
 /// Compiled `[legacy.errors]`.
@@ -185,7 +185,7 @@ pub struct UserCalls {
     /// Delete.
     pub delete: Option<Call>,
     /// Take over an existing record.
-    pub claim: Option<Call>,
+    pub take_over: Option<Call>,
 }
 
 /// A SCIM attribute the legacy list call can filter on.

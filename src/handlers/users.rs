@@ -647,12 +647,12 @@ async fn resolve_conflict(
         let action = match rule.then {
             ConflictThen::Adopt => "adopt",
             ConflictThen::ReactivateAndUpdate => "reactivate_and_update",
-            ConflictThen::ClaimAndUpdate => "claim_and_update",
+            ConflictThen::TakeOverAndUpdate => "take_over_and_update",
         };
         tracing::info!(legacy_id = %existing_id, action, "create met an existing account");
-        let existing = match (rule.then, &um.calls.claim) {
-            (ConflictThen::ClaimAndUpdate, Some(claim)) => {
-                match ctx.call(claim, Some(&existing_id), &[], None).await? {
+        let existing = match (rule.then, &um.calls.take_over) {
+            (ConflictThen::TakeOverAndUpdate, Some(take_over)) => {
+                match ctx.call(take_over, Some(&existing_id), &[], None).await? {
                     Ok(answer) => record_of(ctx, answer, &existing_id).await?,
                     Err(f) => return Err(ctx.failure(&f)),
                 }

@@ -424,8 +424,8 @@ impl Paging {
     }
 
     /// Whether a list answer says more pages follow (`None` when the app does not say).
-    pub fn has_more(&self, answer: &Value) -> Option<bool> {
-        truthy(answer.pointer(self.has_more.as_deref()?))
+    pub fn more(&self, answer: &Value) -> Option<bool> {
+        truthy(answer.pointer(self.more.as_deref()?))
     }
 }
 

@@ -117,7 +117,7 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
     }
     for (key, ptr) in [("items", Some(&pg.items)), ("total", pg.total.as_ref())]
         .into_iter()
-        .chain([("has_more", pg.has_more.as_ref())])
+        .chain([("more", pg.more.as_ref())])
     {
         check_pointer(ptr, &format!("legacy.paging.{key}"), p);
     }
@@ -180,7 +180,7 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             max_page_size: pg.max_page_size.max(1),
             items: pg.items,
             total: pg.total,
-            has_more: pg.has_more,
+            more: pg.more,
         },
         errors: Errors {
             code: e.code,
@@ -272,9 +272,9 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
     let deactivate = opt(&c.deactivate, "users.calls.deactivate", p);
     let reactivate = opt(&c.reactivate, "users.calls.reactivate", p);
     let delete_call = opt(&c.delete, "users.calls.delete", p);
-    let claim = opt(&c.claim, "users.calls.claim", p);
+    let take_over = opt(&c.take_over, "users.calls.take_over", p);
     for (call, at) in [
-        (claim.as_ref(), "users.calls.claim"),
+        (take_over.as_ref(), "users.calls.take_over"),
         (get.as_ref(), "users.calls.get"),
         (update.as_ref(), "users.calls.update"),
         (deactivate.as_ref(), "users.calls.deactivate"),
@@ -332,8 +332,8 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
                 p,
             );
         }
-        if rule.then == spec::ConflictThen::ClaimAndUpdate && c.claim.is_none() {
-            p.push("users.lifecycle.on_conflict: claim_and_update needs users.calls.claim");
+        if rule.then == spec::ConflictThen::TakeOverAndUpdate && c.take_over.is_none() {
+            p.push("users.lifecycle.on_conflict: take_over_and_update needs users.calls.take_over");
         }
         if rule.then == spec::ConflictThen::ReactivateAndUpdate && !has_reactivate {
             p.push(
@@ -442,7 +442,7 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
             deactivate,
             reactivate,
             delete: delete_call,
-            claim,
+            take_over,
         },
         delete,
         deactivate: spec.lifecycle.deactivate,

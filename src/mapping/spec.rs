@@ -66,7 +66,7 @@ pub struct PagingSpec {
     /// JSON pointer to the total count, if the app reports one.
     pub total: Option<String>,
     /// JSON pointer to a boolean "more pages follow", for apps without a total.
-    pub has_more: Option<String>,
+    pub more: Option<String>,
 }
 
 fn one() -> u64 {
@@ -104,7 +104,7 @@ pub enum RetryAfterFormat {
     /// Seconds to wait (`Retry-After: 7`).
     #[default]
     Seconds,
-    /// The Unix time at which to retry (`X-RateLimit-Reset: 1767225600`).
+    /// The Unix time at which to retry (e.g. a reset header holding `1767225600`).
     Epoch,
 }
 
@@ -261,8 +261,8 @@ pub struct UserCallsSpec {
     pub reactivate: Option<CallSpec>,
     /// Delete a record.
     pub delete: Option<CallSpec>,
-    /// Take over an existing record (e.g. one created by hand), for `claim_and_update`.
-    pub claim: Option<CallSpec>,
+    /// Take over an existing record (e.g. one created by hand), for `take_over_and_update`.
+    pub take_over: Option<CallSpec>,
 }
 
 /// What SCIM DELETE does.
@@ -340,8 +340,8 @@ pub enum ConflictThen {
     ReactivateAndUpdate,
     /// Take it over as the created resource, update it with the request, answer 201.
     Adopt,
-    /// Call `claim` on it, update it with the request, answer 201.
-    ClaimAndUpdate,
+    /// Call `take_over` on it, update it with the request, answer 201.
+    TakeOverAndUpdate,
 }
 
 /// One `on_conflict` rule.

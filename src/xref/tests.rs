@@ -319,7 +319,7 @@ async fn seen_is_atomic_and_refuses_ids_that_disagree() {
         .await
         .expect("seen");
 
-    // A SCIM id that is not the one derived for legacy id "1" but claims it.
+    // A SCIM id that is not the one derived for legacy id "1" but says it is that record.
     let mut bad = seen("1", None, None);
     bad.scim_id = ScimId::new("not-derived");
     let batch = vec![seen("2", None, None), seen("3", None, None), bad];

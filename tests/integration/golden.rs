@@ -559,7 +559,7 @@ fn step_list_answer(ctx: &Ctx<'_>, s: &ListAnswerStep) -> Result<Check, String> 
         Err(err) => json!({ "error": err.to_string() }),
         Ok(items) => json!({
             "total": paging.total(&answer),
-            "has_more": paging.has_more(&answer),
+            "has_more": paging.more(&answer),
             "resources": items
                 .iter()
                 .map(|r| Value::Object(ctx.mapping.users.read(r)))
