@@ -156,6 +156,12 @@ pub struct AttrMap {
     pub transform: Transform,
     /// Must have a value on create and replace.
     pub required: bool,
+    /// Longest accepted value, in characters.
+    pub max_length: Option<usize>,
+    /// A pattern the value must match.
+    pub pattern: Option<regex::Regex>,
+    /// Another attribute this one must equal (ignoring case): (its path as written, target).
+    pub equals: Option<(String, ScimTarget)>,
 }
 
 /// Compiled `[users.active]`.

@@ -241,6 +241,7 @@ impl UserMapping {
     /// Every mapped legacy field for a SCIM resource (`Null` where the SCIM value is absent).
     /// Refuses a missing required attribute or a value a transform cannot write.
     pub fn write(&self, resource: &Value) -> Result<FieldValues, MappingError> {
+        self.validate(resource, None)?;
         let mut fields = FieldValues::new();
         for a in &self.attributes {
             let v = a.target.extract(resource);
@@ -268,6 +269,7 @@ impl UserMapping {
         before: &Value,
         after: &Value,
     ) -> Result<FieldValues, MappingError> {
+        self.validate(after, Some(before))?;
         let mut fields = FieldValues::new();
         for a in &self.attributes {
             let (old, new) = (a.target.extract(before), a.target.extract(after));
@@ -289,6 +291,85 @@ impl UserMapping {
             }
         }
         Ok(fields)
+    }
+
+    /// Checks the mapping's validation rules (`max_length`, `pattern`, `equals`,
+    /// `accepted_types`) against a resource a client writes, before any legacy call. With
+    /// `before` (a PATCH), only rules about attributes whose value changes are checked, so a
+    /// value stored before a rule existed does not block an unrelated change.
+    pub fn validate(&self, resource: &Value, before: Option<&Value>) -> Result<(), MappingError> {
+        let changed = |t: &ScimTarget| {
+            before.is_none_or(|b| normalised(t.extract(b)) != normalised(t.extract(resource)))
+        };
+        for a in &self.attributes {
+            let other_changed = a.equals.as_ref().is_some_and(|(_, t)| changed(t));
+            if !changed(&a.target) && !other_changed {
+                continue;
+            }
+            let text = a
+                .target
+                .extract(resource)
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let refuse = |problem: String| MappingError::Value {
+                attribute: a.scim.clone(),
+                problem,
+            };
+            if !text.is_empty() {
+                if let Some(max) = a.max_length
+                    && text.chars().count() > max
+                {
+                    return Err(refuse(format!("is longer than {max} characters")));
+                }
+                if let Some(re) = &a.pattern
+                    && !re.is_match(text)
+                {
+                    return Err(refuse(format!("{text:?} does not match {:?}", re.as_str())));
+                }
+            }
+            if let Some((other, t)) = &a.equals {
+                let theirs = t.extract(resource).and_then(Value::as_str).unwrap_or("");
+                if !text.eq_ignore_ascii_case(theirs) {
+                    return Err(refuse(format!(
+                        "must equal {other} ({theirs:?}), is {text:?}"
+                    )));
+                }
+            }
+        }
+        for (attr, mv) in &self.multi_valued {
+            if mv.accepted_types.is_empty() {
+                continue;
+            }
+            let items = resource
+                .as_object()
+                .and_then(|o| get_ci(o, attr))
+                .and_then(Value::as_array);
+            let old = before
+                .and_then(|b| b.as_object())
+                .and_then(|o| get_ci(o, attr));
+            if before.is_some() && old.and_then(Value::as_array) == items {
+                continue;
+            }
+            for item in items.into_iter().flatten() {
+                let Some(t) = item
+                    .as_object()
+                    .and_then(|o| get_ci(o, "type"))
+                    .and_then(Value::as_str)
+                else {
+                    continue;
+                };
+                if !mv.accepted_types.iter().any(|a| a.eq_ignore_ascii_case(t)) {
+                    return Err(MappingError::Value {
+                        attribute: format!("{attr}.type"),
+                        problem: format!(
+                            "{t:?} is not accepted (accepted: {})",
+                            mv.accepted_types.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The body a write call sends, given the new field values and the current record.

@@ -399,12 +399,40 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
                 p.push(format!("{at}: legacy field {f:?} is mapped twice"));
             }
         }
+        let pattern = row
+            .pattern
+            .as_ref()
+            .and_then(|pat| match regex::Regex::new(pat) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    p.push(format!(
+                        "{at}: pattern {pat:?} is not a regular expression: {e}"
+                    ));
+                    None
+                }
+            });
+        if row.max_length == Some(0) {
+            p.push(format!("{at}: max_length must be at least 1"));
+        }
+        let equals = row
+            .equals
+            .as_ref()
+            .and_then(|other| match resolve_target(other, &schema) {
+                Ok(t) => Some((other.clone(), t)),
+                Err(e) => {
+                    p.push(format!("{at}: equals: {e}"));
+                    None
+                }
+            });
         attributes.push(AttrMap {
             scim: row.scim.clone(),
             target,
             legacy,
             transform,
             required: row.required,
+            max_length: row.max_length,
+            pattern,
+            equals,
         });
     }
     if !attributes

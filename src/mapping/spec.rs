@@ -383,6 +383,9 @@ pub struct MultiValuedSpec {
     /// Whether the emitted element says `primary: true`.
     #[serde(default)]
     pub primary: bool,
+    /// The only `type` values a request may give an element (any, when empty).
+    #[serde(default)]
+    pub accepted_types: Vec<String>,
 }
 
 /// One or several legacy fields.
@@ -409,6 +412,13 @@ pub struct AttributeSpec {
     /// The SCIM attribute must have a value on create and replace.
     #[serde(default)]
     pub required: bool,
+    /// Longest accepted value, in characters.
+    pub max_length: Option<usize>,
+    /// A regular expression the value must match (anchor it with `^…$` to match whole).
+    pub pattern: Option<String>,
+    /// Another SCIM attribute whose value this one must equal (ignoring case), e.g.
+    /// `userName` equal to `emails[primary].value`.
+    pub equals: Option<String>,
 }
 
 /// `[groups]`.

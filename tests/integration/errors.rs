@@ -106,16 +106,34 @@ async fn client_mistakes() {
         before,
         "checked before any legacy call"
     );
-    // A value only the legacy app refuses (a 101-character title): its 422 names the SCIM attribute.
+    // A length the mapping declares (the storefront's 100-character limit) is refused before
+    // any legacy call, naming the SCIM attribute.
+    let before = h.sim().request_count();
     let mut body = okta_user("long@example.com", "L", "T", "e2");
     body["title"] = json!("x".repeat(101));
     let a = h.post("/Users", body).await;
     assert_scim_error(&a, 400, Some("invalidValue"));
+    assert_eq!(a.body["detail"], "title: is longer than 100 characters");
+    assert_eq!(
+        h.sim().request_count(),
+        before,
+        "checked before any legacy call"
+    );
+    // A value only the legacy app refuses (a 101-character street line): its 422 names the
+    // SCIM attribute, never the legacy field.
+    let mut body = okta_user("long@example.com", "L", "T", "e2");
+    body["addresses"] = json!([{"streetAddress": format!("{}\nSuite 1", "x".repeat(101))}]);
+    let a = h.post("/Users", body).await;
+    assert_scim_error(&a, 400, Some("invalidValue"));
     assert!(
-        a.body["detail"].as_str().unwrap().starts_with("title: "),
+        a.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("addresses[primary].streetAddress: "),
         "{:?}",
         a.body
     );
+    assert!(h.legacy_user("long@example.com").is_none());
     // PATCH mistakes.
     let id = h
         .post("/Users", okta_user("p@example.com", "P", "Q", "e3"))

@@ -266,3 +266,36 @@ fn compile_checks_lifecycle_and_pointers() {
         "{e}"
     );
 }
+
+#[test]
+fn compile_checks_validation_rules() {
+    let base = include_str!("../../mappings/marketing-center.toml");
+    let text = base
+        .replacen(
+            "max_length = 256",
+            "max_length = 0\npattern = \"([a-z\"\nequals = \"emails[primary].valu\"",
+            1,
+        )
+        .replacen(
+            "phoneNumbers = { type = \"work\", primary = true }",
+            "phoneNumbers = { type = \"work\", primary = true, accepted = [\"work\"] }",
+            1,
+        );
+    let e = Mapping::from_toml(&text, "m.toml").unwrap_err().to_string();
+    assert!(e.contains("unknown field `accepted`"), "{e}");
+    let text = base.replacen(
+        "max_length = 256",
+        "max_length = 0\npattern = \"([a-z\"\nequals = \"emails[primary].valu\"",
+        1,
+    );
+    let e = Mapping::from_toml(&text, "m.toml").unwrap_err().to_string();
+    assert!(e.contains("max_length must be at least 1"), "{e}");
+    assert!(
+        e.contains("pattern \"([a-z\" is not a regular expression"),
+        "{e}"
+    );
+    assert!(
+        e.contains("equals: unknown SCIM attribute \"emails[primary].valu\""),
+        "{e}"
+    );
+}
