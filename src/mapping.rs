@@ -9,10 +9,12 @@
 //! - `template`: `{placeholder}` templates.
 //! - `transform`: named reversible transforms.
 //! - `apply`: SCIM ⇄ legacy translation, diffs, filter push-down, error reading.
+//! - `locate`: `line:column` of the key a problem is about.
 
 pub mod apply;
 pub mod compile;
 pub mod error;
+pub mod locate;
 pub mod spec;
 pub mod template;
 pub mod transform;

@@ -16,9 +16,14 @@ use crate::scim::schema::{self, AttrType, ResourceSchema};
 impl Mapping {
     /// Parses and compiles mapping text; `source_name` labels messages (usually the path).
     pub fn from_toml(text: &str, source_name: &str) -> Result<Mapping, MappingError> {
-        let spec: MappingSpec = toml::from_str(text).map_err(|e| MappingError::Syntax {
-            source_name: source_name.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+        let spec: MappingSpec = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map_or((1, 1), |span| super::locate::line_col(text, span.start));
+            MappingError::Syntax {
+                source_name: source_name.to_owned(),
+                message: format!("{line}:{col}: {}", e.message().trim_end()),
+            }
         })?;
         let mut problems = Problems::default();
         let mapping = compile(spec, &mut problems);
@@ -28,7 +33,10 @@ impl Mapping {
                 problems
                     .0
                     .iter()
-                    .map(|p| format!("{source_name}: {p}"))
+                    .map(|p| match super::locate::locate(text, p) {
+                        Some((line, col)) => format!("{source_name}:{line}:{col}: {p}"),
+                        None => format!("{source_name}: {p}"),
+                    })
                     .collect::<Vec<_>>()
                     .join("\n"),
             )),
@@ -353,16 +361,16 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
     let mut fields_seen: HashSet<String> = HashSet::new();
     let mut targets_seen: Vec<ScimTarget> = Vec::new();
     for (i, row) in spec.attributes.iter().enumerate() {
-        let at = format!("users.attributes[{i}] ({})", row.scim);
+        let at = format!("users.attributes[{i}]");
         let target = match resolve_target(&row.scim, &schema) {
             Ok(t) => t,
             Err(e) => {
-                p.push(format!("{at}: {e}"));
+                p.push(format!("{at}.scim: {e}"));
                 continue;
             }
         };
         if targets_seen.contains(&target) {
-            p.push(format!("{at}: the SCIM attribute is mapped twice"));
+            p.push(format!("{at}.scim: {:?} is mapped twice", row.scim));
         }
         targets_seen.push(target.clone());
         let transform = match &row.transform {
@@ -372,7 +380,7 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
                 None => {
                     let known: Vec<_> = Transform::ALL.iter().map(|(n, _)| *n).collect();
                     p.push(format!(
-                        "{at}: unknown transform {name:?} (known: {})",
+                        "{at}.transform: unknown transform {name:?} (known: {})",
                         known.join(", ")
                     ));
                     continue;
@@ -385,7 +393,7 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
         };
         if legacy.len() != transform.legacy_arity() {
             p.push(format!(
-                "{at}: transform {:?} takes {} legacy field(s), {} given",
+                "{at}.legacy: transform {:?} takes {} legacy field(s), {} given",
                 row.transform.as_deref().unwrap_or("identity"),
                 transform.legacy_arity(),
                 legacy.len()
@@ -394,9 +402,9 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
         }
         for f in &legacy {
             if f.is_empty() {
-                p.push(format!("{at}: empty legacy field name"));
+                p.push(format!("{at}.legacy: empty legacy field name"));
             } else if !fields_seen.insert(f.clone()) {
-                p.push(format!("{at}: legacy field {f:?} is mapped twice"));
+                p.push(format!("{at}.legacy: legacy field {f:?} is mapped twice"));
             }
         }
         let pattern = row
@@ -406,13 +414,13 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
                 Ok(re) => Some(re),
                 Err(e) => {
                     p.push(format!(
-                        "{at}: pattern {pat:?} is not a regular expression: {e}"
+                        "{at}.pattern: pattern {pat:?} is not a regular expression: {e}"
                     ));
                     None
                 }
             });
         if row.max_length == Some(0) {
-            p.push(format!("{at}: max_length must be at least 1"));
+            p.push(format!("{at}.max_length must be at least 1"));
         }
         let equals = row
             .equals
@@ -420,7 +428,7 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
             .and_then(|other| match resolve_target(other, &schema) {
                 Ok(t) => Some((other.clone(), t)),
                 Err(e) => {
-                    p.push(format!("{at}: equals: {e}"));
+                    p.push(format!("{at}.equals: {e}"));
                     None
                 }
             });

@@ -5,7 +5,7 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MappingError {
     /// The file is not valid TOML or has unknown/missing keys (message has line and column).
-    #[error("{source_name}: {message}")]
+    #[error("{source_name}:{message}")]
     Syntax {
         /// File name or other label of the mapping text.
         source_name: String,

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod check;
 mod discovery;
 mod entra;
 mod errors;

@@ -1,0 +1,190 @@
+//! `scim-sidecar check`: every shipped mapping passes; a dozen broken mappings each get one
+//! clear line with `file:line:column`, all reported in one run, exit code 1.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MC: &str = include_str!("../../mappings/marketing-center.toml");
+const PD: &str = include_str!("../../mappings/partner-directory.toml");
+
+fn check(files: &[PathBuf]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+        .arg("check")
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// 1-based line and column where `needle` starts in `text` (the edit a case makes).
+fn at(text: &str, needle: &str) -> (usize, usize) {
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in the mapping"));
+    let before = &text[..offset];
+    (
+        before.matches('\n').count() + 1,
+        before.rsplit('\n').next().unwrap().chars().count() + 1,
+    )
+}
+
+fn edit(base: &str, from: &str, to: &str) -> String {
+    assert!(base.contains(from), "{from:?} not in the mapping");
+    base.replacen(from, to, 1)
+}
+
+#[test]
+fn shipped_mappings_pass() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    let (ok, out) = check(&[
+        root.join("marketing-center.toml"),
+        root.join("partner-directory.toml"),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(": ok")).count(),
+        2,
+        "{out}"
+    );
+}
+
+#[test]
+fn a_dozen_broken_mappings() {
+    // (name, broken text, where the problem is (a needle in the text), expected message)
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "syntax",
+            edit(
+                MC,
+                "name = \"Marketing Center\"",
+                "name = \"Marketing Center",
+            ),
+            "\n\n# Sent with every call",
+            "invalid basic string",
+        ),
+        (
+            "unknown-key",
+            edit(MC, "first_page = 1", "first_page = 1\npagesize = 50"),
+            "pagesize",
+            "unknown field `pagesize`",
+        ),
+        (
+            "unknown-attribute",
+            edit(MC, "scim = \"title\"", "scim = \"titel\""),
+            "scim = \"titel\"",
+            "users.attributes[4].scim: unknown SCIM attribute \"titel\"",
+        ),
+        (
+            "unknown-transform",
+            edit(MC, "transform = \"iso_country\"", "transform = \"country\""),
+            "transform = \"country\"",
+            "users.attributes[11].transform: unknown transform \"country\"",
+        ),
+        (
+            "unknown-placeholder",
+            edit(MC, "/users/{legacy_id}/archive", "/users/{user_id}/archive"),
+            "path = \"/users/{user_id}/archive\"",
+            "users.calls.deactivate.path: template \"/users/{user_id}/archive\": unknown placeholder {user_id}",
+        ),
+        (
+            "missing-operation",
+            edit(
+                MC,
+                "update = { method = \"PATCH\", path = \"/users/{legacy_id}\", body = \"changed\" }\n",
+                "",
+            ),
+            "[users.calls]",
+            "missing field `update`",
+        ),
+        (
+            "field-mapped-twice",
+            edit(
+                MC,
+                "legacy = \"UserProfileTitle\"",
+                "legacy = \"UserProfileFullName\"",
+            ),
+            "legacy = \"UserProfileFullName\"\nmax_length = 100\n\n[[users.attributes]]\nscim = \"emails",
+            "users.attributes[4].legacy: legacy field \"UserProfileFullName\" is mapped twice",
+        ),
+        (
+            "not-a-pointer",
+            edit(MC, "legacy_id = \"/UserID\"", "legacy_id = \"UserID\""),
+            "legacy_id = \"UserID\"",
+            "users.legacy_id: \"UserID\" is not a JSON pointer",
+        ),
+        (
+            "bad-pattern",
+            edit(
+                MC,
+                "max_length = 256",
+                "max_length = 256\npattern = \"[a-\"",
+            ),
+            "pattern = \"[a-\"",
+            "users.attributes[0].pattern: pattern \"[a-\" is not a regular expression",
+        ),
+        (
+            "unknown-scim-type",
+            edit(
+                MC,
+                "scim_type = \"uniqueness\", conflict",
+                "scim_type = \"unique\", conflict",
+            ),
+            "LOGON_NAME_TAKEN =",
+            "legacy.errors.codes.LOGON_NAME_TAKEN: unknown scim_type \"unique\"",
+        ),
+        (
+            "find-existing-by-no-filter",
+            edit(
+                PD,
+                "find_existing_by = \"emails.value\"",
+                "find_existing_by = \"displayName\"",
+            ),
+            "find_existing_by = \"displayName\"",
+            "legacy.errors.codes.email_taken.find_existing_by: \"displayName\" is not one of [users.filters]",
+        ),
+        (
+            "batch-without-batch",
+            edit(
+                PD,
+                ", batch = { field = \"uids\", max = 100 } }\nremove_members",
+                " }\nremove_members",
+            ),
+            "add_members =",
+            "groups.calls.add_members needs batch",
+        ),
+    ];
+    assert_eq!(cases.len(), 12);
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = cases
+        .iter()
+        .map(|(name, text, _, _)| {
+            let path = dir.path().join(format!("{name}.toml"));
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect();
+    let (ok, out) = check(&files);
+    assert!(!ok, "check must fail:\n{out}");
+    for ((name, text, needle, message), file) in cases.iter().zip(&files) {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with(&format!("{}:", file.display())))
+            .collect();
+        assert_eq!(lines.len(), 1, "{name}: one line per problem:\n{out}");
+        let (line, col) = at(text, needle);
+        let prefix = format!("{}:{line}:{col}: ", file.display());
+        assert!(
+            lines[0].starts_with(&prefix),
+            "{name}: expected {prefix}…, got {}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains(message),
+            "{name}: expected {message:?} in {}",
+            lines[0]
+        );
+    }
+}
