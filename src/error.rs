@@ -316,6 +316,12 @@ impl From<FilterError> for ScimError {
     }
 }
 
+impl From<crate::scim::json::JsonError> for ScimError {
+    fn from(e: crate::scim::json::JsonError) -> Self {
+        Self::invalid_syntax(e.to_string())
+    }
+}
+
 impl From<PatchError> for ScimError {
     fn from(e: PatchError) -> Self {
         Self::bad_request(e.scim_type(), e.to_string())

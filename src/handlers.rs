@@ -113,20 +113,9 @@ async fn root_search(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, 
     Ok(list_response(total, p.start_index, page))
 }
 
-/// A request body as JSON, or `400 invalidSyntax`.
+/// A request body as a JSON object, or `400 invalidSyntax` (duplicate or over-long keys too).
 pub fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
-    if body.is_empty() {
-        return Err(ScimError::invalid_syntax("the request body is empty"));
-    }
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
-    })?;
-    if !v.is_object() {
-        return Err(ScimError::invalid_syntax(
-            "the request body must be a JSON object",
-        ));
-    }
-    Ok(v)
+    Ok(crate::scim::json::parse_object(body)?)
 }
 
 /// `attributes` / `excludedAttributes`.

@@ -5,6 +5,7 @@
 //! crate; it uses only serde_json, thiserror and time.
 
 pub mod filter;
+pub mod json;
 pub mod patch;
 pub mod resource;
 pub mod schema;

@@ -59,3 +59,98 @@ async fn rotated_tokens_both_work() {
     }
     h.stop().await;
 }
+
+/// A tenant's token never reaches another tenant's users or groups: every id of tenant A is
+/// `404` to tenant B on every endpoint and method, and B's lists and searches never show it.
+#[tokio::test]
+async fn tenants_are_isolated() {
+    use crate::support::{TOKEN_OTHER, okta_user, q};
+    use serde_json::json;
+    let h = Harness::start().await;
+    let user = h
+        .post("/Users", okta_user("iso@example.com", "I", "So", "00u1iso"))
+        .await
+        .body;
+    let uid = user["id"].as_str().unwrap().to_owned();
+    let gid = h
+        .get(&format!(
+            "/Groups?filter={}",
+            q(r#"displayName eq "Sales Ops""#)
+        ))
+        .await
+        .body["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let members = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
+    let requests: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+        (Method::GET, format!("/Users/{uid}"), None),
+        (
+            Method::PUT,
+            format!("/Users/{uid}"),
+            Some(okta_user("iso@example.com", "X", "Y", "x")),
+        ),
+        (Method::PATCH, format!("/Users/{uid}"), Some(patch)),
+        (Method::DELETE, format!("/Users/{uid}"), None),
+        (Method::GET, format!("/Groups/{gid}"), None),
+        (
+            Method::PUT,
+            format!("/Groups/{gid}"),
+            Some(json!({"displayName": "Sales Ops", "members": []})),
+        ),
+        (Method::PATCH, format!("/Groups/{gid}"), Some(members)),
+    ];
+    for (method, path, body) in requests {
+        let a = h.send_as(TOKEN_OTHER, method.clone(), &path, body).await;
+        assert_eq!(
+            a.status, 404,
+            "{method} {path} as the other tenant: {:?}",
+            a.body
+        );
+    }
+    for filter in [
+        format!("id eq \"{uid}\""),
+        "userName eq \"iso@example.com\"".to_owned(),
+    ] {
+        let a = h
+            .send_as(
+                TOKEN_OTHER,
+                Method::GET,
+                &format!("/Users?filter={}", q(&filter)),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (a.status.as_u16(), a.body["totalResults"].clone()),
+            (200, json!(0)),
+            "{filter}"
+        );
+    }
+    let all = h
+        .send_as(TOKEN_OTHER, Method::GET, "/Users?count=1000", None)
+        .await;
+    assert!(!all.body.to_string().contains(&uid));
+    let search = h
+        .send_as(
+            TOKEN_OTHER,
+            Method::POST,
+            "/.search",
+            Some(json!({"count": 1000})),
+        )
+        .await;
+    assert!(!search.body.to_string().contains(&uid) && !search.body.to_string().contains(&gid));
+    // Nothing of tenant A changed.
+    let a = h.get(&format!("/Users/{uid}")).await;
+    assert_eq!(
+        (
+            a.status.as_u16(),
+            a.body["active"].clone(),
+            a.body["name"]["givenName"].clone()
+        ),
+        (200, json!(true), json!("I"))
+    );
+    h.stop().await;
+}

@@ -52,6 +52,18 @@ async fn client_mistakes() {
         .raw(Method::POST, "/Users", &json_ct, Some("[1,2]".into()))
         .await;
     assert_scim_error(&a, 400, Some("invalidSyntax"));
+    let dup = r#"{"userName": "a@example.com", "userName": "b@example.com"}"#;
+    let a = h
+        .raw(Method::POST, "/Users", &json_ct, Some(dup.into()))
+        .await;
+    assert_scim_error(&a, 400, Some("invalidSyntax"));
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"userName\" twice")
+    );
+    assert!(h.legacy_user("a@example.com").is_none() && h.legacy_user("b@example.com").is_none());
     let a = h
         .raw(
             Method::POST,

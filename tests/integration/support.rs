@@ -27,6 +27,8 @@ pub(crate) const CUSTOMER: &str = "ACME";
 pub(crate) const API_KEY: &str = "sim-api-key-7f1c";
 /// The SCIM bearer token of the harness tenant.
 pub(crate) const TOKEN: &str = "scim-token-acme-5b2e9d";
+/// The token of a second tenant ("other", customer `OTHER`) on the same legacy app.
+pub(crate) const TOKEN_OTHER: &str = "scim-token-other-91aa3c";
 /// A second valid token of the same tenant (rotation).
 pub(crate) const TOKEN_2: &str = "scim-token-acme-rotated-0c44";
 
@@ -124,21 +126,33 @@ impl Harness {
         let mapping = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
         let mapping_file = dir.path().join("mapping.toml");
         std::fs::write(&mapping_file, mapping_text).unwrap();
-        let tokens = app::tenants(vec![TenantSettings {
-            id: TenantId::new("acme"),
-            customer_id: CUSTOMER.into(),
-            legacy_base_url: handle.base_url(),
-            api_key: API_KEY.into(),
-            token_digests: vec![
-                Sha256::digest(TOKEN.as_bytes()).into(),
-                Sha256::digest(TOKEN_2.as_bytes()).into(),
-            ],
-            mapping,
-            mapping_path: reload.map(|_| mapping_file.clone()),
-            legacy_timeout: Duration::from_secs(5),
-            legacy_concurrency: 32,
-            member_concurrency: 16,
-        }])
+        let tenant =
+            |id: &str, customer: &str, tokens: &[&str], mapping, mapping_path| TenantSettings {
+                id: TenantId::new(id),
+                customer_id: customer.into(),
+                legacy_base_url: handle.base_url(),
+                api_key: API_KEY.into(),
+                token_digests: tokens
+                    .iter()
+                    .map(|t| Sha256::digest(t.as_bytes()).into())
+                    .collect(),
+                mapping,
+                mapping_path,
+                legacy_timeout: Duration::from_secs(5),
+                legacy_concurrency: 32,
+                member_concurrency: 16,
+            };
+        let other = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
+        let tokens = app::tenants(vec![
+            tenant(
+                "acme",
+                CUSTOMER,
+                &[TOKEN, TOKEN_2],
+                mapping,
+                reload.map(|_| mapping_file.clone()),
+            ),
+            tenant("other", "OTHER", &[TOKEN_OTHER], other, None),
+        ])
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -241,7 +255,18 @@ impl Harness {
 
     /// An authenticated request with a JSON body.
     pub(crate) async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let auth = format!("Bearer {TOKEN}");
+        self.send_as(TOKEN, method, path, body).await
+    }
+
+    /// A request with another tenant's token.
+    pub(crate) async fn send_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let auth = format!("Bearer {token}");
         let mut headers = vec![("Authorization", auth.as_str())];
         if body.is_some() {
             headers.push(("Content-Type", "application/scim+json"));
