@@ -158,6 +158,16 @@ impl ScimError {
         )
     }
 
+    /// `429`: too many failed authentications from this address; retry after `seconds`.
+    pub fn auth_throttled(seconds: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            "too many failed authentications from this address; retry later",
+        )
+        .with_retry_after(Some(seconds))
+    }
+
     /// `500`: our bug; the cause is logged, the client gets a generic detail.
     pub fn internal(cause: impl Into<String>) -> Self {
         Self::new(

@@ -15,6 +15,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::Service;
 
+/// The address of the client a request came from, put in every request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Serves `svc` on `listener` until `shutdown` resolves, then lets in-flight requests finish
 /// for at most `grace`.
 pub async fn run<S, B>(
@@ -51,9 +55,13 @@ where
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let svc = tower::util::MapRequest::new(svc.clone(), move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    req
+                });
                 let conn = builder.serve_connection(
                     TokioIo::new(stream),
-                    TowerToHyperService::new(svc.clone()),
+                    TowerToHyperService::new(svc),
                 );
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {

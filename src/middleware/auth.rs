@@ -4,9 +4,17 @@
 //! every tenant (no early exit), so timing tells nothing about which token is close. The
 //! token itself never reaches a log line, an error or a panic message. A request without a
 //! valid token gets `401` with a SCIM error body and `WWW-Authenticate: Bearer`.
+//!
+//! Failed attempts are throttled per client address: each address has a bucket of
+//! [`FAILURE_BURST`] failures that refills one every [`FAILURE_REFILL`]. Once it is empty,
+//! every request from that address answers `429` with `Retry-After`, valid token or not, until
+//! a failure is refilled: guessing tokens stops paying off after a burst.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{Either, Ready, ready};
@@ -16,6 +24,55 @@ use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
 use crate::error::ScimError;
+use crate::server::PeerAddr;
+
+/// Failed authentications an address may make at once.
+pub const FAILURE_BURST: u32 = 20;
+/// One more allowed failure per this much time.
+pub const FAILURE_REFILL: Duration = Duration::from_secs(3);
+/// Addresses tracked at most; when full, the ones that are fully refilled are forgotten.
+const TRACKED_MAX: usize = 10_000;
+
+/// Per-address buckets of allowed authentication failures.
+#[derive(Debug, Default)]
+pub struct FailureThrottle {
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl FailureThrottle {
+    fn level(tokens: f64, since: Instant, now: Instant) -> f64 {
+        let refill =
+            now.saturating_duration_since(since).as_secs_f64() / FAILURE_REFILL.as_secs_f64();
+        (tokens + refill).min(f64::from(FAILURE_BURST))
+    }
+
+    /// `Some(seconds)` when `ip` has used up its failures (answer `429`).
+    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        let buckets = self.buckets.lock().ok()?;
+        let (tokens, since) = *buckets.get(&ip)?;
+        let level = Self::level(tokens, since, now);
+        (level < 1.0).then(|| {
+            let wait = (1.0 - level) * FAILURE_REFILL.as_secs_f64();
+            wait.ceil().max(1.0) as u64
+        })
+    }
+
+    /// Records one failed authentication from `ip`.
+    pub fn failed(&self, ip: IpAddr, now: Instant) {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return;
+        };
+        if buckets.len() >= TRACKED_MAX && !buckets.contains_key(&ip) {
+            buckets.retain(|_, (t, since)| Self::level(*t, *since, now) < f64::from(FAILURE_BURST));
+        }
+        let (tokens, since) = buckets
+            .get(&ip)
+            .copied()
+            .unwrap_or((f64::from(FAILURE_BURST), now));
+        let level = Self::level(tokens, since, now);
+        buckets.insert(ip, ((level - 1.0).max(0.0), now));
+    }
+}
 
 /// Which tenant each token digest belongs to; `T` is what gets inserted into the request.
 #[derive(Debug)]
@@ -56,12 +113,14 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 #[derive(Debug)]
 pub struct AuthLayer<T> {
     table: Arc<TokenTable<T>>,
+    throttle: Arc<FailureThrottle>,
 }
 
 impl<T> Clone for AuthLayer<T> {
     fn clone(&self) -> Self {
         Self {
             table: Arc::clone(&self.table),
+            throttle: Arc::clone(&self.throttle),
         }
     }
 }
@@ -69,7 +128,10 @@ impl<T> Clone for AuthLayer<T> {
 impl<T> AuthLayer<T> {
     /// A layer over a token table.
     pub fn new(table: Arc<TokenTable<T>>) -> Self {
-        Self { table }
+        Self {
+            table,
+            throttle: Arc::default(),
+        }
     }
 }
 
@@ -80,6 +142,7 @@ impl<S, T> Layer<S> for AuthLayer<T> {
         Auth {
             inner,
             table: Arc::clone(&self.table),
+            throttle: Arc::clone(&self.throttle),
         }
     }
 }
@@ -89,6 +152,7 @@ impl<S, T> Layer<S> for AuthLayer<T> {
 pub struct Auth<S, T> {
     inner: S,
     table: Arc<TokenTable<T>>,
+    throttle: Arc<FailureThrottle>,
 }
 
 impl<S: Clone, T> Clone for Auth<S, T> {
@@ -96,6 +160,7 @@ impl<S: Clone, T> Clone for Auth<S, T> {
         Self {
             inner: self.inner.clone(),
             table: Arc::clone(&self.table),
+            throttle: Arc::clone(&self.throttle),
         }
     }
 }
@@ -115,6 +180,13 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let ip = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        let now = Instant::now();
+        if let Some(wait) = ip.and_then(|ip| self.throttle.blocked(ip, now)) {
+            return Either::Left(ready(
+                Ok(ScimError::auth_throttled(wait).into_response_as()),
+            ));
+        }
         let tenant = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -124,7 +196,12 @@ where
                 req.extensions_mut().insert(t);
                 Either::Right(self.inner.call(req))
             }
-            None => Either::Left(ready(Ok(ScimError::unauthorized().into_response_as()))),
+            None => {
+                if let Some(ip) = ip {
+                    self.throttle.failed(ip, now);
+                }
+                Either::Left(ready(Ok(ScimError::unauthorized().into_response_as())))
+            }
         }
     }
 }
@@ -174,5 +251,26 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn failures_are_throttled_per_address() {
+        let t = FailureThrottle::default();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let start = Instant::now();
+        for _ in 0..FAILURE_BURST {
+            assert_eq!(t.blocked(a, start), None);
+            t.failed(a, start);
+        }
+        let wait = t.blocked(a, start).expect("blocked after the burst");
+        assert_eq!(wait, FAILURE_REFILL.as_secs());
+        assert_eq!(t.blocked(b, start), None, "another address is not affected");
+        assert_eq!(
+            t.blocked(a, start + FAILURE_REFILL),
+            None,
+            "one failure refilled"
+        );
+        t.failed(a, start + FAILURE_REFILL);
+        assert!(t.blocked(a, start + FAILURE_REFILL).is_some());
     }
 }

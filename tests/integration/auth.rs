@@ -154,3 +154,54 @@ async fn tenants_are_isolated() {
     );
     h.stop().await;
 }
+
+/// After a burst of failed authentications, the address gets `429` with `Retry-After` for
+/// every request, a valid token included, until the bucket refills.
+#[tokio::test]
+async fn failed_authentication_is_throttled() {
+    use scim_sidecar::middleware::auth::FAILURE_BURST;
+    let h = Harness::start().await;
+    for i in 0..FAILURE_BURST {
+        let a = h
+            .raw(
+                Method::GET,
+                "/Users",
+                &[("Authorization", "Bearer guess")],
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 401, "attempt {i}");
+    }
+    let a = h
+        .raw(
+            Method::GET,
+            "/Users",
+            &[("Authorization", "Bearer guess")],
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 429);
+    assert!(
+        a.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(a.body["status"], "429");
+    let auth = format!("Bearer {TOKEN}");
+    let a = h
+        .raw(
+            Method::GET,
+            "/Users",
+            &[("Authorization", auth.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(
+        a.status, 429,
+        "a throttled address is refused before its token is checked"
+    );
+    h.stop().await;
+}
