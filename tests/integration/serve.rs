@@ -295,3 +295,34 @@ fn serve_refuses_a_bad_configuration() {
     assert!(err.contains("missing.toml"), "{err}");
     assert!(!err.contains(API_KEY) && !err.contains(FILE_TOKEN));
 }
+
+#[test]
+fn serve_refuses_a_corrupt_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9/api/v1");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("xref.sqlite3"),
+        b"this is not a database, it was damaged by a crash",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("TEST_SERVE_MC_KEY", API_KEY)
+        .env("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("xref.sqlite3"),
+        "the message names the file: {err}"
+    );
+    assert!(err.contains("failed its integrity check"), "{err}");
+    assert!(
+        err.contains("restore it from a backup"),
+        "the message says what to do: {err}"
+    );
+}
