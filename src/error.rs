@@ -352,10 +352,21 @@ impl From<MappingError> for ScimError {
 
 impl From<LegacyError> for ScimError {
     fn from(e: LegacyError) -> Self {
+        if let LegacyError::CircuitOpen { retry_after_secs } = e {
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the legacy app is unavailable; retry later",
+            )
+            .with_retry_after(Some(retry_after_secs))
+            .with_cause(e.to_string());
+        }
         let status = match e {
             LegacyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             LegacyError::Unavailable(_) => StatusCode::BAD_GATEWAY,
-            LegacyError::BaseUrl(_) | LegacyError::Request(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LegacyError::BaseUrl(_) | LegacyError::Request(_) | LegacyError::CircuitOpen { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         let detail = match status {
             StatusCode::GATEWAY_TIMEOUT => "the legacy app did not answer in time; retry later",

@@ -117,6 +117,8 @@ pub struct Call {
     pub member_display: Option<String>,
     /// Batched member calls: body field and largest batch.
     pub batch: Option<BatchSpec>,
+    /// Whether the call may be retried after a failure.
+    pub idempotent: bool,
 }
 
 /// A call ready to send: what the legacy client needs and nothing else.
@@ -130,6 +132,10 @@ pub struct PreparedCall {
     pub headers: Vec<(String, String, bool)>,
     /// JSON body of a write.
     pub body: Option<serde_json::Value>,
+    /// Whether the call may be retried after a failure.
+    pub idempotent: bool,
+    /// The response header with the legacy app's retry hint, and how it is written.
+    pub retry_hint: Option<(String, RetryAfterFormat)>,
 }
 
 /// Where a mapped SCIM attribute lives in a resource.

@@ -373,6 +373,8 @@ pub async fn patch(
     let change = group_patch(&ops)?;
     let (legacy_id, record) = load(ctx, gm, id).await?;
     check_unlocked(gm, &record)?;
+    // Unknown members are refused before anything changes (a rename included).
+    translate(ctx, &change.named_members()).await?;
     let record = rename(ctx, gm, &legacy_id, record, &change.display_names).await?;
     push(ctx, gm, &legacy_id, &change).await?;
     if projection.is_empty() {
@@ -414,13 +416,15 @@ pub async fn replace(
         .map(|(_, v)| v.clone());
     let (legacy_id, record) = load(ctx, gm, id).await?;
     check_unlocked(gm, &record)?;
-    let record = rename(ctx, gm, &legacy_id, record, name.as_slice()).await?;
     let ops = [crate::scim::patch::PatchOperation {
         op: crate::scim::patch::PatchOpKind::Replace,
         path: None,
         value: Some(json!({"members": members.unwrap_or_else(|| json!([]))})),
     }];
     let change = group_patch(&ops)?;
+    // Unknown members are refused before anything changes (a rename included).
+    translate(ctx, &change.named_members()).await?;
+    let record = rename(ctx, gm, &legacy_id, record, name.as_slice()).await?;
     push(ctx, gm, &legacy_id, &change).await?;
     Ok(scim_json(
         StatusCode::OK,

@@ -685,9 +685,15 @@ async fn find_existing(
     };
     let size = ctx.mapping.legacy.paging.max_page_size;
     let (items, _, _) = ctx.page(&um.calls.list, None, &query, 0, size).await?;
-    Ok(items
-        .into_iter()
-        .find_map(|r| um.legacy_id_of(&r).map(|id| (id, r))))
+    // The legacy filter may match more loosely than SCIM: the record must match the filter.
+    Ok(items.into_iter().find_map(|r| {
+        let attrs = Value::Object(um.read(&r));
+        if filter.matches(&attrs, &um.schema) {
+            um.legacy_id_of(&r).map(|id| (id, r))
+        } else {
+            None
+        }
+    }))
 }
 
 /// The text a SCIM resource gives `attr` (`userName`, `emails.value`: the primary element's).

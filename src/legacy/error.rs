@@ -16,4 +16,11 @@ pub enum LegacyError {
     /// No answer within the per-call timeout.
     #[error("legacy app did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// The circuit breaker is open: the legacy app failed repeatedly and is left alone for
+    /// a while; no call was made.
+    #[error("legacy app is failing; calls paused for {retry_after_secs} s (circuit open)")]
+    CircuitOpen {
+        /// Seconds until calls are let through again.
+        retry_after_secs: u64,
+    },
 }

@@ -60,6 +60,12 @@ impl Legacy {
             path_and_query,
             headers,
             body,
+            idempotent: call.idempotent,
+            retry_hint: self
+                .errors
+                .retry_after_header
+                .clone()
+                .map(|h| (h, self.errors.retry_after_format)),
         })
     }
 }

@@ -256,7 +256,26 @@ fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
         member_id: spec.member_id.clone(),
         member_display: spec.member_display.clone(),
         batch: spec.batch.clone(),
+        idempotent: spec.idempotent.unwrap_or(matches!(
+            spec.method,
+            MethodSpec::Get | MethodSpec::Put | MethodSpec::Delete
+        )),
     })
+}
+
+/// A call about no particular record (list, create) cannot use `{legacy_id}` or
+/// `{member_legacy_id}`: there is no value for them there.
+fn no_record_vars(call: &Call, at: &str, p: &mut Problems) {
+    use super::template::Var;
+    let templates = std::iter::once(&call.path).chain(call.query.iter().map(|(_, t)| t));
+    if templates
+        .flat_map(|t| t.vars())
+        .any(|v| matches!(v, Var::LegacyId | Var::MemberLegacyId))
+    {
+        p.push(format!(
+            "{at}.path: {{legacy_id}} has no value in this call (it is about no one record)"
+        ));
+    }
 }
 
 fn require_var(call: &Call, var: super::template::Var, at: &str, p: &mut Problems) {
@@ -291,6 +310,15 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
     ] {
         if let Some(call) = call {
             require_var(call, Var::LegacyId, at, p);
+        }
+    }
+    // A call about no particular record has no value for {legacy_id}.
+    for (call, at) in [
+        (list.as_ref(), "users.calls.list"),
+        (create.as_ref(), "users.calls.create"),
+    ] {
+        if let Some(call) = call {
+            no_record_vars(call, at, p);
         }
     }
     if create.as_ref().is_some_and(|c| c.body.is_none()) {
@@ -654,6 +682,9 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
     let c = &spec.calls;
     let get = compile_call(&c.get, "groups.calls.get", p);
     let list = compile_call(&c.list, "groups.calls.list", p);
+    if let Some(call) = &list {
+        no_record_vars(call, "groups.calls.list", p);
+    }
     let opt = |call: &Option<CallSpec>, at: &str, p: &mut Problems| {
         call.as_ref().and_then(|c| compile_call(c, at, p))
     };

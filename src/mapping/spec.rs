@@ -177,6 +177,10 @@ pub struct CallSpec {
     pub member_display: Option<String>,
     /// For batched member calls: the body is `{ <field>: [member ids] }`, at most `max` ids.
     pub batch: Option<BatchSpec>,
+    /// Whether repeating the call is harmless, so it may be retried after a failure. Default:
+    /// true for GET, PUT and DELETE, false for POST and PATCH (say `true` for e.g. an
+    /// idempotent archive call).
+    pub idempotent: Option<bool>,
 }
 
 /// `batch = { field = "uids", max = 100 }`.

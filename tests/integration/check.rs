@@ -149,14 +149,24 @@ fn a_dozen_broken_mappings() {
             "batch-without-batch",
             edit(
                 PD,
-                ", batch = { field = \"uids\", max = 100 } }\nremove_members",
-                " }\nremove_members",
+                ", batch = { field = \"uids\", max = 100 }, idempotent = true }\nremove_members",
+                ", idempotent = true }\nremove_members",
             ),
             "add_members =",
             "groups.calls.add_members needs batch",
         ),
+        (
+            "placeholder-without-value",
+            edit(
+                MC,
+                "list = { method = \"GET\", path = \"/users\"",
+                "list = { method = \"GET\", path = \"/users/{legacy_id}\"",
+            ),
+            "path = \"/users/{legacy_id}\", query",
+            "users.calls.list.path: {legacy_id} has no value in this call",
+        ),
     ];
-    assert_eq!(cases.len(), 12);
+    assert_eq!(cases.len(), 13);
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = cases
         .iter()

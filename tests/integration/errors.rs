@@ -238,7 +238,8 @@ async fn legacy_failures_are_502_and_timeouts_504() {
     h.sim().inject_failure(FailureRule {
         method: None,
         path_contains: None,
-        count: 1,
+        // Three: the GET is retried (it is idempotent) up to three attempts.
+        count: 3,
         kind: FailureKind::DropBeforeCommit,
     });
     assert_scim_error(&h.get("/Users").await, 502, None);

@@ -11,6 +11,7 @@ mod check;
 mod discovery;
 mod entra;
 mod errors;
+mod faults;
 mod flows;
 mod golden;
 mod group_push;
