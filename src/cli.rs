@@ -72,6 +72,22 @@ pub enum Command {
         #[arg(long)]
         rate_limit: Option<u32>,
     },
+    /// Compare the cross-reference with the legacy app and report drift (safe while serving).
+    Reconcile {
+        /// The configuration file of the running sidecar.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Repair what can be repaired: record unrecorded users, refresh remembered
+        /// externalIds, tombstone rows whose legacy user is gone.
+        #[arg(long)]
+        fix: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate mapping files (given, or those of a configuration) without starting anything.
     Check {
         /// Check the mappings of this configuration file, and the configuration itself.
@@ -111,6 +127,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 rate_limit,
             } => simulate(listen, api_key, customer, seed_demo, latency_ms, rate_limit).await,
             Command::Check { config, mappings } => check(config.as_deref(), &mappings),
+            Command::Reconcile {
+                config,
+                tenant,
+                fix,
+                json,
+            } => reconcile(&config, tenant.as_deref(), fix, json).await,
         }
     });
     match result {
@@ -155,35 +177,7 @@ async fn serve(config_path: &Path) -> Result<(), String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     telemetry::init(config.server.log_format);
     config.validate().map_err(|e| e.to_string())?;
-    let mut settings = Vec::new();
-    let mut problems = Vec::new();
-    for (name, t) in &config.tenants {
-        let mapping = load_mapping(&t.mapping);
-        let api_key = t.api_key.resolve();
-        let tokens = t.token_digests();
-        match (mapping, api_key, tokens) {
-            (Ok(mapping), Ok(api_key), Ok(token_digests)) => settings.push(TenantSettings {
-                id: TenantId::new(name.clone()),
-                customer_id: t.customer_id.clone(),
-                legacy_base_url: t.legacy_base_url.clone(),
-                api_key: api_key.expose().to_owned(),
-                token_digests,
-                mapping,
-                mapping_path: Some(t.mapping.clone()),
-                legacy_timeout: Duration::from_secs(t.legacy_timeout_secs),
-                legacy_concurrency: t.legacy_concurrency,
-                member_concurrency: t.member_concurrency,
-            }),
-            (m, k, tk) => {
-                problems.extend(m.err());
-                problems.extend(k.err().map(|e| e.to_string()));
-                problems.extend(tk.err().map(|e| e.to_string()));
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(format!("refusing to start:\n{}", problems.join("\n")));
-    }
+    let settings = tenant_settings(&config)?;
     let xref = Store::open(&config.server.data_dir.join("xref.sqlite3"))
         .await
         .map_err(|e| e.to_string())?;
@@ -215,6 +209,117 @@ async fn serve(config_path: &Path) -> Result<(), String> {
     let _ = reloader.await;
     served.map_err(|e| e.to_string())?;
     xref.close().await.map_err(|e| e.to_string())
+}
+
+/// The tenants of a validated configuration: mappings compiled, secrets resolved; every
+/// problem at once.
+fn tenant_settings(config: &Config) -> Result<Vec<TenantSettings>, String> {
+    let mut settings = Vec::new();
+    let mut problems = Vec::new();
+    for (name, t) in &config.tenants {
+        let mapping = load_mapping(&t.mapping);
+        let api_key = t.api_key.resolve();
+        let tokens = t.token_digests();
+        match (mapping, api_key, tokens) {
+            (Ok(mapping), Ok(api_key), Ok(token_digests)) => settings.push(TenantSettings {
+                id: TenantId::new(name.clone()),
+                customer_id: t.customer_id.clone(),
+                legacy_base_url: t.legacy_base_url.clone(),
+                api_key: api_key.expose().to_owned(),
+                token_digests,
+                mapping,
+                mapping_path: Some(t.mapping.clone()),
+                legacy_timeout: Duration::from_secs(t.legacy_timeout_secs),
+                legacy_concurrency: t.legacy_concurrency,
+                member_concurrency: t.member_concurrency,
+            }),
+            (m, k, tk) => {
+                problems.extend(m.err());
+                problems.extend(k.err().map(|e| e.to_string()));
+                problems.extend(tk.err().map(|e| e.to_string()));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!("refusing to start:\n{}", problems.join("\n")));
+    }
+    Ok(settings)
+}
+
+async fn reconcile(
+    config_path: &Path,
+    only: Option<&str>,
+    fix: bool,
+    json: bool,
+) -> Result<(), String> {
+    let config = Config::load(config_path).map_err(|e| e.to_string())?;
+    telemetry::init(config.server.log_format);
+    config.validate().map_err(|e| e.to_string())?;
+    let settings: Vec<TenantSettings> = tenant_settings(&config)?
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| t.id.as_str() == o))
+        .collect();
+    if settings.is_empty() {
+        return Err(format!(
+            "no tenant {:?} in the configuration",
+            only.unwrap_or("")
+        ));
+    }
+    let xref = Store::open(&config.server.data_dir.join("xref.sqlite3"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let tenants = app::tenants(settings).map_err(|e| e.to_string())?;
+    let state = Arc::new(State::new(xref.clone(), 0, Duration::from_secs(0)));
+    let mut remaining = 0;
+    for tenant in &tenants.all {
+        let ctx = crate::handlers::Ctx {
+            mapping: tenant.mapping(),
+            tenant: Arc::clone(tenant),
+            state: Arc::clone(&state),
+            base_url: String::new(),
+            request_id: Some(format!("reconcile-{}", uuid::Uuid::new_v4().simple())),
+        };
+        let report = crate::reconcile::reconcile(&ctx, fix)
+            .await
+            .map_err(|e| e.detail)?;
+        remaining += report.remaining();
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| e.to_string())?
+            );
+        } else {
+            print_report(&report);
+        }
+    }
+    xref.close().await.map_err(|e| e.to_string())?;
+    if remaining > 0 {
+        return Err(format!("{remaining} drift item(s) remain"));
+    }
+    Ok(())
+}
+
+fn print_report(r: &crate::reconcile::Report) {
+    let verb = if r.fixed { "fixed" } else { "found" };
+    println!(
+        "tenant {}: {} legacy users, {} xref rows",
+        r.tenant, r.legacy_users, r.xref_rows
+    );
+    println!("  vanished ({verb}): {}", r.vanished.join(", "));
+    println!("  unrecorded ({verb}): {}", r.unrecorded.join(", "));
+    for m in &r.external_id_mismatch {
+        println!(
+            "  externalId mismatch ({verb}): legacy {} has {:?}, xref remembered {:?}",
+            m.legacy_id, m.legacy, m.xref
+        );
+    }
+    for d in &r.duplicates {
+        println!(
+            "  duplicate (decide which to keep): externalId {:?} on legacy users {}",
+            d.external_id,
+            d.legacy_ids.join(", ")
+        );
+    }
 }
 
 /// The demo customer id of `dev`.

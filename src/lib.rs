@@ -13,6 +13,7 @@
 //! - `server`: listeners, hyper-util connection builder, graceful shutdown.
 //! - `app`: shared state (tenants, mappings, legacy clients, xref) and the tower stack.
 //! - `reload`: puts a changed mapping file in force (SIGHUP or file change), or keeps the old.
+//! - `reconcile`: compares the xref with the legacy app and repairs drift.
 //! - `router`: (method, path) → `Route`.
 //! - `error`: the one place any error becomes a SCIM error response.
 //! - `middleware`: custom tower layers (bearer-token auth → tenant).
@@ -33,6 +34,7 @@ pub mod ids;
 pub mod legacy;
 pub mod mapping;
 pub mod middleware;
+pub mod reconcile;
 pub mod reload;
 pub mod router;
 pub mod scim;

@@ -198,6 +198,23 @@ impl Store {
         .await
     }
 
+    /// Every record of a tenant and resource type (tombstoned ones included), by legacy id.
+    pub async fn all(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+    ) -> Result<Vec<XrefRecord>, StoreError> {
+        let (tenant, resource_type) = (tenant.clone(), resource_type.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(select_record!(
+                "WHERE tenant = ?1 AND resource_type = ?2 ORDER BY legacy_id"
+            ))?;
+            let rows = stmt.query_map((tenant.as_str(), resource_type.as_str()), record)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// The record of legacy id `id`, tombstoned or not.
     pub async fn get_by_legacy(
         &self,

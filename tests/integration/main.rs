@@ -19,6 +19,7 @@ mod groups;
 mod mapping;
 mod okta;
 mod partner;
+mod reconcile;
 mod reload;
 mod serve;
 mod support;

@@ -316,6 +316,14 @@ impl Harness {
         }
     }
 
+    /// The legacy app's base URL.
+    pub(crate) fn legacy_base_url(&self) -> String {
+        self.sim_handle
+            .as_ref()
+            .map(RunningSimulator::base_url)
+            .unwrap_or_default()
+    }
+
     /// Which legacy app this harness fronts.
     pub(crate) fn is_partner(&self) -> bool {
         matches!(self.legacy, Legacy::Pd(_))
