@@ -8,6 +8,7 @@
 
 mod auth;
 mod check;
+mod crash;
 mod discovery;
 mod entra;
 mod errors;
