@@ -23,6 +23,9 @@ struct Sidecar {
     base: String,
 }
 
+// The child is handed to the caller, which kills and reaps it (every kill is followed by
+// `wait`, and the last process is stopped with SIGTERM and waited for).
+#[allow(clippy::zombie_processes)]
 fn start(config: &std::path::Path) -> Sidecar {
     let mut child = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
         .arg("serve")
