@@ -5,12 +5,13 @@
 //! purpose), and `urn:attr[<filter Display>].sub` for paths with one. Each parsed path is
 //! also used as the target of a `remove` and of a `replace` on the fixture User and Group,
 //! which must never panic and must leave the resource unchanged when they fail.
+//! (`SCIM_FUZZ_TOLERATE_KNOWN=1` lets the known round-trip findings pass; see README.md.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use scim_sidecar::scim::filter::AttrPath;
 use scim_sidecar::scim::patch::{self, PatchOpKind, PatchOperation, PatchPath};
-use scim_sidecar_fuzz::{apply_checked, fixtures, same_filter};
+use scim_sidecar_fuzz::{apply_checked, fixtures, known_bound_error, same_filter};
 use serde_json::json;
 
 /// The full text form of a path, filter included.
@@ -60,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
                     }),
             "text round trip changed the path\n input: {input:?}\n text: {text:?}\n before: {path:?}\n after:  {again:?}"
         ),
+        Err(e) if known_bound_error(&text, &e.to_string()) => {}
         Err(e) => panic!("text form does not parse again: {e}\n input: {input:?}\n text: {text:?}"),
     }
 

@@ -17,6 +17,7 @@ mod flows;
 mod golden;
 mod group_push;
 mod groups;
+mod load;
 mod mapping;
 mod okta;
 mod partner;
