@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{API_KEY, CUSTOMER, Harness, okta_user};
 
-async fn run(h: &Harness, dir: &std::path::Path, fix: bool) -> (bool, Value) {
+pub(crate) async fn run(h: &Harness, dir: &std::path::Path, fix: bool) -> (bool, Value) {
     let config = dir.join("sidecar.toml");
     std::fs::write(
         &config,

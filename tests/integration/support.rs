@@ -49,6 +49,11 @@ pub(crate) struct Harness {
     /// The mapping file (watched when started with `start_reloadable`).
     pub(crate) mapping_file: std::path::PathBuf,
     stop_reload: Option<oneshot::Sender<()>>,
+    restarted: Option<(
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+    restarted_addr: Option<std::net::SocketAddr>,
     reloader: Option<tokio::task::JoinHandle<()>>,
     /// The legacy app's simulator, for direct inspection and knobs.
     pub(crate) legacy: Legacy,
@@ -189,6 +194,8 @@ impl Harness {
         Harness {
             mapping_file,
             stop_reload: Some(stop_reload),
+            restarted: None,
+            restarted_addr: None,
             reloader,
             legacy,
             sim_handle: Some(handle),
@@ -217,6 +224,10 @@ impl Harness {
         }
         if let Some(h) = self.sim_handle.take() {
             h.stop().await;
+        }
+        if let Some((tx, task)) = self.restarted.take() {
+            let _ = tx.send(());
+            let _ = task.await;
         }
     }
 
@@ -318,10 +329,41 @@ impl Harness {
 
     /// The legacy app's base URL.
     pub(crate) fn legacy_base_url(&self) -> String {
-        self.sim_handle
-            .as_ref()
-            .map(RunningSimulator::base_url)
-            .unwrap_or_default()
+        match (&self.sim_handle, self.restarted_addr) {
+            (Some(h), _) => h.base_url(),
+            (None, Some(addr)) => format!(
+                "http://{addr}{}",
+                scim_sidecar::simulator::marketing_center::DEFAULT_BASE_PATH
+            ),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Stops the Marketing Center simulator and starts it again on the same address, its
+    /// data kept (a legacy app restart).
+    pub(crate) async fn restart_legacy(&mut self) {
+        let addr = match &self.sim_handle {
+            Some(h) => h.addr(),
+            None => self.restarted_addr.expect("the legacy app was started"),
+        };
+        if let Some(h) = self.sim_handle.take() {
+            h.stop().await;
+        }
+        if let Some((tx, task)) = self.restarted.take() {
+            let _ = tx.send(());
+            let _ = task.await;
+        }
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let serve = self.sim().clone().serve(
+            listener,
+            scim_sidecar::simulator::marketing_center::DEFAULT_BASE_PATH,
+            async {
+                let _ = rx.await;
+            },
+        );
+        self.restarted = Some((tx, tokio::spawn(serve)));
+        self.restarted_addr = Some(addr);
     }
 
     /// Which legacy app this harness fronts.
