@@ -192,6 +192,22 @@ async fn client_mistakes() {
         .patch(&format!("/Users/{id}"), json!({"Operations": []}))
         .await;
     assert_scim_error(&a, 400, Some("invalidSyntax"));
+    // A body over the limit (1 MiB in this harness) is 413; a header over hyper's buffer is
+    // refused by the HTTP layer (431) and the server keeps serving.
+    let big = format!("{{\"userName\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let a = h.raw(Method::POST, "/Users", &json_ct, Some(big)).await;
+    assert_scim_error(&a, 413, None);
+    let huge = "y".repeat(80 * 1024);
+    let a = h
+        .raw(
+            Method::GET,
+            "/Users",
+            &[("Authorization", auth.as_str()), ("X-Huge", huge.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 431);
+    assert_eq!(h.get("/Users?count=1").await.status, 200);
     // Unknown endpoints and methods.
     assert_scim_error(&h.get("/Nope").await, 404, None);
     assert_scim_error(

@@ -362,3 +362,53 @@ async fn okta_flows_through_faults() {
     );
     h.stop().await;
 }
+
+/// Concurrent creates of the same user (Okta retrying, or two workers racing) end with exactly
+/// one legacy user and one xref row; a different person with the same userName gets 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_make_one_account() {
+    use crate::support::CUSTOMER;
+    let h = std::sync::Arc::new(Harness::start().await);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let h = std::sync::Arc::clone(&h);
+        tasks.push(tokio::spawn(async move {
+            h.post(
+                "/Users",
+                okta_user("race@example.com", "Ra", "Ce", "00u1race"),
+            )
+            .await
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        let a = t.await.unwrap();
+        assert_eq!(a.status, 201, "{:?}", a.body);
+        ids.insert(a.body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "one SCIM id");
+    assert_eq!(h.legacy_count("race@example.com"), 1, "one legacy user");
+    let tenant = scim_sidecar::ids::TenantId::new("acme");
+    let rows = h
+        .xref
+        .get_by_user_name(&tenant, "User", "race@example.com")
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one xref row");
+    let other = h
+        .post(
+            "/Users",
+            okta_user("race@example.com", "Other", "Person", "00u1other"),
+        )
+        .await;
+    assert_eq!(other.status, 409);
+    assert_eq!(
+        h.sim()
+            .users(CUSTOMER)
+            .iter()
+            .filter(|u| u["LogonName"] == "race@example.com")
+            .count(),
+        1
+    );
+    std::sync::Arc::try_unwrap(h).ok().unwrap().stop().await;
+}

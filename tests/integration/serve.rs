@@ -190,6 +190,50 @@ async fn serve_from_config_file_and_env() {
         "password": PASSWORD, "emails": [{"value": "sv@example.com", "primary": true}]});
     let (status, created) = call(&base, Method::POST, "/Users", FILE_TOKEN, Some(user)).await;
     assert_eq!(status, 201, "{created}");
+    // The rest of an Okta flow, so the log scan below covers every kind of request.
+    let id = created["id"].as_str().unwrap().to_owned();
+    let user = format!("/Users/{id}");
+    assert_eq!(
+        call(&base, Method::GET, &user, FILE_TOKEN, None).await.0,
+        200
+    );
+    let mut full = created.clone();
+    full["password"] = json!(PASSWORD);
+    full["title"] = json!("Engineer");
+    assert_eq!(
+        call(&base, Method::PUT, &user, HASHED_TOKEN, Some(full))
+            .await
+            .0,
+        200
+    );
+    let op = |v: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [v]});
+    let groups = "/Groups?filter=displayName%20eq%20%22Sales%20Ops%22";
+    let (_, found) = call(&base, Method::GET, groups, FILE_TOKEN, None).await;
+    let gid = found["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let add = op(json!({"op": "add", "path": "members", "value": [{"value": id}]}));
+    assert_eq!(
+        call(
+            &base,
+            Method::PATCH,
+            &format!("/Groups/{gid}"),
+            FILE_TOKEN,
+            Some(add)
+        )
+        .await
+        .0,
+        204
+    );
+    let off = op(json!({"op": "replace", "value": {"active": false, "password": PASSWORD}}));
+    assert_eq!(
+        call(&base, Method::PATCH, &user, FILE_TOKEN, Some(off))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&base, Method::DELETE, &user, FILE_TOKEN, None).await.0,
+        204
+    );
     // SIGHUP reloads the mapping (polling is off here): title and displayName swap fields.
     let jane = "/Users?filter=userName%20eq%20%22jane.doe%40example.com%22";
     let (_, found) = call(&base, Method::GET, jane, FILE_TOKEN, None).await;
