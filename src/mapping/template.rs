@@ -184,12 +184,12 @@ mod tests {
 
     #[test]
     fn parses_and_renders() {
-        let t = Template::parse("/users/{legacy_id}/archive").unwrap();
+        let t = Template::parse("/people/{legacy_id}/archive").unwrap();
         let vars = Vars {
             legacy_id: Some("a/b c"),
             ..Vars::default()
         };
-        assert_eq!(t.render_path(&vars).unwrap(), "/users/a%2Fb%20c/archive");
+        assert_eq!(t.render_path(&vars).unwrap(), "/people/a%2Fb%20c/archive");
         assert!(!t.uses_secret());
         let h = Template::parse("Token {secret.api_key}").unwrap();
         assert!(h.uses_secret());
@@ -206,15 +206,15 @@ mod tests {
 
     #[test]
     fn rejects_unknown_and_unbalanced() {
-        let e = Template::parse("/users/{id}").unwrap_err().to_string();
+        let e = Template::parse("/people/{id}").unwrap_err().to_string();
         assert!(e.contains("unknown placeholder {id}"), "{e}");
-        assert!(Template::parse("/users/{legacy_id").is_err());
-        assert!(Template::parse("/users/}").is_err());
+        assert!(Template::parse("/people/{legacy_id").is_err());
+        assert!(Template::parse("/people/}").is_err());
     }
 
     #[test]
     fn missing_value_is_an_error() {
-        let t = Template::parse("/users/{legacy_id}").unwrap();
+        let t = Template::parse("/people/{legacy_id}").unwrap();
         assert!(matches!(
             t.render_path(&Vars::default()),
             Err(MappingError::MissingVar("legacy_id"))

@@ -269,3 +269,42 @@ mod tests {
         assert_eq!(segments_below("/users", ""), Some(vec!["users".to_owned()]));
     }
 }
+
+/// A list query split into its two paging parameters (as given) and the declared filters.
+#[derive(Debug, Default)]
+pub(crate) struct SplitQuery {
+    /// The first paging parameter (page or offset), if sent.
+    pub(crate) first: Option<String>,
+    /// The second paging parameter (page size or limit), if sent.
+    pub(crate) second: Option<String>,
+    /// The declared filters that were sent.
+    pub(crate) filters: std::collections::HashMap<&'static str, String>,
+}
+
+/// Splits a list query; an unknown or repeated parameter is refused with a message.
+pub(crate) fn split_list_query(
+    query: Option<&str>,
+    paging: [&str; 2],
+    filters: &[&'static str],
+) -> Result<SplitQuery, String> {
+    let mut out = SplitQuery::default();
+    let repeated = |name: &str| format!("query parameter {name:?} is given more than once");
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let slot = if name == paging[0] {
+            &mut out.first
+        } else if name == paging[1] {
+            &mut out.second
+        } else if let Some(filter) = filters.iter().find(|f| **f == name) {
+            if out.filters.insert(filter, value.into_owned()).is_some() {
+                return Err(repeated(filter));
+            }
+            continue;
+        } else {
+            return Err(format!("unknown query parameter {name:?}"));
+        };
+        if slot.replace(value.into_owned()).is_some() {
+            return Err(repeated(&name));
+        }
+    }
+    Ok(out)
+}

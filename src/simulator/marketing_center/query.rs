@@ -56,30 +56,13 @@ pub(crate) struct ListQuery {
 impl ListQuery {
     /// Parses `query`, accepting `Page`, `PageSize` and the names in `filters`.
     pub(crate) fn parse(query: Option<&str>, filters: &[&'static str]) -> Result<Self, ApiError> {
-        let mut parsed = ListQuery::default();
-        let (mut page, mut size) = (None, None);
-        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            let slot = match name.as_ref() {
-                "Page" => &mut page,
-                "PageSize" => &mut size,
-                other => match filters.iter().find(|f| **f == other) {
-                    Some(filter) => {
-                        if parsed.filters.insert(filter, value.into_owned()).is_some() {
-                            return Err(repeated(filter));
-                        }
-                        continue;
-                    }
-                    None => {
-                        return Err(ApiError::BadRequest(format!(
-                            "unknown query parameter {other:?}"
-                        )));
-                    }
-                },
-            };
-            if slot.replace(value.into_owned()).is_some() {
-                return Err(repeated(&name));
-            }
-        }
+        let split = crate::simulator::http::split_list_query(query, ["Page", "PageSize"], filters)
+            .map_err(ApiError::BadRequest)?;
+        let mut parsed = ListQuery {
+            filters: split.filters,
+            ..ListQuery::default()
+        };
+        let (page, size) = (split.first, split.second);
         if let Some(page) = page {
             parsed.paging.page = match positive(&page) {
                 Positive::Value(n) => n,
@@ -113,10 +96,6 @@ impl ListQuery {
     pub(crate) fn filter(&self, name: &str) -> Option<&str> {
         self.filters.get(name).map(String::as_str)
     }
-}
-
-fn repeated(name: &str) -> ApiError {
-    ApiError::BadRequest(format!("query parameter {name:?} is given more than once"))
 }
 
 enum Positive {

@@ -45,30 +45,13 @@ pub(crate) struct ListQuery {
 impl ListQuery {
     /// Parses `query`, accepting `offset`, `limit` and the names in `filters`.
     pub(crate) fn parse(query: Option<&str>, filters: &[&'static str]) -> Result<Self, ApiError> {
-        let mut parsed = ListQuery::default();
-        let (mut offset, mut limit) = (None, None);
-        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            let slot = match name.as_ref() {
-                "offset" => &mut offset,
-                "limit" => &mut limit,
-                other => match filters.iter().find(|f| **f == other) {
-                    Some(filter) => {
-                        if parsed.filters.insert(filter, value.into_owned()).is_some() {
-                            return Err(repeated(filter));
-                        }
-                        continue;
-                    }
-                    None => {
-                        return Err(ApiError::BadRequest(format!(
-                            "unknown query parameter {other:?}"
-                        )));
-                    }
-                },
-            };
-            if slot.replace(value.into_owned()).is_some() {
-                return Err(repeated(&name));
-            }
-        }
+        let split = crate::simulator::http::split_list_query(query, ["offset", "limit"], filters)
+            .map_err(ApiError::BadRequest)?;
+        let mut parsed = ListQuery {
+            filters: split.filters,
+            ..ListQuery::default()
+        };
+        let (offset, limit) = (split.first, split.second);
         if let Some(offset) = offset {
             parsed.paging.offset = match natural(&offset) {
                 Some(n) => n,
@@ -96,10 +79,6 @@ impl ListQuery {
     pub(crate) fn filter(&self, name: &str) -> Option<&str> {
         self.filters.get(name).map(String::as_str)
     }
-}
-
-fn repeated(name: &str) -> ApiError {
-    ApiError::BadRequest(format!("query parameter {name:?} is given more than once"))
 }
 
 /// A plain decimal integer (digits only); one too large for 64 bits saturates.
