@@ -64,6 +64,17 @@ impl Served {
         }
     }
 
+    /// Waits for the clean exit of a process already sent SIGTERM; returns every log line.
+    fn stop_after_term(mut self) -> Vec<String> {
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "serve exited with {exit}");
+        self.log.extend(self.lines.try_iter());
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(l);
+        }
+        self.log
+    }
+
     /// Sends SIGTERM, waits for a clean exit, returns every log line.
     fn stop(mut self) -> Vec<String> {
         let status = Command::new("kill")
@@ -369,4 +380,45 @@ fn serve_refuses_a_corrupt_database() {
         err.contains("restore it from a backup"),
         "the message says what to do: {err}"
     );
+}
+
+/// SIGTERM lets a request in flight finish (within the grace period), then the process exits
+/// cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_requests_in_flight() {
+    let sim = MarketingCenter::new(API_KEY, ["ACME"]);
+    sim.seed_demo("ACME");
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim_handle.base_url());
+    let served = Served::start(
+        &config,
+        &[
+            ("TEST_SERVE_MC_KEY", API_KEY),
+            ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    sim.set_knobs(Knobs {
+        latency: Duration::from_millis(800),
+        ..Knobs::default()
+    });
+    let base = served.base.clone();
+    let slow =
+        tokio::spawn(
+            async move { call(&base, Method::GET, "/Users?count=2", FILE_TOKEN, None).await },
+        );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = served.child.id();
+    let term = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    assert!(term.unwrap().success());
+    let (status, body) = slow.await.unwrap();
+    assert_eq!(status, 200, "the request in flight finished: {body}");
+    let log = tokio::task::spawn_blocking(move || served.stop_after_term())
+        .await
+        .unwrap();
+    assert!(log.iter().any(|l| l.contains("shutdown signal received")));
+    sim_handle.stop().await;
 }
