@@ -960,3 +960,19 @@ fn validate_rejects_type_errors_only() {
         "{e}"
     );
 }
+
+/// Found by fuzzing: numbers that f64 cannot hold exactly must still print and parse back
+/// to the same filter (serde_json's `float_roundtrip`).
+#[test]
+fn large_and_inexact_numbers_round_trip() {
+    for input in [
+        "d co 131.5e+37",
+        "d co 3864669646646646646646",
+        "d co 13861999999999999999999999999999999646",
+        "d gt 0.1",
+        "d lt -2.2250738585072014e-308",
+    ] {
+        let f = parse(input).unwrap();
+        assert_eq!(parse(&f.to_string()).unwrap(), f, "{input}");
+    }
+}
