@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
                 let added: HashSet<&String> = add.iter().collect();
                 let removed: HashSet<&String> = remove.iter().collect();
                 assert_eq!(added.len(), add.len(), "duplicate ids in add: {change:?}");
-                assert_eq!(removed.len(), remove.len(), "duplicate ids in remove: {change:?}");
+                assert_eq!(
+                    removed.len(),
+                    remove.len(),
+                    "duplicate ids in remove: {change:?}"
+                );
                 assert!(
                     added.is_disjoint(&removed),
                     "group_patch Delta add/remove not disjoint: {change:?}"

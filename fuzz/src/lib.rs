@@ -184,58 +184,16 @@ pub fn apply_checked(
     }
 }
 
-/// Whether `SCIM_FUZZ_TOLERATE_KNOWN` is set: the round-trip checks then let the known,
-/// reported findings pass (README.md, "Findings") so that a run can look for new ones:
-/// a JSON number that comes back one ULP away (serde_json's default float parsing is not
-/// correctly rounded), and text forms rejected only for exceeding `MAX_FILTER_LEN` or
-/// `MAX_FILTER_DEPTH` (`Display` can be longer, or one level deeper, than the input).
-/// Unset (the default), every check is exact.
-pub fn tolerate_known() -> bool {
-    static T: OnceLock<bool> = OnceLock::new();
-    *T.get_or_init(|| std::env::var_os("SCIM_FUZZ_TOLERATE_KNOWN").is_some())
-}
-
-/// Whether a re-parse error of a rendered text form is one of the known bound findings.
+/// Whether a re-parse error of a rendered text form is the documented limit of `Display`:
+/// the rendering is longer than `MAX_FILTER_LEN` or deeper than `MAX_FILTER_DEPTH` (see
+/// `impl Display for Filter`). Anything else is a finding.
 pub fn known_bound_error(text: &str, message: &str) -> bool {
-    tolerate_known()
-        && (text.chars().count() > MAX_FILTER_LEN
-            || text.len() > MAX_FILTER_LEN
-            || message.contains("nesting of at most"))
+    text.chars().count() > MAX_FILTER_LEN
+        || text.len() > MAX_FILTER_LEN
+        || message.contains("nesting of at most")
 }
 
-/// Two JSON values that are equal, or (when tolerated) two numbers one ULP apart.
-fn same_value(a: &Value, b: &Value) -> bool {
-    if a == b {
-        return true;
-    }
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) if tolerate_known() => {
-            match (x.as_f64(), y.as_f64()) {
-                (Some(x), Some(y)) => x.to_bits().abs_diff(y.to_bits()) <= 1,
-                _ => false,
-            }
-        }
-        _ => false,
-    }
-}
-
-/// `a == b`, except that comparison values may differ as [`same_value`] allows.
+/// The filters are the same (numbers compared exactly: serde_json's `float_roundtrip`).
 pub fn same_filter(a: &Filter, b: &Filter) -> bool {
-    if a == b {
-        return true;
-    }
-    if !tolerate_known() {
-        return false;
-    }
-    match (a, b) {
-        (Filter::Compare(p, o, v), Filter::Compare(q, r, w)) => {
-            p == q && o == r && same_value(v, w)
-        }
-        (Filter::And(a1, a2), Filter::And(b1, b2)) | (Filter::Or(a1, a2), Filter::Or(b1, b2)) => {
-            same_filter(a1, b1) && same_filter(a2, b2)
-        }
-        (Filter::Not(x), Filter::Not(y)) => same_filter(x, y),
-        (Filter::ValuePath(p, x), Filter::ValuePath(q, y)) => p == q && same_filter(x, y),
-        _ => false,
-    }
+    a == b
 }

@@ -311,7 +311,11 @@ fn check_operator(path: &AttrPath, op: CompareOp, leaf: &AttributeDef) -> Result
 }
 
 impl fmt::Display for Filter {
-    /// Canonical text form; `parse(&f.to_string()) == Ok(f)` for every parsed filter.
+    /// Canonical text form: `parse(&f.to_string()) == Ok(f)` for every parsed filter whose
+    /// text form fits the parser's bounds. The form can be longer than the input (control
+    /// characters are escaped) or one level deeper (`emails[…].value eq "x"` is written as a
+    /// value path with `and`), so near [`MAX_FILTER_LEN`] / [`MAX_FILTER_DEPTH`] it may not
+    /// parse again; the sidecar never parses a rendered filter.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Filter::Present(p) => write!(f, "{p} pr"),
