@@ -203,8 +203,11 @@ async fn serve(config_path: &Path) -> Result<(), String> {
         },
     ));
     let svc = app::service(state, Arc::new(tenants.tokens));
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let served = crate::server::run(listener, svc, shutdown_signal(), grace).await;
+    let limits = crate::server::Limits {
+        grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+    };
+    let served = crate::server::run_with_limits(listener, svc, shutdown_signal(), limits).await;
     let _ = stop_reload.send(());
     let _ = reloader.await;
     served.map_err(|e| e.to_string())?;

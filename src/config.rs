@@ -90,6 +90,10 @@ pub struct ServerConfig {
     /// file is compiled and put in force, or refused and logged (the old mapping stays).
     /// `0` disables polling: then only `SIGHUP` reloads. Default 2.
     pub mapping_poll_secs: u64,
+    /// How long a client may take to send a request's headers, in seconds; a slower one is
+    /// disconnected (slow-client protection). A slow body is bounded by
+    /// `request_timeout_secs`. Default 30.
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +107,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Auto,
             public_base_url: None,
             mapping_poll_secs: 2,
+            header_read_timeout_secs: 30,
         }
     }
 }
@@ -223,6 +228,9 @@ impl Config {
                         .to_owned(),
                 );
             }
+        }
+        if server.header_read_timeout_secs == 0 {
+            problems.push("server.header_read_timeout_secs must be greater than 0".to_owned());
         }
         if server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes must be greater than 0".to_owned());

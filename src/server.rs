@@ -19,8 +19,17 @@ use tower::Service;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
+/// Limits of the HTTP layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// After shutdown is asked for, how long requests in flight may still run.
+    pub grace: Duration,
+    /// How long a client may take to send a request's headers (slow-client protection).
+    pub header_read_timeout: Duration,
+}
+
 /// Serves `svc` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for at most `grace`.
+/// for at most `grace`; clients get 30 s to send their headers.
 pub async fn run<S, B>(
     listener: TcpListener,
     svc: S,
@@ -35,11 +44,33 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let limits = Limits {
+        grace,
+        header_read_timeout: Duration::from_secs(30),
+    };
+    run_with_limits(listener, svc, shutdown, limits).await
+}
+
+/// [`run`] with explicit [`Limits`].
+pub async fn run_with_limits<S, B>(
+    listener: TcpListener,
+    svc: S,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(64 * 1024);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -76,7 +107,9 @@ where
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(grace) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
+        () = tokio::time::sleep(limits.grace) => {
+            tracing::warn!(grace = ?limits.grace, "grace period over; closing remaining connections");
+        }
     }
     Ok(())
 }

@@ -422,3 +422,66 @@ async fn sigterm_drains_requests_in_flight() {
     assert!(log.iter().any(|l| l.contains("shutdown signal received")));
     sim_handle.stop().await;
 }
+
+/// Slow clients: one that never finishes its headers is disconnected after
+/// `header_read_timeout_secs`; one that never finishes its body gets 504 after
+/// `request_timeout_secs`. The server keeps serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = MarketingCenter::new(API_KEY, ["ACME"]);
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim_handle.base_url());
+    let served = Served::start(
+        &config,
+        &[
+            ("TEST_SERVE_MC_KEY", API_KEY),
+            ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
+            ("SCIM_SIDECAR_SERVER__HEADER_READ_TIMEOUT_SECS", "1"),
+            ("SCIM_SIDECAR_SERVER__REQUEST_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let addr = served
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/scim/v2")
+        .to_owned();
+    let read_all = |mut s: tokio::net::TcpStream| async move {
+        let mut out = Vec::new();
+        let done = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        (done.is_ok(), String::from_utf8_lossy(&out).into_owned())
+    };
+    // Headers never finished.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (closed, answer) = read_all(s).await;
+    assert!(closed, "the connection is closed, not left open");
+    assert!(!answer.contains("200 OK"), "{answer}");
+    // Body never finished.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {FILE_TOKEN}\r\nContent-Type: application/scim+json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"userName\""
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let (_, answer) = read_all(s).await;
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("longer than 1 s"), "{answer}");
+    // Others are served.
+    assert_eq!(
+        call(
+            &served.base,
+            Method::GET,
+            "/Users?count=1",
+            FILE_TOKEN,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    served.stop();
+    sim_handle.stop().await;
+}
