@@ -163,7 +163,7 @@ pub async fn reconcile(ctx: &Ctx, fix: bool) -> Result<Report, ScimError> {
             let id = LegacyId::new(id.clone());
             match ctx.call(&um.calls.get, Some(&id), &[], None).await? {
                 Ok(_) => {}
-                Err(f) if f.rule.as_ref().map_or(f.status, |r| r.status) == 404 => {
+                Err(f) if f.is_not_found() => {
                     let scim_id = ScimId::derive(tenant, RESOURCE_TYPE, &id);
                     ctx.state
                         .xref

@@ -115,7 +115,7 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, ScimEr
     check_unlocked(gm, &record)?;
     match ctx.call(call, Some(&legacy_id), &[], None).await? {
         Ok(_) => {}
-        Err(f) if f.rule.as_ref().map_or(f.status, |r| r.status) == 404 => {}
+        Err(f) if f.is_not_found() => {}
         Err(f) => return Err(ctx.failure(&f)),
     }
     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -325,7 +325,7 @@ async fn load(ctx: &Ctx, gm: &GroupMapping, id: &str) -> Result<(LegacyId, Value
     };
     match ctx.call(&gm.get, Some(&legacy_id), &[], None).await? {
         Ok(record) => Ok((legacy_id, record)),
-        Err(f) if f.rule.as_ref().map_or(f.status, |r| r.status) == 404 => Err(not_found()),
+        Err(f) if f.is_not_found() => Err(not_found()),
         Err(f) => Err(ctx.failure(&f)),
     }
 }

@@ -344,13 +344,9 @@ async fn get_record(ctx: &Ctx, legacy_id: &LegacyId) -> Result<Option<Value>, Sc
         .await?
     {
         Ok(record) => Ok(Some(record)),
-        Err(f) if is_not_found(&f) => Ok(None),
+        Err(f) if f.is_not_found() => Ok(None),
         Err(f) => Err(ctx.failure(&f)),
     }
-}
-
-fn is_not_found(f: &LegacyFailure) -> bool {
-    f.rule.as_ref().map_or(f.status, |r| r.status) == 404
 }
 
 /// `GET /Users/{id}`.
@@ -509,7 +505,7 @@ async fn delete_record(ctx: &Ctx, legacy_id: &LegacyId) -> Result<(), ScimError>
     if let Some(call) = &users(ctx).calls.delete {
         match ctx.call(call, Some(legacy_id), &[], None).await? {
             Ok(_) => {}
-            Err(f) if is_not_found(&f) => {}
+            Err(f) if f.is_not_found() => {}
             Err(f) => return Err(ctx.failure(&f)),
         }
     }

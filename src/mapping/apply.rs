@@ -536,6 +536,12 @@ pub struct LegacyFailure {
 }
 
 impl LegacyFailure {
+    /// Whether the legacy app says the record does not exist (its declared status, else the
+    /// HTTP status, is 404).
+    pub fn is_not_found(&self) -> bool {
+        self.rule.as_ref().map_or(self.status, |r| r.status) == 404
+    }
+
     /// Whether this is the declared "a record with that key exists" error.
     pub fn is_conflict(&self) -> bool {
         self.rule.as_ref().is_some_and(|r| r.conflict)
