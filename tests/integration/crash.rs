@@ -3,89 +3,19 @@
 //! as Okta retries. Afterwards every user exists exactly once, every update is applied, and
 //! `reconcile` finds zero drift.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use http::Method;
 use scim_sidecar::simulator::marketing_center::MarketingCenter;
 use serde_json::{Value, json};
 
+use crate::process::{Served, try_call};
 use crate::support::okta_user;
 
 const KEY: &str = "crash-api-key";
 const TOKEN: &str = "crash-token";
 const KILLS: usize = 20;
-
-struct Sidecar {
-    child: Child,
-    base: String,
-}
-
-// The child is handed to the caller, which kills and reaps it (every kill is followed by
-// `wait`, and the last process is stopped with SIGTERM and waited for).
-#[allow(clippy::zombie_processes)]
-fn start(config: &std::path::Path) -> Sidecar {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .env("CRASH_MC_KEY", KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve did not start");
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["message"] == "scim-sidecar serving" {
-            return Sidecar {
-                child,
-                base: format!("http://{}/scim/v2", v["addr"].as_str().unwrap()),
-            };
-        }
-    }
-}
-
-async fn send(
-    base: String,
-    method: Method,
-    path: String,
-    body: Option<Value>,
-) -> Result<(u16, Value), String> {
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let req = http::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .header("Authorization", format!("Bearer {TOKEN}"))
-        .header("Content-Type", "application/scim+json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))
-        .unwrap();
-    let resp = client.request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
-}
 
 /// A small deterministic PRNG (xorshift), so a failure can be replayed.
 struct Rng(u64);
@@ -148,7 +78,8 @@ tokens = [{{ value = "{TOKEN}" }}]
         ));
     }
     let mut rng = Rng(0x5eed_c0ff_ee11_2233);
-    let mut sidecar = start(&config);
+    let env = [("CRASH_MC_KEY", KEY)];
+    let mut sidecar = Served::start(&config, &env);
     let mut ids = std::collections::HashMap::new();
     let (mut kills, mut replays) = (0usize, 0usize);
     for (k, (method, target, body, want)) in ops.into_iter().enumerate() {
@@ -159,21 +90,21 @@ tokens = [{{ value = "{TOKEN}" }}]
         };
         let mut kill_now = k % 4 == 1 && kills < KILLS;
         loop {
-            let request = tokio::spawn(send(
+            let (base, m, p, b) = (
                 sidecar.base.clone(),
                 method.clone(),
                 path.clone(),
-                Some(body.clone()),
-            ));
+                body.clone(),
+            );
+            let request = tokio::spawn(async move { try_call(&base, m, &p, TOKEN, Some(b)).await });
             if kill_now {
                 // Kill at a random moment around this request: before, during or after it.
                 tokio::time::sleep(Duration::from_micros(rng.next() % 4000)).await;
-                sidecar.child.kill().unwrap();
-                sidecar.child.wait().unwrap();
+                sidecar.kill();
                 kills += 1;
                 kill_now = false;
                 let _ = request.await.unwrap();
-                sidecar = start(&config);
+                sidecar = Served::start(&config, &env);
                 replays += 1;
                 continue; // Okta retries the request.
             }
@@ -196,11 +127,7 @@ tokens = [{{ value = "{TOKEN}" }}]
         }
     }
     assert_eq!(kills, KILLS);
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(sidecar.child.id().to_string())
-        .status();
-    assert!(sidecar.child.wait().unwrap().success());
+    sidecar.stop();
 
     // Exactly one account per user, every update applied.
     let users = sim.users("ACME");

@@ -21,6 +21,7 @@ mod load;
 mod mapping;
 mod okta;
 mod partner;
+mod process;
 mod reconcile;
 mod reload;
 mod serve;

@@ -1,9 +1,7 @@
 //! The production command: `scim-sidecar serve --config FILE`, run as a real process with a
 //! config file, `SCIM_SIDECAR_*` overrides and secrets from env, file and SHA-256 digest.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use http::Method;
@@ -11,117 +9,12 @@ use scim_sidecar::simulator::marketing_center::{Knobs, MarketingCenter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::process::{Served, call};
+
 const FILE_TOKEN: &str = "file-token-9d8f7e6a";
 const HASHED_TOKEN: &str = "hashed-token-1a2b3c4d";
 const API_KEY: &str = "serve-api-key-5e5e5e";
 const PASSWORD: &str = "Pa55word-not-for-logs";
-
-struct Served {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-    base: String,
-}
-
-impl Served {
-    fn start(config: &std::path::Path, env: &[(&str, &str)]) -> Served {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"));
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        cmd.env("SCIM_SIDECAR_LOG", "debug");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut log = Vec::new();
-        let base = loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("serve did not start");
-            log.push(line.clone());
-            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if v["message"] == "scim-sidecar serving" {
-                break format!("http://{}/scim/v2", v["addr"].as_str().unwrap());
-            }
-        };
-        Served {
-            child,
-            lines,
-            log,
-            base,
-        }
-    }
-
-    /// Waits for the clean exit of a process already sent SIGTERM; returns every log line.
-    fn stop_after_term(mut self) -> Vec<String> {
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "serve exited with {exit}");
-        self.log.extend(self.lines.try_iter());
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.log.push(l);
-        }
-        self.log
-    }
-
-    /// Sends SIGTERM, waits for a clean exit, returns every log line.
-    fn stop(mut self) -> Vec<String> {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        assert!(status.unwrap().success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "serve exited with {exit}");
-        self.log.extend(self.lines.try_iter());
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.log.push(l);
-        }
-        self.log
-    }
-}
-
-async fn call(
-    base: &str,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let req = http::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .header("Authorization", format!("Bearer {token}"))
-        .header("Content-Type", "application/scim+json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
     let token_file = dir.join("okta-token");

@@ -1,0 +1,136 @@
+//! The `scim-sidecar serve` binary as a child process (for the serve and crash tests), and a
+//! one-shot SCIM client for it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http::Method;
+use serde_json::Value;
+
+/// A running `serve` process, its log lines, and its SCIM base URL.
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+    /// `http://127.0.0.1:PORT/scim/v2`.
+    pub(crate) base: String,
+}
+
+impl Served {
+    /// Starts `serve --config` with extra environment (debug logs, JSON because stderr is a
+    /// pipe) and waits for the "serving" line, which carries the bound address.
+    // The child is reaped by `stop`, `stop_after_term` or `kill`, which every caller uses.
+    #[allow(clippy::zombie_processes)]
+    pub(crate) fn start(config: &std::path::Path, env: &[(&str, &str)]) -> Served {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.env("SCIM_SIDECAR_LOG", "debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = Vec::new();
+        let base = loop {
+            let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve did not start: {log:?}");
+            };
+            log.push(line.clone());
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v["message"] == "scim-sidecar serving" {
+                break format!("http://{}/scim/v2", v["addr"].as_str().unwrap());
+            }
+        };
+        Served {
+            child,
+            lines,
+            log,
+            base,
+        }
+    }
+
+    /// Waits for the clean exit of a process already sent SIGTERM; returns every log line.
+    pub(crate) fn stop_after_term(mut self) -> Vec<String> {
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "serve exited with {exit}");
+        self.log.extend(self.lines.try_iter());
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(l);
+        }
+        self.log
+    }
+
+    /// Sends SIGTERM, waits for a clean exit, returns every log line.
+    pub(crate) fn stop(self) -> Vec<String> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(status.unwrap().success());
+        self.stop_after_term()
+    }
+
+    /// SIGKILL, and reap the process.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// One request to a served sidecar; `Err` when no answer came (e.g. the process died).
+pub(crate) async fn try_call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/scim+json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// One request to a served sidecar that must get an answer.
+pub(crate) async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    try_call(base, method, path, token, body).await.unwrap()
+}
