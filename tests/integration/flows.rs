@@ -257,63 +257,100 @@ async fn unassign_by_delete(h: &Harness) {
     assert_eq!(h.legacy_count("gone@example.com"), 1);
 }
 
+/// Okta's SPEC test (the Runscope/BlazeMeter suite), step by step, with its assertions.
 async fn spec_test(h: &Harness) {
+    // 1-2: a user exists and reads back with the required attributes.
     let a = h.get("/Users?count=1&startIndex=1").await;
+    assert_eq!(a.status, 200);
     let first = &a.body["Resources"][0];
     for key in ["id", "userName", "active"] {
         assert!(!first[key].is_null(), "{key} in {first}");
     }
-    assert_eq!(
-        h.get(&format!("/Users/{}", first["id"].as_str().unwrap()))
-            .await
-            .status,
-        200
-    );
+    assert!(first["name"]["familyName"].is_string() && first["name"]["givenName"].is_string());
+    assert!(first["emails"][0]["value"].is_string());
+    let one = h
+        .get(&format!("/Users/{}", first["id"].as_str().unwrap()))
+        .await;
+    assert_eq!((one.status.as_u16(), &one.body["id"]), (200, &first["id"]));
+    // 3: invalid user by username; 4: invalid id; 5: random user does not exist.
     let a = h
         .get(&format!(
             "/Users?filter={}",
             q(r#"userName eq "abcdefgh@atko.com""#)
         ))
         .await;
-    assert_eq!(a.body["totalResults"], 0);
-    let a = h.get("/Users/010101001010101011001010101011").await;
     assert_eq!(
-        (a.status.as_u16(), a.body["status"].clone()),
-        (404, json!("404"))
+        (a.status.as_u16(), a.body["totalResults"].clone()),
+        (200, json!(0))
     );
+    let a = h.get("/Users/010101001010101011001010101011").await;
+    assert_eq!(a.status, 404);
+    assert_eq!(
+        a.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert!(!a.body["detail"].as_str().unwrap().is_empty());
+    let a = h
+        .get(&format!(
+            "/Users?filter={}",
+            q(r#"userName eq "Runscope-rnd-4711@atko.com""#)
+        ))
+        .await;
+    assert_eq!(a.body["totalResults"], 0);
+    // 6-7: create with realistic values and read back.
     let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": "Runscope4711@atko.com", "name": {"givenName": "Runscope", "familyName": "Fourseventeen"},
         "emails": [{"primary": true, "value": "Runscope4711@atko.com", "type": "work"}],
         "displayName": "Runscope Fourseventeen", "active": true});
     let a = h.post("/Users", body.clone()).await;
-    assert_eq!(
-        (a.status.as_u16(), a.body["active"].clone()),
-        (201, json!(true)),
-        "{:?}",
-        a.body
-    );
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    assert_eq!(a.body["active"], true);
+    assert_eq!(a.body["userName"], "Runscope4711@atko.com");
     assert_eq!(a.body["name"], body["name"]);
-    let a = h.post("/Users", body).await;
-    assert_eq!(a.status, 409, "re-create: {:?}", a.body);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    let a = h.get(&format!("/Users/{id}")).await;
+    assert_eq!(
+        (a.body["userName"].clone(), a.body["name"].clone()),
+        (body["userName"].clone(), body["name"].clone())
+    );
+    // 8: re-create → 409.
+    let mut again = body.clone();
+    again["emails"][0]["value"] = json!("Runscope4711@atko.com");
+    let a = h.post("/Users", again).await;
+    assert_eq!(a.status, 409, "{:?}", a.body);
+    assert_eq!(a.body["scimType"], "uniqueness");
+    // 9: case-insensitive lookup.
     let a = h
         .get(&format!(
             "/Users?filter={}",
             q(r#"userName eq "RUNSCOPE4711@ATKO.COM""#)
         ))
         .await;
-    assert_eq!(a.body["totalResults"], 1);
-    assert_eq!(h.get("/Groups").await.status, 200);
+    assert_eq!(
+        (a.status.as_u16(), a.body["totalResults"].clone()),
+        (200, json!(1))
+    );
+    // 10: groups.
+    let a = h.get("/Groups").await;
+    assert_eq!(a.status, 200);
+    assert!(a.body["Resources"].is_array());
+    // 11: a non-bearer Authorization header.
     let a = h
         .raw(
             Method::GET,
-            "/Users",
+            &format!("/Users?filter={}", q(r#"userName eq "x""#)),
             &[("Authorization", "non-token")],
             None,
         )
         .await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.body["status"], "401");
+    assert!(!a.body["detail"].as_str().unwrap().is_empty());
+    // 12: 404 with a SCIM error.
+    let a = h.get("/Users/00919288221112222").await;
     assert_eq!(
         (a.status.as_u16(), a.body["status"].clone()),
-        (401, json!("401"))
+        (404, json!("404"))
     );
 }
 
