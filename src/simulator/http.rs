@@ -308,3 +308,42 @@ pub(crate) fn split_list_query(
     }
     Ok(out)
 }
+
+/// Test support shared by the simulators' socket tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use bytes::Bytes;
+    use http::{HeaderMap, Method, Request, StatusCode, header};
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use serde_json::Value;
+
+    /// Sends one request with exactly `headers` (plus a JSON content type when there is a
+    /// body) and reads the whole answer: status, headers, JSON body (`Null` when empty).
+    pub(crate) async fn send(
+        client: &Client<HttpConnector, Full<Bytes>>,
+        url: String,
+        method: Method,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Result<(StatusCode, HeaderMap, Value), hyper_util::client::legacy::Error> {
+        let mut request = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = Full::new(Bytes::from(body.unwrap_or_default()));
+        let response = client.request(request.body(body).unwrap()).await?;
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Ok((status, headers, body))
+    }
+}

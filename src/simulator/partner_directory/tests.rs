@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -90,25 +90,9 @@ impl Harness {
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> Result<Reply, hyper_util::client::legacy::Error> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.running.base_url()));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let body = Full::new(Bytes::from(body.unwrap_or_default()));
-        let response = self.client.request(request.body(body).unwrap()).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
+        let url = format!("{}{path}", self.running.base_url());
+        let (status, headers, body) =
+            crate::simulator::http::testing::send(&self.client, url, method, headers, body).await?;
         Ok(Reply {
             status,
             headers,
