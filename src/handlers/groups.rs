@@ -477,39 +477,24 @@ async fn translate(ctx: &Ctx, named: &[&str]) -> Result<HashMap<String, LegacyId
             .map(|u| ScimId::new(u.hyphenated().to_string()));
         wanted.push(((*id).to_owned(), parsed));
     }
-    let lookup = |wanted: &[(String, Option<ScimId>)]| {
-        let ids: Vec<ScimId> = wanted.iter().filter_map(|(_, s)| s.clone()).collect();
-        let store = ctx.state.xref.clone();
-        let tenant = ctx.tenant.id.clone();
-        async move { store.get_many(&tenant, users::RESOURCE_TYPE, ids).await }
-    };
     let mut found = HashMap::new();
-    let mut missing: Vec<&(String, Option<ScimId>)> = Vec::new();
-    let records = lookup(&wanted).await?;
-    let mut records = records.into_iter();
-    for w in &wanted {
-        let rec = if w.1.is_some() {
-            records.next().flatten()
-        } else {
-            None
-        };
-        match rec {
-            Some(r) if r.tombstoned_at.is_none() => {
-                found.insert(w.0.clone(), r.legacy_id);
-            }
-            _ => missing.push(w),
-        }
-    }
+    let mut missing: Vec<&(String, Option<ScimId>)> = wanted.iter().collect();
     // Ids the xref has never seen may still be ours (a lost database): one rescan, then again.
-    if missing.iter().any(|(_, s)| s.is_some()) && users::rediscover(ctx).await? {
-        let again: Vec<(String, Option<ScimId>)> = missing.iter().map(|w| (*w).clone()).collect();
-        let records = lookup(&again).await?;
+    for pass in 0..2 {
+        if pass == 1
+            && !(missing.iter().any(|(_, s)| s.is_some()) && users::rediscover(ctx).await?)
+        {
+            break;
+        }
+        let candidates = std::mem::take(&mut missing);
+        let ids: Vec<ScimId> = candidates.iter().filter_map(|(_, s)| s.clone()).collect();
+        let records = ctx
+            .state
+            .xref
+            .get_many(&ctx.tenant.id, users::RESOURCE_TYPE, ids)
+            .await?;
         let mut records = records.into_iter();
-        missing.clear();
-        for w in &wanted {
-            if found.contains_key(&w.0) {
-                continue;
-            }
+        for w in candidates {
             let rec = if w.1.is_some() {
                 records.next().flatten()
             } else {

@@ -234,6 +234,40 @@ async fn archived_members_are_skipped() {
     h.stop().await;
 }
 
+/// A member the xref has never met (a lost database, a user made in the storefront) is
+/// found by one rescan of the legacy users; an id that rescan does not find is refused.
+#[tokio::test]
+async fn unmet_members_are_found_by_a_rescan() {
+    let h = Harness::start().await;
+    let gid = group(&h, "Brand Team").await;
+    let legacy = h
+        .sim()
+        .insert_user(CUSTOMER, json!({"LogonName": "unmet@example.com"}))
+        .unwrap();
+    let tenant = TenantId::new("acme");
+    let id = |l: u64| ScimId::derive(&tenant, "User", &LegacyId::new(l.to_string()));
+    let a = h
+        .patch(
+            &format!("/Groups/{gid}"),
+            ops(json!([{"op": "add", "path": "members", "value": [{"value": id(legacy).as_str()}]}])),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    assert!(members(&h, &gid).contains(&legacy));
+    let ghost = id(legacy + 1_000_000);
+    let a = h
+        .patch(
+            &format!("/Groups/{gid}"),
+            ops(json!([{"op": "add", "path": "members", "value": [{"value": ghost.as_str()}]}])),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{:?}", a.body);
+    assert_eq!(a.body["scimType"], "invalidValue");
+    let detail = a.body["detail"].as_str().unwrap();
+    assert!(detail.contains(ghost.as_str()), "{detail}");
+    h.stop().await;
+}
+
 /// Entra's forms: add and remove with value lists, `Replace` of displayName.
 #[tokio::test]
 async fn entra_forms_and_put() {
