@@ -207,7 +207,7 @@ async fn serve(config_path: &Path) -> Result<(), String> {
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
         header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
     };
-    let served = crate::server::run_with_limits(listener, svc, shutdown_signal(), limits).await;
+    let served = crate::server::run(listener, svc, shutdown_signal(), limits).await;
     let _ = stop_reload.send(());
     let _ = reloader.await;
     served.map_err(|e| e.to_string())?;
@@ -390,9 +390,14 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
         Duration::from_secs(55),
     ));
     let svc = app::service(state, Arc::new(tokens.tokens));
-    crate::server::run(listener, svc, shutdown_signal(), Duration::from_secs(5))
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::server::run(
+        listener,
+        svc,
+        shutdown_signal(),
+        crate::server::Limits::with_grace(Duration::from_secs(5)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     sim.stop().await;
     xref.close().await.map_err(|e| e.to_string())
 }

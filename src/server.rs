@@ -28,31 +28,19 @@ pub struct Limits {
     pub header_read_timeout: Duration,
 }
 
-/// Serves `svc` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for at most `grace`; clients get 30 s to send their headers.
-pub async fn run<S, B>(
-    listener: TcpListener,
-    svc: S,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) -> std::io::Result<()>
-where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let limits = Limits {
-        grace,
-        header_read_timeout: Duration::from_secs(30),
-    };
-    run_with_limits(listener, svc, shutdown, limits).await
+impl Limits {
+    /// `grace` to finish in-flight requests; clients get 30 s to send their headers.
+    pub fn with_grace(grace: Duration) -> Self {
+        Self {
+            grace,
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
-/// [`run`] with explicit [`Limits`].
-pub async fn run_with_limits<S, B>(
+/// Serves `svc` on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// for at most `limits.grace`.
+pub async fn run<S, B>(
     listener: TcpListener,
     svc: S,
     shutdown: impl Future<Output = ()>,

@@ -185,7 +185,7 @@ impl Harness {
                 async {
                     let _ = rx.await;
                 },
-                Duration::from_secs(5),
+                scim_sidecar::server::Limits::with_grace(Duration::from_secs(5)),
             )
             .await
             .unwrap();
