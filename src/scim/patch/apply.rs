@@ -676,6 +676,23 @@ fn string_eq_conjunction<'f>(
         return None;
     }
     let mut out = Vec::new();
+    for (p, v) in eq_leaves(filter)? {
+        let (None, Value::String(lit)) = (&p.urn, v) else {
+            return None;
+        };
+        let sub = attr.sub(&p.name)?;
+        if !matches!(sub.kind, AttrType::String | AttrType::Reference) || sub.multi_valued {
+            return None;
+        }
+        out.push((sub, lit.as_str()));
+    }
+    Some(out)
+}
+
+/// The `attr eq value` leaves of a filter made of such comparisons joined by `and` only, in
+/// order; `None` when it holds anything else.
+fn eq_leaves(filter: &Filter) -> Option<Vec<(&AttrPath, &Value)>> {
+    let mut out = Vec::new();
     let mut stack = vec![filter];
     while let Some(node) = stack.pop() {
         match node {
@@ -683,15 +700,7 @@ fn string_eq_conjunction<'f>(
                 stack.push(b);
                 stack.push(a);
             }
-            Filter::Compare(p, CompareOp::Eq, Value::String(lit))
-                if p.urn.is_none() && p.sub.is_none() =>
-            {
-                let sub = attr.sub(&p.name)?;
-                if !matches!(sub.kind, AttrType::String | AttrType::Reference) || sub.multi_valued {
-                    return None;
-                }
-                out.push((sub, lit.as_str()));
-            }
+            Filter::Compare(p, CompareOp::Eq, v) if p.sub.is_none() => out.push((p, v)),
             _ => return None,
         }
     }
@@ -721,21 +730,14 @@ fn fast_select(conds: &[(&AttributeDef, &str)], el: &Value) -> Option<bool> {
 /// element; `None` when the filter uses anything else or names unknown sub-attributes.
 fn eq_conditions(filter: &Filter, attr: &AttributeDef) -> Option<Map<String, Value>> {
     let mut out = Map::new();
-    let mut stack = vec![filter];
-    while let Some(node) = stack.pop() {
-        match node {
-            Filter::And(a, b) => {
-                stack.push(b);
-                stack.push(a);
-            }
-            Filter::Compare(p, CompareOp::Eq, v) if p.sub.is_none() && !v.is_null() => {
-                let sub = attr.sub(&p.name)?;
-                let label = format!("{}.{}", attr.name, sub.name);
-                let v = coerce_simple(v, sub.kind, &label).ok()?;
-                out.insert(sub.name.clone(), v);
-            }
-            _ => return None,
+    for (p, v) in eq_leaves(filter)? {
+        if v.is_null() {
+            return None;
         }
+        let sub = attr.sub(&p.name)?;
+        let label = format!("{}.{}", attr.name, sub.name);
+        let v = coerce_simple(v, sub.kind, &label).ok()?;
+        out.insert(sub.name.clone(), v);
     }
     (!out.is_empty()).then_some(out)
 }
