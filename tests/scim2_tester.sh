@@ -126,6 +126,10 @@ trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
 log "starting $BIN dev (data dir $DATA_DIR)"
+# The background job opens its redirections only once it runs: create the files first so the
+# poll below never reads a file that does not exist yet.
+: >"$OUT"
+: >"$ERR"
 "$BIN" dev --listen 127.0.0.1:0 --token "$TOKEN" --data-dir "$DATA_DIR" >"$OUT" 2>"$ERR" &
 SERVER_PID=$!
 
