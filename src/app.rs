@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,8 +26,11 @@ use crate::handlers::{self, Ctx};
 use crate::ids::TenantId;
 use crate::legacy::{LegacyClient, LegacyError};
 use crate::mapping::Mapping;
-use crate::middleware::{AuthLayer, ContentTypeLayer, TokenTable};
-use crate::router;
+use crate::metrics::Metrics;
+use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, TokenTable};
+use crate::provisioning::{Entry, ProvisioningLog};
+use crate::router::{self, Route};
+use crate::telemetry::RequestNote;
 use crate::xref::Store;
 
 /// One tenant (storefront customer) as the request path sees it.
@@ -44,6 +48,8 @@ pub struct Tenant {
     pub legacy: LegacyClient,
     /// Concurrency of group member calls.
     pub member_concurrency: usize,
+    /// The process's metrics (mapping reloads are counted per tenant).
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -115,10 +121,16 @@ pub struct State {
     pub public_base_url: Option<String>,
     /// When each tenant last scanned the legacy app for an unknown id (rate limit).
     pub rescans: std::sync::Mutex<std::collections::HashMap<TenantId, std::time::Instant>>,
+    /// The process's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where write operations are recorded (none: not recorded).
+    pub provisioning: Option<ProvisioningLog>,
+    /// Set once shutdown began: readiness answers 503 from then on.
+    pub draining: AtomicBool,
 }
 
 impl State {
-    /// State over an opened xref store.
+    /// State over an opened xref store, with its own metrics and no provisioning log.
     pub fn new(xref: Store, max_body_bytes: usize, request_timeout: Duration) -> Self {
         Self {
             xref,
@@ -126,6 +138,9 @@ impl State {
             request_timeout,
             public_base_url: None,
             rescans: Default::default(),
+            metrics: Arc::default(),
+            provisioning: None,
+            draining: AtomicBool::new(false),
         }
     }
 }
@@ -138,12 +153,16 @@ pub struct Tenants {
     pub all: Vec<Arc<Tenant>>,
 }
 
-/// Builds tenants and the token table.
-pub fn tenants(settings: Vec<TenantSettings>) -> Result<Tenants, LegacyError> {
+/// Builds tenants and the token table; their legacy clients report into `metrics`.
+pub fn tenants(
+    settings: Vec<TenantSettings>,
+    metrics: &Arc<Metrics>,
+) -> Result<Tenants, LegacyError> {
     let mut entries = Vec::new();
     let mut all = Vec::new();
     for s in settings {
-        let legacy = LegacyClient::new(&s.legacy_base_url, s.legacy_timeout, s.legacy_concurrency)?;
+        let legacy = LegacyClient::new(&s.legacy_base_url, s.legacy_timeout, s.legacy_concurrency)?
+            .observed(Arc::clone(metrics), s.id.as_str());
         let tenant = Arc::new(Tenant {
             id: s.id,
             customer_id: s.customer_id,
@@ -152,6 +171,7 @@ pub fn tenants(settings: Vec<TenantSettings>) -> Result<Tenants, LegacyError> {
             mapping_path: s.mapping_path,
             legacy,
             member_concurrency: s.member_concurrency.max(1),
+            metrics: Arc::clone(metrics),
         });
         for d in s.token_digests {
             entries.push((d, Arc::clone(&tenant)));
@@ -195,20 +215,9 @@ pub fn service(
             )
         })
         .on_request(())
-        .on_response(|resp: &Response<_>, latency: Duration, _span: &tracing::Span| {
-            let status = resp.status().as_u16();
-            let micros = latency.as_micros() as u64;
-            match resp.extensions().get::<ErrorCause>() {
-                Some(ErrorCause(cause)) if status >= 500 => {
-                    tracing::error!(status, latency_us = micros, cause = %cause, "request failed")
-                }
-                Some(ErrorCause(cause)) => {
-                    tracing::info!(status, latency_us = micros, cause = %cause, "request refused")
-                }
-                None => tracing::info!(status, latency_us = micros, "request done"),
-            }
-        })
+        .on_response(())
         .on_failure(());
+    let observe = ObserveLayer::new(Arc::clone(&state.metrics));
     ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -216,6 +225,7 @@ pub fn service(
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(observe)
         .layer(AuthLayer::new(tokens))
         .layer(ContentTypeLayer)
         .service(ScimService { state })
@@ -244,19 +254,77 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let state = Arc::clone(&self.state);
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let limit = state.request_timeout;
-            Ok(
-                match tokio::time::timeout(limit, handle(state, req)).await {
-                    Ok(Ok(resp)) => resp,
-                    Ok(Err(e)) => e.into_response(),
-                    Err(_) => ScimError::request_timeout(limit).into_response(),
-                },
-            )
+            let route = router::route(req.method(), req.uri().path());
+            let request_id = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|r| r.header_value().to_str().ok())
+                .map(str::to_owned);
+            let note = Arc::new(RequestNote::default());
+            let handled = handle(&state, req, &route, request_id.clone(), Arc::clone(&note));
+            let mut resp = match tokio::time::timeout(limit, handled).await {
+                Ok(Ok(resp)) => resp,
+                Ok(Err(e)) => e.into_response(),
+                Err(_) => ScimError::request_timeout(limit).into_response(),
+            };
+            if route.is_write()
+                && let Some(log) = &state.provisioning
+            {
+                record(log, &route, &note, &resp, started.elapsed(), request_id);
+            }
+            resp.extensions_mut().insert(note);
+            Ok(resp)
         })
     }
 }
 
-async fn handle<B>(state: Arc<State>, req: Request<B>) -> Result<Response<Full<Bytes>>, ScimError>
+/// Queues the provisioning log entry of an answered write.
+fn record(
+    log: &ProvisioningLog,
+    route: &Route,
+    note: &RequestNote,
+    resp: &Response<Full<Bytes>>,
+    took: Duration,
+    request_id: Option<String>,
+) {
+    let facts = note.facts();
+    let Some(tenant) = facts.tenant else {
+        return;
+    };
+    let (resource, operation) = route.labels();
+    let action = facts.action.unwrap_or(match (resource, operation) {
+        ("Group", "patch" | "replace") => "membership",
+        (_, "patch" | "replace") => "update",
+        (_, op) => op,
+    });
+    let error = resp.extensions().get::<ErrorCause>();
+    log.record(Entry {
+        id: 0,
+        at_ms: crate::provisioning::now_ms(),
+        tenant,
+        resource: resource.to_owned(),
+        action: action.to_owned(),
+        scim_id: facts.scim_id.or_else(|| route.id().map(str::to_owned)),
+        subject: facts.subject,
+        failed: error.is_some(),
+        status: resp.status().as_u16(),
+        scim_type: error.and_then(|e| e.scim_type).map(str::to_owned),
+        detail: error.map(|e| e.detail.clone()),
+        request_id,
+        legacy_calls: note.legacy_calls(),
+        duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+    });
+}
+
+async fn handle<B>(
+    state: &Arc<State>,
+    req: Request<B>,
+    route: &Route,
+    request_id: Option<String>,
+    note: Arc<RequestNote>,
+) -> Result<Response<Full<Bytes>>, ScimError>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -269,12 +337,8 @@ where
         .cloned()
         .ok_or_else(ScimError::unauthorized)?;
     tracing::Span::current().record("tenant", tenant.id.as_str());
-    let route = router::route(&parts.method, parts.uri.path());
-    let request_id = parts
-        .extensions
-        .get::<RequestId>()
-        .and_then(|r| r.header_value().to_str().ok())
-        .map(str::to_owned);
+    note.set_tenant(tenant.id.as_str());
+    let route = route.clone();
     let base_url = match &state.public_base_url {
         Some(url) => url.clone(),
         None => base_url(&parts),
@@ -302,9 +366,10 @@ where
     let ctx = Ctx {
         mapping: tenant.mapping(),
         tenant,
-        state: Arc::clone(&state),
+        state: Arc::clone(state),
         base_url,
         request_id,
+        note,
     };
     let query = parts.uri.query().unwrap_or("").to_owned();
     let mut resp = handlers::dispatch(&ctx, route, &query, body).await?;

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `dev`, `simulate`, `check`, and what each one runs.
+//! The command line: `serve`, `dev`, `simulate`, `check`, `reconcile`, `log`, and what each
+//! one runs.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::app::{self, State, TenantSettings};
 use crate::config::Config;
 use crate::ids::TenantId;
 use crate::mapping::Mapping;
+use crate::run::{Launch, Sidecar};
 use crate::simulator::marketing_center::{Knobs, MarketingCenter};
 use crate::telemetry::{self, LogFormat};
 use crate::xref::Store;
@@ -44,6 +46,9 @@ pub enum Command {
         /// Address of the SCIM listener (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
+        /// Address of the admin listener: health, metrics, the provisioning log page.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        admin_listen: SocketAddr,
         /// The bearer token to accept (default: a random one, printed).
         #[arg(long)]
         token: Option<String>,
@@ -88,6 +93,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the provisioning log: every write operation, newest first (safe while serving).
+    Log {
+        /// The configuration file of the sidecar (its `server.data_dir` holds the log).
+        #[arg(long, short, required_unless_present = "data_dir")]
+        config: Option<PathBuf>,
+        /// The data directory, instead of a configuration file.
+        #[arg(long, conflicts_with = "config")]
+        data_dir: Option<PathBuf>,
+        /// Only failed operations.
+        #[arg(long)]
+        failed: bool,
+        /// Only operations since: a duration back from now (90s, 15m, 24h, 7d) or an
+        /// RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only operations whose userName, group name or SCIM id contains this text.
+        #[arg(long)]
+        search: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate mapping files (given, or those of a configuration) without starting anything.
     Check {
         /// Check the mappings of this configuration file, and the configuration itself.
@@ -115,9 +148,30 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Serve { config } => serve(&config).await,
             Command::Dev {
                 listen,
+                admin_listen,
                 token,
                 data_dir,
-            } => dev(listen, token, &data_dir).await,
+            } => dev(listen, admin_listen, token, &data_dir).await,
+            Command::Log {
+                config,
+                data_dir,
+                failed,
+                since,
+                tenant,
+                search,
+                limit,
+                json,
+            } => {
+                let filter = LogFilter {
+                    failed,
+                    since,
+                    tenant,
+                    search,
+                    limit,
+                    json,
+                };
+                log(config.as_deref(), data_dir, &filter)
+            }
             Command::Simulate {
                 listen,
                 api_key,
@@ -177,41 +231,46 @@ async fn serve(config_path: &Path) -> Result<(), String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     telemetry::init(config.server.log_format);
     config.validate().map_err(|e| e.to_string())?;
+    let server = &config.server;
     let settings = tenant_settings(&config)?;
-    let xref = Store::open(&config.server.data_dir.join("xref.sqlite3"))
+    let scim = TcpListener::bind(server.listen)
         .await
-        .map_err(|e| e.to_string())?;
-    let tenants = app::tenants(settings).map_err(|e| e.to_string())?;
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, tenants = config.tenants.len(), "scim-sidecar serving");
-    let mut state = State::new(
-        xref.clone(),
-        config.server.max_body_bytes,
-        Duration::from_secs(config.server.request_timeout_secs),
-    );
-    state.public_base_url = config.server.public_base_url.clone();
-    let state = Arc::new(state);
-    let (stop_reload, reload_stopped) = tokio::sync::oneshot::channel::<()>();
-    let reloader = tokio::spawn(crate::reload::watch(
-        tenants.all.clone(),
-        Duration::from_secs(config.server.mapping_poll_secs),
-        async {
-            let _ = reload_stopped.await;
-        },
-    ));
-    let svc = app::service(state, Arc::new(tenants.tokens));
-    let limits = crate::server::Limits {
-        grace: Duration::from_secs(config.server.shutdown_grace_secs),
-        header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+        .map_err(|e| format!("cannot listen on {}: {e}", server.listen))?;
+    let admin = TcpListener::bind(server.admin_listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {} (server.admin_listen): {e}",
+            server.admin_listen
+        )
+    })?;
+    let admin_token_digest = match &server.admin_token {
+        Some(t) => Some(t.token_digest().map_err(|e| e.to_string())?),
+        None => None,
     };
-    let served = crate::server::run(listener, svc, shutdown_signal(), limits).await;
-    let _ = stop_reload.send(());
-    let _ = reloader.await;
-    served.map_err(|e| e.to_string())?;
-    xref.close().await.map_err(|e| e.to_string())
+    let sidecar = Sidecar::start(Launch {
+        tenants: settings,
+        data_dir: server.data_dir.clone(),
+        scim,
+        admin: Some(admin),
+        limits: crate::server::Limits {
+            grace: Duration::from_secs(server.shutdown_grace_secs),
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+        },
+        max_body_bytes: server.max_body_bytes,
+        request_timeout: Duration::from_secs(server.request_timeout_secs),
+        public_base_url: server.public_base_url.clone(),
+        mapping_poll: Some(Duration::from_secs(server.mapping_poll_secs)),
+        provisioning_log_days: server.provisioning_log_days,
+        ready_window: Duration::from_secs(server.legacy_ready_window_secs),
+        admin_token_digest,
+    })
+    .await?;
+    tracing::info!(
+        addr = %sidecar.scim_addr(),
+        admin = %sidecar.admin_addr().map(|a| a.to_string()).unwrap_or_default(),
+        tenants = config.tenants.len(),
+        "scim-sidecar serving"
+    );
+    sidecar.run_until(shutdown_signal()).await
 }
 
 /// The tenants of a validated configuration: mappings compiled, secrets resolved; every
@@ -271,8 +330,8 @@ async fn reconcile(
     let xref = Store::open(&config.server.data_dir.join("xref.sqlite3"))
         .await
         .map_err(|e| e.to_string())?;
-    let tenants = app::tenants(settings).map_err(|e| e.to_string())?;
     let state = Arc::new(State::new(xref.clone(), 0, Duration::from_secs(0)));
+    let tenants = app::tenants(settings, &state.metrics).map_err(|e| e.to_string())?;
     let mut remaining = 0;
     for tenant in &tenants.all {
         let ctx = crate::handlers::Ctx {
@@ -281,6 +340,7 @@ async fn reconcile(
             state: Arc::clone(&state),
             base_url: String::new(),
             request_id: Some(format!("reconcile-{}", uuid::Uuid::new_v4().simple())),
+            note: Default::default(),
         };
         let report = crate::reconcile::reconcile(&ctx, fix)
             .await
@@ -328,7 +388,12 @@ fn print_report(r: &crate::reconcile::Report) {
 /// The demo customer id of `dev`.
 pub const DEV_CUSTOMER: &str = "DEMO";
 
-async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Result<(), String> {
+async fn dev(
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    token: Option<String>,
+    data_dir: &Path,
+) -> Result<(), String> {
     telemetry::init(LogFormat::Text);
     let api_key = uuid::Uuid::new_v4().simple().to_string();
     let token = token.unwrap_or_else(|| format!("dev-{}", uuid::Uuid::new_v4().simple()));
@@ -339,15 +404,16 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
         .spawn()
         .await
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
-    // The store creates the directory (mode 0700) when it is missing.
-    let db = data_dir.join("xref.sqlite3");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    // Demo data only: the databases start empty (the store creates the directory, 0700).
+    for name in ["xref.sqlite3", crate::provisioning::FILE_NAME] {
+        let db = data_dir.join(name);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
     }
-    let xref = Store::open(&db).await.map_err(|e| e.to_string())?;
     let mapping = Mapping::from_toml(MARKETING_CENTER_MAPPING, "mappings/marketing-center.toml")
         .map_err(|e| e.to_string())?;
-    let tokens = app::tenants(vec![TenantSettings {
+    let tenant = TenantSettings {
         id: TenantId::new("demo"),
         customer_id: DEV_CUSTOMER.to_owned(),
         legacy_base_url: sim.base_url(),
@@ -358,19 +424,40 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
         legacy_timeout: Duration::from_secs(30),
         legacy_concurrency: 64,
         member_concurrency: 16,
-    }])
-    .map_err(|e| e.to_string())?;
-    let listener = TcpListener::bind(listen)
+    };
+    let scim = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let base = format!("http://{addr}/scim/v2");
+    let admin = TcpListener::bind(admin_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {admin_listen} (--admin-listen): {e}"))?;
+    let sidecar = Sidecar::start(Launch {
+        tenants: vec![tenant],
+        data_dir: data_dir.to_path_buf(),
+        scim,
+        admin: Some(admin),
+        limits: crate::server::Limits::with_grace(Duration::from_secs(5)),
+        max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+        request_timeout: Duration::from_secs(55),
+        public_base_url: None,
+        mapping_poll: None,
+        provisioning_log_days: 7,
+        ready_window: Duration::from_secs(30),
+        admin_token_digest: None,
+    })
+    .await?;
+    let base = format!("http://{}/scim/v2", sidecar.scim_addr());
+    let admin = sidecar
+        .admin_addr()
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
     println!(
         "scim-sidecar dev: Marketing Center simulator at {} (customer {DEV_CUSTOMER})",
         sim.base_url()
     );
     println!("SCIM base URL: {base}");
     println!("Bearer token: {token}");
+    println!("Admin: {admin}/admin/ (provisioning log), {admin}/metrics, {admin}/readyz");
     println!("Try:");
     println!("  curl -s -H 'Authorization: Bearer {token}' '{base}/Users?startIndex=1&count=2'");
     println!(
@@ -384,22 +471,9 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let state = Arc::new(State::new(
-        xref.clone(),
-        crate::config::DEFAULT_MAX_BODY_BYTES,
-        Duration::from_secs(55),
-    ));
-    let svc = app::service(state, Arc::new(tokens.tokens));
-    crate::server::run(
-        listener,
-        svc,
-        shutdown_signal(),
-        crate::server::Limits::with_grace(Duration::from_secs(5)),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let stopped = sidecar.run_until(shutdown_signal()).await;
     sim.stop().await;
-    xref.close().await.map_err(|e| e.to_string())
+    stopped
 }
 
 async fn simulate(
@@ -470,4 +544,81 @@ fn check(config: Option<&Path>, mappings: &[PathBuf]) -> Result<(), String> {
             problems.iter().map(|p| p.lines().count()).sum::<usize>()
         ))
     }
+}
+
+/// The filters of the `log` command.
+struct LogFilter {
+    failed: bool,
+    since: Option<String>,
+    tenant: Option<String>,
+    search: Option<String>,
+    limit: usize,
+    json: bool,
+}
+
+fn log(config: Option<&Path>, data_dir: Option<PathBuf>, f: &LogFilter) -> Result<(), String> {
+    let dir = match (config, data_dir) {
+        (_, Some(dir)) => dir,
+        (Some(path), None) => {
+            Config::load(path)
+                .map_err(|e| e.to_string())?
+                .server
+                .data_dir
+        }
+        (None, None) => return Err("give --config FILE or --data-dir DIR".into()),
+    };
+    let path = dir.join(crate::provisioning::FILE_NAME);
+    if !path.exists() {
+        return Err(format!(
+            "no provisioning log at {}: the sidecar has not run with this data directory",
+            path.display()
+        ));
+    }
+    let now = crate::provisioning::now_ms();
+    let query = crate::provisioning::Query {
+        failed_only: f.failed,
+        since_ms: f
+            .since
+            .as_deref()
+            .map(|s| crate::provisioning::parse_since(s, now))
+            .transpose()?,
+        tenant: f.tenant.clone(),
+        search: f.search.clone(),
+        limit: f.limit,
+    };
+    let entries = crate::provisioning::read(&path, &query).map_err(|e| e.to_string())?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut emit = |line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
+    if f.json {
+        for e in &entries {
+            emit(serde_json::to_string(e).map_err(|e| e.to_string())?)?;
+        }
+        return Ok(());
+    }
+    if entries.is_empty() {
+        return emit("no operation matches".into());
+    }
+    emit(format!(
+        "{:<24} {:<12} {:<17} {:<32} {:<12} {}",
+        "TIME (UTC)", "TENANT", "OPERATION", "USERNAME / GROUP", "OUTCOME", "SCIM ERROR / SCIM ID"
+    ))?;
+    for e in &entries {
+        let outcome = format!("{} {}", if e.failed { "FAILED" } else { "ok" }, e.status);
+        let last = match (&e.scim_type, &e.detail) {
+            (Some(t), Some(d)) => format!("{t}: {d}"),
+            (None, Some(d)) => d.clone(),
+            _ => e.scim_id.clone().unwrap_or_default(),
+        };
+        emit(format!(
+            "{:<24} {:<12} {:<17} {:<32} {:<12} {}",
+            crate::provisioning::format_ms(e.at_ms),
+            e.tenant,
+            format!("{} {}", e.action, e.resource),
+            e.subject.as_deref().unwrap_or("-"),
+            outcome,
+            last
+        ))?;
+    }
+    Ok(())
 }

@@ -94,6 +94,24 @@ pub struct ServerConfig {
     /// disconnected (slow-client protection). A slow body is bounded by
     /// `request_timeout_secs`. Default 30.
     pub header_read_timeout_secs: u64,
+    /// Address of the admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus),
+    /// `/admin/` (the provisioning log page) and `/admin/log` (the same as JSON). Default
+    /// `127.0.0.1:9464`, so it is not reachable from outside the host; in Kubernetes bind it
+    /// on the pod address (`0.0.0.0:9464`) for the kubelet's probes and Prometheus, expose
+    /// only the SCIM port through the Service, and set `admin_token`.
+    pub admin_listen: SocketAddr,
+    /// The token `/admin/` and `/admin/log` require (they show userNames), as a bearer token
+    /// or as the password of HTTP Basic authentication (any user name), which a browser asks
+    /// for: `{ env = … }`, `{ file = … }`, `{ value = … }` or `{ sha256 = … }`. Default: none,
+    /// the pages are open to whoever reaches `admin_listen`. Probes and metrics never need it.
+    pub admin_token: Option<SecretSource>,
+    /// Days the provisioning log (`provisioning.sqlite3` in `data_dir`) keeps entries; older
+    /// ones are deleted at start and every hour. Default 30.
+    pub provisioning_log_days: u32,
+    /// Readiness: the legacy app counts as up when it answered a call (any status below 500)
+    /// within this many seconds; otherwise `/readyz` probes it with one small list call.
+    /// Default 30.
+    pub legacy_ready_window_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +126,10 @@ impl Default for ServerConfig {
             public_base_url: None,
             mapping_poll_secs: 2,
             header_read_timeout_secs: 30,
+            admin_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9464)),
+            admin_token: None,
+            provisioning_log_days: 30,
+            legacy_ready_window_secs: 30,
         }
     }
 }
@@ -231,6 +253,21 @@ impl Config {
         }
         if server.header_read_timeout_secs == 0 {
             problems.push("server.header_read_timeout_secs must be greater than 0".to_owned());
+        }
+        if server.provisioning_log_days == 0 {
+            problems.push("server.provisioning_log_days must be at least 1".to_owned());
+        }
+        if server.admin_listen == server.listen && server.listen.port() != 0 {
+            problems.push(format!(
+                "server.admin_listen and server.listen are both {}: the admin listener needs \
+                 its own port",
+                server.listen
+            ));
+        }
+        if let Some(token) = &server.admin_token
+            && let Err(e) = token.token_digest()
+        {
+            problems.push(format!("server.admin_token: {e}"));
         }
         if server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes must be greater than 0".to_owned());

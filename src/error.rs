@@ -38,9 +38,16 @@ pub struct ScimError {
     pub cause: Option<String>,
 }
 
-/// The internal cause of an error response, for the request log.
+/// What an error response said and why, for the request log line and the provisioning log.
 #[derive(Debug, Clone)]
-pub struct ErrorCause(pub String);
+pub struct ErrorCause {
+    /// The `scimType` sent.
+    pub scim_type: Option<&'static str>,
+    /// The `detail` sent.
+    pub detail: String,
+    /// What really happened (the detail again when nothing more is known); never sent.
+    pub cause: String,
+}
 
 impl ScimError {
     fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
@@ -214,7 +221,7 @@ impl ScimError {
         if let Some(t) = self.scim_type {
             body["scimType"] = json!(t);
         }
-        body["detail"] = json!(self.detail);
+        body["detail"] = json!(&self.detail);
         let mut resp = Response::new(B::from(Bytes::from(body.to_string())));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
@@ -228,8 +235,12 @@ impl ScimError {
         if let Some(allow) = self.allow {
             h.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        let cause = self.cause.unwrap_or(self.detail);
-        resp.extensions_mut().insert(ErrorCause(cause));
+        let cause = self.cause.unwrap_or_else(|| self.detail.clone());
+        resp.extensions_mut().insert(ErrorCause {
+            scim_type: self.scim_type,
+            detail: self.detail,
+            cause,
+        });
         resp
     }
 
@@ -405,7 +416,7 @@ mod tests {
 
         let resp = ScimError::internal("SELECT * FROM secret").into_response();
         assert_eq!(
-            resp.extensions().get::<ErrorCause>().unwrap().0,
+            resp.extensions().get::<ErrorCause>().unwrap().cause,
             "SELECT * FROM secret"
         );
         let body = body_of(resp).await;

@@ -22,6 +22,7 @@ use crate::mapping::{Call, Mapping, Vars};
 use crate::router::{Resource, Route};
 use crate::scim::filter::{self, AttrPath, Filter};
 use crate::scim::{resource, schema};
+use crate::telemetry::RequestNote;
 
 /// What a handler needs about the request it serves.
 pub struct Ctx {
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub base_url: String,
     /// The request id, forwarded to the legacy app.
     pub request_id: Option<String>,
+    /// What the request log, metrics and provisioning log need to know about the request.
+    pub note: Arc<RequestNote>,
 }
 
 /// Largest `count` a list answers at once.
@@ -321,12 +324,25 @@ impl Ctx {
         let prepared = mapping.prepare(call, &vars, extra_query, body)?;
         let started = std::time::Instant::now();
         let method = prepared.method.clone();
-        let resp = self
+        self.note.legacy_call();
+        let sent = self
             .tenant
             .legacy
             .send(prepared, self.request_id.as_deref())
-            .await?;
-        tracing::debug!(%method, status = resp.status.as_u16(), latency_us = started.elapsed().as_micros() as u64, "legacy call");
+            .await;
+        let latency = started.elapsed();
+        let status = match &sent {
+            Ok(resp) => resp.status.as_str().to_owned(),
+            Err(e) => e.kind().to_owned(),
+        };
+        self.state.metrics.legacy_call(
+            self.tenant.id.as_str(),
+            &call.name,
+            &status,
+            latency.as_secs_f64(),
+        );
+        tracing::debug!(call = %call.name, %method, %status, latency_us = latency.as_micros() as u64, "legacy call");
+        let resp = sent?;
         if resp.status.is_success() {
             if resp.body.is_empty() {
                 return Ok(Ok(Value::Null));
@@ -438,5 +454,29 @@ impl Pager<'_> {
         };
         self.done = !more || n == 0;
         Ok(Some(items))
+    }
+}
+
+/// Whether the tenant's legacy app answers: one page of one record from the users list call.
+/// Any answer below 500 counts (a refusal is an answer: the app is up); a 5xx, no answer or an
+/// open circuit does not. For the readiness check.
+pub async fn probe_legacy(tenant: &Tenant) -> Result<u16, String> {
+    let mapping = tenant.mapping();
+    let vars = Vars {
+        legacy_id: None,
+        member_legacy_id: None,
+        customer_id: &tenant.customer_id,
+        api_key: tenant.api_key(),
+    };
+    let call = &mapping.users.calls.list;
+    let query = mapping.legacy.paging.query(0, 1);
+    let prepared = mapping
+        .prepare(call, &vars, &query, None)
+        .map_err(|e| e.to_string())?;
+    let request_id = format!("readyz-{}", uuid::Uuid::new_v4().simple());
+    match tenant.legacy.send(prepared, Some(&request_id)).await {
+        Ok(resp) if !resp.status.is_server_error() => Ok(resp.status.as_u16()),
+        Ok(resp) => Err(format!("{} answered {}", mapping.legacy.name, resp.status)),
+        Err(e) => Err(e.to_string()),
     }
 }

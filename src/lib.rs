@@ -6,17 +6,23 @@
 //!
 //! # Layout
 //!
-//! - `cli`: clap subcommands (`serve`, `dev`, `simulate`, `check`) and what each runs.
+//! - `cli`: clap subcommands (`serve`, `dev`, `simulate`, `check`, `reconcile`, `log`) and
+//!   what each runs.
+//! - `run`: starts and stops a whole sidecar (files, tenants, listeners, reloader).
 //! - `config`: figment configuration (defaults ← TOML file ← `SCIM_SIDECAR_*` env), validation,
 //!   secrets from env vars and files.
-//! - `telemetry`: tracing-subscriber setup.
+//! - `telemetry`: tracing-subscriber setup, the per-request note, PII redaction.
+//! - `metrics`: the Prometheus metrics and their text encoding.
+//! - `admin`: the admin listener (health, readiness, metrics, provisioning log page).
+//! - `provisioning`: the provisioning log of write operations, in its own SQLite file.
 //! - `server`: listeners, hyper-util connection builder, graceful shutdown.
 //! - `app`: shared state (tenants, mappings, legacy clients, xref) and the tower stack.
 //! - `reload`: puts a changed mapping file in force (SIGHUP or file change), or keeps the old.
 //! - `reconcile`: compares the xref with the legacy app and repairs drift.
 //! - `router`: (method, path) → `Route`.
 //! - `error`: the one place any error becomes a SCIM error response.
-//! - `middleware`: custom tower layers (bearer-token auth → tenant).
+//! - `middleware`: custom tower layers (bearer-token auth → tenant, the request log line and
+//!   metrics, content type).
 //! - `handlers`: Users, Groups, discovery — glue where scim, mapping, legacy and xref meet.
 //! - `scim`: pure RFC 7643/7644 — schemas, filters, PATCH, projections. No I/O.
 //! - `mapping`: pure — the compiled mapping file, templates, transforms, translation.
@@ -25,6 +31,7 @@
 //! - `ids`: the identity newtypes and SCIM id derivation.
 //! - `simulator`: simulators of the legacy apps (tests and `dev`; never on the `serve` path).
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -33,10 +40,13 @@ pub mod handlers;
 pub mod ids;
 pub mod legacy;
 pub mod mapping;
+pub mod metrics;
 pub mod middleware;
+pub mod provisioning;
 pub mod reconcile;
 pub mod reload;
 pub mod router;
+pub mod run;
 pub mod scim;
 pub mod server;
 pub mod simulator;

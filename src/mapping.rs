@@ -103,6 +103,8 @@ pub struct Errors {
 /// One compiled legacy call.
 #[derive(Clone, Debug)]
 pub struct Call {
+    /// Its name in logs and metrics: the key path without `calls`, e.g. `users.get`.
+    pub name: String,
     /// HTTP method.
     pub method: http::Method,
     /// Path template.
@@ -124,6 +126,8 @@ pub struct Call {
 /// A call ready to send: what the legacy client needs and nothing else.
 #[derive(Clone, Debug)]
 pub struct PreparedCall {
+    /// The call's name ([`Call::name`]), for logs and metrics.
+    pub name: String,
     /// HTTP method.
     pub method: http::Method,
     /// Path (relative to the tenant's base URL) and query string.

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod content_type;
+pub mod observe;
 
 pub use auth::{AuthLayer, TokenTable};
 pub use content_type::ContentTypeLayer;
+pub use observe::ObserveLayer;

@@ -90,6 +90,7 @@ pub async fn reload(tenant: &Tenant, seen: &mut HashMap<TenantId, u64>, forced: 
         Err(e) => {
             let why = format!("cannot read {}: {e}", path.display());
             tracing::error!(tenant = %tenant.id, error = %why, "mapping reload refused; the mapping in force stays");
+            tenant.metrics.reload(tenant.id.as_str(), false);
             return Outcome::Refused(why);
         }
     };
@@ -102,10 +103,12 @@ pub async fn reload(tenant: &Tenant, seen: &mut HashMap<TenantId, u64>, forced: 
         Ok(mapping) => {
             tenant.set_mapping(Arc::new(mapping));
             tracing::info!(tenant = %tenant.id, file = %path.display(), "mapping reloaded");
+            tenant.metrics.reload(tenant.id.as_str(), true);
             Outcome::Reloaded
         }
         Err(why) => {
             tracing::error!(tenant = %tenant.id, error = %why, "mapping reload refused; the mapping in force stays");
+            tenant.metrics.reload(tenant.id.as_str(), false);
             Outcome::Refused(why)
         }
     }

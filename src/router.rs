@@ -50,6 +50,53 @@ pub enum Route {
     NotFound,
 }
 
+impl Route {
+    /// `(resource, operation)` labels for logs and metrics: resource `User`, `Group` or
+    /// `none`; operation `list`, `search`, `get`, `create`, `replace`, `patch`, `delete`,
+    /// `discovery` or `other`.
+    pub fn labels(&self) -> (&'static str, &'static str) {
+        let name = |r: &Resource| match r {
+            Resource::Users => "User",
+            Resource::Groups => "Group",
+        };
+        match self {
+            Route::List(r) => (name(r), "list"),
+            Route::Search(r) => (name(r), "search"),
+            Route::RootSearch => ("none", "search"),
+            Route::Create(r) => (name(r), "create"),
+            Route::Get(r, _) => (name(r), "get"),
+            Route::Replace(r, _) => (name(r), "replace"),
+            Route::Patch(r, _) => (name(r), "patch"),
+            Route::Delete(r, _) => (name(r), "delete"),
+            Route::ServiceProviderConfig
+            | Route::ResourceTypes
+            | Route::ResourceType(_)
+            | Route::Schemas
+            | Route::Schema(_) => ("none", "discovery"),
+            Route::MethodNotAllowed(_) | Route::NotFound => ("none", "other"),
+        }
+    }
+
+    /// The resource id in the path, for routes about one resource.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Route::Get(_, id)
+            | Route::Replace(_, id)
+            | Route::Patch(_, id)
+            | Route::Delete(_, id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether the route changes provisioning state (recorded in the provisioning log).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Route::Create(_) | Route::Replace(..) | Route::Patch(..) | Route::Delete(..)
+        )
+    }
+}
+
 /// Routes a request.
 pub fn route(method: &Method, path: &str) -> Route {
     let Some(rest) = path.strip_prefix(SCIM_PREFIX) else {

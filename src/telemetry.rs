@@ -33,3 +33,154 @@ pub fn init(format: LogFormat) {
         builder.try_init()
     };
 }
+
+/// What the handlers learned about one request: its log line, its metrics and its
+/// provisioning log entry are written from this. Shared by the request's futures (group
+/// member calls run concurrently), so it locks briefly and never across an `.await`.
+#[derive(Debug, Default)]
+pub struct RequestNote {
+    legacy_calls: std::sync::atomic::AtomicU32,
+    facts: std::sync::Mutex<Facts>,
+}
+
+/// The facts of a [`RequestNote`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The authenticated tenant.
+    pub tenant: Option<String>,
+    /// What a write does: `create`, `update`, `deactivate`, `reactivate`, `delete`,
+    /// `membership` (set by the handlers; a route default otherwise).
+    pub action: Option<&'static str>,
+    /// The SCIM id the request is about.
+    pub scim_id: Option<String>,
+    /// The userName or group displayName the request is about (PII: see [`pii`]).
+    pub subject: Option<String>,
+}
+
+impl RequestNote {
+    fn with<T>(&self, f: impl FnOnce(&mut Facts) -> T) -> T {
+        let mut facts = self
+            .facts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut facts)
+    }
+
+    /// Counts one legacy call made for the request.
+    pub fn legacy_call(&self) {
+        self.legacy_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Legacy calls made so far.
+    pub fn legacy_calls(&self) -> u32 {
+        self.legacy_calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records the tenant.
+    pub fn set_tenant(&self, tenant: &str) {
+        self.with(|f| f.tenant = Some(tenant.to_owned()));
+    }
+
+    /// Records what the write does.
+    pub fn set_action(&self, action: &'static str) {
+        self.with(|f| f.action = Some(action));
+    }
+
+    /// Records the SCIM id, unless one is recorded.
+    pub fn set_scim_id(&self, id: &str) {
+        self.with(|f| {
+            f.scim_id.get_or_insert_with(|| id.to_owned());
+        });
+    }
+
+    /// Records the userName / displayName, unless one is recorded.
+    pub fn set_subject(&self, subject: &str) {
+        if subject.is_empty() {
+            return;
+        }
+        self.with(|f| {
+            f.subject.get_or_insert_with(|| subject.to_owned());
+        });
+    }
+
+    /// A copy of the facts.
+    pub fn facts(&self) -> Facts {
+        self.with(|f| f.clone())
+    }
+}
+
+/// Text that may carry personal data (e-mail addresses, names, quoted attribute values), as
+/// logs show it: unchanged when debug logging is on, otherwise with e-mail addresses and
+/// double-quoted values replaced by `<redacted>`.
+pub fn pii(text: &str) -> std::borrow::Cow<'_, str> {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        redact(text)
+    }
+}
+
+/// [`pii`] without the debug check.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['@', '"']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_quotes = false;
+    for word in text.split_inclusive(|c: char| c.is_whitespace() || c == '"') {
+        if in_quotes {
+            if word.ends_with('"') {
+                out.push_str("<redacted>\"");
+                in_quotes = false;
+            }
+            continue;
+        }
+        if let Some(before) = word.strip_suffix('"') {
+            out.push_str(&redact_word(before));
+            out.push('"');
+            in_quotes = true;
+        } else {
+            out.push_str(&redact_word(word));
+        }
+    }
+    if in_quotes {
+        out.push_str("<redacted>");
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A word containing `@` between other characters is an e-mail address (or close enough).
+fn redact_word(word: &str) -> std::borrow::Cow<'_, str> {
+    let core = word.trim_end_matches(|c: char| c.is_whitespace() || ",;:.)".contains(c));
+    match core.find('@') {
+        Some(at) if at > 0 && at + 1 < core.len() => {
+            std::borrow::Cow::Owned(format!("<redacted>{}", &word[core.len()..]))
+        }
+        _ => std::borrow::Cow::Borrowed(word),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redaction_hides_addresses_and_quoted_values() {
+        assert_eq!(redact("no personal data here"), "no personal data here");
+        assert_eq!(
+            redact("userName \"ada@example.com\" is already taken"),
+            "userName \"<redacted>\" is already taken"
+        );
+        assert_eq!(
+            redact("LOGON_NAME_TAKEN: ada@example.com, try again"),
+            "LOGON_NAME_TAKEN: <redacted>, try again"
+        );
+        assert_eq!(
+            redact("name \"Ada Lovelace\" and \"Grace Hopper\" differ"),
+            "name \"<redacted>\" and \"<redacted>\" differ"
+        );
+        assert_eq!(redact("unterminated \"Ada L"), "unterminated \"<redacted>");
+        assert_eq!(redact("a lone @ sign"), "a lone @ sign");
+    }
+}

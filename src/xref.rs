@@ -18,7 +18,7 @@ mod store;
 mod tests;
 
 pub use error::StoreError;
-pub use store::Store;
+pub use store::{Store, prepare_files};
 
 use crate::ids::{ExternalId, LegacyId, ScimId, TenantId};
 

@@ -154,7 +154,7 @@ impl SecretSource {
 
     /// The SHA-256 digest of the token this source stands for: the given digest for
     /// [`SecretSource::Sha256`], the digest of the resolved secret otherwise.
-    pub(super) fn token_digest(&self) -> Result<[u8; 32], ConfigError> {
+    pub fn token_digest(&self) -> Result<[u8; 32], ConfigError> {
         match self {
             SecretSource::Sha256 { sha256 } => parse_digest(sha256),
             other => Ok(Sha256::digest(other.resolve()?.expose().as_bytes()).into()),

@@ -788,3 +788,28 @@ fn the_annotated_example_loads_and_validates() {
         );
     });
 }
+
+#[test]
+fn admin_listener_and_provisioning_log_settings_are_checked() {
+    let mut c = config(vec![("acme", tenant("t"))]);
+    c.validate().expect("valid");
+    c.server.provisioning_log_days = 0;
+    c.server.admin_listen = c.server.listen;
+    c.server.admin_token = Some(SecretSource::Sha256 {
+        sha256: "not-hex".to_owned(),
+    });
+    let p = problems(&c);
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(p[0].contains("provisioning_log_days"), "{p:?}");
+    assert!(
+        p[1].contains("admin_listen") && p[1].contains("own port"),
+        "{p:?}"
+    );
+    assert!(p[2].starts_with("server.admin_token"), "{p:?}");
+    // Port 0 on both (tests) picks two free ports: allowed.
+    let mut c = config(vec![("acme", tenant("t"))]);
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.server.admin_listen = c.server.listen;
+    c.server.admin_token = Some(value("admin-secret"));
+    c.validate().expect("valid");
+}

@@ -112,6 +112,9 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, ScimEr
         return Err(refused(gm, "GET, PUT, PATCH"));
     };
     let (legacy_id, record) = load(ctx, gm, id).await?;
+    if let Some(name) = pointer_text(&record, &gm.display_name) {
+        ctx.note.set_subject(&name);
+    }
     check_unlocked(gm, &record)?;
     match ctx.call(call, Some(&legacy_id), &[], None).await? {
         Ok(_) => {}
@@ -372,6 +375,9 @@ pub async fn patch(
     let ops = crate::scim::patch::parse_request(&body)?;
     let change = group_patch(&ops)?;
     let (legacy_id, record) = load(ctx, gm, id).await?;
+    if let Some(name) = pointer_text(&record, &gm.display_name) {
+        ctx.note.set_subject(&name);
+    }
     check_unlocked(gm, &record)?;
     // Unknown members are refused before anything changes (a rename included).
     translate(ctx, &change.named_members()).await?;
@@ -415,6 +421,9 @@ pub async fn replace(
         .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
         .map(|(_, v)| v.clone());
     let (legacy_id, record) = load(ctx, gm, id).await?;
+    if let Some(name) = pointer_text(&record, &gm.display_name) {
+        ctx.note.set_subject(&name);
+    }
     check_unlocked(gm, &record)?;
     let ops = [crate::scim::patch::PatchOperation {
         op: crate::scim::patch::PatchOpKind::Replace,

@@ -568,6 +568,7 @@ async fn finish(ctx: &Ctx, legacy_id: &LegacyId, record: &Value) -> Result<Value
 /// `POST /Users`.
 pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
     let um = users(ctx);
+    note_user_name(ctx, &body);
     check_schemas(&body)?;
     let fields = um.write(&body)?;
     let want_active = requested_active(&body)?.unwrap_or(true);
@@ -588,6 +589,8 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Sci
         Err(f) if f.is_conflict() => resolve_conflict(ctx, &body, &fields, &f).await?,
         Err(f) => return Err(write_failure(ctx, &f)),
     };
+    let scim_id = ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, &legacy_id);
+    ctx.note.set_scim_id(scim_id.as_str());
     let after = set_active(ctx, &legacy_id, record, want_active).await?;
     answer(ctx, &legacy_id, after, StatusCode::CREATED).await
 }
@@ -716,10 +719,16 @@ fn scim_text(resource: &Value, attr: &AttrPath) -> Option<String> {
 /// `PUT /Users/{id}`: full replace; mapped attributes absent from the body are cleared.
 pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
     let um = users(ctx);
+    note_user_name(ctx, &body);
     check_schemas(&body)?;
     let fields = um.write(&body)?;
     let want_active = requested_active(&body)?;
     let (legacy_id, current, _) = locate(ctx, id).await?;
+    note_activation(
+        ctx,
+        um.active.is_some().then(|| um.is_active(&current)),
+        want_active,
+    );
     let record = update_fields(ctx, &legacy_id, current, &fields).await?;
     let after = match want_active {
         Some(want) => set_active(ctx, &legacy_id, record, want).await?,
@@ -741,8 +750,14 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
     }
     let (legacy_id, current, x) = locate(ctx, id).await?;
     let before = assemble(ctx, &current, x.as_ref())?;
+    note_user_name(ctx, &before);
     let mut after = before.clone();
     crate::scim::patch::apply(&mut after, &ops, &um.schema)?;
+    note_activation(
+        ctx,
+        before.get("active").and_then(Value::as_bool),
+        after.get("active").and_then(Value::as_bool),
+    );
     // A legacy update that replaces the whole record needs every field, not only the changes.
     let fields = if um.calls.update.body == Some(BodySpec::Full) {
         um.write(&after)?
@@ -777,6 +792,9 @@ fn removes_active(op: &PatchOperation) -> bool {
 pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, ScimError> {
     let um = users(ctx);
     let (legacy_id, record, _) = locate(ctx, id).await?;
+    if let Some(name) = um.read(&record).get("userName").and_then(Value::as_str) {
+        ctx.note.set_subject(name);
+    }
     match um.delete {
         DeleteSpec::Deactivate => {
             if let After::Record(_) = set_active(ctx, &legacy_id, record, false).await? {
@@ -788,4 +806,20 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, ScimEr
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)
+}
+
+/// Notes the request's userName for the logs.
+fn note_user_name(ctx: &Ctx, resource: &Value) {
+    if let Some(name) = resource.get("userName").and_then(Value::as_str) {
+        ctx.note.set_subject(name);
+    }
+}
+
+/// Notes a change of `active` as the write's action (deactivate / reactivate).
+fn note_activation(ctx: &Ctx, was: Option<bool>, want: Option<bool>) {
+    match (was, want) {
+        (Some(true), Some(false)) => ctx.note.set_action("deactivate"),
+        (Some(false), Some(true)) => ctx.note.set_action("reactivate"),
+        _ => {}
+    }
 }

@@ -14,6 +14,7 @@ use tower::{ServiceBuilder, ServiceExt};
 
 use super::LegacyError;
 use crate::mapping::{PreparedCall, RetryAfterFormat};
+use crate::metrics::Metrics;
 
 /// An answer from the legacy app, body fully read.
 #[derive(Debug, Clone)]
@@ -42,6 +43,15 @@ pub struct LegacyClient {
     svc: Inner,
     resilience: Resilience,
     breaker: Arc<Breaker>,
+    observer: Option<Observer>,
+    last_answer: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Where a client reports retries and circuit-breaker changes.
+#[derive(Clone)]
+struct Observer {
+    metrics: Arc<Metrics>,
+    tenant: String,
 }
 
 impl std::fmt::Debug for LegacyClient {
@@ -108,7 +118,28 @@ impl LegacyClient {
             svc: BoxCloneSyncService::new(svc),
             resilience: Resilience::default(),
             breaker: Arc::default(),
+            observer: None,
+            last_answer: Arc::default(),
         })
+    }
+
+    /// Reports retries and the circuit-breaker state into `metrics`, labelled `tenant`.
+    pub fn observed(mut self, metrics: Arc<Metrics>, tenant: &str) -> Self {
+        metrics.circuit(tenant, false);
+        self.observer = Some(Observer {
+            metrics,
+            tenant: tenant.to_owned(),
+        });
+        self
+    }
+
+    /// When the legacy app last answered a call with a status below 500 (any client, any
+    /// call): the readiness check's evidence that it is up.
+    pub fn last_answer(&self) -> Option<Instant> {
+        *self
+            .last_answer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sets the retry and circuit-breaker behaviour.
@@ -139,7 +170,16 @@ impl LegacyClient {
                 Err(_) => true,
                 Ok(resp) => resp.status.is_server_error(),
             };
-            self.breaker.record(!failing, Instant::now(), &r);
+            if !failing {
+                *self
+                    .last_answer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+            }
+            let open = self.breaker.record(!failing, Instant::now(), &r);
+            if let Some(o) = &self.observer {
+                o.metrics.circuit(&o.tenant, open);
+            }
             let wait = match &outcome {
                 // A timeout is not retried: the call may still be running there.
                 Err(LegacyError::Unavailable(_)) => Some(backoff(&r, attempt)),
@@ -161,6 +201,9 @@ impl LegacyClient {
                 "retrying a legacy call"
             );
             tokio::time::sleep(wait).await;
+            if let Some(o) = &self.observer {
+                o.metrics.legacy_retry(&o.tenant, &call.name);
+            }
             attempt += 1;
         }
     }
@@ -299,14 +342,14 @@ impl Breaker {
     }
 
     /// Records an outcome: a success closes the circuit; enough failures in a row open it
-    /// (again, after a probe that failed).
-    fn record(&self, ok: bool, now: Instant, r: &Resilience) {
+    /// (again, after a probe that failed). Returns whether the circuit is open now.
+    fn record(&self, ok: bool, now: Instant, r: &Resilience) -> bool {
         let Ok(mut state) = self.state.lock() else {
-            return;
+            return false;
         };
         if ok {
             *state = (0, None);
-            return;
+            return false;
         }
         state.0 = state.0.saturating_add(1);
         if state.0 >= r.breaker_threshold {
@@ -319,6 +362,7 @@ impl Breaker {
             }
             state.1 = Some(now + r.breaker_cooldown);
         }
+        state.1.is_some_and(|until| now < until)
     }
 }
 

@@ -24,3 +24,15 @@ pub enum LegacyError {
         retry_after_secs: u64,
     },
 }
+
+impl LegacyError {
+    /// A short label for metrics: `timeout`, `unavailable`, `circuit_open` or `error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LegacyError::Timeout(_) => "timeout",
+            LegacyError::Unavailable(_) => "unavailable",
+            LegacyError::CircuitOpen { .. } => "circuit_open",
+            LegacyError::BaseUrl(_) | LegacyError::Request(_) => "error",
+        }
+    }
+}

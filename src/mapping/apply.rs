@@ -56,6 +56,7 @@ impl Legacy {
             headers.push((name.clone(), t.render(vars)?, t.uses_secret()));
         }
         Ok(PreparedCall {
+            name: call.name.clone(),
             method: call.method.clone(),
             path_and_query,
             headers,

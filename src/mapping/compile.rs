@@ -249,6 +249,7 @@ fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
         p,
     );
     Some(Call {
+        name: at.replacen(".calls.", ".", 1),
         method,
         path: path?,
         query,

@@ -107,6 +107,7 @@ pub(crate) struct Faults {
     knobs: Mutex<Knobs>,
     rules: Mutex<Vec<FailureRule>>,
     log: Mutex<VecDeque<(Method, String)>>,
+    request_ids: Mutex<VecDeque<Option<String>>>,
     count: AtomicU64,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
@@ -127,14 +128,27 @@ impl Faults {
         lock(&self.rules).push(rule);
     }
 
-    /// Counts and logs a request.
-    pub(crate) fn record(&self, method: Method, path_and_query: String) {
+    /// Counts and logs a request, with its `X-Request-Id` header.
+    pub(crate) fn record(
+        &self,
+        method: Method,
+        path_and_query: String,
+        request_id: Option<String>,
+    ) {
         self.count.fetch_add(1, Ordering::Relaxed);
         let mut log = lock(&self.log);
+        let mut ids = lock(&self.request_ids);
         if log.len() >= REQUEST_LOG_CAPACITY {
             log.pop_front();
+            ids.pop_front();
         }
         log.push_back((method, path_and_query));
+        ids.push_back(request_id);
+    }
+
+    /// The `X-Request-Id` of each logged request, in the order of [`Faults::requests`].
+    pub(crate) fn request_ids(&self) -> Vec<Option<String>> {
+        lock(&self.request_ids).iter().cloned().collect()
     }
 
     /// How many requests were seen since the simulator started.
@@ -150,6 +164,7 @@ impl Faults {
     /// Forgets the logged requests (the count keeps running).
     pub(crate) fn clear_requests(&self) {
         lock(&self.log).clear();
+        lock(&self.request_ids).clear();
     }
 
     /// The configured latency.
@@ -269,7 +284,7 @@ mod tests {
     fn request_log_is_bounded() {
         let faults = Faults::default();
         for i in 0..REQUEST_LOG_CAPACITY + 5 {
-            faults.record(Method::GET, format!("/{i}"));
+            faults.record(Method::GET, format!("/{i}"), None);
         }
         let log = faults.requests();
         assert_eq!(log.len(), REQUEST_LOG_CAPACITY);

@@ -325,6 +325,11 @@ impl MarketingCenter {
         self.inner.faults.requests()
     }
 
+    /// The `X-Request-Id` header of each request of [`MarketingCenter::requests`], in order.
+    pub fn request_ids(&self) -> Vec<Option<String>> {
+        self.inner.faults.request_ids()
+    }
+
     /// Forgets the logged requests ([`MarketingCenter::request_count`] keeps counting).
     pub fn clear_requests(&self) {
         self.inner.faults.clear_requests();

@@ -404,6 +404,37 @@ impl Store {
         .await
     }
 
+    /// `(tenant, resource type, live, tombstoned)` record counts of every tenant.
+    pub async fn all_counts(&self) -> Result<Vec<(TenantId, String, u64, u64)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT tenant, resource_type, SUM(tombstoned_at IS NULL), \
+                 SUM(tombstoned_at IS NOT NULL) FROM xref GROUP BY tenant, resource_type \
+                 ORDER BY tenant, resource_type",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    TenantId::new(row.get::<_, String>(0)?),
+                    row.get::<_, String>(1)?,
+                    u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                ))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Whether the writer can take the database's write lock now (readiness): runs an empty
+    /// write transaction on the writer thread.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Waits for running reads and queued writes, checkpoints the WAL into the database file
     /// and closes every connection. Every later call, including another `close`, answers
     /// [`StoreError::Closed`].
@@ -583,8 +614,9 @@ fn open_blocking(path: &Path) -> Result<(Connection, Vec<Connection>), StoreErro
     Ok((conn, readers))
 }
 
-/// Creates the data directory (0700) and the database file (0600) when missing.
-fn prepare_files(path: &Path) -> Result<(), StoreError> {
+/// Creates the data directory (0700) and a database file (0600) when missing; warns when an
+/// existing one is open to group or others. Also used for the provisioning log's file.
+pub fn prepare_files(path: &Path) -> Result<(), StoreError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -627,7 +659,7 @@ fn warn_if_open_to_others(path: &Path) {
                 tracing::warn!(
                     path = %path.display(),
                     mode = format!("{mode:o}"),
-                    "cross-reference database path is accessible to group or others"
+                    "database path is accessible to group or others"
                 );
             }
         }

@@ -457,6 +457,25 @@ async fn tenants_and_resource_types_are_kept_apart() {
             .expect("tombstone")
     );
     assert_eq!(store.counts(&acme(), USER).await.expect("c"), (1, 0));
+    store
+        .tombstone(&acme(), USER, &sid("1"))
+        .await
+        .expect("tombstone");
+    let all = store.all_counts().await.expect("all counts");
+    assert_eq!(
+        all,
+        vec![
+            (acme(), "Group".to_owned(), 1, 0),
+            (acme(), USER.to_owned(), 0, 1),
+            (other.clone(), USER.to_owned(), 1, 0),
+        ]
+    );
+    store.check_writable().await.expect("writable");
+    store.close().await.expect("close");
+    assert!(matches!(
+        store.check_writable().await,
+        Err(StoreError::Closed)
+    ));
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 // inside #[test] functions, not in the shared harness).
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod auth;
 mod check;
 mod crash;

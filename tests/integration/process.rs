@@ -16,6 +16,8 @@ pub(crate) struct Served {
     log: Vec<String>,
     /// `http://127.0.0.1:PORT/scim/v2`.
     pub(crate) base: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub(crate) admin: String,
 }
 
 impl Served {
@@ -31,6 +33,8 @@ impl Served {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         cmd.env("SCIM_SIDECAR_LOG", "debug");
+        // Tests run in parallel: never the fixed default admin port.
+        cmd.env("SCIM_SIDECAR_SERVER__ADMIN_LISTEN", "127.0.0.1:0");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -45,7 +49,7 @@ impl Served {
             }
         });
         let mut log = Vec::new();
-        let base = loop {
+        let (base, admin) = loop {
             let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) else {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -54,7 +58,10 @@ impl Served {
             log.push(line.clone());
             let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if v["message"] == "scim-sidecar serving" {
-                break format!("http://{}/scim/v2", v["addr"].as_str().unwrap());
+                break (
+                    format!("http://{}/scim/v2", v["addr"].as_str().unwrap()),
+                    format!("http://{}", v["admin"].as_str().unwrap()),
+                );
             }
         };
         Served {
@@ -62,6 +69,7 @@ impl Served {
             lines,
             log,
             base,
+            admin,
         }
     }
 

@@ -307,6 +307,21 @@ async fn sigterm_drains_requests_in_flight() {
         .arg(pid.to_string())
         .status();
     assert!(term.unwrap().success());
+    // While the request drains, readiness says 503 (the pod leaves the Service endpoints)
+    // and the admin listener still answers.
+    let mut draining = false;
+    for _ in 0..100 {
+        if slow.is_finished() {
+            break;
+        }
+        let r = reqwest_get(&format!("{}/readyz", served.admin)).await;
+        if r.0 == 503 && r.1.contains("\"draining\":true") {
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(draining, "readiness did not turn 503 during the drain");
     let (status, body) = slow.await.unwrap();
     assert_eq!(status, 200, "the request in flight finished: {body}");
     let log = tokio::task::spawn_blocking(move || served.stop_after_term())
@@ -376,5 +391,185 @@ async fn slow_clients_are_cut_off() {
         200
     );
     served.stop();
+    sim_handle.stop().await;
+}
+
+/// A plain GET: (status, body).
+async fn reqwest_get(url: &str) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let resp = client
+        .request(http::Request::get(url).body(Default::default()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Without debug logging: one line per SCIM request carrying tenant, operation, SCIM id,
+/// status, latency, legacy calls and the request id, and no e-mail address or name in any
+/// line. The `log` command then reads the provisioning log of the stopped sidecar.
+#[tokio::test]
+async fn one_line_per_request_without_personal_data_and_the_log_command() {
+    let sim = MarketingCenter::new(API_KEY, ["ACME"]);
+    sim.seed_demo("ACME");
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim_handle.base_url());
+    let served = Served::start(
+        &config,
+        &[
+            ("TEST_SERVE_MC_KEY", API_KEY),
+            ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
+            ("SCIM_SIDECAR_LOG", "info"),
+        ],
+    );
+    let base = served.base.clone();
+    let login = "pii.person@example.com";
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": login,
+        "externalId": "00u-pii", "name": {"givenName": "Augusta", "familyName": "Kingsworth"},
+        "emails": [{"value": login, "primary": true}]});
+    let (status, created) = call(
+        &base,
+        Method::POST,
+        "/Users",
+        FILE_TOKEN,
+        Some(user.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut taken = user;
+    taken["externalId"] = json!("00u-somebody-else");
+    taken["active"] = json!(true);
+    let (status, refused) = call(&base, Method::POST, "/Users", FILE_TOKEN, Some(taken)).await;
+    assert_eq!(status, 409, "{refused}");
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let (status, _) = call(
+        &base,
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        FILE_TOKEN,
+        Some(off),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        call(&base, Method::GET, "/Users", "wrong", None).await.0,
+        401
+    );
+    let log = served.stop();
+
+    let lines: Vec<Value> = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("request "))
+        })
+        .collect();
+    assert_eq!(lines.len(), 4, "one line per request: {log:#?}");
+    for v in &lines {
+        for field in [
+            "tenant",
+            "operation",
+            "resource",
+            "scim_id",
+            "status",
+            "latency_us",
+            "legacy_calls",
+        ] {
+            assert!(!v[field].is_null(), "{field} missing in {v}");
+        }
+        assert!(
+            v["span"]["request_id"]
+                .as_str()
+                .is_some_and(|r| r.len() >= 32),
+            "no request id in {v}"
+        );
+    }
+    assert_eq!(lines[0]["operation"], "create");
+    assert_eq!(lines[0]["scim_id"], id.as_str());
+    assert_eq!(lines[0]["tenant"], "acme");
+    assert!(lines[0]["legacy_calls"].as_u64().unwrap() >= 1);
+    assert_eq!(lines[1]["status"], 409);
+    assert_eq!(lines[1]["scim_type"], "uniqueness");
+    assert_eq!(lines[2]["operation"], "patch");
+    assert_eq!(lines[3]["tenant"], "none");
+    for personal in [login, "Augusta", "Kingsworth"] {
+        assert!(
+            !log.iter().any(|l| l.contains(personal)),
+            "{personal} appears in the log without debug: {log:#?}"
+        );
+    }
+
+    // The provisioning log, read by the `log` command after the sidecar stopped.
+    let bin = env!("CARGO_BIN_EXE_scim-sidecar");
+    let data = dir.path().join("data");
+    let out = Command::new(bin)
+        .args(["log", "--failed", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["status"], 409);
+    assert_eq!(failed[0]["subject"], login);
+    assert_eq!(failed[0]["detail"], refused["detail"]);
+    let out = Command::new(bin)
+        .args(["log", "--since", "1h", "--config"])
+        .arg(&config)
+        .env("TEST_SERVE_MC_KEY", API_KEY)
+        .env("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 4, "a header and three writes:\n{table}");
+    assert!(rows[0].starts_with("TIME (UTC)"));
+    assert!(
+        rows[2].contains("FAILED 409") && rows[2].contains("uniqueness"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains("deactivate User") && rows[1].contains("ok 200"),
+        "{table}"
+    );
+    assert!(
+        rows[3].contains("create User") && rows[3].contains(login),
+        "{table}"
+    );
+    let bad = Command::new(bin)
+        .args(["log", "--since", "yesterday", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("24h"));
+    let missing = Command::new(bin)
+        .args(["log", "--data-dir"])
+        .arg(dir.path().join("nowhere"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no provisioning log"));
     sim_handle.stop().await;
 }

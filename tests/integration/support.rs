@@ -1,7 +1,6 @@
 //! Test harness: a Marketing Center simulator and a sidecar on ephemeral loopback ports, a
 //! temp SQLite file each, and a small SCIM client over real sockets.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,9 +9,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use scim_sidecar::app::{self, State, TenantSettings};
+use scim_sidecar::app::TenantSettings;
 use scim_sidecar::ids::TenantId;
 use scim_sidecar::mapping::Mapping;
+use scim_sidecar::run::{Launch, Sidecar};
 use scim_sidecar::simulator::marketing_center::{MarketingCenter, RunningSimulator};
 use scim_sidecar::simulator::partner_directory::PartnerDirectory;
 use scim_sidecar::xref::Store;
@@ -31,6 +31,8 @@ pub(crate) const TOKEN: &str = "scim-token-acme-5b2e9d";
 pub(crate) const TOKEN_OTHER: &str = "scim-token-other-91aa3c";
 /// A second valid token of the same tenant (rotation).
 pub(crate) const TOKEN_2: &str = "scim-token-acme-rotated-0c44";
+/// The admin token of the harness's admin listener.
+pub(crate) const ADMIN_TOKEN: &str = "admin-token-3e8a61";
 
 /// The Partner Directory mapping as shipped.
 pub(crate) const PARTNER_DIRECTORY_MAPPING: &str =
@@ -48,23 +50,22 @@ pub(crate) enum Legacy {
 pub(crate) struct Harness {
     /// The mapping file (watched when started with `start_reloadable`).
     pub(crate) mapping_file: std::path::PathBuf,
-    stop_reload: Option<oneshot::Sender<()>>,
     restarted: Option<(
         oneshot::Sender<()>,
         tokio::task::JoinHandle<std::io::Result<()>>,
     )>,
     restarted_addr: Option<std::net::SocketAddr>,
-    reloader: Option<tokio::task::JoinHandle<()>>,
     /// The legacy app's simulator, for direct inspection and knobs.
     pub(crate) legacy: Legacy,
     sim_handle: Option<RunningSimulator>,
     /// `http://127.0.0.1:PORT/scim/v2`.
     pub(crate) base: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub(crate) admin: String,
     /// The xref store the sidecar uses.
     pub(crate) xref: Store,
     client: Client<HttpConnector, Full<Bytes>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    sidecar: Option<Sidecar>,
     _dir: tempfile::TempDir,
 }
 
@@ -125,9 +126,6 @@ impl Harness {
         reload: Option<Duration>,
     ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let xref = Store::open(&dir.path().join("data").join("xref.sqlite3"))
-            .await
-            .unwrap();
         let mapping = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
         let mapping_file = dir.path().join("mapping.toml");
         std::fs::write(&mapping_file, mapping_text).unwrap();
@@ -148,7 +146,7 @@ impl Harness {
                 member_concurrency: 16,
             };
         let other = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
-        let tokens = app::tenants(vec![
+        let tenants = vec![
             tenant(
                 "acme",
                 CUSTOMER,
@@ -157,70 +155,49 @@ impl Harness {
                 reload.map(|_| mapping_file.clone()),
             ),
             tenant("other", "OTHER", &[TOKEN_OTHER], other, None),
-        ])
+        ];
+        let sidecar = Sidecar::start(Launch {
+            tenants,
+            data_dir: dir.path().join("data"),
+            scim: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            admin: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            limits: scim_sidecar::server::Limits::with_grace(Duration::from_secs(5)),
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(55),
+            public_base_url: None,
+            mapping_poll: reload,
+            provisioning_log_days: 30,
+            // Zero: every readiness check probes the legacy app.
+            ready_window: Duration::ZERO,
+            admin_token_digest: Some(Sha256::digest(ADMIN_TOKEN.as_bytes()).into()),
+        })
+        .await
         .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(State::new(
-            xref.clone(),
-            1024 * 1024,
-            Duration::from_secs(55),
-        ));
-        let (stop_reload, reload_stopped) = oneshot::channel::<()>();
-        let reloader = reload.map(|poll| {
-            tokio::spawn(scim_sidecar::reload::watch(
-                tokens.all.clone(),
-                poll,
-                async {
-                    let _ = reload_stopped.await;
-                },
-            ))
-        });
-        let svc = app::service(state, Arc::new(tokens.tokens));
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            scim_sidecar::server::run(
-                listener,
-                svc,
-                async {
-                    let _ = rx.await;
-                },
-                scim_sidecar::server::Limits::with_grace(Duration::from_secs(5)),
-            )
-            .await
-            .unwrap();
-        });
         let client = Client::builder(TokioExecutor::new()).build_http();
         Harness {
             mapping_file,
-            stop_reload: Some(stop_reload),
             restarted: None,
             restarted_addr: None,
-            reloader,
             legacy,
             sim_handle: Some(handle),
-            base: format!("http://{addr}/scim/v2"),
-            xref,
+            base: format!("http://{}/scim/v2", sidecar.scim_addr()),
+            admin: format!("http://{}", sidecar.admin_addr().unwrap()),
+            xref: sidecar.state().xref.clone(),
             client,
-            shutdown: Some(tx),
-            task: Some(task),
+            sidecar: Some(sidecar),
             _dir: dir,
         }
     }
 
+    /// The running sidecar.
+    pub(crate) fn sidecar(&self) -> &Sidecar {
+        self.sidecar.as_ref().expect("the sidecar is running")
+    }
+
     /// Stops the sidecar and the simulator.
     pub(crate) async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap();
-        }
-        if let Some(tx) = self.stop_reload.take() {
-            let _ = tx.send(());
-        }
-        if let Some(r) = self.reloader.take() {
-            r.await.unwrap();
+        if let Some(s) = self.sidecar.take() {
+            s.stop().await.unwrap();
         }
         if let Some(h) = self.sim_handle.take() {
             h.stop().await;
@@ -229,6 +206,23 @@ impl Harness {
             let _ = tx.send(());
             let _ = task.await;
         }
+    }
+
+    /// GETs a path of the admin listener with the admin token: (status, content type, body).
+    pub(crate) async fn admin_get(&self, path: &str) -> (StatusCode, String, String) {
+        let req = Request::get(format!("{}{}", self.admin, path))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = self.client.request(req).await.unwrap();
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, ctype, String::from_utf8(body.to_vec()).unwrap())
     }
 
     /// Sends a request with raw headers; `path` is relative to the SCIM base URL.
@@ -339,9 +333,8 @@ impl Harness {
         }
     }
 
-    /// Stops the Marketing Center simulator and starts it again on the same address, its
-    /// data kept (a legacy app restart).
-    pub(crate) async fn restart_legacy(&mut self) {
+    /// Stops the legacy app's simulator (its data and address kept for `restart_legacy`).
+    pub(crate) async fn stop_legacy(&mut self) {
         let addr = match &self.sim_handle {
             Some(h) => h.addr(),
             None => self.restarted_addr.expect("the legacy app was started"),
@@ -353,6 +346,14 @@ impl Harness {
             let _ = tx.send(());
             let _ = task.await;
         }
+        self.restarted_addr = Some(addr);
+    }
+
+    /// Stops the Marketing Center simulator and starts it again on the same address, its
+    /// data kept (a legacy app restart).
+    pub(crate) async fn restart_legacy(&mut self) {
+        self.stop_legacy().await;
+        let addr = self.restarted_addr.expect("the legacy app was started");
         let listener = TcpListener::bind(addr).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let serve = self.sim().clone().serve(

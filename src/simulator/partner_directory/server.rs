@@ -214,7 +214,12 @@ impl Handler for Service {
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         let failure = faults.take_failure(&method, &path_and_query);
-        faults.record(method, path_and_query);
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        faults.record(method, path_and_query, request_id);
         let latency = faults.latency();
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;

@@ -1,0 +1,436 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/admin/log` and `/admin/`.
+//!
+//! Served on its own address (`server.admin_listen`, default `127.0.0.1:9464`) so that it is
+//! never exposed with the SCIM port. Probes and metrics are open; the provisioning log
+//! (`/admin/…`, which shows userNames) takes the optional admin token, as a bearer token or
+//! as the password of HTTP Basic authentication (what a browser asks for).
+//!
+//! Glue like `app`: reads the shared state, the xref, the provisioning log and the tenants'
+//! legacy clients; knows nothing about mappings (the legacy probe is `handlers::probe_legacy`).
+
+mod page;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tower::Service;
+
+use crate::app::{State, Tenant};
+use crate::provisioning::{self, Entry, Query};
+
+/// Longest a readiness check waits for the xref writer or a legacy probe.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most entries `/admin/log` answers at once.
+const MAX_LOG_ENTRIES: usize = 1000;
+
+/// What the admin listener serves from.
+pub struct Admin {
+    /// The sidecar's shared state.
+    pub state: Arc<State>,
+    /// Every tenant.
+    pub tenants: Vec<Arc<Tenant>>,
+    /// A legacy answer this recent makes the legacy app count as up without a probe.
+    pub ready_window: Duration,
+    /// SHA-256 of the admin token; `None`: `/admin/` is open (loopback use).
+    pub token_digest: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+/// The admin listener's service.
+#[derive(Clone, Debug)]
+pub struct AdminService {
+    admin: Arc<Admin>,
+}
+
+impl AdminService {
+    /// Serves `admin`.
+    pub fn new(admin: Arc<Admin>) -> Self {
+        Self { admin }
+    }
+}
+
+impl<B: Send + 'static> Service<Request<B>> for AdminService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let admin = Arc::clone(&self.admin);
+        Box::pin(async move { Ok(admin.answer(req).await) })
+    }
+}
+
+impl Admin {
+    async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
+        let path = req.uri().path();
+        let query = req.uri().query().unwrap_or("");
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return resp;
+        }
+        let mut resp = match path {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" => self.readyz().await,
+            "/metrics" => self.metrics().await,
+            "/admin" => {
+                let mut r = text(StatusCode::PERMANENT_REDIRECT, "");
+                r.headers_mut()
+                    .insert(header::LOCATION, HeaderValue::from_static("/admin/"));
+                r
+            }
+            "/admin/" | "/admin/log" => match self.authorized(&req) {
+                false => unauthorized(),
+                true if path == "/admin/log" => self.log(query).await,
+                true => self.page(query).await,
+            },
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        if req.method() == Method::HEAD {
+            *resp.body_mut() = Full::new(Bytes::new());
+        }
+        resp
+    }
+
+    /// Whether the request carries the admin token (when one is configured).
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        let Some(want) = self.token_digest else {
+            return true;
+        };
+        let Some(value) = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let token = if let Some(t) = strip_scheme(value, "Bearer ") {
+            t.trim().to_owned()
+        } else if let Some(b) = strip_scheme(value, "Basic ") {
+            match basic_password(b.trim()) {
+                Some(p) => p,
+                None => return false,
+            }
+        } else {
+            return false;
+        };
+        let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        subtle::ConstantTimeEq::ct_eq(&got[..], &want[..]).into()
+    }
+
+    async fn readyz(&self) -> Response<Full<Bytes>> {
+        let report = self.readiness().await;
+        let status = if report["ready"] == Value::Bool(true) {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json_response(status, &report)
+    }
+
+    /// `{ready, draining, xref, tenants: {name: {mapping, legacy}}}`.
+    pub async fn readiness(&self) -> Value {
+        let draining = self.state.draining.load(Ordering::Acquire);
+        let xref = match tokio::time::timeout(CHECK_TIMEOUT, self.state.xref.check_writable()).await
+        {
+            Ok(Ok(())) => Ok("writable".to_owned()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the xref writer did not answer within {CHECK_TIMEOUT:?}"
+            )),
+        };
+        let mut ready = !draining && xref.is_ok();
+        let mut tenants = serde_json::Map::new();
+        for t in &self.tenants {
+            let legacy = self.legacy_up(t).await;
+            ready &= legacy.is_ok();
+            tenants.insert(
+                t.id.as_str().to_owned(),
+                json!({
+                    "mapping": t.mapping().legacy.name,
+                    "legacy": check_json(&legacy),
+                }),
+            );
+        }
+        json!({
+            "ready": ready,
+            "draining": draining,
+            "xref": check_json(&xref),
+            "tenants": tenants,
+        })
+    }
+
+    /// The legacy app answered recently, or answers a probe now.
+    async fn legacy_up(&self, t: &Tenant) -> Result<String, String> {
+        if let Some(at) = t.legacy.last_answer() {
+            let age = at.elapsed();
+            if age <= self.ready_window {
+                return Ok(format!("answered {} s ago", age.as_secs()));
+            }
+        }
+        match tokio::time::timeout(CHECK_TIMEOUT, crate::handlers::probe_legacy(t)).await {
+            Ok(Ok(status)) => Ok(format!("probe answered {status}")),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("probe got no answer within {CHECK_TIMEOUT:?}")),
+        }
+    }
+
+    async fn metrics(&self) -> Response<Full<Bytes>> {
+        match self.state.xref.all_counts().await {
+            Ok(rows) => {
+                for (tenant, resource, live, dead) in rows {
+                    self.state
+                        .metrics
+                        .xref_rows(tenant.as_str(), &resource, live, dead);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot count xref rows"),
+        }
+        let mut resp = Response::new(Full::new(Bytes::from(self.state.metrics.encode())));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        );
+        resp
+    }
+
+    async fn entries(&self, q: Query) -> Result<Vec<Entry>, String> {
+        match &self.state.provisioning {
+            Some(log) => log.read(q).await.map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// `/admin/log?failed=true&since=24h&tenant=acme&q=ada&limit=100`: JSON, newest first.
+    async fn log(&self, query: &str) -> Response<Full<Bytes>> {
+        let q = match parse_query(query) {
+            Ok(q) => q,
+            Err(e) => return json_response(StatusCode::BAD_REQUEST, &json!({ "error": e })),
+        };
+        match self.entries(q).await {
+            Ok(entries) => json_response(StatusCode::OK, &json!({ "entries": entries })),
+            Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "error": e })),
+        }
+    }
+
+    /// `/admin/`: failures first, then recent operations, and the xref counts.
+    async fn page(&self, query: &str) -> Response<Full<Bytes>> {
+        let q = match parse_query(query) {
+            Ok(q) => q,
+            Err(e) => return html(StatusCode::BAD_REQUEST, page::error(&e)),
+        };
+        let failures = self
+            .entries(Query {
+                failed_only: true,
+                ..q.clone()
+            })
+            .await;
+        let recent = self.entries(q.clone()).await;
+        let counts = self
+            .state
+            .xref
+            .all_counts()
+            .await
+            .map_err(|e| e.to_string());
+        let view = page::View {
+            query: &q,
+            raw: page::Filters::from_query(query),
+            draining: self.state.draining.load(Ordering::Acquire),
+            tenants: self
+                .tenants
+                .iter()
+                .map(|t| t.id.as_str().to_owned())
+                .collect(),
+            failures,
+            recent,
+            counts,
+            now_ms: provisioning::now_ms(),
+        };
+        html(StatusCode::OK, page::render(&view))
+    }
+}
+
+fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    (value.len() > scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme))
+        .then(|| &value[scheme.len()..])
+}
+
+/// The password of an HTTP Basic credential (the user name is ignored).
+fn basic_password(b64: &str) -> Option<String> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+/// Reads `failed`, `since`, `tenant`, `q` and `limit`.
+fn parse_query(query: &str) -> Result<Query, String> {
+    let mut q = Query {
+        limit: 100,
+        ..Query::default()
+    };
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let v = v.trim();
+        match k.as_ref() {
+            "failed" => {
+                q.failed_only = match v {
+                    "" | "0" | "false" => false,
+                    "1" | "true" | "on" => true,
+                    _ => return Err(format!("failed={v:?}: give true or false")),
+                }
+            }
+            "since" if !v.is_empty() => {
+                q.since_ms = Some(provisioning::parse_since(v, provisioning::now_ms())?)
+            }
+            "tenant" if !v.is_empty() => q.tenant = Some(v.to_owned()),
+            "q" if !v.is_empty() => q.search = Some(v.to_owned()),
+            "limit" if !v.is_empty() => {
+                q.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LOG_ENTRIES).contains(n))
+                    .ok_or_else(|| {
+                        format!("limit={v:?}: give a number from 1 to {MAX_LOG_ENTRIES}")
+                    })?
+            }
+            "since" | "tenant" | "q" | "limit" => {}
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: use failed, since, tenant, q, limit"
+                ));
+            }
+        }
+    }
+    Ok(q)
+}
+
+fn check_json(r: &Result<String, String>) -> Value {
+    match r {
+        Ok(s) => json!({ "ok": true, "detail": s }),
+        Err(e) => json!({ "ok": false, "detail": e }),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn html(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // No script, no external resource: only the page's own inline style.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut resp = text(
+        StatusCode::UNAUTHORIZED,
+        "the provisioning log needs the admin token (server.admin_token)\n",
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"scim-sidecar admin\", charset=\"UTF-8\""),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_decode() {
+        // "admin:s3cret" and ":only-password"
+        assert_eq!(
+            basic_password("YWRtaW46czNjcmV0").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            basic_password("Om9ubHktcGFzc3dvcmQ=").as_deref(),
+            Some("only-password")
+        );
+        assert_eq!(basic_password("bm8tY29sb24="), None);
+        assert_eq!(basic_password("not base64!"), None);
+    }
+
+    #[test]
+    fn log_queries_are_checked() {
+        let q = parse_query("failed=true&tenant=acme&q=ada&limit=5&since=1h").unwrap();
+        assert!(q.failed_only);
+        assert_eq!(q.tenant.as_deref(), Some("acme"));
+        assert_eq!(q.search.as_deref(), Some("ada"));
+        assert_eq!(q.limit, 5);
+        assert!(q.since_ms.is_some());
+        let empty = parse_query("tenant=&q=&since=&limit=").unwrap();
+        assert_eq!(empty.limit, 100);
+        assert_eq!(empty.tenant, None);
+        for bad in [
+            "failed=maybe",
+            "limit=0",
+            "limit=5000",
+            "since=soon",
+            "user=x",
+        ] {
+            assert!(parse_query(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The `/admin/` page: plain HTML with an inline style sheet, no script and no external
+//! asset. Every value from the log or the request is escaped.
+
+use std::fmt::Write as _;
+
+use crate::ids::TenantId;
+use crate::provisioning::{Entry, Query, format_ms};
+
+/// The filter form's values as the user typed them.
+#[derive(Debug, Default)]
+pub(super) struct Filters {
+    tenant: String,
+    q: String,
+    since: String,
+}
+
+impl Filters {
+    pub(super) fn from_query(query: &str) -> Self {
+        let mut f = Filters::default();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "tenant" => f.tenant = v.into_owned(),
+                "q" => f.q = v.into_owned(),
+                "since" => f.since = v.into_owned(),
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+/// Everything the page shows.
+pub(super) struct View<'a> {
+    pub(super) query: &'a Query,
+    pub(super) raw: Filters,
+    pub(super) draining: bool,
+    pub(super) tenants: Vec<String>,
+    pub(super) failures: Result<Vec<Entry>, String>,
+    pub(super) recent: Result<Vec<Entry>, String>,
+    pub(super) counts: Result<Vec<(TenantId, String, u64, u64)>, String>,
+    pub(super) now_ms: i64,
+}
+
+const STYLE: &str = "
+:root { color-scheme: light; --ink: #1d2433; --muted: #5b6475; --line: #dde2ea; --bad: #b42318;
+  --bad-bg: #fef3f2; --ok: #067647; --head: #f5f7fa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; color: var(--ink); }
+header { padding: 16px 24px; border-bottom: 1px solid var(--line); display: flex; gap: 16px;
+  align-items: baseline; flex-wrap: wrap; }
+header h1 { font-size: 18px; margin: 0; }
+header .state { color: var(--muted); }
+main { padding: 8px 24px 32px; max-width: 1400px; }
+h2 { font-size: 15px; margin: 24px 0 8px; }
+h2 .n { color: var(--muted); font-weight: normal; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--head); font-weight: 600; white-space: nowrap; }
+td.time, td.id { white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.id { font-family: ui-monospace, monospace; font-size: 12px; color: var(--muted); }
+#failures td.detail { color: var(--bad); }
+tr.failed td.outcome { color: var(--bad); font-weight: 600; }
+tr.ok td.outcome { color: var(--ok); }
+section.failures { border: 1px solid #fecdca; background: var(--bad-bg); padding: 4px 12px 12px;
+  border-radius: 6px; }
+.empty { color: var(--muted); padding: 8px 0; }
+.problem { color: var(--bad); }
+form { display: flex; gap: 8px; flex-wrap: wrap; align-items: end; margin: 16px 0 0; }
+label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); }
+input, select { font: inherit; padding: 4px 6px; border: 1px solid var(--line); border-radius: 4px; }
+button { font: inherit; padding: 5px 12px; border-radius: 4px; border: 1px solid var(--ink);
+  background: var(--ink); color: white; cursor: pointer; }
+.counts td:not(:first-child), .counts th:not(:first-child) { text-align: right; }
+";
+
+/// Escapes text for HTML element content and double-quoted attribute values.
+pub(super) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn head(out: &mut String, title: &str) {
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body>",
+        escape(title)
+    );
+}
+
+/// A page that only says what went wrong.
+pub(super) fn error(message: &str) -> String {
+    let mut out = String::new();
+    head(&mut out, "scim-sidecar: bad request");
+    let _ = write!(
+        out,
+        "<main><h2>Bad request</h2><p class=\"problem\">{}</p>\
+         <p><a href=\"/admin/\">Back to the provisioning log</a></p></main></body></html>",
+        escape(message)
+    );
+    out
+}
+
+/// The whole page.
+pub(super) fn render(v: &View<'_>) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    head(&mut out, "scim-sidecar: provisioning log");
+    let state = if v.draining {
+        "draining (shutting down)"
+    } else {
+        "serving"
+    };
+    let _ = write!(
+        out,
+        "<header><h1>scim-sidecar</h1><span class=\"state\">{state} · {} tenant(s) · page \
+         generated {}</span></header><main>",
+        v.tenants.len(),
+        escape(&format_ms(v.now_ms))
+    );
+    form(&mut out, v);
+    let _ = write!(
+        out,
+        "<section class=\"failures\" aria-labelledby=\"failures-title\">"
+    );
+    match &v.failures {
+        Ok(list) => {
+            let _ = write!(
+                out,
+                "<h2 id=\"failures-title\">Failed operations <span class=\"n\">({} shown, newest \
+                 first)</span></h2>",
+                list.len()
+            );
+            table(
+                &mut out,
+                "failures",
+                list,
+                "No failed operation in this view.",
+            );
+        }
+        Err(e) => problem(&mut out, "Failed operations", e),
+    }
+    out.push_str("</section>");
+    match &v.recent {
+        Ok(list) => {
+            let _ = write!(
+                out,
+                "<h2 id=\"recent-title\">Recent operations <span class=\"n\">({} shown, newest \
+                 first)</span></h2>",
+                list.len()
+            );
+            table(
+                &mut out,
+                "recent",
+                list,
+                "No operation recorded in this view.",
+            );
+        }
+        Err(e) => problem(&mut out, "Recent operations", e),
+    }
+    counts(&mut out, &v.counts);
+    out.push_str("</main></body></html>");
+    out
+}
+
+fn form(out: &mut String, v: &View<'_>) {
+    let _ = write!(
+        out,
+        "<form method=\"get\" action=\"/admin/\"><label>Tenant<select name=\"tenant\">\
+         <option value=\"\">all</option>"
+    );
+    for t in &v.tenants {
+        let selected = if *t == v.raw.tenant { " selected" } else { "" };
+        let _ = write!(
+            out,
+            "<option value=\"{0}\"{selected}>{0}</option>",
+            escape(t)
+        );
+    }
+    let _ = write!(
+        out,
+        "</select></label><label>userName, group or SCIM id contains<input name=\"q\" \
+         value=\"{}\"></label><label>Since (24h, 7d or a time)<input name=\"since\" \
+         value=\"{}\"></label><label>Rows<input name=\"limit\" value=\"{}\" size=\"4\"></label>\
+         <button type=\"submit\">Filter</button></form>",
+        escape(&v.raw.q),
+        escape(&v.raw.since),
+        v.query.limit
+    );
+}
+
+fn problem(out: &mut String, what: &str, e: &str) {
+    let _ = write!(
+        out,
+        "<h2>{}</h2><p class=\"problem\">The provisioning log could not be read: {}</p>",
+        escape(what),
+        escape(e)
+    );
+}
+
+fn table(out: &mut String, id: &str, entries: &[Entry], empty: &str) {
+    if entries.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=\"empty\" id=\"{id}-empty\">{}</p>",
+            escape(empty)
+        );
+        return;
+    }
+    let _ = write!(
+        out,
+        "<table id=\"{id}\"><thead><tr><th>Time (UTC)</th><th>Tenant</th><th>Operation</th>\
+         <th>userName / group</th><th>Outcome</th><th>SCIM error</th><th>SCIM id</th>\
+         <th>Request id</th></tr></thead><tbody>"
+    );
+    for e in entries {
+        let class = if e.failed { "failed" } else { "ok" };
+        let outcome = if e.failed {
+            format!("failed ({})", e.status)
+        } else {
+            format!("ok ({})", e.status)
+        };
+        let error = match (&e.scim_type, &e.detail) {
+            (Some(t), Some(d)) => format!("{t}: {d}"),
+            (None, Some(d)) => d.clone(),
+            _ => String::new(),
+        };
+        let _ = write!(
+            out,
+            "<tr class=\"{class}\"><td class=\"time\">{}</td><td>{}</td><td class=\"action\">{} \
+             {}</td><td class=\"subject\">{}</td><td class=\"outcome\">{}</td>\
+             <td class=\"detail\">{}</td><td class=\"id\">{}</td><td class=\"id\">{}</td></tr>",
+            escape(&format_ms(e.at_ms)),
+            escape(&e.tenant),
+            escape(&e.action),
+            escape(&e.resource),
+            escape(e.subject.as_deref().unwrap_or("")),
+            escape(&outcome),
+            escape(&error),
+            escape(e.scim_id.as_deref().unwrap_or("")),
+            escape(e.request_id.as_deref().unwrap_or("")),
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+fn counts(out: &mut String, counts: &Result<Vec<(TenantId, String, u64, u64)>, String>) {
+    out.push_str("<h2 id=\"xref-title\">Cross-reference</h2>");
+    let rows = match counts {
+        Ok(rows) => rows,
+        Err(e) => {
+            let _ = write!(
+                out,
+                "<p class=\"problem\">The cross-reference could not be read: {}</p>",
+                escape(e)
+            );
+            return;
+        }
+    };
+    if rows.is_empty() {
+        out.push_str("<p class=\"empty\">No record yet.</p>");
+        return;
+    }
+    out.push_str(
+        "<table id=\"xref\" class=\"counts\"><thead><tr><th>Tenant</th><th>Resource</th>\
+         <th>Live</th><th>Tombstoned (deleted in SCIM)</th></tr></thead><tbody>",
+    );
+    for (tenant, resource, live, dead) in rows {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{live}</td><td>{dead}</td></tr>",
+            escape(tenant.as_str()),
+            escape(resource)
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(subject: &str, failed: bool) -> Entry {
+        Entry {
+            id: 1,
+            at_ms: 1_795_420_800_000,
+            tenant: "acme".into(),
+            resource: "User".into(),
+            action: "create".into(),
+            scim_id: Some("2819c223".into()),
+            subject: Some(subject.into()),
+            failed,
+            status: if failed { 400 } else { 201 },
+            scim_type: failed.then(|| "invalidValue".into()),
+            detail: failed.then(|| "emails: <b>not</b> an address".into()),
+            request_id: Some("r-1".into()),
+            legacy_calls: 1,
+            duration_ms: 2,
+        }
+    }
+
+    #[test]
+    fn values_are_escaped_everywhere() {
+        let q = Query {
+            limit: 100,
+            ..Query::default()
+        };
+        let view = View {
+            query: &q,
+            raw: Filters::from_query("q=%22%3E%3Cscript%3Ealert(1)%3C/script%3E"),
+            draining: false,
+            tenants: vec!["acme".into()],
+            failures: Ok(vec![entry("<script>alert(1)</script>", true)]),
+            recent: Ok(vec![entry("ada@example.com", false)]),
+            counts: Ok(vec![(TenantId::new("acme"), "User".into(), 3, 1)]),
+            now_ms: 1_795_420_800_000,
+        };
+        let html = render(&view);
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;"));
+        assert!(html.contains("invalidValue: emails: &lt;b&gt;not&lt;/b&gt; an address"));
+        assert_eq!(escape("a&'\""), "a&amp;&#39;&quot;");
+    }
+}

@@ -1,0 +1,362 @@
+//! Prometheus metrics (prometheus-client): the families, their labels and the text encoding
+//! served on the admin listener's `/metrics`.
+//!
+//! One [`Metrics`] per process, shared by `Arc`: the request path, the legacy clients, the
+//! mapping reloader and the provisioning log record into it; nothing is global, so every
+//! test owns its own. Labels are low-cardinality by construction: tenant names, route
+//! kinds, mapping call names and status codes, never ids or user data.
+//!
+//! Owns metric names and labels; knows nothing about SCIM payloads or mappings.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The content type of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus
+/// scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of one SCIM request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScimLabels {
+    /// Tenant name, `none` before authentication succeeded.
+    pub tenant: String,
+    /// `User`, `Group` or `none` (discovery, unknown paths).
+    pub resource: String,
+    /// `list`, `search`, `get`, `create`, `replace`, `patch`, `delete`, `discovery`, `other`.
+    pub operation: String,
+    /// HTTP status code.
+    pub status: String,
+}
+
+/// Labels of a SCIM request's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScimOpLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// Resource type.
+    pub resource: String,
+    /// Operation.
+    pub operation: String,
+}
+
+/// Labels of one legacy call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LegacyLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// The mapping's name of the call, e.g. `users.get`, `groups.add_member`.
+    pub call: String,
+    /// HTTP status code of the answer, or `timeout`, `unavailable`, `circuit_open`, `error`.
+    pub status: String,
+}
+
+/// Labels of a legacy call's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LegacyOpLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// The mapping's name of the call.
+    pub call: String,
+}
+
+/// A tenant label alone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// Tenant name.
+    pub tenant: String,
+}
+
+/// Labels of a rate-limit answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitLabels {
+    /// Tenant name (`none` for unauthenticated clients).
+    pub tenant: String,
+    /// `legacy`: the legacy app answered 429; `sidecar`: the sidecar answered 429 (failed
+    /// authentication throttling).
+    pub source: String,
+}
+
+/// Labels of a mapping reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// `reloaded` or `refused`.
+    pub outcome: String,
+}
+
+/// Labels of the xref row gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct XrefLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// `User` or `Group`.
+    pub resource: String,
+    /// `live` or `tombstoned`.
+    pub state: String,
+}
+
+/// Labels of provisioning log entries.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProvisioningLabels {
+    /// `written`, or `dropped` when the writer's queue was full or its file failed.
+    pub outcome: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 250 µs … ~66 s: loopback answers to Okta's 60-second limit.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    scim_requests: Family<ScimLabels, Counter>,
+    scim_latency: Family<ScimOpLabels, Histogram, fn() -> Histogram>,
+    legacy_calls: Family<LegacyLabels, Counter>,
+    legacy_latency: Family<LegacyOpLabels, Histogram, fn() -> Histogram>,
+    legacy_retries: Family<LegacyOpLabels, Counter>,
+    circuit_open: Family<TenantLabels, Gauge>,
+    rate_limited: Family<RateLimitLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+    xref_rows: Family<XrefLabels, Gauge>,
+    provisioning: Family<ProvisioningLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every family registered (names prefixed `scim_sidecar_`).
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("scim_sidecar");
+        let m = Self {
+            scim_requests: Family::default(),
+            scim_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            legacy_calls: Family::default(),
+            legacy_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            legacy_retries: Family::default(),
+            circuit_open: Family::default(),
+            rate_limited: Family::default(),
+            reloads: Family::default(),
+            xref_rows: Family::default(),
+            provisioning: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "scim_requests",
+            "SCIM requests answered, by tenant, resource, operation and status",
+            m.scim_requests.clone(),
+        );
+        registry.register(
+            "scim_request_duration_seconds",
+            "Time to answer a SCIM request, legacy calls included",
+            m.scim_latency.clone(),
+        );
+        registry.register(
+            "legacy_calls",
+            "Calls to the legacy app, by tenant, mapping call and answer status",
+            m.legacy_calls.clone(),
+        );
+        registry.register(
+            "legacy_call_duration_seconds",
+            "Time of one legacy call, retries included",
+            m.legacy_latency.clone(),
+        );
+        registry.register(
+            "legacy_retries",
+            "Repeated attempts of idempotent legacy calls",
+            m.legacy_retries.clone(),
+        );
+        registry.register(
+            "legacy_circuit_open",
+            "1 while the tenant's circuit breaker refuses legacy calls, else 0",
+            m.circuit_open.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "429 answers: from the legacy app, or given by the sidecar",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "mapping_reloads",
+            "Mapping file reloads, by outcome",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "xref_rows",
+            "Cross-reference rows, read at scrape time",
+            m.xref_rows.clone(),
+        );
+        registry.register(
+            "provisioning_log_entries",
+            "Provisioning log entries written, or dropped",
+            m.provisioning.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Counts one answered SCIM request and its latency.
+    pub fn scim_request(&self, labels: ScimLabels, seconds: f64) {
+        if labels.status == "429" {
+            self.rate_limited(&labels.tenant, "sidecar");
+        }
+        self.scim_latency
+            .get_or_create(&ScimOpLabels {
+                tenant: labels.tenant.clone(),
+                resource: labels.resource.clone(),
+                operation: labels.operation.clone(),
+            })
+            .observe(seconds);
+        self.scim_requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts one legacy call (after its retries) and its latency.
+    pub fn legacy_call(&self, tenant: &str, call: &str, status: &str, seconds: f64) {
+        if status == "429" {
+            self.rate_limited(tenant, "legacy");
+        }
+        self.legacy_latency
+            .get_or_create(&LegacyOpLabels {
+                tenant: tenant.to_owned(),
+                call: call.to_owned(),
+            })
+            .observe(seconds);
+        self.legacy_calls
+            .get_or_create(&LegacyLabels {
+                tenant: tenant.to_owned(),
+                call: call.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one retry of a legacy call.
+    pub fn legacy_retry(&self, tenant: &str, call: &str) {
+        self.legacy_retries
+            .get_or_create(&LegacyOpLabels {
+                tenant: tenant.to_owned(),
+                call: call.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the tenant's circuit-breaker state.
+    pub fn circuit(&self, tenant: &str, open: bool) {
+        self.circuit_open
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_owned(),
+            })
+            .set(i64::from(open));
+    }
+
+    fn rate_limited(&self, tenant: &str, source: &str) {
+        self.rate_limited
+            .get_or_create(&RateLimitLabels {
+                tenant: tenant.to_owned(),
+                source: source.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one mapping reload attempt that changed something or was refused.
+    pub fn reload(&self, tenant: &str, reloaded: bool) {
+        let outcome = if reloaded { "reloaded" } else { "refused" };
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                tenant: tenant.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the xref row gauge of one tenant, resource type and state.
+    pub fn xref_rows(&self, tenant: &str, resource: &str, live: u64, tombstoned: u64) {
+        for (state, n) in [("live", live), ("tombstoned", tombstoned)] {
+            self.xref_rows
+                .get_or_create(&XrefLabels {
+                    tenant: tenant.to_owned(),
+                    resource: resource.to_owned(),
+                    state: state.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts provisioning log entries written (`true`) or dropped.
+    pub fn provisioning_entries(&self, written: bool, n: u64) {
+        let outcome = if written { "written" } else { "dropped" };
+        self.provisioning
+            .get_or_create(&ProvisioningLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_counters_histograms_and_gauges() {
+        let m = Metrics::new();
+        let labels = ScimLabels {
+            tenant: "acme".into(),
+            resource: "User".into(),
+            operation: "get".into(),
+            status: "200".into(),
+        };
+        m.scim_request(labels.clone(), 0.001);
+        m.scim_request(labels, 0.002);
+        m.scim_request(
+            ScimLabels {
+                tenant: "none".into(),
+                resource: "none".into(),
+                operation: "other".into(),
+                status: "429".into(),
+            },
+            0.0001,
+        );
+        m.legacy_call("acme", "users.get", "200", 0.0005);
+        m.legacy_call("acme", "users.get", "429", 0.0005);
+        m.circuit("acme", true);
+        m.reload("acme", false);
+        m.xref_rows("acme", "User", 7, 2);
+        let text = m.encode();
+        for line in [
+            "scim_sidecar_scim_requests_total{tenant=\"acme\",resource=\"User\",operation=\"get\",status=\"200\"} 2",
+            "scim_sidecar_scim_request_duration_seconds_count{tenant=\"acme\",resource=\"User\",operation=\"get\"} 2",
+            "scim_sidecar_legacy_calls_total{tenant=\"acme\",call=\"users.get\",status=\"429\"} 1",
+            "scim_sidecar_rate_limited_total{tenant=\"acme\",source=\"legacy\"} 1",
+            "scim_sidecar_rate_limited_total{tenant=\"none\",source=\"sidecar\"} 1",
+            "scim_sidecar_legacy_circuit_open{tenant=\"acme\"} 1",
+            "scim_sidecar_mapping_reloads_total{tenant=\"acme\",outcome=\"refused\"} 1",
+            "scim_sidecar_xref_rows{tenant=\"acme\",resource=\"User\",state=\"tombstoned\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

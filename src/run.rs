@@ -1,0 +1,215 @@
+//! Starts and stops a whole sidecar: the xref and provisioning log files, the tenants, the
+//! SCIM listener, the admin listener and the mapping reloader, in that order, and stops them
+//! in the reverse order so that nothing in flight is lost.
+//!
+//! `serve`, `dev` and the tests all go through [`Sidecar::start`]; they differ only in the
+//! [`Launch`] they build. Knows nothing about mappings beyond handing them to `app`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::admin::{Admin, AdminService};
+use crate::app::{self, State, Tenant, TenantSettings};
+use crate::metrics::Metrics;
+use crate::provisioning::{self, ProvisioningLog};
+use crate::server::Limits;
+use crate::xref::Store;
+
+/// Everything a sidecar is started from.
+pub struct Launch {
+    /// The tenants, mappings compiled and secrets resolved.
+    pub tenants: Vec<TenantSettings>,
+    /// Where `xref.sqlite3` and `provisioning.sqlite3` live.
+    pub data_dir: PathBuf,
+    /// The bound SCIM listener.
+    pub scim: TcpListener,
+    /// The bound admin listener, if any.
+    pub admin: Option<TcpListener>,
+    /// HTTP limits of the SCIM listener (the drain grace among them).
+    pub limits: Limits,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Time limit of one SCIM request.
+    pub request_timeout: Duration,
+    /// The configured SCIM base URL, if any.
+    pub public_base_url: Option<String>,
+    /// How often mapping files are polled (zero: SIGHUP only); `None`: no reloader.
+    pub mapping_poll: Option<Duration>,
+    /// Days the provisioning log keeps entries.
+    pub provisioning_log_days: u32,
+    /// A legacy answer this recent makes the legacy app count as up for readiness.
+    pub ready_window: Duration,
+    /// SHA-256 of the admin token protecting `/admin/`.
+    pub admin_token_digest: Option<[u8; 32]>,
+}
+
+struct Stoppable {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Stoppable {
+    async fn stop(self) -> Result<(), String> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("a listener task failed: {e}")),
+        }
+    }
+}
+
+/// A running sidecar.
+pub struct Sidecar {
+    state: Arc<State>,
+    tenants: Vec<Arc<Tenant>>,
+    scim_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    scim: Stoppable,
+    admin: Option<Stoppable>,
+    reloader: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Sidecar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sidecar")
+            .field("scim_addr", &self.scim_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn serve_until_stopped<S, B>(listener: TcpListener, svc: S, limits: Limits) -> Stoppable
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(crate::server::run(
+        listener,
+        svc,
+        async {
+            let _ = stopped.await;
+        },
+        limits,
+    ));
+    Stoppable { stop, task }
+}
+
+impl Sidecar {
+    /// Opens the files, builds the tenants and starts serving.
+    pub async fn start(l: Launch) -> Result<Sidecar, String> {
+        let metrics = Arc::new(Metrics::new());
+        let xref = Store::open(&l.data_dir.join("xref.sqlite3"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let log = ProvisioningLog::open(
+            &l.data_dir.join(provisioning::FILE_NAME),
+            l.provisioning_log_days,
+            Arc::clone(&metrics),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let tenants = app::tenants(l.tenants, &metrics).map_err(|e| e.to_string())?;
+        let mut state = State::new(xref, l.max_body_bytes, l.request_timeout);
+        state.public_base_url = l.public_base_url;
+        state.metrics = metrics;
+        state.provisioning = Some(log);
+        let state = Arc::new(state);
+        let scim_addr = l.scim.local_addr().map_err(|e| e.to_string())?;
+        let reloader = l.mapping_poll.map(|poll| {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(crate::reload::watch(tenants.all.clone(), poll, async {
+                let _ = stopped.await;
+            }));
+            (stop, task)
+        });
+        let admin_addr = match &l.admin {
+            Some(a) => Some(a.local_addr().map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let admin = l.admin.map(|listener| {
+            let svc = AdminService::new(Arc::new(Admin {
+                state: Arc::clone(&state),
+                tenants: tenants.all.clone(),
+                ready_window: l.ready_window,
+                token_digest: l.admin_token_digest,
+            }));
+            serve_until_stopped(listener, svc, Limits::with_grace(Duration::from_secs(1)))
+        });
+        let svc = app::service(Arc::clone(&state), Arc::new(tenants.tokens));
+        let scim = serve_until_stopped(l.scim, svc, l.limits);
+        Ok(Sidecar {
+            state,
+            tenants: tenants.all,
+            scim_addr,
+            admin_addr,
+            scim,
+            admin,
+            reloader,
+        })
+    }
+
+    /// The SCIM listener's address.
+    pub fn scim_addr(&self) -> SocketAddr {
+        self.scim_addr
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The shared state (xref, metrics, provisioning log).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> &[Arc<Tenant>] {
+        &self.tenants
+    }
+
+    /// Runs until `signal` resolves, then stops (see [`Sidecar::stop`]).
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), String> {
+        signal.await;
+        self.stop().await
+    }
+
+    /// Drains and stops: readiness turns 503, the SCIM listener stops accepting and lets
+    /// requests in flight finish within the grace period, then the reloader and the admin
+    /// listener stop, the provisioning log writes what it holds and the xref closes.
+    pub async fn stop(self) -> Result<(), String> {
+        self.state.draining.store(true, Ordering::Release);
+        let served = self.scim.stop().await;
+        if let Some((stop, task)) = self.reloader {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        let admin = match self.admin {
+            Some(a) => a.stop().await,
+            None => Ok(()),
+        };
+        if let Some(log) = &self.state.provisioning {
+            log.close().await;
+        }
+        let closed = self.state.xref.close().await.map_err(|e| e.to_string());
+        served?;
+        admin?;
+        closed
+    }
+}
