@@ -11,6 +11,8 @@
 //!   secrets from env vars and files.
 //! - `telemetry`: tracing-subscriber setup.
 //! - `server`: listeners, hyper-util connection builder, graceful shutdown.
+//! - `tls`: optional TLS on the listener — certificate and key files, rustls configuration,
+//!   reload on change or `SIGHUP` (a bad new pair is refused, the old one stays).
 //! - `app`: shared state (tenants, mappings, legacy clients, xref) and the tower stack.
 //! - `reload`: puts a changed mapping file in force (SIGHUP or file change), or keeps the old.
 //! - `reconcile`: compares the xref with the legacy app and repairs drift.
@@ -41,4 +43,5 @@ pub mod scim;
 pub mod server;
 pub mod simulator;
 pub mod telemetry;
+pub mod tls;
 pub mod xref;
