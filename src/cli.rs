@@ -14,8 +14,10 @@ use crate::app::{self, State, TenantSettings};
 use crate::config::Config;
 use crate::ids::TenantId;
 use crate::mapping::Mapping;
+use crate::server::Transport;
 use crate::simulator::marketing_center::{Knobs, MarketingCenter};
 use crate::telemetry::{self, LogFormat};
+use crate::tls::{CertFiles, Tls};
 use crate::xref::Store;
 
 /// The mapping the `dev` command uses (the file shipped in `mappings/`).
@@ -173,11 +175,28 @@ fn load_mapping(path: &Path) -> Result<Mapping, String> {
     Mapping::from_toml(&text, &path.display().to_string()).map_err(|e| e.to_string())
 }
 
+/// The TLS identity of a validated configuration, if `[server.tls]` is set.
+fn load_tls(config: &Config) -> Result<Option<(Tls, Duration)>, String> {
+    let Some(tls) = &config.server.tls else {
+        return Ok(None);
+    };
+    let (cert, key) = tls
+        .files()
+        .ok_or("[server.tls] needs both cert_file and key_file")?;
+    let files = CertFiles {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+    };
+    let loaded = Tls::load(files).map_err(|e| format!("server.tls: {e}"))?;
+    Ok(Some((loaded, Duration::from_secs(tls.poll_secs))))
+}
+
 async fn serve(config_path: &Path) -> Result<(), String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     telemetry::init(config.server.log_format);
     config.validate().map_err(|e| e.to_string())?;
     let settings = tenant_settings(&config)?;
+    let tls = load_tls(&config).map_err(|e| format!("refusing to start: {e}"))?;
     let xref = Store::open(&config.server.data_dir.join("xref.sqlite3"))
         .await
         .map_err(|e| e.to_string())?;
@@ -186,7 +205,24 @@ async fn serve(config_path: &Path) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, tenants = config.tenants.len(), "scim-sidecar serving");
+    // The certificate watcher installs its SIGHUP handler before the "serving" line.
+    let (stop_tls, tls_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (transport, tls_watcher) = match tls {
+        None => (Transport::Plain, None),
+        Some((tls, poll)) => {
+            let acceptor = tls.acceptor();
+            let watch = tls.watch(poll, async {
+                let _ = tls_stopped.await;
+            });
+            (Transport::Tls(acceptor), Some(tokio::spawn(watch)))
+        }
+    };
+    tracing::info!(
+        %addr,
+        tls = transport.is_tls(),
+        tenants = config.tenants.len(),
+        "scim-sidecar serving"
+    );
     let mut state = State::new(
         xref.clone(),
         config.server.max_body_bytes,
@@ -207,9 +243,13 @@ async fn serve(config_path: &Path) -> Result<(), String> {
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
         header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
     };
-    let served = crate::server::run(listener, svc, shutdown_signal(), limits).await;
+    let served = crate::server::run(listener, transport, svc, shutdown_signal(), limits).await;
     let _ = stop_reload.send(());
     let _ = reloader.await;
+    let _ = stop_tls.send(());
+    if let Some(watcher) = tls_watcher {
+        let _ = watcher.await;
+    }
     served.map_err(|e| e.to_string())?;
     xref.close().await.map_err(|e| e.to_string())
 }
@@ -392,6 +432,7 @@ async fn dev(listen: SocketAddr, token: Option<String>, data_dir: &Path) -> Resu
     let svc = app::service(state, Arc::new(tokens.tokens));
     crate::server::run(
         listener,
+        Transport::Plain,
         svc,
         shutdown_signal(),
         crate::server::Limits::with_grace(Duration::from_secs(5)),
@@ -446,7 +487,18 @@ fn check(config: Option<&Path>, mappings: &[PathBuf]) -> Result<(), String> {
     let mut problems = Vec::new();
     if let Some(path) = config {
         match Config::load(path).and_then(|c| c.validate().map(|()| c)) {
-            Ok(c) => files.extend(c.tenants.values().map(|t| t.mapping.clone())),
+            Ok(c) => {
+                match load_tls(&c) {
+                    Ok(Some((tls, _))) => println!(
+                        "{} and {}: ok",
+                        tls.files().cert.display(),
+                        tls.files().key.display()
+                    ),
+                    Ok(None) => {}
+                    Err(e) => problems.push(e),
+                }
+                files.extend(c.tenants.values().map(|t| t.mapping.clone()));
+            }
             Err(e) => problems.push(e.to_string()),
         }
     }

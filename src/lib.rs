@@ -10,7 +10,8 @@
 //! - `config`: figment configuration (defaults ← TOML file ← `SCIM_SIDECAR_*` env), validation,
 //!   secrets from env vars and files.
 //! - `telemetry`: tracing-subscriber setup.
-//! - `server`: listeners, hyper-util connection builder, graceful shutdown.
+//! - `server`: listeners, hyper-util connection builder, per-connection TLS handshake, graceful
+//!   shutdown.
 //! - `tls`: optional TLS on the listener — certificate and key files, rustls configuration,
 //!   reload on change or `SIGHUP` (a bad new pair is refused, the old one stays).
 //! - `app`: shared state (tenants, mappings, legacy clients, xref) and the tower stack.

@@ -181,6 +181,7 @@ impl Harness {
         let task = tokio::spawn(async move {
             scim_sidecar::server::run(
                 listener,
+                scim_sidecar::server::Transport::Plain,
                 svc,
                 async {
                     let _ = rx.await;
