@@ -26,4 +26,5 @@ mod reconcile;
 mod reload;
 mod serve;
 mod support;
+mod tls;
 mod users;
