@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, TokenTable};
 use crate::provisioning::{Entry, ProvisioningLog};
 use crate::router::{self, Route};
+use crate::server::TlsTerminated;
 use crate::telemetry::RequestNote;
 use crate::xref::Store;
 
@@ -380,8 +381,9 @@ where
 }
 
 /// `http://<host>/scim/v2` from the request: the `Host` header (HTTP/1.1) or the URI's
-/// authority (HTTP/2), and `X-Forwarded-Proto` from a TLS-terminating proxy. A host that is
-/// not a plain host[:port] is not reflected.
+/// authority (HTTP/2), and the scheme `https` when the sidecar terminated TLS itself, else
+/// `X-Forwarded-Proto` from a TLS-terminating proxy. A host that is not a plain host[:port] is
+/// not reflected.
 fn base_url(parts: &http::request::Parts) -> String {
     let host = parts
         .headers
@@ -394,12 +396,16 @@ fn base_url(parts: &http::request::Parts) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         })
         .unwrap_or("localhost");
-    let proto = parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
+    let proto = if parts.extensions.get::<TlsTerminated>().is_some() {
+        "https"
+    } else {
+        parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|p| *p == "https" || *p == "http")
+            .unwrap_or("http")
+    };
     format!("{proto}://{host}{}", router::SCIM_PREFIX)
 }
 
@@ -416,7 +422,7 @@ pub fn scim_json(status: http::StatusCode, body: &serde_json::Value) -> Response
 
 #[cfg(test)]
 mod tests {
-    use super::base_url;
+    use super::{TlsTerminated, base_url};
 
     fn parts(req: http::Request<()>) -> http::request::Parts {
         req.into_parts().0
@@ -441,6 +447,17 @@ mod tests {
         assert_eq!(
             base_url(&parts(proxied.unwrap())),
             "https://scim.example.com/scim/v2"
+        );
+        // Over TLS the sidecar terminated itself, the scheme is https whatever a header says.
+        let mut direct = http::Request::get("/scim/v2/Users")
+            .header("host", "scim.example.com:8443")
+            .header("x-forwarded-proto", "http")
+            .body(())
+            .unwrap();
+        direct.extensions_mut().insert(TlsTerminated);
+        assert_eq!(
+            base_url(&parts(direct)),
+            "https://scim.example.com:8443/scim/v2"
         );
         let hostile = http::Request::get("/x")
             .header("host", "evil.com/<script>")

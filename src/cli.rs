@@ -16,8 +16,10 @@ use crate::config::Config;
 use crate::ids::TenantId;
 use crate::mapping::Mapping;
 use crate::run::{Launch, Sidecar};
+use crate::server::Transport;
 use crate::simulator::marketing_center::{Knobs, MarketingCenter};
 use crate::telemetry::{self, LogFormat};
+use crate::tls::{CertFiles, Tls};
 use crate::xref::Store;
 
 /// The mapping the `dev` command uses (the file shipped in `mappings/`).
@@ -227,12 +229,29 @@ fn load_mapping(path: &Path) -> Result<Mapping, String> {
     Mapping::from_toml(&text, &path.display().to_string()).map_err(|e| e.to_string())
 }
 
+/// The TLS identity of a validated configuration, if `[server.tls]` is set.
+fn load_tls(config: &Config) -> Result<Option<(Tls, Duration)>, String> {
+    let Some(tls) = &config.server.tls else {
+        return Ok(None);
+    };
+    let (cert, key) = tls
+        .files()
+        .ok_or("[server.tls] needs both cert_file and key_file")?;
+    let files = CertFiles {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+    };
+    let loaded = Tls::load(files).map_err(|e| format!("server.tls: {e}"))?;
+    Ok(Some((loaded, Duration::from_secs(tls.poll_secs))))
+}
+
 async fn serve(config_path: &Path) -> Result<(), String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     telemetry::init(config.server.log_format);
     config.validate().map_err(|e| e.to_string())?;
     let server = &config.server;
     let settings = tenant_settings(&config)?;
+    let tls = load_tls(&config).map_err(|e| format!("refusing to start: {e}"))?;
     let scim = TcpListener::bind(server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", server.listen))?;
@@ -246,10 +265,24 @@ async fn serve(config_path: &Path) -> Result<(), String> {
         Some(t) => Some(t.token_digest().map_err(|e| e.to_string())?),
         None => None,
     };
+    // The certificate watcher installs its SIGHUP handler before the "serving" line.
+    let (stop_tls, tls_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (transport, tls_watcher) = match tls {
+        None => (Transport::Plain, None),
+        Some((tls, poll)) => {
+            let acceptor = tls.acceptor();
+            let watch = tls.watch(poll, async {
+                let _ = tls_stopped.await;
+            });
+            (Transport::Tls(acceptor), Some(tokio::spawn(watch)))
+        }
+    };
+    let is_tls = transport.is_tls();
     let sidecar = Sidecar::start(Launch {
         tenants: settings,
         data_dir: server.data_dir.clone(),
         scim,
+        transport,
         admin: Some(admin),
         limits: crate::server::Limits {
             grace: Duration::from_secs(server.shutdown_grace_secs),
@@ -266,11 +299,17 @@ async fn serve(config_path: &Path) -> Result<(), String> {
     .await?;
     tracing::info!(
         addr = %sidecar.scim_addr(),
+        tls = is_tls,
         admin = %sidecar.admin_addr().map(|a| a.to_string()).unwrap_or_default(),
         tenants = config.tenants.len(),
         "scim-sidecar serving"
     );
-    sidecar.run_until(shutdown_signal()).await
+    let stopped = sidecar.run_until(shutdown_signal()).await;
+    let _ = stop_tls.send(());
+    if let Some(watcher) = tls_watcher {
+        let _ = watcher.await;
+    }
+    stopped
 }
 
 /// The tenants of a validated configuration: mappings compiled, secrets resolved; every
@@ -435,6 +474,7 @@ async fn dev(
         tenants: vec![tenant],
         data_dir: data_dir.to_path_buf(),
         scim,
+        transport: Transport::Plain,
         admin: Some(admin),
         limits: crate::server::Limits::with_grace(Duration::from_secs(5)),
         max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
@@ -520,7 +560,18 @@ fn check(config: Option<&Path>, mappings: &[PathBuf]) -> Result<(), String> {
     let mut problems = Vec::new();
     if let Some(path) = config {
         match Config::load(path).and_then(|c| c.validate().map(|()| c)) {
-            Ok(c) => files.extend(c.tenants.values().map(|t| t.mapping.clone())),
+            Ok(c) => {
+                match load_tls(&c) {
+                    Ok(Some((tls, _))) => println!(
+                        "{} and {}: ok",
+                        tls.files().cert.display(),
+                        tls.files().key.display()
+                    ),
+                    Ok(None) => {}
+                    Err(e) => problems.push(e),
+                }
+                files.extend(c.tenants.values().map(|t| t.mapping.clone()));
+            }
             Err(e) => problems.push(e.to_string()),
         }
     }

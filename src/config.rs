@@ -112,6 +112,50 @@ pub struct ServerConfig {
     /// within this many seconds; otherwise `/readyz` probes it with one small list call.
     /// Default 30.
     pub legacy_ready_window_secs: u64,
+    /// `[server.tls]`: serve HTTPS on `listen` instead of plain HTTP, for hosts without a
+    /// TLS-terminating ingress. Absent by default (plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// Default of `server.tls.poll_secs`.
+pub const DEFAULT_TLS_POLL_SECS: u64 = 10;
+
+/// `[server.tls]`: TLS on the SCIM listener (rustls: TLS 1.2 and 1.3, ALPN `h2` and
+/// `http/1.1`). The certificate and key are read at startup (a bad pair stops the sidecar) and
+/// again whenever their content changes or on `SIGHUP`: a new pair that parses and matches is
+/// used for new connections (connections already open keep theirs); one that does not is
+/// logged and the pair in force stays.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM: the server's certificate first, then any intermediates
+    /// (e.g. cert-manager's or Let's Encrypt's `fullchain.pem`). A relative path is relative
+    /// to the directory of this configuration file. Required.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The certificate's private key, PEM, unencrypted: PKCS#8 (`BEGIN PRIVATE KEY`), PKCS#1
+    /// (`BEGIN RSA PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`); RSA, ECDSA P-256/P-384 or
+    /// Ed25519. A relative path is relative to the directory of this configuration file.
+    /// Required.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// How often the two files are checked for a change of content, in seconds (a Kubernetes
+    /// Secret's symlink swap is seen too). `0` disables polling: then only `SIGHUP` reloads.
+    /// Default 10.
+    #[serde(default = "default_tls_poll_secs")]
+    pub poll_secs: u64,
+}
+
+fn default_tls_poll_secs() -> u64 {
+    DEFAULT_TLS_POLL_SECS
+}
+
+impl TlsConfig {
+    /// The certificate chain file and the key file, when both are given (as
+    /// [`Config::validate`] requires).
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
+    }
 }
 
 impl Default for ServerConfig {
@@ -130,6 +174,7 @@ impl Default for ServerConfig {
             admin_token: None,
             provisioning_log_days: 30,
             legacy_ready_window_secs: 30,
+            tls: None,
         }
     }
 }
@@ -206,8 +251,8 @@ impl TenantConfig {
 
 impl Config {
     /// Loads defaults ← the TOML file at `path` ← `SCIM_SIDECAR_*` environment variables,
-    /// then resolves relative `mapping` paths against the file's directory. Does not
-    /// validate: call [`Config::validate`].
+    /// then resolves relative `mapping`, `cert_file` and `key_file` paths against the file's
+    /// directory. Does not validate: call [`Config::validate`].
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         std::fs::metadata(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -228,14 +273,26 @@ impl Config {
                 tenant.mapping = dir.join(&tenant.mapping);
             }
         }
+        if let Some(tls) = &mut config.server.tls {
+            for file in [&mut tls.cert_file, &mut tls.key_file]
+                .into_iter()
+                .flatten()
+            {
+                if file.is_relative() {
+                    *file = dir.join(&*file);
+                }
+            }
+        }
         Ok(config)
     }
 
     /// Checks everything at once and reports every problem: no tenants, a tenant name that
     /// environment variables cannot address, empty `customer_id`, a `legacy_base_url` that is
     /// not `http(s)://…`, no tokens, a malformed `sha256`, the same token in two tenants,
-    /// zero limits or timeouts, secrets that cannot be resolved. Messages name variables
-    /// and files, never a secret. Mapping files are not read here.
+    /// zero limits or timeouts, secrets that cannot be resolved, a `[server.tls]` table
+    /// without both files or with a file that cannot be read. Messages name variables and
+    /// files, never a secret. Mapping files are not read here, and TLS files are only read,
+    /// not parsed (`tls` parses them).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         let server = &self.server;
@@ -274,6 +331,24 @@ impl Config {
         }
         if server.request_timeout_secs == 0 {
             problems.push("server.request_timeout_secs must be greater than 0".to_owned());
+        }
+        if let Some(tls) = &server.tls {
+            for (key, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+                match file {
+                    None => problems.push(format!(
+                        "server.tls.{key} is missing: [server.tls] needs both cert_file and \
+                         key_file (leave the table out to serve plain HTTP)"
+                    )),
+                    Some(path) => {
+                        if let Err(e) = std::fs::read(path) {
+                            problems.push(format!(
+                                "server.tls.{key}: cannot read {}: {e}",
+                                path.display()
+                            ));
+                        }
+                    }
+                }
+            }
         }
         if self.tenants.is_empty() {
             problems.push("no tenants configured: add a [tenants.<name>] table".to_owned());

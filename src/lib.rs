@@ -15,7 +15,10 @@
 //! - `metrics`: the Prometheus metrics and their text encoding.
 //! - `admin`: the admin listener (health, readiness, metrics, provisioning log page).
 //! - `provisioning`: the provisioning log of write operations, in its own SQLite file.
-//! - `server`: listeners, hyper-util connection builder, graceful shutdown.
+//! - `server`: listeners, hyper-util connection builder, per-connection TLS handshake, graceful
+//!   shutdown.
+//! - `tls`: optional TLS on the listener — certificate and key files, rustls configuration,
+//!   reload on change or `SIGHUP` (a bad new pair is refused, the old one stays).
 //! - `app`: shared state (tenants, mappings, legacy clients, xref) and the tower stack.
 //! - `reload`: puts a changed mapping file in force (SIGHUP or file change), or keeps the old.
 //! - `reconcile`: compares the xref with the legacy app and repairs drift.
@@ -51,4 +54,5 @@ pub mod scim;
 pub mod server;
 pub mod simulator;
 pub mod telemetry;
+pub mod tls;
 pub mod xref;

@@ -20,7 +20,7 @@ use crate::admin::{Admin, AdminService};
 use crate::app::{self, State, Tenant, TenantSettings};
 use crate::metrics::Metrics;
 use crate::provisioning::{self, ProvisioningLog};
-use crate::server::Limits;
+use crate::server::{Limits, Transport};
 use crate::xref::Store;
 
 /// Everything a sidecar is started from.
@@ -31,6 +31,8 @@ pub struct Launch {
     pub data_dir: PathBuf,
     /// The bound SCIM listener.
     pub scim: TcpListener,
+    /// Plain HTTP or TLS on the SCIM listener.
+    pub transport: Transport,
     /// The bound admin listener, if any.
     pub admin: Option<TcpListener>,
     /// HTTP limits of the SCIM listener (the drain grace among them).
@@ -86,7 +88,12 @@ impl std::fmt::Debug for Sidecar {
     }
 }
 
-fn serve_until_stopped<S, B>(listener: TcpListener, svc: S, limits: Limits) -> Stoppable
+fn serve_until_stopped<S, B>(
+    listener: TcpListener,
+    transport: Transport,
+    svc: S,
+    limits: Limits,
+) -> Stoppable
 where
     S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
         + Clone
@@ -101,6 +108,7 @@ where
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::server::run(
         listener,
+        transport,
         svc,
         async {
             let _ = stopped.await;
@@ -149,10 +157,15 @@ impl Sidecar {
                 ready_window: l.ready_window,
                 token_digest: l.admin_token_digest,
             }));
-            serve_until_stopped(listener, svc, Limits::with_grace(Duration::from_secs(1)))
+            serve_until_stopped(
+                listener,
+                Transport::Plain,
+                svc,
+                Limits::with_grace(Duration::from_secs(1)),
+            )
         });
         let svc = app::service(Arc::clone(&state), Arc::new(tenants.tokens));
-        let scim = serve_until_stopped(l.scim, svc, l.limits);
+        let scim = serve_until_stopped(l.scim, l.transport, svc, l.limits);
         Ok(Sidecar {
             state,
             tenants: tenants.all,

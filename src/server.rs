@@ -1,30 +1,69 @@
-//! Listeners, the hyper-util auto (HTTP/1.1 + h2c) connection builder and graceful shutdown.
+//! Listeners, the hyper-util auto (HTTP/1.1 + HTTP/2) connection builder, the optional TLS
+//! handshake of each connection, and graceful shutdown.
 //!
 //! `run` takes its listener and shutdown signal, so tests bind `127.0.0.1:0` and stop the
-//! server when they are done. Knows nothing about SCIM or mappings.
+//! server when they are done. Knows nothing about SCIM or mappings; where certificates come
+//! from is `tls`'s business, not this module's.
 
+use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
 /// The address of the client a request came from, put in every request's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub std::net::SocketAddr);
+pub struct PeerAddr(pub SocketAddr);
+
+/// Put in the extensions of every request that came over a TLS connection this server
+/// terminated (`Transport::Tls`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsTerminated;
+
+/// How connections on the listener are carried.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain HTTP/1.1 and HTTP/2 (h2c).
+    Plain,
+    /// TLS first, then HTTP/1.1 or HTTP/2. The handshake runs in the connection's own task
+    /// and must finish within `Limits::header_read_timeout`; a failed one closes the
+    /// connection and is logged at debug level.
+    Tls(TlsAcceptor),
+}
+
+impl Transport {
+    /// Whether connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls(_))
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Plain => "Plain",
+            Transport::Tls(_) => "Tls",
+        })
+    }
+}
 
 /// Limits of the HTTP layer.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// After shutdown is asked for, how long requests in flight may still run.
     pub grace: Duration,
-    /// How long a client may take to send a request's headers (slow-client protection).
+    /// How long a client may take to send a request's headers (slow-client protection), and
+    /// to finish its TLS handshake.
     pub header_read_timeout: Duration,
 }
 
@@ -38,10 +77,11 @@ impl Limits {
     }
 }
 
-/// Serves `svc` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for at most `limits.grace`.
+/// Serves `svc` on `listener`, over `transport`, until `shutdown` resolves, then lets
+/// in-flight requests finish for at most `limits.grace`.
 pub async fn run<S, B>(
     listener: TcpListener,
+    transport: Transport,
     svc: S,
     shutdown: impl Future<Output = ()>,
     limits: Limits,
@@ -74,18 +114,32 @@ where
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let svc = tower::util::MapRequest::new(svc.clone(), move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    req
-                });
-                let conn = builder.serve_connection(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(svc),
-                );
-                let conn = graceful.watch(conn.into_owned());
+                let conn = Conn {
+                    builder: builder.clone(),
+                    svc: svc.clone(),
+                    peer,
+                    watcher: graceful.watcher(),
+                };
+                let transport = transport.clone();
+                let handshake_timeout = limits.header_read_timeout;
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    match transport {
+                        Transport::Plain => conn.serve(stream, false).await,
+                        Transport::Tls(acceptor) => {
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(tls)) => conn.serve(tls, true).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                }
+                                Err(_) => tracing::debug!(
+                                    %peer,
+                                    timeout = ?handshake_timeout,
+                                    "TLS handshake timed out"
+                                ),
+                            }
+                        }
                     }
                 });
             }
@@ -100,4 +154,42 @@ where
         }
     }
     Ok(())
+}
+
+/// One accepted connection, before its transport is settled.
+struct Conn<S> {
+    builder: Builder<TokioExecutor>,
+    svc: S,
+    peer: SocketAddr,
+    /// Held from the accept on, so that graceful shutdown also waits for a handshake.
+    watcher: Watcher,
+}
+
+impl<S> Conn<S> {
+    /// Serves HTTP on `io` until the client or graceful shutdown closes it.
+    async fn serve<I, B>(self, io: I, tls: bool)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let peer = self.peer;
+        let svc = tower::util::MapRequest::new(self.svc, move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            if tls {
+                req.extensions_mut().insert(TlsTerminated);
+            }
+            req
+        });
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
+        if let Err(e) = self.watcher.watch(conn.into_owned()).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
 }

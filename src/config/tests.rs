@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use figment::Jail;
 use sha2::{Digest, Sha256};
 
-use super::{Config, ConfigError, LogFormat, SecretSource, ServerConfig, TenantConfig};
+use super::{
+    Config, ConfigError, DEFAULT_TLS_POLL_SECS, LogFormat, SecretSource, ServerConfig,
+    TenantConfig, TlsConfig,
+};
 
 const MINIMAL: &str = r#"
 [tenants.acme]
@@ -99,6 +102,7 @@ fn defaults_fill_everything_optional() {
         assert_eq!(server.request_timeout_secs, 55);
         assert_eq!(server.shutdown_grace_secs, 25);
         assert_eq!(server.log_format, LogFormat::Auto);
+        assert_eq!(server.tls, None, "TLS is off by default");
         assert_eq!(config.server, ServerConfig::default());
         let acme = &config.tenants["acme"];
         assert_eq!(acme.legacy_timeout_secs, 30);
@@ -812,4 +816,191 @@ fn admin_listener_and_provisioning_log_settings_are_checked() {
     c.server.admin_listen = c.server.listen;
     c.server.admin_token = Some(value("admin-secret"));
     c.validate().expect("valid");
+}
+
+fn tls(cert: Option<&Path>, key: Option<&Path>) -> TlsConfig {
+    TlsConfig {
+        cert_file: cert.map(Path::to_path_buf),
+        key_file: key.map(Path::to_path_buf),
+        poll_secs: DEFAULT_TLS_POLL_SECS,
+    }
+}
+
+#[test]
+fn tls_table_loads_with_relative_paths_and_a_default_poll() {
+    jail(|jail| {
+        let toml = format!(
+            "[server.tls]\ncert_file = \"certs/tls.crt\"\nkey_file = \"/run/secrets/tls.key\"\n\
+             {MINIMAL}"
+        );
+        let config = load(jail, &toml).expect("load");
+        assert_eq!(
+            config.server.tls,
+            Some(TlsConfig {
+                cert_file: Some(jail.directory().join("certs/tls.crt")),
+                key_file: Some(PathBuf::from("/run/secrets/tls.key")),
+                poll_secs: 10,
+            })
+        );
+        let tls = config.server.tls.as_ref().expect("tls");
+        assert_eq!(
+            tls.files(),
+            Some((
+                jail.directory().join("certs/tls.crt").as_path(),
+                Path::new("/run/secrets/tls.key")
+            ))
+        );
+    });
+}
+
+#[test]
+fn tls_can_be_set_and_overridden_from_the_environment() {
+    jail(|jail| {
+        jail.create_file("tls.crt", "cert").expect("jail file");
+        jail.create_file("tls.key", "key").expect("jail file");
+        // No table in the file: the environment alone turns TLS on.
+        jail.set_env("SCIM_SIDECAR_SERVER__TLS__CERT_FILE", "tls.crt");
+        jail.set_env(
+            "SCIM_SIDECAR_SERVER__TLS__KEY_FILE",
+            jail.directory().join("tls.key").display().to_string(),
+        );
+        jail.set_env("SCIM_SIDECAR_SERVER__TLS__POLL_SECS", "0");
+        let config = load(jail, MINIMAL).expect("load");
+        assert_eq!(
+            config.server.tls,
+            Some(TlsConfig {
+                cert_file: Some(jail.directory().join("tls.crt")),
+                key_file: Some(jail.directory().join("tls.key")),
+                poll_secs: 0,
+            })
+        );
+        config.validate().expect("valid");
+    });
+    jail(|jail| {
+        // The file's table, one key replaced from the environment.
+        jail.set_env("SCIM_SIDECAR_SERVER__TLS__KEY_FILE", "/run/other/tls.key");
+        let toml = format!(
+            "[server.tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\npoll_secs = 3\n{MINIMAL}"
+        );
+        let tls = load(jail, &toml).expect("load").server.tls.expect("tls");
+        assert_eq!(
+            tls,
+            TlsConfig {
+                cert_file: Some(PathBuf::from("/c.pem")),
+                key_file: Some(PathBuf::from("/run/other/tls.key")),
+                poll_secs: 3,
+            }
+        );
+    });
+}
+
+#[test]
+fn tls_unknown_keys_are_rejected() {
+    jail(|jail| {
+        let toml = format!("[server.tls]\ncert = \"/c.pem\"\n{MINIMAL}");
+        let problems = load_problems(jail, &toml);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("unknown key") && p.contains("server.tls.cert")),
+            "{problems:?}"
+        );
+        let toml = format!("[server.tls]\npoll_secs = \"often\"\n{MINIMAL}");
+        let problems = load_problems(jail, &toml);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("server.tls.poll_secs") && p.contains("invalid type")),
+            "{problems:?}"
+        );
+    });
+}
+
+#[test]
+fn validate_requires_both_tls_files() {
+    let with_tls = |tls: TlsConfig| {
+        let mut config = config(vec![("acme", tenant("tok"))]);
+        config.server.tls = Some(tls);
+        config
+    };
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    assert_eq!(
+        problems(&with_tls(tls(Some(&here), None))),
+        [
+            "server.tls.key_file is missing: [server.tls] needs both cert_file and key_file \
+          (leave the table out to serve plain HTTP)"
+        ]
+    );
+    let only_key = problems(&with_tls(tls(None, Some(&here))));
+    assert_eq!(only_key.len(), 1, "{only_key:?}");
+    assert!(
+        only_key[0].starts_with("server.tls.cert_file is missing"),
+        "{only_key:?}"
+    );
+    let empty = problems(&with_tls(tls(None, None)));
+    assert_eq!(empty.len(), 2, "{empty:?}");
+    with_tls(tls(Some(&here), Some(&here)))
+        .validate()
+        .expect("readable files validate (their content is checked by `tls`)");
+}
+
+#[test]
+fn validate_names_unreadable_tls_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(vec![("acme", tenant("tok"))]);
+    let missing = dir.path().join("absent.crt");
+    // A directory opens but cannot be read.
+    config.server.tls = Some(tls(Some(&missing), Some(dir.path())));
+    let problems = problems(&config);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!(
+            "server.tls.cert_file: cannot read {}: ",
+            missing.display()
+        )),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with(&format!(
+            "server.tls.key_file: cannot read {}: ",
+            dir.path().display()
+        )),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn the_annotated_example_tls_block_loads_when_uncommented() {
+    jail(|jail| {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sidecar.toml");
+        let text = std::fs::read_to_string(&example).expect("example");
+        let mut uncommented = 0;
+        let text: String = text
+            .lines()
+            .map(|line| {
+                let key = ["[server.tls]", "cert_file =", "key_file =", "poll_secs ="]
+                    .iter()
+                    .any(|k| line.strip_prefix("# ").is_some_and(|l| l.starts_with(k)));
+                if key {
+                    uncommented += 1;
+                    format!("{}\n", &line[2..])
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        assert_eq!(
+            uncommented, 4,
+            "the example shows the table and its three keys"
+        );
+        let config = load(jail, &text).expect("the uncommented example loads");
+        assert_eq!(
+            config.server.tls,
+            Some(TlsConfig {
+                cert_file: Some(PathBuf::from("/etc/scim-sidecar/tls/tls.crt")),
+                key_file: Some(PathBuf::from("/etc/scim-sidecar/tls/tls.key")),
+                poll_secs: DEFAULT_TLS_POLL_SECS,
+            })
+        );
+    });
 }

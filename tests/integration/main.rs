@@ -27,4 +27,5 @@ mod reconcile;
 mod reload;
 mod serve;
 mod support;
+mod tls;
 mod users;

@@ -14,7 +14,7 @@ pub(crate) struct Served {
     pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
-    /// `http://127.0.0.1:PORT/scim/v2`.
+    /// `http://127.0.0.1:PORT/scim/v2` (`https://…` when serving TLS).
     pub(crate) base: String,
     /// `http://127.0.0.1:PORT` of the admin listener.
     pub(crate) admin: String,
@@ -58,8 +58,9 @@ impl Served {
             log.push(line.clone());
             let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if v["message"] == "scim-sidecar serving" {
+                let scheme = if v["tls"] == true { "https" } else { "http" };
                 break (
-                    format!("http://{}/scim/v2", v["addr"].as_str().unwrap()),
+                    format!("{scheme}://{}/scim/v2", v["addr"].as_str().unwrap()),
                     format!("http://{}", v["admin"].as_str().unwrap()),
                 );
             }
@@ -70,6 +71,28 @@ impl Served {
             log,
             base,
             admin,
+        }
+    }
+
+    /// The address of the listener.
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        let rest = self.base.split_once("://").unwrap().1;
+        rest.trim_end_matches("/scim/v2").parse().unwrap()
+    }
+
+    /// Waits (at most 30 s) for the next log line whose message is `message`; returns it.
+    pub(crate) fn wait_for_log(&mut self, message: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("no log line {message:?} within 30 s: {:?}", self.log);
+            };
+            self.log.push(line.clone());
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v["message"] == message {
+                return v;
+            }
         }
     }
 

@@ -11,12 +11,14 @@ use sha2::{Digest, Sha256};
 
 use crate::process::{Served, call};
 
-const FILE_TOKEN: &str = "file-token-9d8f7e6a";
+pub(crate) const FILE_TOKEN: &str = "file-token-9d8f7e6a";
 const HASHED_TOKEN: &str = "hashed-token-1a2b3c4d";
-const API_KEY: &str = "serve-api-key-5e5e5e";
+pub(crate) const API_KEY: &str = "serve-api-key-5e5e5e";
 const PASSWORD: &str = "Pa55word-not-for-logs";
 
-fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
+/// `sidecar.toml` in `dir` for one tenant `acme` in front of `legacy`, its mapping file and
+/// token file beside it; port 1 (tests override the listener from the environment).
+pub(crate) fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
     let token_file = dir.join("okta-token");
     std::fs::write(&token_file, format!("{FILE_TOKEN}\n")).unwrap();
     let digest: String = Sha256::digest(HASHED_TOKEN.as_bytes())

@@ -13,6 +13,7 @@ use scim_sidecar::app::TenantSettings;
 use scim_sidecar::ids::TenantId;
 use scim_sidecar::mapping::Mapping;
 use scim_sidecar::run::{Launch, Sidecar};
+use scim_sidecar::server::{Limits, Transport};
 use scim_sidecar::simulator::marketing_center::{MarketingCenter, RunningSimulator};
 use scim_sidecar::simulator::partner_directory::PartnerDirectory;
 use scim_sidecar::xref::Store;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 /// The customer id the harness tenant uses.
 pub(crate) const CUSTOMER: &str = "ACME";
@@ -58,10 +60,12 @@ pub(crate) struct Harness {
     /// The legacy app's simulator, for direct inspection and knobs.
     pub(crate) legacy: Legacy,
     sim_handle: Option<RunningSimulator>,
-    /// `http://127.0.0.1:PORT/scim/v2`.
+    /// `http://127.0.0.1:PORT/scim/v2` (`https://…` when started with `start_tls`).
     pub(crate) base: String,
     /// `http://127.0.0.1:PORT` of the admin listener.
     pub(crate) admin: String,
+    /// The sidecar's address.
+    pub(crate) addr: std::net::SocketAddr,
     /// The xref store the sidecar uses.
     pub(crate) xref: Store,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -103,10 +107,45 @@ impl Harness {
         let pd = PartnerDirectory::new(API_KEY);
         pd.seed_demo();
         let handle = pd.clone().spawn().await.unwrap();
-        Self::with_legacy(Legacy::Pd(pd), handle, PARTNER_DIRECTORY_MAPPING, None).await
+        let plain = (Transport::Plain, Limits::with_grace(Duration::from_secs(5)));
+        Self::with_legacy(
+            Legacy::Pd(pd),
+            handle,
+            PARTNER_DIRECTORY_MAPPING,
+            None,
+            plain,
+        )
+        .await
+    }
+
+    /// Starts with the sidecar serving TLS through `acceptor`, and `header_read_timeout` for
+    /// TLS handshakes and request headers. The harness's own client speaks plain HTTP: talk to
+    /// `addr` with a TLS client.
+    pub(crate) async fn start_tls(acceptor: TlsAcceptor, header_read_timeout: Duration) -> Harness {
+        let limits = Limits {
+            header_read_timeout,
+            ..Limits::with_grace(Duration::from_secs(5))
+        };
+        Self::build_on(
+            |sim| sim.seed_demo(CUSTOMER),
+            None,
+            Transport::Tls(acceptor),
+            limits,
+        )
+        .await
     }
 
     async fn build(setup: impl FnOnce(&MarketingCenter), reload: Option<Duration>) -> Harness {
+        let limits = Limits::with_grace(Duration::from_secs(5));
+        Self::build_on(setup, reload, Transport::Plain, limits).await
+    }
+
+    async fn build_on(
+        setup: impl FnOnce(&MarketingCenter),
+        reload: Option<Duration>,
+        transport: Transport,
+        limits: Limits,
+    ) -> Harness {
         let sim = MarketingCenter::new(API_KEY, [CUSTOMER, "OTHER"]);
         setup(&sim);
         let handle = sim.clone().spawn().await.unwrap();
@@ -115,6 +154,7 @@ impl Harness {
             handle,
             scim_sidecar::cli::MARKETING_CENTER_MAPPING,
             reload,
+            (transport, limits),
         )
         .await
     }
@@ -124,6 +164,7 @@ impl Harness {
         handle: RunningSimulator,
         mapping_text: &str,
         reload: Option<Duration>,
+        (transport, limits): (Transport, Limits),
     ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let mapping = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
@@ -156,12 +197,14 @@ impl Harness {
             ),
             tenant("other", "OTHER", &[TOKEN_OTHER], other, None),
         ];
+        let scheme = if transport.is_tls() { "https" } else { "http" };
         let sidecar = Sidecar::start(Launch {
             tenants,
             data_dir: dir.path().join("data"),
             scim: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            transport,
             admin: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
-            limits: scim_sidecar::server::Limits::with_grace(Duration::from_secs(5)),
+            limits,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(55),
             public_base_url: None,
@@ -180,7 +223,8 @@ impl Harness {
             restarted_addr: None,
             legacy,
             sim_handle: Some(handle),
-            base: format!("http://{}/scim/v2", sidecar.scim_addr()),
+            base: format!("{scheme}://{}/scim/v2", sidecar.scim_addr()),
+            addr: sidecar.scim_addr(),
             admin: format!("http://{}", sidecar.admin_addr().unwrap()),
             xref: sidecar.state().xref.clone(),
             client,
