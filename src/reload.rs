@@ -35,8 +35,27 @@ fn digest(text: &str) -> u64 {
 }
 
 /// Watches the mapping files of `tenants` until `shutdown` resolves: every `poll` (zero: only
-/// on `SIGHUP`) and on every `SIGHUP`.
-pub async fn watch(tenants: Vec<Arc<Tenant>>, poll: Duration, shutdown: impl Future<Output = ()>) {
+/// on `SIGHUP`) and on every `SIGHUP`. The `SIGHUP` handler is installed when this is called,
+/// not when the future first runs, so a `SIGHUP` right after startup never kills the process.
+pub fn watch(
+    tenants: Vec<Arc<Tenant>>,
+    poll: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> impl Future<Output = ()> {
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    #[cfg(unix)]
+    return watch_with(tenants, poll, shutdown, hup);
+    #[cfg(not(unix))]
+    watch_with(tenants, poll, shutdown)
+}
+
+async fn watch_with(
+    tenants: Vec<Arc<Tenant>>,
+    poll: Duration,
+    shutdown: impl Future<Output = ()>,
+    #[cfg(unix)] mut hup: Option<tokio::signal::unix::Signal>,
+) {
     let mut seen: HashMap<TenantId, u64> = HashMap::new();
     for t in &tenants {
         if let Some(path) = &t.mapping_path
@@ -45,8 +64,6 @@ pub async fn watch(tenants: Vec<Arc<Tenant>>, poll: Duration, shutdown: impl Fut
             seen.insert(t.id.clone(), digest(&text));
         }
     }
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tokio::pin!(shutdown);
     loop {
         #[cfg(unix)]

@@ -575,3 +575,43 @@ async fn one_line_per_request_without_personal_data_and_the_log_command() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no provisioning log"));
     sim_handle.stop().await;
 }
+
+/// A SIGHUP sent the moment the sidecar says it serves reloads (or finds nothing changed);
+/// it never meets the default action, which would end the process.
+#[tokio::test]
+async fn a_sighup_right_after_start_is_handled() {
+    let sim = MarketingCenter::new(API_KEY, ["ACME"]);
+    sim.seed_demo("ACME");
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim_handle.base_url());
+    let served = Served::start(
+        &config,
+        &[
+            ("TEST_SERVE_MC_KEY", API_KEY),
+            ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
+            ("SCIM_SIDECAR_SERVER__MAPPING_POLL_SECS", "0"),
+        ],
+    );
+    let hup = Command::new("kill")
+        .arg("-HUP")
+        .arg(served.child.id().to_string())
+        .status();
+    assert!(hup.unwrap().success());
+    let (status, _) = call(
+        &served.base,
+        Method::GET,
+        "/Users?count=1",
+        FILE_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let log = served.stop();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("SIGHUP: mapping unchanged") || l.contains("mapping reloaded")),
+        "{log:#?}"
+    );
+    sim_handle.stop().await;
+}
