@@ -56,8 +56,9 @@ h2 .n { color: var(--muted); font-weight: normal; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--head); font-weight: 600; white-space: nowrap; }
-td.time, td.id { white-space: nowrap; font-variant-numeric: tabular-nums; }
-td.id { font-family: ui-monospace, monospace; font-size: 12px; color: var(--muted); }
+td.time, td.action, td.outcome { white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.id { font-family: ui-monospace, monospace; font-size: 12px; color: var(--muted);
+  word-break: break-all; min-width: 9em; }
 #failures td.detail { color: var(--bad); }
 tr.failed td.outcome { color: var(--bad); font-weight: 600; }
 tr.ok td.outcome { color: var(--ok); }
@@ -70,7 +71,8 @@ label { display: flex; flex-direction: column; font-size: 12px; color: var(--mut
 input, select { font: inherit; padding: 4px 6px; border: 1px solid var(--line); border-radius: 4px; }
 button { font: inherit; padding: 5px 12px; border-radius: 4px; border: 1px solid var(--ink);
   background: var(--ink); color: white; cursor: pointer; }
-.counts td:not(:first-child), .counts th:not(:first-child) { text-align: right; }
+table.counts { width: auto; min-width: 480px; }
+.counts td:nth-child(n+3), .counts th:nth-child(n+3) { text-align: right; }
 ";
 
 /// Escapes text for HTML element content and double-quoted attribute values.
