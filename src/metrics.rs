@@ -226,9 +226,6 @@ impl Metrics {
 
     /// Counts one legacy call (after its retries) and its latency.
     pub fn legacy_call(&self, tenant: &str, call: &str, status: &str, seconds: f64) {
-        if status == "429" {
-            self.rate_limited(tenant, "legacy");
-        }
         self.legacy_latency
             .get_or_create(&LegacyOpLabels {
                 tenant: tenant.to_owned(),
@@ -261,6 +258,11 @@ impl Metrics {
                 tenant: tenant.to_owned(),
             })
             .set(i64::from(open));
+    }
+
+    /// Counts one `429` answer of the legacy app (every attempt, retried or not).
+    pub fn legacy_rate_limited(&self, tenant: &str) {
+        self.rate_limited(tenant, "legacy");
     }
 
     fn rate_limited(&self, tenant: &str, source: &str) {
@@ -341,6 +343,7 @@ mod tests {
         );
         m.legacy_call("acme", "users.get", "200", 0.0005);
         m.legacy_call("acme", "users.get", "429", 0.0005);
+        m.legacy_rate_limited("acme");
         m.circuit("acme", true);
         m.reload("acme", false);
         m.xref_rows("acme", "User", 7, 2);

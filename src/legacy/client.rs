@@ -179,6 +179,9 @@ impl LegacyClient {
             let open = self.breaker.record(!failing, Instant::now(), &r);
             if let Some(o) = &self.observer {
                 o.metrics.circuit(&o.tenant, open);
+                if matches!(&outcome, Ok(resp) if resp.status == StatusCode::TOO_MANY_REQUESTS) {
+                    o.metrics.legacy_rate_limited(&o.tenant);
+                }
             }
             let wait = match &outcome {
                 // A timeout is not retried: the call may still be running there.

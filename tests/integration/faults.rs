@@ -80,6 +80,17 @@ async fn idempotent_calls_are_retried() {
         h.legacy_user("retry@example.com").unwrap()["IsArchived"],
         true
     );
+    // The metrics say the same: two retries of the GET, one of the archive, after a 429.
+    let retries = |call: &str| {
+        format!("scim_sidecar_legacy_retries_total{{tenant=\"acme\",call=\"{call}\"}}")
+    };
+    assert_eq!(h.metric(&retries("users.get")).await, 2.0);
+    assert_eq!(h.metric(&retries("users.deactivate")).await, 1.0);
+    assert_eq!(
+        h.metric("scim_sidecar_rate_limited_total{tenant=\"acme\",source=\"legacy\"}")
+            .await,
+        1.0
+    );
     h.stop().await;
 }
 
@@ -189,6 +200,15 @@ async fn a_failing_legacy_app_opens_the_circuit() {
         before,
         "no call while the circuit is open"
     );
+    // The metrics show the open circuit and the calls it refused.
+    assert_eq!(
+        h.metric("scim_sidecar_legacy_circuit_open{tenant=\"acme\"}")
+            .await,
+        1.0
+    );
+    let refused = "scim_sidecar_legacy_calls_total{tenant=\"acme\",call=\"users.list\",\
+                   status=\"circuit_open\"}";
+    assert_eq!(h.metric(refused).await, 5.0);
     h.stop().await;
 }
 

@@ -76,6 +76,13 @@ async fn reload_under_load_loses_no_request() {
     // And a good one after it is taken again.
     std::fs::write(&h.mapping_file, &text).unwrap();
     wait_for_title(&h, &id, "Field Engineer").await;
+    // The metrics count the two reloads and the refusal between them (at least: a poll may
+    // also catch a file half-written by the test).
+    let reloads = |outcome: &str| {
+        format!("scim_sidecar_mapping_reloads_total{{tenant=\"acme\",outcome=\"{outcome}\"}}")
+    };
+    assert!(h.metric(&reloads("reloaded")).await >= 2.0);
+    assert!(h.metric(&reloads("refused")).await >= 1.0);
 
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;

@@ -252,6 +252,14 @@ impl Harness {
         }
     }
 
+    /// The value of one series of `/metrics` (0 when absent).
+    pub(crate) async fn metric(&self, series: &str) -> f64 {
+        let (_, _, text) = self.admin_get("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// GETs a path of the admin listener with the admin token: (status, content type, body).
     pub(crate) async fn admin_get(&self, path: &str) -> (StatusCode, String, String) {
         let req = Request::get(format!("{}{}", self.admin, path))
