@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 import traceback
 from pathlib import Path
@@ -963,7 +964,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", help="the scim-sidecar binary")
     parser.add_argument("--hadolint", help="the hadolint binary")
+    parser.add_argument("--setup-seconds", type=int, help="time the caller took to install tools")
     args = parser.parse_args()
+    started = time.monotonic()
 
     print(f"deploy/kubernetes ({K8S.relative_to(ROOT)})")
     check("(a) every YAML parses", check_yaml_parses)
@@ -1006,6 +1009,10 @@ def main():
         check_dockerfile_structure,
     )
 
+    took = f"checks took {time.monotonic() - started:.1f} s"
+    if args.setup_seconds is not None:
+        took = f"setup took {args.setup_seconds} s, {took}"
+    print(took)
     print(
         f"deploy_check: {RESULTS['ok']} passed, {RESULTS['FAIL']} failed, {RESULTS['skip']} skipped"
     )
