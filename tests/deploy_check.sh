@@ -67,6 +67,11 @@ fi
 if ! command -v systemd-analyze >/dev/null; then
     apt_install systemd
 fi
+# The unit's ExecReload runs /bin/kill (procps: on every standard Debian install, not on a minimal
+# one); `systemd-analyze verify` fails when it is missing, as `systemctl reload` would.
+if [[ ! -x /bin/kill ]]; then
+    apt_install procps
+fi
 
 ensure_venv() {
     local stamp="$VENV/.deploy-pins"
