@@ -56,7 +56,10 @@ apt_install() {
         exit 2
     fi
     log "apt-get install -y $*"
-    apt-get update -qq
+    if [[ -z "${APT_UPDATED:-}" ]]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
