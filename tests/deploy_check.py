@@ -857,7 +857,7 @@ def check_dockerfile_structure():
             sources = [s for s in arg.split() if not s.startswith("--")][:-1]
             for s in sources:
                 assert s.rstrip("/") in allowed, f"COPY {s}: excluded by .dockerignore"
-    for excluded in ("**/target/", "**/.dev-data/", "**/.git/"):
+    for excluded in ("**/target/", "**/.dev-data/", "**/.git"):
         assert excluded in ignore, f".dockerignore lacks {excluded}"
     assert "fuzz" not in allowed, ".dockerignore lets fuzz/ in"
     return (
