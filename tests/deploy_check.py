@@ -698,6 +698,11 @@ def check_config_consistency():
                 )
             if isinstance(source, dict) and "value" in source:
                 problems.append(f"tenants.{name}.{where}: an inline secret value")
+    admin_token = (config.get("server") or {}).get("admin_token")
+    if not isinstance(admin_token, dict) or "file" not in admin_token:
+        problems.append("server.admin_token must be a mounted Secret file: /admin/ shows userNames")
+    elif admin_token["file"] not in files:
+        problems.append(f"server.admin_token: {admin_token['file']} is not a mounted Secret file")
     copy_ = K8S / "marketing-center.toml"
     if copy_.read_text(encoding="utf-8") != (ROOT / "mappings" / "marketing-center.toml").read_text(
         encoding="utf-8"
@@ -750,6 +755,9 @@ def check_sidecar_accepts_config(binary):
         env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
         # Absolute paths in the file point into the container; redirect them with the
         # configuration's own environment overrides (same kind of secret source: allowed).
+        admin_token = (config.get("server") or {}).get("admin_token")
+        if isinstance(admin_token, dict) and "file" in admin_token:
+            env["SCIM_SIDECAR_SERVER__ADMIN_TOKEN__FILE"] = tmp + admin_token["file"]
         for name, tenant in (config.get("tenants") or {}).items():
             prefix = f"SCIM_SIDECAR_TENANTS__{name.upper()}__"
             if tenant.get("mapping", "").startswith("/"):
