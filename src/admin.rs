@@ -26,10 +26,16 @@ use sha2::{Digest, Sha256};
 use tower::Service;
 
 use crate::app::{State, Tenant};
+use crate::middleware::auth::bearer_token;
 use crate::provisioning::{self, Entry, Query};
 
-/// Longest a readiness check waits for the xref writer or a legacy probe.
+/// Longest a readiness check waits for the xref writer or a legacy probe (they run at once).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a legacy probe's outcome answers readiness checks.
+const PROBE_REUSE: Duration = Duration::from_secs(5);
+
+/// The last legacy probe of one tenant: when, and what it found.
+type ProbeSlot = tokio::sync::Mutex<Option<(std::time::Instant, Result<String, String>)>>;
 /// Most entries `/admin/log` answers at once.
 const MAX_LOG_ENTRIES: usize = 1000;
 
@@ -43,6 +49,7 @@ pub struct Admin {
     pub ready_window: Duration,
     /// SHA-256 of the admin token; `None`: `/admin/` is open (loopback use).
     pub token_digest: Option<[u8; 32]>,
+    probes: std::collections::HashMap<String, ProbeSlot>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -80,6 +87,26 @@ impl<B: Send + 'static> Service<Request<B>> for AdminService {
 }
 
 impl Admin {
+    /// What the admin listener serves from.
+    pub fn new(
+        state: Arc<State>,
+        tenants: Vec<Arc<Tenant>>,
+        ready_window: Duration,
+        token_digest: Option<[u8; 32]>,
+    ) -> Self {
+        let probes = tenants
+            .iter()
+            .map(|t| (t.id.as_str().to_owned(), ProbeSlot::default()))
+            .collect();
+        Self {
+            state,
+            tenants,
+            ready_window,
+            token_digest,
+            probes,
+        }
+    }
+
     async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
         let path = req.uri().path();
         let query = req.uri().query().unwrap_or("");
@@ -117,24 +144,20 @@ impl Admin {
         let Some(want) = self.token_digest else {
             return true;
         };
-        let Some(value) = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
             return false;
         };
-        let token = if let Some(t) = strip_scheme(value, "Bearer ") {
-            t.trim().to_owned()
-        } else if let Some(b) = strip_scheme(value, "Basic ") {
-            match basic_password(b.trim()) {
-                Some(p) => p,
+        let token = if let Some(t) = bearer_token(value.as_bytes()) {
+            t.to_vec()
+        } else if let Some(b) = value.to_str().ok().and_then(|v| strip_scheme(v, "Basic ")) {
+            match basic_password(b) {
+                Some(p) => p.into_bytes(),
                 None => return false,
             }
         } else {
             return false;
         };
-        let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let got: [u8; 32] = Sha256::digest(&token).into();
         subtle::ConstantTimeEq::ct_eq(&got[..], &want[..]).into()
     }
 
@@ -148,26 +171,29 @@ impl Admin {
         json_response(status, &report)
     }
 
-    /// `{ready, draining, xref, tenants: {name: {mapping, legacy}}}`.
+    /// `{ready, draining, xref, tenants: {name: {legacy_app, legacy}}}`. Every check runs at
+    /// once, within [`CHECK_TIMEOUT`] in all.
     pub async fn readiness(&self) -> Value {
         let draining = self.state.draining.load(Ordering::Acquire);
-        let xref = match tokio::time::timeout(CHECK_TIMEOUT, self.state.xref.check_writable()).await
-        {
-            Ok(Ok(())) => Ok("writable".to_owned()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "the xref writer did not answer within {CHECK_TIMEOUT:?}"
-            )),
+        let xref = async {
+            match tokio::time::timeout(CHECK_TIMEOUT, self.state.xref.check_writable()).await {
+                Ok(Ok(())) => Ok("writable".to_owned()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "the xref writer did not answer within {CHECK_TIMEOUT:?}"
+                )),
+            }
         };
+        let legacy = futures_util::future::join_all(self.tenants.iter().map(|t| self.legacy_up(t)));
+        let (xref, legacy) = futures_util::future::join(xref, legacy).await;
         let mut ready = !draining && xref.is_ok();
         let mut tenants = serde_json::Map::new();
-        for t in &self.tenants {
-            let legacy = self.legacy_up(t).await;
+        for (t, legacy) in self.tenants.iter().zip(legacy) {
             ready &= legacy.is_ok();
             tenants.insert(
                 t.id.as_str().to_owned(),
                 json!({
-                    "mapping": t.mapping().legacy.name,
+                    "legacy_app": crate::handlers::legacy_app_name(t),
                     "legacy": check_json(&legacy),
                 }),
             );
@@ -180,7 +206,10 @@ impl Admin {
         })
     }
 
-    /// The legacy app answered recently, or answers a probe now.
+    /// The legacy app answered recently, or answers a probe now. One probe per tenant at a
+    /// time, and its outcome serves the checks of the next [`PROBE_REUSE`] (or the ready
+    /// window, if shorter): however often `/readyz` is asked, the legacy app sees at most one
+    /// probe call per tenant that often.
     async fn legacy_up(&self, t: &Tenant) -> Result<String, String> {
         if let Some(at) = t.legacy.last_answer() {
             let age = at.elapsed();
@@ -188,14 +217,39 @@ impl Admin {
                 return Ok(format!("answered {} s ago", age.as_secs()));
             }
         }
-        match tokio::time::timeout(CHECK_TIMEOUT, crate::handlers::probe_legacy(t)).await {
-            Ok(Ok(status)) => Ok(format!("probe answered {status}")),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(format!("probe got no answer within {CHECK_TIMEOUT:?}")),
+        let mut last = match self.probes.get(t.id.as_str()) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
+        // A probe that got an answer also refreshed `last_answer`; this reuse matters for
+        // failures, which are not probed again for a while.
+        if let Some(Some((at, outcome))) = last.as_deref()
+            && at.elapsed() < PROBE_REUSE.min(self.ready_window)
+        {
+            return outcome.clone();
         }
+        let outcome =
+            match tokio::time::timeout(CHECK_TIMEOUT, crate::handlers::probe_legacy(t)).await {
+                Ok(Ok(status)) => Ok(format!("probe answered {status}")),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!("probe got no answer within {CHECK_TIMEOUT:?}")),
+            };
+        if let Some(last) = last.as_deref_mut() {
+            *last = Some((std::time::Instant::now(), outcome.clone()));
+        }
+        outcome
     }
 
     async fn metrics(&self) -> Response<Full<Bytes>> {
+        // Entries queued before this scrape are counted as written (or dropped) in it.
+        if let Some(log) = &self.state.provisioning {
+            log.flush().await;
+        }
+        for t in &self.tenants {
+            self.state
+                .metrics
+                .circuit(t.id.as_str(), t.legacy.circuit_open());
+        }
         match self.state.xref.all_counts().await {
             Ok(rows) => {
                 for (tenant, resource, live, dead) in rows {
@@ -350,6 +404,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
         HeaderValue::from_static("application/json"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 

@@ -21,14 +21,14 @@ use tower_http::request_id::{
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::{ErrorCause, ScimError};
+use crate::error::ScimError;
 use crate::handlers::{self, Ctx};
 use crate::ids::TenantId;
 use crate::legacy::{LegacyClient, LegacyError};
 use crate::mapping::Mapping;
 use crate::metrics::Metrics;
 use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, TokenTable};
-use crate::provisioning::{Entry, ProvisioningLog};
+use crate::provisioning::ProvisioningLog;
 use crate::router::{self, Route};
 use crate::server::TlsTerminated;
 use crate::telemetry::RequestNote;
@@ -58,6 +58,12 @@ impl std::fmt::Debug for Tenant {
         f.debug_struct("Tenant")
             .field("id", &self.id)
             .finish_non_exhaustive()
+    }
+}
+
+impl crate::middleware::auth::Named for Arc<Tenant> {
+    fn name(&self) -> &str {
+        self.id.as_str()
     }
 }
 
@@ -128,6 +134,62 @@ pub struct State {
     pub provisioning: Option<ProvisioningLog>,
     /// Set once shutdown began: readiness answers 503 from then on.
     pub draining: AtomicBool,
+    /// SCIM requests being handled (shutdown waits for them before closing the files).
+    pub in_flight: InFlight,
+}
+
+/// A count of requests in flight that can be waited on until it is zero.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Holds one request in [`InFlight`] until dropped.
+#[derive(Debug)]
+pub struct InFlightGuard<'a>(&'a InFlight);
+
+impl InFlight {
+    /// Counts a request until the guard is dropped.
+    pub fn enter(&self) -> InFlightGuard<'_> {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlightGuard(self)
+    }
+
+    /// Requests in flight now.
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until no request is in flight, or `limit` passed; returns how many remain.
+    pub async fn wait_idle(&self, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the count is read: a last guard dropped in between wakes it.
+            idle.as_mut().enable();
+            if self.count() == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.count();
+            }
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl State {
@@ -142,6 +204,7 @@ impl State {
             metrics: Arc::default(),
             provisioning: None,
             draining: AtomicBool::new(false),
+            in_flight: InFlight::default(),
         }
     }
 }
@@ -218,7 +281,7 @@ pub fn service(
         .on_request(())
         .on_response(())
         .on_failure(());
-    let observe = ObserveLayer::new(Arc::clone(&state.metrics));
+    let observe = ObserveLayer::new(Arc::clone(&state.metrics), state.provisioning.clone());
     ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -255,75 +318,32 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let state = Arc::clone(&self.state);
         Box::pin(async move {
-            let started = std::time::Instant::now();
+            let _in_flight = state.in_flight.enter();
             let limit = state.request_timeout;
-            let route = router::route(req.method(), req.uri().path());
-            let request_id = req
+            // Set by the observe layer; made here when the service runs without it.
+            let note = req
                 .extensions()
-                .get::<RequestId>()
-                .and_then(|r| r.header_value().to_str().ok())
-                .map(str::to_owned);
-            let note = Arc::new(RequestNote::default());
-            let handled = handle(&state, req, &route, request_id.clone(), Arc::clone(&note));
-            let mut resp = match tokio::time::timeout(limit, handled).await {
+                .get::<Arc<RequestNote>>()
+                .cloned()
+                .unwrap_or_default();
+            let route = match req.extensions().get::<Route>() {
+                Some(r) => r.clone(),
+                None => router::route(req.method(), req.uri().path()),
+            };
+            let handled = handle(&state, req, route, note);
+            Ok(match tokio::time::timeout(limit, handled).await {
                 Ok(Ok(resp)) => resp,
                 Ok(Err(e)) => e.into_response(),
                 Err(_) => ScimError::request_timeout(limit).into_response(),
-            };
-            if route.is_write()
-                && let Some(log) = &state.provisioning
-            {
-                record(log, &route, &note, &resp, started.elapsed(), request_id);
-            }
-            resp.extensions_mut().insert(note);
-            Ok(resp)
+            })
         })
     }
-}
-
-/// Queues the provisioning log entry of an answered write.
-fn record(
-    log: &ProvisioningLog,
-    route: &Route,
-    note: &RequestNote,
-    resp: &Response<Full<Bytes>>,
-    took: Duration,
-    request_id: Option<String>,
-) {
-    let facts = note.facts();
-    let Some(tenant) = facts.tenant else {
-        return;
-    };
-    let (resource, operation) = route.labels();
-    let action = facts.action.unwrap_or(match (resource, operation) {
-        ("Group", "patch" | "replace") => "membership",
-        (_, "patch" | "replace") => "update",
-        (_, op) => op,
-    });
-    let error = resp.extensions().get::<ErrorCause>();
-    log.record(Entry {
-        id: 0,
-        at_ms: crate::provisioning::now_ms(),
-        tenant,
-        resource: resource.to_owned(),
-        action: action.to_owned(),
-        scim_id: facts.scim_id.or_else(|| route.id().map(str::to_owned)),
-        subject: facts.subject,
-        failed: error.is_some(),
-        status: resp.status().as_u16(),
-        scim_type: error.and_then(|e| e.scim_type).map(str::to_owned),
-        detail: error.map(|e| e.detail.clone()),
-        request_id,
-        legacy_calls: note.legacy_calls(),
-        duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-    });
 }
 
 async fn handle<B>(
     state: &Arc<State>,
     req: Request<B>,
-    route: &Route,
-    request_id: Option<String>,
+    route: Route,
     note: Arc<RequestNote>,
 ) -> Result<Response<Full<Bytes>>, ScimError>
 where
@@ -339,7 +359,11 @@ where
         .ok_or_else(ScimError::unauthorized)?;
     tracing::Span::current().record("tenant", tenant.id.as_str());
     note.set_tenant(tenant.id.as_str());
-    let route = route.clone();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .and_then(|r| r.header_value().to_str().ok())
+        .map(str::to_owned);
     let base_url = match &state.public_base_url {
         Some(url) => url.clone(),
         None => base_url(&parts),

@@ -135,18 +135,48 @@ pub enum Command {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = match cli.command {
+        // Reading files only: no runtime.
+        Command::Check { config, mappings } => check(config.as_deref(), &mappings),
+        Command::Log {
+            config,
+            data_dir,
+            failed,
+            since,
+            tenant,
+            search,
+            limit,
+            json,
+        } => {
+            let filter = LogFilter {
+                failed,
+                since,
+                tenant,
+                search,
+                limit,
+                json,
+            };
+            log(config.as_deref(), data_dir, &filter)
+        }
+        command => in_runtime(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scim-sidecar: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command that serves or calls over the network, on a multi-thread runtime.
+fn in_runtime(command: Command) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("scim-sidecar: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        match cli.command {
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        match command {
             Command::Serve { config } => serve(&config).await,
             Command::Dev {
                 listen,
@@ -154,26 +184,6 @@ pub fn run(cli: Cli) -> ExitCode {
                 token,
                 data_dir,
             } => dev(listen, admin_listen, token, &data_dir).await,
-            Command::Log {
-                config,
-                data_dir,
-                failed,
-                since,
-                tenant,
-                search,
-                limit,
-                json,
-            } => {
-                let filter = LogFilter {
-                    failed,
-                    since,
-                    tenant,
-                    search,
-                    limit,
-                    json,
-                };
-                log(config.as_deref(), data_dir, &filter)
-            }
             Command::Simulate {
                 listen,
                 api_key,
@@ -182,22 +192,17 @@ pub fn run(cli: Cli) -> ExitCode {
                 latency_ms,
                 rate_limit,
             } => simulate(listen, api_key, customer, seed_demo, latency_ms, rate_limit).await,
-            Command::Check { config, mappings } => check(config.as_deref(), &mappings),
             Command::Reconcile {
                 config,
                 tenant,
                 fix,
                 json,
             } => reconcile(&config, tenant.as_deref(), fix, json).await,
+            Command::Check { .. } | Command::Log { .. } => {
+                Err("this command runs without a runtime".to_owned())
+            }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scim-sidecar: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
@@ -246,6 +251,11 @@ fn load_tls(config: &Config) -> Result<Option<(Tls, Duration)>, String> {
 }
 
 async fn serve(config_path: &Path) -> Result<(), String> {
+    // SIGHUP reloads mappings and certificates. Registering it first thing means one that
+    // arrives during startup (a `systemctl reload`, say) is never the default action, which
+    // would end the process; the reload watchers register their own streams later.
+    #[cfg(unix)]
+    let _early_hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     telemetry::init(config.server.log_format);
     config.validate().map_err(|e| e.to_string())?;

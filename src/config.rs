@@ -103,7 +103,8 @@ pub struct ServerConfig {
     /// The token `/admin/` and `/admin/log` require (they show userNames), as a bearer token
     /// or as the password of HTTP Basic authentication (any user name), which a browser asks
     /// for: `{ env = … }`, `{ file = … }`, `{ value = … }` or `{ sha256 = … }`. Default: none,
-    /// the pages are open to whoever reaches `admin_listen`. Probes and metrics never need it.
+    /// allowed only while `admin_listen` is a loopback address. Probes and metrics never need
+    /// it.
     pub admin_token: Option<SecretSource>,
     /// Days the provisioning log (`provisioning.sqlite3` in `data_dir`) keeps entries; older
     /// ones are deleted at start and every hour. Default 30.
@@ -325,6 +326,13 @@ impl Config {
             && let Err(e) = token.token_digest()
         {
             problems.push(format!("server.admin_token: {e}"));
+        }
+        if server.admin_token.is_none() && !server.admin_listen.ip().is_loopback() {
+            problems.push(format!(
+                "server.admin_listen is {} but server.admin_token is not set: /admin/ shows who \
+                 was provisioned, so beyond loopback it needs a token",
+                server.admin_listen
+            ));
         }
         if server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes must be greater than 0".to_owned());

@@ -251,9 +251,10 @@ impl ScimError {
             "{app} answered {} {}{}",
             f.status,
             f.code.as_deref().unwrap_or("(no code)"),
+            // Quoted: the legacy app's message may name the person; logs redact quoted text.
             f.message
                 .as_deref()
-                .map(|m| format!(": {m}"))
+                .map(|m| format!(": {m:?}"))
                 .unwrap_or_default()
         );
         if let Some(rule) = &f.rule

@@ -457,6 +457,11 @@ impl Pager<'_> {
     }
 }
 
+/// The name the tenant's mapping gives its legacy app (for reports).
+pub fn legacy_app_name(tenant: &Tenant) -> String {
+    tenant.mapping().legacy.name.clone()
+}
+
 /// Whether the tenant's legacy app answers: one page of one record from the users list call.
 /// Any answer below 500 counts (a refusal is an answer: the app is up); a 5xx, no answer or an
 /// open circuit does not. For the readiness check.

@@ -211,9 +211,6 @@ impl Metrics {
 
     /// Counts one answered SCIM request and its latency.
     pub fn scim_request(&self, labels: ScimLabels, seconds: f64) {
-        if labels.status == "429" {
-            self.rate_limited(&labels.tenant, "sidecar");
-        }
         self.scim_latency
             .get_or_create(&ScimOpLabels {
                 tenant: labels.tenant.clone(),
@@ -258,6 +255,11 @@ impl Metrics {
                 tenant: tenant.to_owned(),
             })
             .set(i64::from(open));
+    }
+
+    /// Counts one `429` the sidecar gave before authentication (failed-auth throttling).
+    pub fn sidecar_rate_limited(&self) {
+        self.rate_limited("none", "sidecar");
     }
 
     /// Counts one `429` answer of the legacy app (every attempt, retried or not).
@@ -341,6 +343,7 @@ mod tests {
             },
             0.0001,
         );
+        m.sidecar_rate_limited();
         m.legacy_call("acme", "users.get", "200", 0.0005);
         m.legacy_call("acme", "users.get", "429", 0.0005);
         m.legacy_rate_limited("acme");

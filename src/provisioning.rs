@@ -350,14 +350,15 @@ fn writer_loop(
     let mut next_prune = std::time::Instant::now() + PRUNE_EVERY;
     let mut batch: Vec<Entry> = Vec::new();
     loop {
+        // Due pruning happens even while entries keep arriving.
+        if std::time::Instant::now() >= next_prune {
+            prune(&conn, path, retention_ms);
+            next_prune = std::time::Instant::now() + PRUNE_EVERY;
+        }
         let wait = next_prune.saturating_duration_since(std::time::Instant::now());
         let first = match rx.recv_timeout(wait) {
             Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => {
-                prune(&conn, path, retention_ms);
-                next_prune = std::time::Instant::now() + PRUNE_EVERY;
-                continue;
-            }
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let mut control = None;
@@ -392,6 +393,15 @@ fn writer_loop(
             Some(Msg::Close(reply)) => {
                 let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
                 drop(conn);
+                // Entries queued after the close are not written: count them as dropped.
+                let late = rx.try_iter().filter(|m| matches!(m, Msg::Entry(_))).count() as u64;
+                if late > 0 {
+                    metrics.provisioning_entries(false, late);
+                    tracing::warn!(dropped = late, "provisioning log closed: entries dropped");
+                }
+                // Closed before the reply: from the reply on, every entry is refused (and
+                // counted as dropped) at once.
+                drop(rx);
                 let _ = reply.send(());
                 return;
             }

@@ -23,6 +23,10 @@ use crate::provisioning::{self, ProvisioningLog};
 use crate::server::{Limits, Transport};
 use crate::xref::Store;
 
+/// After the grace period, how long shutdown still waits for requests that outlived their
+/// connection (HTTP/2 streams) before it closes the databases under them.
+pub const STRAGGLER_WAIT: Duration = Duration::from_secs(2);
+
 /// Everything a sidecar is started from.
 pub struct Launch {
     /// The tenants, mappings compiled and secrets resolved.
@@ -151,12 +155,12 @@ impl Sidecar {
             None => None,
         };
         let admin = l.admin.map(|listener| {
-            let svc = AdminService::new(Arc::new(Admin {
-                state: Arc::clone(&state),
-                tenants: tenants.all.clone(),
-                ready_window: l.ready_window,
-                token_digest: l.admin_token_digest,
-            }));
+            let svc = AdminService::new(Arc::new(Admin::new(
+                Arc::clone(&state),
+                tenants.all.clone(),
+                l.ready_window,
+                l.admin_token_digest,
+            )));
             serve_until_stopped(
                 listener,
                 Transport::Plain,
@@ -204,11 +208,21 @@ impl Sidecar {
     }
 
     /// Drains and stops: readiness turns 503, the SCIM listener stops accepting and lets
-    /// requests in flight finish within the grace period, then the reloader and the admin
-    /// listener stop, the provisioning log writes what it holds and the xref closes.
+    /// requests in flight finish within the grace period (connections still open then are
+    /// closed and their requests recorded as dropped), then the reloader and the admin
+    /// listener stop, the provisioning log writes what it holds and the xref closes. HTTP/2
+    /// streams run as tasks of their own: the files stay open until they end too, for at most
+    /// [`STRAGGLER_WAIT`] more.
     pub async fn stop(self) -> Result<(), String> {
         self.state.draining.store(true, Ordering::Release);
         let served = self.scim.stop().await;
+        let left = self.state.in_flight.wait_idle(STRAGGLER_WAIT).await;
+        if left > 0 {
+            tracing::warn!(
+                requests = left,
+                "closing the databases with requests still running"
+            );
+        }
         if let Some((stop, task)) = self.reloader {
             let _ = stop.send(());
             let _ = task.await;

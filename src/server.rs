@@ -101,9 +101,13 @@ where
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(64 * 1024);
     let graceful = GracefulShutdown::new();
+    // Every connection's task, so that those still open when the grace period is over are
+    // stopped (their requests dropped, which the request log records) before `run` returns.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
@@ -122,7 +126,7 @@ where
                 };
                 let transport = transport.clone();
                 let handshake_timeout = limits.header_read_timeout;
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     match transport {
                         Transport::Plain => conn.serve(stream, false).await,
                         Transport::Tls(acceptor) => {
@@ -150,9 +154,15 @@ where
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(limits.grace) => {
-            tracing::warn!(grace = ?limits.grace, "grace period over; closing remaining connections");
+            tracing::warn!(
+                grace = ?limits.grace,
+                open = connections.len(),
+                "grace period over; closing remaining connections"
+            );
         }
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
     Ok(())
 }
 

@@ -1,5 +1,9 @@
 //! tracing-subscriber setup: human format on a terminal, JSON otherwise (or as configured).
 //! The filter comes from `SCIM_SIDECAR_LOG` (or `RUST_LOG`), default `info`.
+//!
+//! Also what every request's log line is made of: the [`RequestNote`] the handlers fill in,
+//! and the rule for personal data in logs ([`pii`]: shown only with debug logging on).
+//! Depends on nothing else in the crate.
 
 use std::io::IsTerminal;
 
@@ -114,11 +118,17 @@ impl RequestNote {
 /// logs show it: unchanged when debug logging is on, otherwise with e-mail addresses and
 /// double-quoted values replaced by `<redacted>`.
 pub fn pii(text: &str) -> std::borrow::Cow<'_, str> {
-    if tracing::enabled!(tracing::Level::DEBUG) {
+    if pii_allowed() {
         std::borrow::Cow::Borrowed(text)
     } else {
         redact(text)
     }
+}
+
+/// Whether logs may show personal data: debug logging is on for this crate
+/// (`SCIM_SIDECAR_LOG=debug` or `scim_sidecar=debug`).
+pub fn pii_allowed() -> bool {
+    tracing::enabled!(tracing::Level::DEBUG)
 }
 
 /// [`pii`] without the debug check.

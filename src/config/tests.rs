@@ -810,6 +810,14 @@ fn admin_listener_and_provisioning_log_settings_are_checked() {
         "{p:?}"
     );
     assert!(p[2].starts_with("server.admin_token"), "{p:?}");
+    // Beyond loopback, the admin pages need a token.
+    let mut c = config(vec![("acme", tenant("t"))]);
+    c.server.admin_listen = "0.0.0.0:9464".parse().unwrap();
+    let p = problems(&c);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("admin_token is not set"), "{p:?}");
+    c.server.admin_token = Some(value("admin-secret"));
+    c.validate().expect("valid with a token");
     // Port 0 on both (tests) picks two free ports: allowed.
     let mut c = config(vec![("acme", tenant("t"))]);
     c.server.listen = "127.0.0.1:0".parse().unwrap();

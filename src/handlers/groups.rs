@@ -381,6 +381,10 @@ pub async fn patch(
     check_unlocked(gm, &record)?;
     // Unknown members are refused before anything changes (a rename included).
     translate(ctx, &change.named_members()).await?;
+    // A PATCH that only renames is an update, not a membership change.
+    if !change.changes_members() {
+        ctx.note.set_action("update");
+    }
     let record = rename(ctx, gm, &legacy_id, record, &change.display_names).await?;
     push(ctx, gm, &legacy_id, &change).await?;
     if projection.is_empty() {
@@ -574,14 +578,10 @@ async fn push(
     group: &LegacyId,
     patch: &GroupPatch,
 ) -> Result<(), ScimError> {
-    let change = &patch.members;
-    let nothing = match change {
-        MemberChange::Delta { add, remove } => add.is_empty() && remove.is_empty(),
-        MemberChange::Replace(_) => false,
-    };
-    if nothing {
+    if !patch.changes_members() {
         return Ok(());
     }
+    let change = &patch.members;
     let (add_call, remove_call) = match (
         gm.add_member.as_ref().or(gm.add_members.as_ref()),
         gm.remove_member.as_ref().or(gm.remove_members.as_ref()),

@@ -133,6 +133,11 @@ impl LegacyClient {
         self
     }
 
+    /// Whether the circuit breaker refuses calls now (the metrics read it at scrape time).
+    pub fn circuit_open(&self) -> bool {
+        self.breaker.is_open(Instant::now())
+    }
+
     /// When the legacy app last answered a call with a status below 500 (any client, any
     /// call): the readiness check's evidence that it is up.
     pub fn last_answer(&self) -> Option<Instant> {
@@ -176,9 +181,8 @@ impl LegacyClient {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
             }
-            let open = self.breaker.record(!failing, Instant::now(), &r);
+            self.breaker.record(!failing, Instant::now(), &r);
             if let Some(o) = &self.observer {
-                o.metrics.circuit(&o.tenant, open);
                 if matches!(&outcome, Ok(resp) if resp.status == StatusCode::TOO_MANY_REQUESTS) {
                     o.metrics.legacy_rate_limited(&o.tenant);
                 }
@@ -344,15 +348,22 @@ impl Breaker {
         }
     }
 
+    /// Whether calls are refused at `now`.
+    fn is_open(&self, now: Instant) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|s| s.1.is_some_and(|until| now < until))
+    }
+
     /// Records an outcome: a success closes the circuit; enough failures in a row open it
-    /// (again, after a probe that failed). Returns whether the circuit is open now.
-    fn record(&self, ok: bool, now: Instant, r: &Resilience) -> bool {
+    /// (again, after a probe that failed).
+    fn record(&self, ok: bool, now: Instant, r: &Resilience) {
         let Ok(mut state) = self.state.lock() else {
-            return false;
+            return;
         };
         if ok {
             *state = (0, None);
-            return false;
+            return;
         }
         state.0 = state.0.saturating_add(1);
         if state.0 >= r.breaker_threshold {
@@ -365,7 +376,6 @@ impl Breaker {
             }
             state.1 = Some(now + r.breaker_cooldown);
         }
-        state.1.is_some_and(|until| now < until)
     }
 }
 

@@ -25,6 +25,7 @@ use tower::{Layer, Service};
 
 use crate::error::ScimError;
 use crate::server::PeerAddr;
+use crate::telemetry::RequestNote;
 
 /// Failed authentications an address may make at once.
 pub const FAILURE_BURST: u32 = 20;
@@ -101,7 +102,7 @@ impl<T: Clone> TokenTable<T> {
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, one space, token non-empty).
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+pub fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let (scheme, token) = (value.get(..7)?, value.get(7..)?);
     if !scheme.eq_ignore_ascii_case(b"bearer ") || token.is_empty() {
         return None;
@@ -165,10 +166,24 @@ impl<S: Clone, T> Clone for Auth<S, T> {
     }
 }
 
+/// What authentication finds: its name goes into the request's
+/// [`RequestNote`](crate::telemetry::RequestNote), for the log line, metrics and provisioning
+/// log of requests refused after authentication too.
+pub trait Named {
+    /// The tenant's name.
+    fn name(&self) -> &str;
+}
+
+impl Named for &'static str {
+    fn name(&self) -> &str {
+        self
+    }
+}
+
 impl<S, B, T, ResBody> Service<Request<B>> for Auth<S, T>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
-    T: Clone + Send + Sync + 'static,
+    T: Named + Clone + Send + Sync + 'static,
     ResBody: From<Bytes>,
 {
     type Response = Response<ResBody>;
@@ -193,6 +208,9 @@ where
             .and_then(|v| self.table.authenticate(v.as_bytes()));
         match tenant {
             Some(t) => {
+                if let Some(note) = req.extensions().get::<Arc<RequestNote>>() {
+                    note.set_tenant(t.name());
+                }
                 req.extensions_mut().insert(t);
                 Either::Right(self.inner.call(req))
             }

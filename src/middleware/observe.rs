@@ -1,11 +1,16 @@
-//! One log line and the metrics of every SCIM request.
+//! One log line, the metrics and (for writes) the provisioning log entry of every SCIM
+//! request, including requests refused by the layers inside it and requests dropped before
+//! their answer (client gone, shutdown past its grace period).
 //!
 //! Sits inside the tracing span (so the line carries the request id) and outside
-//! authentication (so refused requests are counted too). What the handlers learned (tenant,
-//! SCIM id, userName, legacy calls made, the error sent) arrives as the
-//! [`RequestNote`](crate::telemetry::RequestNote) in the response's extensions; the route's
-//! resource and operation come from the request. PII in the line goes through
+//! authentication (so refused requests are counted too). It puts a
+//! [`RequestNote`](crate::telemetry::RequestNote) and the [`Route`] in the request's
+//! extensions; authentication records the tenant in the note, the handlers what they learn
+//! (SCIM id, userName, the write's action, legacy calls). The error sent comes from the
+//! response's [`ErrorCause`]. PII in the line goes through
 //! [`telemetry::pii`](crate::telemetry::pii).
+//!
+//! Knows routes, metrics and the provisioning log; nothing about mappings or the legacy app.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,22 +21,32 @@ use std::time::Instant;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
+use tower_http::request_id::RequestId;
 
 use crate::error::ErrorCause;
 use crate::metrics::{Metrics, ScimLabels};
-use crate::router;
+use crate::provisioning::{Entry, ProvisioningLog};
+use crate::router::{self, Route};
 use crate::telemetry::{self, RequestNote};
 
-/// Layer that logs and counts every request.
+/// The status recorded for a request whose answer was never sent (nginx's "client closed
+/// request").
+pub const ABORTED: u16 = 499;
+
+/// Layer that logs, counts and records every request.
 #[derive(Clone, Debug)]
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
+    provisioning: Option<ProvisioningLog>,
 }
 
 impl ObserveLayer {
-    /// Records into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+    /// Records into `metrics`, and writes into `provisioning` when given.
+    pub fn new(metrics: Arc<Metrics>, provisioning: Option<ProvisioningLog>) -> Self {
+        Self {
+            metrics,
+            provisioning,
+        }
     }
 }
 
@@ -41,7 +56,7 @@ impl<S> Layer<S> for ObserveLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Observe {
             inner,
-            metrics: Arc::clone(&self.metrics),
+            layer: self.clone(),
         }
     }
 }
@@ -50,7 +65,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Clone, Debug)]
 pub struct Observe<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    layer: ObserveLayer,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for Observe<S>
@@ -65,16 +80,27 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let route = router::route(req.method(), req.uri().path());
-        let (resource, operation) = route.labels();
+        let note = Arc::new(RequestNote::default());
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .and_then(|r| r.header_value().to_str().ok())
+            .map(str::to_owned);
+        req.extensions_mut().insert(Arc::clone(&note));
+        req.extensions_mut().insert(route.clone());
         ResponseFuture {
             inner: self.inner.call(req),
-            started: Instant::now(),
-            resource,
-            operation,
-            path_id: route.id().map(str::to_owned),
-            metrics: Arc::clone(&self.metrics),
+            record: Record {
+                started: Instant::now(),
+                route,
+                note,
+                request_id,
+                layer: self.layer.clone(),
+                span: tracing::Span::current(),
+                done: false,
+            },
         }
     }
 }
@@ -84,11 +110,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        started: Instant,
-        resource: &'static str,
-        operation: &'static str,
-        path_id: Option<String>,
-        metrics: Arc<Metrics>,
+        record: Record,
     }
 }
 
@@ -102,38 +124,113 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         if let Ok(resp) = &result {
-            let latency = this.started.elapsed();
-            let facts = resp
-                .extensions()
-                .get::<Arc<RequestNote>>()
-                .map(|n| (n.facts(), n.legacy_calls()));
-            let (facts, legacy_calls) = facts.unwrap_or_default();
-            let status = resp.status().as_u16();
-            let tenant = facts.tenant.as_deref().unwrap_or("none");
-            this.metrics.scim_request(
-                ScimLabels {
-                    tenant: tenant.to_owned(),
-                    resource: (*this.resource).to_owned(),
-                    operation: (*this.operation).to_owned(),
-                    status: status.to_string(),
-                },
-                latency.as_secs_f64(),
-            );
-            log_line(
-                Line {
-                    tenant,
-                    resource: this.resource,
-                    operation: this.operation,
-                    scim_id: facts.scim_id.as_deref().or(this.path_id.as_deref()),
-                    subject: facts.subject.as_deref(),
-                    status,
-                    latency_us: latency.as_micros() as u64,
-                    legacy_calls,
-                },
+            this.record.answered(
+                resp.status().as_u16(),
                 resp.extensions().get::<ErrorCause>(),
             );
         }
         Poll::Ready(result)
+    }
+}
+
+/// What is recorded about one request, once: when its answer is ready, or when it is
+/// dropped before that.
+struct Record {
+    started: Instant,
+    route: Route,
+    note: Arc<RequestNote>,
+    request_id: Option<String>,
+    layer: ObserveLayer,
+    span: tracing::Span,
+    done: bool,
+}
+
+impl Record {
+    fn answered(&mut self, status: u16, error: Option<&ErrorCause>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let latency = self.started.elapsed();
+        let (resource, operation) = self.route.labels();
+        let facts = self.note.facts();
+        let legacy_calls = self.note.legacy_calls();
+        let tenant = facts.tenant.as_deref().unwrap_or("none");
+        self.layer.metrics.scim_request(
+            ScimLabels {
+                tenant: tenant.to_owned(),
+                resource: resource.to_owned(),
+                operation: operation.to_owned(),
+                status: status.to_string(),
+            },
+            latency.as_secs_f64(),
+        );
+        // A 429 before authentication is the sidecar's own throttling; an authenticated one
+        // passes the legacy app's on (counted by the legacy client).
+        if status == 429 && facts.tenant.is_none() {
+            self.layer.metrics.sidecar_rate_limited();
+        }
+        let scim_id = facts
+            .scim_id
+            .clone()
+            .or_else(|| self.route.id().map(str::to_owned));
+        log_line(
+            &Line {
+                tenant,
+                resource,
+                operation,
+                scim_id: scim_id.as_deref(),
+                subject: facts.subject.as_deref(),
+                status,
+                latency_us: latency.as_micros() as u64,
+                legacy_calls,
+            },
+            error,
+        );
+        if !self.route.is_write() {
+            return;
+        }
+        let (Some(log), Some(tenant)) = (&self.layer.provisioning, facts.tenant) else {
+            return;
+        };
+        let action = facts.action.unwrap_or(match (resource, operation) {
+            ("Group", "patch" | "replace") => "membership",
+            (_, "patch" | "replace") => "update",
+            (_, op) => op,
+        });
+        log.record(Entry {
+            id: 0,
+            at_ms: crate::provisioning::now_ms(),
+            tenant,
+            resource: resource.to_owned(),
+            action: action.to_owned(),
+            scim_id,
+            subject: facts.subject,
+            failed: error.is_some() || status >= 400,
+            status,
+            scim_type: error.and_then(|e| e.scim_type).map(str::to_owned),
+            detail: error.map(|e| e.detail.clone()),
+            request_id: self.request_id.clone(),
+            legacy_calls,
+            duration_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let span = self.span.clone();
+        let _entered = span.enter();
+        let cause = ErrorCause {
+            scim_type: None,
+            detail: "no answer was sent: the client went away or the sidecar stopped; the \
+                     legacy app may have been changed"
+                .to_owned(),
+            cause: "request dropped before its answer".to_owned(),
+        };
+        self.answered(ABORTED, Some(&cause));
     }
 }
 
@@ -148,8 +245,8 @@ struct Line<'a> {
     legacy_calls: u32,
 }
 
-fn log_line(l: Line<'_>, error: Option<&ErrorCause>) {
-    let Line {
+fn log_line(l: &Line<'_>, error: Option<&ErrorCause>) {
+    let &Line {
         tenant,
         resource,
         operation,
@@ -160,8 +257,8 @@ fn log_line(l: Line<'_>, error: Option<&ErrorCause>) {
         legacy_calls,
     } = l;
     let scim_id = scim_id.unwrap_or("-");
-    let subject = subject.map(telemetry::pii);
-    let subject = subject.as_deref().unwrap_or("-");
+    // The userName or group name is personal data: only with debug logging on.
+    let subject = subject.filter(|_| telemetry::pii_allowed()).unwrap_or("-");
     let Some(error) = error else {
         tracing::info!(
             tenant,
@@ -179,7 +276,7 @@ fn log_line(l: Line<'_>, error: Option<&ErrorCause>) {
     let detail = telemetry::pii(&error.detail);
     let cause = telemetry::pii(&error.cause);
     let scim_type = error.scim_type.unwrap_or("-");
-    if status >= 500 {
+    if status >= 500 || status == ABORTED {
         tracing::error!(
             tenant, resource, operation, scim_id, subject, status, latency_us, legacy_calls,
             scim_type, detail = %detail, cause = %cause, "request failed"

@@ -1,3 +1,6 @@
+//! Unit tests of the provisioning log: writing off the request path, reading with filters,
+//! pruning, and the `--since` syntax.
+
 use std::sync::Arc;
 
 use super::*;

@@ -432,3 +432,94 @@ async fn the_request_id_is_sent_to_the_legacy_app() {
     );
     h.stop().await;
 }
+
+/// A request refused inside authentication (415) still carries its tenant into the metrics
+/// and the provisioning log.
+#[tokio::test]
+async fn a_refused_write_is_counted_and_logged_under_its_tenant() {
+    let h = Harness::start().await;
+    let r = h
+        .raw(
+            Method::POST,
+            "/Users",
+            &[
+                ("authorization", &format!("Bearer {TOKEN}")),
+                ("content-type", "text/plain"),
+            ],
+            Some("userName=x".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        h.metric(&scim_series("acme", "User", "create", 415)).await,
+        1.0
+    );
+    let (_, _, body) = h.admin_get("/admin/log?failed=true").await;
+    let entries: Value = serde_json::from_str(&body).unwrap();
+    let entry = &entries["entries"][0];
+    assert_eq!(entry["tenant"], "acme");
+    assert_eq!(entry["status"], 415);
+    assert_eq!(entry["action"], "create");
+    assert_eq!(entry["detail"], r.body["detail"]);
+    h.stop().await;
+}
+
+/// A write still running when the grace period is over: its connection is closed, and the
+/// provisioning log records it as dropped (499) before the files close.
+#[tokio::test]
+async fn a_write_cut_off_by_shutdown_is_recorded_as_dropped() {
+    use scim_sidecar::simulator::marketing_center::Knobs;
+    let h = Harness::start_with_grace(std::time::Duration::from_millis(200)).await;
+    h.sim().set_knobs(Knobs {
+        latency: std::time::Duration::from_secs(3),
+        ..Knobs::default()
+    });
+    let before = h.sim().request_count();
+    let url = format!("{}/Users", h.base);
+    let body = new_user("cut.off@example.com").to_string();
+    let client = tokio::spawn(async move {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let req = http::Request::post(url)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/scim+json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        client.request(req).await.map(|r| r.status())
+    });
+    // Wait until the create has reached the legacy app (a deadline, not a sleep).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while h.sim().request_count() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create never reached the legacy app"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let dir = h.stop_keeping_files().await;
+    let answer = client.await.unwrap();
+    assert!(answer.is_err(), "the client got an answer: {answer:?}");
+    let entries = scim_sidecar::provisioning::read(
+        &dir.path()
+            .join("data")
+            .join(scim_sidecar::provisioning::FILE_NAME),
+        &scim_sidecar::provisioning::Query {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = &entries[0];
+    assert_eq!(
+        (e.action.as_str(), e.status, e.failed),
+        ("create", 499, true)
+    );
+    assert_eq!(e.subject.as_deref(), Some("cut.off@example.com"));
+    assert!(
+        e.detail.as_deref().unwrap().contains("no answer was sent"),
+        "{e:?}"
+    );
+    assert_eq!(e.legacy_calls, 1);
+}

@@ -135,6 +135,17 @@ impl Harness {
         .await
     }
 
+    /// Starts with a shutdown grace period of `grace`.
+    pub(crate) async fn start_with_grace(grace: Duration) -> Harness {
+        Self::build_on(
+            |sim| sim.seed_demo(CUSTOMER),
+            None,
+            Transport::Plain,
+            Limits::with_grace(grace),
+        )
+        .await
+    }
+
     async fn build(setup: impl FnOnce(&MarketingCenter), reload: Option<Duration>) -> Harness {
         let limits = Limits::with_grace(Duration::from_secs(5));
         Self::build_on(setup, reload, Transport::Plain, limits).await
@@ -236,6 +247,14 @@ impl Harness {
     /// The running sidecar.
     pub(crate) fn sidecar(&self) -> &Sidecar {
         self.sidecar.as_ref().expect("the sidecar is running")
+    }
+
+    /// Stops like `stop` and hands back the temporary directory, whose `data/` holds the
+    /// sidecar's files.
+    pub(crate) async fn stop_keeping_files(mut self) -> tempfile::TempDir {
+        let kept = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        self.stop().await;
+        kept
     }
 
     /// Stops the sidecar and the simulator.

@@ -39,6 +39,14 @@ pub struct GroupPatch {
 }
 
 impl GroupPatch {
+    /// Whether the request touches the membership at all (a replace always does).
+    pub fn changes_members(&self) -> bool {
+        match &self.members {
+            MemberChange::Delta { add, remove } => !add.is_empty() || !remove.is_empty(),
+            MemberChange::Replace(_) => true,
+        }
+    }
+
     /// Every member id the request names (to check they exist before any legacy call).
     pub fn named_members(&self) -> Vec<&str> {
         match &self.members {
