@@ -205,29 +205,6 @@ fn in_runtime(command: Command) -> Result<(), String> {
     })
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received");
-}
-
 fn load_mapping(path: &Path) -> Result<Mapping, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read mapping {}: {e}", path.display()))?;
@@ -314,7 +291,7 @@ async fn serve(config_path: &Path) -> Result<(), String> {
         tenants = config.tenants.len(),
         "scim-sidecar serving"
     );
-    let stopped = sidecar.run_until(shutdown_signal()).await;
+    let stopped = sidecar.run_until(crate::signals::shutdown()).await;
     let _ = stop_tls.send(());
     if let Some(watcher) = tls_watcher {
         let _ = watcher.await;
@@ -521,7 +498,7 @@ async fn dev(
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let stopped = sidecar.run_until(shutdown_signal()).await;
+    let stopped = sidecar.run_until(crate::signals::shutdown()).await;
     sim.stop().await;
     stopped
 }
@@ -559,7 +536,7 @@ async fn simulate(
     sim.serve(
         listener,
         crate::simulator::marketing_center::DEFAULT_BASE_PATH,
-        shutdown_signal(),
+        crate::signals::shutdown(),
     )
     .await
     .map_err(|e| e.to_string())

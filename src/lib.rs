@@ -21,6 +21,7 @@
 //!   reload on change or `SIGHUP` (a bad new pair is refused, the old one stays).
 //! - `app`: shared state (tenants, mappings, legacy clients, xref) and the tower stack.
 //! - `reload`: puts a changed mapping file in force (SIGHUP or file change), or keeps the old.
+//! - `signals`: shutdown signals and reload triggers (SIGHUP or polling).
 //! - `reconcile`: compares the xref with the legacy app and repairs drift.
 //! - `router`: (method, path) → `Route`.
 //! - `error`: the one place any error becomes a SCIM error response.
@@ -52,6 +53,7 @@ pub mod router;
 pub mod run;
 pub mod scim;
 pub mod server;
+pub mod signals;
 pub mod simulator;
 pub mod telemetry;
 pub mod tls;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::app::Tenant;
 use crate::ids::TenantId;
 use crate::mapping::Mapping;
+use crate::signals::Triggers;
 
 /// What one reload attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,26 +36,19 @@ fn digest(text: &str) -> u64 {
 }
 
 /// Watches the mapping files of `tenants` until `shutdown` resolves: every `poll` (zero: only
-/// on `SIGHUP`) and on every `SIGHUP`. The `SIGHUP` handler is installed when this is called,
-/// not when the future first runs, so a `SIGHUP` right after startup never kills the process.
+/// on `SIGHUP`) and on every `SIGHUP` (see [`Triggers`](crate::signals::Triggers)).
 pub fn watch(
     tenants: Vec<Arc<Tenant>>,
     poll: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> impl Future<Output = ()> {
-    #[cfg(unix)]
-    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    #[cfg(unix)]
-    return watch_with(tenants, poll, shutdown, hup);
-    #[cfg(not(unix))]
-    watch_with(tenants, poll, shutdown)
+    watch_with(tenants, Triggers::new(poll), shutdown)
 }
 
 async fn watch_with(
     tenants: Vec<Arc<Tenant>>,
-    poll: Duration,
+    mut triggers: Triggers,
     shutdown: impl Future<Output = ()>,
-    #[cfg(unix)] mut hup: Option<tokio::signal::unix::Signal>,
 ) {
     let mut seen: HashMap<TenantId, u64> = HashMap::new();
     for t in &tenants {
@@ -66,27 +60,9 @@ async fn watch_with(
     }
     tokio::pin!(shutdown);
     loop {
-        #[cfg(unix)]
-        let hangup = async {
-            match hup.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hangup = std::future::pending::<()>();
-        let tick = async {
-            if poll.is_zero() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(poll).await;
-        };
         let forced = tokio::select! {
             () = &mut shutdown => return,
-            () = hangup => true,
-            () = tick => false,
+            forced = triggers.next() => forced,
         };
         for t in &tenants {
             let outcome = reload(t, &mut seen, forced).await;
@@ -106,6 +82,12 @@ pub async fn reload(tenant: &Tenant, seen: &mut HashMap<TenantId, u64>, forced: 
         Ok(t) => t,
         Err(e) => {
             let why = format!("cannot read {}: {e}", path.display());
+            // Reported once per distinct problem, not at every poll.
+            let d = digest(&why);
+            if !forced && seen.get(&tenant.id) == Some(&d) {
+                return Outcome::Unchanged;
+            }
+            seen.insert(tenant.id.clone(), d);
             tracing::error!(tenant = %tenant.id, error = %why, "mapping reload refused; the mapping in force stays");
             tenant.metrics.reload(tenant.id.as_str(), false);
             return Outcome::Refused(why);

@@ -265,32 +265,13 @@ impl Tls {
         poll: Duration,
         shutdown: impl Future<Output = ()>,
     ) -> impl Future<Output = ()> {
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut triggers = crate::signals::Triggers::new(poll);
         async move {
             tokio::pin!(shutdown);
             loop {
-                #[cfg(unix)]
-                let hangup = async {
-                    match hup.as_mut() {
-                        Some(s) => {
-                            s.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                #[cfg(not(unix))]
-                let hangup = std::future::pending::<()>();
-                let tick = async {
-                    if poll.is_zero() {
-                        std::future::pending::<()>().await;
-                    }
-                    tokio::time::sleep(poll).await;
-                };
                 let forced = tokio::select! {
                     () = &mut shutdown => return,
-                    () = hangup => true,
-                    () = tick => false,
+                    forced = triggers.next() => forced,
                 };
                 self.reload(forced).await;
             }

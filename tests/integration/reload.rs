@@ -116,3 +116,35 @@ async fn wait_for_title(h: &Harness, id: &str, want: &str) {
     }
     panic!("the reload to {want:?} never took effect");
 }
+
+/// A mapping file that cannot be read is reported once, not at every poll; the mapping in
+/// force keeps serving, and the file's return is taken.
+#[tokio::test]
+async fn an_unreadable_mapping_is_reported_once() {
+    let h = Harness::start_reloadable(Duration::from_millis(10)).await;
+    let text = std::fs::read_to_string(&h.mapping_file).unwrap();
+    std::fs::remove_file(&h.mapping_file).unwrap();
+    let refused = "scim_sidecar_mapping_reloads_total{tenant=\"acme\",outcome=\"refused\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.metric(refused).await == 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the missing file was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Twenty more polls of the same missing file: still one refusal.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.metric(refused).await, 1.0);
+    assert_eq!(h.get("/Users?count=1").await.status, 200);
+    std::fs::write(&h.mapping_file, text).unwrap();
+    let reloaded = "scim_sidecar_mapping_reloads_total{tenant=\"acme\",outcome=\"reloaded\"}";
+    while h.metric(reloaded).await == 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restored file was not taken"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.stop().await;
+}
