@@ -34,6 +34,49 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `simulate`: the Marketing Center simulator as a process of its own.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The API key callers must send.
+    #[arg(long)]
+    pub api_key: String,
+    /// Customer ids the simulator serves.
+    #[arg(long, required = true, num_args = 1..)]
+    pub customer: Vec<String>,
+    /// Seed every customer with the demo groups and users.
+    #[arg(long)]
+    pub seed_demo: bool,
+    /// Seed every customer with this many benchmark users (`user000001@bench.example`…).
+    #[arg(long, default_value_t = 0)]
+    pub seed_users: u64,
+    /// Seed a group `ID` holding the first `MEMBERS` benchmark users (`ID:MEMBERS`;
+    /// repeatable).
+    #[arg(long, value_parser = parse_seed_group)]
+    pub seed_group: Vec<(String, u64)>,
+    /// Added latency per call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Calls per second per customer before `429` (default: unlimited).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+}
+
+fn parse_seed_group(text: &str) -> Result<(String, u64), String> {
+    let (id, members) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: give ID:MEMBERS, e.g. G-BIG:2000"))?;
+    let members = members
+        .parse()
+        .map_err(|_| format!("{text:?}: MEMBERS must be a number"))?;
+    if id.is_empty() {
+        return Err(format!("{text:?}: the group ID is empty"));
+    }
+    Ok((id.to_owned(), members))
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -59,25 +102,19 @@ pub enum Command {
         data_dir: PathBuf,
     },
     /// Run the Marketing Center simulator alone (deploy examples, benchmarks).
-    Simulate {
+    Simulate(SimulateArgs),
+    /// Measure the sidecar against the simulator and a bare forwarder (see README,
+    /// "Performance").
+    Bench(crate::bench::Options),
+    /// The benchmark's bare pass-through forwarder (used by `bench`).
+    #[command(hide = true)]
+    Forward {
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// The API key callers must send.
+        /// Where to forward: `http://host:port`.
         #[arg(long)]
-        api_key: String,
-        /// Customer ids the simulator serves.
-        #[arg(long, required = true, num_args = 1..)]
-        customer: Vec<String>,
-        /// Seed every customer with the demo groups and users.
-        #[arg(long)]
-        seed_demo: bool,
-        /// Added latency per call, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Calls per second per customer before `429` (default: unlimited).
-        #[arg(long)]
-        rate_limit: Option<u32>,
+        upstream: String,
     },
     /// Compare the cross-reference with the legacy app and report drift (safe while serving).
     Reconcile {
@@ -184,14 +221,9 @@ fn in_runtime(command: Command) -> Result<(), String> {
                 token,
                 data_dir,
             } => dev(listen, admin_listen, token, &data_dir).await,
-            Command::Simulate {
-                listen,
-                api_key,
-                customer,
-                seed_demo,
-                latency_ms,
-                rate_limit,
-            } => simulate(listen, api_key, customer, seed_demo, latency_ms, rate_limit).await,
+            Command::Simulate(args) => simulate(args).await,
+            Command::Bench(opts) => crate::bench::run(opts).await,
+            Command::Forward { listen, upstream } => forward(listen, &upstream).await,
             Command::Reconcile {
                 config,
                 tenant,
@@ -503,26 +535,23 @@ async fn dev(
     stopped
 }
 
-async fn simulate(
-    listen: SocketAddr,
-    api_key: String,
-    customers: Vec<String>,
-    seed_demo: bool,
-    latency_ms: u64,
-    rate_limit: Option<u32>,
-) -> Result<(), String> {
+async fn simulate(a: SimulateArgs) -> Result<(), String> {
     telemetry::init(LogFormat::Auto);
-    let sim = MarketingCenter::new(api_key, customers.clone());
-    if seed_demo {
-        for c in &customers {
+    let sim = MarketingCenter::new(a.api_key, a.customer.clone());
+    for c in &a.customer {
+        if a.seed_demo {
             sim.seed_demo(c);
+        }
+        if a.seed_users > 0 || !a.seed_group.is_empty() {
+            sim.seed_bench(c, a.seed_users, &a.seed_group);
         }
     }
     sim.set_knobs(Knobs {
-        latency: Duration::from_millis(latency_ms),
-        rate_limit_per_second: rate_limit,
+        latency: Duration::from_millis(a.latency_ms),
+        rate_limit_per_second: a.rate_limit,
         maintenance_retry_after: None,
     });
+    let listen = a.listen;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -540,6 +569,17 @@ async fn simulate(
     )
     .await
     .map_err(|e| e.to_string())
+}
+
+async fn forward(listen: SocketAddr, upstream: &str) -> Result<(), String> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("{}", crate::bench::forward::announce(addr));
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    crate::bench::forward::serve(listener, upstream, crate::signals::shutdown()).await
 }
 
 fn check(config: Option<&Path>, mappings: &[PathBuf]) -> Result<(), String> {

@@ -33,10 +33,13 @@
 //! - `legacy`: the tower client stack that sends prepared calls to the legacy app.
 //! - `xref`: the SQLite cross-reference, on its own thread.
 //! - `ids`: the identity newtypes and SCIM id derivation.
+//! - `bench`: the `bench` command: the simulator, a bare forwarder and the sidecar measured
+//!   side by side (tooling; never on the `serve` path).
 //! - `simulator`: simulators of the legacy apps (tests and `dev`; never on the `serve` path).
 
 pub mod admin;
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod error;

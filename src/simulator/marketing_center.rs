@@ -213,6 +213,36 @@ impl MarketingCenter {
         RunningSimulator::spawn(service, &base_path).await
     }
 
+    /// Benchmark data: `users` active users `user000001@bench.example`… (with names and an
+    /// externalId), then each `(IdentityID, members)` group holding the first `members` of
+    /// them. Answers the users' `UserID`s in creation order.
+    pub fn seed_bench(&self, customer: &str, users: u64, groups: &[(String, u64)]) -> Vec<u64> {
+        let mut ids = Vec::with_capacity(usize::try_from(users).unwrap_or(0));
+        for i in 1..=users {
+            let fields = serde_json::json!({
+                "LogonName": format!("user{i:06}@bench.example"),
+                "UserProfileFirstName": "Bench",
+                "UserProfileLastName": format!("User {i}"),
+                "UserProfileEmailAddress": format!("user{i:06}@bench.example"),
+                "ExternalIdentityProviderID": format!("00ubench{i:06}"),
+            });
+            match self.insert_user(customer, fields) {
+                Ok(id) => ids.push(id),
+                Err(e) => tracing::warn!(error = %e, "seed_bench: user refused"),
+            }
+        }
+        for (group, members) in groups {
+            self.add_group(customer, group, group);
+            for id in ids
+                .iter()
+                .take(usize::try_from(*members).unwrap_or(usize::MAX))
+            {
+                self.add_member(customer, group, *id);
+            }
+        }
+        ids
+    }
+
     /// Creates a user as `POST /users` would (same validation and uniqueness), without HTTP.
     /// The error text starts with the `ErrorCode`, e.g. `LOGON_NAME_TAKEN: …`.
     pub fn insert_user(&self, customer: &str, fields: Value) -> Result<u64, String> {

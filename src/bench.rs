@@ -1,0 +1,708 @@
+//! `scim-sidecar bench`: the sidecar's own cost, measured side by side with the floor.
+//!
+//! Starts, as separate processes on loopback, the Marketing Center simulator, a bare
+//! pass-through forwarder ([`forward`]) and the sidecar, then sends the same operations
+//! directly to the simulator, through the forwarder (the legacy API's requests) and through
+//! the sidecar (Okta's SCIM requests): latency at one client, throughput at many. Then the
+//! scenarios only the sidecar has: an initial push, a 10,000-member group `replace` against a
+//! slow legacy app, memory, and 1,000 vs 1,000,000 cross-reference rows. Prints one table and
+//! writes the figures as JSON.
+//!
+//! Tooling, like the simulator: never on the `serve` path. Drives the sidecar only over HTTP;
+//! reads the xref only to fill it before a scale run.
+
+pub mod forward;
+pub mod load;
+pub mod procs;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use crate::ids::{LegacyId, ScimId, TenantId};
+use load::{Http, Op, Stats, Until};
+use procs::Proc;
+use report::Report;
+
+/// The tenant name, customer id, API key and bearer token of the benchmark.
+const TENANT: &str = "bench";
+const CUSTOMER: &str = "BENCH";
+const API_KEY: &str = "bench-api-key";
+const TOKEN: &str = "bench-scim-token";
+/// The group used for member add/remove.
+const PUSH_GROUP: &str = "G-PUSH";
+/// The group replaced in the 10,000-member scenario.
+const BIG_GROUP: &str = "G-BIG";
+
+/// `bench` flags. The defaults finish in about three minutes on a 2-core machine.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Options {
+    /// Users the simulator starts with (GET, lookup, PATCH and member scenarios).
+    #[arg(long, default_value_t = 2_000)]
+    pub users: u64,
+    /// Concurrent clients of the throughput runs.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Concurrent clients of the peak-memory run.
+    #[arg(long, default_value_t = 200)]
+    pub peak_clients: usize,
+    /// Seconds of each one-client latency run.
+    #[arg(long, default_value_t = 1.0)]
+    pub latency_secs: f64,
+    /// Seconds of each throughput run.
+    #[arg(long, default_value_t = 2.0)]
+    pub throughput_secs: f64,
+    /// Users of the initial push (a lookup and a create each).
+    #[arg(long, default_value_t = 100_000)]
+    pub push_users: u64,
+    /// Members of the group `replace`.
+    #[arg(long, default_value_t = 10_000)]
+    pub group_members: u64,
+    /// Legacy latency during the group `replace`, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub group_latency_ms: u64,
+    /// Cross-reference rows of the large scale run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub scale_rows: u64,
+    /// Cross-reference rows of the small scale run.
+    #[arg(long, default_value_t = 1_000)]
+    pub small_rows: u64,
+    /// Where the JSON report goes.
+    #[arg(long, default_value = "target/bench.json")]
+    pub out: PathBuf,
+}
+
+/// Runs the benchmark, prints the table and writes the JSON report.
+pub async fn run(opts: Options) -> Result<(), String> {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    let dir = tempdir()?;
+    let mut report = Report::new(&opts);
+    let started = Instant::now();
+
+    eprintln!(
+        "bench: starting the simulator ({} users), the forwarder and the sidecar",
+        opts.users
+    );
+    let sim = simulator(&dir, "sim", opts.users, &[(PUSH_GROUP, 0)], 0)?;
+    let fwd = procs::spawn_printing(
+        &["forward".into(), "--upstream".into(), origin(&sim.url)],
+        "forwarding on ",
+        &dir.join("forward.log"),
+    )?;
+    let (sidecar, _) = start_sidecar(&dir, "main", &sim.url, 0).await?;
+    let (idle_rss, _) = sidecar.rss()?;
+    report.rss_idle(idle_rss);
+
+    let users = legacy_users(&sim.url).await?;
+    import(&sidecar.url, users.len()).await?;
+    let targets = [
+        Target::direct(&sim.url),
+        Target::forwarded(&fwd.url, &sim.url),
+        Target::sidecar(&sidecar.url),
+    ];
+    let users = Arc::new(users);
+    for scenario in Scenario::ALL {
+        eprintln!("bench: {}", scenario.name());
+        for (t, target) in targets.iter().enumerate() {
+            let op = scenario.op(target, &users, t, opts.clients)?;
+            let one = load::run(1, Until::Elapsed(secs(opts.latency_secs)), Arc::clone(&op)).await;
+            let many =
+                load::run(opts.clients, Until::Elapsed(secs(opts.throughput_secs)), op).await;
+            report.pair(scenario.name(), target.kind, &one, &many);
+        }
+    }
+
+    eprintln!("bench: peak memory under {} clients", opts.peak_clients);
+    let op = Scenario::GetById.op(&targets[2], &users, 2, opts.clients)?;
+    let peak = load::run(
+        opts.peak_clients,
+        Until::Elapsed(secs(opts.throughput_secs)),
+        op,
+    )
+    .await;
+    report.stats("get_by_id_peak_clients", &peak);
+    report.rss_peak(sidecar.rss()?.1);
+
+    eprintln!("bench: initial push of {} users", opts.push_users);
+    let push = load::run(
+        opts.clients,
+        Until::Count(opts.push_users),
+        push_op(&sidecar.url),
+    )
+    .await;
+    report.push(&push, opts.push_users);
+    drop(sidecar);
+    drop(fwd);
+
+    eprintln!(
+        "bench: scale, {} vs {} cross-reference rows",
+        opts.small_rows, opts.scale_rows
+    );
+    for rows in [opts.small_rows, opts.scale_rows] {
+        let label = format!("rows{rows}");
+        prefill(&dir.join(&label).join("data"), rows).await?;
+        let (side, ready) = start_sidecar(&dir, &label, &sim.url, 0).await?;
+        import(&side.url, users.len()).await?;
+        let target = Target::sidecar(&side.url);
+        let get = Scenario::GetById.op(&target, &users, 2, 1)?;
+        let get = load::run(1, Until::Elapsed(secs(opts.latency_secs)), get).await;
+        let eq = id_eq_op(&side.url, &users);
+        let eq = load::run(1, Until::Elapsed(secs(opts.latency_secs)), eq).await;
+        report.scale(rows, ready, &get, &eq, side.rss()?.1);
+    }
+    drop(sim);
+
+    eprintln!(
+        "bench: replace of a {}-member group, {} ms legacy latency",
+        opts.group_members, opts.group_latency_ms
+    );
+    let members = opts.group_members;
+    let slow = simulator(
+        &dir,
+        "slow",
+        members + 1_000,
+        &[(BIG_GROUP, 2_000.min(members + 1_000))],
+        opts.group_latency_ms,
+    )?;
+    let (side, _) = start_sidecar(&dir, "replace", &slow.url, 16).await?;
+    let all = legacy_users(&slow.url).await?;
+    import(&side.url, all.len()).await?;
+    let target: Vec<Value> = all
+        .iter()
+        .skip(1_000)
+        .take(usize::try_from(members).unwrap_or(usize::MAX))
+        .map(|u| json!({"value": u.scim_id}))
+        .collect();
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "members", "value": target}],
+    });
+    let t = Instant::now();
+    let http = load::client();
+    load::expect(
+        &http,
+        scim(
+            &side.url,
+            Method::PATCH,
+            &format!("/Groups/{BIG_GROUP}"),
+            Some(&body),
+        ),
+        StatusCode::NO_CONTENT,
+    )
+    .await
+    .map_err(|e| format!("the group replace failed: {e}"))?;
+    report.replace(members, opts.group_latency_ms, t.elapsed());
+    drop(side);
+    drop(slow);
+
+    report.finish(started.elapsed());
+    report.print();
+    report.write(&opts.out)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.05))
+}
+
+fn tempdir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("scim-sidecar-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `http://host:port` of a base URL.
+fn origin(url: &str) -> String {
+    let rest = url.trim_start_matches("http://");
+    format!("http://{}", rest.split('/').next().unwrap_or(rest))
+}
+
+fn simulator(
+    dir: &std::path::Path,
+    name: &str,
+    users: u64,
+    groups: &[(&str, u64)],
+    latency_ms: u64,
+) -> Result<Proc, String> {
+    let mut args: Vec<String> = [
+        "simulate",
+        "--listen",
+        "127.0.0.1:0",
+        "--api-key",
+        API_KEY,
+        "--customer",
+        CUSTOMER,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(["--seed-users".into(), users.to_string()]);
+    args.extend(["--latency-ms".into(), latency_ms.to_string()]);
+    for (g, members) in groups {
+        args.extend(["--seed-group".into(), format!("{g}:{members}")]);
+    }
+    procs::spawn_printing(
+        &args,
+        "Marketing Center simulator: ",
+        &dir.join(format!("{name}.log")),
+    )
+}
+
+/// Writes a configuration for the simulator at `legacy` and starts a sidecar on it.
+async fn start_sidecar(
+    dir: &std::path::Path,
+    name: &str,
+    legacy: &str,
+    member_concurrency: usize,
+) -> Result<(Proc, Duration), String> {
+    let home = dir.join(name);
+    std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+    let mapping = home.join("marketing-center.toml");
+    std::fs::write(&mapping, crate::cli::MARKETING_CENTER_MAPPING).map_err(|e| e.to_string())?;
+    let mut tenant = format!(
+        "[tenants.{TENANT}]\ncustomer_id = \"{CUSTOMER}\"\nlegacy_base_url = \"{legacy}\"\n\
+         mapping = \"marketing-center.toml\"\napi_key = {{ value = \"{API_KEY}\" }}\n\
+         tokens = [{{ value = \"{TOKEN}\" }}]\n"
+    );
+    if member_concurrency > 0 {
+        tenant.push_str(&format!("member_concurrency = {member_concurrency}\n"));
+    }
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         data_dir = \"{}\"\nlog_format = \"json\"\n\n{tenant}",
+        home.join("data").display()
+    );
+    let path = home.join("sidecar.toml");
+    std::fs::write(&path, config).map_err(|e| e.to_string())?;
+    procs::spawn_sidecar(&path, &home.join("sidecar.log")).await
+}
+
+/// One user of the simulator.
+#[derive(Clone, Debug)]
+struct User {
+    legacy_id: String,
+    login: String,
+    scim_id: String,
+}
+
+/// Every user of the simulator, read page by page through its API.
+async fn legacy_users(base: &str) -> Result<Vec<User>, String> {
+    let http = load::client();
+    let tenant = TenantId::new(TENANT);
+    let mut out = Vec::new();
+    for page in 1.. {
+        let body = load::expect(
+            &http,
+            legacy(
+                base,
+                Method::GET,
+                &format!("/users?Page={page}&PageSize=200"),
+                None,
+            ),
+            StatusCode::OK,
+        )
+        .await?;
+        let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let items = v["Items"].as_array().cloned().unwrap_or_default();
+        for u in &items {
+            let id = u["UserID"].to_string();
+            out.push(User {
+                scim_id: ScimId::derive(&tenant, "User", &LegacyId::new(id.clone()))
+                    .as_str()
+                    .to_owned(),
+                legacy_id: id,
+                login: u["LogonName"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        if items.len() < 200 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Lists every user through the sidecar, as Okta's import does: the xref meets them all.
+async fn import(scim_base: &str, users: usize) -> Result<(), String> {
+    let http = load::client();
+    let mut start = 1;
+    while start <= users {
+        load::expect(
+            &http,
+            scim(
+                scim_base,
+                Method::GET,
+                &format!("/Users?startIndex={start}&count=1000"),
+                None,
+            ),
+            StatusCode::OK,
+        )
+        .await?;
+        start += 1000;
+    }
+    Ok(())
+}
+
+/// Fills a fresh xref at `data_dir` with `rows` rows of users the legacy app does not have
+/// (the scale runs read the real ones among them).
+async fn prefill(data_dir: &std::path::Path, rows: u64) -> Result<(), String> {
+    let store = crate::xref::Store::open(&data_dir.join("xref.sqlite3"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let tenant = TenantId::new(TENANT);
+    let mut i = 0;
+    while i < rows {
+        let end = (i + 20_000).min(rows);
+        let batch: Vec<crate::xref::Seen> = (i..end)
+            .map(|n| {
+                let legacy_id = LegacyId::new(format!("{}", 900_000_000 + n));
+                crate::xref::Seen {
+                    scim_id: ScimId::derive(&tenant, "User", &legacy_id),
+                    legacy_id,
+                    external_id: Some(crate::ids::ExternalId::new(format!("00ufill{n}"))),
+                    user_name: Some(format!("fill{n:07}@bench.example")),
+                }
+            })
+            .collect();
+        store
+            .seen(&tenant, "User", batch)
+            .await
+            .map_err(|e| e.to_string())?;
+        i = end;
+    }
+    store.close().await.map_err(|e| e.to_string())
+}
+
+fn request(url: String, method: Method, body: Option<&Value>) -> http::request::Builder {
+    let b = Request::builder().method(method).uri(url);
+    match body {
+        Some(_) => b.header(http::header::CONTENT_TYPE, "application/json"),
+        None => b,
+    }
+}
+
+fn finish(b: http::request::Builder, body: Option<&Value>) -> Request<Full<Bytes>> {
+    let bytes = body.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
+    b.body(Full::new(bytes))
+        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+}
+
+/// A legacy API request (as the sidecar would send it).
+fn legacy(base: &str, method: Method, path: &str, body: Option<&Value>) -> Request<Full<Bytes>> {
+    let b = request(format!("{base}{path}"), method, body)
+        .header("X-MC-Api-Key", API_KEY)
+        .header("X-MC-Customer", CUSTOMER)
+        .header(http::header::ACCEPT, "application/json");
+    finish(b, body)
+}
+
+/// A SCIM request (as Okta sends it).
+fn scim(base: &str, method: Method, path: &str, body: Option<&Value>) -> Request<Full<Bytes>> {
+    let b = request(format!("{base}{path}"), method, body)
+        .header(http::header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(http::header::ACCEPT, "application/scim+json");
+    let b = match body {
+        Some(_) => b.header(http::header::CONTENT_TYPE, "application/scim+json"),
+        None => b,
+    };
+    finish(b, body)
+}
+
+/// Where the requests go.
+#[derive(Clone, Debug)]
+struct Target {
+    kind: &'static str,
+    base: String,
+}
+
+impl Target {
+    fn direct(sim: &str) -> Self {
+        Target {
+            kind: "direct",
+            base: sim.to_owned(),
+        }
+    }
+
+    fn forwarded(fwd: &str, sim: &str) -> Self {
+        let path = sim.trim_start_matches(&origin(sim));
+        Target {
+            kind: "forwarder",
+            base: format!("{fwd}{path}"),
+        }
+    }
+
+    fn sidecar(scim: &str) -> Self {
+        Target {
+            kind: "sidecar",
+            base: scim.to_owned(),
+        }
+    }
+
+    fn is_scim(&self) -> bool {
+        self.kind == "sidecar"
+    }
+}
+
+/// The operations measured on every target.
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    GetById,
+    Lookup,
+    Create,
+    Deactivate,
+    Members,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 5] = [
+        Scenario::GetById,
+        Scenario::Lookup,
+        Scenario::Create,
+        Scenario::Deactivate,
+        Scenario::Members,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::GetById => "get_by_id",
+            Scenario::Lookup => "lookup_by_username",
+            Scenario::Create => "create",
+            Scenario::Deactivate => "patch_deactivate",
+            Scenario::Members => "group_member_add_remove",
+        }
+    }
+
+    /// The operation on `target`. Users are taken from a slice of their own per target (the
+    /// PATCH and member scenarios flip each worker's user back and forth).
+    fn op(
+        self,
+        target: &Target,
+        users: &Arc<Vec<User>>,
+        target_no: usize,
+        clients: usize,
+    ) -> Result<Op, String> {
+        let t = target.clone();
+        let users = Arc::clone(users);
+        let n = users.len();
+        let slice = (clients + 1) * 3;
+        if n < slice {
+            return Err(format!(
+                "--users must be at least {slice} for {clients} clients"
+            ));
+        }
+        let own = move |w: u64| (target_no * (clients + 1) + w as usize) % n;
+        Ok(match self {
+            Scenario::GetById => Arc::new(move |http: Http, w, seq| {
+                let u = &users[((w * 7919 + seq) as usize) % n];
+                let req = if t.is_scim() {
+                    scim(&t.base, Method::GET, &format!("/Users/{}", u.scim_id), None)
+                } else {
+                    legacy(
+                        &t.base,
+                        Method::GET,
+                        &format!("/users/{}", u.legacy_id),
+                        None,
+                    )
+                };
+                Box::pin(async move { load::expect(&http, req, StatusCode::OK).await.map(drop) })
+            }),
+            Scenario::Lookup => Arc::new(move |http: Http, w, seq| {
+                let u = &users[((w * 7919 + seq) as usize) % n];
+                let login = percent_encoding::utf8_percent_encode(
+                    &u.login,
+                    percent_encoding::NON_ALPHANUMERIC,
+                );
+                let req = if t.is_scim() {
+                    let filter = percent_encoding::utf8_percent_encode(
+                        &format!("userName eq \"{}\"", u.login),
+                        percent_encoding::NON_ALPHANUMERIC,
+                    )
+                    .to_string();
+                    scim(
+                        &t.base,
+                        Method::GET,
+                        &format!("/Users?filter={filter}"),
+                        None,
+                    )
+                } else {
+                    let q = format!(
+                        "/users?IncludeArchived=true&LogonName={login}&Page=1&PageSize=100"
+                    );
+                    legacy(&t.base, Method::GET, &q, None)
+                };
+                Box::pin(async move { load::expect(&http, req, StatusCode::OK).await.map(drop) })
+            }),
+            Scenario::Create => {
+                let run = uuid::Uuid::new_v4().simple().to_string();
+                // Unique across every run of this operation (each run counts from zero).
+                let made = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                Arc::new(move |http: Http, _w, _seq| {
+                    let k = made.fetch_add(1, Ordering::Relaxed);
+                    let login = format!("new-{}-{k}@bench.example", &run[..8]);
+                    let req = if t.is_scim() {
+                        scim(&t.base, Method::POST, "/Users", Some(&okta_user(&login)))
+                    } else {
+                        legacy(&t.base, Method::POST, "/users", Some(&legacy_user(&login)))
+                    };
+                    Box::pin(async move {
+                        load::expect(&http, req, StatusCode::CREATED)
+                            .await
+                            .map(drop)
+                    })
+                })
+            }
+            Scenario::Deactivate => {
+                let active: Arc<Vec<AtomicBool>> =
+                    Arc::new((0..n).map(|_| AtomicBool::new(true)).collect());
+                Arc::new(move |http: Http, w, _seq| {
+                    let i = own(w);
+                    let u = &users[i];
+                    // Each worker owns its user: flip it.
+                    let now_active = !active[i].fetch_xor(true, Ordering::Relaxed);
+                    let req = if t.is_scim() {
+                        let body = json!({
+                            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [{"op": "replace", "value": {"active": now_active}}],
+                        });
+                        scim(
+                            &t.base,
+                            Method::PATCH,
+                            &format!("/Users/{}", u.scim_id),
+                            Some(&body),
+                        )
+                    } else {
+                        let verb = if now_active { "restore" } else { "archive" };
+                        legacy(
+                            &t.base,
+                            Method::POST,
+                            &format!("/users/{}/{verb}", u.legacy_id),
+                            None,
+                        )
+                    };
+                    Box::pin(
+                        async move { load::expect(&http, req, StatusCode::OK).await.map(drop) },
+                    )
+                })
+            }
+            Scenario::Members => {
+                let member: Arc<Vec<AtomicBool>> =
+                    Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
+                Arc::new(move |http: Http, w, _seq| {
+                    // Members come from the other end of the user list than the PATCH users.
+                    let i = n - 1 - own(w);
+                    let u = &users[i];
+                    let add = !member[i].fetch_xor(true, Ordering::Relaxed);
+                    let (req, want) = if t.is_scim() {
+                        let op = if add {
+                            json!({"op": "add", "path": "members", "value": [{"value": u.scim_id}]})
+                        } else {
+                            json!({"op": "remove", "path": format!("members[value eq \"{}\"]", u.scim_id)})
+                        };
+                        let body = json!({
+                            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [op],
+                        });
+                        (
+                            scim(
+                                &t.base,
+                                Method::PATCH,
+                                &format!("/Groups/{PUSH_GROUP}"),
+                                Some(&body),
+                            ),
+                            StatusCode::NO_CONTENT,
+                        )
+                    } else {
+                        let m = if add { Method::PUT } else { Method::DELETE };
+                        let path = format!("/groups/{PUSH_GROUP}/members/{}", u.legacy_id);
+                        (legacy(&t.base, m, &path, None), StatusCode::NO_CONTENT)
+                    };
+                    Box::pin(async move { load::expect(&http, req, want).await.map(drop) })
+                })
+            }
+        })
+    }
+}
+
+/// Okta's create body.
+fn okta_user(login: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": login,
+        "name": {"givenName": "Push", "familyName": "User"},
+        "emails": [{"primary": true, "value": login, "type": "work"}],
+        "displayName": "Push User",
+        "externalId": format!("00u{}", &login[..login.find('@').unwrap_or(login.len())]),
+        "active": true,
+    })
+}
+
+/// The Marketing Center create body the sidecar sends for [`okta_user`].
+fn legacy_user(login: &str) -> Value {
+    json!({
+        "LogonName": login,
+        "UserProfileFirstName": "Push",
+        "UserProfileLastName": "User",
+        "UserProfileFullName": "Push User",
+        "UserProfileEmailAddress": login,
+        "ExternalIdentityProviderID": format!("00u{}", &login[..login.find('@').unwrap_or(login.len())]),
+    })
+}
+
+/// Okta's initial push of one user: look it up by userName, then create it.
+fn push_op(scim_base: &str) -> Op {
+    let base = scim_base.to_owned();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    Arc::new(move |http: Http, _w, seq| {
+        let login = format!("push-{}-{seq:07}@bench.example", &run[..8]);
+        let filter = percent_encoding::utf8_percent_encode(
+            &format!("userName eq \"{login}\""),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        let lookup = scim(
+            &base,
+            Method::GET,
+            &format!("/Users?filter={filter}&startIndex=1&count=100"),
+            None,
+        );
+        let create = scim(&base, Method::POST, "/Users", Some(&okta_user(&login)));
+        Box::pin(async move {
+            load::expect(&http, lookup, StatusCode::OK).await?;
+            load::expect(&http, create, StatusCode::CREATED)
+                .await
+                .map(drop)
+        })
+    })
+}
+
+/// `filter=id eq "…"` lookups of the known users.
+fn id_eq_op(scim_base: &str, users: &Arc<Vec<User>>) -> Op {
+    let base = scim_base.to_owned();
+    let users = Arc::clone(users);
+    Arc::new(move |http: Http, w, seq| {
+        let u = &users[((w * 7919 + seq) as usize) % users.len()];
+        let filter = percent_encoding::utf8_percent_encode(
+            &format!("id eq \"{}\"", u.scim_id),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        let req = scim(&base, Method::GET, &format!("/Users?filter={filter}"), None);
+        Box::pin(async move { load::expect(&http, req, StatusCode::OK).await.map(drop) })
+    })
+}
+
+/// A run with failures is reported with its first failure.
+fn health(stats: &Stats) -> Value {
+    json!({
+        "ok": stats.ok,
+        "errors": stats.errors,
+        "first_error": stats.first_error,
+    })
+}
