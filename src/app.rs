@@ -435,7 +435,9 @@ fn base_url(parts: &http::request::Parts) -> String {
 
 /// Sets the SCIM content type on a JSON response.
 pub fn scim_json(status: http::StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    // A `Value` always serialises (its map keys are strings).
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -5,6 +5,8 @@
 //! and the rule for personal data in logs ([`pii`]: shown only with debug logging on).
 //! Depends on nothing else in the crate.
 
+mod json;
+
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
@@ -28,10 +30,8 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr);
     let _ = if json {
         builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(json::JsonFields)
+            .event_format(json::JsonLine)
             .try_init()
     } else {
         builder.try_init()

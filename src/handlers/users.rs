@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{Ctx, ListParams, Projection, list_response};
 use crate::app::scim_json;
@@ -70,16 +69,17 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Scim
             .collect();
         return Ok((total, project(page)));
     }
-    let tombstoned = ctx
-        .state
-        .xref
-        .tombstoned(&ctx.tenant.id, RESOURCE_TYPE)
-        .await?;
-    if p.filter.is_none()
-        && let Some((total, page)) =
+    if p.filter.is_none() {
+        let tombstoned = ctx
+            .state
+            .xref
+            .tombstoned(&ctx.tenant.id, RESOURCE_TYPE)
+            .await?;
+        if let Some((total, page)) =
             direct_page(ctx, p.start_index - 1, p.count, &tombstoned).await?
-    {
-        return Ok((total, project(page)));
+        {
+            return Ok((total, project(page)));
+        }
     }
     let query = p
         .filter
@@ -89,8 +89,8 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Scim
     let mut pager = ctx.pager(&um.calls.list, None, query);
     let (skip, mut matched, mut out) = (p.start_index - 1, 0u64, Vec::new());
     while let Some(items) = pager.next().await? {
-        for (legacy_id, resource) in build_page(ctx, items).await? {
-            if tombstoned.contains(&legacy_id)
+        for (_, resource, tombstoned) in build_page(ctx, items).await? {
+            if tombstoned
                 || p.filter
                     .as_ref()
                     .is_some_and(|f| !f.matches(&resource, &um.schema))
@@ -155,7 +155,7 @@ async fn direct_page(
         let (items, total, _) = ctx.page(call, None, &[], index, size).await?;
         let Some(total) = total else { return Ok(None) };
         let n = items.len() as u64;
-        for (legacy_id, resource) in build_page(ctx, items).await? {
+        for (legacy_id, resource, _) in build_page(ctx, items).await? {
             if tombstoned.contains(&legacy_id) {
                 continue;
             }
@@ -171,8 +171,12 @@ async fn direct_page(
     }
 }
 
-/// Builds the SCIM resources of a page of legacy records, recording them in the xref.
-async fn build_page(ctx: &Ctx, items: Vec<Value>) -> Result<Vec<(LegacyId, Value)>, ScimError> {
+/// Builds the SCIM resources of a page of legacy records, recording them in the xref:
+/// (legacy id, resource, whether the xref holds a tombstone for it).
+async fn build_page(
+    ctx: &Ctx,
+    items: Vec<Value>,
+) -> Result<Vec<(LegacyId, Value, bool)>, ScimError> {
     let um = users(ctx);
     let mut rows = Vec::with_capacity(items.len());
     let mut kept = Vec::with_capacity(items.len());
@@ -191,7 +195,10 @@ async fn build_page(ctx: &Ctx, items: Vec<Value>) -> Result<Vec<(LegacyId, Value
         .await?;
     kept.into_iter()
         .zip(xrefs)
-        .map(|((legacy_id, record), x)| Ok((legacy_id, assemble(ctx, &record, Some(&x))?)))
+        .map(|((legacy_id, record), x)| {
+            let resource = assemble(ctx, &record, Some(&x))?;
+            Ok((legacy_id, resource, x.tombstoned_at.is_some()))
+        })
         .collect()
 }
 
@@ -221,18 +228,7 @@ fn assemble(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Result<Value, 
             schemas.push(json!(ext.id));
         }
     }
-    let version = {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(&attrs).unwrap_or_default());
-        let d = h.finalize();
-        format!(
-            "W/\"{}\"",
-            d.iter()
-                .take(8)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
-    };
+    let version = version_of(&attrs);
     let created = um
         .time(record, um.created.as_deref())
         .or_else(|| x.map(|x| x.created.clone()));
@@ -259,6 +255,26 @@ fn assemble(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Result<Value, 
     meta.insert("version".into(), json!(version));
     out.insert("meta".into(), Value::Object(meta));
     Ok(Value::Object(out))
+}
+
+/// `meta.version`: a weak ETag of the SCIM attributes, a 64-bit xxh3 of their JSON (stable
+/// across processes and replicas; a change to any attribute changes it). Serialised straight
+/// into the hash: no intermediate buffer.
+fn version_of(attrs: &Map<String, Value>) -> String {
+    struct Hashing(xxhash_rust::xxh3::Xxh3);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(xxhash_rust::xxh3::Xxh3::new());
+    // Writing a JSON map of strings into an infallible writer cannot fail.
+    let _ = serde_json::to_writer(&mut h, attrs);
+    format!("W/\"{:016x}\"", h.0.digest())
 }
 
 /// Finds the legacy record behind a SCIM id: (legacy id, record, xref row).

@@ -71,9 +71,33 @@ impl Legacy {
     }
 }
 
+/// `value.pointer(pointer)` without its two allocations per token when the pointer holds no
+/// `~` escape (every pointer of the shipped mappings): the record is read on every request.
+pub fn at<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.contains('~') {
+        return value.pointer(pointer);
+    }
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    pointer
+        .strip_prefix('/')?
+        .split('/')
+        .try_fold(value, |target, token| match target {
+            Value::Object(map) => map.get(token),
+            Value::Array(list) => {
+                if (token.len() > 1 && token.starts_with('0')) || token.starts_with('+') {
+                    return None;
+                }
+                list.get(token.parse::<usize>().ok()?)
+            }
+            _ => None,
+        })
+}
+
 /// Reads a JSON pointer as text (strings as they are, numbers printed).
 pub fn pointer_text(record: &Value, pointer: &str) -> Option<String> {
-    match record.pointer(pointer)? {
+    match at(record, pointer)? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -94,11 +118,11 @@ impl Active {
     pub fn eval(&self, record: &Value) -> bool {
         self.all_true
             .iter()
-            .all(|p| truthy(record.pointer(p)) == Some(true))
+            .all(|p| truthy(at(record, p)) == Some(true))
             && self
                 .all_false
                 .iter()
-                .all(|p| truthy(record.pointer(p)) != Some(true))
+                .all(|p| truthy(at(record, p)) != Some(true))
     }
 }
 
@@ -233,7 +257,7 @@ impl UserMapping {
 
     /// A time of the record (`created` or `last_modified` pointer) as RFC 3339 text.
     pub fn time(&self, record: &Value, pointer: Option<&str>) -> Option<String> {
-        let raw = record.pointer(pointer?)?;
+        let raw = at(record, pointer?)?;
         match self.time_format {
             TimeFormat::Rfc3339 => raw.as_str().filter(|s| !s.is_empty()).map(str::to_owned),
             TimeFormat::UnixSeconds => {
@@ -508,12 +532,12 @@ impl Paging {
 
     /// The total a list answer reports, if the app reports one.
     pub fn total(&self, answer: &Value) -> Option<u64> {
-        answer.pointer(self.total.as_deref()?)?.as_u64()
+        at(answer, self.total.as_deref()?)?.as_u64()
     }
 
     /// Whether a list answer says more pages follow (`None` when the app does not say).
     pub fn more(&self, answer: &Value) -> Option<bool> {
-        truthy(answer.pointer(self.more.as_deref()?))
+        truthy(at(answer, self.more.as_deref()?))
     }
 }
 
@@ -565,7 +589,7 @@ impl Errors {
         let rule = code.as_ref().and_then(|c| self.codes.get(c)).cloned();
         let message = self.message.as_ref().and_then(|p| pointer_text(&json, p));
         let mut fields = Vec::new();
-        if let Some(Value::Array(items)) = self.fields.as_ref().and_then(|p| json.pointer(p)) {
+        if let Some(Value::Array(items)) = self.fields.as_ref().and_then(|p| at(&json, p)) {
             for item in items {
                 let field = self.field.as_ref().and_then(|p| pointer_text(item, p));
                 let problem = self.problem.as_ref().and_then(|p| pointer_text(item, p));
@@ -600,7 +624,7 @@ impl Errors {
 
 /// Whether the field at `pointer` of `record` equals `expected` (a value from the mapping).
 pub fn field_equals(record: &Value, pointer: &str, expected: &Value) -> bool {
-    record.pointer(pointer) == Some(expected)
+    at(record, pointer) == Some(expected)
 }
 
 /// Whether a condition written in TOML holds for a record field.
@@ -612,5 +636,42 @@ impl super::Locked {
     /// Whether the group record is locked.
     pub fn matches(&self, record: &Value) -> bool {
         field_equals(record, &self.field, &self.equals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::at;
+
+    #[test]
+    fn at_answers_as_serde_json_pointer_does() {
+        let v = json!({
+            "a": {"b": [10, {"c": "x"}], "": 1, "d/e": 2, "f~g": 3},
+            "list": [1, 2, 3],
+        });
+        for p in [
+            "",
+            "/",
+            "/a",
+            "/a/b",
+            "/a/b/0",
+            "/a/b/1/c",
+            "/a/b/2",
+            "/a/b/01",
+            "/a/b/+1",
+            "/a/b/-1",
+            "/a/",
+            "/a/d~1e",
+            "/a/f~0g",
+            "/missing",
+            "/list/2",
+            "/list/x",
+            "a",
+            "/a/b/0/deeper",
+        ] {
+            assert_eq!(at(&v, p), v.pointer(p), "pointer {p:?}");
+        }
     }
 }

@@ -119,7 +119,31 @@ async fn open_sets_wal_and_schema_version_and_migrations_are_idempotent() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(indexes, ["xref_external", "xref_legacy", "xref_user_name"]);
+    assert_eq!(
+        indexes,
+        [
+            "xref_external",
+            "xref_legacy",
+            "xref_tombstoned",
+            "xref_user_name"
+        ]
+    );
+    // Listing the tombstones reads the partial index, not every row of the tenant (a user
+    // list asks for them on every call; a scan made an initial push quadratic).
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT legacy_id FROM xref INDEXED BY xref_tombstoned \
+             WHERE tenant = ?1 AND resource_type = ?2 AND tombstoned_at IS NOT NULL",
+        )
+        .expect("prepare")
+        .query_map(("acme", "User"), |r| r.get::<_, String>(3))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(
+        plan.iter().any(|p| p.contains("xref_tombstoned")),
+        "{plan:?}"
+    );
 }
 
 #[tokio::test]

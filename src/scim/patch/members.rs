@@ -8,7 +8,8 @@
 //! `members` with no filter (all), `replace` of `members` (including `[]`), and path-less
 //! `add` / `replace` whose value holds `members`, `displayName` and `id`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use serde_json::Value;
 
@@ -58,28 +59,30 @@ impl GroupPatch {
     }
 }
 
-/// Ordered set of ids.
+/// Set of ids that remembers the order of insertion. Removing is O(1) (a request may remove
+/// thousands of members one operation at a time); the order is restored once, at the end.
 #[derive(Default)]
 struct Ordered {
-    items: Vec<String>,
-    set: HashSet<String>,
+    next: u64,
+    items: HashMap<String, u64>,
 }
 
 impl Ordered {
     fn insert(&mut self, id: String) {
-        if self.set.insert(id.clone()) {
-            self.items.push(id);
+        if let Entry::Vacant(slot) = self.items.entry(id) {
+            slot.insert(self.next);
+            self.next += 1;
         }
     }
 
     fn remove(&mut self, id: &str) {
-        if self.set.remove(id) {
-            self.items.retain(|i| i != id);
-        }
+        self.items.remove(id);
     }
 
     fn into_vec(self) -> Vec<String> {
-        self.items
+        let mut items: Vec<(String, u64)> = self.items.into_iter().collect();
+        items.sort_unstable_by_key(|(_, at)| *at);
+        items.into_iter().map(|(id, _)| id).collect()
     }
 }
 

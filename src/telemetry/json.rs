@@ -1,0 +1,303 @@
+//! The JSON log line, written straight into the output buffer.
+//!
+//! Same shape as tracing-subscriber's JSON format with flattened events and the current
+//! span: `{"timestamp", "level", <event fields, "message" first as emitted>, "target",
+//! "span": {<span fields>, "name"}}`. tracing-subscriber's formatter stores a span's fields
+//! as JSON text and parses that text back into a map for every event; at one line per SCIM
+//! request that was most of the cost of logging (the bench's profile). Here a span's fields
+//! are stored once as a ready JSON fragment and copied into each line.
+
+use std::fmt::{self, Write};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Formats fields as JSON object members (`"a":1,"b":"x"`), for span fields.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct JsonFields;
+
+impl<'w> FormatFields<'w> for JsonFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = Members::new(writer, false);
+        fields.record(&mut visitor);
+        visitor.result
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let first = current.fields.is_empty();
+        let mut visitor = Members::new(current.as_writer(), !first);
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// Formats one event as a JSON line (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct JsonLine;
+
+impl<S, N> FormatEvent<S, N> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        let meta = event.metadata();
+        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        let mut fields = Members::new(writer.by_ref(), true);
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        string(&mut writer, meta.target())?;
+        if let Some(span) = ctx.lookup_current() {
+            writer.write_str(",\"span\":{")?;
+            let ext = span.extensions();
+            let stored = ext
+                .get::<FormattedFields<N>>()
+                .map(|f| f.fields.as_str())
+                .unwrap_or_default();
+            writer.write_str(stored)?;
+            if !stored.is_empty() {
+                writer.write_char(',')?;
+            }
+            writer.write_str("\"name\":")?;
+            string(&mut writer, span.name())?;
+            writer.write_char('}')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// A field visitor writing `"name":value` members, each preceded by a comma unless it is
+/// the first and `comma` was false.
+struct Members<'w> {
+    writer: Writer<'w>,
+    comma: bool,
+    result: fmt::Result,
+}
+
+impl<'w> Members<'w> {
+    fn new(writer: Writer<'w>, comma: bool) -> Self {
+        Self {
+            writer,
+            comma,
+            result: Ok(()),
+        }
+    }
+
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            if std::mem::replace(&mut self.comma, true) {
+                self.writer.write_char(',')?;
+            }
+            string(&mut self.writer, field.name())?;
+            self.writer.write_char(':')?;
+            value(&mut self.writer)
+        })();
+    }
+}
+
+impl Visit for Members<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |w| string(w, value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.member(field, |w| write!(w, "{value}"));
+        } else {
+            self.member(field, |w| write!(w, "\"{value}\""));
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.member(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(&mut *w), "{value}")?;
+            w.write_char('"')
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(&mut *w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// `text` as a JSON string.
+fn string(w: &mut impl Write, text: &str) -> fmt::Result {
+    w.write_char('"')?;
+    Escaped(&mut *w).write_str(text)?;
+    w.write_char('"')
+}
+
+/// Writes what it is given with JSON string escaping.
+struct Escaped<W>(W);
+
+impl<W: Write> Write for Escaped<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // The characters to escape are all ASCII, so byte positions are char boundaries.
+        let mut rest = s;
+        while let Some(at) = rest
+            .bytes()
+            .position(|b| b == b'"' || b == b'\\' || b < b' ')
+        {
+            self.0.write_str(&rest[..at])?;
+            match rest.as_bytes()[at] {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                b => write!(self.0, "\\u{b:04x}")?,
+            }
+            rest = &rest[at + 1..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::{JsonFields, JsonLine};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn lines(f: impl FnOnce()) -> Vec<Value> {
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(buffer.clone())
+            .fmt_fields(JsonFields)
+            .event_format(JsonLine)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    #[test]
+    fn a_line_is_json_with_event_and_span_fields() {
+        let got = lines(|| {
+            let span = tracing::info_span!(
+                "scim",
+                method = %"GET",
+                request_id = %"abc",
+                tenant = tracing::field::Empty,
+            );
+            let _in = span.enter();
+            span.record("tenant", "acme");
+            let detail = "quote \" backslash \\ newline \n tab \t bell \u{7} é";
+            tracing::info!(
+                status = 201u16,
+                latency_us = 17u64,
+                delta = -3i64,
+                ok = true,
+                ratio = 0.5f64,
+                nan = f64::NAN,
+                scim_id = "x",
+                detail = %detail,
+                "request done"
+            );
+        });
+        assert_eq!(got.len(), 1);
+        let v = &got[0];
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["message"], "request done");
+        assert_eq!(v["status"], 201);
+        assert_eq!(v["latency_us"], 17);
+        assert_eq!(v["delta"], -3);
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["ratio"], 0.5);
+        assert_eq!(v["nan"], "NaN");
+        assert_eq!(v["scim_id"], "x");
+        assert_eq!(
+            v["detail"],
+            "quote \" backslash \\ newline \n tab \t bell \u{7} é"
+        );
+        assert!(v["target"].as_str().unwrap().contains("telemetry"));
+        assert_eq!(v["span"]["name"], "scim");
+        assert_eq!(v["span"]["method"], "GET");
+        assert_eq!(v["span"]["request_id"], "abc");
+        assert_eq!(v["span"]["tenant"], "acme");
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(
+            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{ts}"
+        );
+    }
+
+    #[test]
+    fn a_line_outside_a_span_and_a_span_without_fields() {
+        let got = lines(|| {
+            tracing::warn!("plain");
+            let span = tracing::info_span!("bare");
+            let _in = span.enter();
+            tracing::error!(n = 1u64, "inside");
+        });
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["level"], "WARN");
+        assert_eq!(got[0]["message"], "plain");
+        assert!(got[0].get("span").is_none());
+        assert_eq!(got[1]["span"], serde_json::json!({"name": "bare"}));
+        assert_eq!(got[1]["n"], 1);
+    }
+}
