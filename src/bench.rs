@@ -74,9 +74,35 @@ pub struct Options {
     /// Cross-reference rows of the small scale run.
     #[arg(long, default_value_t = 1_000)]
     pub small_rows: u64,
+    /// Run only these parts (comma-separated): the scenario names of the table
+    /// (`get_by_id`, `lookup_by_username`, `create`, `patch_deactivate`,
+    /// `group_member_add_remove`) and `peak`, `push`, `scale`, `replace`. All when absent;
+    /// figures of parts not run print as "not run".
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PARTS))]
+    pub only: Vec<String>,
     /// Where the JSON report goes.
     #[arg(long, default_value = "target/bench.json")]
     pub out: PathBuf,
+}
+
+/// The parts `--only` can name.
+const PARTS: [&str; 9] = [
+    "get_by_id",
+    "lookup_by_username",
+    "create",
+    "patch_deactivate",
+    "group_member_add_remove",
+    "peak",
+    "push",
+    "scale",
+    "replace",
+];
+
+impl Options {
+    /// Whether `--only` lets `part` run.
+    fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
 }
 
 /// Runs the benchmark, prints the table and writes the JSON report.
@@ -109,6 +135,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
     ];
     let users = Arc::new(users);
     for scenario in Scenario::ALL {
+        if !opts.runs(scenario.name()) {
+            continue;
+        }
         eprintln!("bench: {}", scenario.name());
         for (t, target) in targets.iter().enumerate() {
             let op = scenario.op(target, &users, t, opts.clients)?;
@@ -119,28 +148,54 @@ pub async fn run(opts: Options) -> Result<(), String> {
         }
     }
 
-    eprintln!("bench: peak memory under {} clients", opts.peak_clients);
-    let op = Scenario::GetById.op(&targets[2], &users, 2, opts.clients)?;
-    let peak = load::run(
-        opts.peak_clients,
-        Until::Elapsed(secs(opts.throughput_secs)),
-        op,
-    )
-    .await;
-    report.stats("get_by_id_peak_clients", &peak);
-    report.rss_peak(sidecar.rss()?.1);
+    if opts.runs("peak") {
+        eprintln!("bench: peak memory under {} clients", opts.peak_clients);
+        let op = Scenario::GetById.op(&targets[2], &users, 2, opts.clients)?;
+        let peak = load::run(
+            opts.peak_clients,
+            Until::Elapsed(secs(opts.throughput_secs)),
+            op,
+        )
+        .await;
+        report.stats("get_by_id_peak_clients", &peak);
+        report.rss_peak(sidecar.rss()?.1);
+    }
 
-    eprintln!("bench: initial push of {} users", opts.push_users);
-    let push = load::run(
-        opts.clients,
-        Until::Count(opts.push_users),
-        push_op(&sidecar.url),
-    )
-    .await;
-    report.push(&push, opts.push_users);
+    if opts.runs("push") {
+        eprintln!("bench: initial push of {} users", opts.push_users);
+        let push = load::run(
+            opts.clients,
+            Until::Count(opts.push_users),
+            push_op(&sidecar.url),
+        )
+        .await;
+        report.push(&push, opts.push_users);
+    }
     drop(sidecar);
     drop(fwd);
+    if opts.runs("scale") {
+        scale(&opts, &dir, &sim.url, &users, &mut report).await?;
+    }
+    drop(sim);
+    if opts.runs("replace") {
+        replace(&opts, &dir, &mut report).await?;
+    }
+    report.finish(started.elapsed());
+    report.print();
+    report.write(&opts.out)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
 
+/// GET by id and `id eq` lookups against a sidecar whose xref was filled with `--small-rows`,
+/// then `--scale-rows` rows; start-to-ready and memory of each.
+async fn scale(
+    opts: &Options,
+    dir: &std::path::Path,
+    sim_url: &str,
+    users: &Arc<Vec<User>>,
+    report: &mut Report,
+) -> Result<(), String> {
     eprintln!(
         "bench: scale, {} vs {} cross-reference rows",
         opts.small_rows, opts.scale_rows
@@ -148,30 +203,34 @@ pub async fn run(opts: Options) -> Result<(), String> {
     for rows in [opts.small_rows, opts.scale_rows] {
         let label = format!("rows{rows}");
         prefill(&dir.join(&label).join("data"), rows).await?;
-        let (side, ready) = start_sidecar(&dir, &label, &sim.url, 0).await?;
+        let (side, ready) = start_sidecar(dir, &label, sim_url, 0).await?;
         import(&side.url, users.len()).await?;
         let target = Target::sidecar(&side.url);
-        let get = Scenario::GetById.op(&target, &users, 2, 1)?;
+        let get = Scenario::GetById.op(&target, users, 2, 1)?;
         let get = load::run(1, Until::Elapsed(secs(opts.latency_secs)), get).await;
-        let eq = id_eq_op(&side.url, &users);
+        let eq = id_eq_op(&side.url, users);
         let eq = load::run(1, Until::Elapsed(secs(opts.latency_secs)), eq).await;
         report.scale(rows, ready, &get, &eq, side.rss()?.1);
     }
-    drop(sim);
+    Ok(())
+}
 
+/// A `replace` of a `--group-members` group against a simulator answering after
+/// `--group-latency-ms`, through a sidecar with member concurrency 16.
+async fn replace(opts: &Options, dir: &std::path::Path, report: &mut Report) -> Result<(), String> {
     eprintln!(
         "bench: replace of a {}-member group, {} ms legacy latency",
         opts.group_members, opts.group_latency_ms
     );
     let members = opts.group_members;
     let slow = simulator(
-        &dir,
+        dir,
         "slow",
         members + 1_000,
         &[(BIG_GROUP, 2_000.min(members + 1_000))],
         opts.group_latency_ms,
     )?;
-    let (side, _) = start_sidecar(&dir, "replace", &slow.url, 16).await?;
+    let (side, _) = start_sidecar(dir, "replace", &slow.url, 16).await?;
     let all = legacy_users(&slow.url).await?;
     import(&side.url, all.len()).await?;
     let target: Vec<Value> = all
@@ -199,13 +258,6 @@ pub async fn run(opts: Options) -> Result<(), String> {
     .await
     .map_err(|e| format!("the group replace failed: {e}"))?;
     report.replace(members, opts.group_latency_ms, t.elapsed());
-    drop(side);
-    drop(slow);
-
-    report.finish(started.elapsed());
-    report.print();
-    report.write(&opts.out)?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod bench;
 mod check;
 mod crash;
 mod discovery;

@@ -1,0 +1,152 @@
+//! `scim-sidecar bench` in miniature: the processes start, every scenario runs against the
+//! simulator, the forwarder and the sidecar without a single failed request, and the table
+//! and the JSON report carry every figure of the targets. Behaviour only: no figure
+//! is compared with a target here (the bench measures; its report says what is met).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn run_bench(extra: &[&str]) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+        .args([
+            "bench",
+            "--users",
+            "300",
+            "--clients",
+            "4",
+            "--peak-clients",
+            "8",
+            "--latency-secs",
+            "0.2",
+            "--throughput-secs",
+            "0.2",
+            "--push-users",
+            "200",
+            "--group-members",
+            "60",
+            "--group-latency-ms",
+            "2",
+            "--small-rows",
+            "100",
+            "--scale-rows",
+            "3000",
+            "--out",
+        ])
+        .arg(&out_path)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bench failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    (stdout, report)
+}
+
+/// Every `health` object anywhere in the report: (where, errors).
+fn health(v: &Value, at: &str, out: &mut Vec<(String, u64)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "health" {
+                    out.push((at.to_owned(), x["errors"].as_u64().unwrap()));
+                } else {
+                    health(x, &format!("{at}/{k}"), out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                health(x, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn bench_measures_every_figure_without_errors() {
+    let (stdout, report) = run_bench(&[]);
+    for scenario in [
+        "get_by_id",
+        "lookup_by_username",
+        "create",
+        "patch_deactivate",
+        "group_member_add_remove",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(scenario)),
+            "{scenario} missing from the table:\n{stdout}"
+        );
+        for kind in ["direct", "forwarder", "sidecar"] {
+            for load in ["one_client", "many_clients"] {
+                let s = &report["scenarios"][scenario][kind][load];
+                assert!(
+                    s["ops"].as_u64().unwrap() > 0,
+                    "{scenario}/{kind}/{load}: {s}"
+                );
+                assert!(s["p50_us"].as_f64().unwrap() > 0.0, "{s}");
+            }
+        }
+    }
+    let mut checked = Vec::new();
+    health(&report, "", &mut checked);
+    assert!(checked.len() >= 30, "too few runs: {checked:?}");
+    let failed: Vec<_> = checked.iter().filter(|(_, e)| *e > 0).collect();
+    assert!(failed.is_empty(), "requests failed: {failed:?}\n{stdout}");
+
+    assert_eq!(report["initial_push"]["users"], 200);
+    assert!(report["group_replace"]["seconds"].as_f64().unwrap() > 0.0);
+    assert!(report["rss_idle_bytes"].as_u64().unwrap() > 0);
+    assert!(
+        report["rss_peak_bytes"].as_u64().unwrap() >= report["rss_idle_bytes"].as_u64().unwrap()
+    );
+    for rows in ["100", "3000"] {
+        let s = &report["scale"][rows];
+        assert!(s["start_to_ready_ms"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["get_by_id"]["ops"].as_u64().unwrap() > 0, "{s}");
+        assert!(s["id_eq_lookup"]["ops"].as_u64().unwrap() > 0, "{s}");
+    }
+    // Every target figure has a measured value, printed and in the JSON. A verdict is given
+    // only where the run's parameters are the target's: here, the two that take none.
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 10);
+    for t in targets {
+        assert!(t["value"].as_f64().is_some(), "{t}");
+        let name = t["figure"].as_str().unwrap();
+        assert!(stdout.contains(name), "{name} not printed:\n{stdout}");
+        let judged = name.starts_with("added latency") || name == "RSS idle";
+        assert_eq!(t["met"].is_boolean(), judged, "{t}");
+    }
+    assert!(stdout.contains("(other parameters)"), "{stdout}");
+}
+
+#[test]
+fn bench_only_runs_the_named_parts() {
+    let (stdout, report) = run_bench(&["--only", "get_by_id,push"]);
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(rows.contains(&"get_by_id"), "{stdout}");
+    assert!(!rows.contains(&"create"), "{stdout}");
+    assert!(report["scenarios"]["create"].is_null());
+    assert_eq!(report["initial_push"]["users"], 200);
+    assert!(report.get("group_replace").is_none());
+    assert!(report.get("scale").is_none());
+    let not_run: Vec<&Value> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["value"].is_null())
+        .collect();
+    // creates/s, replace, peak RSS, the three scale figures.
+    assert_eq!(not_run.len(), 6, "{not_run:?}");
+    assert!(stdout.contains("not run"), "{stdout}");
+}
