@@ -59,6 +59,18 @@ impl Stats {
         f64::from(self.latencies_us[i])
     }
 
+    /// Adds another run's figures to these (runs of the same operation taken in turns).
+    pub fn merge(&mut self, other: Stats) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.elapsed += other.elapsed;
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+    }
+
     /// Successful operations per second.
     pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
