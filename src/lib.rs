@@ -6,12 +6,13 @@
 //!
 //! # Layout
 //!
-//! - `cli`: clap subcommands (`serve`, `dev`, `simulate`, `check`, `reconcile`, `log`) and
-//!   what each runs.
+//! - `cli`: clap subcommands (`serve`, `dev`, `simulate`, `check`, `reconcile`, `log`,
+//!   `bench`) and what each runs.
 //! - `run`: starts and stops a whole sidecar (files, tenants, listeners, reloader).
 //! - `config`: figment configuration (defaults ← TOML file ← `SCIM_SIDECAR_*` env), validation,
 //!   secrets from env vars and files.
-//! - `telemetry`: tracing-subscriber setup, the per-request note, PII redaction.
+//! - `telemetry`: tracing-subscriber setup and the JSON log line, the per-request note, PII
+//!   redaction.
 //! - `metrics`: the Prometheus metrics and their text encoding.
 //! - `admin`: the admin listener (health, readiness, metrics, provisioning log page).
 //! - `provisioning`: the provisioning log of write operations, in its own SQLite file.
