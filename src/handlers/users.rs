@@ -185,8 +185,9 @@ async fn build_page(
             tracing::warn!("a legacy list item has no id; skipped");
             continue;
         };
-        rows.push(seen_row(ctx, &legacy_id, &um.read(&record)));
-        kept.push((legacy_id, record));
+        let attrs = um.read(&record);
+        rows.push(seen_row(ctx, &legacy_id, &attrs));
+        kept.push((legacy_id, record, attrs));
     }
     let xrefs = ctx
         .state
@@ -195,8 +196,8 @@ async fn build_page(
         .await?;
     kept.into_iter()
         .zip(xrefs)
-        .map(|((legacy_id, record), x)| {
-            let resource = assemble(ctx, &record, Some(&x))?;
+        .map(|((legacy_id, record, attrs), x)| {
+            let resource = assemble_read(ctx, &record, attrs, Some(&x))?;
             Ok((legacy_id, resource, x.tombstoned_at.is_some()))
         })
         .collect()
@@ -214,6 +215,16 @@ fn seen_row(ctx: &Ctx, legacy_id: &LegacyId, attrs: &Map<String, Value>) -> Seen
 
 /// The full SCIM resource of a legacy record.
 fn assemble(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Result<Value, ScimError> {
+    assemble_read(ctx, record, users(ctx).read(record), x)
+}
+
+/// [`assemble`] with the record's SCIM attributes already read (`UserMapping::read`).
+fn assemble_read(
+    ctx: &Ctx,
+    record: &Value,
+    attrs: Map<String, Value>,
+    x: Option<&XrefRecord>,
+) -> Result<Value, ScimError> {
     let um = users(ctx);
     let legacy_id = um.legacy_id_of(record).ok_or_else(|| {
         ScimError::from(crate::mapping::MappingError::Answer(
@@ -221,7 +232,6 @@ fn assemble(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Result<Value, 
         ))
     })?;
     let id = ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, &legacy_id);
-    let attrs = um.read(record);
     let mut schemas = vec![json!(schema::USER)];
     for ext in &um.schema.extensions {
         if attrs.contains_key(&ext.id) {
@@ -566,8 +576,8 @@ async fn answer(
 
 /// Records a successful write in the xref (lifting any tombstone) and builds the resource.
 async fn finish(ctx: &Ctx, legacy_id: &LegacyId, record: &Value) -> Result<Value, ScimError> {
-    let um = users(ctx);
-    let row = seen_row(ctx, legacy_id, &um.read(record));
+    let attrs = users(ctx).read(record);
+    let row = seen_row(ctx, legacy_id, &attrs);
     let scim_id = row.scim_id.clone();
     let xref = &ctx.state.xref;
     let x = xref.upsert(&ctx.tenant.id, RESOURCE_TYPE, row).await?;
@@ -578,7 +588,7 @@ async fn finish(ctx: &Ctx, legacy_id: &LegacyId, record: &Value) -> Result<Value
     } else {
         Some(x)
     };
-    assemble(ctx, record, x.as_ref())
+    assemble_read(ctx, record, attrs, x.as_ref())
 }
 
 /// `POST /Users`.
