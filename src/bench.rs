@@ -36,6 +36,8 @@ const TENANT: &str = "bench";
 const CUSTOMER: &str = "BENCH";
 const API_KEY: &str = "bench-api-key";
 const TOKEN: &str = "bench-scim-token";
+/// Turns of the alternating one-client runs (each `--latency-secs` / `TURNS` long).
+const TURNS: u32 = 5;
 /// The group used for member add/remove.
 const PUSH_GROUP: &str = "G-PUSH";
 /// The group replaced in the 10,000-member scenario.
@@ -53,7 +55,7 @@ pub struct Options {
     /// Concurrent clients of the peak-memory run.
     #[arg(long, default_value_t = 200)]
     pub peak_clients: usize,
-    /// Seconds of each one-client latency run.
+    /// Seconds of one-client latency per path and scenario, taken in 5 alternating turns.
     #[arg(long, default_value_t = 1.0)]
     pub latency_secs: f64,
     /// Seconds of each throughput run.
@@ -139,9 +141,21 @@ pub async fn run(opts: Options) -> Result<(), String> {
             continue;
         }
         eprintln!("bench: {}", scenario.name());
-        for (t, target) in targets.iter().enumerate() {
-            let op = scenario.op(target, &users, t, opts.clients)?;
-            let one = load::run(1, Until::Elapsed(secs(opts.latency_secs)), Arc::clone(&op)).await;
+        let ops = targets
+            .iter()
+            .enumerate()
+            .map(|(t, target)| scenario.op(target, &users, t, opts.clients))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One-client latency in alternating short turns, so that a noisy moment on the
+        // machine falls on the three paths alike: the figure that matters is their difference.
+        let mut ones = vec![Stats::default(); ops.len()];
+        let turn = secs(opts.latency_secs / f64::from(TURNS));
+        for _ in 0..TURNS {
+            for (one, op) in ones.iter_mut().zip(&ops) {
+                one.merge(load::run(1, Until::Elapsed(turn), Arc::clone(op)).await);
+            }
+        }
+        for ((target, op), one) in targets.iter().zip(ops).zip(ones) {
             let many =
                 load::run(opts.clients, Until::Elapsed(secs(opts.throughput_secs)), op).await;
             report.pair(scenario.name(), target.kind, &one, &many);
@@ -198,7 +212,6 @@ async fn scale(
     users: &Arc<Vec<User>>,
     report: &mut Report,
 ) -> Result<(), String> {
-    const TURNS: u32 = 5;
     eprintln!(
         "bench: scale, {} vs {} cross-reference rows",
         opts.small_rows, opts.scale_rows
