@@ -138,9 +138,9 @@ fn patch_parse_apply(bencher: Bencher, which: &str) {
     assert_ne!(check, user, "{which} changed nothing");
     bencher
         .with_inputs(|| user.clone())
-        .bench_local_refs(|resource| {
+        .bench_local_values(|resource| {
             let ops = patch::parse_request(black_box(&body))?;
-            patch::apply(resource, &ops, &m.users.schema)
+            patch::apply_owned(resource, &ops, &m.users.schema)
         });
 }
 

@@ -777,8 +777,7 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
     let (legacy_id, current, x) = locate(ctx, id).await?;
     let before = assemble(ctx, &current, x.as_ref())?;
     note_user_name(ctx, &before);
-    let mut after = before.clone();
-    crate::scim::patch::apply(&mut after, &ops, &um.schema)?;
+    let after = crate::scim::patch::apply_owned(before.clone(), &ops, &um.schema)?;
     note_activation(
         ctx,
         before.get("active").and_then(Value::as_bool),

@@ -157,6 +157,17 @@ pub fn apply(
     apply::apply_all(resource, ops, schema)
 }
 
+/// [`apply`] taking the resource by value and returning the patched one: no copy is made to
+/// restore on error, since the caller keeps its own original (a PATCH compares before and
+/// after anyway).
+pub fn apply_owned(
+    resource: serde_json::Value,
+    ops: &[PatchOperation],
+    schema: &ResourceSchema,
+) -> Result<serde_json::Value, PatchError> {
+    apply::apply_owned(resource, ops, schema)
+}
+
 /// Why a PATCH request was rejected. Messages name the SCIM attribute or path involved and
 /// contain nothing but what the client sent and the schema; they are safe to return as the
 /// SCIM error `detail`.

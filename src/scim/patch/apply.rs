@@ -61,8 +61,18 @@ pub(super) fn apply_all(
     ops: &[PatchOperation],
     schema: &ResourceSchema,
 ) -> Result<(), PatchError> {
-    let mut work = resource.clone();
-    let Value::Object(root) = &mut work else {
+    let work = apply_owned(resource.clone(), ops, schema)?;
+    *resource = work;
+    Ok(())
+}
+
+/// Applies `ops` to `resource` in place; on error the partly patched value is dropped.
+pub(super) fn apply_owned(
+    mut resource: Value,
+    ops: &[PatchOperation],
+    schema: &ResourceSchema,
+) -> Result<Value, PatchError> {
+    let Value::Object(root) = &mut resource else {
         return Err(PatchError::InvalidValue(
             "the resource is not a JSON object".to_owned(),
         ));
@@ -70,8 +80,7 @@ pub(super) fn apply_all(
     for (i, op) in ops.iter().enumerate() {
         apply_one(root, op, schema).map_err(|e| at_operation(i, e))?;
     }
-    *resource = work;
-    Ok(())
+    Ok(resource)
 }
 
 fn apply_one(

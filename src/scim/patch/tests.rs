@@ -1404,6 +1404,38 @@ fn failed_request_leaves_resource_unchanged() {
 }
 
 #[test]
+fn apply_owned_answers_as_apply_does() {
+    let good = parse_request(&body(json!([
+        {"op": "replace", "path": "displayName", "value": "Changed"},
+        {"op": "remove", "path": "emails"},
+        {"op": "replace", "path": "active", "value": false}
+    ])))
+    .unwrap();
+    let mut in_place = user();
+    apply(&mut in_place, &good, &user_schema()).unwrap();
+    assert_eq!(
+        apply_owned(user(), &good, &user_schema()).unwrap(),
+        in_place
+    );
+    assert_ne!(in_place, user());
+
+    let bad = parse_request(&body(json!([
+        {"op": "replace", "path": "displayName", "value": "Changed"},
+        {"op": "replace", "path": "active", "value": "maybe"}
+    ])))
+    .unwrap();
+    let e = apply_owned(user(), &bad, &user_schema()).unwrap_err();
+    let mut u = user();
+    assert_eq!(e, apply(&mut u, &bad, &user_schema()).unwrap_err());
+    assert_eq!(
+        apply_owned(json!([1]), &good, &user_schema())
+            .unwrap_err()
+            .scim_type(),
+        "invalidValue"
+    );
+}
+
+#[test]
 fn resource_must_be_an_object() {
     let ops = parse_request(&body(
         json!([{"op": "replace", "path": "title", "value": "x"}]),
