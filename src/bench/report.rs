@@ -367,10 +367,16 @@ impl Report {
                 println!("{:<52} {:>12}  {:<34} -", f.name, "not run", f.target);
                 continue;
             }
+            // Ratios with two decimals: 0.44 and 0.36 are not both "0.4".
+            let value = if f.unit == "×" {
+                format!("{:.2}", f.value)
+            } else {
+                format!("{:.1}", f.value)
+            };
             println!(
-                "{:<52} {:>8.1} {:<3}  {:<34} {}",
+                "{:<52} {:>8} {:<3}  {:<34} {}",
                 f.name,
-                f.value,
+                value,
                 f.unit,
                 f.target,
                 match f.met {
