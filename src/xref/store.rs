@@ -157,7 +157,9 @@ impl Store {
                 let mut known = Vec::with_capacity(rows.len());
                 for row in &rows {
                     match find(conn, &read_tenant, &read_type, &row.scim_id)? {
-                        Some(current) if unchanged(&current, row)? => known.push(current),
+                        Some(current) if seen_names(&current, row)?.is_none() => {
+                            known.push(current);
+                        }
                         _ => return Ok((rows, None)),
                     }
                 }
@@ -175,10 +177,7 @@ impl Store {
                 let record = match find(&tx, &tenant, &resource_type, &row.scim_id)? {
                     None => insert(&tx, &tenant, &resource_type, row, &now)?,
                     Some(mut current) => {
-                        check_same_legacy(&current, &row)?;
-                        let external_id = row.external_id.or_else(|| current.external_id.clone());
-                        let user_name = row.user_name.or_else(|| current.user_name.clone());
-                        if external_id != current.external_id || user_name != current.user_name {
+                        if let Some((external_id, user_name)) = seen_names(&current, &row)? {
                             current.external_id = external_id;
                             current.user_name = user_name;
                             update_names(&tx, &mut current, &now)?;
@@ -824,17 +823,22 @@ fn check_same_legacy(current: &XrefRecord, row: &Seen) -> Result<(), StoreError>
     }
 }
 
-/// Whether a `seen` row would leave `current` as it is (an error when the ids disagree).
-fn unchanged(current: &XrefRecord, row: &Seen) -> Result<bool, StoreError> {
+/// A record's remembered `(external_id, user_name)`.
+type Names = (Option<ExternalId>, Option<String>);
+
+/// The `(external_id, user_name)` a `seen` row leaves on `current`, or `None` when it changes
+/// nothing. A `None` in the row keeps the remembered value. Fails when the ids disagree.
+fn seen_names(current: &XrefRecord, row: &Seen) -> Result<Option<Names>, StoreError> {
     check_same_legacy(current, row)?;
-    Ok(row
+    let external_id = row
         .external_id
-        .as_ref()
-        .is_none_or(|e| current.external_id.as_ref() == Some(e))
-        && row
-            .user_name
-            .as_ref()
-            .is_none_or(|u| current.user_name.as_ref() == Some(u)))
+        .clone()
+        .or_else(|| current.external_id.clone());
+    let user_name = row.user_name.clone().or_else(|| current.user_name.clone());
+    Ok(
+        (external_id != current.external_id || user_name != current.user_name)
+            .then_some((external_id, user_name)),
+    )
 }
 
 /// Stores `record`'s external id and display key, bumping its version and last-modified.
