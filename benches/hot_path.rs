@@ -10,6 +10,7 @@
 use divan::{Bencher, black_box};
 use scim_sidecar::mapping::{BodySpec, Mapping};
 use scim_sidecar::scim::{filter, patch};
+use scim_sidecar::simulator::marketing_center::MarketingCenter;
 use serde_json::{Value, json};
 
 fn main() {
@@ -25,29 +26,15 @@ fn mapping() -> Mapping {
     }
 }
 
-/// A Marketing Center user record as the legacy API answers it.
+/// A Marketing Center user record as the legacy API answers it: the simulator's demo user
+/// with every profile field filled in.
 fn legacy_record() -> Value {
-    json!({
-        "UserID": 104_217,
-        "LogonName": "jane.doe@example.com",
-        "UserProfileFirstName": "Jane",
-        "UserProfileLastName": "Doe",
-        "UserProfileFullName": "Jane Doe",
-        "UserProfileTitle": "Buyer",
-        "UserProfileEmailAddress": "jane.doe@example.com",
-        "UserProfilePhone": "+1 555 0100",
-        "UserProfileAddress1": "1 Main St",
-        "UserProfileAddress2": "",
-        "UserProfileCity": "Springfield",
-        "UserProfileState": "IL",
-        "UserProfilePostalCode": "62701",
-        "UserProfileCountry": "US",
-        "IsActive": true,
-        "IsArchived": false,
-        "ExternalIdentityProviderID": "00u1abcd2EFGH3ijk4x7",
-        "CreatedUtc": "2026-03-04T08:15:30Z",
-        "ModifiedUtc": "2026-03-04T08:15:30Z",
-    })
+    let sim = MarketingCenter::new("bench", ["acme"]);
+    sim.seed_demo("acme");
+    sim.users("acme")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("the simulator's demo has no user"))
 }
 
 /// The body of Okta's `POST /Users`.

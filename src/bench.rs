@@ -27,6 +27,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::ids::{LegacyId, ScimId, TenantId};
+use crate::simulator::marketing_center::client as mc;
 use load::{Http, Op, Stats, Until};
 use procs::Proc;
 use report::Report;
@@ -38,6 +39,8 @@ const API_KEY: &str = "bench-api-key";
 const TOKEN: &str = "bench-scim-token";
 /// Turns of the alternating one-client runs (each `--latency-secs` / `TURNS` long).
 const TURNS: u32 = 5;
+/// Users per page when reading the simulator's users.
+const PAGE: u64 = 200;
 /// The group used for member add/remove.
 const PUSH_GROUP: &str = "G-PUSH";
 /// The group replaced in the 10,000-member scenario.
@@ -378,28 +381,23 @@ async fn legacy_users(base: &str) -> Result<Vec<User>, String> {
     for page in 1.. {
         let body = load::expect(
             &http,
-            legacy(
-                base,
-                Method::GET,
-                &format!("/users?Page={page}&PageSize=200"),
-                None,
-            ),
+            legacy(base, mc::list_users(page, PAGE)),
             StatusCode::OK,
         )
         .await?;
         let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        let items = v["Items"].as_array().cloned().unwrap_or_default();
-        for u in &items {
-            let id = u["UserID"].to_string();
+        let listed = mc::listed_users(&v);
+        let n = listed.len();
+        for u in listed {
             out.push(User {
-                scim_id: ScimId::derive(&tenant, "User", &LegacyId::new(id.clone()))
+                scim_id: ScimId::derive(&tenant, "User", &LegacyId::new(u.id.clone()))
                     .as_str()
                     .to_owned(),
-                legacy_id: id,
-                login: u["LogonName"].as_str().unwrap_or("").to_owned(),
+                legacy_id: u.id,
+                login: u.login,
             });
         }
-        if items.len() < 200 {
+        if (n as u64) < PAGE {
             break;
         }
     }
@@ -472,11 +470,13 @@ fn finish(b: http::request::Builder, body: Option<&Value>) -> Request<Full<Bytes
 }
 
 /// A legacy API request (as the sidecar would send it).
-fn legacy(base: &str, method: Method, path: &str, body: Option<&Value>) -> Request<Full<Bytes>> {
-    let b = request(format!("{base}{path}"), method, body)
-        .header("X-MC-Api-Key", API_KEY)
-        .header("X-MC-Customer", CUSTOMER)
+fn legacy(base: &str, call: mc::Call) -> Request<Full<Bytes>> {
+    let body = call.body.as_ref();
+    let mut b = request(format!("{base}{}", call.path), call.method.clone(), body)
         .header(http::header::ACCEPT, "application/json");
+    for (name, value) in mc::headers(API_KEY, CUSTOMER) {
+        b = b.header(name, value);
+    }
     finish(b, body)
 }
 
@@ -581,21 +581,12 @@ impl Scenario {
                 let req = if t.is_scim() {
                     scim(&t.base, Method::GET, &format!("/Users/{}", u.scim_id), None)
                 } else {
-                    legacy(
-                        &t.base,
-                        Method::GET,
-                        &format!("/users/{}", u.legacy_id),
-                        None,
-                    )
+                    legacy(&t.base, mc::get_user(&u.legacy_id))
                 };
                 Box::pin(async move { load::expect(&http, req, StatusCode::OK).await.map(drop) })
             }),
             Scenario::Lookup => Arc::new(move |http: Http, w, seq| {
                 let u = &users[((w * 7919 + seq) as usize) % n];
-                let login = percent_encoding::utf8_percent_encode(
-                    &u.login,
-                    percent_encoding::NON_ALPHANUMERIC,
-                );
                 let req = if t.is_scim() {
                     let filter = percent_encoding::utf8_percent_encode(
                         &format!("userName eq \"{}\"", u.login),
@@ -609,10 +600,7 @@ impl Scenario {
                         None,
                     )
                 } else {
-                    let q = format!(
-                        "/users?IncludeArchived=true&LogonName={login}&Page=1&PageSize=100"
-                    );
-                    legacy(&t.base, Method::GET, &q, None)
+                    legacy(&t.base, mc::find_by_logon_name(&u.login))
                 };
                 Box::pin(async move { load::expect(&http, req, StatusCode::OK).await.map(drop) })
             }),
@@ -626,7 +614,8 @@ impl Scenario {
                     let req = if t.is_scim() {
                         scim(&t.base, Method::POST, "/Users", Some(&okta_user(&login)))
                     } else {
-                        legacy(&t.base, Method::POST, "/users", Some(&legacy_user(&login)))
+                        let call = mc::create_user(&login, "Push", "User", &external_id(&login));
+                        legacy(&t.base, call)
                     };
                     Box::pin(async move {
                         load::expect(&http, req, StatusCode::CREATED)
@@ -655,13 +644,7 @@ impl Scenario {
                             Some(&body),
                         )
                     } else {
-                        let verb = if now_active { "restore" } else { "archive" };
-                        legacy(
-                            &t.base,
-                            Method::POST,
-                            &format!("/users/{}/{verb}", u.legacy_id),
-                            None,
-                        )
+                        legacy(&t.base, mc::set_active(&u.legacy_id, now_active))
                     };
                     Box::pin(
                         async move { load::expect(&http, req, StatusCode::OK).await.map(drop) },
@@ -696,9 +679,8 @@ impl Scenario {
                             StatusCode::NO_CONTENT,
                         )
                     } else {
-                        let m = if add { Method::PUT } else { Method::DELETE };
-                        let path = format!("/groups/{PUSH_GROUP}/members/{}", u.legacy_id);
-                        (legacy(&t.base, m, &path, None), StatusCode::NO_CONTENT)
+                        let call = mc::membership(PUSH_GROUP, &u.legacy_id, add);
+                        (legacy(&t.base, call), StatusCode::NO_CONTENT)
                     };
                     Box::pin(async move { load::expect(&http, req, want).await.map(drop) })
                 })
@@ -715,21 +697,14 @@ fn okta_user(login: &str) -> Value {
         "name": {"givenName": "Push", "familyName": "User"},
         "emails": [{"primary": true, "value": login, "type": "work"}],
         "displayName": "Push User",
-        "externalId": format!("00u{}", &login[..login.find('@').unwrap_or(login.len())]),
+        "externalId": external_id(login),
         "active": true,
     })
 }
 
-/// The Marketing Center create body the sidecar sends for [`okta_user`].
-fn legacy_user(login: &str) -> Value {
-    json!({
-        "LogonName": login,
-        "UserProfileFirstName": "Push",
-        "UserProfileLastName": "User",
-        "UserProfileFullName": "Push User",
-        "UserProfileEmailAddress": login,
-        "ExternalIdentityProviderID": format!("00u{}", &login[..login.find('@').unwrap_or(login.len())]),
-    })
+/// The externalId Okta sends for `login` (`00u` and the local part).
+fn external_id(login: &str) -> String {
+    format!("00u{}", &login[..login.find('@').unwrap_or(login.len())])
 }
 
 /// Okta's initial push of one user: look it up by userName, then create it.

@@ -7,6 +7,7 @@
 //! - `validate`: the user body rules; `regions` and `countries`: the accepted codes.
 //! - `query`: paging and filter parameters; `error`: the `ErrorCode` vocabulary.
 //! - `server`: the HTTP surface (knobs, authentication, routing).
+//! - `client`: the API's calls as its own clients send them (the bench's direct requests).
 //!
 //! Where the contract leaves room, the simulator is strict so that client bugs show up in
 //! tests: unknown or repeated query parameters, a non-canonical `UserID` (`01042`), an
@@ -27,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod client;
 mod countries;
 mod error;
 mod query;

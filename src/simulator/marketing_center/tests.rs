@@ -1479,3 +1479,51 @@ async fn large_tenants_stay_indexed() {
     );
     assert_eq!(h.get("/groups/G-BIG").await.body["MemberCount"], 10_000);
 }
+
+/// The calls `client` builds (the bench's direct and forwarded requests) are ones the
+/// simulator answers as the bench expects.
+#[tokio::test]
+async fn client_calls_are_answered() {
+    let h = start().await;
+    h.sim.add_group(ACME, "G-1", "Group one");
+    async fn send(h: &Harness, c: client::Call) -> Reply {
+        let headers = client::headers(KEY, ACME);
+        h.raw(c.method, &c.path, &headers, c.body.map(|b| b.to_string()))
+            .await
+            .unwrap()
+    }
+    let created = send(
+        &h,
+        client::create_user("ada@example.com", "Ada", "Lovelace", "00uada"),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["UserProfileFullName"], "Ada Lovelace");
+    assert_eq!(created.body["ExternalIdentityProviderID"], "00uada");
+    let id = created.body["UserID"].to_string();
+
+    let page = send(&h, client::list_users(1, 200)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        client::listed_users(&page.body),
+        [client::Listed {
+            id: id.clone(),
+            login: "ada@example.com".into()
+        }]
+    );
+    assert_eq!(send(&h, client::get_user(&id)).await.status, StatusCode::OK);
+    let found = send(&h, client::find_by_logon_name("ada@example.com")).await;
+    assert_eq!(client::listed_users(&found.body).len(), 1);
+    assert_eq!(
+        send(&h, client::set_active(&id, false)).await.body["IsArchived"],
+        true
+    );
+    assert_eq!(
+        send(&h, client::set_active(&id, true)).await.body["IsArchived"],
+        false
+    );
+    let added = send(&h, client::membership("G-1", &id, true)).await;
+    assert_eq!(added.status, StatusCode::NO_CONTENT, "{:?}", added.body);
+    let removed = send(&h, client::membership("G-1", &id, false)).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{:?}", removed.body);
+}
