@@ -25,9 +25,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::Service;
 
-use crate::app::{State, Tenant};
 use crate::middleware::auth::bearer_token;
 use crate::provisioning::{self, Entry, Query};
+use crate::tenant::{State, Tenant};
 
 /// Longest a readiness check waits for the xref writer or a legacy probe (they run at once).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -354,7 +354,10 @@ fn parse_query(query: &str) -> Result<Query, String> {
                 }
             }
             "since" if !v.is_empty() => {
-                q.since_ms = Some(provisioning::parse_since(v, provisioning::now_ms())?)
+                q.since_ms = Some(
+                    provisioning::parse_since(v, provisioning::now_ms())
+                        .map_err(|e| e.to_string())?,
+                )
             }
             "tenant" if !v.is_empty() => q.tenant = Some(v.to_owned()),
             "q" if !v.is_empty() => q.search = Some(v.to_owned()),

@@ -1,17 +1,15 @@
-//! Assembles the shared state (tenants, their mappings and legacy clients, the xref) and the
-//! tower stack in front of the handlers. Knows nothing about any mapping's contents.
+//! The tower stack in front of the handlers: request ids, tracing, sensitive headers, the
+//! request log, auth (token → tenant), content type, then the innermost service that reads the
+//! body and dispatches to the handlers. Knows nothing about any mapping's contents.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use tower::{Service, ServiceBuilder};
@@ -23,230 +21,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ScimError;
 use crate::handlers::{self, Ctx};
-use crate::ids::TenantId;
-use crate::legacy::{LegacyClient, LegacyError};
-use crate::mapping::Mapping;
-use crate::metrics::Metrics;
 use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, TokenTable};
-use crate::provisioning::ProvisioningLog;
 use crate::router::{self, Route};
 use crate::server::TlsTerminated;
 use crate::telemetry::RequestNote;
-use crate::xref::Store;
-
-/// One tenant (storefront customer) as the request path sees it.
-pub struct Tenant {
-    /// Tenant name from the configuration.
-    pub id: TenantId,
-    /// The customer id sent to the legacy app.
-    pub customer_id: String,
-    api_key: String,
-    /// The compiled mapping in force; swapped whole on reload (see [`Tenant::mapping`]).
-    mapping: RwLock<Arc<Mapping>>,
-    /// The mapping file, for reloads (`None` for a built-in mapping).
-    pub mapping_path: Option<PathBuf>,
-    /// The legacy client stack.
-    pub legacy: LegacyClient,
-    /// Concurrency of group member calls.
-    pub member_concurrency: usize,
-    /// The process's metrics (mapping reloads are counted per tenant).
-    pub metrics: Arc<Metrics>,
-}
-
-impl std::fmt::Debug for Tenant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tenant")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl crate::middleware::auth::Named for Arc<Tenant> {
-    fn name(&self) -> &str {
-        self.id.as_str()
-    }
-}
-
-impl Tenant {
-    /// The mapping in force now. A request takes it once, at its start, and keeps it to the
-    /// end: a reload never changes the mapping under a request in flight.
-    pub fn mapping(&self) -> Arc<Mapping> {
-        match self.mapping.read() {
-            Ok(m) => Arc::clone(&m),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// Puts a new mapping in force for the requests that start from now on.
-    pub fn set_mapping(&self, mapping: Arc<Mapping>) {
-        match self.mapping.write() {
-            Ok(mut m) => *m = mapping,
-            Err(poisoned) => *poisoned.into_inner() = mapping,
-        }
-    }
-
-    /// The legacy API key (for the mapping's `{secret.api_key}`).
-    pub fn api_key(&self) -> &str {
-        &self.api_key
-    }
-}
-
-/// What it takes to set up one tenant.
-pub struct TenantSettings {
-    /// Tenant name.
-    pub id: TenantId,
-    /// Customer id.
-    pub customer_id: String,
-    /// Legacy base URL.
-    pub legacy_base_url: String,
-    /// Legacy API key.
-    pub api_key: String,
-    /// SHA-256 digests of the SCIM bearer tokens.
-    pub token_digests: Vec<[u8; 32]>,
-    /// Compiled mapping.
-    pub mapping: Mapping,
-    /// The mapping file it was compiled from, for reloads.
-    pub mapping_path: Option<PathBuf>,
-    /// Per-call legacy timeout.
-    pub legacy_timeout: Duration,
-    /// Legacy calls in flight at most.
-    pub legacy_concurrency: usize,
-    /// Group member calls in flight at most, per request.
-    pub member_concurrency: usize,
-}
-
-/// Shared state of the running sidecar.
-pub struct State {
-    /// The cross-reference store.
-    pub xref: Store,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// Time limit for answering one SCIM request.
-    pub request_timeout: Duration,
-    /// The SCIM base URL for `Location` and `meta.location`, when configured; otherwise it
-    /// is taken from each request.
-    pub public_base_url: Option<String>,
-    /// When each tenant last scanned the legacy app for an unknown id (rate limit).
-    pub rescans: std::sync::Mutex<std::collections::HashMap<TenantId, std::time::Instant>>,
-    /// The process's metrics.
-    pub metrics: Arc<Metrics>,
-    /// Where write operations are recorded (none: not recorded).
-    pub provisioning: Option<ProvisioningLog>,
-    /// Set once shutdown began: readiness answers 503 from then on.
-    pub draining: AtomicBool,
-    /// SCIM requests being handled (shutdown waits for them before closing the files).
-    pub in_flight: InFlight,
-}
-
-/// A count of requests in flight that can be waited on until it is zero.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    count: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-/// Holds one request in [`InFlight`] until dropped.
-#[derive(Debug)]
-pub struct InFlightGuard<'a>(&'a InFlight);
-
-impl InFlight {
-    /// Counts a request until the guard is dropped.
-    pub fn enter(&self) -> InFlightGuard<'_> {
-        self.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        InFlightGuard(self)
-    }
-
-    /// Requests in flight now.
-    pub fn count(&self) -> usize {
-        self.count.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Waits until no request is in flight, or `limit` passed; returns how many remain.
-    pub async fn wait_idle(&self, limit: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            // Registered before the count is read: a last guard dropped in between wakes it.
-            idle.as_mut().enable();
-            if self.count() == 0 {
-                return 0;
-            }
-            if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                return self.count();
-            }
-        }
-    }
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        if self
-            .0
-            .count
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-impl State {
-    /// State over an opened xref store, with its own metrics and no provisioning log.
-    pub fn new(xref: Store, max_body_bytes: usize, request_timeout: Duration) -> Self {
-        Self {
-            xref,
-            max_body_bytes,
-            request_timeout,
-            public_base_url: None,
-            rescans: Default::default(),
-            metrics: Arc::default(),
-            provisioning: None,
-            draining: AtomicBool::new(false),
-            in_flight: InFlight::default(),
-        }
-    }
-}
-
-/// The tenants, and the token table that finds them.
-pub struct Tenants {
-    /// Token digest → tenant.
-    pub tokens: TokenTable<Arc<Tenant>>,
-    /// Every tenant once.
-    pub all: Vec<Arc<Tenant>>,
-}
-
-/// Builds tenants and the token table; their legacy clients report into `metrics`.
-pub fn tenants(
-    settings: Vec<TenantSettings>,
-    metrics: &Arc<Metrics>,
-) -> Result<Tenants, LegacyError> {
-    let mut entries = Vec::new();
-    let mut all = Vec::new();
-    for s in settings {
-        let legacy = LegacyClient::new(&s.legacy_base_url, s.legacy_timeout, s.legacy_concurrency)?
-            .observed(Arc::clone(metrics), s.id.as_str());
-        let tenant = Arc::new(Tenant {
-            id: s.id,
-            customer_id: s.customer_id,
-            api_key: s.api_key,
-            mapping: RwLock::new(Arc::new(s.mapping)),
-            mapping_path: s.mapping_path,
-            legacy,
-            member_concurrency: s.member_concurrency.max(1),
-            metrics: Arc::clone(metrics),
-        });
-        for d in s.token_digests {
-            entries.push((d, Arc::clone(&tenant)));
-        }
-        all.push(tenant);
-    }
-    Ok(Tenants {
-        tokens: TokenTable::new(entries),
-        all,
-    })
-}
+use crate::tenant::{State, Tenant};
 
 /// The whole SCIM service: tracing, request ids, sensitive headers, auth, then the handlers.
 pub fn service(
@@ -431,19 +210,6 @@ fn base_url(parts: &http::request::Parts) -> String {
             .unwrap_or("http")
     };
     format!("{proto}://{host}{}", router::SCIM_PREFIX)
-}
-
-/// Sets the SCIM content type on a JSON response.
-pub fn scim_json(status: http::StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    // A `Value` always serialises (its map keys are strings).
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::error::SCIM_JSON),
-    );
-    resp
 }
 
 #[cfg(test)]

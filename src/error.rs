@@ -11,12 +11,12 @@ use http_body_util::Full;
 use serde_json::json;
 
 use crate::legacy::LegacyError;
-use crate::mapping::MappingError;
-use crate::mapping::apply::LegacyFailure;
-use crate::scim::filter::FilterError;
-use crate::scim::patch::PatchError;
-use crate::scim::schema;
 use crate::xref::StoreError;
+use mapping::MappingError;
+use mapping::apply::LegacyFailure;
+use scim::filter::FilterError;
+use scim::patch::PatchError;
+use scim::schema;
 
 /// The SCIM content type.
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -338,8 +338,8 @@ impl From<FilterError> for ScimError {
     }
 }
 
-impl From<crate::scim::json::JsonError> for ScimError {
-    fn from(e: crate::scim::json::JsonError) -> Self {
+impl From<scim::json::JsonError> for ScimError {
+    fn from(e: scim::json::JsonError) -> Self {
         Self::invalid_syntax(e.to_string())
     }
 }
@@ -393,6 +393,19 @@ impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {
         Self::internal(format!("cross-reference store: {e}"))
     }
+}
+
+/// Sets the SCIM content type on a JSON response.
+pub fn scim_json(status: http::StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    // A `Value` always serialises (its map keys are strings).
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::error::SCIM_JSON),
+    );
+    resp
 }
 
 #[cfg(test)]

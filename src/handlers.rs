@@ -14,15 +14,15 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
 
-use crate::app::{State, Tenant};
 use crate::error::ScimError;
-use crate::ids::LegacyId;
-use crate::mapping::apply::LegacyFailure;
-use crate::mapping::{Call, Mapping, Vars};
 use crate::router::{Resource, Route};
-use crate::scim::filter::{self, AttrPath, Filter};
-use crate::scim::{resource, schema};
 use crate::telemetry::RequestNote;
+use crate::tenant::{State, Tenant};
+use mapping::apply::LegacyFailure;
+use mapping::ids::LegacyId;
+use mapping::{Call, Mapping, Vars};
+use scim::filter::{self, AttrPath, Filter};
+use scim::{resource, schema};
 
 /// What a handler needs about the request it serves.
 pub struct Ctx {
@@ -118,7 +118,7 @@ async fn root_search(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, 
 
 /// A request body as a JSON object, or `400 invalidSyntax` (duplicate or over-long keys too).
 pub fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
-    Ok(crate::scim::json::parse_object(body)?)
+    Ok(scim::json::parse_object(body)?)
 }
 
 /// `attributes` / `excludedAttributes`.
@@ -286,7 +286,7 @@ pub fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Res
         "itemsPerPage": resources.len(),
         "Resources": resources,
     });
-    crate::app::scim_json(StatusCode::OK, &body)
+    crate::error::scim_json(StatusCode::OK, &body)
 }
 
 /// The outcome of a legacy call that got an answer: the JSON of a 2xx, or the read failure.

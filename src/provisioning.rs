@@ -450,30 +450,38 @@ fn prune(conn: &Connection, path: &Path, retention_ms: i64) {
     }
 }
 
+/// A `since` that is neither a duration nor an RFC 3339 time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinceError {
+    /// Not a duration or a time.
+    #[error(
+        "since {0:?}: give a duration back from now (90s, 15m, 24h, 7d) or an RFC 3339 time \
+         (2026-11-23T08:00:00Z)"
+    )]
+    Unreadable(String),
+    /// A time too far from the epoch for milliseconds in an `i64`.
+    #[error("{0:?} is out of range")]
+    OutOfRange(String),
+}
+
 /// Parses `--since`: a duration back from now (`90s`, `15m`, `24h`, `7d`) or an RFC 3339
 /// time. Returns milliseconds since the epoch.
-pub fn parse_since(text: &str, now_ms: i64) -> Result<i64, String> {
+pub fn parse_since(text: &str, now_ms: i64) -> Result<i64, SinceError> {
     let t = text.trim();
     if let Ok(at) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
         let ms = at.unix_timestamp_nanos() / 1_000_000;
-        return i64::try_from(ms).map_err(|_| format!("{t:?} is out of range"));
+        return i64::try_from(ms).map_err(|_| SinceError::OutOfRange(t.to_owned()));
     }
+    let unreadable = || SinceError::Unreadable(t.to_owned());
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: i64 = n.parse().map_err(|_| since_help(t))?;
+    let n: i64 = n.parse().map_err(|_| unreadable())?;
     let unit_ms = match unit {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => MS_PER_DAY,
-        _ => return Err(since_help(t)),
+        _ => return Err(unreadable()),
     };
     Ok(now_ms.saturating_sub(n.saturating_mul(unit_ms)))
-}
-
-fn since_help(t: &str) -> String {
-    format!(
-        "since {t:?}: give a duration back from now (90s, 15m, 24h, 7d) or an RFC 3339 time \
-         (2026-11-23T08:00:00Z)"
-    )
 }

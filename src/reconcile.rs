@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::error::ScimError;
 use crate::handlers::Ctx;
 use crate::handlers::users::RESOURCE_TYPE;
-use crate::ids::{ExternalId, LegacyId, ScimId};
 use crate::xref::Seen;
+use mapping::ids::{ExternalId, LegacyId, ScimId};
 
 /// One `externalId` disagreement.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

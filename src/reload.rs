@@ -13,10 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::Tenant;
-use crate::ids::TenantId;
-use crate::mapping::Mapping;
 use crate::signals::Triggers;
+use crate::tenant::Tenant;
+use mapping::Mapping;
+use mapping::ids::TenantId;
 
 /// What one reload attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,11 +17,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admin::{Admin, AdminService};
-use crate::app::{self, State, Tenant, TenantSettings};
+use crate::app;
+use crate::legacy::LegacyError;
 use crate::metrics::Metrics;
-use crate::provisioning::{self, ProvisioningLog};
+use crate::provisioning::{self, LogError, ProvisioningLog};
 use crate::server::{Limits, Transport};
-use crate::xref::Store;
+use crate::tenant::{self, State, Tenant, TenantSettings};
+use crate::xref::{Store, StoreError};
 
 /// After the grace period, how long shutdown still waits for requests that outlived their
 /// connection (HTTP/2 streams) before it closes the databases under them.
@@ -57,18 +59,35 @@ pub struct Launch {
     pub admin_token_digest: Option<[u8; 32]>,
 }
 
+/// Why a sidecar could not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The cross-reference database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The provisioning log.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A tenant's legacy gateway could not be built.
+    #[error(transparent)]
+    Legacy(#[from] LegacyError),
+    /// A listener.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A listener task panicked or was cancelled.
+    #[error("a listener task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 struct Stoppable {
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Stoppable {
-    async fn stop(self) -> Result<(), String> {
+    async fn stop(self) -> Result<(), RunError> {
         let _ = self.stop.send(());
-        match self.task.await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("a listener task failed: {e}")),
-        }
+        Ok(self.task.await??)
     }
 }
 
@@ -124,25 +143,22 @@ where
 
 impl Sidecar {
     /// Opens the files, builds the tenants and starts serving.
-    pub async fn start(l: Launch) -> Result<Sidecar, String> {
+    pub async fn start(l: Launch) -> Result<Sidecar, RunError> {
         let metrics = Arc::new(Metrics::new());
-        let xref = Store::open(&l.data_dir.join("xref.sqlite3"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let xref = Store::open(&l.data_dir.join("xref.sqlite3")).await?;
         let log = ProvisioningLog::open(
             &l.data_dir.join(provisioning::FILE_NAME),
             l.provisioning_log_days,
             Arc::clone(&metrics),
         )
-        .await
-        .map_err(|e| e.to_string())?;
-        let tenants = app::tenants(l.tenants, &metrics).map_err(|e| e.to_string())?;
+        .await?;
+        let tenants = tenant::tenants(l.tenants, &metrics)?;
         let mut state = State::new(xref, l.max_body_bytes, l.request_timeout);
         state.public_base_url = l.public_base_url;
         state.metrics = metrics;
         state.provisioning = Some(log);
         let state = Arc::new(state);
-        let scim_addr = l.scim.local_addr().map_err(|e| e.to_string())?;
+        let scim_addr = l.scim.local_addr()?;
         let reloader = l.mapping_poll.map(|poll| {
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(crate::reload::watch(tenants.all.clone(), poll, async {
@@ -151,7 +167,7 @@ impl Sidecar {
             (stop, task)
         });
         let admin_addr = match &l.admin {
-            Some(a) => Some(a.local_addr().map_err(|e| e.to_string())?),
+            Some(a) => Some(a.local_addr()?),
             None => None,
         };
         let admin = l.admin.map(|listener| {
@@ -202,7 +218,7 @@ impl Sidecar {
     }
 
     /// Runs until `signal` resolves, then stops (see [`Sidecar::stop`]).
-    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), String> {
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), RunError> {
         signal.await;
         self.stop().await
     }
@@ -213,7 +229,7 @@ impl Sidecar {
     /// listener stop, the provisioning log writes what it holds and the xref closes. HTTP/2
     /// streams run as tasks of their own: the files stay open until they end too, for at most
     /// [`STRAGGLER_WAIT`] more.
-    pub async fn stop(self) -> Result<(), String> {
+    pub async fn stop(self) -> Result<(), RunError> {
         self.state.draining.store(true, Ordering::Release);
         let served = self.scim.stop().await;
         let left = self.state.in_flight.wait_idle(STRAGGLER_WAIT).await;
@@ -234,9 +250,9 @@ impl Sidecar {
         if let Some(log) = &self.state.provisioning {
             log.close().await;
         }
-        let closed = self.state.xref.close().await.map_err(|e| e.to_string());
+        let closed = self.state.xref.close().await;
         served?;
         admin?;
-        closed
+        Ok(closed?)
     }
 }

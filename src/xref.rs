@@ -2,7 +2,7 @@
 //! SCIM id ⇄ legacy id ⇄ externalId ⇄ userName, plus `created` / `lastModified` / version
 //! and tombstones.
 //!
-//! SCIM ids are name-based UUIDs ([`ScimId::derive`](crate::ids::ScimId::derive)) computed
+//! SCIM ids are name-based UUIDs ([`ScimId::derive`](mapping::ids::ScimId::derive)) computed
 //! by the caller: the cross-reference indexes and remembers, it is never the only place an id
 //! exists. Losing the database file loses remembered externalIds, timestamps and tombstones,
 //! never an id.
@@ -20,7 +20,7 @@ mod tests;
 pub use error::StoreError;
 pub use store::{Store, prepare_files};
 
-use crate::ids::{ExternalId, LegacyId, ScimId, TenantId};
+use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 
 /// One row of the cross-reference: everything remembered about one legacy record.
 #[derive(Clone, Debug, PartialEq)]

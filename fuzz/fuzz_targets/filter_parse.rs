@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scim_sidecar::scim::filter::{self, AttrPath, Filter, FilterError};
+use scim::filter::{self, AttrPath, Filter, FilterError};
 use scim_sidecar_fuzz::{fixtures, known_bound_error, same_filter};
 
 fn round_trip(f: &Filter, parse: fn(&str) -> Result<Filter, FilterError>, input: &str) {

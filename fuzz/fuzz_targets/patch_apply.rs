@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use scim_sidecar::scim::patch::{self, members};
+use scim::patch::{self, members};
 use scim_sidecar_fuzz::{apply_checked, fixtures};
 use serde_json::Value;
 

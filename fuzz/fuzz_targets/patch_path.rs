@@ -9,8 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scim_sidecar::scim::filter::AttrPath;
-use scim_sidecar::scim::patch::{self, PatchOpKind, PatchOperation, PatchPath};
+use scim::filter::AttrPath;
+use scim::patch::{self, PatchOpKind, PatchOperation, PatchPath};
 use scim_sidecar_fuzz::{apply_checked, fixtures, known_bound_error, same_filter};
 use serde_json::json;
 

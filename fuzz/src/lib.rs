@@ -6,9 +6,9 @@
 
 use std::sync::OnceLock;
 
-use scim_sidecar::scim::filter::{Filter, MAX_FILTER_LEN};
-use scim_sidecar::scim::patch::{self, PatchError, PatchOperation};
-use scim_sidecar::scim::schema::{ENTERPRISE_USER, GROUP, ResourceSchema, USER};
+use scim::filter::{Filter, MAX_FILTER_LEN};
+use scim::patch::{self, PatchError, PatchOperation};
+use scim::schema::{ENTERPRISE_USER, GROUP, ResourceSchema, USER};
 use serde_json::{Value, json};
 
 /// Schemas and resources, shared by every run of a target.

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::ids::TenantId;
 use crate::provisioning::{Entry, Query, format_ms};
+use mapping::ids::TenantId;
 
 /// The filter form's values as the user typed them.
 #[derive(Debug, Default)]

@@ -7,10 +7,10 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::{Ctx, MAX_RESULTS, list_response};
-use crate::app::scim_json;
 use crate::error::ScimError;
-use crate::mapping::UserMapping;
-use crate::scim::schema::{self, AttributeDef, SchemaDef};
+use crate::error::scim_json;
+use mapping::UserMapping;
+use scim::schema::{self, AttributeDef, SchemaDef};
 
 /// `GET /ServiceProviderConfig`.
 pub fn service_provider_config(ctx: &Ctx) -> Response<Full<Bytes>> {
@@ -166,7 +166,7 @@ fn trim_schema(def: &SchemaDef, um: &UserMapping, extension: Option<&str>) -> Sc
 }
 
 /// The fixed set of values a mapped (sub-)attribute accepts, from its transform.
-fn canonical(rows: &[&crate::mapping::AttrMap], sub: Option<&str>) -> Option<Vec<String>> {
+fn canonical(rows: &[&mapping::AttrMap], sub: Option<&str>) -> Option<Vec<String>> {
     rows.iter()
         .find(|r| r.target.sub.as_deref() == sub)
         .and_then(|r| r.transform.canonical_values())

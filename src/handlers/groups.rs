@@ -11,14 +11,14 @@ use http_body_util::Full;
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, ListParams, Projection, list_response, users};
-use crate::app::scim_json;
 use crate::error::ScimError;
-use crate::ids::{LegacyId, ScimId};
-use crate::mapping::apply::pointer_text;
-use crate::mapping::{Call, GroupIdSpec, GroupMapping, MappingError};
-use crate::scim::patch::members::{GroupPatch, MemberChange, group_patch};
-use crate::scim::schema;
+use crate::error::scim_json;
 use crate::xref::Seen;
+use mapping::apply::pointer_text;
+use mapping::ids::{LegacyId, ScimId};
+use mapping::{Call, GroupIdSpec, GroupMapping, MappingError};
+use scim::patch::members::{GroupPatch, MemberChange, group_patch};
+use scim::schema;
 
 /// The xref resource type of groups.
 pub const RESOURCE_TYPE: &str = "Group";
@@ -73,8 +73,8 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Sci
         .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
         .map(|(_, v)| v.clone());
     let change = match &members {
-        Some(m) => group_patch(&[crate::scim::patch::PatchOperation {
-            op: crate::scim::patch::PatchOpKind::Add,
+        Some(m) => group_patch(&[scim::patch::PatchOperation {
+            op: scim::patch::PatchOpKind::Add,
             path: None,
             value: Some(json!({ "members": m })),
         }])?,
@@ -275,7 +275,7 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Scim
     let query = p
         .filter
         .as_ref()
-        .and_then(|f| crate::mapping::apply::push_down(&gm.filters, &gm.schema, f))
+        .and_then(|f| mapping::apply::push_down(&gm.filters, &gm.schema, f))
         .unwrap_or_default();
     let mut pager = ctx.pager(&gm.list, None, query);
     let (skip, mut matched, mut page) = (p.start_index - 1, 0u64, Vec::new());
@@ -372,7 +372,7 @@ pub async fn patch(
     projection: &Projection,
 ) -> Result<Response<Full<Bytes>>, ScimError> {
     let gm = groups(ctx)?;
-    let ops = crate::scim::patch::parse_request(&body)?;
+    let ops = scim::patch::parse_request(&body)?;
     let change = group_patch(&ops)?;
     let (legacy_id, record) = load(ctx, gm, id).await?;
     if let Some(name) = pointer_text(&record, &gm.display_name) {
@@ -429,8 +429,8 @@ pub async fn replace(
         ctx.note.set_subject(&name);
     }
     check_unlocked(gm, &record)?;
-    let ops = [crate::scim::patch::PatchOperation {
-        op: crate::scim::patch::PatchOpKind::Replace,
+    let ops = [scim::patch::PatchOperation {
+        op: scim::patch::PatchOpKind::Replace,
         path: None,
         value: Some(json!({"members": members.unwrap_or_else(|| json!([]))})),
     }];

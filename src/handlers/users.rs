@@ -11,18 +11,18 @@ use http_body_util::Full;
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, ListParams, Projection, list_response};
-use crate::app::scim_json;
 use crate::error::ScimError;
-use crate::ids::{ExternalId, LegacyId, ScimId};
-use crate::mapping::apply::field_test;
-use crate::mapping::apply::{FieldValues, LegacyFailure};
-use crate::mapping::{
+use crate::error::scim_json;
+use crate::xref::{Seen, XrefRecord};
+use mapping::apply::field_test;
+use mapping::apply::{FieldValues, LegacyFailure};
+use mapping::ids::{ExternalId, LegacyId, ScimId};
+use mapping::{
     BodySpec, ConflictKeyword, ConflictThen, ConflictWhen, DeactivateSpec, DeleteSpec, UserMapping,
 };
-use crate::scim::filter::{AttrPath, CompareOp, Filter};
-use crate::scim::patch::{PatchOpKind, PatchOperation};
-use crate::scim::schema;
-use crate::xref::{Seen, XrefRecord};
+use scim::filter::{AttrPath, CompareOp, Filter};
+use scim::patch::{PatchOpKind, PatchOperation};
+use scim::schema;
 
 /// The xref resource type of users.
 pub const RESOURCE_TYPE: &str = "User";
@@ -226,11 +226,9 @@ fn assemble_read(
     x: Option<&XrefRecord>,
 ) -> Result<Value, ScimError> {
     let um = users(ctx);
-    let legacy_id = um.legacy_id_of(record).ok_or_else(|| {
-        ScimError::from(crate::mapping::MappingError::Answer(
-            "has no record id".into(),
-        ))
-    })?;
+    let legacy_id = um
+        .legacy_id_of(record)
+        .ok_or_else(|| ScimError::from(mapping::MappingError::Answer("has no record id".into())))?;
     let id = ScimId::derive(&ctx.tenant.id, RESOURCE_TYPE, &legacy_id);
     let mut schemas = vec![json!(schema::USER)];
     for ext in &um.schema.extensions {
@@ -606,7 +604,7 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Sci
     {
         Ok(record) => {
             let legacy_id = um.legacy_id_of(&record).ok_or_else(|| {
-                ScimError::from(crate::mapping::MappingError::Answer(
+                ScimError::from(mapping::MappingError::Answer(
                     "to a create has no record id".into(),
                 ))
             })?;
@@ -767,7 +765,7 @@ pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<B
 /// lifecycle calls.
 pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Bytes>>, ScimError> {
     let um = users(ctx);
-    let ops = crate::scim::patch::parse_request(&body)?;
+    let ops = scim::patch::parse_request(&body)?;
     if ops.iter().any(removes_active) {
         return Err(ScimError::mutability(
             "active cannot be removed: an account is either active or deactivated; replace it \
@@ -777,7 +775,7 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
     let (legacy_id, current, x) = locate(ctx, id).await?;
     let before = assemble(ctx, &current, x.as_ref())?;
     note_user_name(ctx, &before);
-    let after = crate::scim::patch::apply_owned(before.clone(), &ops, &um.schema)?;
+    let after = scim::patch::apply_owned(before.clone(), &ops, &um.schema)?;
     note_activation(
         ctx,
         before.get("active").and_then(Value::as_bool),

@@ -13,8 +13,8 @@ use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
 use super::LegacyError;
-use crate::mapping::{PreparedCall, RetryAfterFormat};
 use crate::metrics::Metrics;
+use mapping::{PreparedCall, RetryAfterFormat};
 
 /// An answer from the legacy app, body fully read.
 #[derive(Debug, Clone)]

@@ -207,7 +207,7 @@ fn since_takes_durations_and_rfc3339() {
     );
     for bad in ["", "h", "3w", "-1d", "yesterday"] {
         let e = parse_since(bad, now).unwrap_err();
-        assert!(e.contains("24h"), "{bad}: {e}");
+        assert!(e.to_string().contains("24h"), "{bad}: {e}");
     }
     assert_eq!(format_ms(1_795_420_800_123), "2026-11-23T08:00:00.123Z");
 }

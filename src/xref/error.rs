@@ -6,7 +6,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::ids::{LegacyId, ScimId};
+use mapping::ids::{LegacyId, ScimId};
 
 /// An error of the cross-reference store.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ use time::macros::format_description;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Seen, StoreError, XrefRecord, migrations};
-use crate::ids::{ExternalId, LegacyId, ScimId, TenantId};
+use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 
 /// Read-only connections in the pool (the machine has few cores; reads are index lookups).
 const READERS: usize = 4;

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::migrations::{MIGRATIONS, latest};
 use super::{Seen, Store, StoreError};
-use crate::ids::{ExternalId, LegacyId, ScimId, TenantId};
+use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 
 const USER: &str = "User";
 

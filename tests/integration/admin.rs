@@ -194,7 +194,7 @@ async fn metrics_move_by_exactly_the_requests_made() {
     // xref rows are read at scrape time and agree with the store.
     let (live, dead) = h
         .xref
-        .counts(&scim_sidecar::ids::TenantId::new("acme"), "User")
+        .counts(&mapping::ids::TenantId::new("acme"), "User")
         .await
         .unwrap();
     assert_eq!(
@@ -468,7 +468,7 @@ async fn a_refused_write_is_counted_and_logged_under_its_tenant() {
 /// provisioning log records it as dropped (499) before the files close.
 #[tokio::test]
 async fn a_write_cut_off_by_shutdown_is_recorded_as_dropped() {
-    use scim_sidecar::simulator::marketing_center::Knobs;
+    use simulator::marketing_center::Knobs;
     let h = Harness::start_with_grace(std::time::Duration::from_millis(200)).await;
     h.sim().set_knobs(Knobs {
         latency: std::time::Duration::from_secs(3),

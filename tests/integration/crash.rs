@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use http::Method;
-use scim_sidecar::simulator::marketing_center::MarketingCenter;
 use serde_json::{Value, json};
+use simulator::marketing_center::MarketingCenter;
 
 use crate::process::{Served, try_call};
 use crate::support::okta_user;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use http::Method;
-use scim_sidecar::simulator::marketing_center::{FailureKind, FailureRule, Knobs};
 use serde_json::json;
+use simulator::marketing_center::{FailureKind, FailureRule, Knobs};
 
 use crate::support::{Harness, TOKEN, okta_user, q};
 

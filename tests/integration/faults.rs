@@ -3,7 +3,7 @@
 //! sidecar answers 503 with Retry-After at once instead of piling up calls.
 
 use http::Method;
-use scim_sidecar::simulator::marketing_center::{FailureKind, FailureRule};
+use simulator::marketing_center::{FailureKind, FailureRule};
 
 use crate::support::{Harness, okta_user};
 
@@ -243,8 +243,8 @@ async fn okta(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okta_flows_through_faults() {
     use crate::support::CUSTOMER;
-    use scim_sidecar::simulator::marketing_center::Knobs;
     use serde_json::json;
+    use simulator::marketing_center::Knobs;
     let mut h = Harness::start_with(|sim| sim.add_group(CUSTOMER, "G-F", "Faulty")).await;
     let mut seed = 0x00c0_ffee_u64;
     let mut next = move || {
@@ -408,7 +408,7 @@ async fn concurrent_creates_make_one_account() {
     }
     assert_eq!(ids.len(), 1, "one SCIM id");
     assert_eq!(h.legacy_count("race@example.com"), 1, "one legacy user");
-    let tenant = scim_sidecar::ids::TenantId::new("acme");
+    let tenant = mapping::ids::TenantId::new("acme");
     let rows = h
         .xref
         .get_by_user_name(&tenant, "User", "race@example.com")

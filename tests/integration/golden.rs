@@ -7,9 +7,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use scim_sidecar::mapping::apply::push_down;
-use scim_sidecar::mapping::{BodySpec, Call, Mapping, MappingError, PreparedCall, Vars};
-use scim_sidecar::scim::{filter, patch};
+use mapping::apply::push_down;
+use mapping::{BodySpec, Call, Mapping, MappingError, PreparedCall, Vars};
+use scim::{filter, patch};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 

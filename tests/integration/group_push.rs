@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use http::Method;
-use scim_sidecar::ids::{LegacyId, ScimId, TenantId};
-use scim_sidecar::simulator::marketing_center::Knobs;
+use mapping::ids::{LegacyId, ScimId, TenantId};
 use serde_json::{Value, json};
+use simulator::marketing_center::Knobs;
 
 use crate::support::{CUSTOMER, Harness, okta_user, q};
 

@@ -98,7 +98,7 @@ async fn two_hundred_clients_twenty_thousand_operations() {
         let members: HashSet<u64> = h.sim().group_members(CUSTOMER, g).into_iter().collect();
         assert_eq!(members, expected[i], "{g}");
     }
-    let tenant = scim_sidecar::ids::TenantId::new("acme");
+    let tenant = mapping::ids::TenantId::new("acme");
     assert_eq!(
         h.xref.counts(&tenant, "User").await.unwrap(),
         ((CLIENTS * USERS_PER_CLIENT) as u64, 0)

@@ -19,6 +19,7 @@ mod flows;
 mod golden;
 mod group_push;
 mod groups;
+mod layering;
 mod load;
 mod mapping;
 mod okta;

@@ -1,8 +1,8 @@
 //! The mapping engine against the shipped Marketing Center mapping: translation both ways,
 //! change sets, push-down, prepared calls, error reading, and compile diagnostics.
 
-use scim_sidecar::ids::LegacyId;
-use scim_sidecar::mapping::{BodySpec, Mapping, MappingError, Vars};
+use mapping::ids::LegacyId;
+use mapping::{BodySpec, Mapping, MappingError, Vars};
 use serde_json::{Value, json};
 
 fn mc() -> Mapping {
@@ -129,13 +129,12 @@ fn changed_body_has_only_differences_and_clears() {
 #[test]
 fn push_down_of_eq_filters() {
     let m = mc();
-    let f = scim_sidecar::scim::filter::parse("userName eq \"A@B.com\"").unwrap();
+    let f = scim::filter::parse("userName eq \"A@B.com\"").unwrap();
     assert_eq!(
         m.users.push_down(&f),
         Some(vec![("LogonName".into(), "A@B.com".into())])
     );
-    let f =
-        scim_sidecar::scim::filter::parse("emails.value eq \"x\" and externalId eq \"e\"").unwrap();
+    let f = scim::filter::parse("emails.value eq \"x\" and externalId eq \"e\"").unwrap();
     assert_eq!(
         m.users.push_down(&f),
         Some(vec![
@@ -148,7 +147,7 @@ fn push_down_of_eq_filters() {
         "userName eq \"a\" or userName eq \"b\"",
         "title eq \"x\"",
     ] {
-        let f = scim_sidecar::scim::filter::parse(not_pushed).unwrap();
+        let f = scim::filter::parse(not_pushed).unwrap();
         assert_eq!(m.users.push_down(&f), None, "{not_pushed}");
     }
 }

@@ -3,8 +3,8 @@
 //! changes in batches of 100, a rate limit that says when it resets.
 
 use http::Method;
-use scim_sidecar::simulator::partner_directory::Knobs;
 use serde_json::{Value, json};
+use simulator::partner_directory::Knobs;
 
 use crate::support::{Harness, okta_user, q};
 

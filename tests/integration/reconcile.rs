@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use scim_sidecar::ids::{ExternalId, LegacyId, ScimId, TenantId};
+use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 use scim_sidecar::xref::Seen;
 use serde_json::{Value, json};
 

@@ -5,9 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use http::Method;
-use scim_sidecar::simulator::marketing_center::{Knobs, MarketingCenter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use simulator::marketing_center::{Knobs, MarketingCenter};
 
 use crate::process::{Served, call};
 

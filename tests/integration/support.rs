@@ -9,16 +9,16 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use scim_sidecar::app::TenantSettings;
-use scim_sidecar::ids::TenantId;
-use scim_sidecar::mapping::Mapping;
+use mapping::Mapping;
+use mapping::ids::TenantId;
 use scim_sidecar::run::{Launch, Sidecar};
 use scim_sidecar::server::{Limits, Transport};
-use scim_sidecar::simulator::marketing_center::{MarketingCenter, RunningSimulator};
-use scim_sidecar::simulator::partner_directory::PartnerDirectory;
+use scim_sidecar::tenant::TenantSettings;
 use scim_sidecar::xref::Store;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use simulator::marketing_center::{MarketingCenter, RunningSimulator};
+use simulator::partner_directory::PartnerDirectory;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
@@ -163,7 +163,7 @@ impl Harness {
         Self::with_legacy(
             Legacy::Mc(sim),
             handle,
-            scim_sidecar::cli::MARKETING_CENTER_MAPPING,
+            simulator::marketing_center::MAPPING,
             reload,
             (transport, limits),
         )
@@ -398,7 +398,7 @@ impl Harness {
             (Some(h), _) => h.base_url(),
             (None, Some(addr)) => format!(
                 "http://{addr}{}",
-                scim_sidecar::simulator::marketing_center::DEFAULT_BASE_PATH
+                simulator::marketing_center::DEFAULT_BASE_PATH
             ),
             (None, None) => String::new(),
         }
@@ -429,7 +429,7 @@ impl Harness {
         let (tx, rx) = oneshot::channel::<()>();
         let serve = self.sim().clone().serve(
             listener,
-            scim_sidecar::simulator::marketing_center::DEFAULT_BASE_PATH,
+            simulator::marketing_center::DEFAULT_BASE_PATH,
             async {
                 let _ = rx.await;
             },

@@ -18,9 +18,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ProtocolVersion, SupportedProtocolVersion};
-use scim_sidecar::simulator::marketing_center::MarketingCenter;
 use scim_sidecar::tls::{CertFiles, Tls};
 use serde_json::Value;
+use simulator::marketing_center::MarketingCenter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;

@@ -48,7 +48,7 @@ async fn paging_through_1000_users() {
     assert_eq!(ids.len(), 1000);
     let (live, tomb) = h
         .xref
-        .counts(&scim_sidecar::ids::TenantId::new("acme"), "User")
+        .counts(&mapping::ids::TenantId::new("acme"), "User")
         .await
         .unwrap();
     assert_eq!((live, tomb), (1000, 0), "every user met is recorded");
@@ -273,10 +273,10 @@ async fn ids_outlive_the_xref() {
         .sim()
         .insert_user(CUSTOMER, json!({"LogonName": "late@example.com"}))
         .unwrap();
-    let id = scim_sidecar::ids::ScimId::derive(
-        &scim_sidecar::ids::TenantId::new("acme"),
+    let id = mapping::ids::ScimId::derive(
+        &mapping::ids::TenantId::new("acme"),
         "User",
-        &scim_sidecar::ids::LegacyId::new(legacy_id.to_string()),
+        &mapping::ids::LegacyId::new(legacy_id.to_string()),
     );
     let a = h.get(&format!("/Users/{id}")).await;
     assert_eq!(a.status, 200, "{:?}", a.body);

@@ -1,0 +1,773 @@
+//! `scim-sidecar bench`: the sidecar's own cost, measured side by side with the floor.
+//!
+//! Starts, as separate processes on loopback, the Marketing Center simulator, a bare
+//! pass-through forwarder ([`forward`]) and the sidecar, then sends the same operations
+//! directly to the simulator, through the forwarder (the legacy API's requests) and through
+//! the sidecar (Okta's SCIM requests): latency at one client, throughput at many. Then the
+//! scenarios only the sidecar has: an initial push, a 10,000-member group `replace` against a
+//! slow legacy app, memory, and 1,000 vs 1,000,000 cross-reference rows. Prints one table and
+//! writes the figures as JSON.
+//!
+//! Tooling, like the simulator: never on the `serve` path. Drives the sidecar only over HTTP,
+//! as processes of the binary that runs the bench; fills a cross-reference before a scale run
+//! through that binary's [`Host`], never linking the sidecar's storage itself.
+
+pub mod forward;
+pub mod load;
+pub mod procs;
+mod report;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use load::{Http, Op, Stats, Until};
+use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
+use procs::Proc;
+use report::Report;
+use simulator::marketing_center as mc_app;
+use simulator::marketing_center::client as mc;
+
+/// The tenant name, customer id, API key and bearer token of the benchmark.
+const TENANT: &str = "bench";
+const CUSTOMER: &str = "BENCH";
+const API_KEY: &str = "bench-api-key";
+const TOKEN: &str = "bench-scim-token";
+/// Turns of the alternating one-client runs (each `--latency-secs` / `TURNS` long).
+const TURNS: u32 = 5;
+/// Users per page when reading the simulator's users.
+const PAGE: u64 = 200;
+/// The group used for member add/remove.
+const PUSH_GROUP: &str = "G-PUSH";
+/// The group replaced in the 10,000-member scenario.
+const BIG_GROUP: &str = "G-BIG";
+
+/// `bench` flags. The defaults finish in about three minutes on a 2-core machine.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Options {
+    /// Users the simulator starts with (GET, lookup, PATCH and member scenarios).
+    #[arg(long, default_value_t = 2_000)]
+    pub users: u64,
+    /// Concurrent clients of the throughput runs.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Concurrent clients of the peak-memory run.
+    #[arg(long, default_value_t = 200)]
+    pub peak_clients: usize,
+    /// Seconds of one-client latency per path and scenario, taken in 5 alternating turns.
+    #[arg(long, default_value_t = 1.0)]
+    pub latency_secs: f64,
+    /// Seconds of each throughput run.
+    #[arg(long, default_value_t = 2.0)]
+    pub throughput_secs: f64,
+    /// Users of the initial push (a lookup and a create each).
+    #[arg(long, default_value_t = 100_000)]
+    pub push_users: u64,
+    /// Members of the group `replace`.
+    #[arg(long, default_value_t = 10_000)]
+    pub group_members: u64,
+    /// Legacy latency during the group `replace`, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub group_latency_ms: u64,
+    /// Cross-reference rows of the large scale run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub scale_rows: u64,
+    /// Cross-reference rows of the small scale run.
+    #[arg(long, default_value_t = 1_000)]
+    pub small_rows: u64,
+    /// Run only these parts (comma-separated): the scenario names of the table
+    /// (`get_by_id`, `lookup_by_username`, `create`, `patch_deactivate`,
+    /// `group_member_add_remove`) and `peak`, `push`, `scale`, `replace`. All when absent;
+    /// figures of parts not run print as "not run".
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PARTS))]
+    pub only: Vec<String>,
+    /// Where the JSON report goes.
+    #[arg(long, default_value = "target/bench.json")]
+    pub out: PathBuf,
+}
+
+/// The parts `--only` can name.
+const PARTS: [&str; 9] = [
+    "get_by_id",
+    "lookup_by_username",
+    "create",
+    "patch_deactivate",
+    "group_member_add_remove",
+    "peak",
+    "push",
+    "scale",
+    "replace",
+];
+
+impl Options {
+    /// Whether `--only` lets `part` run.
+    fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+}
+
+/// What the bench needs from the binary it measures, beyond starting it as processes (the
+/// simulator, the forwarder, the sidecar: `simulate`, `forward`, `serve`).
+pub trait Host: Sync {
+    /// Creates the cross-reference database `db` holding `rows` users of `tenant`: row `n` is
+    /// [`fill_row`]`(tenant, n)`.
+    fn fill_xref<'a>(
+        &'a self,
+        db: &'a Path,
+        tenant: &'a TenantId,
+        rows: u64,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+}
+
+/// One row of a prefilled cross-reference: a user the legacy app does not have.
+#[derive(Clone, Debug)]
+pub struct FillRow {
+    /// The SCIM id, derived as the sidecar derives it.
+    pub scim_id: ScimId,
+    /// The legacy id (900000000 and up: no simulator user has one).
+    pub legacy_id: LegacyId,
+    /// An Okta-like externalId.
+    pub external_id: ExternalId,
+    /// A userName.
+    pub user_name: String,
+}
+
+/// Row `n` of a prefilled cross-reference of `tenant`.
+pub fn fill_row(tenant: &TenantId, n: u64) -> FillRow {
+    let legacy_id = LegacyId::new(format!("{}", 900_000_000 + n));
+    FillRow {
+        scim_id: ScimId::derive(tenant, "User", &legacy_id),
+        legacy_id,
+        external_id: ExternalId::new(format!("00ufill{n}")),
+        user_name: format!("fill{n:07}@bench.example"),
+    }
+}
+
+/// Runs the benchmark, prints the table and writes the JSON report.
+pub async fn run(opts: Options, host: &dyn Host) -> anyhow::Result<()> {
+    let dir = tempdir()?;
+    let mut report = Report::new(&opts);
+    let started = Instant::now();
+
+    eprintln!(
+        "bench: starting the simulator ({} users), the forwarder and the sidecar",
+        opts.users
+    );
+    let sim = simulator(&dir, "sim", opts.users, &[(PUSH_GROUP, 0)], 0)?;
+    let fwd = procs::spawn_printing(
+        &["forward".into(), "--upstream".into(), origin(&sim.url)],
+        "forwarding on ",
+        &dir.join("forward.log"),
+    )?;
+    let (sidecar, _) = start_sidecar(&dir, "main", &sim.url, 0).await?;
+    let (idle_rss, _) = sidecar.rss()?;
+    report.rss_idle(idle_rss);
+
+    let users = legacy_users(&sim.url).await?;
+    import(&sidecar.url, users.len()).await?;
+    let targets = [
+        Target::direct(&sim.url),
+        Target::forwarded(&fwd.url, &sim.url),
+        Target::sidecar(&sidecar.url),
+    ];
+    let users = Arc::new(users);
+    for scenario in Scenario::ALL {
+        if !opts.runs(scenario.name()) {
+            continue;
+        }
+        eprintln!("bench: {}", scenario.name());
+        let ops = targets
+            .iter()
+            .enumerate()
+            .map(|(t, target)| scenario.op(target, &users, t, opts.clients))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One-client latency in alternating short turns, so that a noisy moment on the
+        // machine falls on the three paths alike: the figure that matters is their difference.
+        let mut ones = vec![Stats::default(); ops.len()];
+        let turn = secs(opts.latency_secs / f64::from(TURNS));
+        for _ in 0..TURNS {
+            for (one, op) in ones.iter_mut().zip(&ops) {
+                one.merge(load::run(1, Until::Elapsed(turn), Arc::clone(op)).await);
+            }
+        }
+        for ((target, op), one) in targets.iter().zip(ops).zip(ones) {
+            let many =
+                load::run(opts.clients, Until::Elapsed(secs(opts.throughput_secs)), op).await;
+            report.pair(scenario.name(), target.kind, &one, &many);
+        }
+    }
+
+    if opts.runs("peak") {
+        eprintln!("bench: peak memory under {} clients", opts.peak_clients);
+        let op = Scenario::GetById.op(&targets[2], &users, 2, opts.clients)?;
+        let peak = load::run(
+            opts.peak_clients,
+            Until::Elapsed(secs(opts.throughput_secs)),
+            op,
+        )
+        .await;
+        report.stats("get_by_id_peak_clients", &peak);
+        report.rss_peak(sidecar.rss()?.1);
+    }
+
+    if opts.runs("push") {
+        eprintln!("bench: initial push of {} users", opts.push_users);
+        let push = load::run(
+            opts.clients,
+            Until::Count(opts.push_users),
+            push_op(&sidecar.url),
+        )
+        .await;
+        report.push(&push, opts.push_users);
+    }
+    drop(sidecar);
+    drop(fwd);
+    if opts.runs("scale") {
+        scale(&opts, &dir, &sim.url, &users, &mut report, host).await?;
+    }
+    drop(sim);
+    if opts.runs("replace") {
+        replace(&opts, &dir, &mut report).await?;
+    }
+    report.finish(started.elapsed());
+    report.print();
+    report.write(&opts.out)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// GET by id and `id eq` lookups against a sidecar whose xref was filled with `--small-rows`,
+/// then `--scale-rows` rows; start-to-ready and memory of each. Both sidecars run side by side
+/// and are measured in alternating short turns, so a noisy second on the machine falls on
+/// both alike.
+async fn scale(
+    opts: &Options,
+    dir: &std::path::Path,
+    sim_url: &str,
+    users: &Arc<Vec<User>>,
+    report: &mut Report,
+    host: &dyn Host,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "bench: scale, {} vs {} cross-reference rows",
+        opts.small_rows, opts.scale_rows
+    );
+    let mut sides = Vec::new();
+    for rows in [opts.small_rows, opts.scale_rows] {
+        let label = format!("rows{rows}");
+        let data = dir.join(&label).join("data");
+        host.fill_xref(&data.join("xref.sqlite3"), &TenantId::new(TENANT), rows)
+            .await?;
+        let (side, ready) = start_sidecar(dir, &label, sim_url, 0).await?;
+        import(&side.url, users.len()).await?;
+        sides.push((rows, side, ready, Stats::default(), Stats::default()));
+    }
+    let turn = secs(opts.latency_secs / f64::from(TURNS));
+    for _ in 0..TURNS {
+        for (_, side, _, get, eq) in &mut sides {
+            let target = Target::sidecar(&side.url);
+            let op = Scenario::GetById.op(&target, users, 2, 1)?;
+            get.merge(load::run(1, Until::Elapsed(turn), op).await);
+            let op = id_eq_op(&side.url, users);
+            eq.merge(load::run(1, Until::Elapsed(turn), op).await);
+        }
+    }
+    for (rows, side, ready, get, eq) in sides {
+        report.scale(rows, ready, &get, &eq, side.rss()?.1);
+    }
+    Ok(())
+}
+
+/// A `replace` of a `--group-members` group against a simulator answering after
+/// `--group-latency-ms`, through a sidecar with member concurrency 16.
+async fn replace(opts: &Options, dir: &std::path::Path, report: &mut Report) -> anyhow::Result<()> {
+    eprintln!(
+        "bench: replace of a {}-member group, {} ms legacy latency",
+        opts.group_members, opts.group_latency_ms
+    );
+    let members = opts.group_members;
+    let slow = simulator(
+        dir,
+        "slow",
+        members + 1_000,
+        &[(BIG_GROUP, 2_000.min(members + 1_000))],
+        opts.group_latency_ms,
+    )?;
+    let (side, _) = start_sidecar(dir, "replace", &slow.url, 16).await?;
+    let all = legacy_users(&slow.url).await?;
+    import(&side.url, all.len()).await?;
+    let target: Vec<Value> = all
+        .iter()
+        .skip(1_000)
+        .take(usize::try_from(members).unwrap_or(usize::MAX))
+        .map(|u| json!({"value": u.scim_id}))
+        .collect();
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "members", "value": target}],
+    });
+    let t = Instant::now();
+    let http = load::client();
+    load::expect(
+        &http,
+        scim(
+            &side.url,
+            Method::PATCH,
+            &format!("/Groups/{BIG_GROUP}"),
+            Some(&body),
+        ),
+        StatusCode::NO_CONTENT,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the group replace failed: {e}"))?;
+    report.replace(members, opts.group_latency_ms, t.elapsed());
+    Ok(())
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.05))
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("scim-sidecar-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `http://host:port` of a base URL.
+fn origin(url: &str) -> String {
+    let rest = url.trim_start_matches("http://");
+    format!("http://{}", rest.split('/').next().unwrap_or(rest))
+}
+
+fn simulator(
+    dir: &std::path::Path,
+    name: &str,
+    users: u64,
+    groups: &[(&str, u64)],
+    latency_ms: u64,
+) -> anyhow::Result<Proc> {
+    let mut args: Vec<String> = [
+        "simulate",
+        "--listen",
+        "127.0.0.1:0",
+        "--api-key",
+        API_KEY,
+        "--customer",
+        CUSTOMER,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(["--seed-users".into(), users.to_string()]);
+    args.extend(["--latency-ms".into(), latency_ms.to_string()]);
+    for (g, members) in groups {
+        args.extend(["--seed-group".into(), format!("{g}:{members}")]);
+    }
+    procs::spawn_printing(
+        &args,
+        "Marketing Center simulator: ",
+        &dir.join(format!("{name}.log")),
+    )
+}
+
+/// Writes a configuration for the simulator at `legacy` and starts a sidecar on it.
+async fn start_sidecar(
+    dir: &std::path::Path,
+    name: &str,
+    legacy: &str,
+    member_concurrency: usize,
+) -> anyhow::Result<(Proc, Duration)> {
+    let home = dir.join(name);
+    std::fs::create_dir_all(&home)?;
+    let mapping = home.join("marketing-center.toml");
+    std::fs::write(&mapping, mc_app::MAPPING)?;
+    let mut tenant = format!(
+        "[tenants.{TENANT}]\ncustomer_id = \"{CUSTOMER}\"\nlegacy_base_url = \"{legacy}\"\n\
+         mapping = \"marketing-center.toml\"\napi_key = {{ value = \"{API_KEY}\" }}\n\
+         tokens = [{{ value = \"{TOKEN}\" }}]\n"
+    );
+    if member_concurrency > 0 {
+        tenant.push_str(&format!("member_concurrency = {member_concurrency}\n"));
+    }
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         data_dir = \"{}\"\nlog_format = \"json\"\n\n{tenant}",
+        home.join("data").display()
+    );
+    let path = home.join("sidecar.toml");
+    std::fs::write(&path, config)?;
+    procs::spawn_sidecar(&path, &home.join("sidecar.log")).await
+}
+
+/// One user of the simulator.
+#[derive(Clone, Debug)]
+struct User {
+    legacy_id: String,
+    login: String,
+    scim_id: String,
+}
+
+/// Every user of the simulator, read page by page through its API.
+async fn legacy_users(base: &str) -> anyhow::Result<Vec<User>> {
+    let http = load::client();
+    let tenant = TenantId::new(TENANT);
+    let mut out = Vec::new();
+    for page in 1.. {
+        let body = load::expect(
+            &http,
+            legacy(base, mc::list_users(page, PAGE)),
+            StatusCode::OK,
+        )
+        .await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        let listed = mc::listed_users(&v);
+        let n = listed.len();
+        for u in listed {
+            out.push(User {
+                scim_id: ScimId::derive(&tenant, "User", &LegacyId::new(u.id.clone()))
+                    .as_str()
+                    .to_owned(),
+                legacy_id: u.id,
+                login: u.login,
+            });
+        }
+        if (n as u64) < PAGE {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Lists every user through the sidecar, as Okta's import does: the xref meets them all.
+async fn import(scim_base: &str, users: usize) -> anyhow::Result<()> {
+    let http = load::client();
+    let mut start = 1;
+    while start <= users {
+        load::expect(
+            &http,
+            scim(
+                scim_base,
+                Method::GET,
+                &format!("/Users?startIndex={start}&count=1000"),
+                None,
+            ),
+            StatusCode::OK,
+        )
+        .await?;
+        start += 1000;
+    }
+    Ok(())
+}
+
+fn request(url: String, method: Method, body: Option<&Value>) -> http::request::Builder {
+    let b = Request::builder().method(method).uri(url);
+    match body {
+        Some(_) => b.header(http::header::CONTENT_TYPE, "application/json"),
+        None => b,
+    }
+}
+
+fn finish(b: http::request::Builder, body: Option<&Value>) -> Request<Full<Bytes>> {
+    let bytes = body.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
+    b.body(Full::new(bytes))
+        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+}
+
+/// A legacy API request (as the sidecar would send it).
+fn legacy(base: &str, call: mc::Call) -> Request<Full<Bytes>> {
+    let body = call.body.as_ref();
+    let mut b = request(format!("{base}{}", call.path), call.method.clone(), body)
+        .header(http::header::ACCEPT, "application/json");
+    for (name, value) in mc::headers(API_KEY, CUSTOMER) {
+        b = b.header(name, value);
+    }
+    finish(b, body)
+}
+
+/// A SCIM request (as Okta sends it).
+fn scim(base: &str, method: Method, path: &str, body: Option<&Value>) -> Request<Full<Bytes>> {
+    let b = request(format!("{base}{path}"), method, body)
+        .header(http::header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(http::header::ACCEPT, "application/scim+json");
+    let b = match body {
+        Some(_) => b.header(http::header::CONTENT_TYPE, "application/scim+json"),
+        None => b,
+    };
+    finish(b, body)
+}
+
+/// Where the requests go.
+#[derive(Clone, Debug)]
+struct Target {
+    kind: &'static str,
+    base: String,
+}
+
+impl Target {
+    fn direct(sim: &str) -> Self {
+        Target {
+            kind: "direct",
+            base: sim.to_owned(),
+        }
+    }
+
+    fn forwarded(fwd: &str, sim: &str) -> Self {
+        let path = sim.trim_start_matches(&origin(sim));
+        Target {
+            kind: "forwarder",
+            base: format!("{fwd}{path}"),
+        }
+    }
+
+    fn sidecar(scim: &str) -> Self {
+        Target {
+            kind: "sidecar",
+            base: scim.to_owned(),
+        }
+    }
+
+    fn is_scim(&self) -> bool {
+        self.kind == "sidecar"
+    }
+}
+
+/// The operations measured on every target.
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    GetById,
+    Lookup,
+    Create,
+    Deactivate,
+    Members,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 5] = [
+        Scenario::GetById,
+        Scenario::Lookup,
+        Scenario::Create,
+        Scenario::Deactivate,
+        Scenario::Members,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::GetById => "get_by_id",
+            Scenario::Lookup => "lookup_by_username",
+            Scenario::Create => "create",
+            Scenario::Deactivate => "patch_deactivate",
+            Scenario::Members => "group_member_add_remove",
+        }
+    }
+
+    /// The operation on `target`. Users are taken from a slice of their own per target (the
+    /// PATCH and member scenarios flip each worker's user back and forth).
+    fn op(
+        self,
+        target: &Target,
+        users: &Arc<Vec<User>>,
+        target_no: usize,
+        clients: usize,
+    ) -> anyhow::Result<Op> {
+        let t = target.clone();
+        let users = Arc::clone(users);
+        let n = users.len();
+        let slice = (clients + 1) * 3;
+        if n < slice {
+            return Err(anyhow::anyhow!(
+                "--users must be at least {slice} for {clients} clients"
+            ));
+        }
+        let own = move |w: u64| (target_no * (clients + 1) + w as usize) % n;
+        Ok(match self {
+            Scenario::GetById => Arc::new(move |http: Http, w, seq| {
+                let u = &users[((w * 7919 + seq) as usize) % n];
+                let req = if t.is_scim() {
+                    scim(&t.base, Method::GET, &format!("/Users/{}", u.scim_id), None)
+                } else {
+                    legacy(&t.base, mc::get_user(&u.legacy_id))
+                };
+                Box::pin(async move { load::expect(&http, req, StatusCode::OK).await.map(drop) })
+            }),
+            Scenario::Lookup => Arc::new(move |http: Http, w, seq| {
+                let u = &users[((w * 7919 + seq) as usize) % n];
+                let req = if t.is_scim() {
+                    let filter = percent_encoding::utf8_percent_encode(
+                        &format!("userName eq \"{}\"", u.login),
+                        percent_encoding::NON_ALPHANUMERIC,
+                    )
+                    .to_string();
+                    scim(
+                        &t.base,
+                        Method::GET,
+                        &format!("/Users?filter={filter}"),
+                        None,
+                    )
+                } else {
+                    legacy(&t.base, mc::find_by_logon_name(&u.login))
+                };
+                Box::pin(async move { load::expect(&http, req, StatusCode::OK).await.map(drop) })
+            }),
+            Scenario::Create => {
+                let run = uuid::Uuid::new_v4().simple().to_string();
+                // Unique across every run of this operation (each run counts from zero).
+                let made = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                Arc::new(move |http: Http, _w, _seq| {
+                    let k = made.fetch_add(1, Ordering::Relaxed);
+                    let login = format!("new-{}-{k}@bench.example", &run[..8]);
+                    let req = if t.is_scim() {
+                        scim(&t.base, Method::POST, "/Users", Some(&okta_user(&login)))
+                    } else {
+                        let call = mc::create_user(&login, "Push", "User", &external_id(&login));
+                        legacy(&t.base, call)
+                    };
+                    Box::pin(async move {
+                        load::expect(&http, req, StatusCode::CREATED)
+                            .await
+                            .map(drop)
+                    })
+                })
+            }
+            Scenario::Deactivate => {
+                let active: Arc<Vec<AtomicBool>> =
+                    Arc::new((0..n).map(|_| AtomicBool::new(true)).collect());
+                Arc::new(move |http: Http, w, _seq| {
+                    let i = own(w);
+                    let u = &users[i];
+                    // Each worker owns its user: flip it.
+                    let now_active = !active[i].fetch_xor(true, Ordering::Relaxed);
+                    let req = if t.is_scim() {
+                        let body = json!({
+                            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [{"op": "replace", "value": {"active": now_active}}],
+                        });
+                        scim(
+                            &t.base,
+                            Method::PATCH,
+                            &format!("/Users/{}", u.scim_id),
+                            Some(&body),
+                        )
+                    } else {
+                        legacy(&t.base, mc::set_active(&u.legacy_id, now_active))
+                    };
+                    Box::pin(
+                        async move { load::expect(&http, req, StatusCode::OK).await.map(drop) },
+                    )
+                })
+            }
+            Scenario::Members => {
+                let member: Arc<Vec<AtomicBool>> =
+                    Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
+                Arc::new(move |http: Http, w, _seq| {
+                    // Members come from the other end of the user list than the PATCH users.
+                    let i = n - 1 - own(w);
+                    let u = &users[i];
+                    let add = !member[i].fetch_xor(true, Ordering::Relaxed);
+                    let (req, want) = if t.is_scim() {
+                        let op = if add {
+                            json!({"op": "add", "path": "members", "value": [{"value": u.scim_id}]})
+                        } else {
+                            json!({"op": "remove", "path": format!("members[value eq \"{}\"]", u.scim_id)})
+                        };
+                        let body = json!({
+                            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [op],
+                        });
+                        (
+                            scim(
+                                &t.base,
+                                Method::PATCH,
+                                &format!("/Groups/{PUSH_GROUP}"),
+                                Some(&body),
+                            ),
+                            StatusCode::NO_CONTENT,
+                        )
+                    } else {
+                        let call = mc::membership(PUSH_GROUP, &u.legacy_id, add);
+                        (legacy(&t.base, call), StatusCode::NO_CONTENT)
+                    };
+                    Box::pin(async move { load::expect(&http, req, want).await.map(drop) })
+                })
+            }
+        })
+    }
+}
+
+/// Okta's create body.
+fn okta_user(login: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": login,
+        "name": {"givenName": "Push", "familyName": "User"},
+        "emails": [{"primary": true, "value": login, "type": "work"}],
+        "displayName": "Push User",
+        "externalId": external_id(login),
+        "active": true,
+    })
+}
+
+/// The externalId Okta sends for `login` (`00u` and the local part).
+fn external_id(login: &str) -> String {
+    format!("00u{}", &login[..login.find('@').unwrap_or(login.len())])
+}
+
+/// Okta's initial push of one user: look it up by userName, then create it.
+fn push_op(scim_base: &str) -> Op {
+    let base = scim_base.to_owned();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    Arc::new(move |http: Http, _w, seq| {
+        let login = format!("push-{}-{seq:07}@bench.example", &run[..8]);
+        let filter = percent_encoding::utf8_percent_encode(
+            &format!("userName eq \"{login}\""),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        let lookup = scim(
+            &base,
+            Method::GET,
+            &format!("/Users?filter={filter}&startIndex=1&count=100"),
+            None,
+        );
+        let create = scim(&base, Method::POST, "/Users", Some(&okta_user(&login)));
+        Box::pin(async move {
+            load::expect(&http, lookup, StatusCode::OK).await?;
+            load::expect(&http, create, StatusCode::CREATED)
+                .await
+                .map(drop)
+        })
+    })
+}
+
+/// `filter=id eq "…"` lookups of the known users.
+fn id_eq_op(scim_base: &str, users: &Arc<Vec<User>>) -> Op {
+    let base = scim_base.to_owned();
+    let users = Arc::clone(users);
+    Arc::new(move |http: Http, w, seq| {
+        let u = &users[((w * 7919 + seq) as usize) % users.len()];
+        let filter = percent_encoding::utf8_percent_encode(
+            &format!("id eq \"{}\"", u.scim_id),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        let req = scim(&base, Method::GET, &format!("/Users?filter={filter}"), None);
+        Box::pin(async move { load::expect(&http, req, StatusCode::OK).await.map(drop) })
+    })
+}
+
+/// A run with failures is reported with its first failure.
+fn health(stats: &Stats) -> Value {
+    json!({
+        "ok": stats.ok,
+        "errors": stats.errors,
+        "first_error": stats.first_error,
+    })
+}

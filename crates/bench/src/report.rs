@@ -1,0 +1,425 @@
+//! The benchmark's figures: collected as the runs finish, printed as one table with the
+//! issue's targets, and written as JSON.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Options;
+use super::load::Stats;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// One measured figure against its target.
+struct Figure {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    target: String,
+    /// `None` when the run's parameters differ from the ones the target is set for.
+    met: Option<bool>,
+}
+
+/// Everything measured in one run.
+pub(super) struct Report {
+    json: serde_json::Map<String, Value>,
+    /// scenario → target kind → (one-client stats, many-client stats).
+    pairs: BTreeMap<&'static str, BTreeMap<&'static str, (Value, Value)>>,
+    clients: usize,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn latency(s: &Stats) -> Value {
+    json!({
+        "ops": s.ok,
+        "p50_us": s.quantile_us(0.5),
+        "p95_us": s.quantile_us(0.95),
+        "p99_us": s.quantile_us(0.99),
+        "per_second": s.per_second(),
+        "health": super::health(s),
+    })
+}
+
+impl Report {
+    pub(super) fn new(opts: &Options) -> Self {
+        let mut json = serde_json::Map::new();
+        json.insert("machine".into(), machine());
+        json.insert(
+            "parameters".into(),
+            json!({
+                "users": opts.users,
+                "clients": opts.clients,
+                "peak_clients": opts.peak_clients,
+                "latency_secs": opts.latency_secs,
+                "throughput_secs": opts.throughput_secs,
+                "push_users": opts.push_users,
+                "group_members": opts.group_members,
+                "group_latency_ms": opts.group_latency_ms,
+                "scale_rows": opts.scale_rows,
+                "small_rows": opts.small_rows,
+            }),
+        );
+        Self {
+            json,
+            pairs: BTreeMap::new(),
+            clients: opts.clients,
+        }
+    }
+
+    fn set(&mut self, key: &str, v: Value) {
+        self.json.insert(key.to_owned(), v);
+    }
+
+    pub(super) fn pair(
+        &mut self,
+        scenario: &'static str,
+        kind: &'static str,
+        one: &Stats,
+        many: &Stats,
+    ) {
+        self.pairs
+            .entry(scenario)
+            .or_default()
+            .insert(kind, (latency(one), latency(many)));
+    }
+
+    pub(super) fn stats(&mut self, key: &str, s: &Stats) {
+        self.set(key, latency(s));
+    }
+
+    pub(super) fn rss_idle(&mut self, bytes: u64) {
+        self.set("rss_idle_bytes", json!(bytes));
+    }
+
+    pub(super) fn rss_peak(&mut self, bytes: u64) {
+        self.set("rss_peak_bytes", json!(bytes));
+    }
+
+    pub(super) fn push(&mut self, s: &Stats, users: u64) {
+        self.set(
+            "initial_push",
+            json!({
+                "users": users,
+                "seconds": s.elapsed.as_secs_f64(),
+                "users_per_second": s.per_second(),
+                "p50_ms": s.quantile_us(0.5) / 1000.0,
+                "p99_ms": s.quantile_us(0.99) / 1000.0,
+                "health": super::health(s),
+            }),
+        );
+    }
+
+    pub(super) fn scale(&mut self, rows: u64, ready: Duration, get: &Stats, eq: &Stats, hwm: u64) {
+        let entry = self.json.entry("scale").or_insert_with(|| json!({}));
+        entry[rows.to_string()] = json!({
+            "start_to_ready_ms": ms(ready),
+            "get_by_id": latency(get),
+            "id_eq_lookup": latency(eq),
+            "rss_peak_bytes": hwm,
+        });
+    }
+
+    pub(super) fn replace(&mut self, members: u64, latency_ms: u64, took: Duration) {
+        self.set(
+            "group_replace",
+            json!({"members": members, "legacy_latency_ms": latency_ms, "seconds": took.as_secs_f64()}),
+        );
+    }
+
+    pub(super) fn finish(&mut self, total: Duration) {
+        let pairs: serde_json::Map<String, Value> = self
+            .pairs
+            .iter()
+            .map(|(s, by_kind)| {
+                let v: serde_json::Map<String, Value> = by_kind
+                    .iter()
+                    .map(|(k, (one, many))| {
+                        (
+                            (*k).to_owned(),
+                            json!({"one_client": one, "many_clients": many}),
+                        )
+                    })
+                    .collect();
+                ((*s).to_owned(), Value::Object(v))
+            })
+            .collect();
+        self.set("scenarios", Value::Object(pairs));
+        self.set("total_seconds", json!(total.as_secs_f64()));
+        let figures: Vec<Value> = self
+            .figures()
+            .iter()
+            .map(|f| {
+                let met = if f.value.is_nan() { None } else { f.met };
+                json!({"figure": f.name, "value": f.value, "unit": f.unit, "target": f.target, "met": met})
+            })
+            .collect();
+        self.set("targets", Value::Array(figures));
+    }
+
+    fn get(&self, path: &[&str]) -> f64 {
+        let mut v = Value::Object(self.json.clone());
+        for p in path {
+            v = v.get(*p).cloned().unwrap_or(Value::Null);
+        }
+        v.as_f64().unwrap_or(f64::NAN)
+    }
+
+    fn pair_value(&self, scenario: &str, kind: &str, many: bool, key: &str) -> f64 {
+        self.pairs
+            .get(scenario)
+            .and_then(|m| m.get(kind))
+            .map(|(one, m)| if many { m } else { one })
+            .and_then(|v| v[key].as_f64())
+            .unwrap_or(f64::NAN)
+    }
+
+    fn figures(&self) -> Vec<Figure> {
+        let p50 = |kind| self.pair_value("get_by_id", kind, false, "p50_us");
+        let tput = |kind| self.pair_value("get_by_id", kind, true, "per_second");
+        let added = p50("sidecar") - p50("direct");
+        let floor = p50("forwarder") - p50("direct");
+        let creates = self.pair_value("create", "sidecar", true, "per_second");
+        let push = self.get(&["initial_push", "seconds"]);
+        let replace = self.get(&["group_replace", "seconds"]);
+        let idle = self.get(&["rss_idle_bytes"]) / MIB;
+        let peak = self.get(&["rss_peak_bytes"]) / MIB;
+        let scale = self.json.get("scale").cloned().unwrap_or(Value::Null);
+        let (mut small, mut big) = (Value::Null, Value::Null);
+        if let Value::Object(m) = &scale {
+            let mut rows: Vec<(u64, &Value)> = m
+                .iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+                .collect();
+            rows.sort_by_key(|(r, _)| *r);
+            if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+                small = first.1.clone();
+                big = last.1.clone();
+            }
+        }
+        let f = |v: &Value, k: &[&str]| {
+            let mut v = v.clone();
+            for p in k {
+                v = v.get(*p).cloned().unwrap_or(Value::Null);
+            }
+            v.as_f64().unwrap_or(f64::NAN)
+        };
+        let big_rss = f(&big, &["rss_peak_bytes"]) / MIB;
+        let slower = f(&big, &["get_by_id", "p50_us"]) / f(&small, &["get_by_id", "p50_us"]);
+        let ready = f(&big, &["start_to_ready_ms"]);
+        let param = |k: &str| self.get(&["parameters", k]);
+        let big_scale = param("scale_rows") == 1_000_000.0 && param("small_rows") == 1_000.0;
+        vec![
+            Figure {
+                name: "added latency, GET by id, 1 client, p50".into(),
+                value: added,
+                unit: "µs",
+                target: format!("≤ 100 µs and ≤ 2× the floor's {floor:.0} µs"),
+                met: Some(added <= 100.0 && added <= 2.0 * floor),
+            },
+            Figure {
+                name: format!(
+                    "throughput, GET by id, {} clients, vs the floor",
+                    self.clients
+                ),
+                value: tput("sidecar") / tput("forwarder"),
+                unit: "×",
+                target: "≥ 0.6×".into(),
+                met: (param("clients") == 64.0)
+                    .then_some(tput("sidecar") / tput("forwarder") >= 0.6),
+            },
+            Figure {
+                name: "creates per second end to end".into(),
+                value: creates,
+                unit: "/s",
+                target: "≥ 5,000".into(),
+                met: (param("clients") == 64.0).then_some(creates >= 5000.0),
+            },
+            Figure {
+                name: "initial push".into(),
+                value: push,
+                unit: "s",
+                target: "≤ 30 s (100,000 users)".into(),
+                met: (param("push_users") == 100_000.0 && param("clients") == 64.0)
+                    .then_some(push <= 30.0),
+            },
+            Figure {
+                name: "group replace".into(),
+                value: replace,
+                unit: "s",
+                target: "≤ 15 s (10,000 members, 20 ms)".into(),
+                met: (param("group_members") == 10_000.0 && param("group_latency_ms") == 20.0)
+                    .then_some(replace <= 15.0),
+            },
+            Figure {
+                name: "RSS idle".into(),
+                value: idle,
+                unit: "MiB",
+                target: "≤ 16 MiB".into(),
+                met: Some(idle <= 16.0),
+            },
+            Figure {
+                name: "RSS peak under load".into(),
+                value: peak,
+                unit: "MiB",
+                target: "≤ 48 MiB".into(),
+                met: (param("peak_clients") == 200.0).then_some(peak <= 48.0),
+            },
+            Figure {
+                name: "RSS peak with the large xref".into(),
+                value: big_rss,
+                unit: "MiB",
+                target: "≤ 64 MiB".into(),
+                met: big_scale.then_some(big_rss <= 64.0),
+            },
+            Figure {
+                name: "GET by id, large vs small xref, p50".into(),
+                value: slower,
+                unit: "×",
+                target: "≤ 1.2×".into(),
+                met: big_scale.then_some(slower <= 1.2),
+            },
+            Figure {
+                name: "start to ready with the large xref".into(),
+                value: ready,
+                unit: "ms",
+                target: "≤ 1,000 ms".into(),
+                met: big_scale.then_some(ready <= 1000.0),
+            },
+        ]
+    }
+
+    pub(super) fn print(&self) {
+        let machine = &self.json["machine"];
+        println!(
+            "\nscim-sidecar bench — {} CPU(s), {}, {}",
+            machine["cpus"],
+            machine["cpu"].as_str().unwrap_or("?"),
+            machine["kernel"].as_str().unwrap_or("?")
+        );
+        println!(
+            "\n{:<24} {:>10} {:>10} {:>10} {:>12} {:>11} {:>11} {:>11} {:>9}",
+            "operation",
+            "direct",
+            "forwarder",
+            "sidecar",
+            "added/floor",
+            "direct/s",
+            "forward/s",
+            "sidecar/s",
+            "sc/fwd"
+        );
+        println!(
+            "{:<24} {:>10} {:>10} {:>10} {:>12} {:>11} {:>11} {:>11} {:>9}",
+            "",
+            "p50 µs",
+            "p50 µs",
+            "p50 µs",
+            "(1 client)",
+            format!("({} cl.)", self.clients),
+            "",
+            "",
+            ""
+        );
+        for (scenario, kinds) in &self.pairs {
+            let v = |kind: &str, many: bool, key: &str| {
+                kinds
+                    .get(kind)
+                    .map(|(o, m)| if many { m } else { o })
+                    .and_then(|x| x[key].as_f64())
+                    .unwrap_or(f64::NAN)
+            };
+            let added = v("sidecar", false, "p50_us") - v("direct", false, "p50_us");
+            let floor = v("forwarder", false, "p50_us") - v("direct", false, "p50_us");
+            let errors: u64 = kinds
+                .values()
+                .flat_map(|(o, m)| [o, m])
+                .filter_map(|x| x["health"]["errors"].as_u64())
+                .sum();
+            println!(
+                "{:<24} {:>10.0} {:>10.0} {:>10.0} {:>12} {:>11.0} {:>11.0} {:>11.0} {:>9.2}{}",
+                scenario,
+                v("direct", false, "p50_us"),
+                v("forwarder", false, "p50_us"),
+                v("sidecar", false, "p50_us"),
+                format!("{added:.0}/{floor:.0}"),
+                v("direct", true, "per_second"),
+                v("forwarder", true, "per_second"),
+                v("sidecar", true, "per_second"),
+                v("sidecar", true, "per_second") / v("forwarder", true, "per_second"),
+                if errors > 0 {
+                    format!("  ({errors} errors)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        println!(
+            "\n{:<52} {:>12}  {:<34} met",
+            "figure", "measured", "target"
+        );
+        for f in self.figures() {
+            if f.value.is_nan() {
+                println!("{:<52} {:>12}  {:<34} -", f.name, "not run", f.target);
+                continue;
+            }
+            // Ratios with two decimals: 0.44 and 0.36 are not both "0.4".
+            let value = if f.unit == "×" {
+                format!("{:.2}", f.value)
+            } else {
+                format!("{:.1}", f.value)
+            };
+            println!(
+                "{:<52} {:>8} {:<3}  {:<34} {}",
+                f.name,
+                value,
+                f.unit,
+                f.target,
+                match f.met {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "- (other parameters)",
+                }
+            );
+        }
+        println!("\ntotal {:.0} s", self.get(&["total_seconds"]));
+    }
+
+    pub(super) fn write(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(&Value::Object(self.json.clone()))?;
+        std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        println!("JSON report: {}", path.display());
+        Ok(())
+    }
+}
+
+/// What the figures were measured on.
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_else(|_| std::env::consts::OS.to_owned());
+    json!({
+        "cpus": std::thread::available_parallelism().map_or(0, usize::from),
+        "cpu": cpu,
+        "kernel": kernel,
+        "date": time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}

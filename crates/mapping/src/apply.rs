@@ -1,0 +1,677 @@
+//! Translation through a compiled mapping: legacy record → SCIM attributes, SCIM resource →
+//! legacy fields, the minimal change set, filter push-down, list paging and error reading.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::{
+    Active, AttrMap, BodySpec, Call, CaseSpec, Errors, Legacy, Mapping, MappingError,
+    MultiValuedSpec, Paging, PagingStyle, PreparedCall, PushDown, RetryAfterFormat, ScimTarget,
+    TimeFormat, UserMapping, Vars,
+};
+use crate::ids::LegacyId;
+use scim::filter::{CompareOp, Filter};
+use scim::schema::ResourceSchema;
+
+/// Legacy field name → value (`Null` = empty), for every mapped field.
+pub type FieldValues = BTreeMap<String, Value>;
+
+impl Mapping {
+    /// Builds a ready-to-send call: path, fixed and extra query, headers, body.
+    pub fn prepare(
+        &self,
+        call: &Call,
+        vars: &Vars<'_>,
+        extra_query: &[(String, String)],
+        body: Option<Value>,
+    ) -> Result<PreparedCall, MappingError> {
+        self.legacy.prepare(call, vars, extra_query, body)
+    }
+}
+
+impl Legacy {
+    /// See [`Mapping::prepare`].
+    pub fn prepare(
+        &self,
+        call: &Call,
+        vars: &Vars<'_>,
+        extra_query: &[(String, String)],
+        body: Option<Value>,
+    ) -> Result<PreparedCall, MappingError> {
+        let mut path_and_query = call.path.render_path(vars)?;
+        if !call.query.is_empty() || !extra_query.is_empty() {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, t) in &call.query {
+                q.append_pair(k, &t.render(vars)?);
+            }
+            for (k, v) in extra_query {
+                q.append_pair(k, v);
+            }
+            path_and_query.push('?');
+            path_and_query.push_str(&q.finish());
+        }
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, t) in &self.headers {
+            headers.push((name.clone(), t.render(vars)?, t.uses_secret()));
+        }
+        Ok(PreparedCall {
+            name: call.name.clone(),
+            method: call.method.clone(),
+            path_and_query,
+            headers,
+            body,
+            idempotent: call.idempotent,
+            retry_hint: self
+                .errors
+                .retry_after_header
+                .clone()
+                .map(|h| (h, self.errors.retry_after_format)),
+        })
+    }
+}
+
+/// `value.pointer(pointer)` without its two allocations per token when the pointer holds no
+/// `~` escape (every pointer of the shipped mappings): the record is read on every request.
+pub fn at<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.contains('~') {
+        return value.pointer(pointer);
+    }
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    pointer
+        .strip_prefix('/')?
+        .split('/')
+        .try_fold(value, |target, token| match target {
+            Value::Object(map) => map.get(token),
+            Value::Array(list) => {
+                if (token.len() > 1 && token.starts_with('0')) || token.starts_with('+') {
+                    return None;
+                }
+                list.get(token.parse::<usize>().ok()?)
+            }
+            _ => None,
+        })
+}
+
+/// Reads a JSON pointer as text (strings as they are, numbers printed).
+pub fn pointer_text(record: &Value, pointer: &str) -> Option<String> {
+    match at(record, pointer)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn truthy(v: Option<&Value>) -> Option<bool> {
+    match v? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+impl Active {
+    /// Whether the record is active.
+    pub fn eval(&self, record: &Value) -> bool {
+        self.all_true
+            .iter()
+            .all(|p| truthy(at(record, p)) == Some(true))
+            && self
+                .all_false
+                .iter()
+                .all(|p| truthy(at(record, p)) != Some(true))
+    }
+}
+
+fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+impl ScimTarget {
+    /// The value at this target in a SCIM resource, if any.
+    pub fn extract<'a>(&self, resource: &'a Value) -> Option<&'a Value> {
+        let root = resource.as_object()?;
+        let container = match &self.extension {
+            Some(urn) => get_ci(root, urn)?.as_object()?,
+            None => root,
+        };
+        let mut v = get_ci(container, &self.attr)?;
+        if self.primary {
+            let items = v.as_array()?;
+            v = items
+                .iter()
+                .find(|e| truthy(e.get("primary")) == Some(true))
+                .or_else(|| items.first())?;
+        }
+        match &self.sub {
+            Some(sub) => get_ci(v.as_object()?, sub),
+            None => Some(v),
+        }
+    }
+
+    fn insert(&self, out: &mut Map<String, Value>, value: Value, mv: Option<&MultiValuedSpec>) {
+        let container = match &self.extension {
+            Some(urn) => match out
+                .entry(urn.clone())
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                Value::Object(m) => m,
+                _ => return,
+            },
+            None => out,
+        };
+        let slot = if self.primary {
+            let items = container
+                .entry(self.attr.clone())
+                .or_insert_with(|| Value::Array(vec![]));
+            let Value::Array(items) = items else { return };
+            if items.is_empty() {
+                let mut element = Map::new();
+                if let Some(mv) = mv {
+                    if let Some(t) = &mv.r#type {
+                        element.insert("type".into(), Value::String(t.clone()));
+                    }
+                    if mv.primary {
+                        element.insert("primary".into(), Value::Bool(true));
+                    }
+                }
+                items.push(Value::Object(element));
+            }
+            match items.first_mut() {
+                Some(Value::Object(m)) => m,
+                _ => return,
+            }
+        } else {
+            container
+        };
+        match &self.sub {
+            Some(sub) if self.primary => {
+                slot.insert(sub.clone(), value);
+            }
+            Some(sub) => {
+                if let Value::Object(m) = slot
+                    .entry(self.attr.clone())
+                    .or_insert_with(|| Value::Object(Map::new()))
+                {
+                    m.insert(sub.clone(), value);
+                }
+            }
+            None => {
+                slot.insert(self.attr.clone(), value);
+            }
+        }
+    }
+}
+
+fn is_empty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        _ => false,
+    }
+}
+
+fn normalised(v: Option<&Value>) -> &Value {
+    match v {
+        None => &Value::Null,
+        Some(Value::String(s)) if s.is_empty() => &Value::Null,
+        Some(v) => v,
+    }
+}
+
+impl UserMapping {
+    /// The legacy id of a record.
+    pub fn legacy_id_of(&self, record: &Value) -> Option<LegacyId> {
+        pointer_text(record, &self.legacy_id).map(LegacyId::new)
+    }
+
+    /// Whether the record is active (always true without an `[users.active]` table).
+    pub fn is_active(&self, record: &Value) -> bool {
+        self.active.as_ref().is_none_or(|a| a.eval(record))
+    }
+
+    /// The SCIM attributes of a legacy record (no `schemas`, `id` or `meta`).
+    pub fn read(&self, record: &Value) -> Map<String, Value> {
+        let mut out = Map::new();
+        for a in &self.attributes {
+            let fields: Vec<Option<&Value>> = a.legacy.iter().map(|f| record.get(f)).collect();
+            if let Some(v) = a.transform.read(&fields) {
+                a.target
+                    .insert(&mut out, v, self.multi_valued.get(&a.target.attr));
+            }
+        }
+        // Without an active flag, every record that exists is active.
+        let active = self.active.as_ref().is_none_or(|a| a.eval(record));
+        out.insert("active".into(), Value::Bool(active));
+        out
+    }
+
+    /// A time of the record (`created` or `last_modified` pointer) as RFC 3339 text.
+    pub fn time(&self, record: &Value, pointer: Option<&str>) -> Option<String> {
+        let raw = at(record, pointer?)?;
+        match self.time_format {
+            TimeFormat::Rfc3339 => raw.as_str().filter(|s| !s.is_empty()).map(str::to_owned),
+            TimeFormat::UnixSeconds => {
+                let secs = raw.as_i64().or_else(|| raw.as_str()?.trim().parse().ok())?;
+                let t = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }
+        }
+    }
+
+    /// Every mapped legacy field for a SCIM resource (`Null` where the SCIM value is absent).
+    /// Refuses a missing required attribute or a value a transform cannot write.
+    pub fn write(&self, resource: &Value) -> Result<FieldValues, MappingError> {
+        self.validate(resource, None)?;
+        let mut fields = FieldValues::new();
+        for a in &self.attributes {
+            let v = a.target.extract(resource);
+            if a.required && is_empty(v) {
+                return Err(MappingError::Required(a.scim.clone()));
+            }
+            let values = a
+                .transform
+                .write(v)
+                .map_err(|problem| MappingError::Value {
+                    attribute: a.scim.clone(),
+                    problem,
+                })?;
+            for (f, v) in a.legacy.iter().zip(values) {
+                fields.insert(f.clone(), v);
+            }
+        }
+        Ok(fields)
+    }
+
+    /// The legacy fields of the mapped attributes whose SCIM value differs between `before`
+    /// and `after` (a PATCH): values that did not change are not re-validated or re-sent.
+    pub fn write_changed(
+        &self,
+        before: &Value,
+        after: &Value,
+    ) -> Result<FieldValues, MappingError> {
+        self.validate(after, Some(before))?;
+        let mut fields = FieldValues::new();
+        for a in &self.attributes {
+            let (old, new) = (a.target.extract(before), a.target.extract(after));
+            if normalised(old) == normalised(new) {
+                continue;
+            }
+            if a.required && is_empty(new) {
+                return Err(MappingError::Required(a.scim.clone()));
+            }
+            let values = a
+                .transform
+                .write(new)
+                .map_err(|problem| MappingError::Value {
+                    attribute: a.scim.clone(),
+                    problem,
+                })?;
+            for (f, v) in a.legacy.iter().zip(values) {
+                fields.insert(f.clone(), v);
+            }
+        }
+        Ok(fields)
+    }
+
+    /// Checks the mapping's validation rules (`max_length`, `pattern`, `equals`,
+    /// `accepted_types`) against a resource a client writes, before any legacy call. With
+    /// `before` (a PATCH), only rules about attributes whose value changes are checked, so a
+    /// value stored before a rule existed does not block an unrelated change.
+    pub fn validate(&self, resource: &Value, before: Option<&Value>) -> Result<(), MappingError> {
+        let changed = |t: &ScimTarget| {
+            before.is_none_or(|b| normalised(t.extract(b)) != normalised(t.extract(resource)))
+        };
+        for a in &self.attributes {
+            let other_changed = a.equals.as_ref().is_some_and(|(_, t)| changed(t));
+            if !changed(&a.target) && !other_changed {
+                continue;
+            }
+            let text = a
+                .target
+                .extract(resource)
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let refuse = |problem: String| MappingError::Value {
+                attribute: a.scim.clone(),
+                problem,
+            };
+            if !text.is_empty() {
+                if let Some(max) = a.max_length
+                    && text.chars().count() > max
+                {
+                    return Err(refuse(format!("is longer than {max} characters")));
+                }
+                if let Some(re) = &a.pattern
+                    && !re.is_match(text)
+                {
+                    return Err(refuse(format!("{text:?} does not match {:?}", re.as_str())));
+                }
+            }
+            if let Some((other, t)) = &a.equals {
+                let theirs = t.extract(resource).and_then(Value::as_str).unwrap_or("");
+                if !text.eq_ignore_ascii_case(theirs) {
+                    return Err(refuse(format!(
+                        "must equal {other} ({theirs:?}), is {text:?}"
+                    )));
+                }
+            }
+        }
+        for (attr, mv) in &self.multi_valued {
+            if mv.accepted_types.is_empty() {
+                continue;
+            }
+            let items = resource
+                .as_object()
+                .and_then(|o| get_ci(o, attr))
+                .and_then(Value::as_array);
+            let old = before
+                .and_then(|b| b.as_object())
+                .and_then(|o| get_ci(o, attr));
+            if before.is_some() && old.and_then(Value::as_array) == items {
+                continue;
+            }
+            for item in items.into_iter().flatten() {
+                let Some(t) = item
+                    .as_object()
+                    .and_then(|o| get_ci(o, "type"))
+                    .and_then(Value::as_str)
+                else {
+                    continue;
+                };
+                if !mv.accepted_types.iter().any(|a| a.eq_ignore_ascii_case(t)) {
+                    return Err(MappingError::Value {
+                        attribute: format!("{attr}.type"),
+                        problem: format!(
+                            "{t:?} is not accepted (accepted: {})",
+                            mv.accepted_types.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The body a write call sends, given the new field values and the current record.
+    pub fn body(&self, kind: BodySpec, new: &FieldValues, current: Option<&Value>) -> Value {
+        let mut body = Map::new();
+        for (field, value) in new {
+            let include = match kind {
+                BodySpec::Mapped => !value.is_null(),
+                BodySpec::Full => true,
+                BodySpec::Changed => {
+                    normalised(current.and_then(|c| c.get(field))) != normalised(Some(value))
+                }
+            };
+            if include {
+                body.insert(field.clone(), value.clone());
+            }
+        }
+        Value::Object(body)
+    }
+
+    /// The mapping row that writes `legacy_field`, to name the SCIM attribute in errors.
+    pub fn row_for_field(&self, legacy_field: &str) -> Option<&AttrMap> {
+        self.attributes
+            .iter()
+            .find(|a| a.legacy.iter().any(|f| f == legacy_field))
+    }
+
+    /// A legacy field problem told in SCIM terms: `<scim attribute>: <problem>`, with every
+    /// mapped legacy field name in the problem text replaced by its SCIM attribute, so no
+    /// legacy field name reaches a client.
+    pub fn field_problem(&self, legacy_field: &str, problem: &str) -> String {
+        let scrubbed = self
+            .attributes
+            .iter()
+            .fold(problem.to_owned(), |text, row| {
+                row.legacy
+                    .iter()
+                    .fold(text, |t, f| t.replace(f.as_str(), &row.scim))
+            });
+        match self.row_for_field(legacy_field) {
+            Some(row) => format!("{}: {scrubbed}", row.scim),
+            None => format!("a value was refused: {scrubbed}"),
+        }
+    }
+
+    /// The legacy query that answers `filter`, when the legacy app can (see [`push_down`]).
+    pub fn push_down(&self, filter: &Filter) -> Option<Vec<(String, String)>> {
+        push_down(&self.filters, &self.schema, filter)
+    }
+}
+
+/// The legacy query parameters equivalent to `filter`, when every part of it is an
+/// `attr eq "string"` the legacy list call filters on (joined with `and`).
+///
+/// A pushed-down answer is still filtered by the sidecar, so a legacy app that compares
+/// case-insensitively where SCIM compares exactly is safe; the reverse is not pushed down.
+pub fn push_down(
+    filters: &[PushDown],
+    schema: &ResourceSchema,
+    filter: &Filter,
+) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    collect_eq(filters, schema, filter, &mut out)?;
+    Some(out)
+}
+
+fn collect_eq(
+    filters: &[PushDown],
+    schema: &ResourceSchema,
+    filter: &Filter,
+    out: &mut Vec<(String, String)>,
+) -> Option<()> {
+    match filter {
+        Filter::And(a, b) => {
+            collect_eq(filters, schema, a, out)?;
+            collect_eq(filters, schema, b, out)
+        }
+        Filter::Compare(path, CompareOp::Eq, Value::String(value)) => {
+            let resolved = schema.resolve(path)?;
+            if resolved.extension.is_some() {
+                return None;
+            }
+            let key = super::compile::filter_key(&resolved);
+            let pd = filters.iter().find(|f| f.path == key)?;
+            if pd.case == CaseSpec::Exact && !pd.scim_case_exact {
+                return None;
+            }
+            if out.iter().any(|(q, _)| *q == pd.query) {
+                return None;
+            }
+            out.push((pd.query.clone(), value.clone()));
+            Some(())
+        }
+        _ => None,
+    }
+}
+
+impl Paging {
+    /// Query parameters of the page that starts at 0-based `index` with `size` items.
+    /// For page-numbered APIs `index` must be a multiple of `size`.
+    pub fn query(&self, index: u64, size: u64) -> Vec<(String, String)> {
+        let size = size.clamp(1, self.max_page_size);
+        match self.style {
+            PagingStyle::Page => vec![
+                (
+                    self.page_param.clone(),
+                    (self.first_page + index / size).to_string(),
+                ),
+                (self.size_param.clone(), size.to_string()),
+            ],
+            PagingStyle::Offset => vec![
+                (self.offset_param.clone(), index.to_string()),
+                (self.size_param.clone(), size.to_string()),
+            ],
+        }
+    }
+
+    /// The records of a list answer.
+    pub fn items(&self, answer: Value) -> Result<Vec<Value>, MappingError> {
+        let mut answer = answer;
+        match answer.pointer_mut(&self.items).map(Value::take) {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(MappingError::Answer(format!(
+                "has no array at {}",
+                self.items
+            ))),
+        }
+    }
+
+    /// The total a list answer reports, if the app reports one.
+    pub fn total(&self, answer: &Value) -> Option<u64> {
+        at(answer, self.total.as_deref()?)?.as_u64()
+    }
+
+    /// Whether a list answer says more pages follow (`None` when the app does not say).
+    pub fn more(&self, answer: &Value) -> Option<bool> {
+        truthy(at(answer, self.more.as_deref()?))
+    }
+}
+
+/// A legacy error answer, read through `[legacy.errors]`.
+#[derive(Clone, Debug, Default)]
+pub struct LegacyFailure {
+    /// The legacy HTTP status.
+    pub status: u16,
+    /// The legacy error code.
+    pub code: Option<String>,
+    /// The legacy message (for logs only).
+    pub message: Option<String>,
+    /// Per-field problems: (legacy field, problem).
+    pub fields: Vec<(String, String)>,
+    /// The SCIM answer declared for the code.
+    pub rule: Option<super::ErrorCodeSpec>,
+    /// The existing record's id, for conflict codes.
+    pub existing_id: Option<LegacyId>,
+    /// Seconds to wait before retrying.
+    pub retry_after: Option<u64>,
+}
+
+impl LegacyFailure {
+    /// Whether the legacy app says the record does not exist (its declared status, else the
+    /// HTTP status, is 404).
+    pub fn is_not_found(&self) -> bool {
+        self.rule.as_ref().map_or(self.status, |r| r.status) == 404
+    }
+
+    /// Whether this is the declared "a record with that key exists" error.
+    pub fn is_conflict(&self) -> bool {
+        self.rule.as_ref().is_some_and(|r| r.conflict)
+    }
+}
+
+impl Errors {
+    /// Reads an error answer. Never fails: unreadable bodies give a failure without a code.
+    /// `retry_after` is the value of the declared retry header; `now_unix` the current Unix
+    /// time, for hints written as an epoch second.
+    pub fn interpret(
+        &self,
+        status: u16,
+        body: &[u8],
+        retry_after: Option<&str>,
+        now_unix: u64,
+    ) -> LegacyFailure {
+        let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let code = pointer_text(&json, &self.code);
+        let rule = code.as_ref().and_then(|c| self.codes.get(c)).cloned();
+        let message = self.message.as_ref().and_then(|p| pointer_text(&json, p));
+        let mut fields = Vec::new();
+        if let Some(Value::Array(items)) = self.fields.as_ref().and_then(|p| at(&json, p)) {
+            for item in items {
+                let field = self.field.as_ref().and_then(|p| pointer_text(item, p));
+                let problem = self.problem.as_ref().and_then(|p| pointer_text(item, p));
+                if let Some(field) = field {
+                    fields.push((field, problem.unwrap_or_default()));
+                }
+            }
+        }
+        let existing_id = rule
+            .as_ref()
+            .and_then(|r| r.existing_id.as_ref())
+            .and_then(|p| pointer_text(&json, p))
+            .map(LegacyId::new);
+        let retry_after =
+            retry_after
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|v| match self.retry_after_format {
+                    RetryAfterFormat::Seconds => v,
+                    RetryAfterFormat::Epoch => v.saturating_sub(now_unix).max(1),
+                });
+        LegacyFailure {
+            status,
+            code,
+            message,
+            fields,
+            rule,
+            existing_id,
+            retry_after,
+        }
+    }
+}
+
+/// Whether the field at `pointer` of `record` equals `expected` (a value from the mapping).
+pub fn field_equals(record: &Value, pointer: &str, expected: &Value) -> bool {
+    at(record, pointer) == Some(expected)
+}
+
+/// Whether a condition written in TOML holds for a record field.
+pub fn field_test(record: &Value, test: &super::spec::FieldTest) -> bool {
+    serde_json::to_value(&test.equals).is_ok_and(|v| field_equals(record, &test.field, &v))
+}
+
+impl super::Locked {
+    /// Whether the group record is locked.
+    pub fn matches(&self, record: &Value) -> bool {
+        field_equals(record, &self.field, &self.equals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::at;
+
+    #[test]
+    fn at_answers_as_serde_json_pointer_does() {
+        let v = json!({
+            "a": {"b": [10, {"c": "x"}], "": 1, "d/e": 2, "f~g": 3},
+            "list": [1, 2, 3],
+        });
+        for p in [
+            "",
+            "/",
+            "/a",
+            "/a/b",
+            "/a/b/0",
+            "/a/b/1/c",
+            "/a/b/2",
+            "/a/b/01",
+            "/a/b/+1",
+            "/a/b/-1",
+            "/a/",
+            "/a/d~1e",
+            "/a/f~0g",
+            "/missing",
+            "/list/2",
+            "/list/x",
+            "a",
+            "/a/b/0/deeper",
+        ] {
+            assert_eq!(at(&v, p), v.pointer(p), "pointer {p:?}");
+        }
+    }
+}

@@ -1,0 +1,792 @@
+//! Compiling a mapping file: TOML text → `MappingSpec` → checked `Mapping`.
+//!
+//! Every semantic problem is collected, so an admin sees all of them at once: unknown SCIM
+//! attributes, unknown transforms, placeholders, arity mismatches, a legacy field mapped twice.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::spec::{self, CallSpec, MappingSpec, MethodSpec};
+use super::{
+    Active, AttrMap, Call, Errors, GroupMapping, Legacy, Locked, Mapping, MappingError, Paging,
+    PushDown, ScimTarget, Template, Transform, UserCalls, UserMapping,
+};
+use scim::filter::AttrPath;
+use scim::schema::{self, AttrType, ResourceSchema};
+
+impl Mapping {
+    /// Parses and compiles mapping text; `source_name` labels messages (usually the path).
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Mapping, MappingError> {
+        let spec: MappingSpec = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map_or((1, 1), |span| super::locate::line_col(text, span.start));
+            MappingError::Syntax {
+                source_name: source_name.to_owned(),
+                message: format!("{line}:{col}: {}", e.message().trim_end()),
+            }
+        })?;
+        let mut problems = Problems::default();
+        let mapping = compile(spec, &mut problems);
+        match mapping {
+            Some(m) if problems.0.is_empty() => Ok(m),
+            _ => Err(MappingError::Invalid(
+                problems
+                    .0
+                    .iter()
+                    .map(|p| match super::locate::locate(text, p) {
+                        Some((line, col)) => format!("{source_name}:{line}:{col}: {p}"),
+                        None => format!("{source_name}: {p}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, p: impl Into<String>) {
+        self.0.push(p.into());
+    }
+
+    fn template(&mut self, text: &str, at: &str) -> Option<Template> {
+        match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.push(format!("{at}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+fn compile(spec: MappingSpec, p: &mut Problems) -> Option<Mapping> {
+    let legacy = compile_legacy(spec.legacy, p);
+    let users = compile_users(spec.users, p);
+    // A conflict code that finds the existing record by a SCIM attribute needs a filter for it.
+    if let (Some(legacy), Some(users)) = (&legacy, &users) {
+        for (code, rule) in &legacy.errors.codes {
+            let Some(path) = &rule.find_existing_by else {
+                continue;
+            };
+            let key = AttrPath::parse(path)
+                .ok()
+                .and_then(|a| users.schema.resolve(&a).map(|r| filter_key(&r)));
+            if !key.is_some_and(|k| users.filters.iter().any(|f| f.path == k)) {
+                p.push(format!(
+                    "legacy.errors.codes.{code}.find_existing_by: {path:?} is not one of \
+                     [users.filters]"
+                ));
+            }
+        }
+    }
+    let groups = spec.groups.map(|g| compile_groups(g, p));
+    Some(Mapping {
+        legacy: legacy?,
+        users: users?,
+        groups: groups.flatten(),
+    })
+}
+
+fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
+    let mut headers = Vec::new();
+    for (name, value) in &spec.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            p.push(format!(
+                "legacy.headers: {name:?} is not a valid header name"
+            ));
+        }
+        if let Some(t) = p.template(value, &format!("legacy.headers.{name}")) {
+            headers.push((name.clone(), t));
+        }
+    }
+    let pg = spec.paging;
+    let (page_param, offset_param) = match pg.style {
+        spec::PagingStyle::Page => match &pg.page_param {
+            Some(name) => (name.clone(), String::new()),
+            None => {
+                p.push("legacy.paging: style \"page\" needs page_param");
+                (String::new(), String::new())
+            }
+        },
+        spec::PagingStyle::Offset => match &pg.offset_param {
+            Some(name) => (String::new(), name.clone()),
+            None => {
+                p.push("legacy.paging: style \"offset\" needs offset_param");
+                (String::new(), String::new())
+            }
+        },
+    };
+    if pg.max_page_size == 0 {
+        p.push("legacy.paging.max_page_size must be at least 1");
+    }
+    for (key, ptr) in [("items", Some(&pg.items)), ("total", pg.total.as_ref())]
+        .into_iter()
+        .chain([("more", pg.more.as_ref())])
+    {
+        check_pointer(ptr, &format!("legacy.paging.{key}"), p);
+    }
+    let e = spec.errors;
+    for (key, ptr) in [
+        ("code", Some(&e.code)),
+        ("message", e.message.as_ref()),
+        ("fields", e.fields.as_ref()),
+        ("field", e.field.as_ref()),
+        ("problem", e.problem.as_ref()),
+    ] {
+        check_pointer(ptr, &format!("legacy.errors.{key}"), p);
+    }
+    for (code, rule) in &e.codes {
+        if !(400..=599).contains(&rule.status) {
+            p.push(format!(
+                "legacy.errors.codes.{code}: status {} is not 4xx or 5xx",
+                rule.status
+            ));
+        }
+        if let Some(t) = &rule.scim_type {
+            const KNOWN: [&str; 10] = [
+                "invalidFilter",
+                "tooMany",
+                "uniqueness",
+                "mutability",
+                "invalidSyntax",
+                "invalidPath",
+                "noTarget",
+                "invalidValue",
+                "invalidVers",
+                "sensitive",
+            ];
+            if !KNOWN.contains(&t.as_str()) {
+                p.push(format!(
+                    "legacy.errors.codes.{code}: unknown scim_type {t:?}"
+                ));
+            }
+        }
+        if rule.conflict && rule.existing_id.is_none() && rule.find_existing_by.is_none() {
+            p.push(format!(
+                "legacy.errors.codes.{code}: a conflict code needs existing_id or find_existing_by"
+            ));
+        }
+        check_pointer(
+            rule.existing_id.as_ref(),
+            &format!("legacy.errors.codes.{code}"),
+            p,
+        );
+    }
+    Some(Legacy {
+        name: spec.name,
+        headers,
+        paging: Paging {
+            style: pg.style,
+            page_param,
+            offset_param,
+            size_param: pg.size_param,
+            first_page: pg.first_page,
+            max_page_size: pg.max_page_size.max(1),
+            items: pg.items,
+            total: pg.total,
+            more: pg.more,
+        },
+        errors: Errors {
+            code: e.code,
+            message: e.message,
+            fields: e.fields,
+            field: e.field,
+            problem: e.problem,
+            retry_after_header: e.retry_after_header,
+            retry_after_format: e.retry_after_format,
+            codes: e.codes,
+        },
+    })
+}
+
+fn check_pointer(ptr: Option<&String>, at: &str, p: &mut Problems) {
+    if let Some(ptr) = ptr
+        && !ptr.is_empty()
+        && !ptr.starts_with('/')
+    {
+        p.push(format!(
+            "{at}: {ptr:?} is not a JSON pointer (it must start with '/')"
+        ));
+    }
+}
+
+fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
+    let method = match spec.method {
+        MethodSpec::Get => http::Method::GET,
+        MethodSpec::Post => http::Method::POST,
+        MethodSpec::Put => http::Method::PUT,
+        MethodSpec::Patch => http::Method::PATCH,
+        MethodSpec::Delete => http::Method::DELETE,
+    };
+    if !spec.path.starts_with('/') {
+        p.push(format!("{at}.path: {:?} must start with '/'", spec.path));
+    }
+    let path = p.template(&spec.path, &format!("{at}.path"));
+    let mut query = Vec::new();
+    for (k, v) in &spec.query {
+        if let Some(t) = p.template(v, &format!("{at}.query.{k}")) {
+            query.push((k.clone(), t));
+        }
+    }
+    check_pointer(spec.member_id.as_ref(), &format!("{at}.member_id"), p);
+    if let Some(b) = &spec.batch {
+        if b.max == 0 {
+            p.push(format!("{at}.batch.max must be at least 1"));
+        }
+        if b.field.is_empty() {
+            p.push(format!(
+                "{at}.batch.field must name the body field of the ids"
+            ));
+        }
+    }
+    check_pointer(
+        spec.member_display.as_ref(),
+        &format!("{at}.member_display"),
+        p,
+    );
+    Some(Call {
+        name: at.replacen(".calls.", ".", 1),
+        method,
+        path: path?,
+        query,
+        body: spec.body,
+        member_id: spec.member_id.clone(),
+        member_display: spec.member_display.clone(),
+        batch: spec.batch.clone(),
+        idempotent: spec.idempotent.unwrap_or(matches!(
+            spec.method,
+            MethodSpec::Get | MethodSpec::Put | MethodSpec::Delete
+        )),
+    })
+}
+
+/// A call about no particular record (list, create) cannot use `{legacy_id}` or
+/// `{member_legacy_id}`: there is no value for them there.
+fn no_record_vars(call: &Call, at: &str, p: &mut Problems) {
+    use super::template::Var;
+    let templates = std::iter::once(&call.path).chain(call.query.iter().map(|(_, t)| t));
+    if templates
+        .flat_map(|t| t.vars())
+        .any(|v| matches!(v, Var::LegacyId | Var::MemberLegacyId))
+    {
+        p.push(format!(
+            "{at}.path: {{legacy_id}} has no value in this call (it is about no one record)"
+        ));
+    }
+}
+
+fn require_var(call: &Call, var: super::template::Var, at: &str, p: &mut Problems) {
+    if !call.path.vars().any(|v| v == var) {
+        p.push(format!(
+            "{at}.path must contain the placeholder for the record's id"
+        ));
+    }
+}
+
+fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping> {
+    use super::template::Var;
+    let c = &spec.calls;
+    let get = compile_call(&c.get, "users.calls.get", p);
+    let list = compile_call(&c.list, "users.calls.list", p);
+    let create = compile_call(&c.create, "users.calls.create", p);
+    let update = compile_call(&c.update, "users.calls.update", p);
+    let opt = |call: &Option<CallSpec>, at: &str, p: &mut Problems| {
+        call.as_ref().and_then(|c| compile_call(c, at, p))
+    };
+    let deactivate = opt(&c.deactivate, "users.calls.deactivate", p);
+    let reactivate = opt(&c.reactivate, "users.calls.reactivate", p);
+    let delete_call = opt(&c.delete, "users.calls.delete", p);
+    let take_over = opt(&c.take_over, "users.calls.take_over", p);
+    for (call, at) in [
+        (take_over.as_ref(), "users.calls.take_over"),
+        (get.as_ref(), "users.calls.get"),
+        (update.as_ref(), "users.calls.update"),
+        (deactivate.as_ref(), "users.calls.deactivate"),
+        (reactivate.as_ref(), "users.calls.reactivate"),
+        (delete_call.as_ref(), "users.calls.delete"),
+    ] {
+        if let Some(call) = call {
+            require_var(call, Var::LegacyId, at, p);
+        }
+    }
+    // A call about no particular record has no value for {legacy_id}.
+    for (call, at) in [
+        (list.as_ref(), "users.calls.list"),
+        (create.as_ref(), "users.calls.create"),
+    ] {
+        if let Some(call) = call {
+            no_record_vars(call, at, p);
+        }
+    }
+    if create.as_ref().is_some_and(|c| c.body.is_none()) {
+        p.push("users.calls.create needs a body (\"mapped\" or \"full\")");
+    }
+    if update.as_ref().is_some_and(|c| c.body.is_none()) {
+        p.push("users.calls.update needs a body (\"changed\" or \"full\")");
+    }
+    // Lifecycle checks look at what is declared, so a broken call is reported once.
+    let (has_deactivate, has_reactivate) = (c.deactivate.is_some(), c.reactivate.is_some());
+    let delete = spec.lifecycle.delete;
+    match delete {
+        spec::DeleteSpec::Deactivate if !has_deactivate => {
+            p.push("users.lifecycle.delete = \"deactivate\" needs users.calls.deactivate")
+        }
+        spec::DeleteSpec::Delete if c.delete.is_none() => {
+            p.push("users.lifecycle.delete = \"delete\" needs users.calls.delete")
+        }
+        _ => {}
+    }
+    if let Some(active) = &spec.active {
+        for ptr in active.all_true.iter().chain(&active.all_false) {
+            check_pointer(Some(ptr), "users.active", p);
+        }
+    } else if delete == spec::DeleteSpec::Deactivate
+        && has_deactivate
+        && spec.lifecycle.deactivate == spec::DeactivateSpec::Call
+    {
+        p.push(
+            "users.lifecycle.delete = \"deactivate\" needs [users.active] to tell active records",
+        );
+    }
+    if spec.active.is_some() && !(has_deactivate && has_reactivate) {
+        p.push("users.active needs both users.calls.deactivate and users.calls.reactivate");
+    }
+    if spec.lifecycle.deactivate == spec::DeactivateSpec::Delete && c.delete.is_none() {
+        p.push("users.lifecycle.deactivate = \"delete\" needs users.calls.delete");
+    }
+    if spec.lifecycle.deactivate == spec::DeactivateSpec::Delete && spec.active.is_some() {
+        p.push("users.lifecycle.deactivate = \"delete\" leaves no inactive records: drop [users.active]");
+    }
+    for rule in &spec.lifecycle.on_conflict {
+        if let spec::ConflictWhen::Field(test) = &rule.when {
+            check_pointer(
+                Some(&test.field),
+                "users.lifecycle.on_conflict.when.field",
+                p,
+            );
+        }
+        if rule.then == spec::ConflictThen::TakeOverAndUpdate && c.take_over.is_none() {
+            p.push("users.lifecycle.on_conflict: take_over_and_update needs users.calls.take_over");
+        }
+        if rule.then == spec::ConflictThen::ReactivateAndUpdate && !has_reactivate {
+            p.push(
+                "users.lifecycle.on_conflict: reactivate_and_update needs users.calls.reactivate",
+            );
+        }
+    }
+    check_pointer(Some(&spec.legacy_id), "users.legacy_id", p);
+    check_pointer(spec.created.as_ref(), "users.created", p);
+    check_pointer(spec.last_modified.as_ref(), "users.last_modified", p);
+
+    let mut schema = ResourceSchema {
+        core: schema::user_schema(),
+        extensions: vec![schema::enterprise_user_schema()],
+    };
+    let mut attributes = Vec::new();
+    let mut fields_seen: HashSet<String> = HashSet::new();
+    let mut targets_seen: Vec<ScimTarget> = Vec::new();
+    for (i, row) in spec.attributes.iter().enumerate() {
+        let at = format!("users.attributes[{i}]");
+        let target = match resolve_target(&row.scim, &schema) {
+            Ok(t) => t,
+            Err(e) => {
+                p.push(format!("{at}.scim: {e}"));
+                continue;
+            }
+        };
+        if targets_seen.contains(&target) {
+            p.push(format!("{at}.scim: {:?} is mapped twice", row.scim));
+        }
+        targets_seen.push(target.clone());
+        let transform = match &row.transform {
+            None => Transform::Identity,
+            Some(name) => match Transform::from_name(name) {
+                Some(t) => t,
+                None => {
+                    let known: Vec<_> = Transform::ALL.iter().map(|(n, _)| *n).collect();
+                    p.push(format!(
+                        "{at}.transform: unknown transform {name:?} (known: {})",
+                        known.join(", ")
+                    ));
+                    continue;
+                }
+            },
+        };
+        let legacy = match &row.legacy {
+            spec::LegacyFields::One(f) => vec![f.clone()],
+            spec::LegacyFields::Many(fs) => fs.clone(),
+        };
+        if legacy.len() != transform.legacy_arity() {
+            p.push(format!(
+                "{at}.legacy: transform {:?} takes {} legacy field(s), {} given",
+                row.transform.as_deref().unwrap_or("identity"),
+                transform.legacy_arity(),
+                legacy.len()
+            ));
+            continue;
+        }
+        for f in &legacy {
+            if f.is_empty() {
+                p.push(format!("{at}.legacy: empty legacy field name"));
+            } else if !fields_seen.insert(f.clone()) {
+                p.push(format!("{at}.legacy: legacy field {f:?} is mapped twice"));
+            }
+        }
+        let pattern = row
+            .pattern
+            .as_ref()
+            .and_then(|pat| match regex::Regex::new(pat) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    p.push(format!(
+                        "{at}.pattern: pattern {pat:?} is not a regular expression: {e}"
+                    ));
+                    None
+                }
+            });
+        if row.max_length == Some(0) {
+            p.push(format!("{at}.max_length must be at least 1"));
+        }
+        let equals = row
+            .equals
+            .as_ref()
+            .and_then(|other| match resolve_target(other, &schema) {
+                Ok(t) => Some((other.clone(), t)),
+                Err(e) => {
+                    p.push(format!("{at}.equals: {e}"));
+                    None
+                }
+            });
+        attributes.push(AttrMap {
+            scim: row.scim.clone(),
+            target,
+            legacy,
+            transform,
+            required: row.required,
+            max_length: row.max_length,
+            pattern,
+            equals,
+        });
+    }
+    if !attributes
+        .iter()
+        .any(|a| a.target.extension.is_none() && a.target.attr == "userName")
+    {
+        p.push("users.attributes: userName must be mapped");
+    }
+    let mut multi_valued = BTreeMap::new();
+    for (name, mv) in spec.multi_valued {
+        match schema.core.attribute(&name) {
+            Some(def) if def.multi_valued => {
+                multi_valued.insert(def.name.clone(), mv);
+            }
+            _ => p.push(format!(
+                "users.multi_valued.{name}: not a multi-valued User attribute"
+            )),
+        }
+    }
+    let filters = compile_filters(&spec.filters, &mut schema, "users.filters", p);
+    Some(UserMapping {
+        legacy_id: spec.legacy_id,
+        created: spec.created,
+        last_modified: spec.last_modified,
+        time_format: spec.time_format,
+        active: spec.active.map(|a| Active {
+            all_true: a.all_true,
+            all_false: a.all_false,
+        }),
+        calls: UserCalls {
+            get: get?,
+            list: list?,
+            create: create?,
+            update: update?,
+            deactivate,
+            reactivate,
+            delete: delete_call,
+            take_over,
+        },
+        delete,
+        deactivate: spec.lifecycle.deactivate,
+        on_conflict: spec.lifecycle.on_conflict,
+        filters,
+        multi_valued,
+        attributes,
+        schema,
+    })
+}
+
+/// Compiles pushed-down filters. An attribute the legacy app compares exactly becomes
+/// `caseExact` in the schema: the sidecar then announces, evaluates and pushes down the same
+/// comparison the legacy app makes (e.g. group names that are case-sensitive by contract).
+fn compile_filters(
+    filters: &BTreeMap<String, spec::FilterSpec>,
+    schema: &mut ResourceSchema,
+    at: &str,
+    p: &mut Problems,
+) -> Vec<PushDown> {
+    let mut out = Vec::new();
+    for (path, f) in filters {
+        let Ok(parsed) = AttrPath::parse(path) else {
+            p.push(format!("{at}.{path}: not a SCIM attribute path"));
+            continue;
+        };
+        let Some(resolved) = schema.resolve(&parsed) else {
+            p.push(format!("{at}.{path}: unknown SCIM attribute"));
+            continue;
+        };
+        let leaf = resolved.leaf();
+        if leaf.kind == AttrType::Complex {
+            p.push(format!(
+                "{at}.{path}: a complex attribute cannot be filtered; name a sub-attribute"
+            ));
+            continue;
+        }
+        let mut key = resolved.attr.name.to_ascii_lowercase();
+        if let Some(sub) = resolved.sub {
+            key.push('.');
+            key.push_str(&sub.name.to_ascii_lowercase());
+        }
+        let case_exact = leaf.case_exact || f.case == spec::CaseSpec::Exact;
+        let (extension, attr, sub) = (
+            resolved.extension.map(str::to_owned),
+            resolved.attr.name.clone(),
+            resolved.sub.map(|s| s.name.clone()),
+        );
+        if case_exact {
+            set_case_exact(schema, extension.as_deref(), &attr, sub.as_deref());
+        }
+        out.push(PushDown {
+            path: key,
+            query: f.query.clone(),
+            case: f.case,
+            scim_case_exact: case_exact,
+        });
+    }
+    out
+}
+
+fn set_case_exact(
+    schema: &mut ResourceSchema,
+    extension: Option<&str>,
+    attr: &str,
+    sub: Option<&str>,
+) {
+    let def = match extension {
+        None => &mut schema.core,
+        Some(urn) => match schema.extensions.iter_mut().find(|e| e.id == urn) {
+            Some(e) => e,
+            None => return,
+        },
+    };
+    let Some(a) = def.attributes.iter_mut().find(|a| a.name == attr) else {
+        return;
+    };
+    match sub {
+        None => a.case_exact = true,
+        Some(sub) => {
+            if let Some(s) = a.sub_attributes.iter_mut().find(|s| s.name == sub) {
+                s.case_exact = true;
+            }
+        }
+    }
+}
+
+/// Parses a mapping row's SCIM path: `attr`, `attr.sub`, `attr[primary].sub`, URN-qualified.
+pub fn resolve_target(text: &str, schema: &ResourceSchema) -> Result<ScimTarget, String> {
+    let (urn, rest) = match text.strip_prefix("urn:") {
+        Some(_) => match text.rsplit_once(':') {
+            Some((urn, rest)) => (Some(urn), rest),
+            None => return Err("malformed URN-qualified path".into()),
+        },
+        None => (None, text),
+    };
+    let (attr, primary, sub) = match rest.split_once('[') {
+        Some((attr, tail)) => {
+            let Some(after) = tail.strip_prefix("primary]") else {
+                return Err("the only element selector is [primary]".into());
+            };
+            let sub = match after {
+                "" => None,
+                s => Some(s.strip_prefix('.').ok_or("expected '.' after [primary]")?),
+            };
+            (attr, true, sub)
+        }
+        None => match rest.split_once('.') {
+            Some((a, s)) => (a, false, Some(s)),
+            None => (rest, false, None),
+        },
+    };
+    if attr.is_empty() || sub.is_some_and(str::is_empty) {
+        return Err("empty attribute name".into());
+    }
+    let path = AttrPath {
+        urn: urn.map(str::to_owned),
+        name: attr.to_owned(),
+        sub: sub.map(str::to_owned),
+    };
+    let resolved = schema
+        .resolve(&path)
+        .ok_or_else(|| format!("unknown SCIM attribute {text:?}"))?;
+    let def = resolved.attr;
+    if primary && !def.multi_valued {
+        return Err(format!(
+            "[primary] on {:?}, which is not multi-valued",
+            def.name
+        ));
+    }
+    if def.multi_valued && !primary {
+        return Err(format!(
+            "{:?} is multi-valued: map one element with [primary]",
+            def.name
+        ));
+    }
+    if def.kind == AttrType::Complex && resolved.sub.is_none() {
+        return Err(format!("{:?} is complex: map a sub-attribute", def.name));
+    }
+    if matches!(
+        def.name.as_str(),
+        "id" | "meta" | "groups" | "password" | "active"
+    ) {
+        return Err(format!("{:?} cannot be mapped to a field", def.name));
+    }
+    Ok(ScimTarget {
+        extension: resolved.extension.map(str::to_owned),
+        attr: def.name.clone(),
+        primary,
+        sub: resolved.sub.map(|s| s.name.clone()),
+    })
+}
+
+/// The lower-case dotted key of a resolved attribute, as push-down filters are keyed.
+pub(crate) fn filter_key(resolved: &scim::schema::Resolved<'_>) -> String {
+    let mut key = resolved.attr.name.to_ascii_lowercase();
+    if let Some(sub) = resolved.sub {
+        key.push('.');
+        key.push_str(&sub.name.to_ascii_lowercase());
+    }
+    key
+}
+
+fn json_of(value: &toml::Value, at: &str, p: &mut Problems) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| {
+        p.push(format!("{at}: {e}"));
+        serde_json::Value::Null
+    })
+}
+
+fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMapping> {
+    use super::template::Var;
+    let c = &spec.calls;
+    let get = compile_call(&c.get, "groups.calls.get", p);
+    let list = compile_call(&c.list, "groups.calls.list", p);
+    if let Some(call) = &list {
+        no_record_vars(call, "groups.calls.list", p);
+    }
+    let opt = |call: &Option<CallSpec>, at: &str, p: &mut Problems| {
+        call.as_ref().and_then(|c| compile_call(c, at, p))
+    };
+    let members = opt(&c.members, "groups.calls.members", p);
+    let add_member = opt(&c.add_member, "groups.calls.add_member", p);
+    let remove_member = opt(&c.remove_member, "groups.calls.remove_member", p);
+    let add_members = opt(&c.add_members, "groups.calls.add_members", p);
+    let remove_members = opt(&c.remove_members, "groups.calls.remove_members", p);
+    let create = opt(&c.create, "groups.calls.create", p);
+    let rename = opt(&c.rename, "groups.calls.rename", p);
+    let delete = opt(&c.delete, "groups.calls.delete", p);
+    for (call, at) in [
+        (get.as_ref(), "groups.calls.get"),
+        (rename.as_ref(), "groups.calls.rename"),
+        (delete.as_ref(), "groups.calls.delete"),
+        (add_members.as_ref(), "groups.calls.add_members"),
+        (remove_members.as_ref(), "groups.calls.remove_members"),
+    ] {
+        if let Some(call) = call {
+            require_var(call, Var::LegacyId, at, p);
+        }
+    }
+    if let Some(call) = &members {
+        require_var(call, Var::LegacyId, "groups.calls.members", p);
+        if call.member_id.is_none() {
+            p.push("groups.calls.members needs member_id");
+        }
+    }
+    for (call, at) in [
+        (add_member.as_ref(), "groups.calls.add_member"),
+        (remove_member.as_ref(), "groups.calls.remove_member"),
+    ] {
+        if let Some(call) = call {
+            require_var(call, Var::LegacyId, at, p);
+            if !call.path.vars().any(|v| v == Var::MemberLegacyId) {
+                p.push(format!("{at}.path must contain {{member_legacy_id}}"));
+            }
+        }
+    }
+    for (call, at) in [
+        (add_members.as_ref(), "groups.calls.add_members"),
+        (remove_members.as_ref(), "groups.calls.remove_members"),
+    ] {
+        if call.is_some_and(|c| c.batch.is_none()) {
+            p.push(format!("{at} needs batch = {{ field = \"…\", max = … }}"));
+        }
+    }
+    let one_by_one = c.add_member.is_some() || c.remove_member.is_some();
+    let batched = c.add_members.is_some() || c.remove_members.is_some();
+    if one_by_one && batched {
+        p.push("groups.calls: declare add_member/remove_member or add_members/remove_members, not both");
+    }
+    if c.add_member.is_some() != c.remove_member.is_some() {
+        p.push("groups.calls: add_member and remove_member go together");
+    }
+    if c.add_members.is_some() != c.remove_members.is_some() {
+        p.push("groups.calls: add_members and remove_members go together");
+    }
+    if (one_by_one || batched) && c.members.is_none() {
+        p.push("groups.calls: member changes need the members call (to diff a replace)");
+    }
+    if (c.create.is_some() || c.rename.is_some()) && spec.display_name_field.is_none() {
+        p.push("groups.calls.create / rename need groups.display_name_field (the body field)");
+    }
+    check_pointer(Some(&spec.legacy_id), "groups.legacy_id", p);
+    check_pointer(Some(&spec.display_name), "groups.display_name", p);
+    let locked = spec.locked.as_ref().map(|l| {
+        check_pointer(Some(&l.field), "groups.locked.field", p);
+        Locked {
+            field: l.field.clone(),
+            equals: json_of(&l.equals, "groups.locked.equals", p),
+            detail: l.detail.clone(),
+        }
+    });
+    let mut schema = ResourceSchema {
+        core: schema::group_schema(),
+        extensions: Vec::new(),
+    };
+    let filters = compile_filters(&spec.filters, &mut schema, "groups.filters", p);
+    Some(GroupMapping {
+        legacy_id: spec.legacy_id,
+        scim_id: spec.scim_id,
+        display_name: spec.display_name,
+        display_name_field: spec.display_name_field,
+        locked,
+        get: get?,
+        list: list?,
+        members,
+        add_member,
+        remove_member,
+        add_members,
+        remove_members,
+        create,
+        rename,
+        delete,
+        link_only_hint: spec.link_only_hint.unwrap_or_else(|| {
+            "groups are owned by the legacy application: link an existing group instead \
+             (Okta: Push Groups → Link Group)"
+                .to_owned()
+        }),
+        filters,
+        schema,
+    })
+}

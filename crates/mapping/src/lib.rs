@@ -1,0 +1,304 @@
+//! The mapping: a declarative TOML file compiled into everything the sidecar knows about one
+//! legacy application — its calls, paging, errors, attribute map, transforms and lifecycle.
+//!
+//! Pure: no I/O, no tokio, no hyper. Depends only on `scim` (pure) and `ids`. The handlers ask
+//! it to prepare legacy calls and to translate records; the legacy client sends them.
+//!
+//! - `spec`: the TOML as written (serde, unknown keys denied).
+//! - `compile`: checks a spec and builds the compiled `Mapping`.
+//! - `template`: `{placeholder}` templates.
+//! - `transform`: named reversible transforms.
+//! - `apply`: SCIM ⇄ legacy translation, diffs, filter push-down, error reading.
+//! - `locate`: `line:column` of the key a problem is about.
+
+pub mod apply;
+pub mod compile;
+pub mod error;
+pub mod ids;
+pub mod locate;
+pub mod spec;
+pub mod template;
+pub mod transform;
+
+use std::collections::BTreeMap;
+
+pub use error::MappingError;
+pub use spec::{
+    BatchSpec, BodySpec, CaseSpec, ConflictKeyword, ConflictRuleSpec, ConflictThen, ConflictWhen,
+    DeactivateSpec, DeleteSpec, ErrorCodeSpec, GroupIdSpec, MultiValuedSpec, PagingStyle,
+    RetryAfterFormat, TimeFormat,
+};
+pub use template::{Template, Vars};
+pub use transform::Transform;
+
+use scim::schema::ResourceSchema;
+
+/// A compiled, checked mapping for one legacy application.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    /// Transport-level facts.
+    pub legacy: Legacy,
+    /// The User resource.
+    pub users: UserMapping,
+    /// The Group resource, when the legacy app has groups.
+    pub groups: Option<GroupMapping>,
+}
+
+/// Compiled `[legacy]`.
+#[derive(Clone, Debug)]
+pub struct Legacy {
+    /// Human name of the legacy app.
+    pub name: String,
+    /// Headers sent with every call.
+    pub headers: Vec<(String, Template)>,
+    /// List paging.
+    pub paging: Paging,
+    /// Error reading.
+    pub errors: Errors,
+}
+
+/// Compiled `[legacy.paging]`.
+#[derive(Clone, Debug)]
+pub struct Paging {
+    /// `page` or `offset`.
+    pub style: PagingStyle,
+    /// Page-number parameter (style page).
+    pub page_param: String,
+    /// Offset parameter (style offset).
+    pub offset_param: String,
+    /// Page-size / limit parameter.
+    pub size_param: String,
+    /// Number of the first page.
+    pub first_page: u64,
+    /// Largest accepted page size.
+    pub max_page_size: u64,
+    /// Pointer to the items.
+    pub items: String,
+    /// Pointer to the total, if reported.
+    pub total: Option<String>,
+    /// Pointer to a has-more flag, if reported.
+    pub more: Option<String>,
+}
+
+/// Compiled `[legacy.errors]`.
+#[derive(Clone, Debug)]
+pub struct Errors {
+    /// Pointer to the error code.
+    pub code: String,
+    /// Pointer to the message.
+    pub message: Option<String>,
+    /// Pointer to the field problems.
+    pub fields: Option<String>,
+    /// Pointer to a problem's field name.
+    pub field: Option<String>,
+    /// Pointer to a problem's text.
+    pub problem: Option<String>,
+    /// Header with the retry hint.
+    pub retry_after_header: Option<String>,
+    /// What the header holds.
+    pub retry_after_format: RetryAfterFormat,
+    /// Code → SCIM answer.
+    pub codes: BTreeMap<String, ErrorCodeSpec>,
+}
+
+/// One compiled legacy call.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// Its name in logs and metrics: the key path without `calls`, e.g. `users.get`.
+    pub name: String,
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path template.
+    pub path: Template,
+    /// Fixed query parameters.
+    pub query: Vec<(String, Template)>,
+    /// What a write sends.
+    pub body: Option<BodySpec>,
+    /// Pointer to a member's legacy id (member list calls).
+    pub member_id: Option<String>,
+    /// Pointer to a member's display name (member list calls).
+    pub member_display: Option<String>,
+    /// Batched member calls: body field and largest batch.
+    pub batch: Option<BatchSpec>,
+    /// Whether the call may be retried after a failure.
+    pub idempotent: bool,
+}
+
+/// A call ready to send: what the legacy client needs and nothing else.
+#[derive(Clone, Debug)]
+pub struct PreparedCall {
+    /// The call's name ([`Call::name`]), for logs and metrics.
+    pub name: String,
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path (relative to the tenant's base URL) and query string.
+    pub path_and_query: String,
+    /// Headers; the flag marks values that carry a secret (never logged).
+    pub headers: Vec<(String, String, bool)>,
+    /// JSON body of a write.
+    pub body: Option<serde_json::Value>,
+    /// Whether the call may be retried after a failure.
+    pub idempotent: bool,
+    /// The response header with the legacy app's retry hint, and how it is written.
+    pub retry_hint: Option<(String, RetryAfterFormat)>,
+}
+
+/// Where a mapped SCIM attribute lives in a resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScimTarget {
+    /// Extension URN, for extension attributes.
+    pub extension: Option<String>,
+    /// Canonical attribute name.
+    pub attr: String,
+    /// `[primary]`: the primary (else first) element of a multi-valued attribute.
+    pub primary: bool,
+    /// Canonical sub-attribute name.
+    pub sub: Option<String>,
+}
+
+/// One compiled row of the attribute map.
+#[derive(Clone, Debug)]
+pub struct AttrMap {
+    /// The SCIM path as written in the mapping (used in messages).
+    pub scim: String,
+    /// Where it lives.
+    pub target: ScimTarget,
+    /// The legacy fields, in transform order.
+    pub legacy: Vec<String>,
+    /// The transform.
+    pub transform: Transform,
+    /// Must have a value on create and replace.
+    pub required: bool,
+    /// Longest accepted value, in characters.
+    pub max_length: Option<usize>,
+    /// A pattern the value must match.
+    pub pattern: Option<regex::Regex>,
+    /// Another attribute this one must equal (ignoring case): (its path as written, target).
+    pub equals: Option<(String, ScimTarget)>,
+}
+
+/// Compiled `[users.active]`.
+#[derive(Clone, Debug)]
+pub struct Active {
+    /// Pointers that must be true.
+    pub all_true: Vec<String>,
+    /// Pointers that must be false.
+    pub all_false: Vec<String>,
+}
+
+/// Compiled `[users.calls]`.
+#[derive(Clone, Debug)]
+pub struct UserCalls {
+    /// Read one.
+    pub get: Call,
+    /// Read a page.
+    pub list: Call,
+    /// Create.
+    pub create: Call,
+    /// Update.
+    pub update: Call,
+    /// Deactivate.
+    pub deactivate: Option<Call>,
+    /// Reactivate.
+    pub reactivate: Option<Call>,
+    /// Delete.
+    pub delete: Option<Call>,
+    /// Take over an existing record.
+    pub take_over: Option<Call>,
+}
+
+/// A SCIM attribute the legacy list call can filter on.
+#[derive(Clone, Debug)]
+pub struct PushDown {
+    /// Lower-case dotted SCIM path, e.g. `username`, `emails.value`.
+    pub path: String,
+    /// Query parameter.
+    pub query: String,
+    /// Legacy comparison.
+    pub case: CaseSpec,
+    /// Whether SCIM compares this attribute exactly.
+    pub scim_case_exact: bool,
+}
+
+/// The compiled User resource mapping.
+#[derive(Clone, Debug)]
+pub struct UserMapping {
+    /// Pointer to the legacy id.
+    pub legacy_id: String,
+    /// Pointer to the creation time.
+    pub created: Option<String>,
+    /// Pointer to the modification time.
+    pub last_modified: Option<String>,
+    /// How times are written.
+    pub time_format: TimeFormat,
+    /// How `active` is read.
+    pub active: Option<Active>,
+    /// Calls.
+    pub calls: UserCalls,
+    /// What DELETE does.
+    pub delete: DeleteSpec,
+    /// What `active: false` does.
+    pub deactivate: DeactivateSpec,
+    /// Create-conflict rules.
+    pub on_conflict: Vec<ConflictRuleSpec>,
+    /// Pushed-down filters.
+    pub filters: Vec<PushDown>,
+    /// Emitted values of single-slot multi-valued attributes, by canonical name.
+    pub multi_valued: BTreeMap<String, MultiValuedSpec>,
+    /// The attribute map.
+    pub attributes: Vec<AttrMap>,
+    /// Full SCIM schema of the resource (core + extensions the mapping uses).
+    pub schema: ResourceSchema,
+}
+
+/// Compiled `[groups] locked`.
+#[derive(Clone, Debug)]
+pub struct Locked {
+    /// Pointer into the group record.
+    pub field: String,
+    /// The value that locks it.
+    pub equals: serde_json::Value,
+    /// The detail of the `403`.
+    pub detail: String,
+}
+
+/// The compiled Group resource mapping.
+#[derive(Clone, Debug)]
+pub struct GroupMapping {
+    /// Pointer to the legacy id.
+    pub legacy_id: String,
+    /// How the SCIM id is formed.
+    pub scim_id: GroupIdSpec,
+    /// Pointer to the display name.
+    pub display_name: String,
+    /// Legacy field a create or rename writes the display name to.
+    pub display_name_field: Option<String>,
+    /// Groups that must never be linked or changed.
+    pub locked: Option<Locked>,
+    /// Read one.
+    pub get: Call,
+    /// Read a page.
+    pub list: Call,
+    /// Read a page of members.
+    pub members: Option<Call>,
+    /// Add one member.
+    pub add_member: Option<Call>,
+    /// Remove one member.
+    pub remove_member: Option<Call>,
+    /// Add members in batches.
+    pub add_members: Option<Call>,
+    /// Remove members in batches.
+    pub remove_members: Option<Call>,
+    /// Create a group.
+    pub create: Option<Call>,
+    /// Rename a group.
+    pub rename: Option<Call>,
+    /// Delete a group.
+    pub delete: Option<Call>,
+    /// What the admin is told when a group cannot be created, renamed or deleted.
+    pub link_only_hint: String,
+    /// Pushed-down filters.
+    pub filters: Vec<PushDown>,
+    /// Full SCIM schema of the resource.
+    pub schema: ResourceSchema,
+}

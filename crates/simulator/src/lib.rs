@@ -1,0 +1,19 @@
+//! The legacy apps' simulators: test and dev infrastructure, never on the serve path.
+//!
+//! Each simulator is a faithful, fast, in-memory implementation of one legacy app's REST
+//! contract (the documents under `shared/`), served over real HTTP so that tests, benchmarks
+//! and the `dev` demo exercise the same client stack as production. Only tests, the bench
+//! and the binary's `dev`/`simulate` commands (behind its `dev-tools` feature) depend on this
+//! crate; it depends on nothing of ours but the pure `mapping` crate (for the ISO 3166 table).
+//!
+//! - [`faults`]: the knobs shared by every simulator (latency, rate limit, maintenance,
+//!   injected failures) and the request log.
+//! - [`http`]: the shared HTTP plumbing (accept loop, graceful shutdown, the background
+//!   handle, body and response helpers).
+//! - [`marketing_center`]: the Marketing Center REST API v1.
+//! - [`partner_directory`]: the Partner Directory API v2.
+
+pub mod faults;
+pub mod http;
+pub mod marketing_center;
+pub mod partner_directory;
