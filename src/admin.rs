@@ -6,7 +6,7 @@
 //! as the password of HTTP Basic authentication (what a browser asks for).
 //!
 //! Glue like `app`: reads the shared state, the xref, the provisioning log and the tenants'
-//! legacy clients; knows nothing about mappings (the legacy probe is `handlers::probe_legacy`).
+//! gateways (the legacy probe is `Gateway::probe`).
 
 mod page;
 
@@ -25,8 +25,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::Service;
 
+use crate::gateway::ProbeError;
 use crate::middleware::auth::bearer_token;
-use crate::provisioning::{self, Entry, Query};
+use crate::provisioning::{self, Entry, LogError, Query, SinceError};
 use crate::tenant::{State, Tenant};
 
 /// Longest a readiness check waits for the xref writer or a legacy probe (they run at once).
@@ -34,8 +35,30 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a legacy probe's outcome answers readiness checks.
 const PROBE_REUSE: Duration = Duration::from_secs(5);
 
+/// What a readiness check found: what is up, or why it is not.
+type Check = Result<String, NotReady>;
+
+/// Why a readiness check fails.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotReady {
+    /// The cross-reference cannot be written.
+    #[error("{0}")]
+    Xref(String),
+    /// The legacy app does not answer (or answers a server error).
+    #[error(transparent)]
+    Legacy(#[from] ProbeError),
+    /// A check got no answer in time.
+    #[error("{what} did not answer within {limit:?}")]
+    Slow {
+        /// What was checked.
+        what: &'static str,
+        /// How long it was given.
+        limit: Duration,
+    },
+}
+
 /// The last legacy probe of one tenant: when, and what it found.
-type ProbeSlot = tokio::sync::Mutex<Option<(std::time::Instant, Result<String, String>)>>;
+type ProbeSlot = tokio::sync::Mutex<Option<(std::time::Instant, Check)>>;
 /// Most entries `/admin/log` answers at once.
 const MAX_LOG_ENTRIES: usize = 1000;
 
@@ -178,10 +201,11 @@ impl Admin {
         let xref = async {
             match tokio::time::timeout(CHECK_TIMEOUT, self.state.xref.check_writable()).await {
                 Ok(Ok(())) => Ok("writable".to_owned()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!(
-                    "the xref writer did not answer within {CHECK_TIMEOUT:?}"
-                )),
+                Ok(Err(e)) => Err(NotReady::Xref(e.to_string())),
+                Err(_) => Err(NotReady::Slow {
+                    what: "the xref writer",
+                    limit: CHECK_TIMEOUT,
+                }),
             }
         };
         let legacy = futures_util::future::join_all(self.tenants.iter().map(|t| self.legacy_up(t)));
@@ -193,7 +217,7 @@ impl Admin {
             tenants.insert(
                 t.id.as_str().to_owned(),
                 json!({
-                    "legacy_app": crate::handlers::legacy_app_name(t),
+                    "legacy_app": t.mapping().legacy.name,
                     "legacy": check_json(&legacy),
                 }),
             );
@@ -210,8 +234,8 @@ impl Admin {
     /// time, and its outcome serves the checks of the next [`PROBE_REUSE`] (or the ready
     /// window, if shorter): however often `/readyz` is asked, the legacy app sees at most one
     /// probe call per tenant that often.
-    async fn legacy_up(&self, t: &Tenant) -> Result<String, String> {
-        if let Some(at) = t.legacy.last_answer() {
+    async fn legacy_up(&self, t: &Tenant) -> Check {
+        if let Some(at) = t.gateway.last_answer() {
             let age = at.elapsed();
             if age <= self.ready_window {
                 return Ok(format!("answered {} s ago", age.as_secs()));
@@ -228,12 +252,15 @@ impl Admin {
         {
             return outcome.clone();
         }
-        let outcome =
-            match tokio::time::timeout(CHECK_TIMEOUT, crate::handlers::probe_legacy(t)).await {
-                Ok(Ok(status)) => Ok(format!("probe answered {status}")),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(format!("probe got no answer within {CHECK_TIMEOUT:?}")),
-            };
+        let mapping = t.mapping();
+        let outcome = match tokio::time::timeout(CHECK_TIMEOUT, t.gateway.probe(&mapping)).await {
+            Ok(Ok(status)) => Ok(format!("probe answered {status}")),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(NotReady::Slow {
+                what: "the legacy probe",
+                limit: CHECK_TIMEOUT,
+            }),
+        };
         if let Some(last) = last.as_deref_mut() {
             *last = Some((std::time::Instant::now(), outcome.clone()));
         }
@@ -248,7 +275,7 @@ impl Admin {
         for t in &self.tenants {
             self.state
                 .metrics
-                .circuit(t.id.as_str(), t.legacy.circuit_open());
+                .circuit(t.id.as_str(), t.gateway.circuit_open());
         }
         match self.state.xref.all_counts().await {
             Ok(rows) => {
@@ -268,9 +295,9 @@ impl Admin {
         resp
     }
 
-    async fn entries(&self, q: Query) -> Result<Vec<Entry>, String> {
+    async fn entries(&self, q: Query) -> Result<Vec<Entry>, LogError> {
         match &self.state.provisioning {
-            Some(log) => log.read(q).await.map_err(|e| e.to_string()),
+            Some(log) => log.read(q).await,
             None => Ok(Vec::new()),
         }
     }
@@ -279,11 +306,16 @@ impl Admin {
     async fn log(&self, query: &str) -> Response<Full<Bytes>> {
         let q = match parse_query(query) {
             Ok(q) => q,
-            Err(e) => return json_response(StatusCode::BAD_REQUEST, &json!({ "error": e })),
+            Err(e) => {
+                return json_response(StatusCode::BAD_REQUEST, &json!({ "error": e.to_string() }));
+            }
         };
         match self.entries(q).await {
             Ok(entries) => json_response(StatusCode::OK, &json!({ "entries": entries })),
-            Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "error": e })),
+            Err(e) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": e.to_string() }),
+            ),
         }
     }
 
@@ -291,7 +323,7 @@ impl Admin {
     async fn page(&self, query: &str) -> Response<Full<Bytes>> {
         let q = match parse_query(query) {
             Ok(q) => q,
-            Err(e) => return html(StatusCode::BAD_REQUEST, page::error(&e)),
+            Err(e) => return html(StatusCode::BAD_REQUEST, page::error(&e.to_string())),
         };
         let failures = self
             .entries(Query {
@@ -300,12 +332,7 @@ impl Admin {
             })
             .await;
         let recent = self.entries(q.clone()).await;
-        let counts = self
-            .state
-            .xref
-            .all_counts()
-            .await
-            .map_err(|e| e.to_string());
+        let counts = self.state.xref.all_counts().await;
         let view = page::View {
             query: &q,
             raw: page::Filters::from_query(query),
@@ -337,8 +364,25 @@ fn basic_password(b64: &str) -> Option<String> {
     text.split_once(':').map(|(_, p)| p.to_owned())
 }
 
+/// A query of `/admin/log` or `/admin/` that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// `failed` is not a boolean.
+    #[error("failed={0:?}: give true or false")]
+    Failed(String),
+    /// `since` is not a duration or a time.
+    #[error(transparent)]
+    Since(#[from] SinceError),
+    /// `limit` is out of range.
+    #[error("limit={0:?}: give a number from 1 to {MAX_LOG_ENTRIES}")]
+    Limit(String),
+    /// An unknown parameter.
+    #[error("unknown parameter {0:?}: use failed, since, tenant, q, limit")]
+    Unknown(String),
+}
+
 /// Reads `failed`, `since`, `tenant`, `q` and `limit`.
-fn parse_query(query: &str) -> Result<Query, String> {
+fn parse_query(query: &str) -> Result<Query, QueryError> {
     let mut q = Query {
         limit: 100,
         ..Query::default()
@@ -350,14 +394,11 @@ fn parse_query(query: &str) -> Result<Query, String> {
                 q.failed_only = match v {
                     "" | "0" | "false" => false,
                     "1" | "true" | "on" => true,
-                    _ => return Err(format!("failed={v:?}: give true or false")),
+                    _ => return Err(QueryError::Failed(v.to_owned())),
                 }
             }
             "since" if !v.is_empty() => {
-                q.since_ms = Some(
-                    provisioning::parse_since(v, provisioning::now_ms())
-                        .map_err(|e| e.to_string())?,
-                )
+                q.since_ms = Some(provisioning::parse_since(v, provisioning::now_ms())?)
             }
             "tenant" if !v.is_empty() => q.tenant = Some(v.to_owned()),
             "q" if !v.is_empty() => q.search = Some(v.to_owned()),
@@ -366,25 +407,19 @@ fn parse_query(query: &str) -> Result<Query, String> {
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=MAX_LOG_ENTRIES).contains(n))
-                    .ok_or_else(|| {
-                        format!("limit={v:?}: give a number from 1 to {MAX_LOG_ENTRIES}")
-                    })?
+                    .ok_or_else(|| QueryError::Limit(v.to_owned()))?
             }
             "since" | "tenant" | "q" | "limit" => {}
-            other => {
-                return Err(format!(
-                    "unknown parameter {other:?}: use failed, since, tenant, q, limit"
-                ));
-            }
+            other => return Err(QueryError::Unknown(other.to_owned())),
         }
     }
     Ok(q)
 }
 
-fn check_json(r: &Result<String, String>) -> Value {
+fn check_json(r: &Check) -> Value {
     match r {
         Ok(s) => json!({ "ok": true, "detail": s }),
-        Err(e) => json!({ "ok": false, "detail": e }),
+        Err(e) => json!({ "ok": false, "detail": e.to_string() }),
     }
 }
 

@@ -19,7 +19,7 @@ use tower_http::request_id::{
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::ScimError;
+use crate::error::{Error, RequestError};
 use crate::handlers::{self, Ctx};
 use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, TokenTable};
 use crate::router::{self, Route};
@@ -113,7 +113,7 @@ where
             Ok(match tokio::time::timeout(limit, handled).await {
                 Ok(Ok(resp)) => resp,
                 Ok(Err(e)) => e.into_response(),
-                Err(_) => ScimError::request_timeout(limit).into_response(),
+                Err(_) => Error::from(RequestError::Timeout { limit }).into_response(),
             })
         })
     }
@@ -124,7 +124,7 @@ async fn handle<B>(
     req: Request<B>,
     route: Route,
     note: Arc<RequestNote>,
-) -> Result<Response<Full<Bytes>>, ScimError>
+) -> Result<Response<Full<Bytes>>, Error>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -135,7 +135,7 @@ where
         .extensions
         .get::<Arc<Tenant>>()
         .cloned()
-        .ok_or_else(ScimError::unauthorized)?;
+        .ok_or(RequestError::Unauthorized)?;
     tracing::Span::current().record("tenant", tenant.id.as_str());
     note.set_tenant(tenant.id.as_str());
     let request_id = parts
@@ -156,12 +156,10 @@ where
         match Limited::new(body, limit).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(ScimError::payload_too_large(limit));
+                return Err(RequestError::PayloadTooLarge { limit }.into());
             }
             Err(e) => {
-                return Err(ScimError::invalid_syntax(format!(
-                    "could not read the request body: {e}"
-                )));
+                return Err(RequestError::UnreadableBody(e.to_string()).into());
             }
         }
     } else {

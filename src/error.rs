@@ -1,44 +1,149 @@
-//! The one place where any error becomes a SCIM error response.
+//! The funnel: the one place where any error becomes a SCIM error response.
 //!
-//! Client input → 4xx with the SCIM `scimType`; legacy app unavailable → 502/503/504 (with
-//! `Retry-After` when a later retry can succeed); our own bug → 500 with a generic detail.
-//! The internal cause travels in the response's extensions as [`ErrorCause`], so the request
-//! log line can record it once; it is never put in the body.
+//! Modules return their own errors ([`RequestError`] here; `FilterError`, `PatchError`,
+//! `ListError`, `BodyError` of `scim`; `TranslateError`, `Refusal` of `mapping`;
+//! [`GatewayError`], [`StoreError`]); [`Error`] gathers them, and [`Error::answer`] alone
+//! decides the status, the `scimType` and what the client is told. Client input → 4xx with
+//! its `scimType`; the legacy app unavailable → 502/503/504 (with `Retry-After` when a later
+//! retry can succeed); our own bug → 500 with a generic detail. The internal cause travels in
+//! the response's extensions as [`ErrorCause`], so the request log line records it once; it
+//! is never put in the body.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+use mapping::TranslateError;
+use mapping::apply::LegacyFailure;
+use mapping::plan::Refusal;
+use scim::error::ScimType;
+use scim::filter::FilterError;
+use scim::json::JsonError;
+use scim::list::ListError;
+use scim::patch::PatchError;
+use scim::request::BodyError;
+use scim::schema;
 use serde_json::json;
 
-use crate::legacy::LegacyError;
+use crate::gateway::{GatewayError, PlanError};
 use crate::xref::StoreError;
-use mapping::MappingError;
-use mapping::apply::LegacyFailure;
-use scim::filter::FilterError;
-use scim::patch::PatchError;
-use scim::schema;
 
 /// The SCIM content type.
 pub const SCIM_JSON: &str = "application/scim+json";
 
-/// An error on its way to becoming a SCIM error response.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScimError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// SCIM `scimType`.
-    pub scim_type: Option<&'static str>,
-    /// Text for the client.
-    pub detail: String,
-    /// Seconds the client should wait before retrying.
-    pub retry_after: Option<u64>,
-    /// Methods the path takes, for `405`.
-    pub allow: Option<&'static str>,
-    /// What really happened, for the log (never sent).
-    pub cause: Option<String>,
+/// What went wrong with the request itself, before (or around) any resource.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No valid bearer token.
+    #[error("authentication required: send 'Authorization: Bearer <token>' with a valid token")]
+    Unauthorized,
+    /// Too many failed authentications from the client's address.
+    #[error("too many failed authentications from this address; retry later")]
+    AuthThrottled {
+        /// Seconds until the next attempt may succeed.
+        retry_after_secs: u64,
+    },
+    /// A path that is no SCIM endpoint (or Groups, for a mapping without groups).
+    #[error("no such SCIM endpoint")]
+    NoEndpoint,
+    /// A discovery document that does not exist (`/Schemas/{urn}`, `/ResourceTypes/{name}`).
+    #[error("{kind} {id:?} not found")]
+    UnknownDocument {
+        /// `Schema` or `ResourceType`.
+        kind: &'static str,
+        /// The name asked for.
+        id: String,
+    },
+    /// A method the path does not take.
+    #[error("method not allowed here; allowed: {allow}")]
+    MethodNotAllowed {
+        /// The methods it takes.
+        allow: &'static str,
+    },
+    /// A body larger than the limit.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A body that is not JSON.
+    #[error(
+        "content type {content_type:?} is not accepted: send application/scim+json or \
+         application/json"
+    )]
+    UnsupportedMediaType {
+        /// What the client sent.
+        content_type: String,
+    },
+    /// The whole request took longer than the limit.
+    #[error("the request took longer than {} s; retry later", .limit.as_secs())]
+    Timeout {
+        /// The limit.
+        limit: Duration,
+    },
+    /// The body could not be read.
+    #[error("could not read the request body: {0}")]
+    UnreadableBody(String),
 }
 
-/// What an error response said and why, for the request log line and the provisioning log.
+/// Every error a SCIM request can end with, by where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A body that is not a JSON object.
+    #[error(transparent)]
+    Json(#[from] JsonError),
+    /// List, filter or projection parameters.
+    #[error(transparent)]
+    List(#[from] ListError),
+    /// A plan refused.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// A legacy call got no usable answer.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// The cross-reference store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<PlanError> for Error {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Refused(r) => Error::Refused(r),
+            PlanError::Gateway(g) => Error::Gateway(g),
+        }
+    }
+}
+
+impl From<FilterError> for Error {
+    fn from(e: FilterError) -> Self {
+        Error::List(ListError::Filter(e))
+    }
+}
+
+impl From<PatchError> for Error {
+    fn from(e: PatchError) -> Self {
+        Error::Refused(Refusal::Patch(e))
+    }
+}
+
+impl From<BodyError> for Error {
+    fn from(e: BodyError) -> Self {
+        Error::Refused(Refusal::Body(e))
+    }
+}
+
+impl From<TranslateError> for Error {
+    fn from(e: TranslateError) -> Self {
+        Error::Refused(Refusal::Translate(e))
+    }
+}
+
+/// What an error response says and why, for the request log line and the provisioning log.
 #[derive(Debug, Clone)]
 pub struct ErrorCause {
     /// The `scimType` sent.
@@ -49,9 +154,26 @@ pub struct ErrorCause {
     pub cause: String,
 }
 
-impl ScimError {
-    fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
-        Self {
+/// A SCIM error response, decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// SCIM `scimType`.
+    pub scim_type: Option<ScimType>,
+    /// Text for the client.
+    pub detail: String,
+    /// Seconds the client should wait before retrying.
+    pub retry_after: Option<u64>,
+    /// Methods the path takes, for `405`.
+    pub allow: Option<&'static str>,
+    /// What really happened, for the log (never sent).
+    pub cause: Option<String>,
+}
+
+impl Answer {
+    fn new(status: StatusCode, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
+        Answer {
             status,
             scim_type,
             detail: detail.into(),
@@ -61,122 +183,11 @@ impl ScimError {
         }
     }
 
-    fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
+    fn bad_request(scim_type: ScimType, detail: impl ToString) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail.to_string())
     }
 
-    /// `400 invalidSyntax`: the request is not well-formed.
-    pub fn invalid_syntax(detail: impl Into<String>) -> Self {
-        Self::bad_request("invalidSyntax", detail)
-    }
-
-    /// `400 invalidValue`: a value is missing, malformed or refused.
-    pub fn invalid_value(detail: impl Into<String>) -> Self {
-        Self::bad_request("invalidValue", detail)
-    }
-
-    /// `400 mutability`: the attribute cannot be changed that way.
-    pub fn mutability(detail: impl Into<String>) -> Self {
-        Self::bad_request("mutability", detail)
-    }
-
-    /// `409 uniqueness`: a unique value is taken.
-    pub fn uniqueness(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
-    }
-
-    /// `404` for a resource id.
-    pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            None,
-            format!("{what} {id:?} not found"),
-        )
-    }
-
-    /// `403`: the legacy app forbids changing this resource (`detail` from the mapping).
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, None, detail)
-    }
-
-    /// `404` for a path that is no SCIM endpoint.
-    pub fn no_endpoint() -> Self {
-        Self::new(StatusCode::NOT_FOUND, None, "no such SCIM endpoint")
-    }
-
-    /// `405` with the methods the path takes.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
-        let mut e = Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            None,
-            format!("method not allowed here; allowed: {allow}"),
-        );
-        e.allow = Some(allow);
-        e
-    }
-
-    /// `405` for creating or deleting groups the legacy app owns; `hint` (from the mapping)
-    /// tells the admin what to do instead.
-    pub fn groups_link_only(allow: &'static str, hint: &str) -> Self {
-        let mut e = Self::new(StatusCode::METHOD_NOT_ALLOWED, None, hint);
-        e.allow = Some(allow);
-        e
-    }
-
-    /// `413`: the body is larger than `limit` bytes.
-    pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            format!("request body larger than {limit} bytes"),
-        )
-    }
-
-    /// `415`: a body that is not JSON.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            format!(
-                "content type {content_type:?} is not accepted: send application/scim+json or \
-                 application/json"
-            ),
-        )
-    }
-
-    /// `504`: the whole request took longer than the configured limit.
-    pub fn request_timeout(limit: std::time::Duration) -> Self {
-        Self::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            None,
-            format!(
-                "the request took longer than {} s; retry later",
-                limit.as_secs()
-            ),
-        )
-    }
-
-    /// `401` for a missing or wrong bearer token.
-    pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            None,
-            "authentication required: send 'Authorization: Bearer <token>' with a valid token",
-        )
-    }
-
-    /// `429`: too many failed authentications from this address; retry after `seconds`.
-    pub fn auth_throttled(seconds: u64) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            None,
-            "too many failed authentications from this address; retry later",
-        )
-        .with_retry_after(Some(seconds))
-    }
-
-    /// `500`: our bug; the cause is logged, the client gets a generic detail.
-    pub fn internal(cause: impl Into<String>) -> Self {
+    fn internal(cause: impl Into<String>) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
@@ -185,41 +196,24 @@ impl ScimError {
         .with_cause(cause)
     }
 
-    /// `502`: the legacy app answered something that is not what the mapping declares.
-    pub fn legacy_answer(cause: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_GATEWAY,
-            None,
-            "the legacy app answered something unexpected",
-        )
-        .with_cause(cause)
-    }
-
-    /// Attaches the internal cause for the log.
-    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+    fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.cause = Some(cause.into());
         self
     }
 
-    /// Sets `Retry-After`.
-    pub fn with_retry_after(mut self, seconds: Option<u64>) -> Self {
+    fn with_retry_after(mut self, seconds: Option<u64>) -> Self {
         self.retry_after = seconds;
         self
     }
 
-    /// The SCIM error response.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
-        self.into_response_as()
-    }
-
     /// The SCIM error response, with any body type that can be made from bytes.
-    pub fn into_response_as<B: From<Bytes>>(self) -> Response<B> {
+    pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
         let mut body = json!({
             "schemas": [schema::ERROR],
             "status": self.status.as_str(),
         });
         if let Some(t) = self.scim_type {
-            body["scimType"] = json!(t);
+            body["scimType"] = json!(t.as_str());
         }
         body["detail"] = json!(&self.detail);
         let mut resp = Response::new(B::from(Bytes::from(body.to_string())));
@@ -237,174 +231,214 @@ impl ScimError {
         }
         let cause = self.cause.unwrap_or_else(|| self.detail.clone());
         resp.extensions_mut().insert(ErrorCause {
-            scim_type: self.scim_type,
+            scim_type: self.scim_type.map(ScimType::as_str),
             detail: self.detail,
             cause,
         });
         resp
     }
+}
 
-    /// A legacy error answer (already read through the mapping) whose field problems have been
-    /// named by their SCIM attributes in `detail` by the caller when relevant.
-    pub fn from_legacy_failure(f: &LegacyFailure, app: &str, detail: Option<String>) -> Self {
-        let cause = format!(
-            "{app} answered {} {}{}",
-            f.status,
-            f.code.as_deref().unwrap_or("(no code)"),
-            // Quoted: the legacy app's message may name the person; logs redact quoted text.
-            f.message
-                .as_deref()
-                .map(|m| format!(": {m:?}"))
-                .unwrap_or_default()
-        );
-        if let Some(rule) = &f.rule
-            && let Ok(status) = StatusCode::from_u16(rule.status)
-        {
-            let scim_type = rule.scim_type.as_deref().and_then(static_scim_type);
-            let detail = detail.unwrap_or_else(|| match status {
-                StatusCode::NOT_FOUND => "resource not found".to_owned(),
-                StatusCode::TOO_MANY_REQUESTS => format!("{app} is rate-limiting; retry later"),
-                StatusCode::SERVICE_UNAVAILABLE => format!("{app} is unavailable; retry later"),
-                _ => format!(
-                    "{app} refused the request ({})",
-                    f.code.as_deref().unwrap_or("")
-                ),
-            });
-            return Self::new(status, scim_type, detail)
-                .with_retry_after(retry_after_for(status, f.retry_after))
-                .with_cause(cause);
+impl Error {
+    /// The SCIM error response of this error.
+    pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
+        self.answer().into_response()
+    }
+
+    /// What the client is told: status, `scimType`, detail, headers; and the cause, for the
+    /// log.
+    pub fn answer(self) -> Answer {
+        match self {
+            Error::Request(e) => request(e),
+            Error::Json(e) => Answer::bad_request(ScimType::InvalidSyntax, e),
+            Error::List(e) => list(e),
+            Error::Refused(r) => refusal(r),
+            Error::Gateway(e) => gateway(e),
+            Error::Store(e) => Answer::internal(format!("cross-reference store: {e}")),
         }
-        let (status, detail) = match f.status {
-            404 => (StatusCode::NOT_FOUND, "resource not found".to_owned()),
-            429 => (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("{app} is rate-limiting; retry later"),
-            ),
-            503 => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{app} is unavailable; retry later"),
-            ),
-            _ => (
-                StatusCode::BAD_GATEWAY,
-                format!("{app} answered an unexpected error"),
-            ),
-        };
-        Self::new(status, None, detail)
-            .with_retry_after(retry_after_for(status, f.retry_after))
-            .with_cause(cause)
     }
 }
 
-impl ScimError {
-    /// A refused legacy write: like [`ScimError::from_legacy_failure`], and a client error that
-    /// carries field problems is `invalidValue` unless the mapping says otherwise.
-    pub fn legacy_write_failure(f: &LegacyFailure, app: &str, detail: String) -> Self {
-        let mut e = Self::from_legacy_failure(f, app, Some(detail));
-        if e.status.is_client_error() && e.scim_type.is_none() {
-            e.scim_type = Some("invalidValue");
+fn request(e: RequestError) -> Answer {
+    let detail = e.to_string();
+    match e {
+        RequestError::Unauthorized => Answer::new(StatusCode::UNAUTHORIZED, None, detail),
+        RequestError::AuthThrottled { retry_after_secs } => {
+            Answer::new(StatusCode::TOO_MANY_REQUESTS, None, detail)
+                .with_retry_after(Some(retry_after_secs))
         }
-        e
+        RequestError::NoEndpoint | RequestError::UnknownDocument { .. } => {
+            Answer::new(StatusCode::NOT_FOUND, None, detail)
+        }
+        RequestError::MethodNotAllowed { allow } => {
+            let mut a = Answer::new(StatusCode::METHOD_NOT_ALLOWED, None, detail);
+            a.allow = Some(allow);
+            a
+        }
+        RequestError::PayloadTooLarge { .. } => {
+            Answer::new(StatusCode::PAYLOAD_TOO_LARGE, None, detail)
+        }
+        RequestError::UnsupportedMediaType { .. } => {
+            Answer::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, detail)
+        }
+        RequestError::Timeout { .. } => Answer::new(StatusCode::GATEWAY_TIMEOUT, None, detail),
+        RequestError::UnreadableBody(_) => Answer::bad_request(ScimType::InvalidSyntax, detail),
     }
 }
 
-fn retry_after_for(status: StatusCode, given: Option<u64>) -> Option<u64> {
-    match status {
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Some(given.unwrap_or(1)),
+fn list(e: ListError) -> Answer {
+    let scim_type = match &e {
+        ListError::Filter(_) => ScimType::InvalidFilter,
+        ListError::Json(_) | ListError::FilterNotText => ScimType::InvalidSyntax,
+        ListError::AttributeNotText | ListError::AttributesNotList => ScimType::InvalidSyntax,
+        ListError::NotAnInteger { .. } => ScimType::InvalidValue,
+    };
+    Answer::bad_request(scim_type, e)
+}
+
+fn translate(e: TranslateError) -> Answer {
+    match e {
+        TranslateError::Value { .. } | TranslateError::Required(_) => {
+            Answer::bad_request(ScimType::InvalidValue, e)
+        }
+        TranslateError::Answer(_) => Answer::new(
+            StatusCode::BAD_GATEWAY,
+            None,
+            "the legacy app answered something unexpected",
+        )
+        .with_cause(e.to_string()),
+        TranslateError::MissingVar(_) => Answer::internal(e.to_string()),
+    }
+}
+
+fn refusal(r: Refusal) -> Answer {
+    let detail = r.to_string();
+    match r {
+        Refusal::Translate(e) => translate(e),
+        Refusal::Body(e) => {
+            let t = match e {
+                BodyError::MissingSchema(_) => ScimType::InvalidSyntax,
+                BodyError::ActiveNotBoolean | BodyError::Required(_) | BodyError::NotText(_) => {
+                    ScimType::InvalidValue
+                }
+            };
+            Answer::bad_request(t, detail)
+        }
+        Refusal::Patch(e) => Answer::bad_request(e.scim_type(), detail),
+        Refusal::Legacy {
+            failure,
+            app,
+            fields,
+        } => legacy(&failure, &app, fields),
+        Refusal::NotFound { .. } => Answer::new(StatusCode::NOT_FOUND, None, detail),
+        Refusal::Taken { cause, .. } => {
+            Answer::new(StatusCode::CONFLICT, Some(ScimType::Uniqueness), detail).with_cause(cause)
+        }
+        Refusal::ActiveRemoved | Refusal::NameReadOnly { .. } | Refusal::MembersFixed { .. } => {
+            Answer::bad_request(ScimType::Mutability, detail)
+        }
+        Refusal::LinkOnly { allow, .. } => {
+            let mut a = Answer::new(StatusCode::METHOD_NOT_ALLOWED, None, detail);
+            a.allow = Some(allow);
+            a
+        }
+        Refusal::Locked { .. } => Answer::new(StatusCode::FORBIDDEN, None, detail),
+        Refusal::UnknownMembers(_) => Answer::bad_request(ScimType::InvalidValue, detail),
+    }
+}
+
+/// A legacy error answer (read through the mapping). `fields`: the problems of a refused
+/// write told in SCIM terms, which then are the detail (and a client error carrying them is
+/// `invalidValue` unless the mapping says otherwise).
+fn legacy(f: &LegacyFailure, app: &str, fields: Option<String>) -> Answer {
+    let cause = format!(
+        "{app} answered {} {}{}",
+        f.status,
+        f.code.as_deref().unwrap_or("(no code)"),
+        // Quoted: the legacy app's message may name the person; logs redact quoted text.
+        f.message
+            .as_deref()
+            .map(|m| format!(": {m:?}"))
+            .unwrap_or_default()
+    );
+    let is_write = fields.is_some();
+    let declared = f.rule.as_ref().and_then(|r| {
+        StatusCode::from_u16(r.status)
+            .ok()
+            .map(|s| (s, r.scim_type))
+    });
+    let (status, scim_type) = match declared {
+        Some(d) => d,
+        None => (
+            match f.status {
+                404 => StatusCode::NOT_FOUND,
+                429 => StatusCode::TOO_MANY_REQUESTS,
+                503 => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            None,
+        ),
+    };
+    let detail = fields.unwrap_or_else(|| match status {
+        StatusCode::NOT_FOUND => "resource not found".to_owned(),
+        StatusCode::TOO_MANY_REQUESTS => format!("{app} is rate-limiting; retry later"),
+        StatusCode::SERVICE_UNAVAILABLE => format!("{app} is unavailable; retry later"),
+        _ if declared.is_some() => format!(
+            "{app} refused the request ({})",
+            f.code.as_deref().unwrap_or("")
+        ),
+        _ => format!("{app} answered an unexpected error"),
+    });
+    let retry_after = match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+            Some(f.retry_after.unwrap_or(1))
+        }
         _ => None,
+    };
+    let scim_type = match scim_type {
+        None if is_write && status.is_client_error() => Some(ScimType::InvalidValue),
+        t => t,
+    };
+    Answer::new(status, scim_type, detail)
+        .with_retry_after(retry_after)
+        .with_cause(cause)
+}
+
+fn gateway(e: GatewayError) -> Answer {
+    let cause = e.to_string();
+    match e {
+        GatewayError::CircuitOpen(open) => Answer::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the legacy app is unavailable; retry later",
+        )
+        .with_retry_after(Some(open.retry_after_secs))
+        .with_cause(cause),
+        GatewayError::Timeout(_) => Answer::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            "the legacy app did not answer in time; retry later",
+        )
+        .with_cause(cause),
+        GatewayError::Unavailable(_) => Answer::new(
+            StatusCode::BAD_GATEWAY,
+            None,
+            "the legacy app is unreachable; retry later",
+        )
+        .with_cause(cause),
+        GatewayError::Translate(t) => translate(t),
+        GatewayError::BaseUrl(_) | GatewayError::Request(_) => Answer::internal(cause),
     }
 }
 
-/// The `scimType` values of RFC 7644 §3.12, as static strings.
-pub fn static_scim_type(t: &str) -> Option<&'static str> {
-    [
-        "invalidFilter",
-        "tooMany",
-        "uniqueness",
-        "mutability",
-        "invalidSyntax",
-        "invalidPath",
-        "noTarget",
-        "invalidValue",
-        "invalidVers",
-        "sensitive",
-    ]
-    .into_iter()
-    .find(|k| *k == t)
-}
-
-impl From<FilterError> for ScimError {
-    fn from(e: FilterError) -> Self {
-        Self::bad_request("invalidFilter", e.to_string())
-    }
-}
-
-impl From<scim::json::JsonError> for ScimError {
-    fn from(e: scim::json::JsonError) -> Self {
-        Self::invalid_syntax(e.to_string())
-    }
-}
-
-impl From<PatchError> for ScimError {
-    fn from(e: PatchError) -> Self {
-        Self::bad_request(e.scim_type(), e.to_string())
-    }
-}
-
-impl From<MappingError> for ScimError {
-    fn from(e: MappingError) -> Self {
-        match e {
-            MappingError::Value { .. } | MappingError::Required(_) => {
-                Self::bad_request("invalidValue", e.to_string())
-            }
-            MappingError::Answer(_) => Self::legacy_answer(e.to_string()),
-            other => Self::internal(other.to_string()),
-        }
-    }
-}
-
-impl From<LegacyError> for ScimError {
-    fn from(e: LegacyError) -> Self {
-        if let LegacyError::CircuitOpen { retry_after_secs } = e {
-            return Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                "the legacy app is unavailable; retry later",
-            )
-            .with_retry_after(Some(retry_after_secs))
-            .with_cause(e.to_string());
-        }
-        let status = match e {
-            LegacyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            LegacyError::Unavailable(_) => StatusCode::BAD_GATEWAY,
-            LegacyError::BaseUrl(_) | LegacyError::Request(_) | LegacyError::CircuitOpen { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        let detail = match status {
-            StatusCode::GATEWAY_TIMEOUT => "the legacy app did not answer in time; retry later",
-            StatusCode::BAD_GATEWAY => "the legacy app is unreachable; retry later",
-            _ => "internal error; see the sidecar log",
-        };
-        Self::new(status, None, detail).with_cause(e.to_string())
-    }
-}
-
-impl From<StoreError> for ScimError {
-    fn from(e: StoreError) -> Self {
-        Self::internal(format!("cross-reference store: {e}"))
-    }
-}
-
-/// Sets the SCIM content type on a JSON response.
-pub fn scim_json(status: http::StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+/// A SCIM JSON response.
+pub fn scim_json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     // A `Value` always serialises (its map keys are strings).
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::error::SCIM_JSON),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     resp
 }
 
@@ -412,6 +446,7 @@ pub fn scim_json(status: http::StatusCode, body: &serde_json::Value) -> Response
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use mapping::ErrorRule;
 
     async fn body_of(resp: Response<Full<Bytes>>) -> serde_json::Value {
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -420,7 +455,7 @@ mod tests {
 
     #[tokio::test]
     async fn error_body_shape_and_headers() {
-        let resp = ScimError::unauthorized().into_response();
+        let resp: Response<Full<Bytes>> = Error::from(RequestError::Unauthorized).into_response();
         assert_eq!(resp.status(), 401);
         assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer");
         assert_eq!(resp.headers()[header::CONTENT_TYPE], SCIM_JSON);
@@ -428,31 +463,78 @@ mod tests {
         assert_eq!(body["schemas"][0], schema::ERROR);
         assert_eq!(body["status"], "401");
 
-        let resp = ScimError::internal("SELECT * FROM secret").into_response();
-        assert_eq!(
-            resp.extensions().get::<ErrorCause>().unwrap().cause,
-            "SELECT * FROM secret"
-        );
+        let resp: Response<Full<Bytes>> = Error::from(StoreError::Closed).into_response();
+        assert_eq!(resp.status(), 500);
+        let cause = &resp.extensions().get::<ErrorCause>().unwrap().cause;
+        assert!(cause.starts_with("cross-reference store"), "{cause}");
         let body = body_of(resp).await;
-        assert!(!body.to_string().contains("SELECT"));
+        assert_eq!(body["detail"], "internal error; see the sidecar log");
     }
 
     #[tokio::test]
-    async fn legacy_rate_limit_keeps_retry_after() {
-        let f = LegacyFailure {
-            status: 429,
-            retry_after: Some(7),
-            ..Default::default()
+    async fn legacy_failures_follow_the_mapping_and_keep_retry_after() {
+        let refused = |f: LegacyFailure, fields: Option<String>| {
+            Error::from(Refusal::Legacy {
+                failure: Box::new(f),
+                app: "App".into(),
+                fields,
+            })
+            .answer()
         };
-        let resp = ScimError::from_legacy_failure(&f, "App", None).into_response();
-        assert_eq!(resp.status(), 429);
+        let a = refused(
+            LegacyFailure {
+                status: 429,
+                retry_after: Some(7),
+                ..Default::default()
+            },
+            None,
+        );
+        assert_eq!((a.status.as_u16(), a.retry_after), (429, Some(7)));
+        let resp: Response<Full<Bytes>> = a.into_response();
         assert_eq!(resp.headers()[header::RETRY_AFTER], "7");
-        let f = LegacyFailure {
-            status: 500,
-            ..Default::default()
+        let a = refused(
+            LegacyFailure {
+                status: 500,
+                ..Default::default()
+            },
+            None,
+        );
+        assert_eq!(a.status, 502);
+        // A declared code decides; a refused write's field problems are the detail, and a
+        // client error without a declared scimType is invalidValue.
+        let rule = |status, scim_type| ErrorRule {
+            status,
+            scim_type,
+            conflict: false,
+            existing_id: None,
+            find_existing_by: None,
+            skip_member: false,
         };
-        assert_eq!(ScimError::from_legacy_failure(&f, "App", None).status, 502);
-        let resp = ScimError::from(LegacyError::Timeout(std::time::Duration::from_secs(1)));
-        assert_eq!(resp.status, 504);
+        let a = refused(
+            LegacyFailure {
+                status: 400,
+                code: Some("VALIDATION".into()),
+                rule: Some(rule(400, None)),
+                ..Default::default()
+            },
+            Some("title: too long".into()),
+        );
+        assert_eq!(
+            (a.status.as_u16(), a.scim_type, a.detail.as_str()),
+            (400, Some(ScimType::InvalidValue), "title: too long")
+        );
+        let a = refused(
+            LegacyFailure {
+                status: 409,
+                code: Some("TAKEN".into()),
+                rule: Some(rule(409, Some(ScimType::Uniqueness))),
+                ..Default::default()
+            },
+            None,
+        );
+        assert_eq!(a.detail, "App refused the request (TAKEN)");
+        assert_eq!(a.scim_type, Some(ScimType::Uniqueness));
+        let a = Error::from(GatewayError::Timeout(Duration::from_secs(1))).answer();
+        assert_eq!(a.status, 504);
     }
 }

@@ -11,13 +11,27 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::error::ScimError;
-use crate::handlers::Ctx;
-use crate::handlers::users::RESOURCE_TYPE;
-use crate::xref::Seen;
-use mapping::ids::{ExternalId, LegacyId, ScimId};
+use mapping::ids::{ExternalId, LegacyId};
+use mapping::plan::Pages;
+use mapping::plan::users::{self as plan, RESOURCE_TYPE};
+use mapping::resource::user_id;
+
+use crate::gateway::PlanError;
+use crate::telemetry::RequestNote;
+use crate::tenant::Tenant;
+use crate::xref::{Seen, Store, StoreError};
+
+/// Why a reconciliation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Reading the legacy users failed.
+    #[error(transparent)]
+    Legacy(#[from] PlanError),
+    /// The cross-reference failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// One `externalId` disagreement.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -74,24 +88,30 @@ impl Report {
     }
 }
 
-/// Reconciles the users of `ctx`'s tenant; with `fix`, repairs vanished, unrecorded and
-/// mismatched rows.
-pub async fn reconcile(ctx: &Ctx, fix: bool) -> Result<Report, ScimError> {
-    let um = &ctx.mapping.users;
-    let tenant = &ctx.tenant.id;
+/// Reconciles the users of `tenant` against `xref`; with `fix`, repairs vanished, unrecorded
+/// and mismatched rows.
+pub async fn reconcile(tenant: &Tenant, xref: &Store, fix: bool) -> Result<Report, ReconcileError> {
+    let mapping = tenant.mapping();
+    let um = &mapping.users;
+    let note = RequestNote::default();
+    let request_id = format!("reconcile-{}", uuid::Uuid::new_v4().simple());
+    let mut x = tenant.gateway.exchange(&mapping, Some(&request_id), &note);
+    let tenant = &tenant.id;
     let mut legacy: BTreeMap<LegacyId, (Option<String>, Option<String>)> = BTreeMap::new();
-    let mut pager = ctx.pager(&um.calls.list, None, Vec::new());
-    while let Some(items) = pager.next().await? {
+    let mut pages = Pages::new(&um.calls.list, &mapping.legacy.paging, None, Vec::new());
+    while let Some(items) = pages.next(&mut x, &mapping.legacy).await? {
         for record in items {
             let Some(id) = um.legacy_id_of(&record) else {
                 continue;
             };
-            let attrs = um.read(&record);
-            let text = |k: &str| attrs.get(k).and_then(Value::as_str).map(str::to_owned);
-            legacy.insert(id, (text("externalId"), text("userName")));
+            let keys = um.keys(&um.read(&record));
+            legacy.insert(
+                id,
+                (keys.external_id.map(ExternalId::into_inner), keys.user_name),
+            );
         }
     }
-    let rows = ctx.state.xref.all(tenant, RESOURCE_TYPE).await?;
+    let rows = xref.all(tenant, RESOURCE_TYPE).await?;
     let live: HashMap<&LegacyId, _> = rows
         .iter()
         .filter(|r| r.tombstoned_at.is_none())
@@ -150,28 +170,21 @@ pub async fn reconcile(ctx: &Ctx, fix: bool) -> Result<Report, ScimError> {
                         .any(|m| m.legacy_id == id)
             })
             .map(|(id, (ext, user_name))| Seen {
-                scim_id: ScimId::derive(tenant, RESOURCE_TYPE, id),
+                scim_id: user_id(tenant, id),
                 legacy_id: id.clone(),
                 external_id: ext.clone().map(ExternalId::new),
                 user_name: user_name.clone(),
             })
             .collect();
-        ctx.state.xref.seen(tenant, RESOURCE_TYPE, rows).await?;
+        xref.seen(tenant, RESOURCE_TYPE, rows).await?;
         let mut gone = Vec::new();
         for id in &report.vanished {
             // A user created after the listing is not vanished: read it again first.
             let id = LegacyId::new(id.clone());
-            match ctx.call(&um.calls.get, Some(&id), &[], None).await? {
-                Ok(_) => {}
-                Err(f) if f.is_not_found() => {
-                    let scim_id = ScimId::derive(tenant, RESOURCE_TYPE, &id);
-                    ctx.state
-                        .xref
-                        .tombstone(tenant, RESOURCE_TYPE, &scim_id)
-                        .await?;
-                    gone.push(id.to_string());
-                }
-                Err(f) => return Err(ctx.failure(&f)),
+            if plan::read(&mapping, &id, &mut x).await?.is_none() {
+                xref.tombstone(tenant, RESOURCE_TYPE, &user_id(tenant, &id))
+                    .await?;
+                gone.push(id.to_string());
             }
         }
         report.vanished = gone;

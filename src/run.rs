@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{Admin, AdminService};
 use crate::app;
-use crate::legacy::LegacyError;
+use crate::gateway::GatewayError;
 use crate::metrics::Metrics;
 use crate::provisioning::{self, LogError, ProvisioningLog};
 use crate::server::{Limits, Transport};
@@ -68,9 +68,9 @@ pub enum RunError {
     /// The provisioning log.
     #[error(transparent)]
     Log(#[from] LogError),
-    /// A tenant's legacy gateway could not be built.
+    /// A tenant's gateway could not be built.
     #[error(transparent)]
-    Legacy(#[from] LegacyError),
+    Gateway(#[from] GatewayError),
     /// A listener.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -1,38 +1,42 @@
-//! What a request may touch: one [`Tenant`] (its mapping, its legacy gateway) and the shared
-//! [`State`] (the xref, the metrics, the provisioning log, the requests in flight). Built once
+//! What a request may touch: one [`Tenant`] (its mapping, its gateway to the legacy app) and
+//! the shared [`State`] (the xref, the metrics, the provisioning log, the requests in flight). Built once
 //! at start from [`TenantSettings`]; knows nothing about any mapping's contents.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use mapping::Mapping;
 use mapping::ids::TenantId;
 
-use crate::legacy::{LegacyClient, LegacyError};
+use crate::gateway::{Gateway, GatewayError, GatewaySettings, Resilience};
 use crate::metrics::Metrics;
 use crate::middleware::TokenTable;
 use crate::provisioning::ProvisioningLog;
 use crate::xref::Store;
 
+/// How long after a full scan for an unknown id another one is refused.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(60);
+
 /// One tenant (storefront customer) as the request path sees it.
 pub struct Tenant {
     /// Tenant name from the configuration.
     pub id: TenantId,
-    /// The customer id sent to the legacy app.
-    pub customer_id: String,
-    api_key: String,
     /// The compiled mapping in force; swapped whole on reload (see [`Tenant::mapping`]).
-    mapping: RwLock<Arc<Mapping>>,
+    mapping: ArcSwap<Mapping>,
     /// The mapping file, for reloads (`None` for a built-in mapping).
     pub mapping_path: Option<PathBuf>,
-    /// The legacy client stack.
-    pub legacy: LegacyClient,
+    /// The way to the legacy app.
+    pub gateway: Gateway,
     /// Concurrency of group member calls.
     pub member_concurrency: usize,
     /// The process's metrics (mapping reloads are counted per tenant).
     pub metrics: Arc<Metrics>,
+    /// When the legacy users were last scanned for an unknown id.
+    last_rescan: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -53,23 +57,29 @@ impl Tenant {
     /// The mapping in force now. A request takes it once, at its start, and keeps it to the
     /// end: a reload never changes the mapping under a request in flight.
     pub fn mapping(&self) -> Arc<Mapping> {
-        match self.mapping.read() {
-            Ok(m) => Arc::clone(&m),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.mapping.load_full()
     }
 
     /// Puts a new mapping in force for the requests that start from now on.
     pub fn set_mapping(&self, mapping: Arc<Mapping>) {
-        match self.mapping.write() {
-            Ok(mut m) => *m = mapping,
-            Err(poisoned) => *poisoned.into_inner() = mapping,
-        }
+        self.mapping.store(mapping);
     }
 
-    /// The legacy API key (for the mapping's `{secret.api_key}`).
-    pub fn api_key(&self) -> &str {
-        &self.api_key
+    /// Whether the legacy users may be scanned for an unknown id now: at most once per
+    /// [`RESCAN_INTERVAL`]. Taking the answer `true` starts the interval.
+    pub fn rescan_allowed(&self) -> bool {
+        let mut last = self
+            .last_rescan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        match *last {
+            Some(at) if now.duration_since(at) < RESCAN_INTERVAL => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
     }
 }
 
@@ -108,8 +118,6 @@ pub struct State {
     /// The SCIM base URL for `Location` and `meta.location`, when configured; otherwise it
     /// is taken from each request.
     pub public_base_url: Option<String>,
-    /// When each tenant last scanned the legacy app for an unknown id (rate limit).
-    pub rescans: std::sync::Mutex<std::collections::HashMap<TenantId, std::time::Instant>>,
     /// The process's metrics.
     pub metrics: Arc<Metrics>,
     /// Where write operations are recorded (none: not recorded).
@@ -182,7 +190,6 @@ impl State {
             max_body_bytes,
             request_timeout,
             public_base_url: None,
-            rescans: Default::default(),
             metrics: Arc::default(),
             provisioning: None,
             draining: AtomicBool::new(false),
@@ -199,25 +206,34 @@ pub struct Tenants {
     pub all: Vec<Arc<Tenant>>,
 }
 
-/// Builds tenants and the token table; their legacy clients report into `metrics`.
+/// Builds tenants and the token table; their gateways report into `metrics`.
 pub fn tenants(
     settings: Vec<TenantSettings>,
     metrics: &Arc<Metrics>,
-) -> Result<Tenants, LegacyError> {
+) -> Result<Tenants, GatewayError> {
     let mut entries = Vec::new();
     let mut all = Vec::new();
     for s in settings {
-        let legacy = LegacyClient::new(&s.legacy_base_url, s.legacy_timeout, s.legacy_concurrency)?
-            .observed(Arc::clone(metrics), s.id.as_str());
+        let gateway = Gateway::new(
+            &GatewaySettings {
+                base_url: s.legacy_base_url,
+                timeout: s.legacy_timeout,
+                concurrency: s.legacy_concurrency,
+                customer_id: s.customer_id,
+                api_key: s.api_key,
+            },
+            Resilience::default(),
+            Arc::clone(metrics),
+            s.id.as_str(),
+        )?;
         let tenant = Arc::new(Tenant {
             id: s.id,
-            customer_id: s.customer_id,
-            api_key: s.api_key,
-            mapping: RwLock::new(Arc::new(s.mapping)),
+            mapping: ArcSwap::from_pointee(s.mapping),
             mapping_path: s.mapping_path,
-            legacy,
+            gateway,
             member_concurrency: s.member_concurrency.max(1),
             metrics: Arc::clone(metrics),
+            last_rescan: Mutex::new(None),
         });
         for d in s.token_digests {
             entries.push((d, Arc::clone(&tenant)));

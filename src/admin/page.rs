@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::provisioning::{Entry, Query, format_ms};
+use crate::provisioning::{Entry, LogError, Query, format_ms};
+use crate::xref::StoreError;
 use mapping::ids::TenantId;
 
 /// The filter form's values as the user typed them.
@@ -35,9 +36,9 @@ pub(super) struct View<'a> {
     pub(super) raw: Filters,
     pub(super) draining: bool,
     pub(super) tenants: Vec<String>,
-    pub(super) failures: Result<Vec<Entry>, String>,
-    pub(super) recent: Result<Vec<Entry>, String>,
-    pub(super) counts: Result<Vec<(TenantId, String, u64, u64)>, String>,
+    pub(super) failures: Result<Vec<Entry>, LogError>,
+    pub(super) recent: Result<Vec<Entry>, LogError>,
+    pub(super) counts: Result<Vec<(TenantId, String, u64, u64)>, StoreError>,
     pub(super) now_ms: i64,
 }
 
@@ -150,7 +151,7 @@ pub(super) fn render(v: &View<'_>) -> String {
                 "No failed operation in this view.",
             );
         }
-        Err(e) => problem(&mut out, "Failed operations", e),
+        Err(e) => problem(&mut out, "Failed operations", &e.to_string()),
     }
     out.push_str("</section>");
     match &v.recent {
@@ -168,7 +169,7 @@ pub(super) fn render(v: &View<'_>) -> String {
                 "No operation recorded in this view.",
             );
         }
-        Err(e) => problem(&mut out, "Recent operations", e),
+        Err(e) => problem(&mut out, "Recent operations", &e.to_string()),
     }
     counts(&mut out, &v.counts);
     out.push_str("</main></body></html>");
@@ -256,7 +257,7 @@ fn table(out: &mut String, id: &str, entries: &[Entry], empty: &str) {
     out.push_str("</tbody></table>");
 }
 
-fn counts(out: &mut String, counts: &Result<Vec<(TenantId, String, u64, u64)>, String>) {
+fn counts(out: &mut String, counts: &Result<Vec<(TenantId, String, u64, u64)>, StoreError>) {
     out.push_str("<h2 id=\"xref-title\">Cross-reference</h2>");
     let rows = match counts {
         Ok(rows) => rows,
@@ -264,7 +265,7 @@ fn counts(out: &mut String, counts: &Result<Vec<(TenantId, String, u64, u64)>, S
             let _ = write!(
                 out,
                 "<p class=\"problem\">The cross-reference could not be read: {}</p>",
-                escape(e)
+                escape(&e.to_string())
             );
             return;
         }

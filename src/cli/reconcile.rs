@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::bail;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::reconcile::Report;
 use crate::telemetry;
-use crate::tenant::{self, State};
+use crate::tenant;
 use crate::xref::Store;
 
 /// `reconcile` flags.
@@ -44,21 +44,10 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
         bail!("no tenant {:?} in the configuration", only.unwrap_or(""));
     }
     let xref = Store::open(&config.server.data_dir.join("xref.sqlite3")).await?;
-    let state = Arc::new(State::new(xref.clone(), 0, Duration::from_secs(0)));
-    let tenants = tenant::tenants(settings, &state.metrics)?;
+    let tenants = tenant::tenants(settings, &Arc::new(Metrics::new()))?;
     let mut remaining = 0;
     for tenant in &tenants.all {
-        let ctx = crate::handlers::Ctx {
-            mapping: tenant.mapping(),
-            tenant: Arc::clone(tenant),
-            state: Arc::clone(&state),
-            base_url: String::new(),
-            request_id: Some(format!("reconcile-{}", uuid::Uuid::new_v4().simple())),
-            note: Default::default(),
-        };
-        let report = crate::reconcile::reconcile(&ctx, args.fix)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.detail))?;
+        let report = crate::reconcile::reconcile(tenant, &xref, args.fix).await?;
         remaining += report.remaining();
         if args.json {
             println!("{}", serde_json::to_string(&report)?);

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
-use crate::error::ScimError;
+use crate::error::{Error, RequestError};
 use crate::server::PeerAddr;
 use crate::telemetry::RequestNote;
 
@@ -198,9 +198,10 @@ where
         let ip = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
         let now = Instant::now();
         if let Some(wait) = ip.and_then(|ip| self.throttle.blocked(ip, now)) {
-            return Either::Left(ready(
-                Ok(ScimError::auth_throttled(wait).into_response_as()),
-            ));
+            return Either::Left(ready(Ok(Error::from(RequestError::AuthThrottled {
+                retry_after_secs: wait,
+            })
+            .into_response())));
         }
         let tenant = req
             .headers()
@@ -218,7 +219,9 @@ where
                 if let Some(ip) = ip {
                     self.throttle.failed(ip, now);
                 }
-                Either::Left(ready(Ok(ScimError::unauthorized().into_response_as())))
+                Either::Left(ready(Ok(
+                    Error::from(RequestError::Unauthorized).into_response()
+                )))
             }
         }
     }

@@ -9,7 +9,7 @@ use futures_util::future::{Either, Ready, ready};
 use http::{Request, Response, header};
 use tower::{Layer, Service};
 
-use crate::error::ScimError;
+use crate::error::{Error, RequestError};
 
 /// Layer that refuses request bodies of other media types.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,9 +53,10 @@ where
         match req.headers().get(header::CONTENT_TYPE) {
             Some(v) if !v.to_str().is_ok_and(accepted) => {
                 let shown = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                Either::Left(ready(Ok(
-                    ScimError::unsupported_media_type(&shown).into_response_as()
-                )))
+                Either::Left(ready(Ok(Error::from(RequestError::UnsupportedMediaType {
+                    content_type: shown,
+                })
+                .into_response())))
             }
             _ => Either::Right(self.inner.call(req)),
         }

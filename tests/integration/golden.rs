@@ -1,17 +1,27 @@
 //! Golden cases for the mapping engine: every folder under `tests/mapping_cases/` is one case
 //! (a `case.toml`, format in `tests/mapping_cases/README.md`) — a mapping, SCIM input and the
-//! legacy request it must give, a legacy answer and the SCIM output it must give. One test
-//! runs them all through the public mapping API, the way the handlers use it, and reports
-//! every difference as a diff of pretty JSON. Adding a case needs no Rust.
+//! legacy calls it must give, legacy answers and what must come of them. One test runs them
+//! all and reports every difference as a diff of pretty JSON. Adding a case needs no Rust.
+//!
+//! The steps run the code the sidecar runs: writes and whole operations go through the plans
+//! of `mapping::plan` (the functions the handlers call), over an exchange that checks each call
+//! a plan makes against the case's script and answers with the case's canned answer, decoded
+//! by the mapping as the gateway decodes a real one. A refusal is told as the error funnel
+//! tells it to a SCIM client.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use mapping::apply::push_down;
-use mapping::{BodySpec, Call, Mapping, MappingError, PreparedCall, Vars};
+use mapping::ids::{LegacyId, TenantId};
+use mapping::plan::groups::{self as gplan, Changed, Pushed};
+use mapping::plan::users::{self as uplan, After};
+use mapping::plan::{Answer, Exchange, Outbound, Refusal};
+use mapping::{Call, Mapping, PreparedCall};
 use scim::{filter, patch};
+use scim_sidecar::error::Error as ScimError;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The cases folder, relative to the repository root.
 const CASES: &str = "tests/mapping_cases";
@@ -21,6 +31,9 @@ const CASE_FILE: &str = "case.toml";
 const ADJACENT_MAPPING: &str = "mapping.toml";
 /// The SCIM PatchOp message URN, for `operations` given as a bare array.
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// The tenant and base URL resources are built for (ids and `meta.location`).
+const TENANT: &str = "golden";
+const BASE_URL: &str = "https://sidecar.example/scim/v2";
 
 // ------------------------------------------------------------------------------ case format
 
@@ -36,6 +49,8 @@ struct CaseFile {
     write: Vec<WriteStep>,
     #[serde(default)]
     write_error: Vec<WriteErrorStep>,
+    #[serde(default)]
+    exchange: Vec<ExchangeStep>,
     #[serde(default)]
     read: Vec<ReadStep>,
     #[serde(default)]
@@ -110,6 +125,66 @@ struct WriteErrorStep {
     after: Option<Json>,
     operations: Option<Json>,
     expect: String,
+}
+
+/// The operations `[[exchange]]` runs.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum ExchangeOp {
+    Create,
+    Replace,
+    Patch,
+    Delete,
+    GroupCreate,
+    GroupPatch,
+    GroupReplace,
+    GroupDelete,
+}
+
+/// `[[exchange]]`: a whole operation, every call it makes checked against the script and
+/// answered from it, and what came of it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExchangeStep {
+    name: Option<String>,
+    op: ExchangeOp,
+    /// The request body (a PatchOp for `patch` and `group_patch`).
+    scim: Option<Json>,
+    /// The legacy record the SCIM id is (what the sidecar found through the cross-reference).
+    current: Option<Json>,
+    /// Group operations: the cross-reference of members, SCIM id → legacy id.
+    #[serde(default)]
+    members: BTreeMap<String, String>,
+    /// Group member calls in flight at once (default 1, so the order is the script's).
+    concurrency: Option<usize>,
+    #[serde(default)]
+    calls: Vec<ScriptedCall>,
+    /// What came of it (JSON).
+    expect: Json,
+}
+
+/// One call of an `[[exchange]]` script: what the plan must send, and what it gets back.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptedCall {
+    method: String,
+    path_and_query: String,
+    /// Every header, when given (absent: not compared).
+    headers: Option<Vec<HeaderExpect>>,
+    /// The JSON body (absent: the call sends none).
+    body: Option<Json>,
+    answer: AnswerSpec,
+}
+
+/// A canned legacy answer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerSpec {
+    status: u16,
+    #[serde(default)]
+    body: String,
+    /// The value of the mapping's retry header, if the answer has one.
+    retry_after: Option<String>,
 }
 
 /// `[[read]]`: a legacy record in, SCIM attributes out.
@@ -237,6 +312,166 @@ struct FilterStep {
     not_pushed: Option<bool>,
 }
 
+// ------------------------------------------------------------------------------ exchanges
+
+/// Why a plan run by the harness stopped.
+#[derive(Debug)]
+enum Stop {
+    /// The plan refused (as it would in the sidecar).
+    Refused(Refusal),
+    /// The script ended, or a call differs from it: a failure of the case.
+    Script(String),
+    /// A capturing run has what it wanted.
+    Captured,
+}
+
+impl From<Refusal> for Stop {
+    fn from(r: Refusal) -> Self {
+        Stop::Refused(r)
+    }
+}
+
+/// Prepares calls as the gateway does, with the case's `[vars]`.
+#[derive(Clone, Copy)]
+struct Preparer<'a> {
+    mapping: &'a Mapping,
+    vars: Option<&'a VarsSpec>,
+}
+
+impl Preparer<'_> {
+    fn prepare(&self, call: &Outbound<'_>) -> Result<PreparedCall, String> {
+        let v = self
+            .vars
+            .ok_or("this step prepares a call: the case needs a [vars] table")?;
+        call.prepare(&self.mapping.legacy, &v.customer_id, &v.api_key)
+            .map_err(|e| format!("the call cannot be prepared: {e}"))
+    }
+}
+
+/// Runs a plan against a script: each call is compared with the next scripted one and
+/// answered with its canned answer.
+struct Script<'a> {
+    prep: Preparer<'a>,
+    dir: &'a Path,
+    calls: VecDeque<&'a ScriptedCall>,
+    made: usize,
+    /// Differences between what the plan sent and the script: (call number, check).
+    diffs: Vec<(usize, Check)>,
+}
+
+impl Script<'_> {
+    fn next(&mut self, call: &Outbound<'_>) -> Result<Answer, Stop> {
+        self.made += 1;
+        let n = self.made;
+        let prepared = self.prep.prepare(call).map_err(Stop::Script)?;
+        let Some(expected) = self.calls.pop_front() else {
+            return Err(Stop::Script(format!(
+                "the plan made call #{n} ({} {}), the script has no more",
+                prepared.method, prepared.path_and_query
+            )));
+        };
+        let body =
+            opt_json(self.dir, expected.body.as_ref(), "calls.body").map_err(Stop::Script)?;
+        let mut want = json!({
+            "method": expected.method,
+            "path_and_query": expected.path_and_query,
+            "body": body.unwrap_or(Value::Null),
+        });
+        let mut got = call_json(&prepared);
+        match &expected.headers {
+            Some(h) => want["headers"] = headers_json(h),
+            None => {
+                if let Some(o) = got.as_object_mut() {
+                    o.remove("headers");
+                }
+            }
+        }
+        if want != got {
+            self.diffs.push((n, Check::json("the call", want, got)));
+        }
+        let a = &expected.answer;
+        let errors = &self.prep.mapping.legacy.errors;
+        let retry_after = a
+            .retry_after
+            .as_deref()
+            .filter(|_| errors.retry_after_header.is_some())
+            .and_then(|v| errors.retry_after_format.seconds(v, 0));
+        self.prep
+            .mapping
+            .legacy
+            .decode(a.status, a.body.as_bytes(), retry_after)
+            .map_err(|e| Stop::Refused(Refusal::Translate(e)))
+    }
+}
+
+impl Exchange for Script<'_> {
+    type Error = Stop;
+
+    async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, Stop> {
+        self.next(&call)
+    }
+
+    async fn send_all<'m>(
+        &mut self,
+        calls: Vec<Outbound<'m>>,
+        _limit: usize,
+        each: &mut (dyn FnMut(usize, Answer) -> Result<(), Stop> + Send),
+    ) -> Result<(), Stop> {
+        // One at a time, in order: the script's order.
+        for (i, call) in calls.iter().enumerate() {
+            let answer = self.next(call)?;
+            each(i, answer)?;
+        }
+        Ok(())
+    }
+}
+
+/// Captures the first call a plan makes, then stops it.
+struct Capture<'a> {
+    prep: Preparer<'a>,
+    first: Option<(String, PreparedCall)>,
+}
+
+impl Exchange for Capture<'_> {
+    type Error = Stop;
+
+    async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, Stop> {
+        let prepared = self.prep.prepare(&call).map_err(Stop::Script)?;
+        self.first = Some((call.call.name.clone(), prepared));
+        Err(Stop::Captured)
+    }
+
+    async fn send_all<'m>(
+        &mut self,
+        calls: Vec<Outbound<'m>>,
+        _limit: usize,
+        _each: &mut (dyn FnMut(usize, Answer) -> Result<(), Stop> + Send),
+    ) -> Result<(), Stop> {
+        match calls.into_iter().next() {
+            Some(call) => self.send(call).await.map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs a plan's future to its end (the harness's exchanges never wait).
+fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(f)
+}
+
+/// How the error funnel answers a refusal: what a SCIM client is told.
+fn refused_json(r: Refusal) -> Value {
+    let a = ScimError::from(r).answer();
+    json!({"error": {
+        "status": a.status.as_u16(),
+        "scim_type": a.scim_type.map(|t| t.as_str()),
+        "detail": a.detail,
+    }})
+}
+
 // ------------------------------------------------------------------------------ running
 
 /// What one case runs against.
@@ -246,43 +481,37 @@ struct Ctx<'a> {
     vars: Option<&'a VarsSpec>,
 }
 
+fn json_of(dir: &Path, j: &Json, key: &str) -> Result<Value, String> {
+    let (text, origin) = match j {
+        Json::Text(t) => (t.clone(), format!("`{key}`")),
+        Json::File(f) => {
+            let path = dir.join(&f.file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("`{key}`: cannot read {}: {e}", path.display()))?;
+            (text, format!("`{key}` ({})", f.file))
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| format!("{origin} is not valid JSON: {e}"))
+}
+
+fn opt_json(dir: &Path, j: Option<&Json>, key: &str) -> Result<Option<Value>, String> {
+    j.map(|j| json_of(dir, j, key)).transpose()
+}
+
 impl Ctx<'_> {
     fn json(&self, j: &Json, key: &str) -> Result<Value, String> {
-        let (text, origin) = match j {
-            Json::Text(t) => (t.clone(), format!("`{key}`")),
-            Json::File(f) => {
-                let path = self.dir.join(&f.file);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("`{key}`: cannot read {}: {e}", path.display()))?;
-                (text, format!("`{key}` ({})", f.file))
-            }
-        };
-        serde_json::from_str(&text).map_err(|e| format!("{origin} is not valid JSON: {e}"))
+        json_of(self.dir, j, key)
     }
 
     fn opt_json(&self, j: Option<&Json>, key: &str) -> Result<Option<Value>, String> {
-        j.map(|j| self.json(j, key)).transpose()
+        opt_json(self.dir, j, key)
     }
 
-    fn vars(&self) -> Result<Vars<'_>, String> {
-        let v = self
-            .vars
-            .ok_or("this step prepares a call: the case needs a [vars] table")?;
-        Ok(Vars {
-            legacy_id: v.legacy_id.as_deref(),
-            member_legacy_id: v.member_legacy_id.as_deref(),
-            customer_id: &v.customer_id,
-            api_key: &v.api_key,
-        })
-    }
-
-    fn prepare(
-        &self,
-        call: &Call,
-        extra: &[(String, String)],
-        body: Option<Value>,
-    ) -> Result<Result<PreparedCall, MappingError>, String> {
-        Ok(self.mapping.prepare(call, &self.vars()?, extra, body))
+    fn prep(&self) -> Preparer<'_> {
+        Preparer {
+            mapping: &self.mapping,
+            vars: self.vars,
+        }
     }
 
     fn call(&self, name: &str) -> Result<&Call, String> {
@@ -296,15 +525,22 @@ impl Ctx<'_> {
             "users.deactivate" => u.deactivate.as_ref(),
             "users.reactivate" => u.reactivate.as_ref(),
             "users.delete" => u.delete.as_ref(),
+            "users.take_over" => u.take_over.as_ref(),
             "groups.get" => g.map(|g| &g.get),
             "groups.list" => g.map(|g| &g.list),
             "groups.members" => g.and_then(|g| g.members.as_ref()),
             "groups.add_member" => g.and_then(|g| g.add_member.as_ref()),
             "groups.remove_member" => g.and_then(|g| g.remove_member.as_ref()),
+            "groups.add_members" => g.and_then(|g| g.add_members.as_ref()),
+            "groups.remove_members" => g.and_then(|g| g.remove_members.as_ref()),
+            "groups.create" => g.and_then(|g| g.create.as_ref()),
+            "groups.rename" => g.and_then(|g| g.rename.as_ref()),
+            "groups.delete" => g.and_then(|g| g.delete.as_ref()),
             _ => {
                 return Err(format!(
                     "unknown call {name:?} (users.get|list|create|update|deactivate|reactivate|\
-                     delete, groups.get|list|members|add_member|remove_member)"
+                     delete|take_over, groups.get|list|members|add_member|remove_member|\
+                     add_members|remove_members|create|rename|delete)"
                 ));
             }
         };
@@ -325,9 +561,29 @@ impl Ctx<'_> {
                     .groups
                     .as_ref()
                     .ok_or("the mapping has no [groups]")?;
-                push_down(&g.filters, &g.schema, &f)
+                mapping::apply::push_down(&g.filters, &g.schema, &f)
             }
         })
+    }
+
+    /// The SCIM resource the sidecar shows for a legacy record (a PATCH applies to it).
+    fn resource_of(&self, record: &Value) -> Result<Value, String> {
+        let um = &self.mapping.users;
+        um.resource(
+            &TenantId::new(TENANT),
+            record,
+            um.read(record),
+            None,
+            BASE_URL,
+        )
+        .map_err(|e| format!("`current` has no legacy id: {e}"))
+    }
+
+    fn legacy_id(&self, record: &Value) -> Result<LegacyId, String> {
+        self.mapping
+            .users
+            .legacy_id_of(record)
+            .ok_or_else(|| "`current` has no legacy id".to_owned())
     }
 }
 
@@ -399,71 +655,92 @@ fn check_keys(w: &WriteInput<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// The write call the handlers would send (`Ok(None)`: nothing changes, no call), or the
-/// mapping's refusal. The outer error is a malformed step.
+/// A PatchOp body from `operations` (a body, or only its `Operations` array).
+fn patch_body(ctx: &Ctx<'_>, ops: &Json) -> Result<Value, String> {
+    let mut body = ctx.json(ops, "operations")?;
+    if body.is_array() {
+        body = json!({"schemas": [PATCH_OP], "Operations": body});
+    }
+    Ok(body)
+}
+
+/// The write call a plan sends first (`Ok(None)`: it sends none, nothing changes), or the
+/// plan's refusal. The outer error is a malformed step.
 fn run_write(
     ctx: &Ctx<'_>,
     w: &WriteInput<'_>,
-) -> Result<Result<Option<PreparedCall>, MappingError>, String> {
+) -> Result<Result<Option<PreparedCall>, Refusal>, String> {
     check_keys(w)?;
-    let um = &ctx.mapping.users;
-    let calls = &um.calls;
+    let m = &ctx.mapping;
+    let um = &m.users;
     let current = ctx.opt_json(w.current, "current")?;
-    let fields = match w.op {
-        Op::Create | Op::Replace => {
+    // A PATCH given as the resource after it: the plan's own field and body choice.
+    if let (Op::Patch, Some(after)) = (w.op, w.after) {
+        let current = current.ok_or("`current` missing")?;
+        let before = match ctx.opt_json(w.before, "before")? {
+            Some(b) => b,
+            None => Value::Object(um.read(&current)),
+        };
+        let after = ctx.json(after, "after")?;
+        let fields = match uplan::patch_fields(um, &before, &after) {
+            Ok(f) if f.is_empty() => return Ok(Ok(None)),
+            Ok(f) => f,
+            Err(e) => return Ok(Err(Refusal::Translate(e))),
+        };
+        let Some(body) = uplan::update_body(um, &current, &fields) else {
+            return Ok(Ok(None));
+        };
+        let legacy_id = ctx.legacy_id(&current)?;
+        let call = Outbound::about(&um.calls.update, &legacy_id).with_body(body);
+        return Ok(Ok(Some(ctx.prep().prepare(&call)?)));
+    }
+    let mut x = Capture {
+        prep: ctx.prep(),
+        first: None,
+    };
+    let outcome: Result<(), Stop> = match w.op {
+        Op::Create => {
             let scim = ctx.opt_json(w.scim, "scim")?.unwrap_or_default();
-            match um.write(&scim) {
-                Ok(f) => f,
-                Err(e) => return Ok(Err(e)),
-            }
+            run(uplan::create(m, &scim, &mut x)).map(drop)
+        }
+        Op::Replace => {
+            let scim = ctx.opt_json(w.scim, "scim")?.unwrap_or_default();
+            let current = current.ok_or("`current` missing")?;
+            let id = ctx.legacy_id(&current)?;
+            run(uplan::replace(m, &id, current, &scim, &mut x)).map(drop)
         }
         Op::Patch => {
-            let current = current.as_ref().ok_or("`current` missing")?;
+            let current = current.ok_or("`current` missing")?;
+            let id = ctx.legacy_id(&current)?;
             let before = match ctx.opt_json(w.before, "before")? {
                 Some(b) => b,
-                None => Value::Object(um.read(current)),
+                None => ctx.resource_of(&current)?,
             };
-            let after = match (ctx.opt_json(w.after, "after")?, w.operations) {
-                (Some(a), _) => a,
-                (None, Some(ops)) => {
-                    let mut body = ctx.json(ops, "operations")?;
-                    if body.is_array() {
-                        body = json!({"schemas": [PATCH_OP], "Operations": body});
-                    }
-                    let ops =
-                        patch::parse_request(&body).map_err(|e| format!("`operations`: {e}"))?;
-                    let mut after = before.clone();
-                    patch::apply(&mut after, &ops, &um.schema)
-                        .map_err(|e| format!("`operations` do not apply to `before`: {e}"))?;
-                    after
-                }
-                (None, None) => return Err("`after` or `operations` missing".into()),
-            };
-            // As the PATCH handler: a `full` update needs every field, else only the changes.
-            let fields = if calls.update.body == Some(BodySpec::Full) {
-                um.write(&after)
-            } else {
-                um.write_changed(&before, &after)
-            };
-            match fields {
-                Ok(f) if f.is_empty() => return Ok(Ok(None)),
-                Ok(f) => f,
-                Err(e) => return Ok(Err(e)),
-            }
+            let ops = w.operations.ok_or("`after` or `operations` missing")?;
+            let body = patch_body(ctx, ops)?;
+            patch::parse_request(&body).map_err(|e| format!("`operations`: {e}"))?;
+            run(uplan::patch(m, &id, current, before, &body, &mut x)).map(drop)
         }
     };
-    let (call, kind) = match w.op {
-        Op::Create => (&calls.create, calls.create.body.unwrap_or(BodySpec::Mapped)),
-        Op::Replace | Op::Patch => (
-            &calls.update,
-            calls.update.body.unwrap_or(BodySpec::Changed),
-        ),
+    let write_call = match w.op {
+        Op::Create => &um.calls.create.name,
+        Op::Replace | Op::Patch => &um.calls.update.name,
     };
-    let body = um.body(kind, &fields, current.as_ref());
-    if w.op != Op::Create && body.as_object().is_some_and(Map::is_empty) {
-        return Ok(Ok(None));
+    match (outcome, x.first) {
+        (Err(Stop::Refused(r)), _) => Ok(Err(r)),
+        (Err(Stop::Script(e)), _) => Err(e),
+        (_, Some((name, call))) if name == *write_call => Ok(Ok(Some(call))),
+        _ => Ok(Ok(None)),
     }
-    Ok(ctx.prepare(call, &[], Some(body))?.map(Some))
+}
+
+fn headers_json(h: &[HeaderExpect]) -> Value {
+    let mut headers: Vec<Value> = h
+        .iter()
+        .map(|h| json!({"name": h.name, "value": h.value, "secret": h.secret}))
+        .collect();
+    headers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Value::Array(headers)
 }
 
 fn call_json(c: &PreparedCall) -> Value {
@@ -482,16 +759,10 @@ fn call_json(c: &PreparedCall) -> Value {
 }
 
 fn expected_call_json(ctx: &Ctx<'_>, e: &CallExpect) -> Result<Value, String> {
-    let mut headers: Vec<Value> = e
-        .headers
-        .iter()
-        .map(|h| json!({"name": h.name, "value": h.value, "secret": h.secret}))
-        .collect();
-    headers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     Ok(json!({
         "method": e.method,
         "path_and_query": e.path_and_query,
-        "headers": headers,
+        "headers": headers_json(&e.headers),
         "body": ctx.opt_json(e.body.as_ref(), "expect.body")?.unwrap_or(Value::Null),
     }))
 }
@@ -519,6 +790,177 @@ fn step_write_error(ctx: &Ctx<'_>, s: &WriteErrorStep) -> Result<Check, String> 
         Ok(None) => json!({ "the mapping accepted it": NO_CALL }),
     };
     Ok(Check::json("the refusal", json!(s.expect), actual))
+}
+
+fn after_json(after: &After) -> Value {
+    match after {
+        After::Record(_) => json!("record"),
+        After::Deleted(_) => json!("deleted"),
+    }
+}
+
+fn pushed_json(p: &Option<Pushed>) -> Value {
+    match p {
+        None => Value::Null,
+        Some(p) => json!({
+            "added": p.added,
+            "removed": p.removed,
+            "calls": p.calls,
+            "skipped": p.skipped.iter().map(|(ids, code)| json!({
+                "members": ids.iter().map(LegacyId::as_str).collect::<Vec<_>>(),
+                "code": code,
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+fn changed_json(c: &Changed) -> Value {
+    json!({
+        "legacy_id": c.legacy_id.as_str(),
+        "pushed": pushed_json(&c.pushed),
+        "members_read": c.members_read.iter().map(|m| m.legacy_id.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs an `[[exchange]]`: the operation's plan over its script.
+fn step_exchange(ctx: &Ctx<'_>, s: &ExchangeStep) -> Result<Vec<Check>, String> {
+    let m = &ctx.mapping;
+    let scim = ctx.opt_json(s.scim.as_ref(), "scim")?;
+    let current = ctx.opt_json(s.current.as_ref(), "current")?;
+    let need = |v: &Option<Value>, key: &str| {
+        v.clone()
+            .ok_or_else(|| format!("op = {:?} needs `{key}`", s.op))
+    };
+    let ids: HashMap<String, LegacyId> = s
+        .members
+        .iter()
+        .map(|(scim, legacy)| (scim.clone(), LegacyId::new(legacy.clone())))
+        .collect();
+    let concurrency = s.concurrency.unwrap_or(1);
+    let mut x = Script {
+        prep: ctx.prep(),
+        dir: ctx.dir,
+        calls: s.calls.iter().collect(),
+        made: 0,
+        diffs: Vec::new(),
+    };
+    let gm = || m.groups.as_ref().ok_or("the mapping has no [groups]");
+    let group_id = |record: &Value| -> Result<LegacyId, String> {
+        gm()?
+            .legacy_id_of(record)
+            .map_err(|e| format!("`current`: {e}"))
+    };
+    let outcome: Result<Value, Stop> = match s.op {
+        ExchangeOp::Create => {
+            let body = need(&scim, "scim")?;
+            run(uplan::create(m, &body, &mut x)).map(|c| {
+                json!({
+                    "legacy_id": c.legacy_id.as_str(),
+                    "after": after_json(&c.after),
+                    "adopted": c.adopted.map(|t| t.as_str()),
+                })
+            })
+        }
+        ExchangeOp::Replace | ExchangeOp::Patch => {
+            let body = need(&scim, "scim")?;
+            let current = need(&current, "current")?;
+            let id = ctx.legacy_id(&current)?;
+            let written = if s.op == ExchangeOp::Replace {
+                run(uplan::replace(m, &id, current, &body, &mut x))
+            } else {
+                let before = ctx.resource_of(&current)?;
+                run(uplan::patch(m, &id, current, before, &body, &mut x))
+            };
+            written.map(|w| {
+                json!({
+                    "after": after_json(&w.after),
+                    "activation": w.activation.map(|a| a.as_str()),
+                })
+            })
+        }
+        ExchangeOp::Delete => {
+            let current = need(&current, "current")?;
+            let id = ctx.legacy_id(&current)?;
+            run(uplan::delete(m, &id, current, &mut x)).map(|()| json!("done"))
+        }
+        ExchangeOp::GroupCreate => {
+            let gm = gm()?;
+            let body = need(&scim, "scim")?;
+            let made = gplan::check_creatable(gm)
+                .and_then(|()| gplan::create_request(&body))
+                .map_err(Stop::Refused);
+            match made {
+                Ok((name, members)) => run(gplan::create(
+                    m,
+                    gm,
+                    &name,
+                    &members,
+                    &ids,
+                    concurrency,
+                    &mut x,
+                ))
+                .map(|c| changed_json(&c)),
+                Err(e) => Err(e),
+            }
+        }
+        ExchangeOp::GroupPatch | ExchangeOp::GroupReplace => {
+            let gm = gm()?;
+            let body = need(&scim, "scim")?;
+            let record = need(&current, "current")?;
+            let id = group_id(&record)?;
+            let asked = if s.op == ExchangeOp::GroupPatch {
+                gplan::patch_request(&body).map(|c| (c.display_names.clone(), c))
+            } else {
+                gplan::replace_request(&body).map(|(name, c)| (name.into_iter().collect(), c))
+            };
+            match asked.and_then(|a| gplan::check_unlocked(gm, &record).map(|()| a)) {
+                Ok((names, change)) => run(gplan::change(
+                    m,
+                    gm,
+                    &id,
+                    record,
+                    &change,
+                    &names,
+                    &ids,
+                    concurrency,
+                    &mut x,
+                ))
+                .map(|c| changed_json(&c)),
+                Err(e) => Err(Stop::Refused(e)),
+            }
+        }
+        ExchangeOp::GroupDelete => {
+            let gm = gm()?;
+            let record = need(&current, "current")?;
+            let id = group_id(&record)?;
+            run(gplan::delete(m, gm, &id, &record, &mut x)).map(|()| json!("done"))
+        }
+    };
+    let actual = match outcome {
+        Ok(v) => v,
+        Err(Stop::Refused(r)) => refused_json(r),
+        Err(Stop::Script(e)) => json!({ "the script": e }),
+        Err(Stop::Captured) => return Err("internal: a script never captures".into()),
+    };
+    let mut checks: Vec<Check> = x
+        .diffs
+        .into_iter()
+        .map(|(n, mut c)| {
+            c.what = format!("call #{n}");
+            c
+        })
+        .collect();
+    checks.push(Check::json(
+        "the calls made",
+        json!(s.calls.len()),
+        json!(x.made),
+    ));
+    checks.push(Check::json(
+        "the outcome",
+        ctx.json(&s.expect, "expect")?,
+        actual,
+    ));
+    Ok(checks)
 }
 
 fn step_read(ctx: &Ctx<'_>, s: &ReadStep) -> Result<Vec<Check>, String> {
@@ -571,22 +1013,27 @@ fn step_list_answer(ctx: &Ctx<'_>, s: &ListAnswerStep) -> Result<Check, String> 
 
 fn step_call(ctx: &Ctx<'_>, s: &CallStep) -> Result<Check, String> {
     let call = ctx.call(&s.call)?;
-    let mut extra = Vec::new();
+    let mut out = Outbound::new(call);
+    if let Some(v) = ctx.vars {
+        out.legacy_id = v.legacy_id.clone().map(LegacyId::new);
+        out.member_legacy_id = v.member_legacy_id.clone().map(LegacyId::new);
+    }
     if let Some(f) = &s.filter {
         let resource = if s.call.starts_with("groups.") {
             Resource::Group
         } else {
             Resource::User
         };
-        extra.extend(ctx.push_down(resource, f)?.unwrap_or_default());
+        out.query
+            .extend(ctx.push_down(resource, f)?.unwrap_or_default());
     }
     if let Some(p) = &s.page {
-        let paging = &ctx.mapping.legacy.paging;
-        extra.extend(paging.query(p.index, p.size));
+        out.query
+            .extend(ctx.mapping.legacy.paging.query(p.index, p.size));
     }
-    let actual = match ctx.prepare(call, &extra, None)? {
+    let actual = match ctx.prep().prepare(&out) {
         Ok(c) => call_json(&c),
-        Err(e) => json!({ "the mapping refused": e.to_string() }),
+        Err(e) => json!({ "the mapping refused": e }),
     };
     Ok(Check::json(
         "the call",
@@ -597,19 +1044,20 @@ fn step_call(ctx: &Ctx<'_>, s: &CallStep) -> Result<Check, String> {
 
 fn step_error(ctx: &Ctx<'_>, s: &ErrorStep) -> Check {
     let errors = &ctx.mapping.legacy.errors;
-    // The handlers pass the header's value only when the mapping names the header.
+    // The gateway reads the hint only when the mapping names the header.
     let retry_after = s
         .retry_after
         .as_deref()
-        .filter(|_| errors.retry_after_header.is_some());
-    let f = errors.interpret(s.status, s.body.as_bytes(), retry_after, s.now_unix);
+        .filter(|_| errors.retry_after_header.is_some())
+        .and_then(|v| errors.retry_after_format.seconds(v, s.now_unix));
+    let f = errors.interpret(s.status, s.body.as_bytes(), retry_after);
     let um = &ctx.mapping.users;
     let rule = f.rule.as_ref();
     let actual = json!({
         "code": f.code,
         "message": f.message,
         "scim_status": rule.map(|r| r.status),
-        "scim_type": rule.and_then(|r| r.scim_type.clone()),
+        "scim_type": rule.and_then(|r| r.scim_type).map(|t| t.as_str()),
         "conflict": f.is_conflict(),
         "skip_member": rule.is_some_and(|r| r.skip_member),
         "existing_id": f.existing_id.as_ref().map(|i| i.as_str().to_owned()),
@@ -655,15 +1103,15 @@ fn step_filter(ctx: &Ctx<'_>, s: &FilterStep) -> Result<Check, String> {
 
 /// One comparison of a step.
 struct Check {
-    what: &'static str,
+    what: String,
     expected: Value,
     actual: Value,
 }
 
 impl Check {
-    fn json(what: &'static str, expected: Value, actual: Value) -> Check {
+    fn json(what: impl Into<String>, expected: Value, actual: Value) -> Check {
         Check {
-            what,
+            what: what.into(),
             expected,
             actual,
         }
@@ -710,6 +1158,9 @@ fn run_case(root: &Path, dir: &Path, name: &str) -> Result<(usize, Vec<String>),
     for (i, s) in case.write_error.iter().enumerate() {
         let r = step_write_error(&ctx, s).map(|c| vec![c]);
         steps.push((label("write_error", i, &s.name), r));
+    }
+    for (i, s) in case.exchange.iter().enumerate() {
+        steps.push((label("exchange", i, &s.name), step_exchange(&ctx, s)));
     }
     for (i, s) in case.read.iter().enumerate() {
         steps.push((label("read", i, &s.name), step_read(&ctx, s)));

@@ -2,7 +2,7 @@
 //! change sets, push-down, prepared calls, error reading, and compile diagnostics.
 
 use mapping::ids::LegacyId;
-use mapping::{BodySpec, Mapping, MappingError, Vars};
+use mapping::{BodySpec, Mapping, TranslateError, Vars};
 use serde_json::{Value, json};
 
 fn mc() -> Mapping {
@@ -109,7 +109,7 @@ fn refuses_bad_values_naming_the_scim_attribute() {
         .users
         .write(&json!({"name": {"givenName": "x"}}))
         .unwrap_err();
-    assert_eq!(e, MappingError::Required("userName".into()));
+    assert_eq!(e, TranslateError::Required("userName".into()));
 }
 
 #[test]
@@ -187,12 +187,12 @@ fn prepares_calls_with_templates_and_paging() {
 fn interprets_errors() {
     let m = mc();
     let body = br#"{"ErrorCode":"LOGON_NAME_TAKEN","Message":"taken","ExistingUserID":17}"#;
-    let f = m.legacy.errors.interpret(409, body, None, 0);
+    let f = m.legacy.errors.interpret(409, body, None);
     assert!(f.is_conflict());
     assert_eq!(f.existing_id, Some(LegacyId::new("17")));
     let body = br#"{"ErrorCode":"VALIDATION_FAILED","Message":"bad",
         "Fields":[{"Field":"UserProfileState","Problem":"not a state"}]}"#;
-    let f = m.legacy.errors.interpret(422, body, None, 0);
+    let f = m.legacy.errors.interpret(422, body, None);
     assert_eq!(
         f.fields,
         vec![("UserProfileState".into(), "not a state".into())]
@@ -201,7 +201,8 @@ fn interprets_errors() {
         m.users.row_for_field("UserProfileState").unwrap().scim,
         "addresses[primary].region"
     );
-    let f = m.legacy.errors.interpret(429, b"not json", Some("7"), 0);
+    let hint = m.legacy.errors.retry_after_format.seconds("7", 0);
+    let f = m.legacy.errors.interpret(429, b"not json", hint);
     assert_eq!((f.code, f.retry_after), (None, Some(7)));
 }
 

@@ -170,7 +170,7 @@ fn mapping_write_create(bencher: Bencher) {
     assert!(m.users.write(&body).is_ok(), "the Okta body does not map");
     bencher.bench(|| {
         let fields = m.users.write(black_box(&body))?;
-        Ok::<_, mapping::MappingError>(m.users.body(BodySpec::Mapped, &fields, None))
+        Ok::<_, mapping::TranslateError>(m.users.body(BodySpec::Mapped, &fields, None))
     });
 }
 
@@ -191,7 +191,7 @@ fn mapping_write_changed(bencher: Bencher) {
         let fields = m
             .users
             .write_changed(black_box(&before), black_box(&after))?;
-        Ok::<_, mapping::MappingError>(m.users.body(BodySpec::Changed, &fields, Some(&record)))
+        Ok::<_, mapping::TranslateError>(m.users.body(BodySpec::Changed, &fields, Some(&record)))
     });
 }
 

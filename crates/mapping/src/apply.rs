@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::{
-    Active, AttrMap, BodySpec, Call, CaseSpec, Errors, Legacy, Mapping, MappingError,
-    MultiValuedSpec, Paging, PagingStyle, PreparedCall, PushDown, RetryAfterFormat, ScimTarget,
-    TimeFormat, UserMapping, Vars,
+    Active, AttrMap, BodySpec, Call, CaseSpec, Errors, Legacy, Mapping, MultiValuedSpec, Paging,
+    PagingStyle, PreparedCall, PushDown, RetryAfterFormat, ScimTarget, TimeFormat, TranslateError,
+    UserMapping, Vars,
 };
 use crate::ids::LegacyId;
 use scim::filter::{CompareOp, Filter};
@@ -25,7 +25,7 @@ impl Mapping {
         vars: &Vars<'_>,
         extra_query: &[(String, String)],
         body: Option<Value>,
-    ) -> Result<PreparedCall, MappingError> {
+    ) -> Result<PreparedCall, TranslateError> {
         self.legacy.prepare(call, vars, extra_query, body)
     }
 }
@@ -38,7 +38,7 @@ impl Legacy {
         vars: &Vars<'_>,
         extra_query: &[(String, String)],
         body: Option<Value>,
-    ) -> Result<PreparedCall, MappingError> {
+    ) -> Result<PreparedCall, TranslateError> {
         let mut path_and_query = call.path.render_path(vars)?;
         if !call.query.is_empty() || !extra_query.is_empty() {
             let mut q = form_urlencoded::Serializer::new(String::new());
@@ -271,18 +271,18 @@ impl UserMapping {
 
     /// Every mapped legacy field for a SCIM resource (`Null` where the SCIM value is absent).
     /// Refuses a missing required attribute or a value a transform cannot write.
-    pub fn write(&self, resource: &Value) -> Result<FieldValues, MappingError> {
+    pub fn write(&self, resource: &Value) -> Result<FieldValues, TranslateError> {
         self.validate(resource, None)?;
         let mut fields = FieldValues::new();
         for a in &self.attributes {
             let v = a.target.extract(resource);
             if a.required && is_empty(v) {
-                return Err(MappingError::Required(a.scim.clone()));
+                return Err(TranslateError::Required(a.scim.clone()));
             }
             let values = a
                 .transform
                 .write(v)
-                .map_err(|problem| MappingError::Value {
+                .map_err(|problem| TranslateError::Value {
                     attribute: a.scim.clone(),
                     problem,
                 })?;
@@ -299,7 +299,7 @@ impl UserMapping {
         &self,
         before: &Value,
         after: &Value,
-    ) -> Result<FieldValues, MappingError> {
+    ) -> Result<FieldValues, TranslateError> {
         self.validate(after, Some(before))?;
         let mut fields = FieldValues::new();
         for a in &self.attributes {
@@ -308,12 +308,12 @@ impl UserMapping {
                 continue;
             }
             if a.required && is_empty(new) {
-                return Err(MappingError::Required(a.scim.clone()));
+                return Err(TranslateError::Required(a.scim.clone()));
             }
             let values = a
                 .transform
                 .write(new)
-                .map_err(|problem| MappingError::Value {
+                .map_err(|problem| TranslateError::Value {
                     attribute: a.scim.clone(),
                     problem,
                 })?;
@@ -328,7 +328,7 @@ impl UserMapping {
     /// `accepted_types`) against a resource a client writes, before any legacy call. With
     /// `before` (a PATCH), only rules about attributes whose value changes are checked, so a
     /// value stored before a rule existed does not block an unrelated change.
-    pub fn validate(&self, resource: &Value, before: Option<&Value>) -> Result<(), MappingError> {
+    pub fn validate(&self, resource: &Value, before: Option<&Value>) -> Result<(), TranslateError> {
         let changed = |t: &ScimTarget| {
             before.is_none_or(|b| normalised(t.extract(b)) != normalised(t.extract(resource)))
         };
@@ -342,7 +342,7 @@ impl UserMapping {
                 .extract(resource)
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let refuse = |problem: String| MappingError::Value {
+            let refuse = |problem: String| TranslateError::Value {
                 attribute: a.scim.clone(),
                 problem,
             };
@@ -390,7 +390,7 @@ impl UserMapping {
                     continue;
                 };
                 if !mv.accepted_types.iter().any(|a| a.eq_ignore_ascii_case(t)) {
-                    return Err(MappingError::Value {
+                    return Err(TranslateError::Value {
                         attribute: format!("{attr}.type"),
                         problem: format!(
                             "{t:?} is not accepted (accepted: {})",
@@ -519,11 +519,11 @@ impl Paging {
     }
 
     /// The records of a list answer.
-    pub fn items(&self, answer: Value) -> Result<Vec<Value>, MappingError> {
+    pub fn items(&self, answer: Value) -> Result<Vec<Value>, TranslateError> {
         let mut answer = answer;
         match answer.pointer_mut(&self.items).map(Value::take) {
             Some(Value::Array(items)) => Ok(items),
-            _ => Err(MappingError::Answer(format!(
+            _ => Err(TranslateError::Answer(format!(
                 "has no array at {}",
                 self.items
             ))),
@@ -541,8 +541,12 @@ impl Paging {
     }
 }
 
+/// What a legacy call answered: the JSON of a 2xx (`Null` when the body is empty), or the
+/// error answer read through `[legacy.errors]`.
+pub type Answer = Result<Value, LegacyFailure>;
+
 /// A legacy error answer, read through `[legacy.errors]`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LegacyFailure {
     /// The legacy HTTP status.
     pub status: u16,
@@ -553,7 +557,7 @@ pub struct LegacyFailure {
     /// Per-field problems: (legacy field, problem).
     pub fields: Vec<(String, String)>,
     /// The SCIM answer declared for the code.
-    pub rule: Option<super::ErrorCodeSpec>,
+    pub rule: Option<super::ErrorRule>,
     /// The existing record's id, for conflict codes.
     pub existing_id: Option<LegacyId>,
     /// Seconds to wait before retrying.
@@ -573,17 +577,45 @@ impl LegacyFailure {
     }
 }
 
-impl Errors {
-    /// Reads an error answer. Never fails: unreadable bodies give a failure without a code.
-    /// `retry_after` is the value of the declared retry header; `now_unix` the current Unix
-    /// time, for hints written as an epoch second.
-    pub fn interpret(
+impl RetryAfterFormat {
+    /// The seconds to wait a retry hint `value` says (`now_unix`: the current Unix time, for
+    /// hints written as an epoch second; a time already past still waits one second).
+    pub fn seconds(self, value: &str, now_unix: u64) -> Option<u64> {
+        let v = value.trim().parse::<u64>().ok()?;
+        Some(match self {
+            RetryAfterFormat::Seconds => v,
+            RetryAfterFormat::Epoch => v.saturating_sub(now_unix).max(1),
+        })
+    }
+}
+
+impl Legacy {
+    /// What an answer means: the JSON of a 2xx (`Null` when the body is empty), or the error
+    /// answer read through `[legacy.errors]`. `retry_after` is the answer's retry hint in
+    /// seconds ([`RetryAfterFormat::seconds`]). A 2xx that is not JSON is not what the
+    /// mapping declares.
+    pub fn decode(
         &self,
         status: u16,
         body: &[u8],
-        retry_after: Option<&str>,
-        now_unix: u64,
-    ) -> LegacyFailure {
+        retry_after: Option<u64>,
+    ) -> Result<Answer, TranslateError> {
+        if (200..300).contains(&status) {
+            if body.is_empty() {
+                return Ok(Ok(Value::Null));
+            }
+            return serde_json::from_slice(body)
+                .map(Ok)
+                .map_err(|e| TranslateError::Answer(format!("is not JSON: {e}")));
+        }
+        Ok(Err(self.errors.interpret(status, body, retry_after)))
+    }
+}
+
+impl Errors {
+    /// Reads an error answer. Never fails: unreadable bodies give a failure without a code.
+    /// `retry_after` is the answer's retry hint in seconds, when it has one.
+    pub fn interpret(&self, status: u16, body: &[u8], retry_after: Option<u64>) -> LegacyFailure {
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let code = pointer_text(&json, &self.code);
         let rule = code.as_ref().and_then(|c| self.codes.get(c)).cloned();
@@ -603,13 +635,6 @@ impl Errors {
             .and_then(|r| r.existing_id.as_ref())
             .and_then(|p| pointer_text(&json, p))
             .map(LegacyId::new);
-        let retry_after =
-            retry_after
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|v| match self.retry_after_format {
-                    RetryAfterFormat::Seconds => v,
-                    RetryAfterFormat::Epoch => v.saturating_sub(now_unix).max(1),
-                });
         LegacyFailure {
             status,
             code,

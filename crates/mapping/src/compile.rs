@@ -7,38 +7,41 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::spec::{self, CallSpec, MappingSpec, MethodSpec};
 use super::{
-    Active, AttrMap, Call, Errors, GroupMapping, Legacy, Locked, Mapping, MappingError, Paging,
-    PushDown, ScimTarget, Template, Transform, UserCalls, UserMapping,
+    Active, AttrMap, Call, CompileError, ErrorRule, Errors, GroupMapping, Legacy, Locked, Mapping,
+    Paging, Problem, PushDown, ScimTarget, Template, Transform, UserCalls, UserMapping,
 };
+use scim::error::ScimType;
 use scim::filter::AttrPath;
 use scim::schema::{self, AttrType, ResourceSchema};
 
 impl Mapping {
     /// Parses and compiles mapping text; `source_name` labels messages (usually the path).
-    pub fn from_toml(text: &str, source_name: &str) -> Result<Mapping, MappingError> {
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Mapping, CompileError> {
         let spec: MappingSpec = toml::from_str(text).map_err(|e| {
-            let (line, col) = e
+            let (line, column) = e
                 .span()
                 .map_or((1, 1), |span| super::locate::line_col(text, span.start));
-            MappingError::Syntax {
+            CompileError::Syntax {
                 source_name: source_name.to_owned(),
-                message: format!("{line}:{col}: {}", e.message().trim_end()),
+                line,
+                column,
+                message: e.message().trim_end().to_owned(),
             }
         })?;
         let mut problems = Problems::default();
         let mapping = compile(spec, &mut problems);
         match mapping {
             Some(m) if problems.0.is_empty() => Ok(m),
-            _ => Err(MappingError::Invalid(
+            _ => Err(CompileError::Invalid(
                 problems
                     .0
-                    .iter()
-                    .map(|p| match super::locate::locate(text, p) {
-                        Some((line, col)) => format!("{source_name}:{line}:{col}: {p}"),
-                        None => format!("{source_name}: {p}"),
+                    .into_iter()
+                    .map(|message| Problem {
+                        source_name: source_name.to_owned(),
+                        at: super::locate::locate(text, &message),
+                        message,
                     })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                    .collect(),
             )),
         }
     }
@@ -146,24 +149,13 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
                 rule.status
             ));
         }
-        if let Some(t) = &rule.scim_type {
-            const KNOWN: [&str; 10] = [
-                "invalidFilter",
-                "tooMany",
-                "uniqueness",
-                "mutability",
-                "invalidSyntax",
-                "invalidPath",
-                "noTarget",
-                "invalidValue",
-                "invalidVers",
-                "sensitive",
-            ];
-            if !KNOWN.contains(&t.as_str()) {
-                p.push(format!(
-                    "legacy.errors.codes.{code}: unknown scim_type {t:?}"
-                ));
-            }
+        if let Some(t) = &rule.scim_type
+            && ScimType::parse(t).is_none()
+        {
+            p.push(format!(
+                "legacy.errors.codes.{code}: unknown scim_type {t:?} (known: {})",
+                ScimType::ALL.map(ScimType::as_str).join(", ")
+            ));
         }
         if rule.conflict && rule.existing_id.is_none() && rule.find_existing_by.is_none() {
             p.push(format!(
@@ -198,7 +190,21 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             problem: e.problem,
             retry_after_header: e.retry_after_header,
             retry_after_format: e.retry_after_format,
-            codes: e.codes,
+            codes: e
+                .codes
+                .into_iter()
+                .map(|(code, r)| {
+                    let rule = ErrorRule {
+                        status: r.status,
+                        scim_type: r.scim_type.as_deref().and_then(ScimType::parse),
+                        conflict: r.conflict,
+                        existing_id: r.existing_id,
+                        find_existing_by: r.find_existing_by,
+                        skip_member: r.skip_member,
+                    };
+                    (code, rule)
+                })
+                .collect(),
         },
     })
 }

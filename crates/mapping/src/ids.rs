@@ -71,6 +71,17 @@ impl ScimId {
     }
 }
 
+impl ScimId {
+    /// A SCIM id as handed out: a name-based (v5) UUID, in its hyphenated lower-case form.
+    /// Anything else a client sends cannot be one of ours.
+    pub fn parse_derived(text: &str) -> Option<ScimId> {
+        match Uuid::parse_str(text) {
+            Ok(u) if u.get_version_num() == 5 => Some(Self(u.hyphenated().to_string())),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +103,8 @@ mod tests {
                 .ok(),
             Some(5)
         );
+        assert_eq!(ScimId::parse_derived(&a.as_str().to_uppercase()), Some(a));
+        assert_eq!(ScimId::parse_derived("1042"), None);
+        assert_eq!(ScimId::parse_derived(&Uuid::new_v4().to_string()), None);
     }
 }

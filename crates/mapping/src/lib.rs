@@ -13,16 +13,19 @@
 
 pub mod apply;
 pub mod compile;
+pub mod discovery;
 pub mod error;
 pub mod ids;
 pub mod locate;
+pub mod plan;
+pub mod resource;
 pub mod spec;
 pub mod template;
 pub mod transform;
 
 use std::collections::BTreeMap;
 
-pub use error::MappingError;
+pub use error::{CompileError, Problem, TemplateError, TranslateError};
 pub use spec::{
     BatchSpec, BodySpec, CaseSpec, ConflictKeyword, ConflictRuleSpec, ConflictThen, ConflictWhen,
     DeactivateSpec, DeleteSpec, ErrorCodeSpec, GroupIdSpec, MultiValuedSpec, PagingStyle,
@@ -31,6 +34,7 @@ pub use spec::{
 pub use template::{Template, Vars};
 pub use transform::Transform;
 
+use scim::error::ScimType;
 use scim::schema::ResourceSchema;
 
 /// A compiled, checked mapping for one legacy application.
@@ -98,7 +102,24 @@ pub struct Errors {
     /// What the header holds.
     pub retry_after_format: RetryAfterFormat,
     /// Code → SCIM answer.
-    pub codes: BTreeMap<String, ErrorCodeSpec>,
+    pub codes: BTreeMap<String, ErrorRule>,
+}
+
+/// A compiled entry of `[legacy.errors.codes]`: what a legacy error code means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorRule {
+    /// The SCIM HTTP status to answer.
+    pub status: u16,
+    /// The SCIM `scimType`, if any.
+    pub scim_type: Option<ScimType>,
+    /// "A record with that unique key exists" (drives `on_conflict`).
+    pub conflict: bool,
+    /// JSON pointer to the existing record's id in the answer.
+    pub existing_id: Option<String>,
+    /// The SCIM attribute whose value in the request finds the existing record.
+    pub find_existing_by: Option<String>,
+    /// In a membership push, skip the member instead of failing.
+    pub skip_member: bool,
 }
 
 /// One compiled legacy call.

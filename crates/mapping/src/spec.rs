@@ -348,6 +348,17 @@ pub enum ConflictThen {
     TakeOverAndUpdate,
 }
 
+impl ConflictThen {
+    /// The action as written in a mapping.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictThen::ReactivateAndUpdate => "reactivate_and_update",
+            ConflictThen::Adopt => "adopt",
+            ConflictThen::TakeOverAndUpdate => "take_over_and_update",
+        }
+    }
+}
+
 /// One `on_conflict` rule.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]

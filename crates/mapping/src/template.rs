@@ -5,7 +5,7 @@
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use super::error::MappingError;
+use super::error::{TemplateError, TranslateError};
 
 /// Characters escaped when a value is put into a path segment.
 const PATH_SEGMENT: &AsciiSet = &CONTROLS
@@ -78,7 +78,7 @@ pub struct Vars<'a> {
 
 impl Template {
     /// Parses `text`; `{{` and `}}` stand for literal braces.
-    pub fn parse(text: &str) -> Result<Template, MappingError> {
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut chars = text.char_indices().peekable();
@@ -95,7 +95,7 @@ impl Template {
                 '{' => {
                     let rest = &text[at + 1..];
                     let Some(end) = rest.find('}') else {
-                        return Err(MappingError::template(text, "unclosed '{'"));
+                        return Err(TemplateError::new(text, "unclosed '{'"));
                     };
                     let name = rest[..end].trim();
                     let var = Var::ALL
@@ -104,7 +104,7 @@ impl Template {
                         .map(|(_, v)| *v)
                         .ok_or_else(|| {
                             let known: Vec<_> = Var::ALL.iter().map(|(n, _)| *n).collect();
-                            MappingError::template(
+                            TemplateError::new(
                                 text,
                                 &format!(
                                     "unknown placeholder {{{name}}} (known: {})",
@@ -120,7 +120,7 @@ impl Template {
                         chars.next();
                     }
                 }
-                '}' => return Err(MappingError::template(text, "unmatched '}'")),
+                '}' => return Err(TemplateError::new(text, "unmatched '}'")),
                 c => literal.push(c),
             }
         }
@@ -144,16 +144,16 @@ impl Template {
     }
 
     /// Renders with values as they are (headers, query values encoded later).
-    pub fn render(&self, vars: &Vars<'_>) -> Result<String, MappingError> {
+    pub fn render(&self, vars: &Vars<'_>) -> Result<String, TranslateError> {
         self.render_with(vars, false)
     }
 
     /// Renders a path: placeholder values are percent-encoded as one path segment.
-    pub fn render_path(&self, vars: &Vars<'_>) -> Result<String, MappingError> {
+    pub fn render_path(&self, vars: &Vars<'_>) -> Result<String, TranslateError> {
         self.render_with(vars, true)
     }
 
-    fn render_with(&self, vars: &Vars<'_>, path: bool) -> Result<String, MappingError> {
+    fn render_with(&self, vars: &Vars<'_>, path: bool) -> Result<String, TranslateError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -165,7 +165,7 @@ impl Template {
                         Var::CustomerId => Some(vars.customer_id),
                         Var::ApiKey => Some(vars.api_key),
                     }
-                    .ok_or(MappingError::MissingVar(v.name()))?;
+                    .ok_or(TranslateError::MissingVar(v.name()))?;
                     if path {
                         out.extend(utf8_percent_encode(value, PATH_SEGMENT));
                     } else {
@@ -217,7 +217,7 @@ mod tests {
         let t = Template::parse("/people/{legacy_id}").unwrap();
         assert!(matches!(
             t.render_path(&Vars::default()),
-            Err(MappingError::MissingVar("legacy_id"))
+            Err(TranslateError::MissingVar("legacy_id"))
         ));
     }
 }

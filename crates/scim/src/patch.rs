@@ -54,6 +54,7 @@ mod tests;
 
 use std::fmt;
 
+use crate::error::ScimType;
 use crate::filter::Filter;
 use crate::schema::ResourceSchema;
 
@@ -203,14 +204,15 @@ fn at_operation(index: usize, e: PatchError) -> PatchError {
 }
 
 impl PatchError {
-    /// The RFC 7644 §3.12 `scimType` for this error.
-    pub fn scim_type(&self) -> &'static str {
+    /// The RFC 7644 §3.5.2 / §3.12 `scimType` of this kind of failure (the error funnel
+    /// answers it).
+    pub fn scim_type(&self) -> ScimType {
         match self {
-            PatchError::InvalidSyntax(_) => "invalidSyntax",
-            PatchError::InvalidPath(_) => "invalidPath",
-            PatchError::NoTarget(_) => "noTarget",
-            PatchError::InvalidValue(_) => "invalidValue",
-            PatchError::Mutability(_) => "mutability",
+            PatchError::InvalidSyntax(_) => ScimType::InvalidSyntax,
+            PatchError::InvalidPath(_) => ScimType::InvalidPath,
+            PatchError::NoTarget(_) => ScimType::NoTarget,
+            PatchError::InvalidValue(_) => ScimType::InvalidValue,
+            PatchError::Mutability(_) => ScimType::Mutability,
         }
     }
 }

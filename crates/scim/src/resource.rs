@@ -1,10 +1,11 @@
-//! `attributes` / `excludedAttributes` (RFC 7644 §3.9): parsing the attribute lists and
-//! projecting a resource JSON object accordingly.
+//! Resources as JSON: assembling one (`schemas`, `id`, the attributes, `meta` with its weak
+//! ETag), reading a value out of one, and the `attributes` / `excludedAttributes` projection
+//! (RFC 7644 §3.9).
 //!
-//! Pure: depends only on serde_json and [`crate::schema`] / [`crate::filter`];
+//! Pure: depends only on serde_json, xxhash and [`crate::schema`] / [`crate::filter`];
 //! no I/O.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::filter::{AttrPath, FilterError};
 use crate::schema::{AttributeDef, ResourceSchema, Returned};
@@ -284,6 +285,95 @@ fn filter_object(value: &Value, def: Option<&AttributeDef>, mode: &SubMode<'_>) 
     } else {
         Some(Value::Object(out))
     }
+}
+
+/// The `meta` of a resource (RFC 7643 §3.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// `User`, `Group`, …
+    pub resource_type: &'static str,
+    /// When it was created (RFC 3339), when known.
+    pub created: Option<String>,
+    /// When it last changed (RFC 3339), when known.
+    pub last_modified: Option<String>,
+    /// Its URL.
+    pub location: String,
+    /// Its weak ETag ([`version`]), when the resource has one.
+    pub version: Option<String>,
+}
+
+/// `{base_url}/{endpoint}/{id}`: a resource's `meta.location` (and `Location` header).
+pub fn location(base_url: &str, endpoint: &str, id: &str) -> String {
+    format!("{base_url}/{endpoint}/{id}")
+}
+
+/// A resource's `meta.location`.
+pub fn location_of(resource: &Value) -> Option<&str> {
+    resource.get("meta")?.get("location")?.as_str()
+}
+
+/// A resource: `schemas`, `id`, the attributes in their order, then `meta`.
+pub fn assemble(schemas: &[&str], id: &str, attrs: Map<String, Value>, meta: Meta) -> Value {
+    let mut out = Map::with_capacity(attrs.len() + 3);
+    out.insert("schemas".into(), json!(schemas));
+    out.insert("id".into(), json!(id));
+    out.extend(attrs);
+    let mut m = Map::new();
+    m.insert("resourceType".into(), json!(meta.resource_type));
+    if let Some(c) = meta.created {
+        m.insert("created".into(), json!(c));
+    }
+    if let Some(l) = meta.last_modified {
+        m.insert("lastModified".into(), json!(l));
+    }
+    m.insert("location".into(), json!(meta.location));
+    if let Some(v) = meta.version {
+        m.insert("version".into(), json!(v));
+    }
+    out.insert("meta".into(), Value::Object(m));
+    Value::Object(out)
+}
+
+/// `meta.version`: a weak ETag of a resource's attributes, a 64-bit xxh3 of their JSON
+/// (stable across processes and replicas; a change to any attribute changes it). Serialised
+/// straight into the hash: no intermediate buffer.
+pub fn version(attrs: &Map<String, Value>) -> String {
+    struct Hashing(xxhash_rust::xxh3::Xxh3);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(xxhash_rust::xxh3::Xxh3::new());
+    // Writing a JSON map of strings into an infallible writer cannot fail.
+    let _ = serde_json::to_writer(&mut h, attrs);
+    format!("W/\"{:016x}\"", h.0.digest())
+}
+
+/// The text a resource gives `attr` (`userName`; `emails.value`: the primary element's, else
+/// the first's), names matched case-insensitively; empty text counts as none.
+pub fn text_at(resource: &Value, attr: &AttrPath) -> Option<String> {
+    let get = |v: &Value, key: &str| {
+        v.as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
+    let mut v = get(resource, &attr.name)?;
+    if let Value::Array(items) = &v {
+        let primary = items
+            .iter()
+            .find(|e| e.get("primary") == Some(&Value::Bool(true)));
+        v = primary.or_else(|| items.first())?.clone();
+    }
+    if let Some(sub) = &attr.sub {
+        v = get(&v, sub)?;
+    }
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -290,6 +290,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::error::ScimType;
     use crate::patch::parse_request;
 
     fn run(ops: Value) -> Result<GroupPatch, PatchError> {
@@ -360,16 +361,16 @@ mod tests {
     #[test]
     fn refusals() {
         let e = run(json!([{"op": "remove", "path": "members[display eq \"x\"]"}])).unwrap_err();
-        assert_eq!(e.scim_type(), "invalidPath");
+        assert_eq!(e.scim_type(), ScimType::InvalidPath);
         let e = run(json!([{"op": "add", "path": "members", "value": [{"display": "x"}]}]))
             .unwrap_err();
-        assert_eq!(e.scim_type(), "invalidValue");
+        assert_eq!(e.scim_type(), ScimType::InvalidValue);
         let e = run(json!([{"op": "remove", "path": "displayName"}])).unwrap_err();
-        assert_eq!(e.scim_type(), "mutability");
+        assert_eq!(e.scim_type(), ScimType::Mutability);
         let e = run(json!([{"op": "add", "path": "nickName", "value": "x"}])).unwrap_err();
-        assert_eq!(e.scim_type(), "invalidPath");
+        assert_eq!(e.scim_type(), ScimType::InvalidPath);
         let e = run(json!([{"op": "replace", "value": "x"}])).unwrap_err();
-        assert_eq!(e.scim_type(), "invalidValue");
+        assert_eq!(e.scim_type(), ScimType::InvalidValue);
         let p = run(json!([{"op": "replace", "path": "externalId", "value": "x"}])).unwrap();
         assert_eq!(p.members, delta(&[], &[]));
     }

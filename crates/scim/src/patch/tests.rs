@@ -163,7 +163,7 @@ fn request_requires_patch_schema() {
         json!({"schemas": PATCH_OP, "Operations": [{"op": "remove", "path": "title"}]}),
     ] {
         let e = parse_request(&b).unwrap_err();
-        assert_eq!(e.scim_type(), "invalidSyntax", "{b}");
+        assert_eq!(e.scim_type().as_str(), "invalidSyntax", "{b}");
         assert!(e.to_string().contains(PATCH_OP));
     }
 }
@@ -204,7 +204,7 @@ fn request_limits_operation_count() {
 fn request_remove_needs_path() {
     let e = parse_request(&body(json!([{"op": "remove"}]))).unwrap_err();
     assert!(matches!(e, PatchError::NoTarget(_)), "{e:?}");
-    assert_eq!(e.scim_type(), "noTarget");
+    assert_eq!(e.scim_type().as_str(), "noTarget");
 }
 
 #[test]
@@ -232,7 +232,7 @@ fn request_path_errors_name_the_operation() {
         "{e:?}"
     );
     let e = parse_request(&body(json!([{"op": "add", "path": 7, "value": "x"}]))).unwrap_err();
-    assert_eq!(e.scim_type(), "invalidPath");
+    assert_eq!(e.scim_type().as_str(), "invalidPath");
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn scim_types_match_rfc_names() {
         (PatchError::Mutability(String::new()), "mutability"),
     ];
     for (e, t) in pairs {
-        assert_eq!(e.scim_type(), t);
+        assert_eq!(e.scim_type().as_str(), t);
     }
 }
 
@@ -835,7 +835,7 @@ fn path_naming_whole_extension() {
     assert!(r.get(ENTERPRISE_USER).is_none());
     assert_eq!(schemas_of(&r), [USER]);
     let e = patch_user_err(json!([{"op": "remove", "path": USER}]));
-    assert_eq!(e.scim_type(), "invalidPath");
+    assert_eq!(e.scim_type().as_str(), "invalidPath");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1214,7 +1214,7 @@ fn error_invalid_path_names_unknown_attribute() {
         "title[value eq \"x\"]",
     ] {
         let e = patch_user_err(json!([{"op": "replace", "path": path, "value": "x"}]));
-        assert_eq!(e.scim_type(), "invalidPath", "{path}: {e:?}");
+        assert_eq!(e.scim_type().as_str(), "invalidPath", "{path}: {e:?}");
         let name = path
             .split(['[', '.'])
             .next()
@@ -1225,7 +1225,7 @@ fn error_invalid_path_names_unknown_attribute() {
         assert!(e.to_string().contains(name), "{path}: {e}");
     }
     let e = patch_user_err(json!([{"op": "remove", "path": "favouriteColour"}]));
-    assert_eq!(e.scim_type(), "invalidPath");
+    assert_eq!(e.scim_type().as_str(), "invalidPath");
 }
 
 #[test]
@@ -1233,7 +1233,7 @@ fn error_invalid_path_on_bad_filter_types() {
     let e = patch_user_err(
         json!([{"op": "replace", "path": "emails[primary gt true].value", "value": "x"}]),
     );
-    assert_eq!(e.scim_type(), "invalidPath", "{e:?}");
+    assert_eq!(e.scim_type().as_str(), "invalidPath", "{e:?}");
 }
 
 #[test]
@@ -1256,7 +1256,7 @@ fn error_no_target_when_filter_cannot_build_an_element() {
     };
     let mut u = user();
     let e = apply(&mut u, &[op], &user_schema()).unwrap_err();
-    assert_eq!(e.scim_type(), "noTarget");
+    assert_eq!(e.scim_type().as_str(), "noTarget");
 }
 
 #[test]
@@ -1430,7 +1430,8 @@ fn apply_owned_answers_as_apply_does() {
     assert_eq!(
         apply_owned(json!([1]), &good, &user_schema())
             .unwrap_err()
-            .scim_type(),
+            .scim_type()
+            .as_str(),
         "invalidValue"
     );
 }
@@ -1443,7 +1444,7 @@ fn resource_must_be_an_object() {
     .unwrap();
     let mut r = json!([1]);
     let e = apply(&mut r, &ops, &user_schema()).unwrap_err();
-    assert_eq!(e.scim_type(), "invalidValue");
+    assert_eq!(e.scim_type().as_str(), "invalidValue");
     assert_eq!(r, json!([1]));
 }
 

@@ -275,3 +275,42 @@ fn non_objects_and_odd_shapes_are_left_alone() {
     let r = json!({"id": "u1", "emails": []});
     assert_eq!(project(&r, &schema, &list("emails.value"), &[]), r);
 }
+
+#[test]
+fn assembled_resources_carry_meta_and_a_stable_etag() {
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("userName".into(), json!("ada"));
+    let v1 = super::version(&attrs);
+    assert!(v1.starts_with("W/\"") && v1.len() == 4 + 16, "{v1}");
+    assert_eq!(v1, super::version(&attrs.clone()));
+    let r = super::assemble(
+        &[crate::schema::USER],
+        "u1",
+        attrs.clone(),
+        super::Meta {
+            resource_type: "User",
+            created: Some("2026-01-01T00:00:00Z".into()),
+            last_modified: None,
+            location: super::location("http://h/scim/v2", "Users", "u1"),
+            version: Some(v1.clone()),
+        },
+    );
+    let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["schemas", "id", "userName", "meta"]);
+    assert_eq!(r["meta"]["location"], "http://h/scim/v2/Users/u1");
+    assert_eq!(r["meta"]["version"], json!(v1));
+    assert!(r["meta"].get("lastModified").is_none());
+    attrs.insert("userName".into(), json!("ada2"));
+    assert_ne!(super::version(&attrs), v1);
+}
+
+#[test]
+fn text_at_reads_primary_elements_and_sub_attributes() {
+    let r = json!({"UserName": "ada", "emails": [{"value": "a@x"}, {"value": "b@x", "primary": true}],
+        "name": {"givenName": ""}});
+    let at = |p: &str| super::text_at(&r, &AttrPath::parse(p).unwrap());
+    assert_eq!(at("userName").as_deref(), Some("ada"));
+    assert_eq!(at("emails.value").as_deref(), Some("b@x"));
+    assert_eq!(at("name.givenName"), None);
+    assert_eq!(at("title"), None);
+}

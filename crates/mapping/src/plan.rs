@@ -1,0 +1,336 @@
+//! Planners: for each SCIM operation, which legacy calls to make, in which order, with which
+//! bodies; how to read each answer; what a conflict means.
+//!
+//! A plan is an `async fn` over an [`Exchange`]: it decides every call and hands it to the
+//! exchange, which sends it and brings back the [`Answer`]. The plan does no I/O itself: the
+//! sidecar's exchange is its gateway to the legacy app (build, send, retry, decode), the golden
+//! cases' exchange is a script of expected calls and canned answers (`tests/mapping_cases`).
+//! Both run the same plan, so the cases test the code that runs.
+//!
+//! What is not the legacy app's business stays with the caller: the cross-reference (which
+//! legacy record a SCIM id is, tombstones), logs, and the SCIM answer.
+//!
+//! - [`users`]: read, create (with `on_conflict`), replace, patch, delete, set `active`.
+//! - [`groups`]: read, members, the membership push, create, rename, delete.
+//! - [`Pages`]: the pages of a list call.
+
+pub mod groups;
+pub mod users;
+
+use std::future::Future;
+
+use scim::patch::PatchError;
+use scim::request::BodyError;
+use serde_json::Value;
+
+use crate::apply::LegacyFailure;
+use crate::ids::LegacyId;
+use crate::{Call, Legacy, Paging, PreparedCall, TranslateError, Vars};
+
+pub use crate::apply::Answer;
+
+/// A legacy call a plan asks for: a declared call, about which record, with what.
+#[derive(Clone, Debug)]
+pub struct Outbound<'m> {
+    /// The declared call.
+    pub call: &'m Call,
+    /// `{legacy_id}`: the record the call is about.
+    pub legacy_id: Option<LegacyId>,
+    /// `{member_legacy_id}`: the group member the call is about.
+    pub member_legacy_id: Option<LegacyId>,
+    /// Query parameters after the call's own (a pushed-down filter, paging).
+    pub query: Vec<(String, String)>,
+    /// The JSON body of a write.
+    pub body: Option<Value>,
+}
+
+impl<'m> Outbound<'m> {
+    /// `call` about no particular record.
+    pub fn new(call: &'m Call) -> Self {
+        Outbound {
+            call,
+            legacy_id: None,
+            member_legacy_id: None,
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// `call` about the record `legacy_id`.
+    pub fn about(call: &'m Call, legacy_id: &LegacyId) -> Self {
+        Outbound {
+            legacy_id: Some(legacy_id.clone()),
+            ..Outbound::new(call)
+        }
+    }
+
+    /// With a body.
+    pub fn with_body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// With query parameters added after the call's own.
+    pub fn with_query(mut self, query: Vec<(String, String)>) -> Self {
+        self.query.extend(query);
+        self
+    }
+
+    /// The call ready to send for a tenant (`customer_id`, `api_key`).
+    pub fn prepare(
+        &self,
+        legacy: &Legacy,
+        customer_id: &str,
+        api_key: &str,
+    ) -> Result<PreparedCall, TranslateError> {
+        let vars = Vars {
+            legacy_id: self.legacy_id.as_ref().map(LegacyId::as_str),
+            member_legacy_id: self.member_legacy_id.as_ref().map(LegacyId::as_str),
+            customer_id,
+            api_key,
+        };
+        legacy.prepare(self.call, &vars, &self.query, self.body.clone())
+    }
+}
+
+/// Why a plan gives up: what the SCIM client is told is decided by the error funnel.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// A value cannot go through the mapping, or an answer has not the declared shape.
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    /// The request body is refused before any call.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The PATCH request is refused.
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    /// The legacy app refused a call.
+    #[error("{app} answered {}{}", .failure.status, .failure.code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Legacy {
+        /// Its answer, read through the mapping.
+        failure: Box<LegacyFailure>,
+        /// The legacy app's name.
+        app: String,
+        /// For a refused write: the field problems told in SCIM terms.
+        fields: Option<String>,
+    },
+    /// The record is not there (any more).
+    #[error("{resource} {id:?} not found")]
+    NotFound {
+        /// `User` or `Group`.
+        resource: &'static str,
+        /// The id the client gave (or the legacy id, when a write lost its record).
+        id: String,
+    },
+    /// A create met a record with the same unique key, and no `on_conflict` rule applies.
+    #[error("userName {user_name:?} is already taken")]
+    Taken {
+        /// The userName asked for.
+        user_name: String,
+        /// Why the legacy app said so (for the log).
+        cause: String,
+    },
+    /// A PATCH removes `active`.
+    #[error(
+        "active cannot be removed: an account is either active or deactivated; replace it with \
+         true or false"
+    )]
+    ActiveRemoved,
+    /// A group rename where the legacy app owns names.
+    #[error(
+        "displayName is read-only: groups are renamed in {app}, not through SCIM (asked \
+         {asked:?}, the group is {current:?}); {hint}"
+    )]
+    NameReadOnly {
+        /// The legacy app's name.
+        app: String,
+        /// The name asked for.
+        asked: String,
+        /// The group's name.
+        current: String,
+        /// The mapping's advice.
+        hint: String,
+    },
+    /// A membership change where the mapping declares no member calls.
+    #[error("group members cannot be changed in {app}: {hint}")]
+    MembersFixed {
+        /// The legacy app's name.
+        app: String,
+        /// The mapping's advice.
+        hint: String,
+    },
+    /// Creating or deleting a group where the mapping declares no such call.
+    #[error("{hint}")]
+    LinkOnly {
+        /// The methods the path does take.
+        allow: &'static str,
+        /// The mapping's advice.
+        hint: String,
+    },
+    /// A group the mapping locks.
+    #[error("{detail}")]
+    Locked {
+        /// The mapping's detail.
+        detail: String,
+    },
+    /// Member ids that are no user of this tenant.
+    #[error("members: unknown user id{} {}{}", if .0.len() == 1 { "" } else { "s" },
+        .0.iter().take(5).map(|id| format!("{id:?}")).collect::<Vec<_>>().join(", "),
+        if .0.len() > 5 { format!(" and {} more", .0.len() - 5) } else { String::new() })]
+    UnknownMembers(Vec<String>),
+}
+
+impl Refusal {
+    /// The legacy app refused a call that is not a write.
+    pub fn legacy(failure: LegacyFailure, legacy: &Legacy) -> Self {
+        Refusal::Legacy {
+            failure: Box::new(failure),
+            app: legacy.name.clone(),
+            fields: None,
+        }
+    }
+}
+
+/// How a plan's calls are made: by the sidecar's gateway, or by a golden case's script.
+pub trait Exchange {
+    /// What can go wrong making a call (no answer at all); a plan's own refusals become one.
+    type Error: From<Refusal> + Send;
+
+    /// Makes one call and brings back its answer.
+    fn send(
+        &mut self,
+        call: Outbound<'_>,
+    ) -> impl Future<Output = Result<Answer, Self::Error>> + Send;
+
+    /// Makes `calls`, at most `limit` at a time, handing each answer to `each` (with the
+    /// call's index) as it comes; stops sending at the first error `each` or a call returns.
+    fn send_all<'m>(
+        &mut self,
+        calls: Vec<Outbound<'m>>,
+        limit: usize,
+        each: &mut (dyn FnMut(usize, Answer) -> Result<(), Self::Error> + Send),
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// The pages of a list call, one call per page: the paging parameters of each, and whether
+/// more follow (the app's flag, else its total, else a full page).
+#[derive(Clone, Debug)]
+pub struct Pages<'m> {
+    call: &'m Call,
+    paging: &'m Paging,
+    legacy_id: Option<LegacyId>,
+    query: Vec<(String, String)>,
+    index: u64,
+    size: u64,
+    done: bool,
+    total: Option<u64>,
+    last: u64,
+}
+
+impl<'m> Pages<'m> {
+    /// Every page of `call` (about `legacy_id`, filtered by `query`), from the first.
+    pub fn new(
+        call: &'m Call,
+        paging: &'m Paging,
+        legacy_id: Option<&LegacyId>,
+        query: Vec<(String, String)>,
+    ) -> Self {
+        Pages {
+            call,
+            paging,
+            legacy_id: legacy_id.cloned(),
+            query,
+            index: 0,
+            size: paging.max_page_size,
+            done: false,
+            total: None,
+            last: 0,
+        }
+    }
+
+    /// Starts at 0-based record `index` (a multiple of the page size for page-numbered APIs).
+    pub fn starting_at(mut self, index: u64) -> Self {
+        self.index = index;
+        self
+    }
+
+    /// Pages of `size` records (at most the app's largest).
+    pub fn of_size(mut self, size: u64) -> Self {
+        self.size = size.clamp(1, self.paging.max_page_size);
+        self
+    }
+
+    /// The next page's call, `None` after the last page.
+    pub fn next_call(&self) -> Option<Outbound<'m>> {
+        if self.done {
+            return None;
+        }
+        let mut query = self.query.clone();
+        query.extend(self.paging.query(self.index, self.size));
+        Some(Outbound {
+            call: self.call,
+            legacy_id: self.legacy_id.clone(),
+            member_legacy_id: None,
+            query,
+            body: None,
+        })
+    }
+
+    /// Reads the answer to [`Pages::next_call`]: the page's records; moves to the next page.
+    pub fn read(&mut self, answer: Answer, legacy: &Legacy) -> Result<Vec<Value>, Refusal> {
+        let answer = answer.map_err(|f| Refusal::legacy(f, legacy))?;
+        let total = self.paging.total(&answer);
+        let more = self.paging.more(&answer);
+        let items = self.paging.items(answer)?;
+        let n = items.len() as u64;
+        self.index += n;
+        self.last = n;
+        self.total = total.or(self.total);
+        let more = match (more, total) {
+            (Some(m), _) => m,
+            (None, Some(t)) => self.index < t,
+            (None, None) => n == self.size,
+        };
+        self.done = !more || n == 0;
+        Ok(items)
+    }
+
+    /// Fetches the next page through `x`: its records, `None` after the last.
+    pub async fn next<X: Exchange>(
+        &mut self,
+        x: &mut X,
+        legacy: &Legacy,
+    ) -> Result<Option<Vec<Value>>, X::Error> {
+        let Some(call) = self.next_call() else {
+            return Ok(None);
+        };
+        let answer = x.send(call).await?;
+        Ok(Some(self.read(answer, legacy)?))
+    }
+
+    /// The total the app reported on the last page read, if it reports one.
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    /// Records in the last page read.
+    pub fn last_page_len(&self) -> u64 {
+        self.last
+    }
+
+    /// Records asked for per page.
+    pub fn page_size(&self) -> u64 {
+        self.size
+    }
+
+    /// 0-based index of the next record to read.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Stops: no further page is read.
+    pub fn stop(&mut self) {
+        self.done = true;
+    }
+}

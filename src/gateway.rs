@@ -1,0 +1,410 @@
+//! One gateway per tenant: everything the sidecar does to reach its legacy app. It builds a
+//! planned call into an HTTP request (the mapping's templates, the tenant's values), sends it
+//! through a tower stack — retry (`retry`) → circuit breaker (`breaker`) → concurrency limit
+//! → timeout → a pooled hyper-util client (`client`) — and decodes the answer through the
+//! mapping. Handlers, `reconcile`, the admin readiness probe all go through it.
+//!
+//! Knows HTTP and the mapping's call vocabulary, not what a call means: that is the plans'
+//! business (`mapping::plan`), which run on a gateway as their [`Exchange`].
+
+pub mod breaker;
+pub mod client;
+pub mod retry;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue, Uri};
+use mapping::plan::{Answer, Exchange, Outbound, Refusal};
+use mapping::{Mapping, PreparedCall, TranslateError};
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+
+use self::breaker::{BreakerLayer, BreakerState, CircuitOpen};
+pub use self::client::LegacyResponse;
+use self::client::{Attempt, SendOnce};
+pub use self::retry::Resilience;
+use self::retry::RetryPolicy;
+use crate::metrics::Metrics;
+use crate::telemetry::RequestNote;
+
+/// A call that got no usable answer (an answer with an error status is not an error here:
+/// the mapping reads it).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GatewayError {
+    /// The base URL in the configuration is unusable.
+    #[error("legacy base URL {0}")]
+    BaseUrl(String),
+    /// The call could not be built (bad header value, path).
+    #[error("legacy request could not be built: {0}")]
+    Request(String),
+    /// No connection could be made, or it broke before an answer arrived.
+    #[error("legacy app unreachable: {0}")]
+    Unavailable(String),
+    /// No answer within the per-call timeout.
+    #[error("legacy app did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The circuit breaker is open: no call was made.
+    #[error(transparent)]
+    CircuitOpen(#[from] CircuitOpen),
+    /// The call could not be prepared, or its answer has not the declared shape.
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+}
+
+impl GatewayError {
+    /// A short label for metrics: `timeout`, `unavailable`, `circuit_open` or `error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::Timeout(_) => "timeout",
+            GatewayError::Unavailable(_) => "unavailable",
+            GatewayError::CircuitOpen(_) => "circuit_open",
+            GatewayError::BaseUrl(_) | GatewayError::Request(_) | GatewayError::Translate(_) => {
+                "error"
+            }
+        }
+    }
+}
+
+/// Why a plan run through a gateway gave no result: the plan refused, or a call got no
+/// usable answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The plan refused (its reason decides the SCIM answer).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// A call failed.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+impl From<TranslateError> for PlanError {
+    fn from(e: TranslateError) -> Self {
+        PlanError::Refused(Refusal::Translate(e))
+    }
+}
+
+/// What a gateway is made from.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    /// `http://host:port/base/path` of the legacy app.
+    pub base_url: String,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Attempts in flight at most.
+    pub concurrency: usize,
+    /// The tenant's customer id (`{tenant.customer_id}`).
+    pub customer_id: String,
+    /// The tenant's legacy API key (`{secret.api_key}`).
+    pub api_key: String,
+}
+
+type Stack = BoxCloneSyncService<Attempt, LegacyResponse, BoxError>;
+
+/// One tenant's way to its legacy app.
+#[derive(Clone)]
+pub struct Gateway {
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
+    timeout: Duration,
+    svc: Stack,
+    breaker: Arc<BreakerState>,
+    customer_id: String,
+    api_key: String,
+    metrics: Arc<Metrics>,
+    tenant: String,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("authority", &self.authority)
+            .field("base_path", &self.base_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// The gateway of `tenant` (plain `http://`: the legacy app runs on the same host or pod);
+    /// retries, circuit changes and `429`s are counted in `metrics`.
+    pub fn new(
+        s: &GatewaySettings,
+        resilience: Resilience,
+        metrics: Arc<Metrics>,
+        tenant: &str,
+    ) -> Result<Self, GatewayError> {
+        let uri: Uri = s
+            .base_url
+            .parse()
+            .map_err(|e| GatewayError::BaseUrl(format!("{e}")))?;
+        let base = &s.base_url;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| GatewayError::BaseUrl(format!("{base:?} has no scheme (http://...)")))?;
+        if scheme != Scheme::HTTP {
+            return Err(GatewayError::BaseUrl(format!(
+                "{base:?}: only http:// is supported (the legacy app is reached on the same host or pod)"
+            )));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| GatewayError::BaseUrl(format!("{base:?} has no host")))?;
+        let breaker = Arc::new(BreakerState::default());
+        let concurrency = s.concurrency.max(1);
+        let svc = ServiceBuilder::new()
+            .retry(RetryPolicy::new(resilience, Arc::clone(&metrics), tenant))
+            .layer(BreakerLayer::new(
+                Arc::clone(&breaker),
+                resilience.breaker_threshold,
+                resilience.breaker_cooldown,
+                Arc::clone(&metrics),
+                tenant,
+            ))
+            .concurrency_limit(concurrency)
+            .timeout(s.timeout)
+            .service(SendOnce::new(concurrency, s.timeout));
+        metrics.circuit(tenant, false);
+        Ok(Gateway {
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            timeout: s.timeout,
+            svc: BoxCloneSyncService::new(svc),
+            breaker,
+            customer_id: s.customer_id.clone(),
+            api_key: s.api_key.clone(),
+            metrics,
+            tenant: tenant.to_owned(),
+        })
+    }
+
+    /// Whether the circuit breaker refuses calls now (the metrics read it at scrape time).
+    pub fn circuit_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// When the legacy app last answered a call with a status below 500: the readiness
+    /// check's evidence that it is up.
+    pub fn last_answer(&self) -> Option<Instant> {
+        self.breaker.last_answer()
+    }
+
+    /// Sends a prepared call (retried, per the stack); `request_id` goes as `X-Request-Id`.
+    pub async fn send(
+        &self,
+        call: &PreparedCall,
+        request_id: Option<&str>,
+    ) -> Result<LegacyResponse, GatewayError> {
+        let attempt = self.attempt(call, request_id)?;
+        self.svc.clone().oneshot(attempt).await.map_err(|e| {
+            if e.is::<tower::timeout::error::Elapsed>() {
+                GatewayError::Timeout(self.timeout)
+            } else if let Some(open) = e.downcast_ref::<CircuitOpen>() {
+                GatewayError::CircuitOpen(*open)
+            } else {
+                GatewayError::Unavailable(error_chain(e.as_ref()))
+            }
+        })
+    }
+
+    fn attempt(
+        &self,
+        call: &PreparedCall,
+        request_id: Option<&str>,
+    ) -> Result<Attempt, GatewayError> {
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{}", self.base_path, call.path_and_query))
+            .build()
+            .map_err(|e| GatewayError::Request(e.to_string()))?;
+        let mut headers = http::HeaderMap::with_capacity(call.headers.len() + 3);
+        for (name, value, secret) in &call.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| GatewayError::Request(format!("bad header name {name:?}")))?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                GatewayError::Request(format!("header {name} has a value that is not text"))
+            })?;
+            value.set_sensitive(*secret);
+            headers.insert(name, value);
+        }
+        if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+            headers.insert(HeaderName::from_static("x-request-id"), id);
+        }
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        let body = match &call.body {
+            Some(json) => {
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                bytes::Bytes::from(json.to_string())
+            }
+            None => bytes::Bytes::new(),
+        };
+        Ok(Attempt {
+            name: call.name.clone(),
+            method: call.method.clone(),
+            uri,
+            headers,
+            body,
+            idempotent: call.idempotent,
+            retry_hint: call.retry_hint.clone(),
+            started: Instant::now(),
+            attempt: 1,
+        })
+    }
+
+    /// Prepares, sends and decodes one planned call through `mapping`.
+    pub async fn call(
+        &self,
+        mapping: &Mapping,
+        call: &Outbound<'_>,
+        request_id: Option<&str>,
+    ) -> Result<Answer, GatewayError> {
+        let prepared = call.prepare(&mapping.legacy, &self.customer_id, &self.api_key)?;
+        let started = Instant::now();
+        let sent = self.send(&prepared, request_id).await;
+        let latency = started.elapsed();
+        let status = match &sent {
+            Ok(resp) => resp.status.as_str().to_owned(),
+            Err(e) => e.kind().to_owned(),
+        };
+        self.metrics.legacy_call(
+            &self.tenant,
+            &call.call.name,
+            &status,
+            latency.as_secs_f64(),
+        );
+        tracing::debug!(call = %call.call.name, method = %prepared.method, %status,
+            latency_us = latency.as_micros() as u64, "legacy call");
+        let resp = sent?;
+        Ok(mapping
+            .legacy
+            .decode(resp.status.as_u16(), &resp.body, resp.retry_after)?)
+    }
+
+    /// A way for plans to run on this gateway through `mapping`, for one request (its id goes
+    /// to the legacy app; its note counts the calls).
+    pub fn exchange<'a>(
+        &'a self,
+        mapping: &'a Mapping,
+        request_id: Option<&'a str>,
+        note: &'a RequestNote,
+    ) -> Exchanger<'a> {
+        Exchanger {
+            gateway: self,
+            mapping,
+            request_id,
+            note,
+        }
+    }
+
+    /// Whether the legacy app answers: one page of one record from the users list call. Any
+    /// answer below 500 counts (a refusal is an answer: the app is up); a 5xx, no answer or an
+    /// open circuit does not. For the readiness check.
+    pub async fn probe(&self, mapping: &Mapping) -> Result<u16, ProbeError> {
+        let call =
+            Outbound::new(&mapping.users.calls.list).with_query(mapping.legacy.paging.query(0, 1));
+        let prepared = call.prepare(&mapping.legacy, &self.customer_id, &self.api_key)?;
+        let request_id = format!("readyz-{}", uuid::Uuid::new_v4().simple());
+        let resp = self.send(&prepared, Some(&request_id)).await?;
+        if resp.status.is_server_error() {
+            return Err(ProbeError::Answered {
+                app: mapping.legacy.name.clone(),
+                status: resp.status,
+            });
+        }
+        Ok(resp.status.as_u16())
+    }
+}
+
+/// Why a readiness probe says the legacy app is not up.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProbeError {
+    /// It answered with a server error.
+    #[error("{app} answered {status}")]
+    Answered {
+        /// The legacy app's name.
+        app: String,
+        /// What it answered.
+        status: http::StatusCode,
+    },
+    /// No usable answer.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+impl From<TranslateError> for ProbeError {
+    fn from(e: TranslateError) -> Self {
+        ProbeError::Gateway(GatewayError::Translate(e))
+    }
+}
+
+/// A gateway as the [`Exchange`] of one request's plans.
+pub struct Exchanger<'a> {
+    gateway: &'a Gateway,
+    mapping: &'a Mapping,
+    request_id: Option<&'a str>,
+    note: &'a RequestNote,
+}
+
+impl Exchange for Exchanger<'_> {
+    type Error = PlanError;
+
+    async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, PlanError> {
+        self.note.legacy_call();
+        Ok(self
+            .gateway
+            .call(self.mapping, &call, self.request_id)
+            .await?)
+    }
+
+    async fn send_all<'m>(
+        &mut self,
+        calls: Vec<Outbound<'m>>,
+        limit: usize,
+        each: &mut (dyn FnMut(usize, Answer) -> Result<(), PlanError> + std::marker::Send),
+    ) -> Result<(), PlanError> {
+        let (gateway, mapping, request_id, note) =
+            (self.gateway, self.mapping, self.request_id, self.note);
+        let one = |i: usize, call: Outbound<'m>| async move {
+            note.legacy_call();
+            (i, gateway.call(mapping, &call, request_id).await)
+        };
+        let mut calls = calls.into_iter().enumerate();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < limit.max(1) {
+                match calls.next() {
+                    Some((i, call)) => in_flight.push(one(i, call)),
+                    None => break,
+                }
+            }
+            let Some((i, answer)) = in_flight.next().await else {
+                return Ok(());
+            };
+            each(i, answer?)?;
+        }
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

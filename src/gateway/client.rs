@@ -1,0 +1,119 @@
+//! The innermost service of a gateway: one attempt of one call over a pooled hyper-util
+//! client, its answer read whole (bounded) and its retry hint read once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mapping::RetryAfterFormat;
+use tower::{BoxError, Service};
+
+/// Largest legacy answer read; a larger one is an error (a misbehaving upstream cannot
+/// exhaust the sidecar's memory).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// One call, as the stack carries it: cheap to clone, so the retry layer can send it again.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// The call's name in logs and metrics (`users.get`).
+    pub name: String,
+    /// HTTP method.
+    pub method: Method,
+    /// Full URI.
+    pub uri: Uri,
+    /// Headers (secret values marked sensitive).
+    pub headers: HeaderMap,
+    /// JSON body, empty for none.
+    pub body: Bytes,
+    /// Whether the call may be sent again after a failure.
+    pub idempotent: bool,
+    /// The response header holding the legacy app's retry hint, and how it is written.
+    pub retry_hint: Option<(String, RetryAfterFormat)>,
+    /// When the first attempt started (retries stop when their waits no longer fit).
+    pub started: Instant,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// An answer from the legacy app, body fully read.
+#[derive(Debug, Clone)]
+pub struct LegacyResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The retry hint of the answer, in seconds, when the mapping names its header and the
+    /// answer has one.
+    pub retry_after: Option<u64>,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+/// Sends one attempt.
+#[derive(Clone, Debug)]
+pub struct SendOnce {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl SendOnce {
+    /// Over a pool of at most `idle` idle connections; connecting gives up after `timeout`.
+    pub fn new(idle: usize, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(idle.max(1))
+            .build(connector);
+        SendOnce { client }
+    }
+}
+
+impl Service<Attempt> for SendOnce {
+    type Response = LegacyResponse;
+    type Error = BoxError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<LegacyResponse, BoxError>> + std::marker::Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, a: Attempt) -> Self::Future {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let mut req = Request::builder()
+                .method(a.method)
+                .uri(a.uri)
+                .body(Full::new(a.body))?;
+            *req.headers_mut() = a.headers;
+            let resp: Response<hyper::body::Incoming> = client.request(req).await?;
+            let (parts, body) = resp.into_parts();
+            let retry_after = a.retry_hint.as_ref().and_then(|(name, format)| {
+                let value = parts.headers.get(name.as_str())?.to_str().ok()?;
+                format.seconds(value, unix_now())
+            });
+            let body = Limited::new(body, MAX_ANSWER_BYTES)
+                .collect()
+                .await?
+                .to_bytes();
+            Ok(LegacyResponse {
+                status: parts.status,
+                retry_after,
+                body,
+            })
+        })
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
