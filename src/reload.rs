@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::signals::Triggers;
 use crate::tenant::Tenant;
-use mapping::Mapping;
+use mapping::{CompileError, Mapping};
 use mapping::ids::TenantId;
 
 /// What one reload attempt did.
@@ -108,11 +108,11 @@ pub async fn reload(tenant: &Tenant, seen: &mut HashMap<TenantId, u64>, forced: 
         Err(why) => {
             tracing::error!(tenant = %tenant.id, error = %why, "mapping reload refused; the mapping in force stays");
             tenant.metrics.reload(tenant.id.as_str(), false);
-            Outcome::Refused(why)
+            Outcome::Refused(why.to_string())
         }
     }
 }
 
-fn compile(path: &Path, text: &str) -> Result<Mapping, String> {
-    Mapping::from_toml(text, &path.display().to_string()).map_err(|e| e.to_string())
+fn compile(path: &Path, text: &str) -> Result<Mapping, CompileError> {
+    Mapping::from_toml(text, &path.display().to_string())
 }

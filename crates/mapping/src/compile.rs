@@ -601,23 +601,55 @@ fn set_case_exact(
     }
 }
 
+/// Why a mapping row's SCIM path is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// `urn:…` without the attribute after the last `:`.
+    #[error("malformed URN-qualified path")]
+    MalformedUrn,
+    /// A `[…]` selector other than `[primary]`.
+    #[error("the only element selector is [primary]")]
+    Selector,
+    /// Something else than `.sub` after `[primary]`.
+    #[error("expected '.' after [primary]")]
+    AfterPrimary,
+    /// An empty attribute or sub-attribute name.
+    #[error("empty attribute name")]
+    Empty,
+    /// No such attribute in the schemas.
+    #[error("unknown SCIM attribute {0:?}")]
+    Unknown(String),
+    /// `[primary]` on a single-valued attribute.
+    #[error("[primary] on {0:?}, which is not multi-valued")]
+    PrimaryOnSingle(String),
+    /// A multi-valued attribute without `[primary]`.
+    #[error("{0:?} is multi-valued: map one element with [primary]")]
+    MultiWithoutPrimary(String),
+    /// A complex attribute without a sub-attribute.
+    #[error("{0:?} is complex: map a sub-attribute")]
+    Complex(String),
+    /// `id`, `meta`, `groups`, `password`, `active`: not a field of a record.
+    #[error("{0:?} cannot be mapped to a field")]
+    Unmappable(String),
+}
+
 /// Parses a mapping row's SCIM path: `attr`, `attr.sub`, `attr[primary].sub`, URN-qualified.
-pub fn resolve_target(text: &str, schema: &ResourceSchema) -> Result<ScimTarget, String> {
+pub fn resolve_target(text: &str, schema: &ResourceSchema) -> Result<ScimTarget, TargetError> {
     let (urn, rest) = match text.strip_prefix("urn:") {
         Some(_) => match text.rsplit_once(':') {
             Some((urn, rest)) => (Some(urn), rest),
-            None => return Err("malformed URN-qualified path".into()),
+            None => return Err(TargetError::MalformedUrn),
         },
         None => (None, text),
     };
     let (attr, primary, sub) = match rest.split_once('[') {
         Some((attr, tail)) => {
             let Some(after) = tail.strip_prefix("primary]") else {
-                return Err("the only element selector is [primary]".into());
+                return Err(TargetError::Selector);
             };
             let sub = match after {
                 "" => None,
-                s => Some(s.strip_prefix('.').ok_or("expected '.' after [primary]")?),
+                s => Some(s.strip_prefix('.').ok_or(TargetError::AfterPrimary)?),
             };
             (attr, true, sub)
         }
@@ -627,7 +659,7 @@ pub fn resolve_target(text: &str, schema: &ResourceSchema) -> Result<ScimTarget,
         },
     };
     if attr.is_empty() || sub.is_some_and(str::is_empty) {
-        return Err("empty attribute name".into());
+        return Err(TargetError::Empty);
     }
     let path = AttrPath {
         urn: urn.map(str::to_owned),
@@ -636,28 +668,22 @@ pub fn resolve_target(text: &str, schema: &ResourceSchema) -> Result<ScimTarget,
     };
     let resolved = schema
         .resolve(&path)
-        .ok_or_else(|| format!("unknown SCIM attribute {text:?}"))?;
+        .ok_or_else(|| TargetError::Unknown(text.to_owned()))?;
     let def = resolved.attr;
     if primary && !def.multi_valued {
-        return Err(format!(
-            "[primary] on {:?}, which is not multi-valued",
-            def.name
-        ));
+        return Err(TargetError::PrimaryOnSingle(def.name.clone()));
     }
     if def.multi_valued && !primary {
-        return Err(format!(
-            "{:?} is multi-valued: map one element with [primary]",
-            def.name
-        ));
+        return Err(TargetError::MultiWithoutPrimary(def.name.clone()));
     }
     if def.kind == AttrType::Complex && resolved.sub.is_none() {
-        return Err(format!("{:?} is complex: map a sub-attribute", def.name));
+        return Err(TargetError::Complex(def.name.clone()));
     }
     if matches!(
         def.name.as_str(),
         "id" | "meta" | "groups" | "password" | "active"
     ) {
-        return Err(format!("{:?} cannot be mapped to a field", def.name));
+        return Err(TargetError::Unmappable(def.name.clone()));
     }
     Ok(ScimTarget {
         extension: resolved.extension.map(str::to_owned),

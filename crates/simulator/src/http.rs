@@ -281,14 +281,25 @@ pub(crate) struct SplitQuery {
     pub(crate) filters: std::collections::HashMap<&'static str, String>,
 }
 
-/// Splits a list query; an unknown or repeated parameter is refused with a message.
+/// A list query refused: an unknown or repeated parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BadQuery {
+    /// A parameter given twice.
+    #[error("query parameter {0:?} is given more than once")]
+    Repeated(String),
+    /// A parameter the call does not take.
+    #[error("unknown query parameter {0:?}")]
+    Unknown(String),
+}
+
+/// Splits a list query; an unknown or repeated parameter is refused.
 pub(crate) fn split_list_query(
     query: Option<&str>,
     paging: [&str; 2],
     filters: &[&'static str],
-) -> Result<SplitQuery, String> {
+) -> Result<SplitQuery, BadQuery> {
     let mut out = SplitQuery::default();
-    let repeated = |name: &str| format!("query parameter {name:?} is given more than once");
+    let repeated = |name: &str| BadQuery::Repeated(name.to_owned());
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let slot = if name == paging[0] {
             &mut out.first
@@ -300,7 +311,7 @@ pub(crate) fn split_list_query(
             }
             continue;
         } else {
-            return Err(format!("unknown query parameter {name:?}"));
+            return Err(BadQuery::Unknown(name.into_owned()));
         };
         if slot.replace(value.into_owned()).is_some() {
             return Err(repeated(&name));

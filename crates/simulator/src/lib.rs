@@ -17,3 +17,21 @@ pub mod faults;
 pub mod http;
 pub mod marketing_center;
 pub mod partner_directory;
+
+/// A change made directly (without HTTP) that the simulator refused, as its API would: the
+/// text starts with the API's error code, e.g. `LOGON_NAME_TAKEN: …`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+impl Refused {
+    /// Whether the refusal says `text` (its code, a name).
+    pub fn contains(&self, text: &str) -> bool {
+        self.0.contains(text)
+    }
+
+    /// Whether the refusal starts with `code`.
+    pub fn starts_with(&self, code: &str) -> bool {
+        self.0.starts_with(code)
+    }
+}

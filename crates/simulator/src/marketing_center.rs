@@ -49,6 +49,7 @@ use self::validate::{Mode, validate};
 use crate::faults::Faults;
 pub use crate::faults::{FailureKind, FailureRule, Knobs};
 pub use crate::http::RunningSimulator;
+use crate::Refused;
 use crate::http::normalize_base_path;
 
 /// The mapping shipped for this app, `mappings/marketing-center.toml`: what `dev` and the
@@ -252,26 +253,26 @@ impl MarketingCenter {
 
     /// Creates a user as `POST /users` would (same validation and uniqueness), without HTTP.
     /// The error text starts with the `ErrorCode`, e.g. `LOGON_NAME_TAKEN: …`.
-    pub fn insert_user(&self, customer: &str, fields: Value) -> Result<u64, String> {
+    pub fn insert_user(&self, customer: &str, fields: Value) -> Result<u64, Refused> {
         let Value::Object(body) = fields else {
-            return Err("BAD_REQUEST: the fields must be a JSON object".into());
+            return Err(Refused("BAD_REQUEST: the fields must be a JSON object".into()));
         };
         let created = validate(&body, Mode::Create)
             .and_then(|changes| self.inner.store.create_user(customer, changes))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Refused(e.to_string()))?;
         created["UserID"]
             .as_u64()
-            .ok_or_else(|| "INTERNAL_ERROR: no UserID".to_owned())
+            .ok_or_else(|| Refused("INTERNAL_ERROR: no UserID".to_owned()))
     }
 
     /// Changes a user as `PATCH /users/{id}` would, without HTTP; answers the updated user.
-    pub fn patch_user(&self, customer: &str, user_id: u64, fields: Value) -> Result<Value, String> {
+    pub fn patch_user(&self, customer: &str, user_id: u64, fields: Value) -> Result<Value, Refused> {
         let Value::Object(body) = fields else {
-            return Err("BAD_REQUEST: the fields must be a JSON object".into());
+            return Err(Refused("BAD_REQUEST: the fields must be a JSON object".into()));
         };
         validate(&body, Mode::Patch)
             .and_then(|changes| self.inner.store.patch_user(customer, user_id, changes))
-            .map_err(|e| e.to_string())
+            .map_err(|e| Refused(e.to_string()))
     }
 
     /// The user as `GET /users/{id}` answers it (archived or not).
@@ -307,7 +308,7 @@ impl MarketingCenter {
     /// or a name another group holds; see [`MarketingCenter::try_add_group`].
     pub fn add_group(&self, customer: &str, identity_id: &str, name: &str) {
         if let Err(problem) = self.try_add_group(customer, identity_id, name) {
-            tracing::warn!(customer, identity_id, name, problem, "add_group refused");
+            tracing::warn!(customer, identity_id, name, %problem, "add_group refused");
         }
     }
 
@@ -317,7 +318,7 @@ impl MarketingCenter {
         customer: &str,
         identity_id: &str,
         name: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
         self.inner.store.put_group(customer, identity_id, name)
     }
 

@@ -64,6 +64,7 @@ use self::validate::account_fields;
 use crate::faults::Faults;
 pub use crate::faults::{FailureKind, FailureRule, Knobs};
 pub use crate::http::RunningSimulator;
+use crate::Refused;
 use crate::http::normalize_base_path;
 
 /// The mapping shipped for this app, `mappings/partner-directory.toml`: what `dev --app
@@ -192,26 +193,26 @@ impl PartnerDirectory {
     /// HTTP, and answers its uid. `fields` takes `login`, `email`, `first_name`, `last_name`
     /// and `origin` (`"idp"`, the default, or `"local"` for an account created by hand in the
     /// application). The error text starts with the code, e.g. `login_taken: …`.
-    pub fn insert_account(&self, fields: Value) -> Result<String, String> {
+    pub fn insert_account(&self, fields: Value) -> Result<String, Refused> {
         let Value::Object(body) = fields else {
-            return Err("bad_request: the fields must be a JSON object".into());
+            return Err(Refused("bad_request: the fields must be a JSON object".into()));
         };
-        let account = account_fields(&body).map_err(|e| e.to_string())?;
+        let account = account_fields(&body).map_err(|e| Refused(e.to_string()))?;
         let origin = match body.get("origin") {
             None | Some(Value::Null) => Origin::Idp,
             Some(Value::String(text)) => Origin::parse(text)
-                .ok_or_else(|| "invalid: origin must be \"idp\" or \"local\"".to_owned())?,
-            Some(_) => return Err("invalid: origin must be \"idp\" or \"local\"".into()),
+                .ok_or_else(|| Refused("invalid: origin must be \"idp\" or \"local\"".to_owned()))?,
+            Some(_) => return Err(Refused("invalid: origin must be \"idp\" or \"local\"".into())),
         };
         let created = self
             .inner
             .store
             .create_account(account, origin)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Refused(e.to_string()))?;
         created["uid"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| "internal_error: no uid".to_owned())
+            .ok_or_else(|| Refused("internal_error: no uid".to_owned()))
     }
 
     /// The account as `GET /accounts/{uid}` answers it.

@@ -57,7 +57,7 @@ impl ListQuery {
     /// Parses `query`, accepting `Page`, `PageSize` and the names in `filters`.
     pub(crate) fn parse(query: Option<&str>, filters: &[&'static str]) -> Result<Self, ApiError> {
         let split = crate::http::split_list_query(query, ["Page", "PageSize"], filters)
-            .map_err(ApiError::BadRequest)?;
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let mut parsed = ListQuery {
             filters: split.filters,
             ..ListQuery::default()

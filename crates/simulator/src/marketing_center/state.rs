@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::error::ApiError;
+use crate::Refused;
 use super::query::{ListQuery, Paging};
 use super::validate::{Changes, Field};
 
@@ -425,20 +426,20 @@ impl Tenant {
         Ok(())
     }
 
-    fn put_group(&mut self, id: &str, name: &str) -> Result<(), String> {
+    fn put_group(&mut self, id: &str, name: &str) -> Result<(), Refused> {
         if id.is_empty() || id.chars().count() > IDENTITY_ID_MAX_CHARS {
-            return Err(format!(
+            return Err(Refused(format!(
                 "IdentityID must be 1 to {IDENTITY_ID_MAX_CHARS} characters"
-            ));
+            )));
         }
         if name.is_empty() {
-            return Err("a group Name cannot be empty".into());
+            return Err(Refused("a group Name cannot be empty".into()));
         }
         if let Some(holder) = self.group_by_name.get(name) {
             return if holder == id {
                 Ok(())
             } else {
-                Err(format!("group {holder} is already named {name:?}"))
+                Err(Refused(format!("group {holder} is already named {name:?}")))
             };
         }
         match self.groups.get_mut(id) {
@@ -618,9 +619,9 @@ impl Store {
     }
 
     /// Creates a group, or renames an existing one (members kept).
-    pub(crate) fn put_group(&self, customer: &str, id: &str, name: &str) -> Result<(), String> {
+    pub(crate) fn put_group(&self, customer: &str, id: &str, name: &str) -> Result<(), Refused> {
         self.tenant(customer)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Refused(e.to_string()))?
             .put_group(id, name)
     }
 

@@ -46,7 +46,7 @@ impl ListQuery {
     /// Parses `query`, accepting `offset`, `limit` and the names in `filters`.
     pub(crate) fn parse(query: Option<&str>, filters: &[&'static str]) -> Result<Self, ApiError> {
         let split = crate::http::split_list_query(query, ["offset", "limit"], filters)
-            .map_err(ApiError::BadRequest)?;
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let mut parsed = ListQuery {
             filters: split.filters,
             ..ListQuery::default()
