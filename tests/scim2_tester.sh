@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SCIM 2.0 conformance run with the independent checker scim2-tester (PyPI, python-scim project).
 #
-# Builds scim-sidecar (release), starts `scim-sidecar dev` on a free loopback port with a random
+# Builds scim-sidecar (release), starts `scim-sidecar dev` on free loopback ports (SCIM and admin
+# listeners both on port 0, so it runs beside a `dev` on the default ports) with a random
 # bearer token and a throwaway data dir, reads the "SCIM base URL: ..." line from its stdout,
 # runs scim2-tester restricted to the User resource type (tests/scim2_tester.py), prints a
 # summary and exits non-zero when a check fails that is not in the driver's EXPECTED_FAILURES.
@@ -130,7 +131,8 @@ log "starting $BIN dev (data dir $DATA_DIR)"
 # poll below never reads a file that does not exist yet.
 : >"$OUT"
 : >"$ERR"
-"$BIN" dev --listen 127.0.0.1:0 --token "$TOKEN" --data-dir "$DATA_DIR" >"$OUT" 2>"$ERR" &
+"$BIN" dev --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --token "$TOKEN" --data-dir "$DATA_DIR" \
+    >"$OUT" 2>"$ERR" &
 SERVER_PID=$!
 
 BASE_URL=""

@@ -17,7 +17,9 @@ pub(crate) const API_KEY: &str = "serve-api-key-5e5e5e";
 const PASSWORD: &str = "Pa55word-not-for-logs";
 
 /// `sidecar.toml` in `dir` for one tenant `acme` in front of `legacy`, its mapping file and
-/// token file beside it; port 1 (tests override the listener from the environment).
+/// token file beside it. The SCIM listener says port 1, a port no test may end up on: every
+/// test that starts the process overrides it with `SCIM_SIDECAR_SERVER__LISTEN=127.0.0.1:0`.
+/// The admin listener is on port 0, never the default 9464 (a `dev` may run beside the tests).
 pub(crate) fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
     let token_file = dir.join("okta-token");
     std::fs::write(&token_file, format!("{FILE_TOKEN}\n")).unwrap();
@@ -41,6 +43,7 @@ pub(crate) fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::Pa
         format!(
             r#"[server]
 listen = "127.0.0.1:1"
+admin_listen = "127.0.0.1:0"
 data_dir = "{data}"
 log_format = "json"
 
@@ -75,6 +78,11 @@ async fn serve_from_config_file_and_env() {
             ("SCIM_SIDECAR_SERVER__REQUEST_TIMEOUT_SECS", "2"),
             ("SCIM_SIDECAR_SERVER__MAPPING_POLL_SECS", "0"),
         ],
+    );
+    assert_ne!(
+        served.addr().port(),
+        1,
+        "the environment overrides the file"
     );
     let base = served.base.clone();
     for token in [FILE_TOKEN, HASHED_TOKEN] {
@@ -218,7 +226,11 @@ async fn serve_from_config_file_and_env() {
 fn serve_refuses_a_bad_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sidecar.toml");
-    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\nlistn = 1\n").unwrap();
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nlistn = 1\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
         .args(["serve", "--config"])
         .arg(&config)
@@ -238,6 +250,7 @@ fn serve_refuses_a_bad_configuration() {
         .args(["serve", "--config"])
         .arg(&config)
         .env("TEST_SERVE_MC_KEY", API_KEY)
+        .env("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(!out.status.success());
