@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use http::Method;
+use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
 
 /// A running `serve` process, its log lines, and its SCIM base URL.
@@ -96,6 +97,14 @@ impl Served {
         }
     }
 
+    /// Sends `signal` (`Signal::HUP`, `Signal::TERM`, …) to the process, with the `kill`
+    /// system call through `rustix` (no `kill` command).
+    pub(crate) fn signal(&self, signal: Signal) {
+        let pid = self.child.id();
+        kill_process(Pid::from_child(&self.child), signal)
+            .unwrap_or_else(|e| panic!("cannot send {signal:?} to serve (pid {pid}): {e}"));
+    }
+
     /// Waits for the clean exit of a process already sent SIGTERM; returns every log line.
     pub(crate) fn stop_after_term(mut self) -> Vec<String> {
         let exit = self.child.wait().unwrap();
@@ -109,11 +118,7 @@ impl Served {
 
     /// Sends SIGTERM, waits for a clean exit, returns every log line.
     pub(crate) fn stop(self) -> Vec<String> {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        assert!(status.unwrap().success());
+        self.signal(Signal::TERM);
         self.stop_after_term()
     }
 

@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use http::Method;
+use rustix::process::Signal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use simulator::marketing_center::{Knobs, MarketingCenter};
@@ -172,11 +173,7 @@ async fn serve_from_config_file_and_env() {
         );
     assert_ne!(swapped, text);
     std::fs::write(&path, swapped).unwrap();
-    let hup = Command::new("kill")
-        .arg("-HUP")
-        .arg(served.child.id().to_string())
-        .status();
-    assert!(hup.unwrap().success());
+    served.signal(Signal::HUP);
     let mut reloaded = false;
     for _ in 0..300 {
         let (_, found) = call(&base, Method::GET, jane, FILE_TOKEN, None).await;
@@ -316,12 +313,7 @@ async fn sigterm_drains_requests_in_flight() {
             async move { call(&base, Method::GET, "/Users?count=2", FILE_TOKEN, None).await },
         );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = served.child.id();
-    let term = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    assert!(term.unwrap().success());
+    served.signal(Signal::TERM);
     // While the request drains, readiness says 503 (the pod leaves the Service endpoints)
     // and the admin listener still answers.
     let mut draining = false;
@@ -606,11 +598,7 @@ async fn a_sighup_right_after_start_is_handled() {
             ("SCIM_SIDECAR_SERVER__MAPPING_POLL_SECS", "0"),
         ],
     );
-    let hup = Command::new("kill")
-        .arg("-HUP")
-        .arg(served.child.id().to_string())
-        .status();
-    assert!(hup.unwrap().success());
+    served.signal(Signal::HUP);
     let (status, _) = call(
         &served.base,
         Method::GET,
