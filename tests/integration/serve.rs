@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use simulator::marketing_center::{Knobs, MarketingCenter};
 
 use crate::process::{Served, call};
+use crate::support::wait_until;
 
 pub(crate) const FILE_TOKEN: &str = "file-token-9d8f7e6a";
 const HASHED_TOKEN: &str = "hashed-token-1a2b3c4d";
@@ -174,16 +175,11 @@ async fn serve_from_config_file_and_env() {
     assert_ne!(swapped, text);
     std::fs::write(&path, swapped).unwrap();
     served.signal(Signal::HUP);
-    let mut reloaded = false;
-    for _ in 0..300 {
+    wait_until("SIGHUP to reload the mapping", async || {
         let (_, found) = call(&base, Method::GET, jane, FILE_TOKEN, None).await;
-        if found["Resources"][0]["title"] == "Jane Doe" {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(reloaded, "SIGHUP did not reload the mapping");
+        found["Resources"][0]["title"] == "Jane Doe"
+    })
+    .await;
 
     // A legacy app slower than the request limit: 504 with a SCIM body, not a hang.
     sim.set_knobs(Knobs {
@@ -303,32 +299,42 @@ async fn sigterm_drains_requests_in_flight() {
             ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
         ],
     );
+    let base = served.base.clone();
+    // The legacy app answers once: readiness then counts it as up (`legacy_ready_window_secs`)
+    // and, during the drain below, answers at once instead of probing the slowed legacy app.
+    let (status, _) = call(&base, Method::GET, "/Users?count=1", FILE_TOKEN, None).await;
+    assert_eq!(status, 200);
     sim.set_knobs(Knobs {
-        latency: Duration::from_millis(800),
+        latency: Duration::from_secs(2),
         ..Knobs::default()
     });
-    let base = served.base.clone();
+    sim.clear_requests();
     let slow =
         tokio::spawn(
             async move { call(&base, Method::GET, "/Users?count=2", FILE_TOKEN, None).await },
         );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SIGTERM once the request is in flight: the legacy app has received it (and holds it).
+    wait_until("the request to reach the legacy app", async || {
+        sim.requests()
+            .iter()
+            .any(|(m, p)| m == Method::GET && p.contains("/users"))
+    })
+    .await;
     served.signal(Signal::TERM);
     // While the request drains, readiness says 503 (the pod leaves the Service endpoints)
     // and the admin listener still answers.
-    let mut draining = false;
-    for _ in 0..100 {
-        if slow.is_finished() {
-            break;
-        }
-        let r = reqwest_get(&format!("{}/readyz", served.admin)).await;
-        if r.0 == 503 && r.1.contains("\"draining\":true") {
-            draining = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(draining, "readiness did not turn 503 during the drain");
+    wait_until(
+        "readiness to turn 503 (draining) during the drain",
+        async || {
+            assert!(
+                !slow.is_finished(),
+                "readiness did not turn 503 during the drain"
+            );
+            let r = reqwest_get(&format!("{}/readyz", served.admin)).await;
+            r.0 == 503 && r.1.contains("\"draining\":true")
+        },
+    )
+    .await;
     let (status, body) = slow.await.unwrap();
     assert_eq!(status, 200, "the request in flight finished: {body}");
     let log = tokio::task::spawn_blocking(move || served.stop_after_term())

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -28,7 +28,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::process::Served;
 use crate::serve::{API_KEY, FILE_TOKEN, write_config};
-use crate::support::{Harness, TOKEN};
+use crate::support::{Harness, TOKEN, wait_until};
 
 /// A test certificate authority; the clients trust it and nothing else.
 struct Ca {
@@ -180,18 +180,10 @@ async fn read_until_closed(mut stream: TcpStream) -> Vec<u8> {
 
 /// Opens new connections until one presents `expected` (the watcher polls every 20 ms).
 async fn wait_for_certificate(client: &Client, addr: std::net::SocketAddr, expected: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let conn = client.connect(addr).await.unwrap();
-        if conn.cert.as_ref() == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was not served within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the new certificate to be served", async || {
+        client.connect(addr).await.unwrap().cert.as_ref() == expected
+    })
+    .await;
 }
 
 #[tokio::test]
