@@ -17,3 +17,5 @@ pub mod faults;
 pub mod http;
 pub mod marketing_center;
 pub mod partner_directory;
+#[cfg(test)]
+mod test_wait;
