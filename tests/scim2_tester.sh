@@ -100,9 +100,9 @@ cleanup() {
     local rc=$?
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
-        # Bounded wait for a graceful stop, then force.
-        for _ in $(seq 1 100); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
+        # Wait for a graceful stop until a deadline, then force.
+        local stop_deadline=$((SECONDS + 10))
+        while kill -0 "$SERVER_PID" 2>/dev/null && ((SECONDS < stop_deadline)); do
             sleep 0.1
         done
         if kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -136,7 +136,7 @@ log "starting $BIN dev (data dir $DATA_DIR)"
 SERVER_PID=$!
 
 BASE_URL=""
-polls_left=$((STARTUP_TIMEOUT * 10)) # one poll every 0.1 s
+startup_deadline=$((SECONDS + STARTUP_TIMEOUT))
 while [[ -z "$BASE_URL" ]]; do
     # Only complete (newline-terminated) lines count, so a half-written line is never read.
     complete="$(wc -l <"$OUT")"
@@ -149,8 +149,7 @@ while [[ -z "$BASE_URL" ]]; do
         log "server exited before printing its base URL"
         exit 3
     fi
-    polls_left=$((polls_left - 1))
-    if ((polls_left <= 0)); then
+    if ((SECONDS >= startup_deadline)); then
         log "no 'SCIM base URL:' line within ${STARTUP_TIMEOUT}s"
         exit 3
     fi
