@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SCIM 2.0 conformance run with the independent checker scim2-tester (PyPI, python-scim project).
 #
-# Builds scim-sidecar (release), starts `scim-sidecar dev` on a free loopback port with a random
+# Builds scim-sidecar (release), starts `scim-sidecar dev` on free loopback ports (SCIM and admin
+# listeners both on port 0, so it runs beside a `dev` on the default ports) with a random
 # bearer token and a throwaway data dir, reads the "SCIM base URL: ..." line from its stdout,
 # runs scim2-tester restricted to the User resource type (tests/scim2_tester.py), prints a
 # summary and exits non-zero when a check fails that is not in the driver's EXPECTED_FAILURES.
@@ -99,9 +100,9 @@ cleanup() {
     local rc=$?
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
-        # Bounded wait for a graceful stop, then force.
-        for _ in $(seq 1 100); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
+        # Wait for a graceful stop until a deadline, then force.
+        local stop_deadline=$((SECONDS + 10))
+        while kill -0 "$SERVER_PID" 2>/dev/null && ((SECONDS < stop_deadline)); do
             sleep 0.1
         done
         if kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -130,11 +131,12 @@ log "starting $BIN dev (data dir $DATA_DIR)"
 # poll below never reads a file that does not exist yet.
 : >"$OUT"
 : >"$ERR"
-"$BIN" dev --listen 127.0.0.1:0 --token "$TOKEN" --data-dir "$DATA_DIR" >"$OUT" 2>"$ERR" &
+"$BIN" dev --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --token "$TOKEN" --data-dir "$DATA_DIR" \
+    >"$OUT" 2>"$ERR" &
 SERVER_PID=$!
 
 BASE_URL=""
-polls_left=$((STARTUP_TIMEOUT * 10)) # one poll every 0.1 s
+startup_deadline=$((SECONDS + STARTUP_TIMEOUT))
 while [[ -z "$BASE_URL" ]]; do
     # Only complete (newline-terminated) lines count, so a half-written line is never read.
     complete="$(wc -l <"$OUT")"
@@ -147,8 +149,7 @@ while [[ -z "$BASE_URL" ]]; do
         log "server exited before printing its base URL"
         exit 3
     fi
-    polls_left=$((polls_left - 1))
-    if ((polls_left <= 0)); then
+    if ((SECONDS >= startup_deadline)); then
         log "no 'SCIM base URL:' line within ${STARTUP_TIMEOUT}s"
         exit 3
     fi

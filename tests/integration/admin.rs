@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, TOKEN};
+use crate::support::{Harness, TOKEN, wait_until};
 
 /// Every sample line of an OpenMetrics text: `name{labels}` → value.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -489,14 +489,10 @@ async fn a_write_cut_off_by_shutdown_is_recorded_as_dropped() {
         client.request(req).await.map(|r| r.status())
     });
     // Wait until the create has reached the legacy app (a deadline, not a sleep).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while h.sim().request_count() == before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the create never reached the legacy app"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    wait_until("the create to reach the legacy app", async || {
+        h.sim().request_count() != before
+    })
+    .await;
     let dir = h.stop_keeping_files().await;
     let answer = client.await.unwrap();
     assert!(answer.is_err(), "the client got an answer: {answer:?}");

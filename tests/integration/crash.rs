@@ -39,6 +39,7 @@ async fn sigkill_at_random_points_converges() {
         format!(
             r#"[server]
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 data_dir = "{data}"
 log_format = "json"
 

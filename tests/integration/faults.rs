@@ -5,7 +5,7 @@
 use http::Method;
 use simulator::marketing_center::{FailureKind, FailureRule};
 
-use crate::support::{Harness, okta_user};
+use crate::support::{Harness, okta_user, wait_for_every};
 
 fn rule(method: Option<Method>, path: &str, count: u32, kind: FailureKind) -> FailureRule {
     FailureRule {
@@ -212,8 +212,8 @@ async fn a_failing_legacy_app_opens_the_circuit() {
     h.stop().await;
 }
 
-/// Sends like Okta: answers 429 / 502 / 503 / 504 are retried (bounded) until the expected
-/// status comes.
+/// Sends like Okta: answers 429 / 502 / 503 / 504 are retried, 100 ms apart, until the
+/// expected status comes (bounded by the harness's wait limit).
 async fn okta(
     h: &Harness,
     method: Method,
@@ -221,20 +221,25 @@ async fn okta(
     body: Option<serde_json::Value>,
     want: u16,
 ) -> serde_json::Value {
-    for _ in 0..60 {
-        let a = h.send(method.clone(), path, body.clone()).await;
-        if a.status == want {
-            return a.body;
-        }
-        assert!(
-            matches!(a.status.as_u16(), 429 | 502..=504),
-            "{method} {path}: {} {:?}",
-            a.status,
-            a.body
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{method} {path} never succeeded");
+    let retry = std::time::Duration::from_millis(100);
+    wait_for_every(
+        &format!("{method} {path} to answer {want}"),
+        retry,
+        async || {
+            let a = h.send(method.clone(), path, body.clone()).await;
+            if a.status == want {
+                return Some(a.body);
+            }
+            assert!(
+                matches!(a.status.as_u16(), 429 | 502..=504),
+                "{method} {path}: {} {:?}",
+                a.status,
+                a.body
+            );
+            None
+        },
+    )
+    .await
 }
 
 /// The Okta flows through every kind of legacy fault: injected 429s and 503s, answers

@@ -7,7 +7,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use http::Method;
+use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
+
+use crate::support::WAIT_LIMIT;
 
 /// A running `serve` process, its log lines, and its SCIM base URL.
 pub(crate) struct Served {
@@ -80,13 +83,18 @@ impl Served {
         rest.trim_end_matches("/scim/v2").parse().unwrap()
     }
 
-    /// Waits (at most 30 s) for the next log line whose message is `message`; returns it.
+    /// Waits (at most [`WAIT_LIMIT`]) for the next log line whose message is `message`;
+    /// returns it.
     pub(crate) fn wait_for_log(&mut self, message: &str) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + WAIT_LIMIT;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let Ok(line) = self.lines.recv_timeout(left) else {
-                panic!("no log line {message:?} within 30 s: {:?}", self.log);
+                panic!(
+                    "no log line {message:?} within {} s: {:?}",
+                    WAIT_LIMIT.as_secs(),
+                    self.log
+                );
             };
             self.log.push(line.clone());
             let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
@@ -96,24 +104,37 @@ impl Served {
         }
     }
 
-    /// Waits for the clean exit of a process already sent SIGTERM; returns every log line.
+    /// Sends `signal` (`Signal::HUP`, `Signal::TERM`, …) to the process, with the `kill`
+    /// system call through `rustix` (no `kill` command).
+    pub(crate) fn signal(&self, signal: Signal) {
+        let pid = self.child.id();
+        kill_process(Pid::from_child(&self.child), signal)
+            .unwrap_or_else(|e| panic!("cannot send {signal:?} to serve (pid {pid}): {e}"));
+    }
+
+    /// Waits for the clean exit of a process already sent SIGTERM; returns every log line,
+    /// down to the last one it wrote (its standard error is read until it closes).
     pub(crate) fn stop_after_term(mut self) -> Vec<String> {
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "serve exited with {exit}");
-        self.log.extend(self.lines.try_iter());
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.log.push(l);
+        let deadline = std::time::Instant::now() + WAIT_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.log,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "serve exited but its standard error did not close within {} s: {:?}",
+                    WAIT_LIMIT.as_secs(),
+                    self.log
+                ),
+            }
         }
-        self.log
     }
 
     /// Sends SIGTERM, waits for a clean exit, returns every log line.
     pub(crate) fn stop(self) -> Vec<String> {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        assert!(status.unwrap().success());
+        self.signal(Signal::TERM);
         self.stop_after_term()
     }
 

@@ -16,6 +16,8 @@ pub(crate) async fn run(h: &Harness, dir: &std::path::Path, fix: bool) -> (bool,
         &config,
         format!(
             r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 data_dir = "{data}"
 
 [tenants.acme]

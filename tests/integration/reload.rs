@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::support::{Harness, okta_user};
+use crate::support::{Harness, okta_user, wait_until};
 
 #[tokio::test]
 async fn reload_under_load_loses_no_request() {
@@ -59,28 +59,35 @@ async fn reload_under_load_loses_no_request() {
     std::fs::write(&h.mapping_file, &changed).unwrap();
     wait_for_title(&h, &id, "Re Load").await;
 
-    // A broken mapping is refused; the one in force keeps serving.
+    // A broken mapping is refused; the one in force keeps serving, until the refusal and
+    // after it.
+    let reloads = |outcome: &str| {
+        format!("scim_sidecar_mapping_reloads_total{{tenant=\"acme\",outcome=\"{outcome}\"}}")
+    };
+    let refusals = h.metric(&reloads("refused")).await;
     std::fs::write(
         &h.mapping_file,
         changed.replace("scim = \"userName\"", "scim = \"userNam\""),
     )
     .unwrap();
-    for _ in 0..20 {
+    let in_force = async || {
         let a = h.get(&format!("/Users/{id}")).await;
         assert_eq!(
             (a.status.as_u16(), a.body["title"].as_str()),
             (200, Some("Re Load"))
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
+    wait_until("the broken mapping to be refused", async || {
+        in_force().await;
+        h.metric(&reloads("refused")).await > refusals
+    })
+    .await;
+    in_force().await;
     // And a good one after it is taken again.
     std::fs::write(&h.mapping_file, &text).unwrap();
     wait_for_title(&h, &id, "Field Engineer").await;
     // The metrics count the two reloads and the refusal between them (at least: a poll may
     // also catch a file half-written by the test).
-    let reloads = |outcome: &str| {
-        format!("scim_sidecar_mapping_reloads_total{{tenant=\"acme\",outcome=\"{outcome}\"}}")
-    };
     assert!(h.metric(&reloads("reloaded")).await >= 2.0);
     assert!(h.metric(&reloads("refused")).await >= 1.0);
 
@@ -107,14 +114,11 @@ async fn reload_under_load_loses_no_request() {
 
 /// Polls until the user's title reads `want` (the reload is asynchronous), bounded.
 async fn wait_for_title(h: &Harness, id: &str, want: &str) {
-    for _ in 0..500 {
-        let a = h.get(&format!("/Users/{id}")).await;
-        if a.body["title"] == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the reload to {want:?} never took effect");
+    wait_until(
+        &format!("the reload that makes the title {want:?}"),
+        async || h.get(&format!("/Users/{id}")).await.body["title"] == want,
+    )
+    .await;
 }
 
 /// A mapping file that cannot be read is reported once, not at every poll; the mapping in
@@ -125,26 +129,31 @@ async fn an_unreadable_mapping_is_reported_once() {
     let text = std::fs::read_to_string(&h.mapping_file).unwrap();
     std::fs::remove_file(&h.mapping_file).unwrap();
     let refused = "scim_sidecar_mapping_reloads_total{tenant=\"acme\",outcome=\"refused\"}";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while h.metric(refused).await == 0.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the missing file was not noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    wait_until("the missing mapping file to be refused", async || {
+        h.metric(refused).await > 0.0
+    })
+    .await;
+    // Twenty more polls of the same missing file: still one refusal. Each poll reads every
+    // tenant's file in turn, so each change to the `other` tenant's file that is taken marks
+    // one more poll (the file is replaced whole, by a rename, so no poll reads half of it).
+    let other = std::fs::read_to_string(&h.other_mapping_file).unwrap();
+    let marked = "scim_sidecar_mapping_reloads_total{tenant=\"other\",outcome=\"reloaded\"}";
+    let next = h.other_mapping_file.with_extension("toml.next");
+    for poll in 1..=20u32 {
+        std::fs::write(&next, format!("{other}\n# poll {poll}\n")).unwrap();
+        std::fs::rename(&next, &h.other_mapping_file).unwrap();
+        wait_until(&format!("poll {poll} after the refusal"), async || {
+            h.metric(marked).await >= f64::from(poll)
+        })
+        .await;
     }
-    // Twenty more polls of the same missing file: still one refusal.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.metric(refused).await, 1.0);
     assert_eq!(h.get("/Users?count=1").await.status, 200);
     std::fs::write(&h.mapping_file, text).unwrap();
     let reloaded = "scim_sidecar_mapping_reloads_total{tenant=\"acme\",outcome=\"reloaded\"}";
-    while h.metric(reloaded).await == 0.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the restored file was not taken"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the restored mapping file to be taken", async || {
+        h.metric(reloaded).await > 0.0
+    })
+    .await;
     h.stop().await;
 }

@@ -5,11 +5,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use http::Method;
+use rustix::process::Signal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use simulator::marketing_center::{Knobs, MarketingCenter};
 
 use crate::process::{Served, call};
+use crate::support::wait_until;
 
 pub(crate) const FILE_TOKEN: &str = "file-token-9d8f7e6a";
 const HASHED_TOKEN: &str = "hashed-token-1a2b3c4d";
@@ -17,7 +19,9 @@ pub(crate) const API_KEY: &str = "serve-api-key-5e5e5e";
 const PASSWORD: &str = "Pa55word-not-for-logs";
 
 /// `sidecar.toml` in `dir` for one tenant `acme` in front of `legacy`, its mapping file and
-/// token file beside it; port 1 (tests override the listener from the environment).
+/// token file beside it. The SCIM listener says port 1, a port no test may end up on: every
+/// test that starts the process overrides it with `SCIM_SIDECAR_SERVER__LISTEN=127.0.0.1:0`.
+/// The admin listener is on port 0, never the default 9464 (a `dev` may run beside the tests).
 pub(crate) fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
     let token_file = dir.join("okta-token");
     std::fs::write(&token_file, format!("{FILE_TOKEN}\n")).unwrap();
@@ -41,6 +45,7 @@ pub(crate) fn write_config(dir: &std::path::Path, legacy: &str) -> std::path::Pa
         format!(
             r#"[server]
 listen = "127.0.0.1:1"
+admin_listen = "127.0.0.1:0"
 data_dir = "{data}"
 log_format = "json"
 
@@ -75,6 +80,11 @@ async fn serve_from_config_file_and_env() {
             ("SCIM_SIDECAR_SERVER__REQUEST_TIMEOUT_SECS", "2"),
             ("SCIM_SIDECAR_SERVER__MAPPING_POLL_SECS", "0"),
         ],
+    );
+    assert_ne!(
+        served.addr().port(),
+        1,
+        "the environment overrides the file"
     );
     let base = served.base.clone();
     for token in [FILE_TOKEN, HASHED_TOKEN] {
@@ -164,21 +174,12 @@ async fn serve_from_config_file_and_env() {
         );
     assert_ne!(swapped, text);
     std::fs::write(&path, swapped).unwrap();
-    let hup = Command::new("kill")
-        .arg("-HUP")
-        .arg(served.child.id().to_string())
-        .status();
-    assert!(hup.unwrap().success());
-    let mut reloaded = false;
-    for _ in 0..300 {
+    served.signal(Signal::HUP);
+    wait_until("SIGHUP to reload the mapping", async || {
         let (_, found) = call(&base, Method::GET, jane, FILE_TOKEN, None).await;
-        if found["Resources"][0]["title"] == "Jane Doe" {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(reloaded, "SIGHUP did not reload the mapping");
+        found["Resources"][0]["title"] == "Jane Doe"
+    })
+    .await;
 
     // A legacy app slower than the request limit: 504 with a SCIM body, not a hang.
     sim.set_knobs(Knobs {
@@ -218,7 +219,11 @@ async fn serve_from_config_file_and_env() {
 fn serve_refuses_a_bad_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sidecar.toml");
-    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\nlistn = 1\n").unwrap();
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nlistn = 1\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
         .args(["serve", "--config"])
         .arg(&config)
@@ -238,6 +243,7 @@ fn serve_refuses_a_bad_configuration() {
         .args(["serve", "--config"])
         .arg(&config)
         .env("TEST_SERVE_MC_KEY", API_KEY)
+        .env("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -293,37 +299,42 @@ async fn sigterm_drains_requests_in_flight() {
             ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
         ],
     );
+    let base = served.base.clone();
+    // The legacy app answers once: readiness then counts it as up (`legacy_ready_window_secs`)
+    // and, during the drain below, answers at once instead of probing the slowed legacy app.
+    let (status, _) = call(&base, Method::GET, "/Users?count=1", FILE_TOKEN, None).await;
+    assert_eq!(status, 200);
     sim.set_knobs(Knobs {
-        latency: Duration::from_millis(800),
+        latency: Duration::from_secs(2),
         ..Knobs::default()
     });
-    let base = served.base.clone();
+    sim.clear_requests();
     let slow =
         tokio::spawn(
             async move { call(&base, Method::GET, "/Users?count=2", FILE_TOKEN, None).await },
         );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = served.child.id();
-    let term = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    assert!(term.unwrap().success());
+    // SIGTERM once the request is in flight: the legacy app has received it (and holds it).
+    wait_until("the request to reach the legacy app", async || {
+        sim.requests()
+            .iter()
+            .any(|(m, p)| m == Method::GET && p.contains("/users"))
+    })
+    .await;
+    served.signal(Signal::TERM);
     // While the request drains, readiness says 503 (the pod leaves the Service endpoints)
     // and the admin listener still answers.
-    let mut draining = false;
-    for _ in 0..100 {
-        if slow.is_finished() {
-            break;
-        }
-        let r = reqwest_get(&format!("{}/readyz", served.admin)).await;
-        if r.0 == 503 && r.1.contains("\"draining\":true") {
-            draining = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(draining, "readiness did not turn 503 during the drain");
+    wait_until(
+        "readiness to turn 503 (draining) during the drain",
+        async || {
+            assert!(
+                !slow.is_finished(),
+                "readiness did not turn 503 during the drain"
+            );
+            let r = reqwest_get(&format!("{}/readyz", served.admin)).await;
+            r.0 == 503 && r.1.contains("\"draining\":true")
+        },
+    )
+    .await;
     let (status, body) = slow.await.unwrap();
     assert_eq!(status, 200, "the request in flight finished: {body}");
     let log = tokio::task::spawn_blocking(move || served.stop_after_term())
@@ -593,11 +604,7 @@ async fn a_sighup_right_after_start_is_handled() {
             ("SCIM_SIDECAR_SERVER__MAPPING_POLL_SECS", "0"),
         ],
     );
-    let hup = Command::new("kill")
-        .arg("-HUP")
-        .arg(served.child.id().to_string())
-        .status();
-    assert!(hup.unwrap().success());
+    served.signal(Signal::HUP);
     let (status, _) = call(
         &served.base,
         Method::GET,

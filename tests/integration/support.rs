@@ -1,7 +1,7 @@
 //! Test harness: a Marketing Center simulator and a sidecar on ephemeral loopback ports, a
 //! temp SQLite file each, and a small SCIM client over real sockets.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -36,6 +36,39 @@ pub(crate) const TOKEN_2: &str = "scim-token-acme-rotated-0c44";
 /// The admin token of the harness's admin listener.
 pub(crate) const ADMIN_TOKEN: &str = "admin-token-3e8a61";
 
+/// How long a test waits for a state it expects before it fails. Generous on purpose: a
+/// loaded machine makes a test slower, never red.
+pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(30);
+/// How often [`wait_until`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Polls `done` every 10 ms until it returns `true`; panics naming `what` if it has not
+/// within [`WAIT_LIMIT`]. The synchronisation of the tests: wait on a state, never a sleep.
+pub(crate) async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    wait_for_every(what, POLL_EVERY, async || done().await.then_some(())).await;
+}
+
+/// Polls `ready` every `every` (a client's pause between retries, say) until it returns
+/// `Some`, and hands back its value; panics naming `what` if it has not within [`WAIT_LIMIT`].
+pub(crate) async fn wait_for_every<T>(
+    what: &str,
+    every: Duration,
+    mut ready: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        if let Some(value) = ready().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {} s waiting for {what}",
+            WAIT_LIMIT.as_secs()
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// The Partner Directory mapping as shipped.
 pub(crate) const PARTNER_DIRECTORY_MAPPING: &str =
     include_str!("../../mappings/partner-directory.toml");
@@ -52,6 +85,8 @@ pub(crate) enum Legacy {
 pub(crate) struct Harness {
     /// The mapping file (watched when started with `start_reloadable`).
     pub(crate) mapping_file: std::path::PathBuf,
+    /// The second tenant's (`other`) own mapping file, watched like `mapping_file`.
+    pub(crate) other_mapping_file: std::path::PathBuf,
     restarted: Option<(
         oneshot::Sender<()>,
         tokio::task::JoinHandle<std::io::Result<()>>,
@@ -181,6 +216,8 @@ impl Harness {
         let mapping = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
         let mapping_file = dir.path().join("mapping.toml");
         std::fs::write(&mapping_file, mapping_text).unwrap();
+        let other_mapping_file = dir.path().join("mapping-other.toml");
+        std::fs::write(&other_mapping_file, mapping_text).unwrap();
         let tenant =
             |id: &str, customer: &str, tokens: &[&str], mapping, mapping_path| TenantSettings {
                 id: TenantId::new(id),
@@ -206,7 +243,13 @@ impl Harness {
                 mapping,
                 reload.map(|_| mapping_file.clone()),
             ),
-            tenant("other", "OTHER", &[TOKEN_OTHER], other, None),
+            tenant(
+                "other",
+                "OTHER",
+                &[TOKEN_OTHER],
+                other,
+                reload.map(|_| other_mapping_file.clone()),
+            ),
         ];
         let scheme = if transport.is_tls() { "https" } else { "http" };
         let sidecar = Sidecar::start(Launch {
@@ -230,6 +273,7 @@ impl Harness {
         let client = Client::builder(TokioExecutor::new()).build_http();
         Harness {
             mapping_file,
+            other_mapping_file,
             restarted: None,
             restarted_addr: None,
             legacy,

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
+use rustix::process::Signal;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ProtocolVersion, SupportedProtocolVersion};
@@ -27,7 +28,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::process::Served;
 use crate::serve::{API_KEY, FILE_TOKEN, write_config};
-use crate::support::{Harness, TOKEN};
+use crate::support::{Harness, TOKEN, wait_until};
 
 /// A test certificate authority; the clients trust it and nothing else.
 struct Ca {
@@ -179,18 +180,10 @@ async fn read_until_closed(mut stream: TcpStream) -> Vec<u8> {
 
 /// Opens new connections until one presents `expected` (the watcher polls every 20 ms).
 async fn wait_for_certificate(client: &Client, addr: std::net::SocketAddr, expected: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let conn = client.connect(addr).await.unwrap();
-        if conn.cert.as_ref() == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was not served within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the new certificate to be served", async || {
+        client.connect(addr).await.unwrap().cert.as_ref() == expected
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -355,15 +348,8 @@ async fn serve_over_tls_reloads_on_sighup_and_keeps_the_old_pair_on_a_bad_one() 
     let (status, body) = conn.get("/scim/v2/Users?count=2", Some(FILE_TOKEN)).await;
     assert_eq!((status, &body["totalResults"]), (StatusCode::OK, &2.into()));
 
-    let hup = |served: &Served| {
-        let status = Command::new("kill")
-            .arg("-HUP")
-            .arg(served.child.id().to_string())
-            .status();
-        assert!(status.unwrap().success());
-    };
     let second = ca.issue("serve-2", 2, &files);
-    hup(&served);
+    served.signal(Signal::HUP);
     let line = tokio::task::block_in_place(|| served.wait_for_log("TLS certificate reloaded"));
     assert_eq!(line["cert_file"], cert_file.as_str());
     assert_eq!(ca.h2().connect(addr).await.unwrap().cert, second);
@@ -375,7 +361,7 @@ async fn serve_over_tls_reloads_on_sighup_and_keeps_the_old_pair_on_a_bad_one() 
 
     let broken = "-----BEGIN PRIVATE KEY-----\nhunter2 is not a key\n-----END PRIVATE KEY-----\n";
     std::fs::write(&files.key, broken).unwrap();
-    hup(&served);
+    served.signal(Signal::HUP);
     let line = tokio::task::block_in_place(|| {
         served.wait_for_log("TLS certificate reload refused; the certificate in force stays")
     });

@@ -52,10 +52,7 @@ impl Proc {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        self.sigterm();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -65,6 +62,20 @@ impl Proc {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Asks the process to stop: SIGTERM, with the `kill` system call (no `kill` command). A
+    /// process that is already gone is not an error: `terminate` reaps it next.
+    #[cfg(unix)]
+    fn sigterm(&mut self) {
+        use rustix::process::{Pid, Signal, kill_process};
+        let _ = kill_process(Pid::from_child(&self.child), Signal::TERM);
+    }
+
+    /// Without Unix signals there is no gentle stop: it is killed at once.
+    #[cfg(not(unix))]
+    fn sigterm(&mut self) {
+        let _ = self.child.kill();
     }
 }
 

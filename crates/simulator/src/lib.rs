@@ -17,6 +17,8 @@ pub mod faults;
 pub mod http;
 pub mod marketing_center;
 pub mod partner_directory;
+#[cfg(test)]
+mod test_wait;
 
 /// A change made directly (without HTTP) that the simulator refused, as its API would: the
 /// text starts with the API's error code, e.g. `LOGON_NAME_TAKEN: …`.

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
+use crate::test_wait::wait_until;
 
 const KEY: &str = "test-key";
 const ACME: &str = "acme";
@@ -1305,9 +1306,10 @@ async fn stop_lets_in_flight_requests_finish() {
             .unwrap();
         client.request(request).await.map(|r| r.status())
     });
-    while sim.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("the request to reach the simulator", async || {
+        sim.request_count() > 0
+    })
+    .await;
     running.stop().await;
     assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
@@ -1319,15 +1321,10 @@ async fn dropping_the_handle_stops_the_simulator() {
     let addr = h.running.addr();
     assert_eq!(h.get("/users").await.status, StatusCode::OK);
     drop(h);
-    let mut refused = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(refused);
+    wait_until("the listener to refuse connections", async || {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
+use crate::test_wait::wait_until;
 
 const TOKEN: &str = "test-token";
 const AUTH: &str = "Token test-token";
@@ -1471,9 +1472,10 @@ async fn spawn_serves_under_v2_and_stop_lets_in_flight_requests_finish() {
             .unwrap();
         client.request(request).await.map(|r| r.status())
     });
-    while sim.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("the request to reach the simulator", async || {
+        sim.request_count() > 0
+    })
+    .await;
     running.stop().await;
     assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
