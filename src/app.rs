@@ -21,13 +21,14 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, RequestError};
 use crate::handlers::{self, Ctx};
-use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, TokenTable};
+use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, RescueLayer, TokenTable};
 use crate::router::{self, Route};
 use crate::server::TlsTerminated;
 use crate::telemetry::RequestNote;
 use crate::tenant::{State, Tenant};
 
-/// The whole SCIM service: tracing, request ids, sensitive headers, auth, then the handlers.
+/// The whole SCIM service: sensitive headers, request ids, tracing, the request log, auth,
+/// content type, the rescue of every error and the request time limit, then the handlers.
 pub fn service(
     state: Arc<State>,
     tokens: Arc<TokenTable<Arc<Tenant>>>,
@@ -71,10 +72,13 @@ pub fn service(
         .layer(observe)
         .layer(AuthLayer::new(tokens))
         .layer(ContentTypeLayer)
+        .layer(RescueLayer::new(state.request_timeout))
+        .timeout(state.request_timeout)
         .service(ScimService { state })
 }
 
-/// The innermost service: routes and calls the handlers.
+/// The innermost service: reads the body, routes and calls the handlers. Its errors are
+/// answered by the rescue layer outside it.
 #[derive(Clone)]
 pub struct ScimService {
     state: Arc<State>,
@@ -87,10 +91,10 @@ where
     B::Error: Into<tower::BoxError>,
 {
     type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Error>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -98,7 +102,6 @@ where
         let state = Arc::clone(&self.state);
         Box::pin(async move {
             let _in_flight = state.in_flight.enter();
-            let limit = state.request_timeout;
             // Set by the observe layer; made here when the service runs without it.
             let note = req
                 .extensions()
@@ -109,12 +112,7 @@ where
                 Some(r) => r.clone(),
                 None => router::route(req.method(), req.uri().path()),
             };
-            let handled = handle(&state, req, route, note);
-            Ok(match tokio::time::timeout(limit, handled).await {
-                Ok(Ok(resp)) => resp,
-                Ok(Err(e)) => e.into_response(),
-                Err(_) => Error::from(RequestError::Timeout { limit }).into_response(),
-            })
+            handle(&state, req, route, note).await
         })
     }
 }

@@ -108,6 +108,9 @@ pub enum Error {
     /// The cross-reference store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Something that should not happen happened (a bug): answered 500, logged.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<PlanError> for Error {
@@ -255,6 +258,7 @@ impl Error {
             Error::Refused(r) => refusal(r),
             Error::Gateway(e) => gateway(e),
             Error::Store(e) => Answer::internal(format!("cross-reference store: {e}")),
+            Error::Internal(cause) => Answer::internal(cause),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Custom tower layers, one per file; tower-http provides the rest (tracing, request ids,
-//! sensitive headers). Layers know nothing about mappings or the legacy app.
+//! sensitive headers), tower the request timeout. Layers know nothing about mappings or the legacy app.
 
 pub mod auth;
 pub mod content_type;
 pub mod observe;
+pub mod rescue;
 
 pub use auth::{AuthLayer, TokenTable};
 pub use content_type::ContentTypeLayer;
 pub use observe::ObserveLayer;
+pub use rescue::RescueLayer;

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::signals::Triggers;
 use crate::tenant::Tenant;
-use mapping::{CompileError, Mapping};
 use mapping::ids::TenantId;
+use mapping::{CompileError, Mapping};
 
 /// What one reload attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use toml::de::{DeTable, DeValue};
+use toml_edit::{ImDocument, Item, TableLike, Value};
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -34,28 +34,50 @@ fn split_index(segment: &str) -> (&str, Option<usize>) {
     }
 }
 
-fn find(value: &DeValue<'_>, segs: &[&str]) -> Option<Range<usize>> {
-    let DeValue::Table(table) = value else {
-        return None;
-    };
+/// A place in the document a path can go on from.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a Item),
+    Value(&'a Value),
+    Table(&'a toml_edit::Table),
+}
+
+impl<'a> Node<'a> {
+    fn table(self) -> Option<&'a dyn TableLike> {
+        match self {
+            Node::Item(Item::Table(t)) | Node::Table(t) => Some(t),
+            Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)) => {
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn find(node: Node<'_>, segs: &[&str]) -> Option<Range<usize>> {
+    let table = node.table()?;
     for k in (1..=segs.len()).rev() {
         let joined = segs.get(..k)?.join(".");
         let (name, index) = split_index(&joined);
-        let Some((key, v)) = table.iter().find(|(key, _)| key.get_ref().as_ref() == name) else {
+        let Some((key, item)) = table.get_key_value(name) else {
             continue;
         };
-        let (v, here) = match (index, v.get_ref()) {
-            (Some(i), DeValue::Array(items)) => match items.get(i) {
-                Some(item) => (item.get_ref(), item.span()),
-                None => return Some(key.span()),
+        let (child, here) = match (index, item) {
+            (Some(i), Item::ArrayOfTables(tables)) => match tables.get(i) {
+                Some(t) => (Node::Table(t), t.span().or_else(|| key.span())),
+                None => return key.span(),
             },
-            _ => (v.get_ref(), key.span()),
+            (Some(i), Item::Value(Value::Array(items))) => match items.get(i) {
+                Some(v) => (Node::Value(v), v.span().or_else(|| key.span())),
+                None => return key.span(),
+            },
+            _ => (Node::Item(item), key.span()),
         };
         let rest = segs.get(k..).unwrap_or(&[]);
         if rest.is_empty() {
-            return Some(here);
+            return here;
         }
-        return find(v, rest).or(Some(here));
+        return find(child, rest).or(here);
     }
     None
 }
@@ -66,10 +88,9 @@ pub fn locate(text: &str, message: &str) -> Option<(usize, usize)> {
     if path.is_empty() {
         return None;
     }
-    let doc = DeTable::parse(text).ok()?;
+    let doc = ImDocument::parse(text).ok()?;
     let segs: Vec<&str> = path.split('.').collect();
-    let root = DeValue::Table(doc.into_inner());
-    find(&root, &segs).map(|span| line_col(text, span.start))
+    find(Node::Table(doc.as_table()), &segs).map(|span| line_col(text, span.start))
 }
 
 #[cfg(test)]

@@ -46,10 +46,10 @@ use sha2::{Digest, Sha256};
 
 use self::state::Store;
 use self::validate::{Mode, validate};
+use crate::Refused;
 use crate::faults::Faults;
 pub use crate::faults::{FailureKind, FailureRule, Knobs};
 pub use crate::http::RunningSimulator;
-use crate::Refused;
 use crate::http::normalize_base_path;
 
 /// The mapping shipped for this app, `mappings/marketing-center.toml`: what `dev` and the
@@ -255,7 +255,9 @@ impl MarketingCenter {
     /// The error text starts with the `ErrorCode`, e.g. `LOGON_NAME_TAKEN: …`.
     pub fn insert_user(&self, customer: &str, fields: Value) -> Result<u64, Refused> {
         let Value::Object(body) = fields else {
-            return Err(Refused("BAD_REQUEST: the fields must be a JSON object".into()));
+            return Err(Refused(
+                "BAD_REQUEST: the fields must be a JSON object".into(),
+            ));
         };
         let created = validate(&body, Mode::Create)
             .and_then(|changes| self.inner.store.create_user(customer, changes))
@@ -266,9 +268,16 @@ impl MarketingCenter {
     }
 
     /// Changes a user as `PATCH /users/{id}` would, without HTTP; answers the updated user.
-    pub fn patch_user(&self, customer: &str, user_id: u64, fields: Value) -> Result<Value, Refused> {
+    pub fn patch_user(
+        &self,
+        customer: &str,
+        user_id: u64,
+        fields: Value,
+    ) -> Result<Value, Refused> {
         let Value::Object(body) = fields else {
-            return Err(Refused("BAD_REQUEST: the fields must be a JSON object".into()));
+            return Err(Refused(
+                "BAD_REQUEST: the fields must be a JSON object".into(),
+            ));
         };
         validate(&body, Mode::Patch)
             .and_then(|changes| self.inner.store.patch_user(customer, user_id, changes))

@@ -61,10 +61,10 @@ use serde_json::{Value, json};
 
 use self::state::{Origin, Store};
 use self::validate::account_fields;
+use crate::Refused;
 use crate::faults::Faults;
 pub use crate::faults::{FailureKind, FailureRule, Knobs};
 pub use crate::http::RunningSimulator;
-use crate::Refused;
 use crate::http::normalize_base_path;
 
 /// The mapping shipped for this app, `mappings/partner-directory.toml`: what `dev --app
@@ -195,14 +195,21 @@ impl PartnerDirectory {
     /// application). The error text starts with the code, e.g. `login_taken: …`.
     pub fn insert_account(&self, fields: Value) -> Result<String, Refused> {
         let Value::Object(body) = fields else {
-            return Err(Refused("bad_request: the fields must be a JSON object".into()));
+            return Err(Refused(
+                "bad_request: the fields must be a JSON object".into(),
+            ));
         };
         let account = account_fields(&body).map_err(|e| Refused(e.to_string()))?;
         let origin = match body.get("origin") {
             None | Some(Value::Null) => Origin::Idp,
-            Some(Value::String(text)) => Origin::parse(text)
-                .ok_or_else(|| Refused("invalid: origin must be \"idp\" or \"local\"".to_owned()))?,
-            Some(_) => return Err(Refused("invalid: origin must be \"idp\" or \"local\"".into())),
+            Some(Value::String(text)) => Origin::parse(text).ok_or_else(|| {
+                Refused("invalid: origin must be \"idp\" or \"local\"".to_owned())
+            })?,
+            Some(_) => {
+                return Err(Refused(
+                    "invalid: origin must be \"idp\" or \"local\"".into(),
+                ));
+            }
         };
         let created = self
             .inner

@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::error::ApiError;
-use crate::Refused;
 use super::query::{ListQuery, Paging};
 use super::validate::{Changes, Field};
+use crate::Refused;
 
 /// The first `UserID` handed out.
 pub(crate) const FIRST_USER_ID: u64 = 1001;
