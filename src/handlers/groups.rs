@@ -2,20 +2,20 @@
 //! create, rename and delete where the mapping declares those calls (otherwise they are
 //! refused with the mapping's advice for the admin).
 
-use std::collections::HashMap;
+mod members;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use mapping::GroupMapping;
 use mapping::ids::{LegacyId, ScimId};
-use mapping::plan::groups::{self as plan, Changed, Member, MemberPages, RESOURCE_TYPE};
-use mapping::plan::{Refusal, users};
-use mapping::resource::user_id;
+use mapping::plan::Refusal;
+use mapping::plan::groups::{self as plan, RESOURCE_TYPE};
 use scim::list::{ListParams, Projection};
 use scim::patch::members::GroupPatch;
 use serde_json::Value;
 
+use self::members::{read_members, recorded, translate};
 use super::{Ctx, list_response, no_content, resource_response};
 use crate::error::{Error, RequestError};
 use crate::xref::Seen;
@@ -86,44 +86,6 @@ async fn record_seen(
     ctx.state
         .xref
         .seen(&ctx.tenant.id, RESOURCE_TYPE, rows)
-        .await?;
-    Ok(())
-}
-
-/// Every member of a group, read page by page; members met for the first time are recorded
-/// in the cross-reference, so each has a SCIM id.
-async fn read_members(
-    ctx: &Ctx,
-    gm: &GroupMapping,
-    legacy_id: &LegacyId,
-) -> Result<Vec<Member>, Error> {
-    let mut pages = MemberPages::new(&ctx.mapping, gm, legacy_id);
-    let mut x = ctx.exchange();
-    let mut out = Vec::new();
-    while let Some(members) = pages.next(&mut x).await? {
-        record_members(ctx, &members).await?;
-        out.extend(members);
-    }
-    Ok(out)
-}
-
-/// Records users met as group members (SCIM id, legacy id, display).
-async fn record_members(ctx: &Ctx, members: &[Member]) -> Result<(), Error> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    let rows = members
-        .iter()
-        .map(|m| Seen {
-            scim_id: user_id(&ctx.tenant.id, &m.legacy_id),
-            legacy_id: m.legacy_id.clone(),
-            external_id: None,
-            user_name: m.display.clone(),
-        })
-        .collect();
-    ctx.state
-        .xref
-        .seen(&ctx.tenant.id, users::RESOURCE_TYPE, rows)
         .await?;
     Ok(())
 }
@@ -283,79 +245,8 @@ async fn change_group(
     Ok(changed.record)
 }
 
-/// Records the members a change read, and logs its push.
-async fn recorded(ctx: &Ctx, changed: &Changed) -> Result<(), Error> {
-    record_members(ctx, &changed.members_read).await?;
-    let Some(pushed) = &changed.pushed else {
-        return Ok(());
-    };
-    let group = &changed.legacy_id;
-    for (members, code) in &pushed.skipped {
-        tracing::warn!(
-            group = %group,
-            members = ?members.iter().map(LegacyId::as_str).collect::<Vec<_>>(),
-            code = code.as_str(),
-            "member skipped"
-        );
-    }
-    tracing::info!(
-        group = %group,
-        added = pushed.added,
-        removed = pushed.removed,
-        calls = pushed.calls,
-        skipped = pushed.skipped.iter().map(|(m, _)| m.len()).sum::<usize>(),
-        "membership pushed"
-    );
-    Ok(())
-}
-
 fn note_name(ctx: &Ctx, gm: &GroupMapping, record: &Value) {
     if let Some(name) = gm.display_name_of(record) {
         ctx.note.set_subject(&name);
     }
-}
-
-/// Translates member SCIM ids to legacy ids; every unknown id is refused (before any legacy
-/// call), naming the ids.
-async fn translate(ctx: &Ctx, named: &[&str]) -> Result<HashMap<String, LegacyId>, Error> {
-    let wanted: Vec<(&str, Option<ScimId>)> = named
-        .iter()
-        .map(|id| (*id, ScimId::parse_derived(id)))
-        .collect();
-    let mut found = HashMap::new();
-    let mut missing: Vec<&(&str, Option<ScimId>)> = wanted.iter().collect();
-    // Ids the xref has never seen may still be ours (a lost database): one rescan, then again.
-    for pass in 0..2 {
-        if pass == 1
-            && !(missing.iter().any(|(_, s)| s.is_some()) && super::users::rediscover(ctx).await?)
-        {
-            break;
-        }
-        let candidates = std::mem::take(&mut missing);
-        let ids: Vec<ScimId> = candidates.iter().filter_map(|(_, s)| s.clone()).collect();
-        let records = ctx
-            .state
-            .xref
-            .get_many(&ctx.tenant.id, users::RESOURCE_TYPE, ids)
-            .await?;
-        let mut records = records.into_iter();
-        for w in candidates {
-            let row = if w.1.is_some() {
-                records.next().flatten()
-            } else {
-                None
-            };
-            match row {
-                Some(r) if r.tombstoned_at.is_none() => {
-                    found.insert(w.0.to_owned(), r.legacy_id);
-                }
-                _ => missing.push(w),
-            }
-        }
-    }
-    if missing.is_empty() {
-        return Ok(found);
-    }
-    let ids = missing.iter().map(|(id, _)| (*id).to_owned()).collect();
-    Err(Refusal::UnknownMembers(ids).into())
 }

@@ -11,6 +11,7 @@ mod auth;
 mod bench;
 mod check;
 mod crash;
+mod dev;
 mod discovery;
 mod entra;
 mod errors;
