@@ -6,41 +6,42 @@
 //!
 //! # Layout
 //!
-//! The pure crates of the workspace do the thinking; this crate does the wiring and the I/O.
+//! The pure crates of the workspace do the thinking; this crate does the wiring and the I/O
+//! (`ARCHITECTURE.md` follows a request through them).
 //!
-//! - `scim` (crate): RFC 7643/7644 — schemas, filters, PATCH, projection. No I/O.
-//! - `mapping` (crate): the compiled mapping file, templates, transforms, translation, and the
-//!   identity newtypes. No I/O.
+//! - `scim` (crate): RFC 7643/7644 — schemas, filters, PATCH, listing, resources, request
+//!   bodies, the `scimType` list. No I/O.
+//! - `mapping` (crate): the mapping language, the translation, the identity newtypes, and the
+//!   planners (`mapping::plan`): for each operation, every legacy call and how to read its
+//!   answer. No I/O.
 //! - `simulator`, `bench` (crates): tooling, linked only with the `dev-tools` feature (the
 //!   `dev`, `simulate` and `bench` commands) and by tests; never on the serve path.
 //!
-//! In this crate:
-//! - `cli`: the command line, one file per command under `cli/`.
-//! - `run`: starts and stops a whole sidecar (files, tenants, listeners, reloader).
+//! In this crate, in the order a request meets them:
+//! - `server`: listeners, hyper-util connection builder, per-connection TLS handshake, graceful
+//!   shutdown; `tls`: certificate files, rustls, reload on change or `SIGHUP`.
+//! - `app`: the tower stack in front of the handlers.
+//! - `middleware`: custom layers, one per file (auth → tenant, the request log line and
+//!   metrics, content type, the rescue of every error).
+//! - `router`: (method, path) → `Route`.
+//! - `handlers`: sequencing only — the cross-reference, the plan, the gateway, the answer.
+//! - `tenant`: what a request may touch — its tenant (mapping, gateway) and the shared state.
+//! - `gateway`: one per tenant; builds, sends (retry, circuit breaker, limits: tower layers)
+//!   and decodes legacy calls, for handlers, `reconcile` and the readiness probe alike.
+//! - `xref`: the SQLite cross-reference, on its own thread.
+//! - `error`: the funnel — every error becomes one SCIM error response here.
+//!
+//! Around them:
+//! - `cli`: the command line, one file per command under `cli/`; `run`: starts and stops a
+//!   whole sidecar (files, tenants, listeners, reloader).
 //! - `config`: figment configuration (defaults ← TOML file ← `SCIM_SIDECAR_*` env), validation,
 //!   secrets from env vars and files.
-//! - `tenant`: what a request may touch — its tenant (mapping, legacy client) and the shared
-//!   state (xref, metrics, provisioning log, requests in flight).
-//! - `server`: listeners, hyper-util connection builder, per-connection TLS handshake, graceful
-//!   shutdown.
-//! - `app`: the tower stack in front of the handlers.
-//! - `middleware`: custom tower layers (bearer-token auth → tenant, the request log line and
-//!   metrics, content type).
-//! - `router`: (method, path) → `Route`.
-//! - `handlers`: Users, Groups, discovery — where `scim`, `mapping`, `legacy` and `xref` meet.
-//! - `error`: the one place any error becomes a SCIM error response.
-//! - `legacy`: the tower client stack that sends prepared calls to the legacy app.
-//! - `xref`: the SQLite cross-reference, on its own thread.
 //! - `reconcile`: compares the xref with the legacy app and repairs drift.
-//! - `reload`: puts a changed mapping file in force (SIGHUP or file change), or keeps the old.
-//! - `signals`: shutdown signals and reload triggers (SIGHUP or polling).
-//! - `tls`: optional TLS on the listener — certificate and key files, rustls configuration,
-//!   reload on change or `SIGHUP` (a bad new pair is refused, the old one stays).
-//! - `admin`: the admin listener (health, readiness, metrics, provisioning log page).
-//! - `metrics`: the Prometheus metrics and their text encoding.
-//! - `provisioning`: the provisioning log of write operations, in its own SQLite file.
-//! - `telemetry`: tracing-subscriber setup and the JSON log line, the per-request note, PII
-//!   redaction.
+//! - `reload`: puts a changed mapping file in force (SIGHUP or file change), or keeps the old;
+//!   `signals`: shutdown signals and reload triggers.
+//! - `admin`: the admin listener (health, readiness, metrics, provisioning log page);
+//!   `metrics`: the Prometheus metrics; `provisioning`: the provisioning log of writes;
+//!   `telemetry`: tracing setup, the JSON log line, the per-request note, PII redaction.
 
 pub mod admin;
 pub mod app;
