@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use mapping::ids::LegacyId;
-use mapping::plan::users::{self as plan, After, Listing, RESOURCE_TYPE};
+use mapping::plan::users::{self as plan, After, Listing, RESOURCE_TYPE, Written};
 use mapping::plan::{Exchange, Refusal};
 use mapping::resource::user_id;
 use scim::list::{ListParams, Projection};
@@ -107,6 +107,19 @@ async fn answer(
     Ok(resource_response(status, &resource))
 }
 
+/// The answer to a replace or a PATCH; a change of `active` is the write's action in the
+/// logs (deactivate / reactivate).
+async fn answer_written(
+    ctx: &Ctx,
+    legacy_id: &LegacyId,
+    written: Written,
+) -> Result<Response<Full<Bytes>>, Error> {
+    if let Some(a) = written.activation {
+        ctx.note.set_action(a.as_str());
+    }
+    answer(ctx, legacy_id, written.after, StatusCode::OK).await
+}
+
 /// `POST /Users`.
 pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Error> {
     note_user_name(ctx, &body);
@@ -131,10 +144,7 @@ pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<B
         &mut ctx.exchange(),
     )
     .await?;
-    if let Some(a) = written.activation {
-        ctx.note.set_action(a.as_str());
-    }
-    answer(ctx, &legacy_id, written.after, StatusCode::OK).await
+    answer_written(ctx, &legacy_id, written).await
 }
 
 /// `PATCH /Users/{id}`: only changed fields go to the legacy app; `active` goes through the
@@ -152,10 +162,7 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
         &mut ctx.exchange(),
     )
     .await?;
-    if let Some(a) = written.activation {
-        ctx.note.set_action(a.as_str());
-    }
-    answer(ctx, &legacy_id, written.after, StatusCode::OK).await
+    answer_written(ctx, &legacy_id, written).await
 }
 
 /// `DELETE /Users/{id}`: per the mapping, deactivate or delete; the id is tombstoned.

@@ -355,6 +355,8 @@ struct Script<'a> {
     dir: &'a Path,
     calls: VecDeque<&'a ScriptedCall>,
     made: usize,
+    /// Every call the plan made, as `METHOD path_and_query`, in order.
+    sent: Vec<String>,
     /// Differences between what the plan sent and the script: (call number, check).
     diffs: Vec<(usize, Check)>,
 }
@@ -364,6 +366,8 @@ impl Script<'_> {
         self.made += 1;
         let n = self.made;
         let prepared = self.prep.prepare(call).map_err(Stop::Script)?;
+        self.sent
+            .push(format!("{} {}", prepared.method, prepared.path_and_query));
         let Some(expected) = self.calls.pop_front() else {
             return Err(Stop::Script(format!(
                 "the plan made call #{n} ({} {}), the script has no more",
@@ -842,6 +846,7 @@ fn step_exchange(ctx: &Ctx<'_>, s: &ExchangeStep) -> Result<Vec<Check>, String> 
         dir: ctx.dir,
         calls: s.calls.iter().collect(),
         made: 0,
+        sent: Vec::new(),
         diffs: Vec::new(),
     };
     let gm = || m.groups.as_ref().ok_or("the mapping has no [groups]");
@@ -950,10 +955,16 @@ fn step_exchange(ctx: &Ctx<'_>, s: &ExchangeStep) -> Result<Vec<Check>, String> 
             c
         })
         .collect();
+    // The sequence, so a call missing or extra is named, not only counted.
+    let scripted: Vec<String> = s
+        .calls
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.path_and_query))
+        .collect();
     checks.push(Check::json(
-        "the calls made",
-        json!(s.calls.len()),
-        json!(x.made),
+        "the call sequence",
+        json!(scripted),
+        json!(x.sent),
     ));
     checks.push(Check::json(
         "the outcome",
@@ -1351,4 +1362,25 @@ fn golden_harness_refuses_what_it_cannot_trust() {
         "{e}"
     );
     assert!(e.contains("\"active\": false"), "IsActive is missing: {e}");
+
+    // A scripted call the plan does not make is named, not only counted.
+    std::fs::remove_dir_all(&case).unwrap();
+    let case = cases.path().join("archived-already");
+    std::fs::create_dir(&case).unwrap();
+    std::fs::write(
+        case.join(CASE_FILE),
+        "mapping = \"mappings/marketing-center.toml\"\n\
+         [vars]\ncustomer_id = \"ACME\"\napi_key = \"k\"\n\
+         [[exchange]]\nop = \"delete\"\nexpect = '\"done\"'\n\
+         current = '{\"UserID\": 7, \"IsActive\": false, \"IsArchived\": true}'\n\
+         [[exchange.calls]]\nmethod = \"POST\"\npath_and_query = \"/users/7/archive\"\n\
+         answer = { status = 200 }\n",
+    )
+    .unwrap();
+    let e = run_all(repo_root(), cases.path()).unwrap_err();
+    assert!(
+        e.contains("case `archived-already`, exchange #1: the call sequence differs"),
+        "{e}"
+    );
+    assert!(e.contains("  -   \"POST /users/7/archive\""), "{e}");
 }

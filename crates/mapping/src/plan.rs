@@ -112,7 +112,7 @@ pub enum Refusal {
         failure: Box<LegacyFailure>,
         /// The legacy app's name.
         app: String,
-        /// For a refused write: the field problems told in SCIM terms.
+        /// For a write refused with a listed code: the field problems told in SCIM terms.
         fields: Option<String>,
     },
     /// The record is not there (any more).

@@ -249,9 +249,10 @@ pub async fn delete<X: Exchange>(
     }
 }
 
-/// A `displayName` equal to the current one is a no-op (Okta sends it after every push). Any
-/// other is a rename: through the rename call when the mapping declares one, refused
-/// otherwise (the legacy app owns group names). Answers the record as it now is.
+/// The name a request leaves is the last `displayName` it sets (`names`, in order: PATCH
+/// operations apply in order). One equal to the current name is a no-op (Okta sends it after
+/// every push). Any other is a rename: through the rename call when the mapping declares one,
+/// refused otherwise (the legacy app owns group names). Answers the record as it now is.
 pub async fn rename<X: Exchange>(
     m: &Mapping,
     gm: &GroupMapping,
@@ -261,7 +262,7 @@ pub async fn rename<X: Exchange>(
     x: &mut X,
 ) -> Result<Value, X::Error> {
     let current = gm.display_name_of(&record).unwrap_or_default();
-    let Some(new) = names.iter().rev().find(|n| **n != current) else {
+    let Some(new) = names.last().filter(|n| **n != current) else {
         return Ok(record);
     };
     let Some(call) = &gm.rename else {
@@ -288,9 +289,9 @@ pub async fn rename<X: Exchange>(
 /// What a membership push did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pushed {
-    /// Members added.
+    /// Members asked to be added (those skipped included).
     pub added: usize,
-    /// Members removed.
+    /// Members asked to be removed (those skipped included).
     pub removed: usize,
     /// Member calls that succeeded.
     pub calls: u64,
@@ -440,9 +441,7 @@ pub async fn push<X: Exchange>(
             }
             Err(f) if skips(&f) => {
                 let who = members.get(i).cloned().unwrap_or_default();
-                pushed
-                    .skipped
-                    .push((who, f.code.unwrap_or_default()));
+                pushed.skipped.push((who, f.code.unwrap_or_default()));
                 Ok(())
             }
             Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),

@@ -114,9 +114,11 @@ async fn record_of<X: Exchange>(
     })
 }
 
-/// A refused write, its field problems told in SCIM terms (never a legacy field name).
+/// A refused write, its field problems told in SCIM terms (never a legacy field name). Only
+/// a code `[legacy.errors.codes]` lists tells them: an unlisted one falls back on the HTTP
+/// status and its fixed detail, dropping the field problems (mappings/README.md §6.6).
 fn write_refusal(m: &Mapping, f: LegacyFailure) -> Refusal {
-    let fields = (!f.fields.is_empty()).then(|| {
+    let fields = (f.rule.is_some() && !f.fields.is_empty()).then(|| {
         f.fields
             .iter()
             .map(|(field, problem)| m.users.field_problem(field, problem))
