@@ -44,7 +44,7 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
             .iter()
             .map(|r| gm.resource(&ctx.tenant.id, r, None, &ctx.base_url))
             .collect::<Result<Vec<_>, _>>()?;
-        record_seen(ctx, gm, &built).await?;
+        record_seen(ctx, gm, &records).await?;
         for (record, (_, group)) in records.into_iter().zip(built) {
             if p.filter
                 .as_ref()
@@ -66,23 +66,20 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
     Ok((total, out))
 }
 
-/// Records groups met (SCIM id, legacy id, display name).
-async fn record_seen(
-    ctx: &Ctx,
-    gm: &GroupMapping,
-    built: &[(LegacyId, Value)],
-) -> Result<(), Error> {
-    let rows = built
+/// Records groups met (SCIM id, legacy id, display name), from their legacy records.
+async fn record_seen(ctx: &Ctx, gm: &GroupMapping, records: &[Value]) -> Result<(), Error> {
+    let rows = records
         .iter()
-        .map(|(legacy_id, group)| Seen {
-            scim_id: gm.scim_id(&ctx.tenant.id, legacy_id),
-            legacy_id: legacy_id.clone(),
-            external_id: None,
-            user_name: scim::request::member(group, "displayName")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+        .map(|record| {
+            let legacy_id = gm.legacy_id_of(record)?;
+            Ok(Seen {
+                scim_id: gm.scim_id(&ctx.tenant.id, &legacy_id),
+                legacy_id,
+                external_id: None,
+                user_name: gm.display_name_of(record),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, Error>>()?;
     ctx.state
         .xref
         .seen(&ctx.tenant.id, RESOURCE_TYPE, rows)
@@ -157,8 +154,7 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Err
     let mut x = ctx.exchange();
     let created =
         plan::create(&ctx.mapping, gm, &name, &members, &ids, concurrency, &mut x).await?;
-    let (_, group) = gm.resource(&ctx.tenant.id, &created.record, None, &ctx.base_url)?;
-    record_seen(ctx, gm, &[(created.legacy_id.clone(), group)]).await?;
+    record_seen(ctx, gm, std::slice::from_ref(&created.record)).await?;
     recorded(ctx, &created).await?;
     let group = render(ctx, gm, &created.record, &Projection::default()).await?;
     Ok(resource_response(StatusCode::CREATED, &group))
