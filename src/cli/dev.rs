@@ -20,7 +20,7 @@ use crate::server::{Limits, Transport};
 use crate::telemetry::{self, LogFormat};
 use crate::tenant::TenantSettings;
 
-/// The demo customer id of `dev` (the Marketing Center's `X-MC-Customer`).
+/// The demo customer id of `dev` (its tenant's `{tenant.customer_id}`).
 pub(crate) const DEV_CUSTOMER: &str = "DEMO";
 
 /// The legacy apps `dev` can put the sidecar in front of: every shipped mapping that has a
