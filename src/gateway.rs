@@ -1,6 +1,6 @@
 //! One gateway per tenant: everything the sidecar does to reach its legacy app. It builds a
 //! planned call into an HTTP request (the mapping's templates, the tenant's values), sends it
-//! through a tower stack — retry (`retry`) → circuit breaker (`breaker`) → concurrency limit
+//! through a tower stack — concurrency limit → retry (`retry`) → circuit breaker (`breaker`)
 //! → timeout → a pooled hyper-util client (`client`) — and decodes the answer through the
 //! mapping. Handlers, `reconcile`, the admin readiness probe all go through it.
 //!
@@ -157,7 +157,11 @@ impl Gateway {
             .ok_or_else(|| GatewayError::BaseUrl(format!("{base:?} has no host")))?;
         let breaker = Arc::new(BreakerState::default());
         let concurrency = s.concurrency.max(1);
+        // The limit is outermost: a call holds its slot through its retries (a legacy app
+        // that asks to wait is not sent more meanwhile), and the retry layer, which copies the
+        // service inside it for every call, copies no semaphore.
         let svc = ServiceBuilder::new()
+            .concurrency_limit(concurrency)
             .retry(RetryPolicy::new(resilience, Arc::clone(&metrics), tenant))
             .layer(BreakerLayer::new(
                 Arc::clone(&breaker),
@@ -166,7 +170,6 @@ impl Gateway {
                 Arc::clone(&metrics),
                 tenant,
             ))
-            .concurrency_limit(concurrency)
             .timeout(s.timeout)
             .service(SendOnce::new(concurrency, s.timeout));
         metrics.circuit(tenant, false);
@@ -252,13 +255,15 @@ impl Gateway {
             None => bytes::Bytes::new(),
         };
         Ok(Attempt {
-            name: call.name.clone(),
-            method: call.method.clone(),
-            uri,
-            headers,
-            body,
-            idempotent: call.idempotent,
-            retry_hint: call.retry_hint.clone(),
+            call: Arc::new(client::Call {
+                name: call.name.clone(),
+                method: call.method.clone(),
+                uri,
+                headers,
+                body,
+                idempotent: call.idempotent,
+                retry_hint: call.retry_hint.clone(),
+            }),
             started: Instant::now(),
             attempt: 1,
         })

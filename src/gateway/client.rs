@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -19,9 +20,21 @@ use tower::{BoxError, Service};
 /// exhaust the sidecar's memory).
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// One call, as the stack carries it: cheap to clone, so the retry layer can send it again.
+/// One call, as the stack carries it: cheap to clone (the retry layer keeps a copy to send
+/// it again), the request itself built anew for each attempt.
 #[derive(Clone, Debug)]
 pub struct Attempt {
+    /// What is sent, the same for every attempt.
+    pub call: Arc<Call>,
+    /// When the first attempt started (retries stop when their waits no longer fit).
+    pub started: Instant,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// A call as the legacy app receives it.
+#[derive(Debug)]
+pub struct Call {
     /// The call's name in logs and metrics (`users.get`).
     pub name: String,
     /// HTTP method.
@@ -36,10 +49,6 @@ pub struct Attempt {
     pub idempotent: bool,
     /// The response header holding the legacy app's retry hint, and how it is written.
     pub retry_hint: Option<(String, RetryAfterFormat)>,
-    /// When the first attempt started (retries stop when their waits no longer fit).
-    pub started: Instant,
-    /// 1 for the first attempt.
-    pub attempt: u32,
 }
 
 /// An answer from the legacy app, body fully read.
@@ -87,11 +96,12 @@ impl Service<Attempt> for SendOnce {
     fn call(&mut self, a: Attempt) -> Self::Future {
         let client = self.client.clone();
         Box::pin(async move {
+            let a = &a.call;
             let mut req = Request::builder()
-                .method(a.method)
-                .uri(a.uri)
-                .body(Full::new(a.body))?;
-            *req.headers_mut() = a.headers;
+                .method(a.method.clone())
+                .uri(a.uri.clone())
+                .body(Full::new(a.body.clone()))?;
+            *req.headers_mut() = a.headers.clone();
             let resp: Response<hyper::body::Incoming> = client.request(req).await?;
             let (parts, body) = resp.into_parts();
             let retry_after = a.retry_hint.as_ref().and_then(|(name, format)| {

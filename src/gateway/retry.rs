@@ -46,7 +46,7 @@ impl Default for Resilience {
 pub struct RetryPolicy {
     resilience: Resilience,
     metrics: Arc<Metrics>,
-    tenant: String,
+    tenant: Arc<str>,
 }
 
 impl RetryPolicy {
@@ -55,7 +55,7 @@ impl RetryPolicy {
         RetryPolicy {
             resilience,
             metrics,
-            tenant: tenant.to_owned(),
+            tenant: tenant.into(),
         }
     }
 
@@ -84,7 +84,7 @@ impl Policy<Attempt, LegacyResponse, BoxError> for RetryPolicy {
     ) -> Option<Self::Future> {
         let wait = self.wait(req.attempt, result)?;
         let r = &self.resilience;
-        if !req.idempotent
+        if !req.call.idempotent
             || req.attempt >= r.max_attempts
             || req.started.elapsed() + wait > r.max_retry_time
         {
@@ -96,12 +96,13 @@ impl Policy<Attempt, LegacyResponse, BoxError> for RetryPolicy {
             "retrying a legacy call"
         );
         req.attempt += 1;
-        self.metrics.legacy_retry(&self.tenant, &req.name);
+        self.metrics.legacy_retry(&self.tenant, &req.call.name);
         Some(tokio::time::sleep(wait))
     }
 
     fn clone_request(&mut self, req: &Attempt) -> Option<Attempt> {
-        Some(req.clone())
+        // A call that is never sent again needs no copy.
+        req.call.idempotent.then(|| req.clone())
     }
 }
 
