@@ -2,6 +2,8 @@
 //! configuration's tenants). The shell of the program: errors here are `anyhow`, printed once
 //! by [`run`].
 
+#[cfg(feature = "dev-tools")]
+pub mod bench;
 pub mod check;
 #[cfg(feature = "dev-tools")]
 pub mod dev;
@@ -9,7 +11,7 @@ pub mod log;
 pub mod reconcile;
 pub mod serve;
 #[cfg(feature = "dev-tools")]
-pub mod tools;
+pub mod simulate;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,15 +45,15 @@ pub enum Command {
     Dev(dev::Args),
     /// Run the Marketing Center simulator alone (deploy examples, benchmarks).
     #[cfg(feature = "dev-tools")]
-    Simulate(tools::SimulateArgs),
+    Simulate(simulate::SimulateArgs),
     /// Measure the sidecar against the simulator and a bare forwarder (see README,
     /// "Performance").
     #[cfg(feature = "dev-tools")]
-    Bench(bench::Options),
+    Bench(::bench::Options),
     /// The benchmark's bare pass-through forwarder (used by `bench`).
     #[cfg(feature = "dev-tools")]
     #[command(hide = true)]
-    Forward(tools::ForwardArgs),
+    Forward(bench::ForwardArgs),
     /// Compare the cross-reference with the legacy app and report drift (safe while serving).
     Reconcile(reconcile::Args),
     /// Print the provisioning log: every write operation, newest first (safe while serving).
@@ -89,11 +91,11 @@ fn in_runtime(command: Command) -> anyhow::Result<()> {
             #[cfg(feature = "dev-tools")]
             Command::Dev(args) => dev::run(args).await,
             #[cfg(feature = "dev-tools")]
-            Command::Simulate(args) => tools::simulate(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
             #[cfg(feature = "dev-tools")]
-            Command::Bench(opts) => tools::bench(opts).await,
+            Command::Bench(opts) => bench::run(opts).await,
             #[cfg(feature = "dev-tools")]
-            Command::Forward(args) => tools::forward(args).await,
+            Command::Forward(args) => bench::forward(args).await,
             Command::Reconcile(args) => reconcile::run(&args).await,
             Command::Check(_) | Command::Log(_) => {
                 Err(anyhow!("this command runs without a runtime"))
