@@ -3,27 +3,56 @@
 
 use std::time::Duration;
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT and SIGTERM, listened for from the moment this is made: one that arrives before it
+/// is awaited is not lost, and never meets the default action (which ends the process without
+/// draining). Make it before saying the process is ready (the "serving" line, `dev`'s banner).
+#[derive(Debug)]
+pub struct Shutdown {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    /// Starts listening.
+    pub fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Shutdown {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        Shutdown {}
     }
-    tracing::info!("shutdown signal received");
+
+    /// Resolves when SIGINT or SIGTERM arrives (or arrived since [`Shutdown::listen`]).
+    pub async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let Shutdown { term, int } = self;
+            let one = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = one(term) => {},
+                () = one(int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received");
+    }
 }
 
 /// What starts a reload: `SIGHUP` (forced: reload even an unchanged file) or the poll

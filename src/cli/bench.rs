@@ -29,19 +29,23 @@ pub struct ForwardArgs {
 }
 
 pub(super) async fn forward(a: ForwardArgs) -> anyhow::Result<()> {
+    let shutdown = crate::signals::Shutdown::listen();
     let listen = a.listen;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let svc = ::bench::forward::service(&a.upstream)?;
-    println!("{}", ::bench::forward::announce(addr));
-    let _ = std::io::stdout().flush();
+    // A closed stdout is no reason to stop serving.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", ::bench::forward::announce(addr));
+    let _ = out.flush();
+    drop(out);
     crate::server::run(
         listener,
         Transport::Plain,
         svc,
-        crate::signals::shutdown(),
+        shutdown.wait(),
         Limits::with_grace(Duration::from_secs(1)),
     )
     .await?;

@@ -100,6 +100,8 @@ fn wipe(data_dir: &Path) {
 }
 
 pub(super) async fn run(args: Args) -> anyhow::Result<()> {
+    // Before the banner: a SIGTERM right after it stops the demo cleanly.
+    let shutdown = crate::signals::Shutdown::listen();
     telemetry::init(LogFormat::Text);
     let api_key = uuid::Uuid::new_v4().simple().to_string();
     let token = args
@@ -145,12 +147,13 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
     banner(&demo, &sidecar, &token);
-    let stopped = sidecar.run_until(crate::signals::shutdown()).await;
+    let stopped = sidecar.run_until(shutdown.wait()).await;
     demo.running.stop().await;
     Ok(stopped?)
 }
 
-/// What `dev` prints once it serves: the addresses, the token and requests to paste.
+/// What `dev` prints once it serves: the addresses, the token and requests to paste. A
+/// closed stdout (`dev | head`) is no reason to stop serving: write errors are ignored.
 fn banner(demo: &Demo, sidecar: &Sidecar, token: &str) {
     use std::io::Write;
     let base = format!("http://{}/scim/v2", sidecar.scim_addr());
@@ -158,25 +161,31 @@ fn banner(demo: &Demo, sidecar: &Sidecar, token: &str) {
         .admin_addr()
         .map(|a| format!("http://{a}"))
         .unwrap_or_default();
-    println!(
-        "scim-sidecar dev: {} at {}, through {}",
-        demo.label,
-        demo.running.base_url(),
-        demo.mapping_path
-    );
-    println!("SCIM base URL: {base}");
-    println!("Bearer token: {token}");
-    println!("Admin: {admin}/admin/ (provisioning log), {admin}/metrics, {admin}/readyz");
-    println!("Try:");
-    println!("  curl -s -H 'Authorization: Bearer {token}' '{base}/Users?startIndex=1&count=2'");
-    println!(
-        "  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/scim+json' \
-         -d '{{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"ada@example.com\",\
-         \"name\":{{\"givenName\":\"Ada\",\"familyName\":\"Lovelace\"}},\"emails\":[{{\"value\":\"ada@example.com\",\"primary\":true}}],\"active\":true}}' \
-         '{base}/Users'"
-    );
-    println!(
-        "  curl -s -H 'Authorization: Bearer {token}' '{base}/Groups?filter=displayName%20eq%20%22Sales%20Ops%22'"
-    );
-    let _ = std::io::stdout().flush();
+    let mut out = std::io::stdout().lock();
+    let lines = [
+        format!(
+            "scim-sidecar dev: {} at {}, through {}",
+            demo.label,
+            demo.running.base_url(),
+            demo.mapping_path
+        ),
+        format!("SCIM base URL: {base}"),
+        format!("Bearer token: {token}"),
+        format!("Admin: {admin}/admin/ (provisioning log), {admin}/metrics, {admin}/readyz"),
+        "Try:".to_owned(),
+        format!("  curl -s -H 'Authorization: Bearer {token}' '{base}/Users?startIndex=1&count=2'"),
+        format!(
+            "  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/scim+json' \
+             -d '{{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"ada@example.com\",\
+             \"name\":{{\"givenName\":\"Ada\",\"familyName\":\"Lovelace\"}},\"emails\":[{{\"value\":\"ada@example.com\",\"primary\":true}}],\"active\":true}}' \
+             '{base}/Users'"
+        ),
+        format!(
+            "  curl -s -H 'Authorization: Bearer {token}' '{base}/Groups?filter=displayName%20eq%20%22Sales%20Ops%22'"
+        ),
+    ];
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
 }

@@ -25,6 +25,8 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
     // would end the process; the reload watchers register their own streams later.
     #[cfg(unix)]
     let _early_hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    // Likewise SIGTERM and SIGINT: one right after the "serving" line drains, never kills.
+    let shutdown = crate::signals::Shutdown::listen();
     let config = Config::load(&args.config)?;
     telemetry::init(config.server.log_format);
     config.validate()?;
@@ -85,7 +87,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
         tenants = config.tenants.len(),
         "scim-sidecar serving"
     );
-    let stopped = sidecar.run_until(crate::signals::shutdown()).await;
+    let stopped = sidecar.run_until(shutdown.wait()).await;
     let _ = stop_tls.send(());
     if let Some(watcher) = tls_watcher {
         let _ = watcher.await;

@@ -55,6 +55,7 @@ fn parse_seed_group(text: &str) -> anyhow::Result<(String, u64)> {
 }
 
 pub(super) async fn run(a: SimulateArgs) -> anyhow::Result<()> {
+    let shutdown = crate::signals::Shutdown::listen();
     telemetry::init(LogFormat::Auto);
     let sim = MarketingCenter::new(a.api_key, a.customer.clone());
     for c in &a.customer {
@@ -75,9 +76,15 @@ pub(super) async fn run(a: SimulateArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    println!("Marketing Center simulator: http://{addr}{DEFAULT_BASE_PATH}");
-    let _ = std::io::stdout().flush();
-    sim.serve(listener, DEFAULT_BASE_PATH, crate::signals::shutdown())
+    // A closed stdout is no reason to stop serving.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "Marketing Center simulator: http://{addr}{DEFAULT_BASE_PATH}"
+    );
+    let _ = out.flush();
+    drop(out);
+    sim.serve(listener, DEFAULT_BASE_PATH, shutdown.wait())
         .await?;
     Ok(())
 }

@@ -20,6 +20,8 @@ struct Dev {
     child: Child,
     banner: Vec<String>,
     base: String,
+    /// Kept, so the thread reading the process's stdout reads to its end.
+    _lines: mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -69,6 +71,7 @@ impl Dev {
             child,
             banner,
             base,
+            _lines: lines,
             _dir: dir,
         }
     }
@@ -201,6 +204,16 @@ async fn dev_runs_the_partner_directory_through_its_mapping() {
     .await;
     assert_eq!(status, 404);
     assert!(dev.stop().success());
+}
+
+/// A SIGTERM the moment the banner is out stops the demo cleanly: the signal is listened for
+/// before the banner, so it never meets the default action (which kills the process).
+#[test]
+fn a_sigterm_right_after_the_banner_stops_cleanly() {
+    for app in ["marketing-center", "partner-directory"] {
+        let dev = Dev::start(&["--app", app]);
+        assert!(dev.stop().success(), "{app}");
+    }
 }
 
 #[test]
