@@ -387,10 +387,10 @@ fn legacy(f: &LegacyFailure, app: &str, fields: Option<String>) -> Answer {
         StatusCode::NOT_FOUND => "resource not found".to_owned(),
         StatusCode::TOO_MANY_REQUESTS => format!("{app} is rate-limiting; retry later"),
         StatusCode::SERVICE_UNAVAILABLE => format!("{app} is unavailable; retry later"),
-        _ if declared.is_some() => format!(
-            "{app} refused the request ({})",
-            f.code.as_deref().unwrap_or("")
-        ),
+        _ if declared.is_some() => match f.code.as_deref() {
+            Some(code) => format!("{app} refused the request ({code})"),
+            None => format!("{app} refused the request ({})", f.status),
+        },
         _ => format!("{app} answered an unexpected error"),
     });
     let retry_after = match status {

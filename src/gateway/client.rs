@@ -8,7 +8,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -102,6 +103,12 @@ impl Service<Attempt> for SendOnce {
                 .uri(a.uri.clone())
                 .body(Full::new(a.body.clone()))?;
             *req.headers_mut() = a.headers.clone();
+            // RFC 9110 §8.6: a request whose method expects content says when it has none
+            // (some servers, WEBrick among them, answer 411 otherwise).
+            if a.body.is_empty() && matches!(a.method, Method::POST | Method::PUT | Method::PATCH) {
+                req.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            }
             let resp: Response<hyper::body::Incoming> = client.request(req).await?;
             let (parts, body) = resp.into_parts();
             let retry_after = a.retry_hint.as_ref().and_then(|(name, format)| {
@@ -126,4 +133,66 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// The request head the legacy app receives for a call without a body, over a real socket.
+    async fn head_of(method: Method) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = sock.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the connection closed before the head ended");
+                head.extend_from_slice(&buf[..n]);
+            }
+            sock.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap().to_ascii_lowercase()
+        });
+        let call = Call {
+            name: "users.deactivate".into(),
+            method,
+            uri: format!("http://{addr}/users/7/lock").parse().unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            idempotent: true,
+            retry_hint: None,
+        };
+        let answer = SendOnce::new(1, Duration::from_secs(30))
+            .call(Attempt {
+                call: Arc::new(call),
+                started: Instant::now(),
+                attempt: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::NO_CONTENT);
+        server.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_write_without_a_body_says_content_length_0_and_a_read_does_not() {
+        for method in [Method::POST, Method::PUT, Method::PATCH] {
+            let head = head_of(method.clone()).await;
+            assert!(
+                head.contains("\r\ncontent-length: 0\r\n"),
+                "{method}: {head}"
+            );
+        }
+        for method in [Method::GET, Method::DELETE] {
+            let head = head_of(method.clone()).await;
+            assert!(!head.contains("content-length"), "{method}: {head}");
+        }
+    }
 }

@@ -167,6 +167,85 @@ fn a_dozen_broken_mappings() {
         ),
     ];
     assert_eq!(cases.len(), 13);
+    expect_one_line_each(&cases);
+}
+
+#[test]
+fn broken_record_shapes_and_fields() {
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "fields-overlap",
+            edit(PD, "legacy = \"last_name\"", "legacy = \"/first_name/x\""),
+            "legacy = \"/first_name/x\"",
+            "users.attributes[3].legacy: legacy field \"/first_name/x\" overlaps \"first_name\"",
+        ),
+        (
+            "selector-without-value",
+            edit(
+                PD,
+                "legacy = \"last_name\"",
+                "legacy = \"/custom_fields[id]/value\"",
+            ),
+            "legacy = \"/custom_fields[id]/value\"",
+            "users.attributes[3].legacy: \"/custom_fields[id]/value\": an element selector needs a key and a value",
+        ),
+        (
+            "envelope-on-get",
+            edit(
+                PD,
+                "get = { method = \"GET\", path = \"/accounts/{legacy_id}\" }",
+                "get = { method = \"GET\", path = \"/accounts/{legacy_id}\", envelope = \"/account\" }",
+            ),
+            "envelope = \"/account\"",
+            "users.calls.get.envelope: a GET call sends no body to wrap",
+        ),
+        (
+            "items-on-a-record-call",
+            edit(
+                PD,
+                "get = { method = \"GET\", path = \"/accounts/{legacy_id}\" }",
+                "get = { method = \"GET\", path = \"/accounts/{legacy_id}\", items = \"/data\" }",
+            ),
+            "items = \"/data\" }",
+            "users.calls.get.items: only list calls answer pages",
+        ),
+        (
+            "paging-parameter-in-the-path",
+            edit(
+                PD,
+                "list = { method = \"GET\", path = \"/accounts\" }",
+                "list = { method = \"GET\", path = \"/accounts?limit=10\" }",
+            ),
+            "path = \"/accounts?limit=10\"",
+            "users.calls.list.path: the query parameter \"limit\" is written in the path and also sent by the sidecar",
+        ),
+        (
+            "status-that-is-no-error",
+            edit(
+                PD,
+                "[legacy.errors.codes]",
+                "[legacy.errors.by_status]\n200 = { status = 400 }\n\n[legacy.errors.codes]",
+            ),
+            "200 = { status = 400 }",
+            "legacy.errors.by_status.200: \"200\" is not an HTTP error status",
+        ),
+        (
+            "envelope-not-a-pointer",
+            edit(
+                PD,
+                "create = { method = \"POST\", path = \"/accounts\", body = \"mapped\" }",
+                "create = { method = \"POST\", path = \"/accounts\", body = \"mapped\", envelope = \"account\" }",
+            ),
+            "envelope = \"account\"",
+            "users.calls.create.envelope: \"account\" must be a JSON pointer",
+        ),
+    ];
+    expect_one_line_each(&cases);
+}
+
+/// Checks every broken mapping in one run: exit code 1, and for each file exactly one line,
+/// at the edit's `line:column`, carrying the expected message.
+fn expect_one_line_each(cases: &[(&str, String, &str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = cases
         .iter()

@@ -994,7 +994,15 @@ fn step_read(ctx: &Ctx<'_>, s: &ReadStep) -> Result<Vec<Check>, String> {
 
 fn step_list_answer(ctx: &Ctx<'_>, s: &ListAnswerStep) -> Result<Check, String> {
     let answer = ctx.json(&s.answer, "answer")?;
-    let paging = &ctx.mapping.legacy.paging;
+    // The users list call's answers: its own items, total and more, else [legacy.paging]'s.
+    let m = &ctx.mapping;
+    let paging = m
+        .users
+        .calls
+        .list
+        .list
+        .as_ref()
+        .unwrap_or(&m.legacy.paging.shape);
     let e = &s.expect;
     let expected = match &e.error {
         Some(err) if e.total.is_none() && e.has_more.is_none() && e.resources.is_none() => {

@@ -82,15 +82,17 @@ fn writes_primary_element_and_transforms() {
         "addresses": [{"streetAddress": "1 Road\nFlat 2", "region": "california", "country": "us"}],
         "password": "secret"
     });
-    let fields = m.users.write(&scim).unwrap();
-    assert_eq!(fields["LogonName"], json!("a@example.com"));
-    assert_eq!(fields["UserProfileEmailAddress"], json!("a@example.com"));
-    assert_eq!(fields["UserProfileAddress1"], json!("1 Road"));
-    assert_eq!(fields["UserProfileAddress2"], json!("Flat 2"));
-    assert_eq!(fields["UserProfileState"], json!("CA"));
-    assert_eq!(fields["UserProfileCountry"], json!("US"));
-    assert_eq!(fields["UserProfileTitle"], Value::Null);
-    let body = m.users.body(BodySpec::Mapped, &fields, None);
+    let written = m.users.write(&scim).unwrap();
+    let fields: std::collections::BTreeMap<&str, &Value> =
+        written.iter().map(|(f, v)| (f.as_str(), v)).collect();
+    assert_eq!(*fields["LogonName"], json!("a@example.com"));
+    assert_eq!(*fields["UserProfileEmailAddress"], json!("a@example.com"));
+    assert_eq!(*fields["UserProfileAddress1"], json!("1 Road"));
+    assert_eq!(*fields["UserProfileAddress2"], json!("Flat 2"));
+    assert_eq!(*fields["UserProfileState"], json!("CA"));
+    assert_eq!(*fields["UserProfileCountry"], json!("US"));
+    assert_eq!(fields["UserProfileTitle"], &Value::Null);
+    let body = m.users.body(BodySpec::Mapped, &written, None);
     assert!(body.get("UserProfileTitle").is_none());
     assert!(body.get("password").is_none() && !body.to_string().contains("secret"));
 }

@@ -1,21 +1,20 @@
 //! Translation through a compiled mapping: legacy record → SCIM attributes, SCIM resource →
 //! legacy fields, the minimal change set, filter push-down, list paging and error reading.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use super::{
-    Active, AttrMap, BodySpec, Call, CaseSpec, Errors, Legacy, Mapping, MultiValuedSpec, Paging,
-    PagingStyle, PreparedCall, PushDown, RetryAfterFormat, ScimTarget, TimeFormat, TranslateError,
-    UserMapping, Vars,
+    Active, AttrMap, BodySpec, Call, CaseSpec, Errors, Legacy, ListShape, Mapping, MultiValuedSpec,
+    Paging, PagingStyle, PreparedCall, PushDown, RetryAfterFormat, ScimTarget, TimeFormat,
+    TranslateError, UserMapping, Vars,
 };
+use crate::field::FieldPath;
 use crate::ids::LegacyId;
 use scim::filter::{CompareOp, Filter};
 use scim::schema::ResourceSchema;
 
-/// Legacy field name → value (`Null` = empty), for every mapped field.
-pub type FieldValues = BTreeMap<String, Value>;
+/// Legacy field → value (`Null` = empty), for every mapped field, in mapping order.
+pub type FieldValues = Vec<(FieldPath, Value)>;
 
 impl Mapping {
     /// Builds a ready-to-send call: path, fixed and extra query, headers, body.
@@ -48,9 +47,24 @@ impl Legacy {
             for (k, v) in extra_query {
                 q.append_pair(k, v);
             }
-            path_and_query.push('?');
+            // A query string written into the path is kept: the parameters join it.
+            match path_and_query.find('?') {
+                None => path_and_query.push('?'),
+                Some(i) if i + 1 < path_and_query.len() && !path_and_query.ends_with('&') => {
+                    path_and_query.push('&')
+                }
+                Some(_) => {}
+            }
             path_and_query.push_str(&q.finish());
         }
+        let body = match (&call.envelope, body) {
+            (Some(envelope), Some(inner)) => {
+                let mut wrapped = Value::Object(Map::new());
+                envelope.set(&mut wrapped, inner);
+                Some(wrapped)
+            }
+            (_, body) => body,
+        };
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, t) in &self.headers {
             headers.push((name.clone(), t.render(vars)?, t.uses_secret()));
@@ -243,7 +257,7 @@ impl UserMapping {
     pub fn read(&self, record: &Value) -> Map<String, Value> {
         let mut out = Map::new();
         for a in &self.attributes {
-            let fields: Vec<Option<&Value>> = a.legacy.iter().map(|f| record.get(f)).collect();
+            let fields: Vec<Option<&Value>> = a.legacy.iter().map(|f| f.get(record)).collect();
             if let Some(v) = a.transform.read(&fields) {
                 a.target
                     .insert(&mut out, v, self.multi_valued.get(&a.target.attr));
@@ -286,9 +300,7 @@ impl UserMapping {
                     attribute: a.scim.clone(),
                     problem,
                 })?;
-            for (f, v) in a.legacy.iter().zip(values) {
-                fields.insert(f.clone(), v);
-            }
+            fields.extend(a.legacy.iter().cloned().zip(values));
         }
         Ok(fields)
     }
@@ -317,9 +329,7 @@ impl UserMapping {
                     attribute: a.scim.clone(),
                     problem,
                 })?;
-            for (f, v) in a.legacy.iter().zip(values) {
-                fields.insert(f.clone(), v);
-            }
+            fields.extend(a.legacy.iter().cloned().zip(values));
         }
         Ok(fields)
     }
@@ -403,29 +413,41 @@ impl UserMapping {
         Ok(())
     }
 
-    /// The body a write call sends, given the new field values and the current record.
+    /// The body a write call sends, given the new field values and the current record: each
+    /// field written at its place (nested fields with their parents, a keyed array element
+    /// with its key), and nothing else.
     pub fn body(&self, kind: BodySpec, new: &FieldValues, current: Option<&Value>) -> Value {
-        let mut body = Map::new();
+        let mut body = Value::Object(Map::new());
         for (field, value) in new {
             let include = match kind {
                 BodySpec::Mapped => !value.is_null(),
                 BodySpec::Full => true,
                 BodySpec::Changed => {
-                    normalised(current.and_then(|c| c.get(field))) != normalised(Some(value))
+                    normalised(current.and_then(|c| field.get(c))) != normalised(Some(value))
                 }
             };
             if include {
-                body.insert(field.clone(), value.clone());
+                field.set(&mut body, value.clone());
             }
         }
-        Value::Object(body)
+        body
     }
 
-    /// The mapping row that writes `legacy_field`, to name the SCIM attribute in errors.
+    /// The mapping row that writes `legacy_field` (as the legacy app names it in an error: the
+    /// field as the mapping writes it, or its last member name), to name the SCIM attribute.
     pub fn row_for_field(&self, legacy_field: &str) -> Option<&AttrMap> {
-        self.attributes
-            .iter()
-            .find(|a| a.legacy.iter().any(|f| f == legacy_field))
+        let named = |exact: bool| {
+            self.attributes.iter().find(move |a| {
+                a.legacy.iter().any(|f| {
+                    if exact {
+                        f.as_str() == legacy_field
+                    } else {
+                        f.leaf() == legacy_field
+                    }
+                })
+            })
+        };
+        named(true).or_else(|| named(false))
     }
 
     /// A legacy field problem told in SCIM terms: `<scim attribute>: <problem>`, with every
@@ -436,9 +458,14 @@ impl UserMapping {
             .attributes
             .iter()
             .fold(problem.to_owned(), |text, row| {
-                row.legacy
-                    .iter()
-                    .fold(text, |t, f| t.replace(f.as_str(), &row.scim))
+                row.legacy.iter().fold(text, |t, f| {
+                    let t = t.replace(f.as_str(), &row.scim);
+                    if !f.as_str().contains('[') {
+                        t.replace(f.leaf(), &row.scim)
+                    } else {
+                        t
+                    }
+                })
             });
         match self.row_for_field(legacy_field) {
             Some(row) => format!("{}: {scrubbed}", row.scim),
@@ -498,6 +525,23 @@ fn collect_eq(
     }
 }
 
+impl Call {
+    /// The record in a 2xx answer of this call: at its `record` pointer (`Null` when the
+    /// answer has nothing there, e.g. an empty answer), else the whole answer.
+    pub fn record_of(&self, answer: Value) -> Value {
+        match &self.record {
+            None => answer,
+            Some(pointer) => {
+                let mut answer = answer;
+                answer
+                    .pointer_mut(pointer)
+                    .map(Value::take)
+                    .unwrap_or(Value::Null)
+            }
+        }
+    }
+}
+
 impl Paging {
     /// Query parameters of the page that starts at 0-based `index` with `size` items.
     /// For page-numbered APIs `index` must be a multiple of `size`.
@@ -517,12 +561,17 @@ impl Paging {
             ],
         }
     }
+}
 
+impl ListShape {
     /// The records of a list answer.
     pub fn items(&self, answer: Value) -> Result<Vec<Value>, TranslateError> {
         let mut answer = answer;
         match answer.pointer_mut(&self.items).map(Value::take) {
             Some(Value::Array(items)) => Ok(items),
+            _ if self.items.is_empty() => Err(TranslateError::Answer(
+                "is not an array of records (the call says no items pointer)".into(),
+            )),
             _ => Err(TranslateError::Answer(format!(
                 "has no array at {}",
                 self.items
@@ -617,8 +666,12 @@ impl Errors {
     /// `retry_after` is the answer's retry hint in seconds, when it has one.
     pub fn interpret(&self, status: u16, body: &[u8], retry_after: Option<u64>) -> LegacyFailure {
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let code = pointer_text(&json, &self.code);
-        let rule = code.as_ref().and_then(|c| self.codes.get(c)).cloned();
+        let code = self.code.as_ref().and_then(|p| pointer_text(&json, p));
+        let rule = code
+            .as_ref()
+            .and_then(|c| self.codes.get(c))
+            .or_else(|| self.by_status.get(&status))
+            .cloned();
         let message = self.message.as_ref().and_then(|p| pointer_text(&json, p));
         let mut fields = Vec::new();
         if let Some(Value::Array(items)) = self.fields.as_ref().and_then(|p| at(&json, p)) {

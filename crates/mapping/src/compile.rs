@@ -3,12 +3,13 @@
 //! Every semantic problem is collected, so an admin sees all of them at once: unknown SCIM
 //! attributes, unknown transforms, placeholders, arity mismatches, a legacy field mapped twice.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use super::spec::{self, CallSpec, MappingSpec, MethodSpec};
 use super::{
-    Active, AttrMap, Call, CompileError, ErrorRule, Errors, GroupMapping, Legacy, Locked, Mapping,
-    Paging, Problem, PushDown, ScimTarget, Template, Transform, UserCalls, UserMapping,
+    Active, AttrMap, Call, CompileError, ErrorRule, Errors, FieldPath, GroupMapping, Legacy,
+    ListShape, Locked, Mapping, Paging, Problem, PushDown, ScimTarget, Template, Transform,
+    UserCalls, UserMapping,
 };
 use scim::error::ScimType;
 use scim::filter::AttrPath;
@@ -68,10 +69,17 @@ impl Problems {
 
 fn compile(spec: MappingSpec, p: &mut Problems) -> Option<Mapping> {
     let legacy = compile_legacy(spec.legacy, p);
-    let users = compile_users(spec.users, p);
+    let paging = legacy.as_ref().map(|l| l.paging.clone());
+    let users = compile_users(spec.users, paging.as_ref(), p);
     // A conflict code that finds the existing record by a SCIM attribute needs a filter for it.
     if let (Some(legacy), Some(users)) = (&legacy, &users) {
-        for (code, rule) in &legacy.errors.codes {
+        let rules = (legacy.errors.codes.iter())
+            .map(|(code, rule)| (format!("codes.{code}"), rule))
+            .chain(
+                (legacy.errors.by_status.iter())
+                    .map(|(status, rule)| (format!("by_status.{status}"), rule)),
+            );
+        for (code, rule) in rules {
             let Some(path) = &rule.find_existing_by else {
                 continue;
             };
@@ -80,13 +88,13 @@ fn compile(spec: MappingSpec, p: &mut Problems) -> Option<Mapping> {
                 .and_then(|a| users.schema.resolve(&a).map(|r| filter_key(&r)));
             if !key.is_some_and(|k| users.filters.iter().any(|f| f.path == k)) {
                 p.push(format!(
-                    "legacy.errors.codes.{code}.find_existing_by: {path:?} is not one of \
+                    "legacy.errors.{code}.find_existing_by: {path:?} is not one of \
                      [users.filters]"
                 ));
             }
         }
     }
-    let groups = spec.groups.map(|g| compile_groups(g, p));
+    let groups = spec.groups.map(|g| compile_groups(g, paging.as_ref(), p));
     Some(Mapping {
         legacy: legacy?,
         users: users?,
@@ -126,15 +134,16 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
     if pg.max_page_size == 0 {
         p.push("legacy.paging.max_page_size must be at least 1");
     }
-    for (key, ptr) in [("items", Some(&pg.items)), ("total", pg.total.as_ref())]
-        .into_iter()
-        .chain([("more", pg.more.as_ref())])
-    {
+    for (key, ptr) in [
+        ("items", Some(&pg.items)),
+        ("total", pg.total.as_ref()),
+        ("more", pg.more.as_ref()),
+    ] {
         check_pointer(ptr, &format!("legacy.paging.{key}"), p);
     }
     let e = spec.errors;
     for (key, ptr) in [
-        ("code", Some(&e.code)),
+        ("code", e.code.as_ref()),
         ("message", e.message.as_ref()),
         ("fields", e.fields.as_ref()),
         ("field", e.field.as_ref()),
@@ -142,31 +151,38 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
     ] {
         check_pointer(ptr, &format!("legacy.errors.{key}"), p);
     }
-    for (code, rule) in &e.codes {
-        if !(400..=599).contains(&rule.status) {
-            p.push(format!(
-                "legacy.errors.codes.{code}: status {} is not 4xx or 5xx",
-                rule.status
-            ));
+    let codes = e
+        .codes
+        .iter()
+        .map(|(code, r)| {
+            (
+                code.clone(),
+                error_rule(r, &format!("legacy.errors.codes.{code}"), p),
+            )
+        })
+        .collect();
+    let mut by_status = BTreeMap::new();
+    for (key, r) in &e.by_status {
+        let at = format!("legacy.errors.by_status.{key}");
+        match key.parse::<u16>() {
+            Ok(status) if (400..=599).contains(&status) => {
+                by_status.insert(status, error_rule(r, &at, p));
+            }
+            _ => p.push(format!(
+                "{at}: {key:?} is not an HTTP error status (400 to 599)"
+            )),
         }
-        if let Some(t) = &rule.scim_type
-            && ScimType::parse(t).is_none()
-        {
-            p.push(format!(
-                "legacy.errors.codes.{code}: unknown scim_type {t:?} (known: {})",
-                ScimType::ALL.map(ScimType::as_str).join(", ")
-            ));
-        }
-        if rule.conflict && rule.existing_id.is_none() && rule.find_existing_by.is_none() {
-            p.push(format!(
-                "legacy.errors.codes.{code}: a conflict code needs existing_id or find_existing_by"
-            ));
-        }
-        check_pointer(
-            rule.existing_id.as_ref(),
-            &format!("legacy.errors.codes.{code}"),
-            p,
-        );
+    }
+    // A refused write is the client's values, whatever the app's wording: 400 invalidValue.
+    for status in [400, 422] {
+        by_status.entry(status).or_insert(ErrorRule {
+            status: 400,
+            scim_type: Some(ScimType::InvalidValue),
+            conflict: false,
+            existing_id: None,
+            find_existing_by: None,
+            skip_member: false,
+        });
     }
     Some(Legacy {
         name: spec.name,
@@ -178,9 +194,11 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             size_param: pg.size_param,
             first_page: pg.first_page,
             max_page_size: pg.max_page_size.max(1),
-            items: pg.items,
-            total: pg.total,
-            more: pg.more,
+            shape: ListShape {
+                items: pg.items,
+                total: pg.total,
+                more: pg.more,
+            },
         },
         errors: Errors {
             code: e.code,
@@ -190,23 +208,39 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             problem: e.problem,
             retry_after_header: e.retry_after_header,
             retry_after_format: e.retry_after_format,
-            codes: e
-                .codes
-                .into_iter()
-                .map(|(code, r)| {
-                    let rule = ErrorRule {
-                        status: r.status,
-                        scim_type: r.scim_type.as_deref().and_then(ScimType::parse),
-                        conflict: r.conflict,
-                        existing_id: r.existing_id,
-                        find_existing_by: r.find_existing_by,
-                        skip_member: r.skip_member,
-                    };
-                    (code, rule)
-                })
-                .collect(),
+            codes,
+            by_status,
         },
     })
+}
+
+/// Checks and compiles one entry of `codes` or `by_status`.
+fn error_rule(rule: &spec::ErrorCodeSpec, at: &str, p: &mut Problems) -> ErrorRule {
+    if !(400..=599).contains(&rule.status) {
+        p.push(format!("{at}: status {} is not 4xx or 5xx", rule.status));
+    }
+    if let Some(t) = &rule.scim_type
+        && ScimType::parse(t).is_none()
+    {
+        p.push(format!(
+            "{at}: unknown scim_type {t:?} (known: {})",
+            ScimType::ALL.map(ScimType::as_str).join(", ")
+        ));
+    }
+    if rule.conflict && rule.existing_id.is_none() && rule.find_existing_by.is_none() {
+        p.push(format!(
+            "{at}: a conflict code needs existing_id or find_existing_by"
+        ));
+    }
+    check_pointer(rule.existing_id.as_ref(), at, p);
+    ErrorRule {
+        status: rule.status,
+        scim_type: rule.scim_type.as_deref().and_then(ScimType::parse),
+        conflict: rule.conflict,
+        existing_id: rule.existing_id.clone(),
+        find_existing_by: rule.find_existing_by.clone(),
+        skip_member: rule.skip_member,
+    }
 }
 
 fn check_pointer(ptr: Option<&String>, at: &str, p: &mut Problems) {
@@ -220,7 +254,14 @@ fn check_pointer(ptr: Option<&String>, at: &str, p: &mut Problems) {
     }
 }
 
-fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
+/// Compiles one call; `list` is the API's paging for list calls (whose answers are pages),
+/// `None` for calls answering one record or nothing.
+fn compile_call(
+    spec: &CallSpec,
+    at: &str,
+    list: Option<&Paging>,
+    p: &mut Problems,
+) -> Option<Call> {
     let method = match spec.method {
         MethodSpec::Get => http::Method::GET,
         MethodSpec::Post => http::Method::POST,
@@ -236,6 +277,22 @@ fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
     for (k, v) in &spec.query {
         if let Some(t) = p.template(v, &format!("{at}.query.{k}")) {
             query.push((k.clone(), t));
+        }
+    }
+    // A query string written into the path is kept and extended; a parameter the sidecar
+    // adds itself must not be there twice (which one would the app read?).
+    if let Some((_, written)) = spec.path.split_once('?') {
+        let mut added: Vec<&str> = spec.query.keys().map(String::as_str).collect();
+        if let Some(pg) = list {
+            added.extend([pg.size_param.as_str(), &pg.page_param, &pg.offset_param]);
+        }
+        for (k, _) in form_urlencoded::parse(written.as_bytes()) {
+            if !k.is_empty() && added.contains(&k.as_ref()) {
+                p.push(format!(
+                    "{at}.path: the query parameter {k:?} is written in the path and also sent \
+                     by the sidecar (paging or query): keep one"
+                ));
+            }
         }
     }
     check_pointer(spec.member_id.as_ref(), &format!("{at}.member_id"), p);
@@ -254,12 +311,70 @@ fn compile_call(spec: &CallSpec, at: &str, p: &mut Problems) -> Option<Call> {
         &format!("{at}.member_display"),
         p,
     );
+    check_pointer(spec.record.as_ref(), &format!("{at}.record"), p);
+    let envelope = spec.envelope.as_deref().and_then(|e| {
+        if !e.starts_with('/') || e.len() < 2 {
+            p.push(format!(
+                "{at}.envelope: {e:?} must be a JSON pointer naming where the body goes, \
+                 e.g. \"/user\""
+            ));
+            return None;
+        }
+        match FieldPath::parse(e) {
+            Ok(path) => Some(path),
+            Err(err) => {
+                p.push(format!("{at}.envelope: {err}"));
+                None
+            }
+        }
+    });
+    if spec.envelope.is_some() && matches!(spec.method, MethodSpec::Get | MethodSpec::Delete) {
+        p.push(format!(
+            "{at}.envelope: a {} call sends no body to wrap",
+            method.as_str()
+        ));
+    }
+    for (key, ptr) in [
+        ("items", spec.items.as_ref()),
+        ("total", spec.total.as_ref()),
+        ("more", spec.more.as_ref()),
+    ] {
+        check_pointer(ptr, &format!("{at}.{key}"), p);
+        if ptr.is_some() && list.is_none() {
+            p.push(format!(
+                "{at}.{key}: only list calls answer pages (use record for a call answering \
+                 one record)"
+            ));
+        }
+    }
+    if list.is_some() && spec.items.is_none() && (spec.total.is_some() || spec.more.is_some()) {
+        p.push(format!(
+            "{at}: total and more go with the call's own items (else [legacy.paging] says \
+             where all three are)"
+        ));
+    }
+    if list.is_some() && spec.record.is_some() {
+        p.push(format!(
+            "{at}.record: a list call answers pages: say where its records are with items"
+        ));
+    }
+    let shape = list.map(|pg| match &spec.items {
+        Some(items) => ListShape {
+            items: items.clone(),
+            total: spec.total.clone(),
+            more: spec.more.clone(),
+        },
+        None => pg.shape.clone(),
+    });
     Some(Call {
         name: at.replacen(".calls.", ".", 1),
         method,
         path: path?,
         query,
         body: spec.body,
+        record: spec.record.clone(),
+        envelope,
+        list: shape,
         member_id: spec.member_id.clone(),
         member_display: spec.member_display.clone(),
         batch: spec.batch.clone(),
@@ -293,15 +408,19 @@ fn require_var(call: &Call, var: super::template::Var, at: &str, p: &mut Problem
     }
 }
 
-fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping> {
+fn compile_users(
+    spec: spec::UsersSpec,
+    paging: Option<&Paging>,
+    p: &mut Problems,
+) -> Option<UserMapping> {
     use super::template::Var;
     let c = &spec.calls;
-    let get = compile_call(&c.get, "users.calls.get", p);
-    let list = compile_call(&c.list, "users.calls.list", p);
-    let create = compile_call(&c.create, "users.calls.create", p);
-    let update = compile_call(&c.update, "users.calls.update", p);
+    let get = compile_call(&c.get, "users.calls.get", None, p);
+    let list = compile_call(&c.list, "users.calls.list", paging, p);
+    let create = compile_call(&c.create, "users.calls.create", None, p);
+    let update = compile_call(&c.update, "users.calls.update", None, p);
     let opt = |call: &Option<CallSpec>, at: &str, p: &mut Problems| {
-        call.as_ref().and_then(|c| compile_call(c, at, p))
+        call.as_ref().and_then(|c| compile_call(c, at, None, p))
     };
     let deactivate = opt(&c.deactivate, "users.calls.deactivate", p);
     let reactivate = opt(&c.reactivate, "users.calls.reactivate", p);
@@ -393,7 +512,7 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
         extensions: vec![schema::enterprise_user_schema()],
     };
     let mut attributes = Vec::new();
-    let mut fields_seen: HashSet<String> = HashSet::new();
+    let mut fields_seen: Vec<FieldPath> = Vec::new();
     let mut targets_seen: Vec<ScimTarget> = Vec::new();
     for (i, row) in spec.attributes.iter().enumerate() {
         let at = format!("users.attributes[{i}]");
@@ -435,12 +554,29 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
             ));
             continue;
         }
+        let mut paths = Vec::with_capacity(legacy.len());
         for f in &legacy {
-            if f.is_empty() {
-                p.push(format!("{at}.legacy: empty legacy field name"));
-            } else if !fields_seen.insert(f.clone()) {
-                p.push(format!("{at}.legacy: legacy field {f:?} is mapped twice"));
+            match FieldPath::parse(f) {
+                Err(e) => p.push(format!("{at}.legacy: {e}")),
+                Ok(path) => {
+                    if let Some(other) = fields_seen.iter().find(|o| o.overlaps(&path)) {
+                        if other.as_str() == path.as_str() {
+                            p.push(format!("{at}.legacy: legacy field {f:?} is mapped twice"));
+                        } else {
+                            p.push(format!(
+                                "{at}.legacy: legacy field {f:?} overlaps {:?}, mapped before \
+                                 (one holds the other: a write of one would overwrite the other)",
+                                other.as_str()
+                            ));
+                        }
+                    }
+                    fields_seen.push(path.clone());
+                    paths.push(path);
+                }
             }
+        }
+        if paths.len() != legacy.len() {
+            continue;
         }
         let pattern = row
             .pattern
@@ -470,7 +606,7 @@ fn compile_users(spec: spec::UsersSpec, p: &mut Problems) -> Option<UserMapping>
         attributes.push(AttrMap {
             scim: row.scim.clone(),
             target,
-            legacy,
+            legacy: paths,
             transform,
             required: row.required,
             max_length: row.max_length,
@@ -710,18 +846,25 @@ fn json_of(value: &toml::Value, at: &str, p: &mut Problems) -> serde_json::Value
     })
 }
 
-fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMapping> {
+fn compile_groups(
+    spec: spec::GroupsSpec,
+    paging: Option<&Paging>,
+    p: &mut Problems,
+) -> Option<GroupMapping> {
     use super::template::Var;
     let c = &spec.calls;
-    let get = compile_call(&c.get, "groups.calls.get", p);
-    let list = compile_call(&c.list, "groups.calls.list", p);
+    let get = compile_call(&c.get, "groups.calls.get", None, p);
+    let list = compile_call(&c.list, "groups.calls.list", paging, p);
     if let Some(call) = &list {
         no_record_vars(call, "groups.calls.list", p);
     }
     let opt = |call: &Option<CallSpec>, at: &str, p: &mut Problems| {
-        call.as_ref().and_then(|c| compile_call(c, at, p))
+        call.as_ref().and_then(|c| compile_call(c, at, None, p))
     };
-    let members = opt(&c.members, "groups.calls.members", p);
+    let members = c
+        .members
+        .as_ref()
+        .and_then(|call| compile_call(call, "groups.calls.members", paging, p));
     let add_member = opt(&c.add_member, "groups.calls.add_member", p);
     let remove_member = opt(&c.remove_member, "groups.calls.remove_member", p);
     let add_members = opt(&c.add_members, "groups.calls.add_members", p);
@@ -784,6 +927,16 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
     }
     check_pointer(Some(&spec.legacy_id), "groups.legacy_id", p);
     check_pointer(Some(&spec.display_name), "groups.display_name", p);
+    let display_name_field =
+        spec.display_name_field
+            .as_deref()
+            .and_then(|f| match FieldPath::parse(f) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    p.push(format!("groups.display_name_field: {e}"));
+                    None
+                }
+            });
     let locked = spec.locked.as_ref().map(|l| {
         check_pointer(Some(&l.field), "groups.locked.field", p);
         Locked {
@@ -801,7 +954,7 @@ fn compile_groups(spec: spec::GroupsSpec, p: &mut Problems) -> Option<GroupMappi
         legacy_id: spec.legacy_id,
         scim_id: spec.scim_id,
         display_name: spec.display_name,
-        display_name_field: spec.display_name_field,
+        display_name_field,
         locked,
         get: get?,
         list: list?,

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod compile;
 pub mod discovery;
 pub mod error;
+pub mod field;
 pub mod ids;
 pub mod locate;
 pub mod plan;
@@ -26,6 +27,7 @@ pub mod transform;
 use std::collections::BTreeMap;
 
 pub use error::{CompileError, Problem, TemplateError, TranslateError};
+pub use field::FieldPath;
 pub use spec::{
     BatchSpec, BodySpec, CaseSpec, ConflictKeyword, ConflictRuleSpec, ConflictThen, ConflictWhen,
     DeactivateSpec, DeleteSpec, ErrorCodeSpec, GroupIdSpec, MultiValuedSpec, PagingStyle,
@@ -76,7 +78,15 @@ pub struct Paging {
     pub first_page: u64,
     /// Largest accepted page size.
     pub max_page_size: u64,
-    /// Pointer to the items.
+    /// Where the records, the total and the more flag are in a list answer, for list calls
+    /// that do not say.
+    pub shape: ListShape,
+}
+
+/// Where the parts of a list answer are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListShape {
+    /// Pointer to the array of records (`""`: the answer is the array).
     pub items: String,
     /// Pointer to the total, if reported.
     pub total: Option<String>,
@@ -87,8 +97,8 @@ pub struct Paging {
 /// Compiled `[legacy.errors]`.
 #[derive(Clone, Debug)]
 pub struct Errors {
-    /// Pointer to the error code.
-    pub code: String,
+    /// Pointer to the error code, if the app reports codes.
+    pub code: Option<String>,
     /// Pointer to the message.
     pub message: Option<String>,
     /// Pointer to the field problems.
@@ -103,6 +113,8 @@ pub struct Errors {
     pub retry_after_format: RetryAfterFormat,
     /// Code → SCIM answer.
     pub codes: BTreeMap<String, ErrorRule>,
+    /// HTTP status → SCIM answer, for an error whose code is not in `codes`.
+    pub by_status: BTreeMap<u16, ErrorRule>,
 }
 
 /// A compiled entry of `[legacy.errors.codes]`: what a legacy error code means.
@@ -135,6 +147,13 @@ pub struct Call {
     pub query: Vec<(String, Template)>,
     /// What a write sends.
     pub body: Option<BodySpec>,
+    /// Pointer to the record in a single-record answer (absent: the whole answer).
+    pub record: Option<String>,
+    /// Where a write's body goes in what is sent (absent: it is what is sent).
+    pub envelope: Option<FieldPath>,
+    /// For list calls: where the records, total and more flag are (the call's own, else
+    /// `[legacy.paging]`'s).
+    pub list: Option<ListShape>,
     /// Pointer to a member's legacy id (member list calls).
     pub member_id: Option<String>,
     /// Pointer to a member's display name (member list calls).
@@ -185,7 +204,7 @@ pub struct AttrMap {
     /// Where it lives.
     pub target: ScimTarget,
     /// The legacy fields, in transform order.
-    pub legacy: Vec<String>,
+    pub legacy: Vec<FieldPath>,
     /// The transform.
     pub transform: Transform,
     /// Must have a value on create and replace.
@@ -293,7 +312,7 @@ pub struct GroupMapping {
     /// Pointer to the display name.
     pub display_name: String,
     /// Legacy field a create or rename writes the display name to.
-    pub display_name_field: Option<String>,
+    pub display_name_field: Option<FieldPath>,
     /// Groups that must never be linked or changed.
     pub locked: Option<Locked>,
     /// Read one.

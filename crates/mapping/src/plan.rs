@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::apply::LegacyFailure;
 use crate::ids::LegacyId;
-use crate::{Call, Legacy, Paging, PreparedCall, TranslateError, Vars};
+use crate::{Call, Legacy, ListShape, Paging, PreparedCall, TranslateError, Vars};
 
 pub use crate::apply::Answer;
 
@@ -213,12 +213,20 @@ pub trait Exchange {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
+/// Sends `out` through `x`. A 2xx answer comes back as the call's record (at its `record`
+/// pointer, when it says one): a plan reads records, never envelopes.
+pub async fn exchange<X: Exchange>(x: &mut X, out: Outbound<'_>) -> Result<Answer, X::Error> {
+    let call = out.call;
+    Ok(x.send(out).await?.map(|answer| call.record_of(answer)))
+}
+
 /// The pages of a list call, one call per page: the paging parameters of each, and whether
 /// more follow (the app's flag, else its total, else a full page).
 #[derive(Clone, Debug)]
 pub struct Pages<'m> {
     call: &'m Call,
     paging: &'m Paging,
+    shape: &'m ListShape,
     legacy_id: Option<LegacyId>,
     query: Vec<(String, String)>,
     index: u64,
@@ -239,6 +247,7 @@ impl<'m> Pages<'m> {
         Pages {
             call,
             paging,
+            shape: call.list.as_ref().unwrap_or(&paging.shape),
             legacy_id: legacy_id.cloned(),
             query,
             index: 0,
@@ -280,9 +289,9 @@ impl<'m> Pages<'m> {
     /// Reads the answer to [`Pages::next_call`]: the page's records; moves to the next page.
     pub fn read(&mut self, answer: Answer, legacy: &Legacy) -> Result<Vec<Value>, Refusal> {
         let answer = answer.map_err(|f| Refusal::legacy(f, legacy))?;
-        let total = self.paging.total(&answer);
-        let more = self.paging.more(&answer);
-        let items = self.paging.items(answer)?;
+        let total = self.shape.total(&answer);
+        let more = self.shape.more(&answer);
+        let items = self.shape.items(answer)?;
         let n = items.len() as u64;
         self.index += n;
         self.last = n;
@@ -307,6 +316,11 @@ impl<'m> Pages<'m> {
         };
         let answer = x.send(call).await?;
         Ok(Some(self.read(answer, legacy)?))
+    }
+
+    /// Where the records, total and more flag are in this call's answers.
+    pub fn shape(&self) -> &'m ListShape {
+        self.shape
     }
 
     /// The total the app reported on the last page read, if it reports one.

@@ -30,7 +30,8 @@ pub struct LegacySpec {
     pub headers: BTreeMap<String, String>,
     /// How list answers are paged.
     pub paging: PagingSpec,
-    /// How error answers are read and translated.
+    /// How error answers are read and translated (absent: by HTTP status alone).
+    #[serde(default)]
     pub errors: ErrorsSpec,
 }
 
@@ -61,7 +62,9 @@ pub struct PagingSpec {
     pub first_page: u64,
     /// Largest page size the legacy app accepts.
     pub max_page_size: u64,
-    /// JSON pointer to the array of records in a list answer.
+    /// JSON pointer to the array of records in a list answer (`""`, the default: the answer
+    /// is the array). A list call's own `items` overrides it.
+    #[serde(default)]
     pub items: String,
     /// JSON pointer to the total count, if the app reports one.
     pub total: Option<String>,
@@ -74,11 +77,12 @@ fn one() -> u64 {
 }
 
 /// `[legacy.errors]`: where the parts of an error answer are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorsSpec {
-    /// JSON pointer to the machine-readable error code.
-    pub code: String,
+    /// JSON pointer to the machine-readable error code; absent for an API without codes
+    /// (`by_status` then decides).
+    pub code: Option<String>,
     /// JSON pointer to the human message (logged, never sent to the client).
     pub message: Option<String>,
     /// JSON pointer to the list of per-field problems.
@@ -95,6 +99,10 @@ pub struct ErrorsSpec {
     /// Legacy error code → SCIM answer.
     #[serde(default)]
     pub codes: BTreeMap<String, ErrorCodeSpec>,
+    /// Legacy HTTP status → SCIM answer, for errors whose code is absent or not in `codes`.
+    /// 400 and 422 default to `400 invalidValue`.
+    #[serde(default)]
+    pub by_status: BTreeMap<String, ErrorCodeSpec>,
 }
 
 /// How a retry hint is written.
@@ -171,6 +179,17 @@ pub struct CallSpec {
     pub query: BTreeMap<String, String>,
     /// The body of a write call.
     pub body: Option<BodySpec>,
+    /// JSON pointer to the record in a single-record answer (`/user` for `{"user": {…}}`);
+    /// the whole answer when absent.
+    pub record: Option<String>,
+    /// JSON pointer under which a write sends its body (`/user` sends `{"user": {…}}`).
+    pub envelope: Option<String>,
+    /// List calls: JSON pointer to the array of records, instead of `[legacy.paging]`'s.
+    pub items: Option<String>,
+    /// List calls with their own `items`: JSON pointer to the total, if the answer has one.
+    pub total: Option<String>,
+    /// List calls with their own `items`: JSON pointer to a "more pages follow" flag.
+    pub more: Option<String>,
     /// For member list calls: JSON pointer to the member's legacy id in each item.
     pub member_id: Option<String>,
     /// For member list calls: JSON pointer to a display name in each item (SCIM `display`).

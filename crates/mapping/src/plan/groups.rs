@@ -10,7 +10,7 @@ use scim::patch::{PatchOpKind, PatchOperation};
 use scim::request;
 use serde_json::{Map, Value, json};
 
-use super::{Answer, Exchange, Outbound, Pages, Refusal};
+use super::{Answer, Exchange, Outbound, Pages, Refusal, exchange};
 use crate::apply::{LegacyFailure, pointer_text};
 use crate::ids::LegacyId;
 use crate::{Call, GroupMapping, Mapping};
@@ -42,7 +42,7 @@ pub async fn read<X: Exchange>(
     id: &str,
     x: &mut X,
 ) -> Result<Value, X::Error> {
-    match x.send(Outbound::about(&gm.get, legacy_id)).await? {
+    match exchange(x, Outbound::about(&gm.get, legacy_id)).await? {
         Ok(record) => Ok(record),
         Err(f) if f.is_not_found() => Err(Refusal::NotFound {
             resource: RESOURCE_TYPE,
@@ -160,9 +160,9 @@ pub fn patch_request(body: &Value) -> Result<GroupPatch, Refusal> {
 /// The body of a create or rename: the display name in the declared field.
 fn name_body(gm: &GroupMapping, name: &str) -> Option<Value> {
     let field = gm.display_name_field.as_ref()?;
-    let mut body = Map::new();
-    body.insert(field.clone(), json!(name));
-    Some(Value::Object(body))
+    let mut body = Value::Object(Map::new());
+    field.set(&mut body, json!(name));
+    Some(body)
 }
 
 /// What a group write did.
@@ -205,7 +205,7 @@ async fn create_group<X: Exchange>(
     };
     let mut out = Outbound::new(call);
     out.body = name_body(gm, name);
-    match x.send(out).await? {
+    match exchange(x, out).await? {
         Ok(record) => {
             let legacy_id = gm.legacy_id_of(&record).map_err(Refusal::from)?;
             Ok((legacy_id, record))
@@ -242,7 +242,7 @@ pub async fn delete<X: Exchange>(
         return Err(link_only(gm, "GET, PUT, PATCH").into());
     };
     check_unlocked(gm, record)?;
-    match x.send(Outbound::about(call, legacy_id)).await? {
+    match exchange(x, Outbound::about(call, legacy_id)).await? {
         Ok(_) => Ok(()),
         Err(f) if f.is_not_found() => Ok(()),
         Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
@@ -276,9 +276,9 @@ pub async fn rename<X: Exchange>(
     };
     let mut out = Outbound::about(call, legacy_id);
     out.body = name_body(gm, new);
-    match x.send(out).await? {
+    match exchange(x, out).await? {
         Ok(answer) if pointer_text(&answer, &gm.legacy_id).is_some() => Ok(answer),
-        Ok(_) => match x.send(Outbound::about(&gm.get, legacy_id)).await? {
+        Ok(_) => match exchange(x, Outbound::about(&gm.get, legacy_id)).await? {
             Ok(record) => Ok(record),
             Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
         },

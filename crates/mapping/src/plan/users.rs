@@ -10,7 +10,7 @@ use scim::request;
 use scim::schema;
 use serde_json::{Map, Value};
 
-use super::{Answer, Exchange, Outbound, Pages, Refusal};
+use super::{Answer, Exchange, Outbound, Pages, Refusal, exchange};
 use crate::apply::{FieldValues, LegacyFailure, field_test};
 use crate::ids::LegacyId;
 use crate::{
@@ -85,10 +85,7 @@ pub async fn read<X: Exchange>(
     legacy_id: &LegacyId,
     x: &mut X,
 ) -> Result<Option<Value>, X::Error> {
-    match x
-        .send(Outbound::about(&m.users.calls.get, legacy_id))
-        .await?
-    {
+    match exchange(x, Outbound::about(&m.users.calls.get, legacy_id)).await? {
         Ok(record) => Ok(Some(record)),
         Err(f) if f.is_not_found() => Ok(None),
         Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
@@ -156,7 +153,7 @@ async fn update<X: Exchange>(
         return Ok(current);
     };
     let call = Outbound::about(&m.users.calls.update, legacy_id).with_body(body);
-    match x.send(call).await? {
+    match exchange(x, call).await? {
         Ok(answer) => record_of(m, answer, legacy_id, x).await,
         Err(f) => Err(write_refusal(m, f).into()),
     }
@@ -187,7 +184,7 @@ pub async fn set_active<X: Exchange>(
     let Some(call) = call else {
         return Ok(After::Record(record));
     };
-    match x.send(Outbound::about(call, legacy_id)).await? {
+    match exchange(x, Outbound::about(call, legacy_id)).await? {
         Ok(answer) => Ok(After::Record(record_of(m, answer, legacy_id, x).await?)),
         Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
     }
@@ -200,7 +197,7 @@ async fn delete_record<X: Exchange>(
     x: &mut X,
 ) -> Result<(), X::Error> {
     if let Some(call) = &m.users.calls.delete {
-        match x.send(Outbound::about(call, legacy_id)).await? {
+        match exchange(x, Outbound::about(call, legacy_id)).await? {
             Ok(_) => {}
             Err(f) if f.is_not_found() => {}
             Err(f) => return Err(Refusal::legacy(f, &m.legacy).into()),
@@ -223,7 +220,7 @@ pub async fn create<X: Exchange>(
         .unwrap_or(true);
     let kind = um.calls.create.body.unwrap_or(BodySpec::Mapped);
     let call = Outbound::new(&um.calls.create).with_body(um.body(kind, &fields, None));
-    let (legacy_id, record, adopted) = match x.send(call).await? {
+    let (legacy_id, record, adopted) = match exchange(x, call).await? {
         Ok(record) => {
             let legacy_id = um.legacy_id_of(&record).ok_or_else(|| {
                 Refusal::from(TranslateError::Answer(
@@ -284,7 +281,7 @@ async fn resolve_conflict<X: Exchange>(
     };
     let existing = match (then, &um.calls.take_over) {
         (ConflictThen::TakeOverAndUpdate, Some(take_over)) => {
-            match x.send(Outbound::about(take_over, &existing_id)).await? {
+            match exchange(x, Outbound::about(take_over, &existing_id)).await? {
                 Ok(answer) => record_of(m, answer, &existing_id, x).await?,
                 Err(f) => return Err(Refusal::legacy(f, &m.legacy).into()),
             }
@@ -505,8 +502,9 @@ impl<'m> Listing<'m> {
     pub fn new(m: &'m Mapping, p: &ListParams, tombstoned: HashSet<LegacyId>) -> Self {
         let um = &m.users;
         let paging = &m.legacy.paging;
+        let shape = um.calls.list.list.as_ref().unwrap_or(&paging.shape);
         let direct = p.filter.is_none()
-            && paging.total.is_some()
+            && shape.total.is_some()
             && (tombstoned.is_empty() || um.delete == DeleteSpec::Deactivate);
         if !direct {
             return Self::scan(m, p);
