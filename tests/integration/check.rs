@@ -243,6 +243,133 @@ fn broken_record_shapes_and_fields() {
     expect_one_line_each(&cases);
 }
 
+#[test]
+fn broken_states_values_bodies_and_sentences() {
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "active-names-nothing",
+            edit(
+                MC,
+                "all_true = [\"/IsActive\"]\nall_false = [\"/IsArchived\"]\n",
+                "",
+            ),
+            "active]",
+            "users.active: names no flag and no field, so every user would read active",
+        ),
+        (
+            "active-field-without-values",
+            edit(
+                MC,
+                "all_true = [\"/IsActive\"]\nall_false = [\"/IsArchived\"]\n",
+                "field = \"/Status\"\n",
+            ),
+            "field = \"/Status\"",
+            "users.active.field needs active, the values meaning active",
+        ),
+        (
+            "values-with-transform",
+            edit(
+                MC,
+                "legacy = \"UserProfileTitle\"",
+                "legacy = \"UserProfileTitle\"\ntransform = \"trim\"\nvalues = [{ scim = \"Boss\", legacy = 1 }]",
+            ),
+            "values = [{",
+            "users.attributes[4].values: a row has a transform or a value map, not both",
+        ),
+        (
+            "values-empty",
+            edit(
+                MC,
+                "legacy = \"UserProfileTitle\"",
+                "legacy = \"UserProfileTitle\"\nvalues = []",
+            ),
+            "values = []",
+            "users.attributes[4].values: an empty value map would refuse every value",
+        ),
+        (
+            "values-of-the-wrong-type",
+            edit(
+                MC,
+                "legacy = \"UserProfileTitle\"",
+                "legacy = \"UserProfileTitle\"\nvalues = [{ scim = 7, legacy = 1 }]",
+            ),
+            "scim = 7",
+            "users.attributes[4].values[0].scim: 7 is not a value of title (a string)",
+        ),
+        (
+            "fixed-body-not-json",
+            edit(
+                MC,
+                "path = \"/users/{legacy_id}/archive\", idempotent = true }",
+                "path = \"/users/{legacy_id}/archive\", idempotent = true, body = '{\"status\": 3' }",
+            ),
+            "body = '{\"status\": 3'",
+            "users.calls.deactivate.body: not JSON",
+        ),
+        (
+            "fixed-body-with-a-secret",
+            edit(
+                MC,
+                "path = \"/users/{legacy_id}/archive\", idempotent = true }",
+                "path = \"/users/{legacy_id}/archive\", idempotent = true, body = '{\"key\": \"{secret.api_key}\"}' }",
+            ),
+            "body = '{\"key\"",
+            "users.calls.deactivate.body: a secret cannot go in a body",
+        ),
+        (
+            "fixed-body-on-a-mapped-write",
+            edit(
+                MC,
+                "update = { method = \"PATCH\", path = \"/users/{legacy_id}\", body = \"changed\" }",
+                "update = { method = \"PATCH\", path = \"/users/{legacy_id}\", body = '{\"a\": 1}' }",
+            ),
+            "body = '{\"a\": 1}'",
+            "users.calls.update.body: this call sends the mapped fields",
+        ),
+        (
+            "body-keyword-misspelt",
+            edit(
+                MC,
+                "update = { method = \"PATCH\", path = \"/users/{legacy_id}\", body = \"changed\" }",
+                "update = { method = \"PATCH\", path = \"/users/{legacy_id}\", body = \"chnged\" }",
+            ),
+            "body = \"chnged\"",
+            "users.calls.update.body: \"chnged\" is neither \"mapped\", \"changed\", \"full\" nor a JSON body",
+        ),
+        (
+            "member-id-outside-member-calls",
+            edit(
+                MC,
+                "path = \"/users/{legacy_id}/archive\"",
+                "path = \"/users/{legacy_id}/archive/{member_legacy_id}\"",
+            ),
+            "deactivate = {",
+            "users.calls.deactivate: {member_legacy_id} has a value only in groups.calls.add_member",
+        ),
+        (
+            "field-pattern-without-groups",
+            edit(
+                MC,
+                "problem = \"/Problem\"",
+                "problem = \"/Problem\"\nsentences = \"/Errors\"\nfield_pattern = \"^(\\\\S+) (.+)$\"",
+            ),
+            "field_pattern =",
+            "legacy.errors.field_pattern: \"^(\\\\S+) (.+)$\" needs the named groups",
+        ),
+        (
+            "patterns-without-sentences",
+            edit(
+                MC,
+                "[legacy.errors.codes]",
+                "[[legacy.errors.patterns]]\nmatches = \"taken\"\nstatus = 409\n\n[legacy.errors.codes]",
+            ),
+            "errors]\ncode",
+            "legacy.errors: field_pattern and patterns read sentences",
+        ),
+    ];
+    expect_one_line_each(&cases);
+}
+
 /// Checks every broken mapping in one run: exit code 1, and for each file exactly one line,
 /// at the edit's `line:column`, carrying the expected message.
 fn expect_one_line_each(cases: &[(&str, String, &str, &str)]) {

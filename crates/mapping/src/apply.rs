@@ -8,7 +8,7 @@ use super::{
     Paging, PagingStyle, PreparedCall, PushDown, RetryAfterFormat, ScimTarget, TimeFormat,
     TranslateError, UserMapping, Vars,
 };
-use crate::field::FieldPath;
+use crate::field::{FieldPath, same_text};
 use crate::ids::LegacyId;
 use scim::filter::{CompareOp, Filter};
 use scim::schema::ResourceSchema;
@@ -57,13 +57,14 @@ impl Legacy {
             }
             path_and_query.push_str(&q.finish());
         }
-        let body = match (&call.envelope, body) {
-            (Some(envelope), Some(inner)) => {
+        let body = match (&call.envelope, body, &call.fixed_body) {
+            (Some(envelope), Some(inner), _) => {
                 let mut wrapped = Value::Object(Map::new());
                 envelope.set(&mut wrapped, inner);
                 Some(wrapped)
             }
-            (_, body) => body,
+            (_, None, Some(fixed)) => Some(fixed.render(vars)?),
+            (_, body, _) => body,
         };
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, t) in &self.headers {
@@ -137,6 +138,9 @@ impl Active {
                 .all_false
                 .iter()
                 .all(|p| truthy(at(record, p)) != Some(true))
+            && self.field.as_ref().is_none_or(|(p, active)| {
+                at(record, p).is_some_and(|v| active.iter().any(|a| same_text(a, v)))
+            })
     }
 }
 
@@ -242,6 +246,16 @@ fn normalised(v: Option<&Value>) -> &Value {
     }
 }
 
+impl AttrMap {
+    /// SCIM value → one value per legacy field, through the value map or the transform.
+    pub fn write(&self, value: Option<&Value>) -> Result<Vec<Value>, String> {
+        match &self.values {
+            Some(map) => map.write(value).map(|v| vec![v]),
+            None => self.transform.write(value),
+        }
+    }
+}
+
 impl UserMapping {
     /// The legacy id of a record.
     pub fn legacy_id_of(&self, record: &Value) -> Option<LegacyId> {
@@ -258,7 +272,11 @@ impl UserMapping {
         let mut out = Map::new();
         for a in &self.attributes {
             let fields: Vec<Option<&Value>> = a.legacy.iter().map(|f| f.get(record)).collect();
-            if let Some(v) = a.transform.read(&fields) {
+            let v = match &a.values {
+                Some(map) => map.read(fields.first().copied().flatten()),
+                None => a.transform.read(&fields),
+            };
+            if let Some(v) = v {
                 a.target
                     .insert(&mut out, v, self.multi_valued.get(&a.target.attr));
             }
@@ -293,13 +311,10 @@ impl UserMapping {
             if a.required && is_empty(v) {
                 return Err(TranslateError::Required(a.scim.clone()));
             }
-            let values = a
-                .transform
-                .write(v)
-                .map_err(|problem| TranslateError::Value {
-                    attribute: a.scim.clone(),
-                    problem,
-                })?;
+            let values = a.write(v).map_err(|problem| TranslateError::Value {
+                attribute: a.scim.clone(),
+                problem,
+            })?;
             fields.extend(a.legacy.iter().cloned().zip(values));
         }
         Ok(fields)
@@ -322,13 +337,10 @@ impl UserMapping {
             if a.required && is_empty(new) {
                 return Err(TranslateError::Required(a.scim.clone()));
             }
-            let values = a
-                .transform
-                .write(new)
-                .map_err(|problem| TranslateError::Value {
-                    attribute: a.scim.clone(),
-                    problem,
-                })?;
+            let values = a.write(new).map_err(|problem| TranslateError::Value {
+                attribute: a.scim.clone(),
+                problem,
+            })?;
             fields.extend(a.legacy.iter().cloned().zip(values));
         }
         Ok(fields)
@@ -434,20 +446,20 @@ impl UserMapping {
     }
 
     /// The mapping row that writes `legacy_field` (as the legacy app names it in an error: the
-    /// field as the mapping writes it, or its last member name), to name the SCIM attribute.
+    /// field as the mapping writes it, or its last member name, in this case or, failing
+    /// that, in any case: `Login` for `login`), to name the SCIM attribute.
     pub fn row_for_field(&self, legacy_field: &str) -> Option<&AttrMap> {
-        let named = |exact: bool| {
-            self.attributes.iter().find(move |a| {
-                a.legacy.iter().any(|f| {
-                    if exact {
-                        f.as_str() == legacy_field
-                    } else {
-                        f.leaf() == legacy_field
-                    }
+        let named = |same: &dyn Fn(&FieldPath) -> bool| {
+            self.attributes.iter().find(|a| a.legacy.iter().any(same))
+        };
+        named(&|f| f.as_str() == legacy_field)
+            .or_else(|| named(&|f| f.leaf() == legacy_field))
+            .or_else(|| {
+                named(&|f| {
+                    f.as_str().eq_ignore_ascii_case(legacy_field)
+                        || f.leaf().eq_ignore_ascii_case(legacy_field)
                 })
             })
-        };
-        named(true).or_else(|| named(false))
     }
 
     /// A legacy field problem told in SCIM terms: `<scim attribute>: <problem>`, with every
@@ -665,15 +677,45 @@ impl Errors {
     /// Reads an error answer. Never fails: unreadable bodies give a failure without a code.
     /// `retry_after` is the answer's retry hint in seconds, when it has one.
     pub fn interpret(&self, status: u16, body: &[u8], retry_after: Option<u64>) -> LegacyFailure {
-        let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        // A body that is not JSON is its text (an app answering a sentence as text/plain).
+        let json: Value = serde_json::from_slice(body).unwrap_or_else(|_| {
+            std::str::from_utf8(body)
+                .map(|t| Value::String(t.trim().to_owned()))
+                .unwrap_or(Value::Null)
+        });
         let code = self.code.as_ref().and_then(|p| pointer_text(&json, p));
+        let sentences: Vec<&str> = match self.sentences.as_ref().and_then(|p| at(&json, p)) {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
         let rule = code
             .as_ref()
             .and_then(|c| self.codes.get(c))
+            .or_else(|| {
+                self.patterns
+                    .iter()
+                    .find(|(re, _)| sentences.iter().any(|s| re.is_match(s)))
+                    .map(|(_, rule)| rule)
+            })
             .or_else(|| self.by_status.get(&status))
             .cloned();
-        let message = self.message.as_ref().and_then(|p| pointer_text(&json, p));
+        let message = self
+            .message
+            .as_ref()
+            .and_then(|p| pointer_text(&json, p))
+            .or_else(|| (!sentences.is_empty()).then(|| sentences.join("; ")));
         let mut fields = Vec::new();
+        if let Some(re) = &self.field_pattern {
+            for s in &sentences {
+                if let Some(c) = re.captures(s)
+                    && let Some(field) = c.name("field")
+                {
+                    let problem = c.name("problem").map_or("", |m| m.as_str());
+                    fields.push((field.as_str().to_owned(), problem.to_owned()));
+                }
+            }
+        }
         if let Some(Value::Array(items)) = self.fields.as_ref().and_then(|p| at(&json, p)) {
             for item in items {
                 let field = self.field.as_ref().and_then(|p| pointer_text(item, p));

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use super::spec::{self, CallSpec, MappingSpec, MethodSpec};
 use super::{
-    Active, AttrMap, Call, CompileError, ErrorRule, Errors, FieldPath, GroupMapping, Legacy,
-    ListShape, Locked, Mapping, Paging, Problem, PushDown, ScimTarget, Template, Transform,
-    UserCalls, UserMapping,
+    Active, AttrMap, BodyTemplate, Call, CompileError, ErrorRule, Errors, FieldPath, GroupMapping,
+    Legacy, ListShape, Locked, Mapping, Paging, Problem, PushDown, ScimTarget, Template, Transform,
+    UserCalls, UserMapping, ValueMap,
 };
 use scim::error::ScimType;
 use scim::filter::AttrPath;
@@ -78,6 +78,10 @@ fn compile(spec: MappingSpec, p: &mut Problems) -> Option<Mapping> {
             .chain(
                 (legacy.errors.by_status.iter())
                     .map(|(status, rule)| (format!("by_status.{status}"), rule)),
+            )
+            .chain(
+                (legacy.errors.patterns.iter().enumerate())
+                    .map(|(i, (_, rule))| (format!("patterns[{i}]"), rule)),
             );
         for (code, rule) in rules {
             let Some(path) = &rule.find_existing_by else {
@@ -173,6 +177,43 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             )),
         }
     }
+    check_pointer(e.sentences.as_ref(), "legacy.errors.sentences", p);
+    let field_pattern = e.field_pattern.as_deref().and_then(|pat| {
+        let re = regex(pat, "legacy.errors.field_pattern", p)?;
+        let names: Vec<&str> = re.capture_names().flatten().collect();
+        if !(names.contains(&"field") && names.contains(&"problem")) {
+            p.push(format!(
+                "legacy.errors.field_pattern: {pat:?} needs the named groups (?<field>…) and \
+                 (?<problem>…)"
+            ));
+        }
+        Some(re)
+    });
+    if (field_pattern.is_some() || !e.patterns.is_empty()) && e.sentences.is_none() {
+        p.push(
+            "legacy.errors: field_pattern and patterns read sentences: say where they are \
+             with sentences",
+        );
+    }
+    let mut patterns = Vec::new();
+    for (i, pt) in e.patterns.iter().enumerate() {
+        let at = format!("legacy.errors.patterns[{i}]");
+        let rule = error_rule(
+            &spec::ErrorCodeSpec {
+                status: pt.status,
+                scim_type: pt.scim_type.clone(),
+                conflict: pt.conflict,
+                existing_id: None,
+                find_existing_by: pt.find_existing_by.clone(),
+                skip_member: pt.skip_member,
+            },
+            &at,
+            p,
+        );
+        if let Some(re) = regex(&pt.matches, &format!("{at}.matches"), p) {
+            patterns.push((re, rule));
+        }
+    }
     // A refused write is the client's values, whatever the app's wording: 400 invalidValue.
     for status in [400, 422] {
         by_status.entry(status).or_insert(ErrorRule {
@@ -210,8 +251,24 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             retry_after_format: e.retry_after_format,
             codes,
             by_status,
+            sentences: e.sentences,
+            field_pattern,
+            patterns,
         },
     })
+}
+
+/// Compiles a regular expression of the mapping, or says why it is not one.
+fn regex(pattern: &str, at: &str, p: &mut Problems) -> Option<regex::Regex> {
+    match regex::Regex::new(pattern) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            p.push(format!(
+                "{at}: {pattern:?} is not a regular expression: {e}"
+            ));
+            None
+        }
+    }
 }
 
 /// Checks and compiles one entry of `codes` or `by_status`.
@@ -366,12 +423,49 @@ fn compile_call(
         },
         None => pg.shape.clone(),
     });
+    let (body, fixed_body) = match &spec.body {
+        None => (None, None),
+        Some(spec::BodyField::Kind(kind)) => (Some(*kind), None),
+        Some(spec::BodyField::Fixed(text)) if text.trim_start().starts_with(['{', '[']) => {
+            match BodyTemplate::parse(text) {
+                Ok(t) => {
+                    if t.vars().contains(&super::template::Var::ApiKey) {
+                        p.push(format!(
+                            "{at}.body: a secret cannot go in a body (bodies may be logged); \
+                             send it in a header"
+                        ));
+                    }
+                    (None, Some(t))
+                }
+                Err(e) => {
+                    p.push(format!("{at}.body: {e}"));
+                    (None, None)
+                }
+            }
+        }
+        Some(spec::BodyField::Fixed(text)) => {
+            p.push(format!(
+                "{at}.body: {text:?} is neither \"mapped\", \"changed\", \"full\" nor a \
+                 JSON body ('{{…}}')"
+            ));
+            (None, None)
+        }
+    };
+    if fixed_body.is_some() && matches!(spec.method, MethodSpec::Get) {
+        p.push(format!("{at}.body: a GET call sends no body"));
+    }
+    if fixed_body.is_some() && spec.envelope.is_some() {
+        p.push(format!(
+            "{at}.envelope: a fixed body is sent as written: put the envelope in it"
+        ));
+    }
     Some(Call {
         name: at.replacen(".calls.", ".", 1),
         method,
         path: path?,
         query,
-        body: spec.body,
+        body,
+        fixed_body,
         record: spec.record.clone(),
         envelope,
         list: shape,
@@ -396,6 +490,36 @@ fn no_record_vars(call: &Call, at: &str, p: &mut Problems) {
     {
         p.push(format!(
             "{at}.path: {{legacy_id}} has no value in this call (it is about no one record)"
+        ));
+    }
+}
+
+/// `{member_legacy_id}` has a value only in the calls about one member of a group.
+fn no_member_var(call: &Call, at: &str, p: &mut Problems) {
+    use super::template::Var;
+    let in_templates = std::iter::once(&call.path)
+        .chain(call.query.iter().map(|(_, t)| t))
+        .flat_map(|t| t.vars())
+        .any(|v| v == Var::MemberLegacyId);
+    let in_body = call
+        .fixed_body
+        .as_ref()
+        .is_some_and(|b| b.vars().contains(&Var::MemberLegacyId));
+    if in_templates || in_body {
+        p.push(format!(
+            "{at}: {{member_legacy_id}} has a value only in groups.calls.add_member and \
+             remove_member"
+        ));
+    }
+}
+
+/// A call whose body the sidecar builds (mapped fields, a name, a batch of ids) cannot have
+/// a fixed one.
+fn no_fixed_body(call: Option<&Call>, at: &str, what: &str, p: &mut Problems) {
+    if call.is_some_and(|c| c.fixed_body.is_some()) {
+        p.push(format!(
+            "{at}.body: this call sends {what}; a fixed body is for calls that send none of \
+             their own"
         ));
     }
 }
@@ -447,11 +571,38 @@ fn compile_users(
             no_record_vars(call, at, p);
         }
     }
-    if create.as_ref().is_some_and(|c| c.body.is_none()) {
+    no_fixed_body(
+        create.as_ref(),
+        "users.calls.create",
+        "the mapped fields",
+        p,
+    );
+    no_fixed_body(
+        update.as_ref(),
+        "users.calls.update",
+        "the mapped fields",
+        p,
+    );
+    // A body written but refused is reported once, where it is written.
+    if c.create.body.is_none() {
         p.push("users.calls.create needs a body (\"mapped\" or \"full\")");
     }
-    if update.as_ref().is_some_and(|c| c.body.is_none()) {
+    if c.update.body.is_none() {
         p.push("users.calls.update needs a body (\"changed\" or \"full\")");
+    }
+    for (call, at) in [
+        (get.as_ref(), "users.calls.get"),
+        (list.as_ref(), "users.calls.list"),
+        (create.as_ref(), "users.calls.create"),
+        (update.as_ref(), "users.calls.update"),
+        (deactivate.as_ref(), "users.calls.deactivate"),
+        (reactivate.as_ref(), "users.calls.reactivate"),
+        (delete_call.as_ref(), "users.calls.delete"),
+        (take_over.as_ref(), "users.calls.take_over"),
+    ] {
+        if let Some(call) = call {
+            no_member_var(call, at, p);
+        }
     }
     // Lifecycle checks look at what is declared, so a broken call is reported once.
     let (has_deactivate, has_reactivate) = (c.deactivate.is_some(), c.reactivate.is_some());
@@ -468,6 +619,19 @@ fn compile_users(
     if let Some(active) = &spec.active {
         for ptr in active.all_true.iter().chain(&active.all_false) {
             check_pointer(Some(ptr), "users.active", p);
+        }
+        check_pointer(active.field.as_ref(), "users.active.field", p);
+        if active.all_true.is_empty() && active.all_false.is_empty() && active.field.is_none() {
+            p.push(
+                "users.active: names no flag and no field, so every user would read active: \
+                 give all_true / all_false, or field and active",
+            );
+        }
+        if active.field.is_some() && active.active.is_empty() {
+            p.push("users.active.field needs active, the values meaning active");
+        }
+        if active.field.is_none() && !active.active.is_empty() {
+            p.push("users.active.active needs field, the state field they are values of");
         }
     } else if delete == spec::DeleteSpec::Deactivate
         && has_deactivate
@@ -541,6 +705,9 @@ fn compile_users(
                 }
             },
         };
+        let values = row.values.as_ref().and_then(|pairs| {
+            value_map(pairs, &row.scim, &schema, row.transform.is_some(), &at, p)
+        });
         let legacy = match &row.legacy {
             spec::LegacyFields::One(f) => vec![f.clone()],
             spec::LegacyFields::Many(fs) => fs.clone(),
@@ -608,6 +775,7 @@ fn compile_users(
             target,
             legacy: paths,
             transform,
+            values,
             required: row.required,
             max_length: row.max_length,
             pattern,
@@ -640,6 +808,12 @@ fn compile_users(
         active: spec.active.map(|a| Active {
             all_true: a.all_true,
             all_false: a.all_false,
+            field: a.field.map(|f| {
+                let values = (a.active.iter())
+                    .map(|v| json_of(v, "users.active.active", p))
+                    .collect();
+                (f, values)
+            }),
         }),
         calls: UserCalls {
             get: get?,
@@ -659,6 +833,62 @@ fn compile_users(
         attributes,
         schema,
     })
+}
+
+/// Checks and compiles a row's value map: not empty, not with a transform, SCIM values of
+/// the attribute's type.
+fn value_map(
+    pairs: &[spec::ValuePairSpec],
+    scim_path: &str,
+    schema: &ResourceSchema,
+    with_transform: bool,
+    at: &str,
+    p: &mut Problems,
+) -> Option<ValueMap> {
+    if with_transform {
+        p.push(format!(
+            "{at}.values: a row has a transform or a value map, not both"
+        ));
+        return None;
+    }
+    if pairs.is_empty() {
+        p.push(format!(
+            "{at}.values: an empty value map would refuse every value; list the pairs"
+        ));
+        return None;
+    }
+    let kind = resolve_target(scim_path, schema).ok().and_then(|t| {
+        let path = AttrPath {
+            urn: t.extension,
+            name: t.attr,
+            sub: t.sub,
+        };
+        schema.resolve(&path).map(|r| r.leaf().kind)
+    });
+    let mut out = Vec::with_capacity(pairs.len());
+    for (i, pair) in pairs.iter().enumerate() {
+        let scim = json_of(&pair.scim, &format!("{at}.values[{i}].scim"), p);
+        let legacy = json_of(&pair.legacy, &format!("{at}.values[{i}].legacy"), p);
+        let fits = match kind {
+            Some(AttrType::Boolean) => scim.is_boolean(),
+            Some(AttrType::Integer) => scim.is_i64() || scim.is_u64(),
+            Some(AttrType::Decimal) => scim.is_number(),
+            _ => scim.is_string(),
+        };
+        if !fits {
+            p.push(format!(
+                "{at}.values[{i}].scim: {scim} is not a value of {scim_path} (a {})",
+                kind.map_or("string", AttrType::as_str)
+            ));
+        }
+        if !(legacy.is_string() || legacy.is_number() || legacy.is_boolean()) {
+            p.push(format!(
+                "{at}.values[{i}].legacy: a legacy value is a string, a number or a boolean"
+            ));
+        }
+        out.push((scim, legacy));
+    }
+    Some(ValueMap { pairs: out })
 }
 
 /// Compiles pushed-down filters. An attribute the legacy app compares exactly becomes
@@ -895,8 +1125,12 @@ fn compile_groups(
     ] {
         if let Some(call) = call {
             require_var(call, Var::LegacyId, at, p);
-            if !call.path.vars().any(|v| v == Var::MemberLegacyId) {
-                p.push(format!("{at}.path must contain {{member_legacy_id}}"));
+            let in_body =
+                (call.fixed_body.as_ref()).is_some_and(|b| b.vars().contains(&Var::MemberLegacyId));
+            if !in_body && !call.path.vars().any(|v| v == Var::MemberLegacyId) {
+                p.push(format!(
+                    "{at}.path must contain {{member_legacy_id}} (or its fixed body must)"
+                ));
             }
         }
     }
@@ -908,6 +1142,44 @@ fn compile_groups(
             p.push(format!("{at} needs batch = {{ field = \"…\", max = … }}"));
         }
     }
+    for (call, at) in [
+        (get.as_ref(), "groups.calls.get"),
+        (list.as_ref(), "groups.calls.list"),
+        (members.as_ref(), "groups.calls.members"),
+        (add_members.as_ref(), "groups.calls.add_members"),
+        (remove_members.as_ref(), "groups.calls.remove_members"),
+        (create.as_ref(), "groups.calls.create"),
+        (rename.as_ref(), "groups.calls.rename"),
+        (delete.as_ref(), "groups.calls.delete"),
+    ] {
+        if let Some(call) = call {
+            no_member_var(call, at, p);
+        }
+    }
+    no_fixed_body(
+        create.as_ref(),
+        "groups.calls.create",
+        "the display name",
+        p,
+    );
+    no_fixed_body(
+        rename.as_ref(),
+        "groups.calls.rename",
+        "the display name",
+        p,
+    );
+    no_fixed_body(
+        add_members.as_ref(),
+        "groups.calls.add_members",
+        "a batch of ids",
+        p,
+    );
+    no_fixed_body(
+        remove_members.as_ref(),
+        "groups.calls.remove_members",
+        "a batch of ids",
+        p,
+    );
     let one_by_one = c.add_member.is_some() || c.remove_member.is_some();
     let batched = c.add_members.is_some() || c.remove_members.is_some();
     if one_by_one && batched {

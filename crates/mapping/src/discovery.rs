@@ -154,11 +154,14 @@ fn trim_schema(def: &SchemaDef, um: &UserMapping, extension: Option<&str>) -> Sc
     out
 }
 
-/// The fixed set of values a mapped (sub-)attribute accepts, from its transform.
+/// The fixed set of values a mapped (sub-)attribute accepts, from its value map or transform.
 fn canonical(rows: &[&AttrMap], sub: Option<&str>) -> Option<Vec<String>> {
     rows.iter()
         .find(|r| r.target.sub.as_deref() == sub)
-        .and_then(|r| r.transform.canonical_values())
+        .and_then(|r| match &r.values {
+            Some(map) => Some(map.scim_values()),
+            None => r.transform.canonical_values(),
+        })
 }
 
 /// `GET /Schemas/{urn}`: one served schema as JSON (the URN matched case-insensitively).

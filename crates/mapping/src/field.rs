@@ -240,7 +240,7 @@ fn index(token: &str) -> Option<usize> {
 
 /// Whether two scalars read the same as text (`7` and `"7"`; the selector is typed loosely
 /// because legacy apps are).
-fn same_text(a: &Value, b: &Value) -> bool {
+pub(crate) fn same_text(a: &Value, b: &Value) -> bool {
     fn text(v: &Value) -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),

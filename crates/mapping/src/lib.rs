@@ -12,6 +12,7 @@
 //! - `locate`: `line:column` of the key a problem is about.
 
 pub mod apply;
+pub mod body;
 pub mod compile;
 pub mod discovery;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod transform;
 
 use std::collections::BTreeMap;
 
+pub use body::BodyTemplate;
 pub use error::{CompileError, Problem, TemplateError, TranslateError};
 pub use field::FieldPath;
 pub use spec::{
@@ -34,7 +36,7 @@ pub use spec::{
     RetryAfterFormat, TimeFormat,
 };
 pub use template::{Template, Vars};
-pub use transform::Transform;
+pub use transform::{Transform, ValueMap};
 
 use scim::error::ScimType;
 use scim::schema::ResourceSchema;
@@ -115,6 +117,12 @@ pub struct Errors {
     pub codes: BTreeMap<String, ErrorRule>,
     /// HTTP status → SCIM answer, for an error whose code is not in `codes`.
     pub by_status: BTreeMap<u16, ErrorRule>,
+    /// Pointer to the error's sentences.
+    pub sentences: Option<String>,
+    /// Splits a sentence into (field, problem).
+    pub field_pattern: Option<regex::Regex>,
+    /// Sentence pattern → SCIM answer, in order.
+    pub patterns: Vec<(regex::Regex, ErrorRule)>,
 }
 
 /// A compiled entry of `[legacy.errors.codes]`: what a legacy error code means.
@@ -145,8 +153,10 @@ pub struct Call {
     pub path: Template,
     /// Fixed query parameters.
     pub query: Vec<(String, Template)>,
-    /// What a write sends.
+    /// What a user write sends.
     pub body: Option<BodySpec>,
+    /// The fixed body of a call that sends no mapped fields.
+    pub fixed_body: Option<BodyTemplate>,
     /// Pointer to the record in a single-record answer (absent: the whole answer).
     pub record: Option<String>,
     /// Where a write's body goes in what is sent (absent: it is what is sent).
@@ -207,6 +217,8 @@ pub struct AttrMap {
     pub legacy: Vec<FieldPath>,
     /// The transform.
     pub transform: Transform,
+    /// The value map, when the row has one (then the transform is `Identity`).
+    pub values: Option<ValueMap>,
     /// Must have a value on create and replace.
     pub required: bool,
     /// Longest accepted value, in characters.
@@ -224,6 +236,8 @@ pub struct Active {
     pub all_true: Vec<String>,
     /// Pointers that must be false.
     pub all_false: Vec<String>,
+    /// A state field and the values of it that mean active.
+    pub field: Option<(String, Vec<serde_json::Value>)>,
 }
 
 /// Compiled `[users.calls]`.

@@ -103,6 +103,38 @@ pub struct ErrorsSpec {
     /// 400 and 422 default to `400 invalidValue`.
     #[serde(default)]
     pub by_status: BTreeMap<String, ErrorCodeSpec>,
+    /// JSON pointer to the error's sentences: one string, or an array of strings (`""` with
+    /// a plain-text answer: the text).
+    pub sentences: Option<String>,
+    /// A regular expression with the named groups `field` and `problem`, splitting each
+    /// sentence into a field problem (`(?<field>\w+) (?<problem>.+)`).
+    pub field_pattern: Option<String>,
+    /// Sentence patterns → SCIM answer, tried in order for an error whose code is absent or
+    /// not in `codes`.
+    #[serde(default)]
+    pub patterns: Vec<PatternSpec>,
+}
+
+/// One `[[legacy.errors.patterns]]` entry: a regular expression over the error's sentences
+/// and the SCIM answer of an error one of whose sentences it matches.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PatternSpec {
+    /// The regular expression (unanchored; `(?i)` ignores case).
+    pub matches: String,
+    /// The SCIM HTTP status to answer.
+    pub status: u16,
+    /// The SCIM `scimType`, if any.
+    pub scim_type: Option<String>,
+    /// "A record with that unique key exists" (drives `on_conflict`).
+    #[serde(default)]
+    pub conflict: bool,
+    /// For `conflict`: the SCIM attribute whose value in the request finds the existing
+    /// record (one of `[users.filters]`).
+    pub find_existing_by: Option<String>,
+    /// In a membership push, skip the member instead of failing.
+    #[serde(default)]
+    pub skip_member: bool,
 }
 
 /// How a retry hint is written.
@@ -166,6 +198,16 @@ pub enum BodySpec {
     Full,
 }
 
+/// The `body` of a call as written.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum BodyField {
+    /// `"mapped"`, `"changed"` or `"full"`.
+    Kind(BodySpec),
+    /// A fixed JSON body (see `body`).
+    Fixed(String),
+}
+
 /// One declared legacy call.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -177,8 +219,9 @@ pub struct CallSpec {
     /// Fixed query parameters (values are templates).
     #[serde(default)]
     pub query: BTreeMap<String, String>,
-    /// The body of a write call.
-    pub body: Option<BodySpec>,
+    /// The body of a write call: what a user write sends (`mapped`, `changed`, `full`), or
+    /// a fixed JSON body with placeholders for calls that send no mapped fields.
+    pub body: Option<BodyField>,
     /// JSON pointer to the record in a single-record answer (`/user` for `{"user": {…}}`);
     /// the whole answer when absent.
     pub record: Option<String>,
@@ -264,6 +307,12 @@ pub struct ActiveSpec {
     /// JSON pointers to booleans that must all be false.
     #[serde(default)]
     pub all_false: Vec<String>,
+    /// JSON pointer to a state field (a number or a text such as `"ACTIVE"`), read through
+    /// `active`.
+    pub field: Option<String>,
+    /// The values of `field` that mean active; any other value reads inactive.
+    #[serde(default)]
+    pub active: Vec<toml::Value>,
 }
 
 /// `[users.calls]`.
@@ -443,6 +492,9 @@ pub struct AttributeSpec {
     pub legacy: LegacyFields,
     /// Named transform between the two.
     pub transform: Option<String>,
+    /// A value map instead of a transform: each SCIM value and the legacy value standing
+    /// for it.
+    pub values: Option<Vec<ValuePairSpec>>,
     /// The SCIM attribute must have a value on create and replace.
     #[serde(default)]
     pub required: bool,
@@ -453,6 +505,16 @@ pub struct AttributeSpec {
     /// Another SCIM attribute whose value this one must equal (ignoring case), e.g.
     /// `userName` equal to `emails[primary].value`.
     pub equals: Option<String>,
+}
+
+/// One pair of a value map: `{ scim = "Manager", legacy = 2 }`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ValuePairSpec {
+    /// The SCIM value.
+    pub scim: toml::Value,
+    /// The legacy value standing for it.
+    pub legacy: toml::Value,
 }
 
 /// `[groups]`.

@@ -385,3 +385,86 @@ mod tests {
         assert_eq!(Transform::from_name("nope"), None);
     }
 }
+
+/// A value map: each SCIM value of an attribute and the legacy value that stands for it
+/// (`"Manager" ↔ 2`, `true ↔ 1`). Several legacy values may read as one SCIM value; a write
+/// sends the first pair's legacy value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueMap {
+    /// (SCIM value, legacy value), in mapping order.
+    pub pairs: Vec<(Value, Value)>,
+}
+
+impl ValueMap {
+    /// The SCIM value a legacy value reads as; `None` when it is empty or not in the map.
+    pub fn read(&self, legacy: Option<&Value>) -> Option<Value> {
+        let legacy = legacy.filter(|v| !v.is_null())?;
+        self.pairs
+            .iter()
+            .find(|(_, l)| crate::field::same_text(l, legacy))
+            .map(|(s, _)| s.clone())
+    }
+
+    /// The legacy value a SCIM value is written as (`Null` for an absent or empty one);
+    /// refuses a value not in the map, naming the accepted ones.
+    pub fn write(&self, scim: Option<&Value>) -> Result<Value, String> {
+        let scim = match scim {
+            None | Some(Value::Null) => return Ok(Value::Null),
+            Some(Value::String(s)) if s.is_empty() => return Ok(Value::Null),
+            Some(v) => v,
+        };
+        let same = |a: &Value| match (a, scim) {
+            (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a == b,
+        };
+        self.pairs
+            .iter()
+            .find(|(s, _)| same(s))
+            .map(|(_, l)| l.clone())
+            .ok_or_else(|| format!("{scim} is not one of {}", self.scim_values().join(", ")))
+    }
+
+    /// The SCIM values, each once, in mapping order (announced as `canonicalValues`).
+    pub fn scim_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (s, _) in &self.pairs {
+            let text = match s {
+                Value::String(t) => t.clone(),
+                other => other.to_string(),
+            };
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod value_map_tests {
+    use serde_json::json;
+
+    use super::ValueMap;
+
+    #[test]
+    fn reads_any_listed_legacy_value_and_writes_the_first() {
+        let m = ValueMap {
+            pairs: vec![
+                (json!("Employee"), json!(1)),
+                (json!("Contractor"), json!(2)),
+                (json!("Contractor"), json!(5)),
+            ],
+        };
+        assert_eq!(m.read(Some(&json!(1))), Some(json!("Employee")));
+        assert_eq!(m.read(Some(&json!("5"))), Some(json!("Contractor")));
+        assert_eq!(m.read(Some(&json!(9))), None);
+        assert_eq!(m.read(None), None);
+        assert_eq!(m.write(Some(&json!("contractor"))), Ok(json!(2)));
+        assert_eq!(m.write(Some(&json!(""))), Ok(json!(null)));
+        assert_eq!(
+            m.write(Some(&json!("Intern"))),
+            Err("\"Intern\" is not one of Employee, Contractor".into())
+        );
+        assert_eq!(m.scim_values(), vec!["Employee", "Contractor"]);
+    }
+}
