@@ -96,10 +96,12 @@ pub async fn reconcile(tenant: &Tenant, xref: &Store, fix: bool) -> Result<Repor
     let note = RequestNote::default();
     let request_id = format!("reconcile-{}", uuid::Uuid::new_v4().simple());
     let mut x = tenant.gateway.exchange(&mapping, Some(&request_id), &note);
+    let limit = tenant.member_concurrency;
     let tenant = &tenant.id;
     let mut legacy: BTreeMap<LegacyId, (Option<String>, Option<String>)> = BTreeMap::new();
     let mut pages = Pages::new(&um.calls.list, &mapping.legacy.paging, None, Vec::new());
     while let Some(items) = pages.next(&mut x, &mapping.legacy).await? {
+        let items = plan::complete(&mapping, items, limit, &mut x).await?;
         for record in items {
             let Some(id) = um.legacy_id_of(&record) else {
                 continue;

@@ -69,6 +69,8 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
     while let Some(call) = listing.next_call() {
         let answer = x.send(call).await?;
         let records = listing.read(answer)?;
+        let limit = ctx.tenant.member_concurrency;
+        let records = plan::complete(&ctx.mapping, records, limit, &mut x).await?;
         listing.accept(record_page(ctx, records).await?, p);
     }
     let (total, page) = listing.finish();

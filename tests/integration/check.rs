@@ -230,6 +230,46 @@ fn broken_record_shapes_and_fields() {
             "legacy.errors.by_status.200: \"200\" is not an HTTP error status",
         ),
         (
+            "done-on-a-read",
+            edit(
+                PD,
+                "get = { method = \"GET\", path = \"/accounts/{legacy_id}\" }",
+                "get = { method = \"GET\", path = \"/accounts/{legacy_id}\", done = [{ status = 404 }] }",
+            ),
+            "done = [{",
+            "users.calls.get.done: a read is never \"already done\"",
+        ),
+        (
+            "done-entry-empty",
+            edit(
+                PD,
+                "delete = { method = \"DELETE\", path = \"/accounts/{legacy_id}\" }",
+                "delete = { method = \"DELETE\", path = \"/accounts/{legacy_id}\", done = [{}] }",
+            ),
+            "{}]",
+            "users.calls.delete.done[0]: give status, code or matches",
+        ),
+        (
+            "paging-on-a-record-call",
+            edit(
+                PD,
+                "get = { method = \"GET\", path = \"/accounts/{legacy_id}\" }",
+                "get = { method = \"GET\", path = \"/accounts/{legacy_id}\", paging = \"none\" }",
+            ),
+            "paging = \"none\"",
+            "users.calls.get.paging: only list calls are paged",
+        ),
+        (
+            "complete-on-groups",
+            edit(
+                PD,
+                "list = { method = \"GET\", path = \"/teams\" }",
+                "list = { method = \"GET\", path = \"/teams\", complete = \"get\" }",
+            ),
+            "complete = \"get\"",
+            "groups.calls.list.complete: only users.calls.list completes its records",
+        ),
+        (
             "envelope-not-a-pointer",
             edit(
                 PD,

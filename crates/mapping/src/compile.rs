@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use super::spec::{self, CallSpec, MappingSpec, MethodSpec};
 use super::{
-    Active, AttrMap, BodyTemplate, Call, CompileError, ErrorRule, Errors, FieldPath, GroupMapping,
-    Legacy, ListShape, Locked, Mapping, Paging, Problem, PushDown, ScimTarget, Template, Transform,
-    UserCalls, UserMapping, ValueMap,
+    Active, AttrMap, BodyTemplate, Call, CompileError, DoneRule, ErrorRule, Errors, FieldPath,
+    GroupMapping, Legacy, ListShape, Locked, Mapping, Paging, Problem, PushDown, ScimTarget,
+    Template, Transform, UserCalls, UserMapping, ValueMap,
 };
 use scim::error::ScimType;
 use scim::filter::AttrPath;
@@ -415,6 +415,40 @@ fn compile_call(
             "{at}.record: a list call answers pages: say where its records are with items"
         ));
     }
+    let mut done = Vec::new();
+    for (i, d) in spec.done.iter().enumerate() {
+        let at_done = format!("{at}.done[{i}]");
+        if d.status.is_none() && d.code.is_none() && d.matches.is_none() {
+            p.push(format!(
+                "{at_done}: give status, code or matches (an empty entry would take every \
+                 failure for success)"
+            ));
+            continue;
+        }
+        if d.status.is_some_and(|s| !(400..=599).contains(&s)) {
+            p.push(format!(
+                "{at_done}.status: an answer meaning done is an error status"
+            ));
+        }
+        let matches = d
+            .matches
+            .as_deref()
+            .and_then(|m| regex(m, &format!("{at_done}.matches"), p));
+        done.push(DoneRule {
+            status: d.status,
+            code: d.code.clone(),
+            matches,
+        });
+    }
+    if !spec.done.is_empty() && matches!(spec.method, MethodSpec::Get) {
+        p.push(format!(
+            "{at}.done: a read is never \"already done\"; done is for writes that refuse \
+             repeats"
+        ));
+    }
+    if spec.paging.is_some() && list.is_none() {
+        p.push(format!("{at}.paging: only list calls are paged"));
+    }
     let shape = list.map(|pg| match &spec.items {
         Some(items) => ListShape {
             items: items.clone(),
@@ -469,6 +503,9 @@ fn compile_call(
         record: spec.record.clone(),
         envelope,
         list: shape,
+        done,
+        unpaged: spec.paging == Some(spec::CallPaging::None),
+        complete: spec.complete == Some(spec::Complete::Get),
         member_id: spec.member_id.clone(),
         member_display: spec.member_display.clone(),
         batch: spec.batch.clone(),
@@ -583,6 +620,27 @@ fn compile_users(
         "the mapped fields",
         p,
     );
+    if !c.create.done.is_empty() {
+        p.push(
+            "users.calls.create.done: a create answered \"already done\" has no record to \
+             answer with; describe the conflict in [legacy.errors] and on_conflict",
+        );
+    }
+    for (spec_call, at) in [
+        (Some(&c.get), "users.calls.get"),
+        (Some(&c.create), "users.calls.create"),
+        (Some(&c.update), "users.calls.update"),
+        (c.deactivate.as_ref(), "users.calls.deactivate"),
+        (c.reactivate.as_ref(), "users.calls.reactivate"),
+        (c.delete.as_ref(), "users.calls.delete"),
+        (c.take_over.as_ref(), "users.calls.take_over"),
+    ] {
+        if spec_call.is_some_and(|s| s.complete.is_some()) {
+            p.push(format!(
+                "{at}.complete: only users.calls.list completes its records"
+            ));
+        }
+    }
     // A body written but refused is reported once, where it is written.
     if c.create.body.is_none() {
         p.push("users.calls.create needs a body (\"mapped\" or \"full\")");
@@ -1180,6 +1238,24 @@ fn compile_groups(
         "a batch of ids",
         p,
     );
+    for (call, at) in [
+        (Some(&c.get), "groups.calls.get"),
+        (Some(&c.list), "groups.calls.list"),
+        (c.members.as_ref(), "groups.calls.members"),
+        (c.add_member.as_ref(), "groups.calls.add_member"),
+        (c.remove_member.as_ref(), "groups.calls.remove_member"),
+        (c.add_members.as_ref(), "groups.calls.add_members"),
+        (c.remove_members.as_ref(), "groups.calls.remove_members"),
+        (c.create.as_ref(), "groups.calls.create"),
+        (c.rename.as_ref(), "groups.calls.rename"),
+        (c.delete.as_ref(), "groups.calls.delete"),
+    ] {
+        if call.is_some_and(|s| s.complete.is_some()) {
+            p.push(format!(
+                "{at}.complete: only users.calls.list completes its records"
+            ));
+        }
+    }
     let one_by_one = c.add_member.is_some() || c.remove_member.is_some();
     let batched = c.add_members.is_some() || c.remove_members.is_some();
     if one_by_one && batched {

@@ -164,6 +164,12 @@ pub struct Call {
     /// For list calls: where the records, total and more flag are (the call's own, else
     /// `[legacy.paging]`'s).
     pub list: Option<ListShape>,
+    /// Answers meaning the call's effect is already there.
+    pub done: Vec<DoneRule>,
+    /// A list call answering every record at once (no paging parameters).
+    pub unpaged: bool,
+    /// `users.list`: each listed record is read again with `get`.
+    pub complete: bool,
     /// Pointer to a member's legacy id (member list calls).
     pub member_id: Option<String>,
     /// Pointer to a member's display name (member list calls).
@@ -172,6 +178,17 @@ pub struct Call {
     pub batch: Option<BatchSpec>,
     /// Whether the call may be retried after a failure.
     pub idempotent: bool,
+}
+
+/// A compiled `done` entry: an error answer that means "already done".
+#[derive(Clone, Debug)]
+pub struct DoneRule {
+    /// The legacy HTTP status, when given.
+    pub status: Option<u16>,
+    /// The legacy error code, when given.
+    pub code: Option<String>,
+    /// A pattern over the error's message or sentences, when given.
+    pub matches: Option<regex::Regex>,
 }
 
 /// A call ready to send: what the legacy client needs and nothing else.

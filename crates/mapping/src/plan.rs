@@ -214,10 +214,13 @@ pub trait Exchange {
 }
 
 /// Sends `out` through `x`. A 2xx answer comes back as the call's record (at its `record`
-/// pointer, when it says one): a plan reads records, never envelopes.
+/// pointer, when it says one): a plan reads records, never envelopes; an "already done"
+/// answer as an empty success ([`Call::settle`]).
 pub async fn exchange<X: Exchange>(x: &mut X, out: Outbound<'_>) -> Result<Answer, X::Error> {
     let call = out.call;
-    Ok(x.send(out).await?.map(|answer| call.record_of(answer)))
+    let mut answer = x.send(out).await?;
+    call.settle(&mut answer);
+    Ok(answer)
 }
 
 /// The pages of a list call, one call per page: the paging parameters of each, and whether
@@ -234,6 +237,9 @@ pub struct Pages<'m> {
     done: bool,
     total: Option<u64>,
     last: u64,
+    /// The first record of the last page read: an app that ignores the paging parameters
+    /// answers it again, which would otherwise page forever.
+    first: Option<Value>,
 }
 
 impl<'m> Pages<'m> {
@@ -255,6 +261,7 @@ impl<'m> Pages<'m> {
             done: false,
             total: None,
             last: 0,
+            first: None,
         }
     }
 
@@ -276,7 +283,9 @@ impl<'m> Pages<'m> {
             return None;
         }
         let mut query = self.query.clone();
-        query.extend(self.paging.query(self.index, self.size));
+        if !self.call.unpaged {
+            query.extend(self.paging.query(self.index, self.size));
+        }
         Some(Outbound {
             call: self.call,
             legacy_id: self.legacy_id.clone(),
@@ -292,6 +301,17 @@ impl<'m> Pages<'m> {
         let total = self.shape.total(&answer);
         let more = self.shape.more(&answer);
         let items = self.shape.items(answer)?;
+        if let Some(first) = items.first() {
+            if self.first.as_ref() == Some(first) {
+                return Err(TranslateError::Answer(
+                    "repeats the previous page: the list call ignores the paging parameters \
+                     (declare paging = \"none\" on it if it answers every record at once)"
+                        .into(),
+                )
+                .into());
+            }
+            self.first = Some(first.clone());
+        }
         let n = items.len() as u64;
         self.index += n;
         self.last = n;
@@ -301,7 +321,7 @@ impl<'m> Pages<'m> {
             (None, Some(t)) => self.index < t,
             (None, None) => n == self.size,
         };
-        self.done = !more || n == 0;
+        self.done = !more || n == 0 || self.call.unpaged;
         Ok(items)
     }
 

@@ -233,6 +233,15 @@ pub struct CallSpec {
     pub total: Option<String>,
     /// List calls with their own `items`: JSON pointer to a "more pages follow" flag.
     pub more: Option<String>,
+    /// Answers meaning the call's effect is already there (a member already added, a
+    /// record already gone), counted as success.
+    #[serde(default)]
+    pub done: Vec<DoneSpec>,
+    /// List calls: `"none"` when one call answers every record (no paging parameters).
+    pub paging: Option<CallPaging>,
+    /// `users.calls.list`: `"get"` when list items lack fields the mapping reads: each
+    /// listed record is read again with the `get` call.
+    pub complete: Option<Complete>,
     /// For member list calls: JSON pointer to the member's legacy id in each item.
     pub member_id: Option<String>,
     /// For member list calls: JSON pointer to a display name in each item (SCIM `display`).
@@ -243,6 +252,34 @@ pub struct CallSpec {
     /// true for GET, PUT and DELETE, false for POST and PATCH (say `true` for e.g. an
     /// idempotent archive call).
     pub idempotent: Option<bool>,
+}
+
+/// An answer meaning "already done": every key given must hold.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DoneSpec {
+    /// The legacy HTTP status.
+    pub status: Option<u16>,
+    /// The legacy error code.
+    pub code: Option<String>,
+    /// A regular expression over the error's message or sentences.
+    pub matches: Option<String>,
+}
+
+/// How a list call pages, when not as `[legacy.paging]` says.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CallPaging {
+    /// One call answers every record.
+    None,
+}
+
+/// How listed records are completed.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Complete {
+    /// Each listed record is read again with the `get` call.
+    Get,
 }
 
 /// `batch = { field = "uids", max = 100 }`.

@@ -108,7 +108,9 @@ pub(super) async fn locate(
     }
     let um = &ctx.mapping.users;
     let mut pages = Pages::new(&um.calls.list, &ctx.mapping.legacy.paging, None, Vec::new());
+    let limit = ctx.tenant.member_concurrency;
     while let Some(records) = pages.next(&mut x, &ctx.mapping.legacy).await? {
+        let records = plan::complete(&ctx.mapping, records, limit, &mut x).await?;
         let found = records.iter().find_map(|r| {
             um.legacy_id_of(r)
                 .filter(|lid| user_id(&ctx.tenant.id, lid) == scim_id)
@@ -132,7 +134,9 @@ pub(crate) async fn rediscover(ctx: &Ctx) -> Result<bool, Error> {
     let um = &ctx.mapping.users;
     let mut x = ctx.exchange();
     let mut pages = Pages::new(&um.calls.list, &ctx.mapping.legacy.paging, None, Vec::new());
+    let limit = ctx.tenant.member_concurrency;
     while let Some(records) = pages.next(&mut x, &ctx.mapping.legacy).await? {
+        let records = plan::complete(&ctx.mapping, records, limit, &mut x).await?;
         record_page(ctx, records).await?;
     }
     Ok(true)

@@ -427,13 +427,17 @@ pub async fn push<X: Exchange>(
     let (add_call, remove_call) = member_calls(m, gm)?;
     let mut calls = calls_for(add_call, group, adds);
     calls.extend(calls_for(remove_call, group, removes));
+    let declared: Vec<&Call> = calls.iter().map(|(out, _)| out.call).collect();
     let (outbound, members): (Vec<Outbound<'_>>, Vec<Vec<LegacyId>>) = calls.into_iter().unzip();
     let mut pushed = Pushed {
         added: adds.len(),
         removed: removes.len(),
         ..Pushed::default()
     };
-    let mut each = |i: usize, answer: Answer| -> Result<(), X::Error> {
+    let mut each = |i: usize, mut answer: Answer| -> Result<(), X::Error> {
+        if let Some(call) = declared.get(i) {
+            call.settle(&mut answer);
+        }
         match answer {
             Ok(_) => {
                 pushed.calls += 1;

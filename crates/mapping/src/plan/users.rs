@@ -92,6 +92,53 @@ pub async fn read<X: Exchange>(
     }
 }
 
+/// Listed records as the mapping reads them. When the list call's items lack fields the
+/// mapping reads (`complete = "get"`), each is read again with `get`, at most `limit` at a
+/// time; a record gone meanwhile is dropped. Otherwise the records as they are.
+pub async fn complete<X: Exchange>(
+    m: &Mapping,
+    records: Vec<Value>,
+    limit: usize,
+    x: &mut X,
+) -> Result<Vec<Value>, X::Error> {
+    let um = &m.users;
+    if !um.calls.list.complete || records.is_empty() {
+        return Ok(records);
+    }
+    let get = &um.calls.get;
+    let ids: Vec<Option<LegacyId>> = records.iter().map(|r| um.legacy_id_of(r)).collect();
+    let calls: Vec<Outbound<'_>> = ids
+        .iter()
+        .flatten()
+        .map(|id| Outbound::about(get, id))
+        .collect();
+    let mut read: Vec<Option<Value>> = vec![None; calls.len()];
+    let mut each = |i: usize, mut answer: Answer| -> Result<(), X::Error> {
+        get.settle(&mut answer);
+        match answer {
+            Ok(record) => {
+                if let Some(slot) = read.get_mut(i) {
+                    *slot = Some(record);
+                }
+                Ok(())
+            }
+            Err(f) if f.is_not_found() => Ok(()),
+            Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
+        }
+    };
+    x.send_all(calls, limit.max(1), &mut each).await?;
+    let mut read = read.into_iter();
+    let mut out = Vec::with_capacity(records.len());
+    for (record, id) in records.into_iter().zip(ids) {
+        match id {
+            // A record without an id is kept as listed (it is skipped where ids matter).
+            None => out.push(record),
+            Some(_) => out.extend(read.next().flatten()),
+        }
+    }
+    Ok(out)
+}
+
 /// The record a write answered, or, for an answer without one (an empty 2xx), a fresh read.
 async fn record_of<X: Exchange>(
     m: &Mapping,
@@ -335,6 +382,7 @@ async fn find_existing<X: Exchange>(
     };
     let mut pages = Pages::new(&um.calls.list, &m.legacy.paging, None, query);
     let items = pages.next(x, &m.legacy).await?.unwrap_or_default();
+    let items = complete(m, items, 1, x).await?;
     // The legacy filter may match more loosely than SCIM: the record must match the filter.
     Ok(items.into_iter().find_map(|r| {
         let attrs = Value::Object(um.read(&r));
@@ -505,6 +553,7 @@ impl<'m> Listing<'m> {
         let shape = um.calls.list.list.as_ref().unwrap_or(&paging.shape);
         let direct = p.filter.is_none()
             && shape.total.is_some()
+            && !um.calls.list.unpaged
             && (tombstoned.is_empty() || um.delete == DeleteSpec::Deactivate);
         if !direct {
             return Self::scan(m, p);
