@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md names it: every Rust test (unit, integration over real
 # loopback sockets, doc tests), the admin page in headless Chromium, the deploy files
-# (Kubernetes schemas, systemd-analyze verify, hadolint), then the scim2-tester conformance
-# run against `dev`.
+# (Kubernetes schemas, systemd-analyze verify, hadolint), the scim2-tester conformance run
+# against `dev`, then Okta's and Entra's flows against a real Redmine (Debian's packages).
 # Needs cargo and python3 (>= 3.11); the scripts build their own venvs under target/ and the
-# browser test installs Debian's chromium package when it is missing (as root or with sudo).
+# browser test and the Redmine test install Debian's chromium and redmine packages when they are
+# missing (as root or with sudo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo test --locked
 bash tests/admin_page.sh
 bash tests/deploy_check.sh
 bash tests/scim2_tester.sh
+bash tests/redmine.sh

@@ -727,6 +727,38 @@ fn errors_never_contain_secret_values() {
 }
 
 #[test]
+fn the_redmine_example_loads_and_validates_with_its_two_variables() {
+    jail(|jail| {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/redmine-sidecar.toml");
+        jail.set_env("REDMINE_API_KEY", "redmine-admin-key");
+        jail.set_env("SCIM_TOKEN", "a-long-random-bearer-token");
+        let config = Config::load(&example).expect("example loads");
+        config.validate().expect("example validates");
+        let redmine = &config.tenants["redmine"];
+        assert_eq!(redmine.legacy_base_url, "http://127.0.0.1:3300");
+        assert_eq!(
+            redmine.mapping,
+            example.with_file_name("../mappings/redmine.toml")
+        );
+        assert_eq!(
+            redmine.api_key,
+            SecretSource::Env {
+                env: "REDMINE_API_KEY".to_owned()
+            }
+        );
+        // Without the token variable, validation names it.
+        jail.clear_env();
+        jail.set_env("REDMINE_API_KEY", "redmine-admin-key");
+        let config = Config::load(&example).expect("example loads");
+        let problems = problems(&config);
+        assert!(
+            problems.iter().any(|p| p.contains("SCIM_TOKEN")),
+            "{problems:?}"
+        );
+    });
+}
+
+#[test]
 fn the_annotated_example_loads_and_validates() {
     jail(|jail| {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sidecar.toml");

@@ -42,11 +42,12 @@ fn shipped_mappings_pass() {
     let (ok, out) = check(&[
         root.join("marketing-center.toml"),
         root.join("partner-directory.toml"),
+        root.join("redmine.toml"),
     ]);
     assert!(ok, "{out}");
     assert_eq!(
         out.lines().filter(|l| l.ends_with(": ok")).count(),
-        2,
+        3,
         "{out}"
     );
 }
@@ -395,6 +396,16 @@ fn broken_states_values_bodies_and_sentences() {
             ),
             "field_pattern =",
             "legacy.errors.field_pattern: \"^(\\\\S+) (.+)$\" needs the named groups",
+        ),
+        (
+            "field-name-of-no-row",
+            edit(
+                MC,
+                "problem = \"/Problem\"",
+                "problem = \"/Problem\"\nfield_names = { \"Job title\" = \"Title\" }",
+            ),
+            "field_names =",
+            "legacy.errors.field_names.Job title: \"Title\" is no legacy field of [[users.attributes]]",
         ),
         (
             "patterns-without-sentences",

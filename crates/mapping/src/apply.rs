@@ -737,13 +737,19 @@ impl Errors {
                     && let Some(field) = c.name("field")
                 {
                     let problem = c.name("problem").map_or("", |m| m.as_str());
-                    fields.push((field.as_str().to_owned(), problem.to_owned()));
+                    let field = field.as_str();
+                    let field = self.field_names.get(field).map_or(field, String::as_str);
+                    fields.push((field.to_owned(), problem.to_owned()));
                 }
             }
         }
         if let Some(Value::Array(items)) = self.fields.as_ref().and_then(|p| at(&json, p)) {
             for item in items {
-                let field = self.field.as_ref().and_then(|p| pointer_text(item, p));
+                let field = self
+                    .field
+                    .as_ref()
+                    .and_then(|p| pointer_text(item, p))
+                    .map(|f| self.field_names.get(&f).cloned().unwrap_or(f));
                 let problem = self.problem.as_ref().and_then(|p| pointer_text(item, p));
                 if let Some(field) = field {
                     fields.push((field, problem.unwrap_or_default()));

@@ -98,6 +98,21 @@ fn compile(spec: MappingSpec, p: &mut Problems) -> Option<Mapping> {
             }
         }
     }
+    // An error's name for a field must lead to a field a row writes.
+    if let (Some(legacy), Some(users)) = (&legacy, &users) {
+        for (label, field) in &legacy.errors.field_names {
+            if !users
+                .attributes
+                .iter()
+                .any(|a| a.legacy.iter().any(|f| f.as_str() == field))
+            {
+                p.push(format!(
+                    "legacy.errors.field_names.{label}: {field:?} is no legacy field of \
+                     [[users.attributes]]"
+                ));
+            }
+        }
+    }
     let groups = spec.groups.map(|g| compile_groups(g, paging.as_ref(), p));
     Some(Mapping {
         legacy: legacy?,
@@ -253,6 +268,7 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             by_status,
             sentences: e.sentences,
             field_pattern,
+            field_names: e.field_names,
             patterns,
         },
     })

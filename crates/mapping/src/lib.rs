@@ -121,6 +121,8 @@ pub struct Errors {
     pub sentences: Option<String>,
     /// Splits a sentence into (field, problem).
     pub field_pattern: Option<regex::Regex>,
+    /// The app's names for fields in its errors → legacy fields.
+    pub field_names: BTreeMap<String, String>,
     /// Sentence pattern → SCIM answer, in order.
     pub patterns: Vec<(regex::Regex, ErrorRule)>,
 }

@@ -109,6 +109,10 @@ pub struct ErrorsSpec {
     /// A regular expression with the named groups `field` and `problem`, splitting each
     /// sentence into a field problem (`(?<field>\w+) (?<problem>.+)`).
     pub field_pattern: Option<String>,
+    /// The app's names for fields in its errors → the legacy field as the attribute rows
+    /// write it (`"First name" = "firstname"`).
+    #[serde(default)]
+    pub field_names: BTreeMap<String, String>,
     /// Sentence patterns → SCIM answer, tried in order for an error whose code is absent or
     /// not in `codes`.
     #[serde(default)]
