@@ -224,7 +224,11 @@ impl Gateway {
         let uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
-            .path_and_query(format!("{}{}", self.base_path, call.path_and_query))
+            .path_and_query(if call.followed {
+                self.followed(&call.path_and_query)?
+            } else {
+                format!("{}{}", self.base_path, call.path_and_query)
+            })
             .build()
             .map_err(|e| GatewayError::Request(e.to_string()))?;
         let mut headers = http::HeaderMap::with_capacity(call.headers.len() + 3);
@@ -269,6 +273,13 @@ impl Gateway {
         })
     }
 
+    /// The path and query of a URL the legacy app gave for its next page: an absolute URL on
+    /// the legacy app itself (the API key is never sent elsewhere), or a path rooted at its
+    /// host.
+    fn followed(&self, url: &str) -> Result<String, GatewayError> {
+        followed(&self.scheme, &self.authority, url)
+    }
+
     /// Prepares, sends and decodes one planned call through `mapping`.
     pub async fn call(
         &self,
@@ -276,6 +287,16 @@ impl Gateway {
         call: &Outbound<'_>,
         request_id: Option<&str>,
     ) -> Result<Answer, GatewayError> {
+        Ok(self.call_page(mapping, call, request_id).await?.0)
+    }
+
+    /// [`Gateway::call`], with the target of the answer's `Link` `rel="next"`, if any.
+    pub async fn call_page(
+        &self,
+        mapping: &Mapping,
+        call: &Outbound<'_>,
+        request_id: Option<&str>,
+    ) -> Result<(Answer, Option<String>), GatewayError> {
         let prepared = call.prepare(&mapping.legacy, &self.customer_id, &self.api_key)?;
         let started = Instant::now();
         let sent = self.send(&prepared, request_id).await;
@@ -293,9 +314,10 @@ impl Gateway {
         tracing::debug!(call = %call.call.name, method = %prepared.method, %status,
             latency_us = latency.as_micros() as u64, "legacy call");
         let resp = sent?;
-        Ok(mapping
+        let answer = mapping
             .legacy
-            .decode(resp.status.as_u16(), &resp.body, resp.retry_after)?)
+            .decode(resp.status.as_u16(), &resp.body, resp.retry_after)?;
+        Ok((answer, resp.link_next))
     }
 
     /// A way for plans to run on this gateway through `mapping`, for one request (its id goes
@@ -355,6 +377,29 @@ impl From<TranslateError> for ProbeError {
     }
 }
 
+/// See [`Gateway::followed`]: `url` against the legacy app at `scheme://authority`.
+fn followed(scheme: &Scheme, authority: &Authority, url: &str) -> Result<String, GatewayError> {
+    if url.starts_with('/') && !url.starts_with("//") {
+        return Ok(url.to_owned());
+    }
+    let refused = |why: &str| {
+        GatewayError::Request(format!(
+            "the next page's URL {url:?} is not followed: {why}"
+        ))
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| refused("it is neither an absolute URL nor a path"))?;
+    if uri.scheme() != Some(scheme) || uri.authority() != Some(authority) {
+        return Err(refused(&format!(
+            "it leaves the legacy app ({scheme}://{authority})"
+        )));
+    }
+    Ok(uri
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()))
+}
+
 /// A gateway as the [`Exchange`] of one request's plans.
 pub struct Exchanger<'a> {
     gateway: &'a Gateway,
@@ -371,6 +416,17 @@ impl Exchange for Exchanger<'_> {
         Ok(self
             .gateway
             .call(self.mapping, &call, self.request_id)
+            .await?)
+    }
+
+    async fn send_page(
+        &mut self,
+        call: Outbound<'_>,
+    ) -> Result<(Answer, Option<String>), PlanError> {
+        self.note.legacy_call();
+        Ok(self
+            .gateway
+            .call_page(self.mapping, &call, self.request_id)
             .await?)
     }
 
@@ -412,4 +468,35 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use http::uri::{Authority, Scheme};
+
+    use super::followed;
+
+    #[test]
+    fn a_next_page_url_is_followed_only_on_the_legacy_app() {
+        let (scheme, authority) = (Scheme::HTTP, Authority::from_static("127.0.0.1:3300"));
+        let follow = |url: &str| followed(&scheme, &authority, url).map_err(|e| e.to_string());
+        assert_eq!(
+            follow("http://127.0.0.1:3300/api/users?page=2&per_page=100"),
+            Ok("/api/users?page=2&per_page=100".to_owned())
+        );
+        assert_eq!(
+            follow("/api/users?cursor=x"),
+            Ok("/api/users?cursor=x".to_owned())
+        );
+        for elsewhere in [
+            "http://evil.example/api/users?page=2",
+            "https://127.0.0.1:3300/api/users?page=2",
+            "http://127.0.0.1:3301/api/users",
+            "//evil.example/api/users",
+            "users?page=2",
+        ] {
+            let e = follow(elsewhere).unwrap_err();
+            assert!(e.contains("is not followed"), "{elsewhere}: {e}");
+        }
+    }
 }

@@ -62,6 +62,8 @@ pub struct LegacyResponse {
     pub retry_after: Option<u64>,
     /// Body bytes.
     pub body: Bytes,
+    /// The target of the answer's `Link: <…>; rel="next"` header, if it has one.
+    pub link_next: Option<String>,
 }
 
 /// Sends one attempt.
@@ -115,6 +117,12 @@ impl Service<Attempt> for SendOnce {
                 let value = parts.headers.get(name.as_str())?.to_str().ok()?;
                 format.seconds(value, unix_now())
             });
+            let link_next = parts
+                .headers
+                .get_all(http::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(mapping::apply::link_next);
             let body = Limited::new(body, MAX_ANSWER_BYTES)
                 .collect()
                 .await?
@@ -123,6 +131,7 @@ impl Service<Attempt> for SendOnce {
                 status: parts.status,
                 retry_after,
                 body,
+                link_next,
             })
         })
     }

@@ -67,8 +67,8 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
     let mut listing = Listing::new(&ctx.mapping, p, tombstoned);
     let mut x = ctx.exchange();
     while let Some(call) = listing.next_call() {
-        let answer = x.send(call).await?;
-        let records = listing.read(answer)?;
+        let (answer, link_next) = x.send_page(call).await?;
+        let records = listing.read(answer, link_next.as_deref())?;
         let limit = ctx.tenant.member_concurrency;
         let records = plan::complete(&ctx.mapping, records, limit, &mut x).await?;
         listing.accept(record_page(ctx, records).await?, p);

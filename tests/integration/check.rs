@@ -271,6 +271,32 @@ fn broken_record_shapes_and_fields() {
             "groups.calls.list.complete: only users.calls.list completes its records",
         ),
         (
+            "page-parameter-is-the-size-parameter",
+            edit(MC, "page_param = \"Page\"", "page_param = \"PageSize\""),
+            "size_param = \"PageSize\"",
+            "legacy.paging.size_param: \"PageSize\" is also page_param: one parameter cannot be both",
+        ),
+        (
+            "cursor-style-without-cursor",
+            edit(
+                &edit(PD, "more = \"/has_more\"", ""),
+                "style = \"offset\"\noffset_param = \"offset\"",
+                "style = \"cursor\"\ncursor_param = \"after\"",
+            ),
+            "paging]\nstyle",
+            "legacy.paging: style \"cursor\" needs cursor",
+        ),
+        (
+            "key-of-another-style",
+            edit(
+                PD,
+                "style = \"offset\"\noffset_param = \"offset\"",
+                "style = \"link_header\"",
+            ),
+            "more = ",
+            "legacy.paging.more: with style \"link_header\" the cursor or link says whether a page follows",
+        ),
+        (
             "envelope-not-a-pointer",
             edit(
                 PD,

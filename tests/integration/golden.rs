@@ -9,7 +9,7 @@
 //! by the mapping as the gateway decodes a real one. A refusal is told as the error funnel
 //! tells it to a SCIM client.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,7 @@ use mapping::plan::groups::{self as gplan, Changed, Pushed};
 use mapping::plan::users::{self as uplan, After};
 use mapping::plan::{Answer, Exchange, Outbound, Refusal};
 use mapping::{Call, Mapping, PreparedCall};
+use scim::list::ListParams;
 use scim::{filter, patch};
 use scim_sidecar::error::Error as ScimError;
 use serde::Deserialize;
@@ -139,6 +140,7 @@ enum ExchangeOp {
     GroupPatch,
     GroupReplace,
     GroupDelete,
+    List,
 }
 
 /// `[[exchange]]`: a whole operation, every call it makes checked against the script and
@@ -150,6 +152,8 @@ struct ExchangeStep {
     op: ExchangeOp,
     /// The request body (a PatchOp for `patch` and `group_patch`).
     scim: Option<Json>,
+    /// `list`: the SCIM list request's query string (`filter=…&startIndex=1&count=100`).
+    query: Option<String>,
     /// The legacy record the SCIM id is (what the sidecar found through the cross-reference).
     current: Option<Json>,
     /// Group operations: the cross-reference of members, SCIM id → legacy id.
@@ -185,6 +189,8 @@ struct AnswerSpec {
     body: String,
     /// The value of the mapping's retry header, if the answer has one.
     retry_after: Option<String>,
+    /// The answer's `Link` header, if it has one (`<…>; rel="next"`).
+    link: Option<String>,
 }
 
 /// `[[read]]`: a legacy record in, SCIM attributes out.
@@ -362,7 +368,7 @@ struct Script<'a> {
 }
 
 impl Script<'_> {
-    fn next(&mut self, call: &Outbound<'_>) -> Result<Answer, Stop> {
+    fn next(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
         self.made += 1;
         let n = self.made;
         let prepared = self.prep.prepare(call).map_err(Stop::Script)?;
@@ -400,11 +406,14 @@ impl Script<'_> {
             .as_deref()
             .filter(|_| errors.retry_after_header.is_some())
             .and_then(|v| errors.retry_after_format.seconds(v, 0));
-        self.prep
+        let link_next = a.link.as_deref().and_then(mapping::apply::link_next);
+        let answer = self
+            .prep
             .mapping
             .legacy
             .decode(a.status, a.body.as_bytes(), retry_after)
-            .map_err(|e| Stop::Refused(Refusal::Translate(e)))
+            .map_err(|e| Stop::Refused(Refusal::Translate(e)))?;
+        Ok((answer, link_next))
     }
 }
 
@@ -412,6 +421,10 @@ impl Exchange for Script<'_> {
     type Error = Stop;
 
     async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, Stop> {
+        Ok(self.next(&call)?.0)
+    }
+
+    async fn send_page(&mut self, call: Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
         self.next(&call)
     }
 
@@ -423,7 +436,7 @@ impl Exchange for Script<'_> {
     ) -> Result<(), Stop> {
         // One at a time, in order: the script's order.
         for (i, call) in calls.iter().enumerate() {
-            let answer = self.next(call)?;
+            let (answer, _) = self.next(call)?;
             each(i, answer)?;
         }
         Ok(())
@@ -456,6 +469,29 @@ impl Exchange for Capture<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// `GET /Users` as the handler runs it: the listing's calls, each page completed and read,
+/// rows built without a cross-reference (no tombstones). The outcome: the total and the
+/// window's userNames.
+async fn list_users(m: &Mapping, p: &ListParams, x: &mut Script<'_>) -> Result<Value, Stop> {
+    let mut listing = uplan::Listing::new(m, p, HashSet::new());
+    while let Some(call) = listing.next_call() {
+        let (answer, link_next) = x.send_page(call).await?;
+        let records = listing.read(answer, link_next.as_deref())?;
+        let records = uplan::complete(m, records, 1, x).await?;
+        let rows = records
+            .into_iter()
+            .filter_map(|r| {
+                let id = m.users.legacy_id_of(&r)?;
+                Some((id, Value::Object(m.users.read(&r)), false))
+            })
+            .collect();
+        listing.accept(rows, p);
+    }
+    let (total, page) = listing.finish();
+    let names: Vec<Value> = page.iter().map(|r| r["userName"].clone()).collect();
+    Ok(json!({"total": total, "userNames": names}))
 }
 
 /// Runs a plan's future to its end (the harness's exchanges never wait).
@@ -939,6 +975,11 @@ fn step_exchange(ctx: &Ctx<'_>, s: &ExchangeStep) -> Result<Vec<Check>, String> 
             let record = need(&current, "current")?;
             let id = group_id(&record)?;
             run(gplan::delete(m, gm, &id, &record, &mut x)).map(|()| json!("done"))
+        }
+        ExchangeOp::List => {
+            let q = s.query.as_deref().unwrap_or("");
+            let p = ListParams::from_query(q).map_err(|e| format!("`query`: {e}"))?;
+            run(list_users(m, &p, &mut x))
         }
     };
     let actual = match outcome {

@@ -24,6 +24,7 @@ mod layering;
 mod load;
 mod mapping;
 mod okta;
+mod paging;
 mod partner;
 mod process;
 mod reconcile;

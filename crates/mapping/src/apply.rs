@@ -82,6 +82,7 @@ impl Legacy {
                 .retry_after_header
                 .clone()
                 .map(|h| (h, self.errors.retry_after_format)),
+            followed: false,
         })
     }
 }
@@ -581,22 +582,89 @@ impl Call {
 
 impl Paging {
     /// Query parameters of the page that starts at 0-based `index` with `size` items.
-    /// For page-numbered APIs `index` must be a multiple of `size`.
+    /// For page-numbered APIs `index` must be a multiple of `size`. For the styles whose
+    /// pages follow a cursor or a link, the first page's (the size alone).
     pub fn query(&self, index: u64, size: u64) -> Vec<(String, String)> {
         let size = size.clamp(1, self.max_page_size);
-        match self.style {
-            PagingStyle::Page => vec![
-                (
-                    self.page_param.clone(),
-                    (self.first_page + index / size).to_string(),
-                ),
-                (self.size_param.clone(), size.to_string()),
-            ],
-            PagingStyle::Offset => vec![
-                (self.offset_param.clone(), index.to_string()),
-                (self.size_param.clone(), size.to_string()),
-            ],
+        let mut q = match self.style {
+            PagingStyle::Page => vec![(
+                self.page_param.clone(),
+                (self.first_page + index / size).to_string(),
+            )],
+            PagingStyle::Offset => vec![(self.offset_param.clone(), index.to_string())],
+            PagingStyle::Cursor | PagingStyle::NextUrl | PagingStyle::LinkHeader => Vec::new(),
+        };
+        if let Some(name) = &self.size_param {
+            q.push((name.clone(), size.to_string()));
         }
+        q
+    }
+
+    /// Query parameters of the page after the one whose answer gave `cursor` (style cursor).
+    pub fn after_cursor(&self, cursor: &str, size: u64) -> Vec<(String, String)> {
+        let mut q = self.query(0, size);
+        q.push((self.cursor_param.clone(), cursor.to_owned()));
+        q
+    }
+
+    /// Whether a record's position in the list can be asked for directly (page numbers or
+    /// offsets), rather than only by following the pages from the first.
+    pub fn addressable(&self) -> bool {
+        matches!(self.style, PagingStyle::Page | PagingStyle::Offset)
+    }
+
+    /// Where the page after this answer is, for the styles that say so in the answer: its
+    /// cursor (style cursor) or its URL (style next_url, or link_header given the answer's
+    /// `Link` next target). `None` on the last page.
+    pub fn following(&self, answer: &Value, link_next: Option<&str>) -> Option<String> {
+        let text = |ptr: &Option<String>| {
+            ptr.as_deref()
+                .and_then(|p| pointer_text(answer, p))
+                .filter(|t| !t.trim().is_empty())
+        };
+        match self.style {
+            PagingStyle::Page | PagingStyle::Offset => None,
+            PagingStyle::Cursor => text(&self.cursor),
+            PagingStyle::NextUrl => text(&self.next),
+            PagingStyle::LinkHeader => link_next.map(str::to_owned),
+        }
+    }
+}
+
+/// The target of the `rel="next"` link of an RFC 8288 `Link` header value, if it has one
+/// (`<https://api.example.com/users?page=2>; rel="next", <…>; rel="last"`).
+pub fn link_next(header: &str) -> Option<String> {
+    let mut rest = header;
+    loop {
+        let open = rest.find('<')?;
+        let close = open + rest[open..].find('>')?;
+        let target = rest[open + 1..close].trim();
+        // The link's parameters run to the next comma outside quotes.
+        let after = &rest[close + 1..];
+        let mut quoted = false;
+        let end = after
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                c == ',' && !quoted
+            })
+            .map_or(after.len(), |(i, _)| i);
+        let is_next = after[..end].split(';').any(|param| {
+            param.split_once('=').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            })
+        });
+        if is_next {
+            return Some(target.to_owned());
+        }
+        rest = &after[end..];
     }
 }
 
@@ -795,6 +863,27 @@ mod tests {
     use serde_json::json;
 
     use super::at;
+
+    #[test]
+    fn link_next_finds_rel_next_among_other_links() {
+        use super::link_next;
+        let h = r#"<https://api.example/u?page=2>; rel="next", <https://api.example/u?page=9>; rel="last""#;
+        assert_eq!(
+            link_next(h).as_deref(),
+            Some("https://api.example/u?page=2")
+        );
+        let h = r#"<https://api.example/u?page=1>; rel="prev first", <https://api.example/u?page=3>; title="a, b"; rel=next"#;
+        assert_eq!(
+            link_next(h).as_deref(),
+            Some("https://api.example/u?page=3")
+        );
+        assert_eq!(
+            link_next(r#"<https://api.example/u?page=1>; rel="prev""#),
+            None
+        );
+        assert_eq!(link_next("garbage"), None);
+        assert_eq!(link_next("<unclosed; rel=next"), None);
+    }
 
     #[test]
     fn at_answers_as_serde_json_pointer_does() {

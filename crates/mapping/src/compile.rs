@@ -134,22 +134,65 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
         }
     }
     let pg = spec.paging;
-    let (page_param, offset_param) = match pg.style {
-        spec::PagingStyle::Page => match &pg.page_param {
-            Some(name) => (name.clone(), String::new()),
-            None => {
-                p.push("legacy.paging: style \"page\" needs page_param");
-                (String::new(), String::new())
-            }
-        },
-        spec::PagingStyle::Offset => match &pg.offset_param {
-            Some(name) => (String::new(), name.clone()),
-            None => {
-                p.push("legacy.paging: style \"offset\" needs offset_param");
-                (String::new(), String::new())
-            }
-        },
+    use spec::PagingStyle as S;
+    let style_name = match pg.style {
+        S::Page => "page",
+        S::Offset => "offset",
+        S::Cursor => "cursor",
+        S::NextUrl => "next_url",
+        S::LinkHeader => "link_header",
     };
+    // Each style's keys: required with it, meaningless (and refused) with another.
+    for (key, given, styles) in [
+        ("page_param", pg.page_param.is_some(), &[S::Page][..]),
+        ("offset_param", pg.offset_param.is_some(), &[S::Offset][..]),
+        ("cursor_param", pg.cursor_param.is_some(), &[S::Cursor][..]),
+        ("cursor", pg.cursor.is_some(), &[S::Cursor][..]),
+        ("next", pg.next.is_some(), &[S::NextUrl][..]),
+        ("first_page", pg.first_page != 1, &[S::Page][..]),
+    ] {
+        let belongs = styles.contains(&pg.style);
+        if belongs && !given && key != "first_page" {
+            p.push(format!("legacy.paging: style \"{style_name}\" needs {key}"));
+        }
+        if !belongs && given {
+            p.push(format!(
+                "legacy.paging.{key}: style \"{style_name}\" does not use it"
+            ));
+        }
+    }
+    if !matches!(pg.style, S::Page | S::Offset) && pg.more.is_some() {
+        p.push(format!(
+            "legacy.paging.more: with style \"{style_name}\" the cursor or link says whether \
+             a page follows"
+        ));
+    }
+    if matches!(pg.style, S::Page | S::Offset) && pg.size_param.is_none() {
+        p.push(format!(
+            "legacy.paging: style \"{style_name}\" needs size_param"
+        ));
+    }
+    check_pointer(pg.cursor.as_ref(), "legacy.paging.cursor", p);
+    check_pointer(pg.next.as_ref(), "legacy.paging.next", p);
+    // Two parameters with one name: the app would read one value for both.
+    let named: Vec<(&str, &String)> = [
+        ("page_param", pg.page_param.as_ref()),
+        ("offset_param", pg.offset_param.as_ref()),
+        ("cursor_param", pg.cursor_param.as_ref()),
+        ("size_param", pg.size_param.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    for (i, (k1, v1)) in named.iter().enumerate() {
+        for (k2, v2) in &named[i + 1..] {
+            if v1 == v2 {
+                p.push(format!(
+                    "legacy.paging.{k2}: {v2:?} is also {k1}: one parameter cannot be both"
+                ));
+            }
+        }
+    }
     if pg.max_page_size == 0 {
         p.push("legacy.paging.max_page_size must be at least 1");
     }
@@ -245,9 +288,12 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
         headers,
         paging: Paging {
             style: pg.style,
-            page_param,
-            offset_param,
+            page_param: pg.page_param.unwrap_or_default(),
+            offset_param: pg.offset_param.unwrap_or_default(),
             size_param: pg.size_param,
+            cursor_param: pg.cursor_param.unwrap_or_default(),
+            cursor: pg.cursor,
+            next: pg.next,
             first_page: pg.first_page,
             max_page_size: pg.max_page_size.max(1),
             shape: ListShape {
@@ -357,7 +403,13 @@ fn compile_call(
     if let Some((_, written)) = spec.path.split_once('?') {
         let mut added: Vec<&str> = spec.query.keys().map(String::as_str).collect();
         if let Some(pg) = list {
-            added.extend([pg.size_param.as_str(), &pg.page_param, &pg.offset_param]);
+            added.extend([
+                pg.page_param.as_str(),
+                pg.offset_param.as_str(),
+                pg.cursor_param.as_str(),
+            ]);
+            added.extend(pg.size_param.as_deref());
+            added.retain(|k| !k.is_empty());
         }
         for (k, _) in form_urlencoded::parse(written.as_bytes()) {
             if !k.is_empty() && added.contains(&k.as_ref()) {

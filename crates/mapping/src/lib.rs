@@ -68,14 +68,20 @@ pub struct Legacy {
 /// Compiled `[legacy.paging]`.
 #[derive(Clone, Debug)]
 pub struct Paging {
-    /// `page` or `offset`.
+    /// How pages follow each other.
     pub style: PagingStyle,
     /// Page-number parameter (style page).
     pub page_param: String,
     /// Offset parameter (style offset).
     pub offset_param: String,
-    /// Page-size / limit parameter.
-    pub size_param: String,
+    /// Page-size / limit parameter, if the API takes one.
+    pub size_param: Option<String>,
+    /// Parameter the cursor is sent back in (style cursor).
+    pub cursor_param: String,
+    /// Pointer to the next cursor (style cursor).
+    pub cursor: Option<String>,
+    /// Pointer to the next page's URL (style next_url).
+    pub next: Option<String>,
     /// Number of the first page.
     pub first_page: u64,
     /// Largest accepted page size.
@@ -210,6 +216,9 @@ pub struct PreparedCall {
     pub idempotent: bool,
     /// The response header with the legacy app's retry hint, and how it is written.
     pub retry_hint: Option<(String, RetryAfterFormat)>,
+    /// `path_and_query` is a URL the legacy app gave (a next page's): absolute, or rooted at
+    /// the host, rather than relative to the tenant's base URL.
+    pub followed: bool,
 }
 
 /// Where a mapped SCIM attribute lives in a resource.

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::apply::LegacyFailure;
 use crate::ids::LegacyId;
-use crate::{Call, Legacy, ListShape, Paging, PreparedCall, TranslateError, Vars};
+use crate::{Call, Legacy, ListShape, Paging, PagingStyle, PreparedCall, TranslateError, Vars};
 
 pub use crate::apply::Answer;
 
@@ -42,6 +42,9 @@ pub struct Outbound<'m> {
     pub query: Vec<(String, String)>,
     /// The JSON body of a write.
     pub body: Option<Value>,
+    /// A list page's URL as the legacy app gave it (`next_url`, `link_header` paging): sent
+    /// instead of the call's path and query.
+    pub url: Option<String>,
 }
 
 impl<'m> Outbound<'m> {
@@ -53,6 +56,7 @@ impl<'m> Outbound<'m> {
             member_legacy_id: None,
             query: Vec::new(),
             body: None,
+            url: None,
         }
     }
 
@@ -89,7 +93,12 @@ impl<'m> Outbound<'m> {
             customer_id,
             api_key,
         };
-        legacy.prepare(self.call, &vars, &self.query, self.body.clone())
+        let mut prepared = legacy.prepare(self.call, &vars, &self.query, self.body.clone())?;
+        if let Some(url) = &self.url {
+            prepared.path_and_query.clone_from(url);
+            prepared.followed = true;
+        }
+        Ok(prepared)
     }
 }
 
@@ -193,7 +202,7 @@ impl Refusal {
 }
 
 /// How a plan's calls are made: by the sidecar's gateway, or by a golden case's script.
-pub trait Exchange {
+pub trait Exchange: Send {
     /// What can go wrong making a call (no answer at all); a plan's own refusals become one.
     type Error: From<Refusal> + Send;
 
@@ -202,6 +211,15 @@ pub trait Exchange {
         &mut self,
         call: Outbound<'_>,
     ) -> impl Future<Output = Result<Answer, Self::Error>> + Send;
+
+    /// Makes one call of a list and brings back its answer with the target of the answer's
+    /// `Link: <…>; rel="next"` header, if it has one (`link_header` paging).
+    fn send_page(
+        &mut self,
+        call: Outbound<'_>,
+    ) -> impl Future<Output = Result<(Answer, Option<String>), Self::Error>> + Send {
+        async move { Ok((self.send(call).await?, None)) }
+    }
 
     /// Makes `calls`, at most `limit` at a time, handing each answer to `each` (with the
     /// call's index) as it comes; stops sending at the first error `each` or a call returns.
@@ -240,6 +258,8 @@ pub struct Pages<'m> {
     /// The first record of the last page read: an app that ignores the paging parameters
     /// answers it again, which would otherwise page forever.
     first: Option<Value>,
+    /// Where the next page is, for the styles whose answers say it: its cursor or its URL.
+    after: Option<String>,
 }
 
 impl<'m> Pages<'m> {
@@ -262,6 +282,7 @@ impl<'m> Pages<'m> {
             total: None,
             last: 0,
             first: None,
+            after: None,
         }
     }
 
@@ -283,8 +304,19 @@ impl<'m> Pages<'m> {
             return None;
         }
         let mut query = self.query.clone();
+        let mut url = None;
         if !self.call.unpaged {
-            query.extend(self.paging.query(self.index, self.size));
+            match (self.paging.style, &self.after) {
+                (PagingStyle::Cursor, Some(cursor)) => {
+                    query.extend(self.paging.after_cursor(cursor, self.size))
+                }
+                (PagingStyle::NextUrl | PagingStyle::LinkHeader, Some(next)) => {
+                    // The app's own URL for the page: filter and size are in it already.
+                    url = Some(next.clone());
+                    query.clear();
+                }
+                _ => query.extend(self.paging.query(self.index, self.size)),
+            }
         }
         Some(Outbound {
             call: self.call,
@@ -292,14 +324,22 @@ impl<'m> Pages<'m> {
             member_legacy_id: None,
             query,
             body: None,
+            url,
         })
     }
 
-    /// Reads the answer to [`Pages::next_call`]: the page's records; moves to the next page.
-    pub fn read(&mut self, answer: Answer, legacy: &Legacy) -> Result<Vec<Value>, Refusal> {
+    /// Reads the answer to [`Pages::next_call`] (with its `Link` header's next target, for
+    /// `link_header` paging): the page's records; moves to the next page.
+    pub fn read(
+        &mut self,
+        answer: Answer,
+        link_next: Option<&str>,
+        legacy: &Legacy,
+    ) -> Result<Vec<Value>, Refusal> {
         let answer = answer.map_err(|f| Refusal::legacy(f, legacy))?;
         let total = self.shape.total(&answer);
         let more = self.shape.more(&answer);
+        let after = self.paging.following(&answer, link_next);
         let items = self.shape.items(answer)?;
         if let Some(first) = items.first() {
             if self.first.as_ref() == Some(first) {
@@ -316,11 +356,17 @@ impl<'m> Pages<'m> {
         self.index += n;
         self.last = n;
         self.total = total.or(self.total);
-        let more = match (more, total) {
-            (Some(m), _) => m,
-            (None, Some(t)) => self.index < t,
-            (None, None) => n == self.size,
+        let more = if self.paging.addressable() {
+            match (more, total) {
+                (Some(m), _) => m,
+                (None, Some(t)) => self.index < t,
+                (None, None) => n == self.size,
+            }
+        } else {
+            // A cursor or a link says whether a page follows; the last page has none.
+            after.is_some()
         };
+        self.after = after;
         self.done = !more || n == 0 || self.call.unpaged;
         Ok(items)
     }
@@ -334,8 +380,8 @@ impl<'m> Pages<'m> {
         let Some(call) = self.next_call() else {
             return Ok(None);
         };
-        let answer = x.send(call).await?;
-        Ok(Some(self.read(answer, legacy)?))
+        let (answer, link_next) = x.send_page(call).await?;
+        Ok(Some(self.read(answer, link_next.as_deref(), legacy)?))
     }
 
     /// Where the records, total and more flag are in this call's answers.

@@ -43,20 +43,34 @@ pub enum PagingStyle {
     Page,
     /// A 0-based offset and a limit.
     Offset,
+    /// A cursor token in each answer, sent back as a parameter for the next page.
+    Cursor,
+    /// The next page's URL in each answer.
+    NextUrl,
+    /// The next page's URL in the `Link` header (RFC 8288, `rel="next"`).
+    LinkHeader,
 }
 
 /// `[legacy.paging]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagingSpec {
-    /// `page` or `offset`.
+    /// `page`, `offset`, `cursor`, `next_url` or `link_header`.
     pub style: PagingStyle,
     /// Query parameter of the page number (style `page`).
     pub page_param: Option<String>,
     /// Query parameter of the offset (style `offset`).
     pub offset_param: Option<String>,
-    /// Query parameter of the page size / limit.
-    pub size_param: String,
+    /// Query parameter of the page size / limit (required for `page` and `offset`).
+    pub size_param: Option<String>,
+    /// Query parameter the cursor is sent back in (style `cursor`).
+    pub cursor_param: Option<String>,
+    /// JSON pointer to the next page's cursor in an answer (style `cursor`); absent, `null`
+    /// or empty on the last page.
+    pub cursor: Option<String>,
+    /// JSON pointer to the next page's URL in an answer (style `next_url`); absent, `null`
+    /// or empty on the last page.
+    pub next: Option<String>,
     /// Number of the first page (style `page`), usually 1.
     #[serde(default = "one")]
     pub first_page: u64,

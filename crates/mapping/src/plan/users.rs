@@ -552,6 +552,7 @@ impl<'m> Listing<'m> {
         let paging = &m.legacy.paging;
         let shape = um.calls.list.list.as_ref().unwrap_or(&paging.shape);
         let direct = p.filter.is_none()
+            && paging.addressable()
             && shape.total.is_some()
             && !um.calls.list.unpaged
             && (tombstoned.is_empty() || um.delete == DeleteSpec::Deactivate);
@@ -604,10 +605,11 @@ impl<'m> Listing<'m> {
         self.pages.next_call()
     }
 
-    /// Reads the answer to [`Listing::next_call`]: the page's records, for the caller to
-    /// build (and record) as [`Row`]s and hand to [`Listing::accept`].
-    pub fn read(&mut self, answer: Answer) -> Result<Vec<Value>, Refusal> {
-        self.pages.read(answer, &self.m.legacy)
+    /// Reads the answer to [`Listing::next_call`] (with its `Link` next target): the page's
+    /// records, for the caller to build (and record) as [`Row`]s and hand to
+    /// [`Listing::accept`].
+    pub fn read(&mut self, answer: Answer, link_next: Option<&str>) -> Result<Vec<Value>, Refusal> {
+        self.pages.read(answer, link_next, &self.m.legacy)
     }
 
     /// Takes the rows of the page just read, in order. `p` is the request (a direct listing

@@ -1,0 +1,259 @@
+//! Link-header paging over real sockets: `serve` in front of a small API that answers bare
+//! arrays and says where the next page is only in an RFC 8288 `Link` header (as GitHub's and
+//! GitLab's APIs do). The sidecar follows the links on the legacy app, with its API key, and
+//! refuses a link that leaves it.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::process::{Served, call};
+
+const KEY: &str = "forge-key-7c7c";
+const TOKEN: &str = "paging-token-3b3b3b";
+
+/// What the API saw: (path and query, the API key header).
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// Serves `/api/users` (7 users, pages of `per_page` linked by `Link` headers whose targets
+/// are `next_base` + path) and `/api/users/{id}`, recording every request.
+async fn forge(next_base: Arc<Mutex<Option<String>>>) -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Seen = Arc::default();
+    let (own, recorded) = (base.clone(), seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (own, seen, next_base) = (own.clone(), recorded.clone(), next_base.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let answer = answer(&req, &own, &seen, &next_base);
+                    async move { Ok::<_, Infallible>(answer) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (base, seen)
+}
+
+fn answer(
+    req: &Request<Incoming>,
+    own: &str,
+    seen: &Seen,
+    next_base: &Mutex<Option<String>>,
+) -> Response<Full<Bytes>> {
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or("", |p| p.as_str())
+        .to_owned();
+    let key = req
+        .headers()
+        .get("X-Forge-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    seen.lock().unwrap().push((pq, key.clone()));
+    if key.as_deref() != Some(KEY) {
+        return json_answer(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "Bad credentials"}),
+        );
+    }
+    let users: Vec<Value> = (1..=7)
+        .map(|i| json!({"id": i, "login": format!("user{i}"), "email": format!("user{i}@example.com")}))
+        .collect();
+    let path = req.uri().path();
+    if let Some(id) = path.strip_prefix("/api/users/") {
+        return match users
+            .iter()
+            .find(|u| u["id"].as_u64().is_some_and(|n| n.to_string() == id))
+        {
+            Some(u) => json_answer(StatusCode::OK, u.clone()),
+            None => json_answer(StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
+        };
+    }
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let param = |name: &str, default: usize| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (per_page, page) = (param("per_page", 30), param("page", 1));
+    let page_items: Vec<Value> = users
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    let mut resp = json_answer(StatusCode::OK, Value::Array(page_items));
+    if page * per_page < users.len() {
+        let base = next_base
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| own.to_owned());
+        let link = format!(
+            "<{base}/api/users?per_page={per_page}&page={}>; rel=\"next\", <{base}/api/users?per_page={per_page}&page=1>; rel=\"first\"",
+            page + 1
+        );
+        resp.headers_mut()
+            .insert(http::header::LINK, link.parse().unwrap());
+    }
+    resp
+}
+
+fn json_answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
+    resp
+}
+
+fn config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
+    let mapping = dir.join("forge.toml");
+    std::fs::write(
+        &mapping,
+        r#"[legacy]
+name = "Forge"
+
+[legacy.headers]
+X-Forge-Key = "{secret.api_key}"
+
+[legacy.paging]
+style = "link_header"
+size_param = "per_page"
+max_page_size = 3
+
+[users]
+legacy_id = "/id"
+
+[users.calls]
+get = { method = "GET", path = "/users/{legacy_id}" }
+list = { method = "GET", path = "/users" }
+create = { method = "POST", path = "/users", body = "mapped" }
+update = { method = "PATCH", path = "/users/{legacy_id}", body = "changed" }
+delete = { method = "DELETE", path = "/users/{legacy_id}" }
+
+[users.lifecycle]
+delete = "delete"
+
+[[users.attributes]]
+scim = "userName"
+legacy = "login"
+
+[[users.attributes]]
+scim = "emails[primary].value"
+legacy = "email"
+"#,
+    )
+    .unwrap();
+    let config = dir.join("sidecar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+data_dir = "{data}"
+log_format = "json"
+
+[tenants.forge]
+customer_id = "forge"
+legacy_base_url = "{legacy}/api"
+mapping = "{mapping}"
+api_key = {{ value = "{KEY}" }}
+tokens = [{{ value = "{TOKEN}" }}]
+"#,
+            data = dir.join("data").display(),
+            mapping = mapping.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[tokio::test]
+async fn link_header_pages_are_followed_on_the_legacy_app_only() {
+    let next_base = Arc::new(Mutex::new(None));
+    let (legacy, seen) = forge(next_base.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(&config(dir.path(), &legacy), &[]);
+
+    // Seven users in pages of three: the first page asks for the size, the next two are the
+    // Link header's targets, each sent with the API key.
+    let (status, body) = call(
+        &served.base,
+        Method::GET,
+        "/Users?startIndex=1&count=100",
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalResults"], 7, "{body}");
+    let names: Vec<&str> = body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["userName"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "user1", "user2", "user3", "user4", "user5", "user6", "user7"
+        ]
+    );
+    let calls: VecDeque<(String, Option<String>)> = seen.lock().unwrap().drain(..).collect();
+    let key = Some(KEY.to_owned());
+    assert_eq!(
+        Vec::from(calls),
+        [
+            ("/api/users?per_page=3".to_owned(), key.clone()),
+            ("/api/users?per_page=3&page=2".to_owned(), key.clone()),
+            ("/api/users?per_page=3&page=3".to_owned(), key.clone()),
+        ]
+    );
+
+    // A next link to another host is not followed: the API key stays home, the list fails.
+    let (elsewhere, elsewhere_seen) = forge(Arc::new(Mutex::new(None))).await;
+    *next_base.lock().unwrap() = Some(elsewhere);
+    let (status, body) = call(&served.base, Method::GET, "/Users?count=100", TOKEN, None).await;
+    assert!(
+        status >= 500,
+        "a link off the legacy app fails the list: {status} {body}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "only the first page was asked"
+    );
+    assert!(
+        elsewhere_seen.lock().unwrap().is_empty(),
+        "nothing was sent to the other host"
+    );
+    served.stop();
+}
