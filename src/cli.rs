@@ -134,14 +134,16 @@ fn tenant_settings(config: &Config) -> anyhow::Result<Vec<TenantSettings>> {
     let mut problems = Vec::new();
     for (name, t) in &config.tenants {
         let mapping = load_mapping(&t.mapping);
-        let api_key = t.api_key.resolve();
+        let values = t.values();
         let tokens = t.token_digests();
-        match (mapping, api_key, tokens) {
-            (Ok(mapping), Ok(api_key), Ok(token_digests)) => settings.push(TenantSettings {
+        if let (Ok(mapping), Ok(values)) = (&mapping, &values) {
+            problems.extend(missing_values(name, mapping, values));
+        }
+        match (mapping, values, tokens) {
+            (Ok(mapping), Ok(values), Ok(token_digests)) => settings.push(TenantSettings {
                 id: TenantId::new(name.clone()),
-                customer_id: t.customer_id.clone(),
+                values,
                 legacy_base_url: t.legacy_base_url.clone(),
-                api_key: api_key.expose().to_owned(),
                 token_digests,
                 mapping,
                 mapping_path: Some(t.mapping.clone()),
@@ -160,6 +162,32 @@ fn tenant_settings(config: &Config) -> anyhow::Result<Vec<TenantSettings>> {
         bail!("refusing to start:\n{}", problems.join("\n"));
     }
     Ok(settings)
+}
+
+/// One line per placeholder the mapping of tenant `name` uses and its configuration does not
+/// give (`customer_id`, `api_key`, `vars.NAME`, `secrets.NAME`).
+pub(crate) fn missing_values(
+    name: &str,
+    mapping: &Mapping,
+    values: &mapping::TenantValues,
+) -> Vec<String> {
+    mapping
+        .missing_values(values)
+        .iter()
+        .map(|v| {
+            let key = match v {
+                mapping::Var::CustomerId => "customer_id".to_owned(),
+                mapping::Var::ApiKey => "api_key".to_owned(),
+                mapping::Var::Named(n) => format!("vars.{n}"),
+                mapping::Var::Secret(n) => format!("secrets.{n}"),
+                other => other.name(),
+            };
+            format!(
+                "tenants.{name}: the mapping uses {{{}}}, and tenants.{name}.{key} is not set",
+                v.name()
+            )
+        })
+        .collect()
 }
 
 /// The data directory's path of a configuration file, or the one given.

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use mapping::TenantValues;
 use serde::Deserialize;
 
 pub use error::ConfigError;
@@ -198,8 +199,10 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// The customer's id in the legacy application (available to the mapping as
-    /// `{tenant.customer_id}`). Required, non-empty.
-    pub customer_id: String,
+    /// `{tenant.customer_id}` or `{var.customer_id}`). Optional: needed when the mapping
+    /// uses it; non-empty when given.
+    #[serde(default)]
+    pub customer_id: Option<String>,
     /// Base URL of the legacy application's API, `http://` (the sidecar runs on the same
     /// host or in the same pod as the legacy app; TLS to it is not supported). Required.
     pub legacy_base_url: String,
@@ -207,8 +210,17 @@ pub struct TenantConfig {
     /// the directory of this configuration file. Required.
     pub mapping: PathBuf,
     /// The legacy application's API key (available to the mapping as `{secret.api_key}`):
-    /// `{ env = "VAR" }`, `{ file = "/path" }` or `{ value = "..." }`. Required.
-    pub api_key: SecretSource,
+    /// `{ env = "VAR" }`, `{ file = "/path" }` or `{ value = "..." }`. Optional: needed when
+    /// the mapping uses it.
+    #[serde(default)]
+    pub api_key: Option<SecretSource>,
+    /// Values the mapping names as `{var.NAME}` (a region, a user name, an organisation id).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Secrets the mapping names as `{secret.NAME}` (passwords, tokens), each
+    /// `{ env = … }`, `{ file = … }` or `{ value = … }`; never logged.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
     /// The bearer tokens the identity provider presents (`Authorization: Bearer …`); a token
     /// identifies this tenant and must not be shared with another one. Each is
     /// `{ env = … }`, `{ file = … }`, `{ value = … }` or `{ sha256 = "<64 hex>" }` (the
@@ -247,6 +259,24 @@ impl TenantConfig {
             return Err(ConfigError::NoTokens);
         }
         self.tokens.iter().map(SecretSource::token_digest).collect()
+    }
+
+    /// The values the mapping's placeholders take for this tenant, secrets resolved.
+    pub fn values(&self) -> Result<TenantValues, ConfigError> {
+        let mut secrets = BTreeMap::new();
+        for (name, secret) in &self.secrets {
+            secrets.insert(name.clone(), secret.resolve()?.expose().to_owned());
+        }
+        let api_key = match &self.api_key {
+            Some(key) => key.resolve()?.expose().to_owned(),
+            None => String::new(),
+        };
+        Ok(TenantValues {
+            customer_id: self.customer_id.clone().unwrap_or_default(),
+            api_key,
+            vars: self.vars.clone(),
+            secrets,
+        })
     }
 }
 
@@ -371,8 +401,26 @@ impl Config {
                      (environment variables address it in lower case)"
                 ));
             }
-            if tenant.customer_id.trim().is_empty() {
+            if tenant
+                .customer_id
+                .as_deref()
+                .is_some_and(|c| c.trim().is_empty())
+            {
                 problems.push(format!("{at}.customer_id must not be empty"));
+            }
+            for name in tenant.vars.keys().chain(tenant.secrets.keys()) {
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    problems.push(format!(
+                        "{at}: {name:?} is not a name a mapping can use ({{var.NAME}}, \
+                         {{secret.NAME}}: letters, digits and _)"
+                    ));
+                }
+            }
+            for (name, secret) in &tenant.secrets {
+                if let Err(e) = secret.resolve() {
+                    problems.push(format!("{at}.secrets.{name}: {e}"));
+                }
             }
             if !valid_base_url(&tenant.legacy_base_url) {
                 problems.push(format!(
@@ -389,7 +437,7 @@ impl Config {
                     problems.push(format!("{at}.{key} must be greater than 0"));
                 }
             }
-            if let Err(e) = tenant.api_key.resolve() {
+            if let Some(Err(e)) = tenant.api_key.as_ref().map(SecretSource::resolve) {
                 problems.push(format!("{at}.api_key: {e}"));
             }
             if tenant.tokens.is_empty() {

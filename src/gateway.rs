@@ -19,7 +19,7 @@ use futures_util::stream::FuturesUnordered;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Uri};
 use mapping::plan::{Answer, Exchange, Outbound, Refusal};
-use mapping::{Mapping, PreparedCall, TranslateError};
+use mapping::{Mapping, PreparedCall, TenantValues, TranslateError};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
@@ -96,10 +96,8 @@ pub struct GatewaySettings {
     pub timeout: Duration,
     /// Attempts in flight at most.
     pub concurrency: usize,
-    /// The tenant's customer id (`{tenant.customer_id}`).
-    pub customer_id: String,
-    /// The tenant's legacy API key (`{secret.api_key}`).
-    pub api_key: String,
+    /// The tenant's values for the mapping's placeholders.
+    pub values: TenantValues,
 }
 
 type Stack = BoxCloneSyncService<Attempt, LegacyResponse, BoxError>;
@@ -113,8 +111,7 @@ pub struct Gateway {
     timeout: Duration,
     svc: Stack,
     breaker: Arc<BreakerState>,
-    customer_id: String,
-    api_key: String,
+    values: Arc<TenantValues>,
     metrics: Arc<Metrics>,
     tenant: String,
 }
@@ -180,11 +177,15 @@ impl Gateway {
             timeout: s.timeout,
             svc: BoxCloneSyncService::new(svc),
             breaker,
-            customer_id: s.customer_id.clone(),
-            api_key: s.api_key.clone(),
+            values: Arc::new(s.values.clone()),
             metrics,
             tenant: tenant.to_owned(),
         })
+    }
+
+    /// The tenant's values for the mapping's placeholders.
+    pub fn values(&self) -> &TenantValues {
+        &self.values
     }
 
     /// Whether the circuit breaker refuses calls now (the metrics read it at scrape time).
@@ -297,7 +298,7 @@ impl Gateway {
         call: &Outbound<'_>,
         request_id: Option<&str>,
     ) -> Result<(Answer, Option<String>), GatewayError> {
-        let prepared = call.prepare(&mapping.legacy, &self.customer_id, &self.api_key)?;
+        let prepared = call.prepare(&mapping.legacy, &self.values)?;
         let started = Instant::now();
         let sent = self.send(&prepared, request_id).await;
         let latency = started.elapsed();
@@ -342,7 +343,7 @@ impl Gateway {
     pub async fn probe(&self, mapping: &Mapping) -> Result<u16, ProbeError> {
         let call =
             Outbound::new(&mapping.users.calls.list).with_query(mapping.legacy.paging.query(0, 1));
-        let prepared = call.prepare(&mapping.legacy, &self.customer_id, &self.api_key)?;
+        let prepared = call.prepare(&mapping.legacy, &self.values)?;
         let request_id = format!("readyz-{}", uuid::Uuid::new_v4().simple());
         let resp = self.send(&prepared, Some(&request_id)).await?;
         if resp.status.is_server_error() {

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,12 +28,6 @@ pub enum Outcome {
     Refused(String),
 }
 
-fn digest(text: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
-}
-
 /// Watches the mapping files of `tenants` until `shutdown` resolves: every `poll` (zero: only
 /// on `SIGHUP`) and on every `SIGHUP` (see [`Triggers`](crate::signals::Triggers)).
 pub fn watch(
@@ -50,14 +43,12 @@ async fn watch_with(
     mut triggers: Triggers,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut seen: HashMap<TenantId, u64> = HashMap::new();
-    for t in &tenants {
-        if let Some(path) = &t.mapping_path
-            && let Ok(text) = tokio::fs::read_to_string(path).await
-        {
-            seen.insert(t.id.clone(), digest(&text));
-        }
-    }
+    // Each tenant's file as it was when its mapping in force was compiled: an edit made since
+    // (even before this task first ran) is a change.
+    let mut seen: HashMap<TenantId, u64> = tenants
+        .iter()
+        .filter_map(|t| Some((t.id.clone(), t.mapping_digest?)))
+        .collect();
     tokio::pin!(shutdown);
     loop {
         let forced = tokio::select! {
@@ -83,7 +74,7 @@ pub async fn reload(tenant: &Tenant, seen: &mut HashMap<TenantId, u64>, forced: 
         Err(e) => {
             let why = format!("cannot read {}: {e}", path.display());
             // Reported once per distinct problem, not at every poll.
-            let d = digest(&why);
+            let d = crate::tenant::mapping_digest(&why);
             if !forced && seen.get(&tenant.id) == Some(&d) {
                 return Outcome::Unchanged;
             }
@@ -93,12 +84,32 @@ pub async fn reload(tenant: &Tenant, seen: &mut HashMap<TenantId, u64>, forced: 
             return Outcome::Refused(why);
         }
     };
-    let d = digest(&text);
+    let d = crate::tenant::mapping_digest(&text);
     if !forced && seen.get(&tenant.id) == Some(&d) {
         return Outcome::Unchanged;
     }
     seen.insert(tenant.id.clone(), d);
-    match compile(path, &text) {
+    let compiled = compile(path, &text)
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            // A placeholder the tenant has no value for would fail every call that uses it.
+            let missing = m.missing_values(tenant.gateway.values());
+            if missing.is_empty() {
+                return Ok(m);
+            }
+            let names: Vec<String> = missing
+                .iter()
+                .map(|v| format!("{{{}}}", v.name()))
+                .collect();
+            Err(format!(
+                "{}: the mapping uses {}, which tenants.{} does not give (restart with the \
+             configuration that does)",
+                path.display(),
+                names.join(", "),
+                tenant.id
+            ))
+        });
+    match compiled {
         Ok(mapping) => {
             tenant.set_mapping(Arc::new(mapping));
             tracing::info!(tenant = %tenant.id, file = %path.display(), "mapping reloaded");
@@ -108,7 +119,7 @@ pub async fn reload(tenant: &Tenant, seen: &mut HashMap<TenantId, u64>, forced: 
         Err(why) => {
             tracing::error!(tenant = %tenant.id, error = %why, "mapping reload refused; the mapping in force stays");
             tenant.metrics.reload(tenant.id.as_str(), false);
-            Outcome::Refused(why.to_string())
+            Outcome::Refused(why)
         }
     }
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use mapping::Mapping;
 use mapping::ids::TenantId;
+use mapping::{Mapping, TenantValues};
 
 use crate::gateway::{Gateway, GatewayError, GatewaySettings, Resilience};
 use crate::metrics::Metrics;
@@ -29,6 +29,10 @@ pub struct Tenant {
     mapping: ArcSwap<Mapping>,
     /// The mapping file, for reloads (`None` for a built-in mapping).
     pub mapping_path: Option<PathBuf>,
+    /// The digest of that file's text when the tenant was built (just after the mapping in
+    /// force was compiled from it): the reload watcher's starting point, so an edit made
+    /// before the watcher first runs is still taken.
+    pub mapping_digest: Option<u64>,
     /// The way to the legacy app.
     pub gateway: Gateway,
     /// Concurrency of group member calls.
@@ -87,12 +91,11 @@ impl Tenant {
 pub struct TenantSettings {
     /// Tenant name.
     pub id: TenantId,
-    /// Customer id.
-    pub customer_id: String,
+    /// The tenant's values for the mapping's placeholders (customer id, API key, vars,
+    /// secrets).
+    pub values: TenantValues,
     /// Legacy base URL.
     pub legacy_base_url: String,
-    /// Legacy API key.
-    pub api_key: String,
     /// SHA-256 digests of the SCIM bearer tokens.
     pub token_digests: Vec<[u8; 32]>,
     /// Compiled mapping.
@@ -219,8 +222,7 @@ pub fn tenants(
                 base_url: s.legacy_base_url,
                 timeout: s.legacy_timeout,
                 concurrency: s.legacy_concurrency,
-                customer_id: s.customer_id,
-                api_key: s.api_key,
+                values: s.values,
             },
             Resilience::default(),
             Arc::clone(metrics),
@@ -229,6 +231,11 @@ pub fn tenants(
         let tenant = Arc::new(Tenant {
             id: s.id,
             mapping: ArcSwap::from_pointee(s.mapping),
+            mapping_digest: s
+                .mapping_path
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|text| mapping_digest(&text)),
             mapping_path: s.mapping_path,
             gateway,
             member_concurrency: s.member_concurrency.max(1),
@@ -244,4 +251,13 @@ pub fn tenants(
         tokens: TokenTable::new(entries),
         all,
     })
+}
+
+/// The digest a mapping file's text is compared by (a reload takes a file whose digest
+/// changed).
+pub(crate) fn mapping_digest(text: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }

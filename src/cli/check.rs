@@ -32,6 +32,13 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
                     Err(e) => problems.push(format!("{e:#}")),
                 }
                 files.extend(c.tenants.values().map(|t| t.mapping.clone()));
+                // Every placeholder a tenant's mapping uses has a value in its configuration.
+                for (name, t) in &c.tenants {
+                    if let (Ok(mapping), Ok(values)) = (super::load_mapping(&t.mapping), t.values())
+                    {
+                        problems.extend(super::missing_values(name, &mapping, &values));
+                    }
+                }
             }
             Err(e) => problems.push(e.to_string()),
         }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use mapping::Mapping;
 use mapping::ids::TenantId;
+use mapping::{Mapping, TenantValues};
 use sha2::{Digest, Sha256};
 use simulator::http::RunningSimulator;
 use simulator::marketing_center::{self, MarketingCenter};
@@ -112,9 +112,12 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let mapping = Mapping::from_toml(demo.mapping, demo.mapping_path)?;
     let tenant = TenantSettings {
         id: TenantId::new("demo"),
-        customer_id: DEV_CUSTOMER.to_owned(),
+        values: TenantValues {
+            customer_id: DEV_CUSTOMER.to_owned(),
+            api_key,
+            ..TenantValues::default()
+        },
         legacy_base_url: demo.running.base_url(),
-        api_key,
         token_digests: vec![Sha256::digest(token.as_bytes()).into()],
         mapping,
         mapping_path: None,

@@ -56,10 +56,12 @@ fn value(secret: &str) -> SecretSource {
 
 fn tenant(token: &str) -> TenantConfig {
     TenantConfig {
-        customer_id: "c-1".to_owned(),
+        customer_id: Some("c-1".to_owned()),
         legacy_base_url: "http://127.0.0.1:9000".to_owned(),
         mapping: PathBuf::from("/etc/scim-sidecar/mc.toml"),
-        api_key: value("api-key-value"),
+        api_key: Some(value("api-key-value")),
+        vars: std::collections::BTreeMap::new(),
+        secrets: std::collections::BTreeMap::new(),
         tokens: vec![value(token)],
         legacy_timeout_secs: 30,
         legacy_concurrency: 32,
@@ -108,7 +110,7 @@ fn defaults_fill_everything_optional() {
         assert_eq!(acme.legacy_timeout_secs, 30);
         assert_eq!(acme.legacy_concurrency, 32);
         assert_eq!(acme.member_concurrency, 16);
-        assert_eq!(acme.customer_id, "acme-corp");
+        assert_eq!(acme.customer_id.as_deref(), Some("acme-corp"));
         config.validate().expect("valid");
     });
 }
@@ -175,8 +177,8 @@ fn environment_overrides_the_file() {
         assert_eq!(config.server.log_format, LogFormat::Text);
         let acme = &config.tenants["acme"];
         assert_eq!(acme.legacy_base_url, "http://other.example/api");
-        assert_eq!(acme.customer_id, "0042");
-        assert_eq!(acme.api_key, value("from-env-inline"));
+        assert_eq!(acme.customer_id.as_deref(), Some("0042"));
+        assert_eq!(acme.api_key, Some(value("from-env-inline")));
         assert_eq!(
             acme.tokens,
             [
@@ -362,12 +364,12 @@ fn a_secret_source_takes_exactly_one_key() {
             problems.iter().any(|p| p.contains("found none")),
             "{problems:?}"
         );
+        // No api_key at all is fine here: it is needed only by a mapping that uses
+        // {secret.api_key}, which `serve` and `check --config` verify with the mapping.
         let missing = MINIMAL.replace("api_key = { value = \"inline-api-key-value\" }\n", "");
-        let problems = load_problems(jail, &missing);
-        assert!(
-            problems.iter().any(|p| p.contains("missing key `api_key`")),
-            "{problems:?}"
-        );
+        let config = load(jail, &missing).expect("loads");
+        assert_eq!(config.tenants["acme"].api_key, None);
+        assert_eq!(config.tenants["acme"].values().expect("values").api_key, "");
     });
 }
 
@@ -384,7 +386,7 @@ fn a_valid_configuration_validates() {
 #[test]
 fn validate_reports_every_problem_at_once() {
     let mut bad = tenant("token-a");
-    bad.customer_id = "  ".to_owned();
+    bad.customer_id = Some("  ".to_owned());
     bad.legacy_base_url = "ftp://mc.example.com".to_owned();
     bad.legacy_concurrency = 0;
     bad.member_concurrency = 0;
@@ -516,9 +518,9 @@ fn validate_refuses_one_token_for_two_tenants() {
 fn validate_names_unresolvable_secrets() {
     jail(|_jail| {
         let mut t = tenant("tok");
-        t.api_key = SecretSource::Env {
+        t.api_key = Some(SecretSource::Env {
             env: "MC_API_KEY_UNSET".to_owned(),
-        };
+        });
         t.tokens = vec![
             SecretSource::File {
                 file: PathBuf::from("/nonexistent/okta-token"),
@@ -528,9 +530,9 @@ fn validate_names_unresolvable_secrets() {
             },
         ];
         let mut digest_as_key = tenant("tok2");
-        digest_as_key.api_key = SecretSource::Sha256 {
+        digest_as_key.api_key = Some(SecretSource::Sha256 {
             sha256: "1".repeat(64),
-        };
+        });
         let problems = problems(&config(vec![("acme", t), ("globex", digest_as_key)]));
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert_eq!(
@@ -708,9 +710,9 @@ fn errors_never_contain_secret_values() {
                 file: jail.directory().join("empty"),
             },
         ];
-        t.api_key = value("hunter2-key");
+        t.api_key = Some(value("hunter2-key"));
         let mut dup = tenant("hunter2-shared");
-        dup.api_key = value("");
+        dup.api_key = Some(value(""));
         let config = config(vec![
             ("acme", t),
             ("b", tenant("hunter2-shared")),
@@ -742,9 +744,9 @@ fn the_redmine_example_loads_and_validates_with_its_two_variables() {
         );
         assert_eq!(
             redmine.api_key,
-            SecretSource::Env {
+            Some(SecretSource::Env {
                 env: "REDMINE_API_KEY".to_owned()
-            }
+            })
         );
         // Without the token variable, validation names it.
         jail.clear_env();
@@ -773,9 +775,9 @@ fn the_annotated_example_loads_and_validates() {
         let acme = &config.tenants["acme"];
         assert_eq!(
             acme.api_key,
-            SecretSource::Env {
+            Some(SecretSource::Env {
                 env: "MC_API_KEY".to_owned()
-            }
+            })
         );
         assert_eq!(
             acme.mapping,

@@ -434,6 +434,16 @@ fn broken_states_values_bodies_and_sentences() {
             "legacy.errors.field_names.Job title: \"Title\" is no legacy field of [[users.attributes]]",
         ),
         (
+            "auth-password-written-in-the-mapping",
+            edit(
+                &edit(PD, "Authorization = \"Token {secret.api_key}\"", ""),
+                "[legacy.paging]",
+                "[legacy.auth]\ntype = \"basic\"\nusername = \"bot\"\npassword = \"hunter2\"\n\n[legacy.paging]",
+            ),
+            "password = \"hunter2\"",
+            "legacy.auth.password: put the password in the tenant's secrets",
+        ),
+        (
             "patterns-without-sentences",
             edit(
                 MC,
@@ -480,4 +490,55 @@ fn expect_one_line_each(cases: &[(&str, String, &str, &str)]) {
             lines[0]
         );
     }
+}
+
+#[test]
+fn check_config_names_every_placeholder_a_tenant_does_not_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = edit(
+        &edit(
+            PD,
+            "Authorization = \"Token {secret.api_key}\"",
+            "X-Region = \"{var.region}\"",
+        ),
+        "[legacy.paging]",
+        "[legacy.auth]\ntype = \"basic\"\nusername = \"{var.api_user}\"\npassword = \"{secret.api_password}\"\n\n[legacy.paging]",
+    );
+    std::fs::write(dir.path().join("mapping.toml"), &mapping).unwrap();
+    let config = |extra: &str| {
+        let path = dir.path().join("sidecar.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n\
+                 [tenants.pd]\nlegacy_base_url = \"http://127.0.0.1:9\"\nmapping = \"mapping.toml\"\n\
+                 tokens = [{{ value = \"t\" }}]\n{extra}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+            .arg("check")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = config("");
+    assert!(!ok, "{out}");
+    for line in [
+        "tenants.pd: the mapping uses {var.region}, and tenants.pd.vars.region is not set",
+        "tenants.pd: the mapping uses {var.api_user}, and tenants.pd.vars.api_user is not set",
+        "tenants.pd: the mapping uses {secret.api_password}, and tenants.pd.secrets.api_password is not set",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} not in:\n{out}");
+    }
+    let (ok, out) = config(
+        "vars = { region = \"eu\", api_user = \"bot\" }\nsecrets = { api_password = { value = \"pw\" } }\n",
+    );
+    assert!(ok, "{out}");
 }

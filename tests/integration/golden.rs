@@ -68,10 +68,29 @@ struct CaseFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VarsSpec {
+    #[serde(default)]
     customer_id: String,
+    #[serde(default)]
     api_key: String,
     legacy_id: Option<String>,
     member_legacy_id: Option<String>,
+    /// `{var.NAME}` values.
+    #[serde(default)]
+    var: BTreeMap<String, String>,
+    /// `{secret.NAME}` values.
+    #[serde(default)]
+    secret: BTreeMap<String, String>,
+}
+
+impl VarsSpec {
+    fn tenant(&self) -> mapping::TenantValues {
+        mapping::TenantValues {
+            customer_id: self.customer_id.clone(),
+            api_key: self.api_key.clone(),
+            vars: self.var.clone(),
+            secrets: self.secret.clone(),
+        }
+    }
 }
 
 /// A JSON value: JSON text in a TOML string, or `{ file = "x.json" }` beside `case.toml`.
@@ -349,7 +368,7 @@ impl Preparer<'_> {
         let v = self
             .vars
             .ok_or("this step prepares a call: the case needs a [vars] table")?;
-        call.prepare(&self.mapping.legacy, &v.customer_id, &v.api_key)
+        call.prepare(&self.mapping.legacy, &v.tenant())
             .map_err(|e| format!("the call cannot be prepared: {e}"))
     }
 }

@@ -157,10 +157,14 @@ fn push_down_of_eq_filters() {
 #[test]
 fn prepares_calls_with_templates_and_paging() {
     let m = mc();
+    let tenant = mapping::TenantValues {
+        customer_id: "C-1".into(),
+        api_key: "k".into(),
+        ..mapping::TenantValues::default()
+    };
     let vars = Vars {
         legacy_id: Some("7"),
-        customer_id: "C-1",
-        api_key: "k",
+        tenant: Some(&tenant),
         ..Vars::default()
     };
     let q = m.legacy.paging.query(400, 200);

@@ -1,7 +1,8 @@
-//! Link-header paging over real sockets: `serve` in front of a small API that answers bare
-//! arrays and says where the next page is only in an RFC 8288 `Link` header (as GitHub's and
-//! GitLab's APIs do). The sidecar follows the links on the legacy app, with its API key, and
-//! refuses a link that leaves it.
+//! Link-header paging and HTTP Basic authentication over real sockets: `serve` in front of a
+//! small API that answers bare arrays, says where the next page is only in an RFC 8288 `Link`
+//! header (as GitHub's and GitLab's APIs do) and wants Basic credentials made of a tenant
+//! `vars` value and a tenant secret. The sidecar follows the links on the legacy app, with its
+//! credentials, and refuses a link that leaves it.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,6 +20,9 @@ use tokio::net::TcpListener;
 use crate::process::{Served, call};
 
 const KEY: &str = "forge-key-7c7c";
+/// `Basic base64("forge-bot:forge-key-7c7c")`: the mapping's `[legacy.auth]`, from the tenant's
+/// `vars.api_user` and `secrets.api_password`.
+const BASIC: &str = "Basic Zm9yZ2UtYm90OmZvcmdlLWtleS03Yzdj";
 const TOKEN: &str = "paging-token-3b3b3b";
 
 /// What the API saw: (path and query, the API key header).
@@ -64,11 +68,11 @@ fn answer(
         .to_owned();
     let key = req
         .headers()
-        .get("X-Forge-Key")
+        .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     seen.lock().unwrap().push((pq, key.clone()));
-    if key.as_deref() != Some(KEY) {
+    if key.as_deref() != Some(BASIC) {
         return json_answer(
             StatusCode::UNAUTHORIZED,
             json!({"message": "Bad credentials"}),
@@ -140,8 +144,10 @@ fn config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
         r#"[legacy]
 name = "Forge"
 
-[legacy.headers]
-X-Forge-Key = "{secret.api_key}"
+[legacy.auth]
+type = "basic"
+username = "{var.api_user}"
+password = "{secret.api_password}"
 
 [legacy.paging]
 style = "link_header"
@@ -182,10 +188,10 @@ data_dir = "{data}"
 log_format = "json"
 
 [tenants.forge]
-customer_id = "forge"
 legacy_base_url = "{legacy}/api"
 mapping = "{mapping}"
-api_key = {{ value = "{KEY}" }}
+vars = {{ api_user = "forge-bot" }}
+secrets = {{ api_password = {{ value = "{KEY}" }} }}
 tokens = [{{ value = "{TOKEN}" }}]
 "#,
             data = dir.join("data").display(),
@@ -228,7 +234,7 @@ async fn link_header_pages_are_followed_on_the_legacy_app_only() {
         ]
     );
     let calls: VecDeque<(String, Option<String>)> = seen.lock().unwrap().drain(..).collect();
-    let key = Some(KEY.to_owned());
+    let key = Some(BASIC.to_owned());
     assert_eq!(
         Vec::from(calls),
         [

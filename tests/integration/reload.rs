@@ -157,3 +157,45 @@ async fn an_unreadable_mapping_is_reported_once() {
     .await;
     h.stop().await;
 }
+
+/// A reloaded mapping that uses a placeholder the tenant's configuration does not give is
+/// refused (every call using it would fail); the mapping in force keeps serving.
+#[tokio::test]
+async fn a_mapping_needing_a_value_the_tenant_lacks_is_refused() {
+    let h = Harness::start_reloadable(Duration::from_millis(10)).await;
+    let text = std::fs::read_to_string(&h.mapping_file).unwrap();
+    // First a change that is taken, so the watcher is known to be running.
+    let next = h.mapping_file.with_extension("toml.next");
+    std::fs::write(&next, format!("{text}\n# watched\n")).unwrap();
+    std::fs::rename(&next, &h.mapping_file).unwrap();
+    let reloaded = "scim_sidecar_mapping_reloads_total{tenant=\"acme\",outcome=\"reloaded\"}";
+    wait_until("a first change to be taken", async || {
+        h.metric(reloaded).await > 0.0
+    })
+    .await;
+    let needy = text.replacen(
+        "[legacy.headers]\n",
+        "[legacy.headers]\nX-Region = \"{var.region}\"\n",
+        1,
+    );
+    assert_ne!(needy, text, "the edit applies");
+    std::fs::write(&next, &needy).unwrap();
+    std::fs::rename(&next, &h.mapping_file).unwrap();
+    let refused = "scim_sidecar_mapping_reloads_total{tenant=\"acme\",outcome=\"refused\"}";
+    wait_until(
+        "the mapping needing {var.region} to be refused",
+        async || h.metric(refused).await > 0.0,
+    )
+    .await;
+    let page = h.get("/Users?count=1").await;
+    assert_eq!(
+        page.status, 200,
+        "the mapping in force serves: {:?}",
+        page.body
+    );
+    assert!(
+        !h.legacy_requests().is_empty(),
+        "the legacy app is still called"
+    );
+    h.stop().await;
+}

@@ -221,9 +221,12 @@ impl Harness {
         let tenant =
             |id: &str, customer: &str, tokens: &[&str], mapping, mapping_path| TenantSettings {
                 id: TenantId::new(id),
-                customer_id: customer.into(),
+                values: mapping::TenantValues {
+                    customer_id: customer.into(),
+                    api_key: API_KEY.into(),
+                    ..mapping::TenantValues::default()
+                },
                 legacy_base_url: handle.base_url(),
-                api_key: API_KEY.into(),
                 token_digests: tokens
                     .iter()
                     .map(|t| Sha256::digest(t.as_bytes()).into())

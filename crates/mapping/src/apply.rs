@@ -66,9 +66,12 @@ impl Legacy {
             (_, None, Some(fixed)) => Some(fixed.render(vars)?),
             (_, body, _) => body,
         };
-        let mut headers = Vec::with_capacity(self.headers.len());
+        let mut headers = Vec::with_capacity(self.headers.len() + 1);
         for (name, t) in &self.headers {
             headers.push((name.clone(), t.render(vars)?, t.uses_secret()));
+        }
+        if let Some(auth) = &self.auth {
+            headers.push(("Authorization".to_owned(), auth.header(vars)?, true));
         }
         Ok(PreparedCall {
             name: call.name.clone(),
@@ -535,6 +538,23 @@ fn collect_eq(
             Some(())
         }
         _ => None,
+    }
+}
+
+impl super::Auth {
+    /// The `Authorization` header value for one call.
+    pub fn header(&self, vars: &Vars<'_>) -> Result<String, TranslateError> {
+        use base64::Engine as _;
+        Ok(match self {
+            super::Auth::Basic { username, password } => {
+                let pair = format!("{}:{}", username.render(vars)?, password.render(vars)?);
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+            super::Auth::Bearer { token } => format!("Bearer {}", token.render(vars)?),
+        })
     }
 }
 

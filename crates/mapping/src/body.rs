@@ -146,7 +146,7 @@ fn node(value: Value, raw: &[Template]) -> Result<Node, BodyTemplateError> {
 fn collect_vars(n: &Node, out: &mut Vec<Var>) {
     match n {
         Node::Literal(_) => {}
-        Node::Text(t) | Node::Raw(t) => out.extend(t.vars()),
+        Node::Text(t) | Node::Raw(t) => out.extend(t.vars().cloned()),
         Node::Array(items) => items.iter().for_each(|i| collect_vars(i, out)),
         Node::Object(members) => members.iter().for_each(|(_, v)| collect_vars(v, out)),
     }
@@ -187,14 +187,21 @@ mod tests {
     use serde_json::json;
 
     use super::{BodyTemplate, BodyTemplateError};
-    use crate::template::{Var, Vars};
+    use crate::template::{TenantValues, Var, Vars};
 
-    fn vars<'a>(legacy_id: &'a str, member: &'a str) -> Vars<'a> {
+    fn vars<'a>(legacy_id: &'a str, member: &'a str, tenant: &'a TenantValues) -> Vars<'a> {
         Vars {
             legacy_id: Some(legacy_id),
             member_legacy_id: Some(member),
-            customer_id: "ACME",
-            api_key: "k",
+            tenant: Some(tenant),
+        }
+    }
+
+    fn acme() -> TenantValues {
+        TenantValues {
+            customer_id: "ACME".into(),
+            api_key: "k".into(),
+            ..TenantValues::default()
         }
     }
 
@@ -205,15 +212,16 @@ mod tests {
                 "user_id": {member_legacy_id}, "group": "{legacy_id}", "braces": "{{x}}"}"#,
         )
         .unwrap();
+        let acme = acme();
         assert_eq!(
-            t.render(&vars("12", "42")).unwrap(),
+            t.render(&vars("12", "42", &acme)).unwrap(),
             json!({"user": {"status": 3, "note": "locked by ACME", "tags": ["scim", true, null]},
                    "user_id": 42, "group": "12", "braces": "{x}"})
         );
         // An id that is not a plain integer stays a string.
         for id in ["acc_8c1f2a", "007", "-1", "1.5", ""] {
             assert_eq!(
-                t.render(&vars("12", id)).unwrap()["user_id"],
+                t.render(&vars("12", id, &acme)).unwrap()["user_id"],
                 json!(id),
                 "{id:?}"
             );

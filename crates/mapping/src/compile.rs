@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use super::spec::{self, CallSpec, MappingSpec, MethodSpec};
 use super::{
-    Active, AttrMap, BodyTemplate, Call, CompileError, DoneRule, ErrorRule, Errors, FieldPath,
-    GroupMapping, Legacy, ListShape, Locked, Mapping, Paging, Problem, PushDown, ScimTarget,
-    Template, Transform, UserCalls, UserMapping, ValueMap,
+    Active, AttrMap, Auth, BodyTemplate, Call, CompileError, DoneRule, ErrorRule, Errors,
+    FieldPath, GroupMapping, Legacy, ListShape, Locked, Mapping, Paging, Problem, PushDown,
+    ScimTarget, Template, Transform, UserCalls, UserMapping, ValueMap,
 };
 use scim::error::ScimType;
 use scim::filter::AttrPath;
@@ -133,6 +133,41 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             headers.push((name.clone(), t));
         }
     }
+    let auth = spec.auth.as_ref().and_then(|a| {
+        if spec
+            .headers
+            .keys()
+            .any(|h| h.eq_ignore_ascii_case("authorization"))
+        {
+            p.push("legacy.auth: legacy.headers has an Authorization header too: keep one of them");
+        }
+        match a {
+            spec::AuthSpec::Basic { username, password } => {
+                let u = p.template(username, "legacy.auth.username");
+                let pw = p.template(password, "legacy.auth.password");
+                if pw.as_ref().is_some_and(|t| !t.uses_secret()) {
+                    p.push(
+                        "legacy.auth.password: put the password in the tenant's secrets and \
+                         name it, e.g. \"{secret.api_password}\" (a mapping is not a secret)",
+                    );
+                }
+                Some(Auth::Basic {
+                    username: u?,
+                    password: pw?,
+                })
+            }
+            spec::AuthSpec::Bearer { token } => {
+                let t = p.template(token, "legacy.auth.token");
+                if t.as_ref().is_some_and(|t| !t.uses_secret()) {
+                    p.push(
+                        "legacy.auth.token: put the token in the tenant's secrets and name it, \
+                         e.g. \"{secret.api_token}\" (a mapping is not a secret)",
+                    );
+                }
+                Some(Auth::Bearer { token: t? })
+            }
+        }
+    });
     let pg = spec.paging;
     use spec::PagingStyle as S;
     let style_name = match pg.style {
@@ -286,6 +321,7 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
     Some(Legacy {
         name: spec.name,
         headers,
+        auth,
         paging: Paging {
             style: pg.style,
             page_param: pg.page_param.unwrap_or_default(),
@@ -531,7 +567,7 @@ fn compile_call(
         Some(spec::BodyField::Fixed(text)) if text.trim_start().starts_with(['{', '[']) => {
             match BodyTemplate::parse(text) {
                 Ok(t) => {
-                    if t.vars().contains(&super::template::Var::ApiKey) {
+                    if t.vars().iter().any(super::template::Var::is_secret) {
                         p.push(format!(
                             "{at}.body: a secret cannot go in a body (bodies may be logged); \
                              send it in a header"
@@ -605,7 +641,7 @@ fn no_member_var(call: &Call, at: &str, p: &mut Problems) {
     let in_templates = std::iter::once(&call.path)
         .chain(call.query.iter().map(|(_, t)| t))
         .flat_map(|t| t.vars())
-        .any(|v| v == Var::MemberLegacyId);
+        .any(|v| *v == Var::MemberLegacyId);
     let in_body = call
         .fixed_body
         .as_ref()
@@ -630,7 +666,7 @@ fn no_fixed_body(call: Option<&Call>, at: &str, what: &str, p: &mut Problems) {
 }
 
 fn require_var(call: &Call, var: super::template::Var, at: &str, p: &mut Problems) {
-    if !call.path.vars().any(|v| v == var) {
+    if !call.path.vars().any(|v| *v == var) {
         p.push(format!(
             "{at}.path must contain the placeholder for the record's id"
         ));
@@ -1253,7 +1289,7 @@ fn compile_groups(
             require_var(call, Var::LegacyId, at, p);
             let in_body =
                 (call.fixed_body.as_ref()).is_some_and(|b| b.vars().contains(&Var::MemberLegacyId));
-            if !in_body && !call.path.vars().any(|v| v == Var::MemberLegacyId) {
+            if !in_body && !call.path.vars().any(|v| *v == Var::MemberLegacyId) {
                 p.push(format!(
                     "{at}.path must contain {{member_legacy_id}} (or its fixed body must)"
                 ));

@@ -83,5 +83,5 @@ pub enum TranslateError {
     /// A call was prepared without a value its template needs (a sidecar bug: the compiler
     /// checks which calls may use which placeholders).
     #[error("no value for placeholder {{{0}}}")]
-    MissingVar(&'static str),
+    MissingVar(String),
 }

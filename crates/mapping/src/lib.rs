@@ -35,7 +35,7 @@ pub use spec::{
     DeactivateSpec, DeleteSpec, ErrorCodeSpec, GroupIdSpec, MultiValuedSpec, PagingStyle,
     RetryAfterFormat, TimeFormat,
 };
-pub use template::{Template, Vars};
+pub use template::{Template, TenantValues, Var, Vars};
 pub use transform::{Transform, ValueMap};
 
 use scim::error::ScimType;
@@ -59,10 +59,29 @@ pub struct Legacy {
     pub name: String,
     /// Headers sent with every call.
     pub headers: Vec<(String, Template)>,
+    /// The `Authorization` header of every call, when `[legacy.auth]` says.
+    pub auth: Option<Auth>,
     /// List paging.
     pub paging: Paging,
     /// Error reading.
     pub errors: Errors,
+}
+
+/// Compiled `[legacy.auth]`.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// HTTP Basic.
+    Basic {
+        /// The user name.
+        username: Template,
+        /// The password.
+        password: Template,
+    },
+    /// A bearer token.
+    Bearer {
+        /// The token.
+        token: Template,
+    },
 }
 
 /// Compiled `[legacy.paging]`.
@@ -383,4 +402,72 @@ pub struct GroupMapping {
     pub filters: Vec<PushDown>,
     /// Full SCIM schema of the resource.
     pub schema: ResourceSchema,
+}
+
+impl Mapping {
+    /// Every declared call, users' then groups'.
+    pub fn calls(&self) -> Vec<&Call> {
+        let u = &self.users.calls;
+        let mut out = vec![&u.get, &u.list, &u.create, &u.update];
+        out.extend(
+            [&u.deactivate, &u.reactivate, &u.delete, &u.take_over]
+                .into_iter()
+                .flatten(),
+        );
+        if let Some(g) = &self.groups {
+            out.extend([&g.get, &g.list]);
+            out.extend(
+                [
+                    &g.members,
+                    &g.add_member,
+                    &g.remove_member,
+                    &g.add_members,
+                    &g.remove_members,
+                    &g.create,
+                    &g.rename,
+                    &g.delete,
+                ]
+                .into_iter()
+                .flatten(),
+            );
+        }
+        out
+    }
+
+    /// The tenant placeholders the mapping uses (`{tenant.customer_id}`, `{secret.api_key}`,
+    /// `{var.NAME}`, `{secret.NAME}`), each once: what a tenant's configuration must give.
+    pub fn tenant_vars(&self) -> Vec<Var> {
+        let mut templates: Vec<&Template> = self.legacy.headers.iter().map(|(_, t)| t).collect();
+        match &self.legacy.auth {
+            Some(Auth::Basic { username, password }) => templates.extend([username, password]),
+            Some(Auth::Bearer { token }) => templates.push(token),
+            None => {}
+        }
+        let mut out: Vec<Var> = Vec::new();
+        for call in self.calls() {
+            templates.push(&call.path);
+            templates.extend(call.query.iter().map(|(_, t)| t));
+            if let Some(body) = &call.fixed_body {
+                for v in body.vars() {
+                    if v.is_tenant() && !out.contains(&v) {
+                        out.push(v);
+                    }
+                }
+            }
+        }
+        for v in templates.into_iter().flat_map(Template::vars) {
+            if v.is_tenant() && !out.contains(v) {
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+
+    /// The tenant placeholders the mapping uses that `values` does not give.
+    pub fn missing_values(&self, values: &TenantValues) -> Vec<Var> {
+        self.tenant_vars()
+            .into_iter()
+            .filter(|v| values.get(v).is_none())
+            .collect()
+    }
 }

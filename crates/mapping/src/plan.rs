@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::apply::LegacyFailure;
 use crate::ids::LegacyId;
+use crate::template::TenantValues;
 use crate::{Call, Legacy, ListShape, Paging, PagingStyle, PreparedCall, TranslateError, Vars};
 
 pub use crate::apply::Answer;
@@ -80,18 +81,16 @@ impl<'m> Outbound<'m> {
         self
     }
 
-    /// The call ready to send for a tenant (`customer_id`, `api_key`).
+    /// The call ready to send for a tenant (its values for the placeholders).
     pub fn prepare(
         &self,
         legacy: &Legacy,
-        customer_id: &str,
-        api_key: &str,
+        tenant: &TenantValues,
     ) -> Result<PreparedCall, TranslateError> {
         let vars = Vars {
             legacy_id: self.legacy_id.as_ref().map(LegacyId::as_str),
             member_legacy_id: self.member_legacy_id.as_ref().map(LegacyId::as_str),
-            customer_id,
-            api_key,
+            tenant: Some(tenant),
         };
         let mut prepared = legacy.prepare(self.call, &vars, &self.query, self.body.clone())?;
         if let Some(url) = &self.url {

@@ -28,11 +28,31 @@ pub struct LegacySpec {
     /// Headers sent with every call; values are templates.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// How calls authenticate, beyond `headers`.
+    pub auth: Option<AuthSpec>,
     /// How list answers are paged.
     pub paging: PagingSpec,
     /// How error answers are read and translated (absent: by HTTP status alone).
     #[serde(default)]
     pub errors: ErrorsSpec,
+}
+
+/// `[legacy.auth]`: the `Authorization` header of every call.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthSpec {
+    /// HTTP Basic (RFC 7617): `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// The user name (a template, e.g. `{var.api_user}`).
+        username: String,
+        /// The password (a template, e.g. `{secret.api_password}`).
+        password: String,
+    },
+    /// A bearer token (RFC 6750): `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token (a template, e.g. `{secret.api_token}`).
+        token: String,
+    },
 }
 
 /// Paging styles a legacy list call can use.
