@@ -444,6 +444,26 @@ fn broken_states_values_bodies_and_sentences() {
             "legacy.auth.password: put the password in the tenant's secrets",
         ),
         (
+            "take-over-never-used",
+            edit(
+                PD,
+                "    { when = { field = \"/origin\", equals = \"local\" }, then = \"take_over_and_update\" },\n",
+                "",
+            ),
+            "take_over = {",
+            "users.calls.take_over is never used: no lifecycle.on_conflict rule says take_over_and_update",
+        ),
+        (
+            "delete-never-used",
+            edit(
+                MC,
+                "reactivate = { method = \"POST\", path = \"/users/{legacy_id}/restore\", idempotent = true }",
+                "reactivate = { method = \"POST\", path = \"/users/{legacy_id}/restore\", idempotent = true }\ndelete = { method = \"DELETE\", path = \"/users/{legacy_id}\" }",
+            ),
+            "delete = { method = \"DELETE\"",
+            "users.calls.delete is never used: neither lifecycle.delete nor lifecycle.deactivate is \"delete\"",
+        ),
+        (
             "patterns-without-sentences",
             edit(
                 MC,

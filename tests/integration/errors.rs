@@ -267,3 +267,33 @@ async fn legacy_failures_are_502_and_timeouts_504() {
     assert_scim_error(&h.get("/Users").await, 504, None);
     h.stop().await;
 }
+
+/// The SCIM schema's types hold before any mapping rule or legacy call: a userName that is
+/// an object, a title that is a number, are refused and nothing is sent.
+#[tokio::test]
+async fn values_of_the_wrong_scim_type_never_reach_the_legacy_app() {
+    let h = Harness::start().await;
+    h.clear_legacy_requests();
+    for (body, attribute) in [
+        (
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                   "userName": {"login": "x@example.com"}}),
+            "userName: must be a string, not an object",
+        ),
+        (
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                   "userName": "typed@example.com", "title": 7}),
+            "title: must be a string, not a number",
+        ),
+    ] {
+        let a = h.post("/Users", body).await;
+        assert_scim_error(&a, 400, Some("invalidValue"));
+        assert_eq!(a.body["detail"], attribute, "{:?}", a.body);
+    }
+    assert!(
+        h.legacy_requests().iter().all(|(m, _)| *m == Method::GET),
+        "no write was sent: {:?}",
+        h.legacy_requests()
+    );
+    h.stop().await;
+}

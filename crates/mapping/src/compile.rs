@@ -745,6 +745,47 @@ fn compile_users(
             ));
         }
     }
+    // A declared call nothing can make is a mistake waiting to be found at 2 a.m.: the
+    // lifecycle the admin meant is not the one written.
+    let unused = |call: &Option<CallSpec>, at: &str, why: &str, used: bool, p: &mut Problems| {
+        if call.is_some() && !used {
+            p.push(format!("{at} is never used: {why}"));
+        }
+    };
+    let activates =
+        spec.active.is_some() && spec.lifecycle.deactivate == spec::DeactivateSpec::Call;
+    unused(
+        &c.deactivate,
+        "users.calls.deactivate",
+        "without [users.active] (or with lifecycle.deactivate = \"delete\") no user is ever deactivated by a call",
+        activates,
+        p,
+    );
+    unused(
+        &c.reactivate,
+        "users.calls.reactivate",
+        "without [users.active] (or with lifecycle.deactivate = \"delete\") no user is ever reactivated by a call",
+        activates,
+        p,
+    );
+    unused(
+        &c.delete,
+        "users.calls.delete",
+        "neither lifecycle.delete nor lifecycle.deactivate is \"delete\"",
+        spec.lifecycle.delete == spec::DeleteSpec::Delete
+            || spec.lifecycle.deactivate == spec::DeactivateSpec::Delete,
+        p,
+    );
+    unused(
+        &c.take_over,
+        "users.calls.take_over",
+        "no lifecycle.on_conflict rule says take_over_and_update",
+        spec.lifecycle
+            .on_conflict
+            .iter()
+            .any(|r| r.then == spec::ConflictThen::TakeOverAndUpdate),
+        p,
+    );
     // A body written but refused is reported once, where it is written.
     if c.create.body.is_none() {
         p.push("users.calls.create needs a body (\"mapped\" or \"full\")");
@@ -932,12 +973,16 @@ fn compile_users(
                     None
                 }
             });
+        // What the SCIM schema itself says of the attribute, whatever the row adds.
+        let (kind, schema_required) = target_def(&target, &schema);
         attributes.push(AttrMap {
             scim: row.scim.clone(),
             target,
             legacy: paths,
             transform,
             values,
+            kind,
+            schema_required,
             required: row.required,
             max_length: row.max_length,
             pattern,
@@ -995,6 +1040,22 @@ fn compile_users(
         attributes,
         schema,
     })
+}
+
+/// The schema's type of a mapped (sub-)attribute, and whether the schema requires it.
+fn target_def(t: &ScimTarget, schema: &ResourceSchema) -> (AttrType, bool) {
+    let path = AttrPath {
+        urn: t.extension.clone(),
+        name: t.attr.clone(),
+        sub: t.sub.clone(),
+    };
+    match schema.resolve(&path) {
+        Some(r) => {
+            let leaf = r.leaf();
+            (leaf.kind, r.attr.required && leaf.required)
+        }
+        None => (AttrType::String, false),
+    }
 }
 
 /// Checks and compiles a row's value map: not empty, not with a transform, SCIM values of

@@ -266,6 +266,10 @@ pub struct AttrMap {
     pub transform: Transform,
     /// The value map, when the row has one (then the transform is `Identity`).
     pub values: Option<ValueMap>,
+    /// The SCIM schema's type of the attribute (values of another type are refused).
+    pub kind: scim::schema::AttrType,
+    /// The SCIM schema requires the attribute (`userName`): required whatever the row says.
+    pub schema_required: bool,
     /// Must have a value on create and replace.
     pub required: bool,
     /// Longest accepted value, in characters.
