@@ -412,6 +412,15 @@ pub struct Exchanger<'a> {
 impl Exchange for Exchanger<'_> {
     type Error = PlanError;
 
+    fn outcome_unknown(error: &PlanError) -> bool {
+        // A timeout or a broken connection may come after the legacy app did the work; a
+        // refused connection or an open circuit sent nothing, but looking is harmless.
+        matches!(
+            error,
+            PlanError::Gateway(GatewayError::Timeout(_) | GatewayError::Unavailable(_))
+        )
+    }
+
     async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, PlanError> {
         self.note.legacy_call();
         Ok(self

@@ -130,10 +130,12 @@ async fn creates_are_never_repeated() {
     h.stop().await;
 }
 
-/// A create whose answer was lost after the legacy app committed it: Okta's retry adopts the
-/// account (same externalId) instead of duplicating it or failing.
+/// A create whose answer was lost after the legacy app committed it is looked for and
+/// answered 201 at once — with or without an externalId — instead of a 502 that leaves the
+/// identity provider to retry into a conflict. A retry anyway is adopted, never duplicated;
+/// a create lost before the app did anything is still a 502, and nothing is created.
 #[tokio::test]
-async fn a_lost_create_answer_is_adopted_on_retry() {
+async fn a_lost_create_answer_is_found_before_answering() {
     let h = Harness::start().await;
     h.sim().inject_failure(rule(
         Some(Method::POST),
@@ -147,24 +149,51 @@ async fn a_lost_create_answer_is_adopted_on_retry() {
             okta_user("lost@example.com", "Lo", "St", "00u1lost"),
         )
         .await;
-    assert_eq!(a.status, 502, "{:?}", a.body);
-    assert_eq!(
-        h.legacy_count("lost@example.com"),
-        1,
-        "the legacy app did create it"
-    );
-    let a = h
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    assert_eq!(a.body["userName"], "lost@example.com");
+    assert_eq!(h.legacy_count("lost@example.com"), 1);
+    let again = h
         .post(
             "/Users",
             okta_user("lost@example.com", "Lo", "St", "00u1lost"),
         )
         .await;
-    assert_eq!(a.status, 201, "{:?}", a.body);
+    assert_eq!(again.status, 201, "a retry is adopted: {:?}", again.body);
+    assert_eq!(again.body["id"], a.body["id"]);
     assert_eq!(h.legacy_count("lost@example.com"), 1);
     let listed = h
         .get("/Users?filter=userName%20eq%20%22lost@example.com%22")
         .await;
     assert_eq!(listed.body["totalResults"], 1);
+
+    // Without an externalId (Okta's variant, the SPEC test's body): found all the same.
+    h.sim().inject_failure(rule(
+        Some(Method::POST),
+        "/users",
+        1,
+        FailureKind::DropAfterCommit,
+    ));
+    let mut bare = okta_user("bare@example.com", "Ba", "Re", "unused");
+    bare.as_object_mut().unwrap().remove("externalId");
+    let a = h.post("/Users", bare).await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    assert_eq!(h.legacy_count("bare@example.com"), 1);
+
+    // Lost before the app did anything: nothing to find, the failure is told.
+    h.sim().inject_failure(rule(
+        Some(Method::POST),
+        "/users",
+        1,
+        FailureKind::DropBeforeCommit,
+    ));
+    let a = h
+        .post(
+            "/Users",
+            okta_user("never@example.com", "Ne", "Ver", "00u1never"),
+        )
+        .await;
+    assert_eq!(a.status, 502, "{:?}", a.body);
+    assert_eq!(h.legacy_count("never@example.com"), 0);
     h.stop().await;
 }
 

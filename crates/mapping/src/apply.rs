@@ -500,6 +500,14 @@ impl UserMapping {
         body
     }
 
+    /// Whether `record` holds every non-empty value of `fields` (a write's values found in
+    /// the legacy app: compared as the `changed` body compares them).
+    pub fn holds(&self, record: &Value, fields: &FieldValues) -> bool {
+        fields.iter().all(|(field, value)| {
+            value.is_null() || normalised(field.get(record)) == normalised(Some(value))
+        })
+    }
+
     /// The mapping row that writes `legacy_field` (as the legacy app names it in an error: the
     /// field as the mapping writes it, or its last member name, in this case or, failing
     /// that, in any case: `Login` for `login`), to name the SCIM attribute.

@@ -205,6 +205,14 @@ pub trait Exchange: Send {
     /// What can go wrong making a call (no answer at all); a plan's own refusals become one.
     type Error: From<Refusal> + Send;
 
+    /// Whether `error` leaves a write's outcome unknown: the call may have been carried out
+    /// although no answer came (a timeout, a connection broken after sending). A create that
+    /// ends so is looked for before it is answered.
+    fn outcome_unknown(error: &Self::Error) -> bool {
+        let _ = error;
+        false
+    }
+
     /// Makes one call and brings back its answer.
     fn send(
         &mut self,

@@ -267,7 +267,23 @@ pub async fn create<X: Exchange>(
         .unwrap_or(true);
     let kind = um.calls.create.body.unwrap_or(BodySpec::Mapped);
     let call = Outbound::new(&um.calls.create).with_body(um.body(kind, &fields, None));
-    let (legacy_id, record, adopted) = match exchange(x, call).await? {
+    let answer = match exchange(x, call).await {
+        Ok(answer) => answer,
+        // No answer came: the account may exist now. Look for it before answering.
+        Err(e) if X::outcome_unknown(&e) => {
+            let Some((legacy_id, record)) = created_anyway(m, body, &fields, x).await else {
+                return Err(e);
+            };
+            let after = set_active(m, &legacy_id, record, want_active, x).await?;
+            return Ok(Created {
+                legacy_id,
+                after,
+                adopted: None,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let (legacy_id, record, adopted) = match answer {
         Ok(record) => {
             let legacy_id = um.legacy_id_of(&record).ok_or_else(|| {
                 Refusal::from(TranslateError::Answer(
@@ -280,6 +296,11 @@ pub async fn create<X: Exchange>(
             let (id, record, then) = resolve_conflict(m, body, &fields, &f, x).await?;
             (id, record, Some(then))
         }
+        // A server error may come after the work is done: look before refusing.
+        Err(f) if f.status >= 500 => match created_anyway(m, body, &fields, x).await {
+            Some((id, record)) => (id, record, None),
+            None => return Err(write_refusal(m, f).into()),
+        },
         Err(f) => return Err(write_refusal(m, f).into()),
     };
     let after = set_active(m, &legacy_id, record, want_active, x).await?;
@@ -288,6 +309,21 @@ pub async fn create<X: Exchange>(
         after,
         adopted,
     })
+}
+
+/// After a create whose outcome is unknown (no answer, or a server error, which may come
+/// after the work): the account with the request's userName, when the legacy app has one
+/// holding every value the create sent — the create took effect. `None` when there is none,
+/// when it differs, when the mapping cannot look users up by userName, or when the look-up
+/// fails too (the caller then answers the create's own failure).
+async fn created_anyway<X: Exchange>(
+    m: &Mapping,
+    body: &Value,
+    fields: &FieldValues,
+    x: &mut X,
+) -> Option<(LegacyId, Value)> {
+    let (id, record) = find_existing(m, body, "userName", x).await.ok()??;
+    m.users.holds(&record, fields).then_some((id, record))
 }
 
 /// A create met an existing record with the same unique key: the first `on_conflict` rule
