@@ -11,7 +11,7 @@ use super::{
 use crate::field::{FieldPath, same_text};
 use crate::ids::LegacyId;
 use scim::filter::{CompareOp, Filter};
-use scim::schema::{AttrType, ResourceSchema};
+use scim::schema::ResourceSchema;
 
 /// Legacy field → value (`Null` = empty), for every mapped field, in mapping order.
 pub type FieldValues = Vec<(FieldPath, Value)>;
@@ -232,46 +232,6 @@ impl ScimTarget {
     }
 }
 
-/// What a value is, when it is not of the SCIM type `kind` (`null` is absence, always fine).
-fn wrong_type(kind: AttrType, v: &Value) -> Option<&'static str> {
-    let fits = match (kind, v) {
-        (_, Value::Null) => true,
-        (AttrType::Boolean, Value::Bool(_)) => true,
-        (AttrType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
-        (AttrType::Decimal, Value::Number(_)) => true,
-        (
-            AttrType::String | AttrType::DateTime | AttrType::Reference | AttrType::Binary,
-            Value::String(_),
-        ) => true,
-        (AttrType::Complex, Value::Object(_)) => true,
-        _ => false,
-    };
-    if fits {
-        return None;
-    }
-    Some(match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    })
-}
-
-fn type_name(kind: AttrType) -> &'static str {
-    match kind {
-        AttrType::Boolean => "a boolean",
-        AttrType::Integer => "an integer",
-        AttrType::Decimal => "a number",
-        AttrType::Complex => "an object",
-        AttrType::DateTime => "a dateTime string",
-        AttrType::Reference => "a reference (a string)",
-        AttrType::Binary => "a base64 string",
-        AttrType::String => "a string",
-    }
-}
-
 fn is_empty(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => true,
@@ -403,11 +363,15 @@ impl UserMapping {
             // must not pass `"userName": {"login": …}` to the legacy app.
             if changed(&a.target)
                 && let Some(v) = a.target.extract(resource)
-                && let Some(kind) = wrong_type(a.kind, v)
+                && !a.kind.admits(v)
             {
                 return Err(TranslateError::Value {
                     attribute: a.scim.clone(),
-                    problem: format!("must be {}, not {kind}", type_name(a.kind)),
+                    problem: format!(
+                        "must be {}, not {}",
+                        a.kind.described(),
+                        scim::schema::json_kind(v)
+                    ),
                 });
             }
             let other_changed = a.equals.as_ref().is_some_and(|(_, t)| changed(t));

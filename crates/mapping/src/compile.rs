@@ -553,6 +553,11 @@ fn compile_call(
     if spec.paging.is_some() && list.is_none() {
         p.push(format!("{at}.paging: only list calls are paged"));
     }
+    if spec.complete.is_some() && at != "users.calls.list" {
+        p.push(format!(
+            "{at}.complete: only users.calls.list completes its records"
+        ));
+    }
     let shape = list.map(|pg| match &spec.items {
         Some(items) => ListShape {
             items: items.clone(),
@@ -597,7 +602,7 @@ fn compile_call(
             "{at}.envelope: a fixed body is sent as written: put the envelope in it"
         ));
     }
-    Some(Call {
+    let call = Call {
         name: at.replacen(".calls.", ".", 1),
         method,
         path: path?,
@@ -617,7 +622,11 @@ fn compile_call(
             spec.method,
             MethodSpec::Get | MethodSpec::Put | MethodSpec::Delete
         )),
-    })
+    };
+    if !matches!(at, "groups.calls.add_member" | "groups.calls.remove_member") {
+        no_member_var(&call, at, p);
+    }
+    Some(call)
 }
 
 /// A call about no particular record (list, create) cannot use `{legacy_id}` or
@@ -730,21 +739,6 @@ fn compile_users(
              answer with; describe the conflict in [legacy.errors] and on_conflict",
         );
     }
-    for (spec_call, at) in [
-        (Some(&c.get), "users.calls.get"),
-        (Some(&c.create), "users.calls.create"),
-        (Some(&c.update), "users.calls.update"),
-        (c.deactivate.as_ref(), "users.calls.deactivate"),
-        (c.reactivate.as_ref(), "users.calls.reactivate"),
-        (c.delete.as_ref(), "users.calls.delete"),
-        (c.take_over.as_ref(), "users.calls.take_over"),
-    ] {
-        if spec_call.is_some_and(|s| s.complete.is_some()) {
-            p.push(format!(
-                "{at}.complete: only users.calls.list completes its records"
-            ));
-        }
-    }
     // A declared call nothing can make is a mistake waiting to be found at 2 a.m.: the
     // lifecycle the admin meant is not the one written.
     let unused = |call: &Option<CallSpec>, at: &str, why: &str, used: bool, p: &mut Problems| {
@@ -792,20 +786,6 @@ fn compile_users(
     }
     if c.update.body.is_none() {
         p.push("users.calls.update needs a body (\"changed\" or \"full\")");
-    }
-    for (call, at) in [
-        (get.as_ref(), "users.calls.get"),
-        (list.as_ref(), "users.calls.list"),
-        (create.as_ref(), "users.calls.create"),
-        (update.as_ref(), "users.calls.update"),
-        (deactivate.as_ref(), "users.calls.deactivate"),
-        (reactivate.as_ref(), "users.calls.reactivate"),
-        (delete_call.as_ref(), "users.calls.delete"),
-        (take_over.as_ref(), "users.calls.take_over"),
-    ] {
-        if let Some(call) = call {
-            no_member_var(call, at, p);
-        }
     }
     // Lifecycle checks look at what is declared, so a broken call is reported once.
     let (has_deactivate, has_reactivate) = (c.deactivate.is_some(), c.reactivate.is_some());
@@ -1365,20 +1345,6 @@ fn compile_groups(
             p.push(format!("{at} needs batch = {{ field = \"…\", max = … }}"));
         }
     }
-    for (call, at) in [
-        (get.as_ref(), "groups.calls.get"),
-        (list.as_ref(), "groups.calls.list"),
-        (members.as_ref(), "groups.calls.members"),
-        (add_members.as_ref(), "groups.calls.add_members"),
-        (remove_members.as_ref(), "groups.calls.remove_members"),
-        (create.as_ref(), "groups.calls.create"),
-        (rename.as_ref(), "groups.calls.rename"),
-        (delete.as_ref(), "groups.calls.delete"),
-    ] {
-        if let Some(call) = call {
-            no_member_var(call, at, p);
-        }
-    }
     no_fixed_body(
         create.as_ref(),
         "groups.calls.create",
@@ -1403,24 +1369,6 @@ fn compile_groups(
         "a batch of ids",
         p,
     );
-    for (call, at) in [
-        (Some(&c.get), "groups.calls.get"),
-        (Some(&c.list), "groups.calls.list"),
-        (c.members.as_ref(), "groups.calls.members"),
-        (c.add_member.as_ref(), "groups.calls.add_member"),
-        (c.remove_member.as_ref(), "groups.calls.remove_member"),
-        (c.add_members.as_ref(), "groups.calls.add_members"),
-        (c.remove_members.as_ref(), "groups.calls.remove_members"),
-        (c.create.as_ref(), "groups.calls.create"),
-        (c.rename.as_ref(), "groups.calls.rename"),
-        (c.delete.as_ref(), "groups.calls.delete"),
-    ] {
-        if call.is_some_and(|s| s.complete.is_some()) {
-            p.push(format!(
-                "{at}.complete: only users.calls.list completes its records"
-            ));
-        }
-    }
     let one_by_one = c.add_member.is_some() || c.remove_member.is_some();
     let batched = c.add_members.is_some() || c.remove_members.is_some();
     if one_by_one && batched {

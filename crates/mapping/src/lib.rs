@@ -6,8 +6,10 @@
 //!
 //! - `spec`: the TOML as written (serde, unknown keys denied).
 //! - `compile`: checks a spec and builds the compiled `Mapping`.
-//! - `template`: `{placeholder}` templates.
-//! - `transform`: named reversible transforms.
+//! - `template`: `{placeholder}` templates, and a tenant's values for them.
+//! - `field`: legacy fields: names, pointers, keyed array elements, read and written.
+//! - `body`: fixed JSON bodies with placeholders.
+//! - `transform`: named reversible transforms, and value maps.
 //! - `apply`: SCIM ⇄ legacy translation, diffs, filter push-down, error reading.
 //! - `locate`: `line:column` of the key a problem is about.
 

@@ -61,7 +61,12 @@ impl Transform {
             }
             Some(Value::String(s)) => s.as_str(),
             Some(other) if self == Transform::Identity => return Ok(vec![other.clone()]),
-            Some(other) => return Err(format!("expected a string, got {}", kind_of(other))),
+            Some(other) => {
+                return Err(format!(
+                    "expected a string, got {}",
+                    scim::schema::json_kind(other)
+                ));
+            }
         };
         let one = |s: String| Ok(vec![Value::String(s)]);
         match self {
@@ -134,17 +139,6 @@ impl Transform {
                 Some(v) => Some(v.clone()),
             },
         }
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

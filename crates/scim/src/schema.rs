@@ -57,6 +57,36 @@ pub enum AttrType {
 }
 
 impl AttrType {
+    /// What a value of this type is, for error details (`"a string"`, `"an integer"`).
+    pub fn described(self) -> &'static str {
+        match self {
+            AttrType::String => "a string",
+            AttrType::Boolean => "a boolean",
+            AttrType::Decimal => "a decimal number",
+            AttrType::Integer => "an integer",
+            AttrType::DateTime => "a dateTime string",
+            AttrType::Reference => "a reference string",
+            AttrType::Complex => "an object",
+            AttrType::Binary => "a base64 string",
+        }
+    }
+
+    /// Whether a JSON value is of this type as given (`null` counts: it is absence).
+    pub fn admits(self, v: &Value) -> bool {
+        match (self, v) {
+            (_, Value::Null) => true,
+            (AttrType::Boolean, Value::Bool(_)) => true,
+            (AttrType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
+            (AttrType::Decimal, Value::Number(_)) => true,
+            (
+                AttrType::String | AttrType::DateTime | AttrType::Reference | AttrType::Binary,
+                Value::String(_),
+            ) => true,
+            (AttrType::Complex, Value::Object(_)) => true,
+            _ => false,
+        }
+    }
+
     /// The RFC 7643 §7 spelling (`"string"`, `"dateTime"`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -779,3 +809,15 @@ impl ResourceSchema {
 
 #[cfg(test)]
 mod tests;
+
+/// What a JSON value is, for error details (`"a string"`, `"an object"`).
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -87,35 +87,11 @@ pub(super) fn is_assigned(v: Option<&Value>) -> bool {
 // Coercion
 // ---------------------------------------------------------------------------------------------
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn type_name(kind: AttrType) -> &'static str {
-    match kind {
-        AttrType::String => "a string",
-        AttrType::Boolean => "a boolean",
-        AttrType::Decimal => "a decimal number",
-        AttrType::Integer => "an integer",
-        AttrType::DateTime => "a dateTime string",
-        AttrType::Reference => "a reference string",
-        AttrType::Complex => "an object",
-        AttrType::Binary => "a base64 string",
-    }
-}
-
 fn mismatch(label: &str, kind: AttrType, got: &Value) -> PatchError {
     PatchError::InvalidValue(format!(
         "attribute '{label}' expects {}, got {}",
-        type_name(kind),
-        json_kind(got)
+        kind.described(),
+        crate::schema::json_kind(got)
     ))
 }
 
