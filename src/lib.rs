@@ -50,6 +50,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod handlers;
+pub mod live;
 pub mod metrics;
 pub mod middleware;
 pub mod provisioning;

@@ -210,7 +210,7 @@ class Sidecar:
         mpath = os.path.join(self.tmp, "redmine.toml")
         with open(mpath, "w") as f:
             f.write(mapping)
-        cpath = os.path.join(self.tmp, "sidecar.toml")
+        cpath = self.config = os.path.join(self.tmp, "sidecar.toml")
         with open(cpath, "w") as f:
             f.write(
                 "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n"
@@ -462,7 +462,22 @@ def redmine_refusals(sc, rm):
           f"Redmine's required names are told by SCIM name ({status}: {body})")
 
 
-FLOWS = [spec_test, okta_lifecycle, okta_group_push, entra, redmine_refusals]
+def check_live(sc, rm):
+    """`scim-sidecar check --live`: the mapping reads this Redmine, every pointer resolves."""
+    p = subprocess.run([sc.binary, "check", "--live", "--config", sc.config],
+                       capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, f"check --live passes:\n{p.stdout}{p.stderr}")
+    for expected in [
+        "tenant redmine: users.calls.get: reads user",
+        "tenant redmine: users.active.field: /status is 1: active",
+        "tenant redmine: users.filters.username: name=",
+        "tenant redmine: groups.calls.get: group",
+    ]:
+        check(any(l.startswith(expected) and l.endswith(": ok") for l in p.stdout.splitlines()),
+              f"check --live says {expected!r}:\n{p.stdout}")
+
+
+FLOWS = [spec_test, check_live, okta_lifecycle, okta_group_push, entra, redmine_refusals]
 
 
 def main():

@@ -12,6 +12,14 @@ pub struct Args {
     /// Check the mappings of this configuration file, and the configuration itself.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// With --config: also make read-only calls to each tenant's legacy app (a list page,
+    /// one record, each filter, the groups) and report whether every pointer resolves and
+    /// every value decodes. Writes nothing.
+    #[arg(long, requires = "config")]
+    live: bool,
+    /// With --live: only this tenant.
+    #[arg(long, requires = "live")]
+    tenant: Option<String>,
     /// Mapping files to check.
     mappings: Vec<PathBuf>,
 }
@@ -52,6 +60,12 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
+    if args.live
+        && problems.is_empty()
+        && let Some(path) = &args.config
+    {
+        problems.extend(live(path, args.tenant.as_deref())?);
+    }
     if problems.is_empty() {
         return Ok(());
     }
@@ -62,4 +76,36 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
         "{} problem(s) found",
         problems.iter().map(|p| p.lines().count()).sum::<usize>()
     )
+}
+
+/// `--live`: each tenant's read-only calls; prints every finding, returns the problems.
+fn live(config: &std::path::Path, only: Option<&str>) -> anyhow::Result<Vec<String>> {
+    use crate::live::Level;
+    let config = Config::load(config)?;
+    let settings: Vec<_> = super::tenant_settings(&config)?
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| t.id.as_str() == o))
+        .collect();
+    if settings.is_empty() {
+        bail!("no tenant {:?} in the configuration", only.unwrap_or(""));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let tenants = crate::tenant::tenants(
+        settings,
+        &std::sync::Arc::new(crate::metrics::Metrics::new()),
+    )?;
+    let mut problems = Vec::new();
+    for t in &tenants.all {
+        for f in runtime.block_on(crate::live::check(t)) {
+            let line = format!("tenant {}: {}", t.id, f.text);
+            match f.level {
+                Level::Ok => println!("{line}: ok"),
+                Level::Note => println!("{line} (note)"),
+                Level::Problem => problems.push(line),
+            }
+        }
+    }
+    Ok(problems)
 }

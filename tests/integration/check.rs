@@ -562,3 +562,68 @@ fn check_config_names_every_placeholder_a_tenant_does_not_give() {
     );
     assert!(ok, "{out}");
 }
+
+/// `check --live --config`: read-only calls to the legacy app (the Marketing Center
+/// simulator, over loopback) report that the shipped mapping reads it; a pointer that finds
+/// nothing in the real answers is a problem, with the members it could have named.
+#[tokio::test]
+async fn check_live_reads_the_legacy_app_through_the_mapping() {
+    use simulator::marketing_center::MarketingCenter;
+    let sim = MarketingCenter::new("live-key", ["ACME"]);
+    sim.seed_demo("ACME");
+    let handle = sim.clone().spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, base) = (dir.path().to_owned(), handle.base_url());
+    // The command blocks: it runs beside the simulator, which answers on this runtime.
+    let run = move |mapping: String| {
+        let (data, base) = (data.clone(), base.clone());
+        tokio::task::spawn_blocking(move || {
+            std::fs::write(data.join("mapping.toml"), mapping).unwrap();
+            let path = data.join("sidecar.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n\
+                     [tenants.acme]\ncustomer_id = \"ACME\"\nlegacy_base_url = \"{base}\"\nmapping = \"mapping.toml\"\n\
+                     api_key = {{ value = \"live-key\" }}\ntokens = [{{ value = \"t\" }}]\n",
+                    data.join("data").display(),
+                ),
+            )
+            .unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+                .args(["check", "--live", "--config"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let (ok, out) = run(MC.to_owned()).await.unwrap();
+    assert!(ok, "{out}");
+    for expected in [
+        "tenant acme: users.calls.list: answered 1 record(s) on a first page",
+        "tenant acme: users.calls.get: reads user",
+        "tenant acme: users.filters.username: LogonName=",
+        "tenant acme: groups.calls.get: group",
+        "tenant acme: groups.calls.members: group",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(expected) && l.ends_with(": ok")),
+            "{expected:?} not in:\n{out}"
+        );
+    }
+    assert!(!dir.path().join("data").exists(), "nothing is recorded");
+    let broken = edit(MC, "legacy_id = \"/UserID\"", "legacy_id = \"/UserId\"");
+    let (ok, out) = run(broken).await.unwrap();
+    assert!(!ok, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(
+            "tenant acme: users.legacy_id: \"/UserId\" finds no id in a listed user (its members: UserID,"
+        )),
+        "{out}"
+    );
+}
