@@ -164,6 +164,18 @@ fn tenant_settings(config: &Config) -> anyhow::Result<Vec<TenantSettings>> {
     Ok(settings)
 }
 
+/// [`tenant_settings`] of every tenant, or of `only` that one (which must exist).
+fn tenant_settings_of(config: &Config, only: Option<&str>) -> anyhow::Result<Vec<TenantSettings>> {
+    let settings: Vec<_> = tenant_settings(config)?
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| t.id.as_str() == o))
+        .collect();
+    if settings.is_empty() {
+        bail!("no tenant {:?} in the configuration", only.unwrap_or(""));
+    }
+    Ok(settings)
+}
+
 /// One line per placeholder the mapping of tenant `name` uses and its configuration does not
 /// give (`customer_id`, `api_key`, `vars.NAME`, `secrets.NAME`).
 pub(crate) fn missing_values(

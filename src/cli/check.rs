@@ -82,13 +82,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
 fn live(config: &std::path::Path, only: Option<&str>) -> anyhow::Result<Vec<String>> {
     use crate::live::Level;
     let config = Config::load(config)?;
-    let settings: Vec<_> = super::tenant_settings(&config)?
-        .into_iter()
-        .filter(|t| only.is_none_or(|o| t.id.as_str() == o))
-        .collect();
-    if settings.is_empty() {
-        bail!("no tenant {:?} in the configuration", only.unwrap_or(""));
-    }
+    let settings = super::tenant_settings_of(&config, only)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

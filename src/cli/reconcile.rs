@@ -36,13 +36,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
     telemetry::init(config.server.log_format);
     config.validate()?;
     let only = args.tenant.as_deref();
-    let settings: Vec<_> = super::tenant_settings(&config)?
-        .into_iter()
-        .filter(|t| only.is_none_or(|o| t.id.as_str() == o))
-        .collect();
-    if settings.is_empty() {
-        bail!("no tenant {:?} in the configuration", only.unwrap_or(""));
-    }
+    let settings = super::tenant_settings_of(&config, only)?;
     let xref = Store::open(&config.server.data_dir.join("xref.sqlite3")).await?;
     let tenants = tenant::tenants(settings, &Arc::new(Metrics::new()))?;
     let mut remaining = 0;
