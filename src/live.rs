@@ -182,6 +182,15 @@ where
             r.ok(format!("users.active: user {id} reads {state}"));
         }
     }
+    if let Some(ptr) = &um.fingerprint {
+        match um.fingerprint_of(&record) {
+            Some(f) => r.ok(format!("users.fingerprint: {ptr} reads {f}")),
+            None => r.problem(format!(
+                "users.fingerprint: {ptr} is absent from user {id} (or empty): no user could be \
+                 given a SCIM id"
+            )),
+        }
+    }
     for (key, ptr) in [
         ("users.created", um.created.as_deref()),
         ("users.last_modified", um.last_modified.as_deref()),

@@ -12,15 +12,22 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use mapping::ids::{ExternalId, LegacyId};
+use mapping::ids::{ExternalId, LegacyId, ScimId};
 use mapping::plan::Pages;
 use mapping::plan::users::{self as plan, RESOURCE_TYPE};
-use mapping::resource::user_id;
 
 use crate::gateway::PlanError;
 use crate::telemetry::RequestNote;
 use crate::tenant::Tenant;
 use crate::xref::{Seen, Store, StoreError};
+
+/// A legacy user as listed.
+struct Listed {
+    scim_id: ScimId,
+    fingerprint: Option<String>,
+    external_id: Option<String>,
+    user_name: Option<String>,
+}
 
 /// Why a reconciliation stopped.
 #[derive(Debug, thiserror::Error)]
@@ -98,18 +105,23 @@ pub async fn reconcile(tenant: &Tenant, xref: &Store, fix: bool) -> Result<Repor
     let mut x = tenant.gateway.exchange(&mapping, Some(&request_id), &note);
     let limit = tenant.member_concurrency;
     let tenant = &tenant.id;
-    let mut legacy: BTreeMap<LegacyId, (Option<String>, Option<String>)> = BTreeMap::new();
+    let mut legacy: BTreeMap<LegacyId, Listed> = BTreeMap::new();
     let mut pages = Pages::new(&um.calls.list, &mapping.legacy.paging, None, Vec::new());
     while let Some(items) = pages.next(&mut x, &mapping.legacy).await? {
         let items = plan::complete(&mapping, items, limit, &mut x).await?;
         for record in items {
-            let Some(id) = um.legacy_id_of(&record) else {
+            let Ok((id, scim_id)) = um.ids_of(tenant, &record) else {
                 continue;
             };
             let keys = um.keys(&um.read(&record));
             legacy.insert(
                 id,
-                (keys.external_id.map(ExternalId::into_inner), keys.user_name),
+                Listed {
+                    scim_id,
+                    fingerprint: um.fingerprint_of(&record),
+                    external_id: keys.external_id.map(ExternalId::into_inner),
+                    user_name: keys.user_name,
+                },
             );
         }
     }
@@ -119,7 +131,7 @@ pub async fn reconcile(tenant: &Tenant, xref: &Store, fix: bool) -> Result<Repor
         .filter(|r| r.tombstoned_at.is_none())
         .map(|r| (&r.legacy_id, r))
         .collect();
-    let known: HashSet<&LegacyId> = rows.iter().map(|r| &r.legacy_id).collect();
+    let known: HashSet<&ScimId> = rows.iter().map(|r| &r.scim_id).collect();
     let mut report = Report {
         tenant: tenant.to_string(),
         legacy_users: legacy.len(),
@@ -128,9 +140,14 @@ pub async fn reconcile(tenant: &Tenant, xref: &Store, fix: bool) -> Result<Repor
         ..Report::default()
     };
     for (id, row) in &live {
-        if !legacy.contains_key(*id) {
+        // A legacy id the app gave to another account (a new fingerprint): this one vanished.
+        let listed = legacy.get(*id).filter(|l| l.scim_id == row.scim_id);
+        if listed.is_none() {
             report.vanished.push(id.to_string());
-        } else if let Some((Some(ext), _)) = legacy.get(*id)
+        } else if let Some(Listed {
+            external_id: Some(ext),
+            ..
+        }) = listed
             && row.external_id.as_ref().map(ExternalId::as_str) != Some(ext.as_str())
         {
             report.external_id_mismatch.push(Mismatch {
@@ -141,11 +158,11 @@ pub async fn reconcile(tenant: &Tenant, xref: &Store, fix: bool) -> Result<Repor
         }
     }
     let mut by_external: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (id, (ext, _)) in &legacy {
-        if !known.contains(id) {
+    for (id, listed) in &legacy {
+        if !known.contains(&listed.scim_id) {
             report.unrecorded.push(id.to_string());
         }
-        if let Some(ext) = ext {
+        if let Some(ext) = &listed.external_id {
             by_external
                 .entry(ext.as_str())
                 .or_default()
@@ -171,21 +188,28 @@ pub async fn reconcile(tenant: &Tenant, xref: &Store, fix: bool) -> Result<Repor
                         .iter()
                         .any(|m| m.legacy_id == id)
             })
-            .map(|(id, (ext, user_name))| Seen {
-                scim_id: user_id(tenant, id),
+            .map(|(id, listed)| Seen {
+                scim_id: listed.scim_id.clone(),
                 legacy_id: id.clone(),
-                external_id: ext.clone().map(ExternalId::new),
-                user_name: user_name.clone(),
+                external_id: listed.external_id.clone().map(ExternalId::new),
+                user_name: listed.user_name.clone(),
+                fingerprint: listed.fingerprint.clone(),
             })
             .collect();
         xref.seen(tenant, RESOURCE_TYPE, rows).await?;
         let mut gone = Vec::new();
         for id in &report.vanished {
-            // A user created after the listing is not vanished: read it again first.
             let id = LegacyId::new(id.clone());
-            if plan::read(&mapping, &id, &mut x).await?.is_none() {
-                xref.tombstone(tenant, RESOURCE_TYPE, &user_id(tenant, &id))
-                    .await?;
+            let Some(row) = live.get(&id) else {
+                continue;
+            };
+            // A user created after the listing is not vanished: read it again first.
+            let now = plan::read(&mapping, &id, &mut x).await?;
+            let same = now
+                .and_then(|r| um.ids_of(tenant, &r).ok())
+                .is_some_and(|(_, sid)| sid == row.scim_id);
+            if !same {
+                xref.tombstone(tenant, RESOURCE_TYPE, &row.scim_id).await?;
                 gone.push(id.to_string());
             }
         }

@@ -37,6 +37,8 @@ pub struct XrefRecord {
     pub external_id: Option<ExternalId>,
     /// The display key (`userName` of a User, `displayName` of a Group), when known.
     pub user_name: Option<String>,
+    /// The record's fingerprint, when the mapping names one (it joined the SCIM id).
+    pub fingerprint: Option<String>,
     /// When the sidecar first saw the record (RFC 3339, UTC, millisecond precision).
     pub created: String,
     /// When the remembered data last changed (RFC 3339, UTC, millisecond precision).
@@ -58,4 +60,8 @@ pub struct Seen {
     pub external_id: Option<ExternalId>,
     /// The display key, if the source knows it.
     pub user_name: Option<String>,
+    /// The record's fingerprint, when the mapping names one. A row with a fingerprint takes
+    /// its legacy id over from a live row of another fingerprint: that account is gone (the
+    /// app reused its id), so its row is tombstoned.
+    pub fingerprint: Option<String>,
 }

@@ -133,6 +133,9 @@ class Redmine:
                 "cf = UserCustomField.create!(name: 'Okta ID', field_format: 'string', "
                 "editable: true, visible: true)\n"
                 "puts \"FIELD=#{cf.id}\"\n"
+                # Redmine makes its built-in Anonymous user and groups on first need (the
+                # first user deletion): made now, deleting the newest account frees its id.
+                "User.anonymous; Group.anonymous; Group.non_member\n"
             )
         out = self.run(["bin/rails", "runner", setup], "the setup (REST API, groups, field)")
         self.api_key = re.search(r"^KEY=(\w+)$", out, re.M).group(1)
@@ -470,6 +473,7 @@ def check_live(sc, rm):
     for expected in [
         "tenant redmine: users.calls.get: reads user",
         "tenant redmine: users.active.field: /status is 1: active",
+        "tenant redmine: users.fingerprint: /created_on reads",
         "tenant redmine: users.filters.username: name=",
         "tenant redmine: groups.calls.get: group",
     ]:
@@ -477,7 +481,62 @@ def check_live(sc, rm):
               f"check --live says {expected!r}:\n{p.stdout}")
 
 
-FLOWS = [spec_test, check_live, okta_lifecycle, okta_group_push, entra, redmine_refusals]
+def reused_ids(sc, rm):
+    """Redmine on SQLite gives a deleted account's id to the next one: the new account gets
+    a new SCIM id (users.fingerprint = created_on), the old SCIM id stays gone."""
+
+    def redmine_deletes(legacy_id):
+        status, _, _ = rm.api("DELETE", f"/users/{legacy_id}.json")
+        check(status in (200, 204) and rm.user(legacy_id) is None,
+              f"an administrator deletes user {legacy_id} in Redmine ({status})")
+
+    def next_second(created_on):
+        # Redmine's times have whole seconds: the next account is created in a later one.
+        wait_until(lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) > created_on,
+                   "the clock to pass the deleted account's creation second", limit=5)
+
+    def reused(old_id, login):
+        user = create(sc, okta_user(login, "Re", "Used", "00u" + secrets.token_hex(8)))
+        r = rm.by_login(login)
+        check(r is not None and r["id"] == old_id,
+              f"Redmine gave the new account the deleted account's id {old_id}: {r}")
+        return user
+
+    tag = secrets.token_hex(3)
+    # Deleted through SCIM (locked), then deleted in Redmine: the tombstone stays.
+    ann = create(sc, okta_user(f"ann.reused.{tag}@example.com", "Ann", "Old", "00ua" + tag))
+    ann_r = rm.by_login(ann["userName"])
+    status, _, _ = sc.scim("DELETE", f"/Users/{ann['id']}")
+    check(status == 204, f"DELETE answers 204 ({status})")
+    redmine_deletes(ann_r["id"])
+    next_second(ann_r["created_on"])
+    bob = reused(ann_r["id"], f"bob.reused.{tag}@example.com")
+    check(bob["id"] != ann["id"], f"the new account has a new SCIM id ({bob['id']})")
+    status, _, _ = sc.scim("GET", f"/Users/{ann['id']}")
+    check(status == 404, f"the deleted account's SCIM id still answers 404 ({status})")
+    status, got, _ = sc.scim("GET", f"/Users/{bob['id']}")
+    check(status == 200 and got["userName"] == bob["userName"],
+          f"the new account reads under its own id ({status})")
+    status, body, _ = sc.scim("GET", "/Users?filter=" + q(f'userName eq "{bob["userName"]}"'))
+    check(status == 200 and [u["id"] for u in body["Resources"]] == [bob["id"]],
+          f"the lookup finds the new account under its new id: {body}")
+    # Deleted in Redmine only (the sidecar never told): the id is found to be someone else's.
+    cy = create(sc, okta_user(f"cy.reused.{tag}@example.com", "Cy", "Old", "00uc" + tag))
+    cy_r = rm.by_login(cy["userName"])
+    redmine_deletes(cy_r["id"])
+    next_second(cy_r["created_on"])
+    dee = reused(cy_r["id"], f"dee.reused.{tag}@example.com")
+    check(dee["id"] != cy["id"], f"the next account has a new SCIM id ({dee['id']})")
+    status, _, _ = sc.scim("GET", f"/Users/{cy['id']}")
+    check(status == 404, f"the vanished account's SCIM id answers 404, not Dee ({status})")
+    status, body, _ = sc.scim("PATCH", f"/Users/{cy['id']}", {
+        "schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": False}}]})
+    check(status == 404 and rm.user(cy_r["id"])["status"] == 1,
+          f"a deactivation of the vanished account leaves Dee alone ({status})")
+
+
+FLOWS = [spec_test, check_live, okta_lifecycle, reused_ids, okta_group_push, entra,
+         redmine_refusals]
 
 
 def main():

@@ -80,6 +80,7 @@ impl ::bench::Host for XrefFiller {
                             legacy_id: row.legacy_id,
                             external_id: Some(row.external_id),
                             user_name: Some(row.user_name),
+                            fingerprint: None,
                         }
                     })
                     .collect();

@@ -77,6 +77,7 @@ async fn record_seen(ctx: &Ctx, gm: &GroupMapping, records: &[Value]) -> Result<
                 legacy_id,
                 external_id: None,
                 user_name: gm.display_name_of(record),
+                fingerprint: None,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;

@@ -11,10 +11,9 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use mapping::ids::LegacyId;
+use mapping::ids::{LegacyId, ScimId};
 use mapping::plan::users::{self as plan, After, Listing, RESOURCE_TYPE, Written};
 use mapping::plan::{Exchange, Refusal};
-use mapping::resource::user_id;
 use scim::list::{ListParams, Projection};
 use serde_json::Value;
 
@@ -77,6 +76,19 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
     Ok((total, project(page)))
 }
 
+/// Records whole user records met outside a listing (group members read one by one): the
+/// legacy id and SCIM id of each (a record without them is skipped).
+pub(crate) async fn record_records(
+    ctx: &Ctx,
+    records: Vec<Value>,
+) -> Result<Vec<(LegacyId, ScimId)>, Error> {
+    Ok(record_page(ctx, records)
+        .await?
+        .into_iter()
+        .filter_map(|(lid, r, _)| Some((lid, ScimId::new(r.get("id")?.as_str()?))))
+        .collect())
+}
+
 /// `GET /Users/{id}`.
 pub async fn get(
     ctx: &Ctx,
@@ -100,12 +112,15 @@ async fn answer(
     let resource = match after {
         After::Record(record) => finish(ctx, legacy_id, &record).await?,
         After::Deleted(record) => {
-            tombstone(ctx, legacy_id).await?;
+            tombstone(ctx, &record).await?;
             ctx.mapping
                 .users
                 .deleted_resource(&ctx.tenant.id, &record, &ctx.base_url)?
         }
     };
+    if let Some(id) = resource.get("id").and_then(Value::as_str) {
+        ctx.note.set_scim_id(id);
+    }
     Ok(resource_response(status, &resource))
 }
 
@@ -129,8 +144,6 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Err
     if let Some(then) = created.adopted {
         tracing::info!(legacy_id = %created.legacy_id, action = then.as_str(), "create met an existing account");
     }
-    let scim_id = user_id(&ctx.tenant.id, &created.legacy_id);
-    ctx.note.set_scim_id(scim_id.as_str());
     answer(ctx, &created.legacy_id, created.after, StatusCode::CREATED).await
 }
 
@@ -174,8 +187,14 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, Error>
     if let Some(name) = um.keys(&um.read(&record)).user_name {
         ctx.note.set_subject(&name);
     }
-    plan::delete(&ctx.mapping, &legacy_id, record, &mut ctx.exchange()).await?;
-    tombstone(ctx, &legacy_id).await?;
+    plan::delete(
+        &ctx.mapping,
+        &legacy_id,
+        record.clone(),
+        &mut ctx.exchange(),
+    )
+    .await?;
+    tombstone(ctx, &record).await?;
     Ok(no_content())
 }
 

@@ -33,6 +33,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // rather than a walk over every row of the tenant (a user list asks on every call).
     "CREATE INDEX xref_tombstoned ON xref (tenant, resource_type, legacy_id)
         WHERE tombstoned_at IS NOT NULL;",
+    // 3: the fingerprint of a record (a value that never changes for one account, named by
+    // the mapping) and, for apps that reuse ids, room for one live row per legacy id beside
+    // the tombstones of the accounts that held it before.
+    "ALTER TABLE xref ADD COLUMN fingerprint TEXT;
+    DROP INDEX xref_legacy;
+    CREATE UNIQUE INDEX xref_legacy ON xref (tenant, resource_type, legacy_id)
+        WHERE tombstoned_at IS NULL;
+    CREATE INDEX xref_legacy_any ON xref (tenant, resource_type, legacy_id);",
 ];
 
 /// The schema version this build migrates to.

@@ -47,7 +47,7 @@ macro_rules! select_record {
     ($($rest:literal)*) => {
         concat!(
             "SELECT tenant, resource_type, scim_id, legacy_id, external_id, user_name, created, \
-             last_modified, version, tombstoned_at FROM xref ",
+             last_modified, version, tombstoned_at, fingerprint FROM xref ",
             $($rest),*
         )
     };
@@ -239,7 +239,8 @@ impl Store {
         .await
     }
 
-    /// The record of legacy id `id`, tombstoned or not.
+    /// The record of legacy id `id`: its live one, else the newest tombstoned one (an app
+    /// that reuses ids leaves tombstones of the accounts that held it before).
     pub async fn get_by_legacy(
         &self,
         tenant: &TenantId,
@@ -249,7 +250,8 @@ impl Store {
         let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(select_record!(
-                "WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3"
+                "WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3 "
+                "ORDER BY tombstoned_at IS NOT NULL, tombstoned_at DESC LIMIT 1"
             ))?;
             let found = stmt
                 .query_row(
@@ -258,6 +260,33 @@ impl Store {
                 )
                 .optional()?;
             Ok(found)
+        })
+        .await
+    }
+
+    /// The live records of many legacy ids at once, in input order (`None`: no live row).
+    pub async fn live_by_legacy(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        ids: Vec<LegacyId>,
+    ) -> Result<Vec<Option<XrefRecord>>, StoreError> {
+        let (tenant, resource_type) = (tenant.clone(), resource_type.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(select_record!(
+                "WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3 "
+                "AND tombstoned_at IS NULL"
+            ))?;
+            ids.iter()
+                .map(|id| {
+                    Ok(stmt
+                        .query_row(
+                            (tenant.as_str(), resource_type.as_str(), id.as_str()),
+                            record,
+                        )
+                        .optional()?)
+                })
+                .collect()
         })
         .await
     }
@@ -361,7 +390,9 @@ impl Store {
         .await
     }
 
-    /// Lifts the tombstone of the record. `true` if it was tombstoned.
+    /// Lifts the tombstone of the record. `true` if it was tombstoned. A live row of another
+    /// account holding the same legacy id (an app that reuses ids) is tombstoned: the legacy
+    /// record is this account's.
     pub async fn lift_tombstone(
         &self,
         tenant: &TenantId,
@@ -371,19 +402,38 @@ impl Store {
         let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
         self.write(move |conn| {
             let now = now()?;
-            let mut stmt = conn.prepare_cached(
-                "UPDATE xref SET tombstoned_at = NULL, last_modified = ?4, version = version + 1 \
-                 WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3 \
-                 AND tombstoned_at IS NOT NULL",
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(current) = find(&tx, &tenant, &resource_type, &id)? else {
+                return Ok(false);
+            };
+            if current.tombstoned_at.is_none() {
+                return Ok(false);
+            }
+            retire_others(
+                &tx,
+                &current.tenant,
+                &resource_type,
+                &current.legacy_id,
+                &id,
+                &now,
             )?;
-            let changed =
-                stmt.execute((tenant.as_str(), resource_type.as_str(), id.as_str(), now))?;
+            let changed = {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE xref SET tombstoned_at = NULL, last_modified = ?4, \
+                     version = version + 1 \
+                     WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3 \
+                     AND tombstoned_at IS NOT NULL",
+                )?;
+                stmt.execute((tenant.as_str(), resource_type.as_str(), id.as_str(), &now))?
+            };
+            tx.commit()?;
             Ok(changed == 1)
         })
         .await
     }
 
-    /// The legacy ids of every tombstoned record of the tenant and resource type.
+    /// The legacy ids of every tombstoned record of the tenant and resource type, but those
+    /// a live record holds now (an app that reuses ids gave it to another account).
     pub async fn tombstoned(
         &self,
         tenant: &TenantId,
@@ -394,8 +444,11 @@ impl Store {
             let mut stmt = conn.prepare_cached(
                 // Named, so the planner never walks the tenant's rows instead: without
                 // statistics it rates the primary key as good as the partial index.
-                "SELECT legacy_id FROM xref INDEXED BY xref_tombstoned \
-                 WHERE tenant = ?1 AND resource_type = ?2 AND tombstoned_at IS NOT NULL",
+                "SELECT t.legacy_id FROM xref AS t INDEXED BY xref_tombstoned \
+                 WHERE t.tenant = ?1 AND t.resource_type = ?2 AND t.tombstoned_at IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM xref AS l WHERE l.tenant = ?1 \
+                 AND l.resource_type = ?2 AND l.legacy_id = t.legacy_id \
+                 AND l.tombstoned_at IS NULL)",
             )?;
             let rows = stmt.query_map((tenant.as_str(), resource_type.as_str()), |row| {
                 row.get::<_, String>(0).map(LegacyId::new)
@@ -747,6 +800,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<XrefRecord> {
         last_modified: row.get(7)?,
         version: row.get(8)?,
         tombstoned_at: row.get(9)?,
+        fingerprint: row.get(10)?,
     })
 }
 
@@ -773,9 +827,31 @@ fn insert(
     row: Seen,
     now: &str,
 ) -> Result<XrefRecord, StoreError> {
+    if row.fingerprint.is_some() {
+        retire_others(
+            conn,
+            tenant,
+            resource_type,
+            &row.legacy_id,
+            &row.scim_id,
+            now,
+        )?;
+    } else {
+        // Without a fingerprint a legacy id has one SCIM id for ever, tombstoned or not.
+        let mut held = conn.prepare_cached(
+            "SELECT 1 FROM xref WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3",
+        )?;
+        if held.exists((tenant.as_str(), resource_type, row.legacy_id.as_str()))? {
+            return Err(StoreError::IdConflict {
+                scim_id: row.scim_id,
+                legacy_id: row.legacy_id,
+            });
+        }
+    }
     let mut stmt = conn.prepare_cached(
         "INSERT INTO xref (tenant, resource_type, scim_id, legacy_id, external_id, user_name, \
-         created, last_modified, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)",
+         created, last_modified, version, fingerprint) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1, ?8)",
     )?;
     let inserted = stmt.execute((
         tenant.as_str(),
@@ -785,6 +861,7 @@ fn insert(
         row.external_id.as_ref().map(ExternalId::as_str),
         row.user_name.as_deref(),
         now,
+        row.fingerprint.as_deref(),
     ));
     match inserted {
         Ok(_) => Ok(XrefRecord {
@@ -798,6 +875,7 @@ fn insert(
             last_modified: now.to_owned(),
             version: 1,
             tombstoned_at: None,
+            fingerprint: row.fingerprint,
         }),
         // The SCIM id is new, so the unique legacy id index refused: another SCIM id
         // already stands for this legacy id.
@@ -809,6 +887,39 @@ fn insert(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Tombstones the live rows of `legacy_id` other than `keep`: accounts that held the legacy
+/// id before the app gave it to another (their fingerprints differ).
+fn retire_others(
+    conn: &Connection,
+    tenant: &TenantId,
+    resource_type: &str,
+    legacy_id: &LegacyId,
+    keep: &ScimId,
+    now: &str,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE xref SET tombstoned_at = ?5, last_modified = ?5, version = version + 1 \
+         WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3 AND scim_id <> ?4 \
+         AND tombstoned_at IS NULL",
+    )?;
+    let retired = stmt.execute((
+        tenant.as_str(),
+        resource_type,
+        legacy_id.as_str(),
+        keep.as_str(),
+        now,
+    ))?;
+    if retired > 0 {
+        tracing::info!(
+            tenant = %tenant,
+            resource_type,
+            legacy_id = %legacy_id,
+            "the legacy app reused an id: the account that held it before is gone"
+        );
+    }
+    Ok(())
 }
 
 /// Refuses a row whose SCIM id is stored for another legacy id.

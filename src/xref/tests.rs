@@ -34,6 +34,7 @@ fn seen_in(
         legacy_id,
         external_id: external.map(ExternalId::new),
         user_name: user_name.map(str::to_owned),
+        fingerprint: None,
     }
 }
 
@@ -124,6 +125,7 @@ async fn open_sets_wal_and_schema_version_and_migrations_are_idempotent() {
         [
             "xref_external",
             "xref_legacy",
+            "xref_legacy_any",
             "xref_tombstoned",
             "xref_user_name"
         ]
@@ -132,8 +134,11 @@ async fn open_sets_wal_and_schema_version_and_migrations_are_idempotent() {
     // list asks for them on every call; a scan made an initial push quadratic).
     let plan: Vec<String> = conn
         .prepare(
-            "EXPLAIN QUERY PLAN SELECT legacy_id FROM xref INDEXED BY xref_tombstoned \
-             WHERE tenant = ?1 AND resource_type = ?2 AND tombstoned_at IS NOT NULL",
+            "EXPLAIN QUERY PLAN SELECT t.legacy_id FROM xref AS t INDEXED BY xref_tombstoned \
+             WHERE t.tenant = ?1 AND t.resource_type = ?2 AND t.tombstoned_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM xref AS l WHERE l.tenant = ?1 \
+             AND l.resource_type = ?2 AND l.legacy_id = t.legacy_id \
+             AND l.tombstoned_at IS NULL)",
         )
         .expect("prepare")
         .query_map(("acme", "User"), |r| r.get::<_, String>(3))
@@ -362,6 +367,98 @@ async fn seen_is_atomic_and_refuses_ids_that_disagree() {
     moved.scim_id = sid("1");
     let err = store
         .upsert(&acme(), USER, moved)
+        .await
+        .expect_err("conflict");
+    assert!(matches!(err, StoreError::IdConflict { .. }), "{err:?}");
+}
+
+/// A row of a fingerprinted mapping: legacy id `legacy` held by the account `fingerprint`.
+fn held(legacy: &str, fingerprint: &str) -> Seen {
+    let legacy_id = LegacyId::new(legacy);
+    Seen {
+        scim_id: ScimId::derive_fingerprinted(&acme(), USER, &legacy_id, fingerprint),
+        legacy_id,
+        external_id: None,
+        user_name: Some(format!("{legacy}@{fingerprint}")),
+        fingerprint: Some(fingerprint.to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn a_reused_legacy_id_gets_a_new_row_and_the_old_stays_gone() {
+    let (_dir, store) = open_temp().await;
+    let (ann, bob, cy) = (held("7", "t1"), held("7", "t2"), held("7", "t3"));
+    store
+        .seen(&acme(), USER, vec![ann.clone()])
+        .await
+        .expect("ann");
+    assert!(
+        store
+            .tombstone(&acme(), USER, &ann.scim_id)
+            .await
+            .expect("gone")
+    );
+    let tombstoned = store.tombstoned(&acme(), USER).await.expect("tombstoned");
+    assert!(tombstoned.contains(&LegacyId::new("7")));
+
+    // The app gives id 7 to Bob: a row of his own; Ann's tombstone stays.
+    let rows = store
+        .seen(&acme(), USER, vec![bob.clone()])
+        .await
+        .expect("bob");
+    assert_eq!(rows[0].scim_id, bob.scim_id);
+    assert_eq!(rows[0].fingerprint.as_deref(), Some("t2"));
+    assert!(rows[0].tombstoned_at.is_none());
+    let old = store.get(&acme(), USER, &ann.scim_id).await.expect("get");
+    assert!(old.expect("kept").tombstoned_at.is_some());
+    // Id 7 is live again (Bob's), so list totals no longer hide it.
+    let tombstoned = store.tombstoned(&acme(), USER).await.expect("tombstoned");
+    assert!(!tombstoned.contains(&LegacyId::new("7")));
+    let by_legacy = store
+        .get_by_legacy(&acme(), USER, &LegacyId::new("7"))
+        .await;
+    assert_eq!(by_legacy.expect("get").expect("live").scim_id, bob.scim_id);
+    let live = store
+        .live_by_legacy(&acme(), USER, vec![LegacyId::new("7"), LegacyId::new("8")])
+        .await
+        .expect("live");
+    assert_eq!(live[0].as_ref().map(|r| &r.scim_id), Some(&bob.scim_id));
+    assert!(live[1].is_none());
+
+    // Bob deleted outside the sidecar (his row still live), id 7 given to Cy: Bob's row is
+    // tombstoned as Cy's is recorded. Lifting Ann's tombstone (her account back) ends Cy's.
+    store.upsert(&acme(), USER, cy.clone()).await.expect("cy");
+    let bob_now = store.get(&acme(), USER, &bob.scim_id).await.expect("get");
+    assert!(bob_now.expect("kept").tombstoned_at.is_some());
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (1, 2));
+    assert!(
+        store
+            .lift_tombstone(&acme(), USER, &ann.scim_id)
+            .await
+            .expect("lift")
+    );
+    let cy_now = store.get(&acme(), USER, &cy.scim_id).await.expect("get");
+    assert!(
+        cy_now.expect("kept").tombstoned_at.is_some(),
+        "one live row per legacy id"
+    );
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (1, 2));
+
+    // Without a fingerprint a legacy id keeps its one SCIM id, tombstoned or not.
+    store
+        .seen(&acme(), USER, vec![seen("9", None, None)])
+        .await
+        .expect("9");
+    assert!(
+        store
+            .tombstone(&acme(), USER, &sid("9"))
+            .await
+            .expect("gone")
+    );
+    let mut other = seen("9", None, None);
+    other.scim_id = ScimId::new("not-derived");
+    let err = store
+        .seen(&acme(), USER, vec![other])
         .await
         .expect_err("conflict");
     assert!(matches!(err, StoreError::IdConflict { .. }), "{err:?}");

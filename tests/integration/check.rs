@@ -306,6 +306,26 @@ fn broken_record_shapes_and_fields() {
             "envelope = \"account\"",
             "users.calls.create.envelope: \"account\" must be a JSON pointer",
         ),
+        (
+            "fingerprint-not-a-pointer",
+            edit(
+                PD,
+                "created = \"/created_at\"",
+                "created = \"/created_at\"\nfingerprint = \"created_at\"",
+            ),
+            "fingerprint = \"created_at\"",
+            "users.fingerprint: \"created_at\" is not a JSON pointer (it must start with '/')",
+        ),
+        (
+            "fingerprint-is-the-id",
+            edit(
+                PD,
+                "created = \"/created_at\"",
+                "created = \"/created_at\"\nfingerprint = \"/uid\"",
+            ),
+            "fingerprint = \"/uid\"",
+            "users.fingerprint: the legacy id itself tells no two accounts apart; name a value that never changes, such as the creation time",
+        ),
     ];
     expect_one_line_each(&cases);
 }

@@ -220,6 +220,7 @@ struct ReadStep {
     record: Json,
     expect: Json,
     expect_legacy_id: Option<String>,
+    expect_id: Option<String>,
 }
 
 /// `[[list_answer]]`: a legacy list answer in, total / has-more / SCIM resources out.
@@ -1048,6 +1049,13 @@ fn step_read(ctx: &Ctx<'_>, s: &ReadStep) -> Result<Vec<Check>, String> {
             json!(id),
             json!(um.legacy_id_of(&record).map(|i| i.as_str().to_owned())),
         ));
+    }
+    if let Some(id) = &s.expect_id {
+        let actual = match um.ids_of(&TenantId::new("golden"), &record) {
+            Ok((_, sid)) => sid.into_inner(),
+            Err(e) => format!("no SCIM id: {e}"),
+        };
+        checks.push(Check::json("the SCIM id", json!(id), json!(actual)));
     }
     Ok(checks)
 }

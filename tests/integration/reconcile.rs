@@ -108,6 +108,7 @@ async fn reconcile_finds_and_repairs_drift() {
                 legacy_id: vanished.clone(),
                 external_id: Some(ExternalId::new("ext-v")),
                 user_name: Some("v@example.com".into()),
+                fingerprint: None,
             }],
         )
         .await

@@ -853,6 +853,10 @@ fn compile_users(
     check_pointer(Some(&spec.legacy_id), "users.legacy_id", p);
     check_pointer(spec.created.as_ref(), "users.created", p);
     check_pointer(spec.last_modified.as_ref(), "users.last_modified", p);
+    check_pointer(spec.fingerprint.as_ref(), "users.fingerprint", p);
+    if spec.fingerprint.as_deref() == Some(spec.legacy_id.as_str()) {
+        p.push("users.fingerprint: the legacy id itself tells no two accounts apart; name a value that never changes, such as the creation time");
+    }
 
     let mut schema = ResourceSchema {
         core: schema::user_schema(),
@@ -991,6 +995,7 @@ fn compile_users(
         legacy_id: spec.legacy_id,
         created: spec.created,
         last_modified: spec.last_modified,
+        fingerprint: spec.fingerprint,
         time_format: spec.time_format,
         active: spec.active.map(|a| Active {
             all_true: a.all_true,

@@ -69,6 +69,22 @@ impl ScimId {
         let name = format!("{}\u{1f}{}\u{1f}{}", tenant.0, resource_type, legacy_id.0);
         Self(Uuid::new_v5(&SCIM_ID_NAMESPACE, name.as_bytes()).to_string())
     }
+
+    /// The SCIM id of the legacy record `legacy_id` whose fingerprint (a value that never
+    /// changes for one account, such as its creation time) is `fingerprint`: two accounts
+    /// that held the same legacy id one after the other get two ids.
+    pub fn derive_fingerprinted(
+        tenant: &TenantId,
+        resource_type: &str,
+        legacy_id: &LegacyId,
+        fingerprint: &str,
+    ) -> Self {
+        let name = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            tenant.0, resource_type, legacy_id.0, fingerprint
+        );
+        Self(Uuid::new_v5(&SCIM_ID_NAMESPACE, name.as_bytes()).to_string())
+    }
 }
 
 impl ScimId {
@@ -97,6 +113,12 @@ mod tests {
             ScimId::derive(&TenantId::new("other"), "User", &LegacyId::new("1042"))
         );
         assert_ne!(a, ScimId::derive(&t, "Group", &LegacyId::new("1042")));
+        let lid = LegacyId::new("1042");
+        let f1 = ScimId::derive_fingerprinted(&t, "User", &lid, "2026-01-01T00:00:00Z");
+        let f2 = ScimId::derive_fingerprinted(&t, "User", &lid, "2026-02-01T00:00:00Z");
+        assert_ne!(f1, f2);
+        assert_ne!(f1, a);
+        assert_eq!(ScimId::parse_derived(f1.as_str()), Some(f1.clone()));
         assert_eq!(
             Uuid::parse_str(a.as_str())
                 .map(|u| u.get_version_num())

@@ -336,6 +336,8 @@ pub struct UserMapping {
     pub created: Option<String>,
     /// Pointer to the modification time.
     pub last_modified: Option<String>,
+    /// Pointer to the record's fingerprint, joined into its SCIM id when set.
+    pub fingerprint: Option<String>,
     /// How times are written.
     pub time_format: TimeFormat,
     /// How `active` is read.

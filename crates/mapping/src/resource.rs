@@ -37,6 +37,36 @@ pub fn user_id(tenant: &TenantId, legacy_id: &LegacyId) -> ScimId {
 }
 
 impl UserMapping {
+    /// The record's fingerprint, when the mapping names one and the record holds it.
+    pub fn fingerprint_of(&self, record: &Value) -> Option<String> {
+        pointer_text(record, self.fingerprint.as_deref()?)
+    }
+
+    /// The legacy id and SCIM id of a legacy record: the id derived from (tenant, legacy id),
+    /// joined by the record's fingerprint when the mapping names one. A record without its
+    /// id, or without the fingerprint the mapping names, has no SCIM id.
+    pub fn ids_of(
+        &self,
+        tenant: &TenantId,
+        record: &Value,
+    ) -> Result<(LegacyId, ScimId), TranslateError> {
+        let legacy_id = self
+            .legacy_id_of(record)
+            .ok_or_else(|| TranslateError::Answer("has no record id".into()))?;
+        let id = match &self.fingerprint {
+            None => user_id(tenant, &legacy_id),
+            Some(at) => {
+                let fingerprint = self.fingerprint_of(record).ok_or_else(|| {
+                    TranslateError::Answer(format!(
+                        "has a user without its fingerprint (users.fingerprint = {at:?})"
+                    ))
+                })?;
+                ScimId::derive_fingerprinted(tenant, USER, &legacy_id, &fingerprint)
+            }
+        };
+        Ok((legacy_id, id))
+    }
+
     /// The keys the cross-reference keeps, from a record's SCIM attributes ([`Self::read`]).
     pub fn keys(&self, attrs: &Map<String, Value>) -> UserKeys {
         let text = |k: &str| attrs.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -47,7 +77,7 @@ impl UserMapping {
     }
 
     /// The SCIM User of a legacy record whose attributes are `attrs` ([`Self::read`]): `id`
-    /// derived from (tenant, legacy id), `meta` times from the record when the mapping says
+    /// as [`Self::ids_of`], `meta` times from the record when the mapping says
     /// where, else as `remembered`.
     pub fn resource(
         &self,
@@ -57,10 +87,7 @@ impl UserMapping {
         remembered: Option<Remembered<'_>>,
         base_url: &str,
     ) -> Result<Value, TranslateError> {
-        let legacy_id = self
-            .legacy_id_of(record)
-            .ok_or_else(|| TranslateError::Answer("has no record id".into()))?;
-        let id = user_id(tenant, &legacy_id);
+        let (_, id) = self.ids_of(tenant, record)?;
         let mut schemas = vec![schema::USER];
         for ext in &self.schema.extensions {
             if attrs.contains_key(&ext.id) {
@@ -119,12 +146,13 @@ impl GroupMapping {
         }
     }
 
-    /// The SCIM Group of a record, with `members` when given (their SCIM ids derived).
+    /// The SCIM Group of a record, with `members` when given (each with its SCIM id, as the
+    /// caller resolved it: [`user_id`], or the cross-reference's for fingerprinted users).
     pub fn resource(
         &self,
         tenant: &TenantId,
         record: &Value,
-        members: Option<&[Member]>,
+        members: Option<&[(ScimId, Member)]>,
         base_url: &str,
     ) -> Result<(LegacyId, Value), TranslateError> {
         let legacy_id = self.legacy_id_of(record)?;
@@ -136,8 +164,7 @@ impl GroupMapping {
         if let Some(members) = members {
             let list = members
                 .iter()
-                .map(|m| {
-                    let sid = user_id(tenant, &m.legacy_id);
+                .map(|(sid, m)| {
                     let mut v = Map::new();
                     v.insert("value".into(), json!(sid.as_str()));
                     if let Some(d) = &m.display {

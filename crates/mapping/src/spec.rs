@@ -340,6 +340,9 @@ pub struct UsersSpec {
     pub created: Option<String>,
     /// JSON pointer to the last modification time (RFC 3339) in a record.
     pub last_modified: Option<String>,
+    /// JSON pointer to a value that never changes for one account and tells two accounts of
+    /// one legacy id apart (its creation time): it joins the SCIM id, for apps that reuse ids.
+    pub fingerprint: Option<String>,
     /// How `created` and `last_modified` are written.
     #[serde(default)]
     pub time_format: TimeFormat,

@@ -13,47 +13,76 @@ use crate::error::Error;
 use crate::handlers::Ctx;
 use crate::xref::Seen;
 
-/// Every member of a group, read page by page; members met for the first time are recorded
-/// in the cross-reference, so each has a SCIM id.
+/// Every member of a group with its SCIM id, read page by page; members met for the first
+/// time are recorded in the cross-reference.
 pub(super) async fn read_members(
     ctx: &Ctx,
     gm: &GroupMapping,
     legacy_id: &LegacyId,
-) -> Result<Vec<Member>, Error> {
+) -> Result<Vec<(ScimId, Member)>, Error> {
     let mut pages = MemberPages::new(&ctx.mapping, gm, legacy_id);
     let mut x = ctx.exchange();
     let mut out = Vec::new();
     while let Some(members) = pages.next(&mut x).await? {
-        record_members(ctx, &members).await?;
-        out.extend(members);
+        out.extend(record_members(ctx, members).await?);
     }
     Ok(out)
 }
 
-/// Records users met as group members (SCIM id, legacy id, display).
-async fn record_members(ctx: &Ctx, members: &[Member]) -> Result<(), Error> {
+/// Records users met as group members (SCIM id, legacy id, display): each with its SCIM id.
+///
+/// A member list names legacy ids only. Where the mapping names a fingerprint, the SCIM id
+/// needs it: the live cross-reference row of the legacy id tells, else the user's record is
+/// read (and recorded whole); a member whose record is gone is dropped.
+async fn record_members(ctx: &Ctx, members: Vec<Member>) -> Result<Vec<(ScimId, Member)>, Error> {
     if members.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let rows = members
-        .iter()
-        .map(|m| Seen {
-            scim_id: user_id(&ctx.tenant.id, &m.legacy_id),
-            legacy_id: m.legacy_id.clone(),
-            external_id: None,
-            user_name: m.display.clone(),
-        })
-        .collect();
-    ctx.state
-        .xref
-        .seen(&ctx.tenant.id, users::RESOURCE_TYPE, rows)
+    let xref = &ctx.state.xref;
+    let tenant = &ctx.tenant.id;
+    if ctx.mapping.users.fingerprint.is_none() {
+        let rows = members
+            .iter()
+            .map(|m| Seen {
+                scim_id: user_id(tenant, &m.legacy_id),
+                legacy_id: m.legacy_id.clone(),
+                external_id: None,
+                user_name: m.display.clone(),
+                fingerprint: None,
+            })
+            .collect();
+        let rows = xref.seen(tenant, users::RESOURCE_TYPE, rows).await?;
+        return Ok(rows.into_iter().map(|r| r.scim_id).zip(members).collect());
+    }
+    let ids = members.iter().map(|m| m.legacy_id.clone()).collect();
+    let live = xref
+        .live_by_legacy(tenant, users::RESOURCE_TYPE, ids)
         .await?;
-    Ok(())
+    let unknown: Vec<LegacyId> = (members.iter().zip(&live))
+        .filter(|(_, row)| row.is_none())
+        .map(|(m, _)| m.legacy_id.clone())
+        .collect();
+    let limit = ctx.tenant.member_concurrency;
+    let read = users::read_many(&ctx.mapping, &unknown, limit, &mut ctx.exchange()).await?;
+    let met =
+        crate::handlers::users::record_records(ctx, read.into_iter().flatten().collect()).await?;
+    let met: HashMap<LegacyId, ScimId> = met.into_iter().collect();
+    Ok(members
+        .into_iter()
+        .zip(live)
+        .filter_map(|(m, row)| {
+            let id = match row {
+                Some(row) => row.scim_id,
+                None => met.get(&m.legacy_id)?.clone(),
+            };
+            Some((id, m))
+        })
+        .collect())
 }
 
 /// Records the members a change read, and logs its push.
 pub(super) async fn recorded(ctx: &Ctx, changed: &Changed) -> Result<(), Error> {
-    record_members(ctx, &changed.members_read).await?;
+    record_members(ctx, changed.members_read.clone()).await?;
     let Some(pushed) = &changed.pushed else {
         return Ok(());
     };

@@ -2,10 +2,11 @@
 //! the records met (recorded on the spot), the legacy record behind a SCIM id (with one
 //! rate-limited scan for an id the cross-reference lost), tombstones.
 
+use mapping::TranslateError;
 use mapping::ids::{LegacyId, ScimId};
 use mapping::plan::users::{self as plan, RESOURCE_TYPE, Row};
 use mapping::plan::{Pages, Refusal};
-use mapping::resource::{Remembered, user_id};
+use mapping::resource::Remembered;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
@@ -19,13 +20,16 @@ pub(crate) async fn record_page(ctx: &Ctx, records: Vec<Value>) -> Result<Vec<Ro
     let mut seen = Vec::with_capacity(records.len());
     let mut kept = Vec::with_capacity(records.len());
     for record in records {
-        let Some(legacy_id) = um.legacy_id_of(&record) else {
-            tracing::warn!("a legacy list item has no id; skipped");
-            continue;
-        };
         let attrs = um.read(&record);
-        seen.push(seen_row(ctx, &legacy_id, &attrs));
-        kept.push((legacy_id, record, attrs));
+        let row = match seen_row(ctx, &record, &attrs) {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::warn!(error = %e, "a legacy list item is skipped");
+                continue;
+            }
+        };
+        kept.push((row.legacy_id.clone(), record, attrs));
+        seen.push(row);
     }
     let xrefs = ctx
         .state
@@ -54,14 +58,22 @@ fn remembered(x: &XrefRecord) -> Remembered<'_> {
     }
 }
 
-pub(super) fn seen_row(ctx: &Ctx, legacy_id: &LegacyId, attrs: &Map<String, Value>) -> Seen {
-    let keys = ctx.mapping.users.keys(attrs);
-    Seen {
-        scim_id: user_id(&ctx.tenant.id, legacy_id),
-        legacy_id: legacy_id.clone(),
+/// The cross-reference row of a legacy record whose attributes are `attrs`.
+pub(super) fn seen_row(
+    ctx: &Ctx,
+    record: &Value,
+    attrs: &Map<String, Value>,
+) -> Result<Seen, TranslateError> {
+    let um = &ctx.mapping.users;
+    let (legacy_id, scim_id) = um.ids_of(&ctx.tenant.id, record)?;
+    let keys = um.keys(attrs);
+    Ok(Seen {
+        scim_id,
+        legacy_id,
         external_id: keys.external_id,
         user_name: keys.user_name,
-    }
+        fingerprint: um.fingerprint_of(record),
+    })
 }
 
 /// The SCIM resource of a legacy record.
@@ -99,6 +111,22 @@ pub(super) async fn locate(
         let record = plan::read(&ctx.mapping, &row.legacy_id, &mut x)
             .await?
             .ok_or_else(not_found)?;
+        // An app that reuses ids may have given this one to another account since: the
+        // fingerprint tells (the record is then that account's, and this id is gone).
+        if ctx.mapping.users.fingerprint.is_some() {
+            let (_, now) = ctx.mapping.users.ids_of(&ctx.tenant.id, &record)?;
+            if now != scim_id {
+                xref.seen(
+                    &ctx.tenant.id,
+                    RESOURCE_TYPE,
+                    vec![seen_row(ctx, &record, &ctx.mapping.users.read(&record))?],
+                )
+                .await?;
+                xref.tombstone(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
+                    .await?;
+                return Err(not_found());
+            }
+        }
         return Ok((row.legacy_id.clone(), record, Some(row)));
     }
     // Not in the xref (a lost database, another replica's user): the id is derived, so a scan
@@ -112,9 +140,10 @@ pub(super) async fn locate(
     while let Some(records) = pages.next(&mut x, &ctx.mapping.legacy).await? {
         let records = plan::complete(&ctx.mapping, records, limit, &mut x).await?;
         let found = records.iter().find_map(|r| {
-            um.legacy_id_of(r)
-                .filter(|lid| user_id(&ctx.tenant.id, lid) == scim_id)
-                .map(|lid| (lid, r.clone()))
+            um.ids_of(&ctx.tenant.id, r)
+                .ok()
+                .filter(|(_, sid)| *sid == scim_id)
+                .map(|(lid, _)| (lid, r.clone()))
         });
         record_page(ctx, records).await?;
         if let Some((lid, record)) = found {
@@ -142,9 +171,9 @@ pub(crate) async fn rediscover(ctx: &Ctx) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Records the record's SCIM id as gone (it is recorded first when never met).
-pub(super) async fn tombstone(ctx: &Ctx, legacy_id: &LegacyId) -> Result<(), Error> {
-    let row = seen_row(ctx, legacy_id, &Map::new());
+/// Records the SCIM id of a legacy record as gone (it is recorded first when never met).
+pub(super) async fn tombstone(ctx: &Ctx, record: &Value) -> Result<(), Error> {
+    let row = seen_row(ctx, record, &Map::new())?;
     let scim_id = row.scim_id.clone();
     let xref = &ctx.state.xref;
     xref.seen(&ctx.tenant.id, RESOURCE_TYPE, vec![row]).await?;
@@ -161,8 +190,16 @@ pub(super) async fn finish(
     record: &Value,
 ) -> Result<Value, Error> {
     let um = &ctx.mapping.users;
+    // A write's answer without the fingerprint the SCIM id needs: the record as `get` reads it.
+    let reread;
+    let record = if um.fingerprint.is_some() && um.fingerprint_of(record).is_none() {
+        reread = plan::read(&ctx.mapping, legacy_id, &mut ctx.exchange()).await?;
+        reread.as_ref().unwrap_or(record)
+    } else {
+        record
+    };
     let attrs = um.read(record);
-    let row = seen_row(ctx, legacy_id, &attrs);
+    let row = seen_row(ctx, record, &attrs)?;
     let scim_id = row.scim_id.clone();
     let xref = &ctx.state.xref;
     let mut x = xref.upsert(&ctx.tenant.id, RESOURCE_TYPE, row).await?;

@@ -105,13 +105,30 @@ pub async fn complete<X: Exchange>(
     if !um.calls.list.complete || records.is_empty() {
         return Ok(records);
     }
-    let get = &um.calls.get;
     let ids: Vec<Option<LegacyId>> = records.iter().map(|r| um.legacy_id_of(r)).collect();
-    let calls: Vec<Outbound<'_>> = ids
-        .iter()
-        .flatten()
-        .map(|id| Outbound::about(get, id))
-        .collect();
+    let wanted: Vec<LegacyId> = ids.iter().flatten().cloned().collect();
+    let mut read = read_many(m, &wanted, limit, x).await?.into_iter();
+    let mut out = Vec::with_capacity(records.len());
+    for (record, id) in records.into_iter().zip(ids) {
+        match id {
+            // A record without an id is kept as listed (it is skipped where ids matter).
+            None => out.push(record),
+            Some(_) => out.extend(read.next().flatten()),
+        }
+    }
+    Ok(out)
+}
+
+/// The records of `ids`, read with `get` at most `limit` at a time, in order; `None` for a
+/// record that is gone.
+pub async fn read_many<X: Exchange>(
+    m: &Mapping,
+    ids: &[LegacyId],
+    limit: usize,
+    x: &mut X,
+) -> Result<Vec<Option<Value>>, X::Error> {
+    let get = &m.users.calls.get;
+    let calls: Vec<Outbound<'_>> = ids.iter().map(|id| Outbound::about(get, id)).collect();
     let mut read: Vec<Option<Value>> = vec![None; calls.len()];
     let mut each = |i: usize, mut answer: Answer| -> Result<(), X::Error> {
         get.settle(&mut answer);
@@ -126,17 +143,10 @@ pub async fn complete<X: Exchange>(
             Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
         }
     };
-    x.send_all(calls, limit.max(1), &mut each).await?;
-    let mut read = read.into_iter();
-    let mut out = Vec::with_capacity(records.len());
-    for (record, id) in records.into_iter().zip(ids) {
-        match id {
-            // A record without an id is kept as listed (it is skipped where ids matter).
-            None => out.push(record),
-            Some(_) => out.extend(read.next().flatten()),
-        }
+    if !calls.is_empty() {
+        x.send_all(calls, limit.max(1), &mut each).await?;
     }
-    Ok(out)
+    Ok(read)
 }
 
 /// The record a write answered, or, for an answer without one (an empty 2xx), a fresh read.
@@ -659,14 +669,14 @@ impl<'m> Listing<'m> {
         let short = self.pages.last_page_len() < self.pages.page_size();
         match &mut self.mode {
             Mode::Direct {
-                hidden,
+                hidden: _,
                 skip,
                 count,
                 visible,
                 out,
             } => {
-                for (legacy_id, resource, _) in rows {
-                    if hidden.contains(&legacy_id) {
+                for (_, resource, tombstoned) in rows {
+                    if tombstoned {
                         continue;
                     }
                     if *visible >= *skip && (out.len() as u64) < *count {
