@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use mapping::ids::{LegacyId, ScimId};
+use mapping::ids::{ExternalId, LegacyId, ScimId};
 use mapping::plan::users::{self as plan, After, Listing, RESOURCE_TYPE, Written};
 use mapping::plan::{Exchange, Refusal};
 use scim::list::{ListParams, Projection};
@@ -39,17 +39,40 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
             .map(|r| p.projection.apply(r, &um.schema))
             .collect()
     };
-    if let Some(id) = p.filter.as_ref().and_then(plan::id_eq) {
+    // Answered by lookups rather than a list: `id eq`, and `externalId eq` where the sidecar
+    // keeps externalId itself (the legacy app has no field to search).
+    let lookups = if let Some(id) = p.filter.as_ref().and_then(plan::id_eq) {
+        Some(vec![id.to_owned()])
+    } else if let Some(ext) = p.filter.as_ref().and_then(plan::external_id_eq)
+        && um.keeps_external_id()
+    {
+        let rows = ctx
+            .state
+            .xref
+            .get_by_external(&ctx.tenant.id, RESOURCE_TYPE, &ExternalId::new(ext))
+            .await?;
+        Some(
+            rows.into_iter()
+                .filter(|r| r.tombstoned_at.is_none())
+                .map(|r| r.scim_id.into_inner())
+                .collect(),
+        )
+    } else {
+        None
+    };
+    if let Some(ids) = lookups {
         let mut window = p.window();
-        match locate(ctx, id).await {
-            Ok((_, record, x)) => {
-                let r = resource(ctx, &record, x.as_ref())?;
-                if p.filter.as_ref().is_none_or(|f| f.matches(&r, &um.schema)) {
-                    window.push(r);
+        for id in ids {
+            match locate(ctx, &id).await {
+                Ok((_, record, x)) => {
+                    let r = resource(ctx, &record, x.as_ref())?;
+                    if p.filter.as_ref().is_none_or(|f| f.matches(&r, &um.schema)) {
+                        window.push(r);
+                    }
                 }
+                Err(Error::Refused(Refusal::NotFound { .. })) => {}
+                Err(e) => return Err(e),
             }
-            Err(Error::Refused(Refusal::NotFound { .. })) => {}
-            Err(e) => return Err(e),
         }
         let (total, page) = window.finish();
         return Ok((total, project(page)));
@@ -107,10 +130,11 @@ async fn answer(
     ctx: &Ctx,
     legacy_id: &LegacyId,
     after: After,
+    external_id: Option<String>,
     status: StatusCode,
 ) -> Result<Response<Full<Bytes>>, Error> {
     let resource = match after {
-        After::Record(record) => finish(ctx, legacy_id, &record).await?,
+        After::Record(record) => finish(ctx, legacy_id, &record, external_id).await?,
         After::Deleted(record) => {
             tombstone(ctx, &record).await?;
             ctx.mapping
@@ -134,7 +158,14 @@ async fn answer_written(
     if let Some(a) = written.activation {
         ctx.note.set_action(a.as_str());
     }
-    answer(ctx, legacy_id, written.after, StatusCode::OK).await
+    answer(
+        ctx,
+        legacy_id,
+        written.after,
+        written.external_id,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `POST /Users`.
@@ -144,7 +175,14 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Err
     if let Some(then) = created.adopted {
         tracing::info!(legacy_id = %created.legacy_id, action = then.as_str(), "create met an existing account");
     }
-    answer(ctx, &created.legacy_id, created.after, StatusCode::CREATED).await
+    answer(
+        ctx,
+        &created.legacy_id,
+        created.after,
+        plan::external_id_of(&body),
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 /// `PUT /Users/{id}`: full replace; mapped attributes absent from the body are cleared.

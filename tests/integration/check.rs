@@ -317,6 +317,16 @@ fn broken_record_shapes_and_fields() {
             "users.fingerprint: \"created_at\" is not a JSON pointer (it must start with '/')",
         ),
         (
+            "same-external-id-unmapped",
+            edit(
+                PD,
+                "then = \"take_over_and_update\" },\n",
+                "then = \"take_over_and_update\" },\n    { when = \"same_external_id\", then = \"adopt\" },\n",
+            ),
+            "on_conflict = [",
+            "users.lifecycle.on_conflict: same_external_id reads the existing record's externalId through the attribute rows: map externalId to a legacy field",
+        ),
+        (
             "fingerprint-is-the-id",
             edit(
                 PD,

@@ -17,6 +17,7 @@ use mapping::ids::{LegacyId, TenantId};
 use mapping::plan::groups::{self as gplan, Changed, Pushed};
 use mapping::plan::users::{self as uplan, After};
 use mapping::plan::{Answer, Exchange, Outbound, Refusal};
+use mapping::resource::Remembered;
 use mapping::{Call, Mapping, PreparedCall};
 use scim::list::ListParams;
 use scim::{filter, patch};
@@ -221,6 +222,8 @@ struct ReadStep {
     expect: Json,
     expect_legacy_id: Option<String>,
     expect_id: Option<String>,
+    kept_external_id: Option<String>,
+    expect_external_id: Option<String>,
 }
 
 /// `[[list_answer]]`: a legacy list answer in, total / has-more / SCIM resources out.
@@ -1051,11 +1054,38 @@ fn step_read(ctx: &Ctx<'_>, s: &ReadStep) -> Result<Vec<Check>, String> {
         ));
     }
     if let Some(id) = &s.expect_id {
-        let actual = match um.ids_of(&TenantId::new("golden"), &record) {
+        let actual = match um.ids_of(&TenantId::new(TENANT), &record) {
             Ok((_, sid)) => sid.into_inner(),
             Err(e) => format!("no SCIM id: {e}"),
         };
         checks.push(Check::json("the SCIM id", json!(id), json!(actual)));
+    }
+    if let Some(expected) = &s.expect_external_id {
+        let kept = Remembered {
+            created: "2026-01-01T00:00:00Z",
+            last_modified: "2026-01-01T00:00:00Z",
+            external_id: s.kept_external_id.as_deref(),
+        };
+        let resource = um
+            .resource(
+                &TenantId::new(TENANT),
+                &record,
+                um.read(&record),
+                Some(kept),
+                BASE_URL,
+            )
+            .map_err(|e| format!("the record has no SCIM resource: {e}"))?;
+        let actual = resource
+            .get("externalId")
+            .and_then(Value::as_str)
+            .unwrap_or("(none)");
+        checks.push(Check::json(
+            "the resource's externalId",
+            json!(expected),
+            json!(actual),
+        ));
+    } else if s.kept_external_id.is_some() {
+        return Err("`kept_external_id` needs `expect_external_id`".into());
     }
     Ok(checks)
 }

@@ -219,3 +219,83 @@ async fn rate_limit_reset_becomes_retry_after() {
     assert!((1..=60).contains(&secs), "{secs}");
     h.stop().await;
 }
+
+/// The Partner Directory has no field for Okta's `externalId`: the sidecar keeps it in the
+/// cross-reference, shows it on every read, finds users by it, and follows PUT and PATCH.
+#[tokio::test]
+async fn external_ids_are_kept_by_the_sidecar() {
+    let h = Harness::start_partner().await;
+    let a = h
+        .post(
+            "/Users",
+            okta_user("kept.ext@example.com", "Kept", "Ext", "00u1kept"),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    assert_eq!(a.body["externalId"], "00u1kept", "{:?}", a.body);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    let stored = account(&h.pd().accounts(), "kept.ext@example.com").clone();
+    assert!(
+        !stored.to_string().contains("00u1kept"),
+        "the app holds no externalId: {stored}"
+    );
+    let got = h.get(&format!("/Users/{id}")).await;
+    assert_eq!(got.body["externalId"], "00u1kept");
+    let listed = h.get("/Users?count=200").await;
+    let row = (listed.body["Resources"].as_array().unwrap().iter())
+        .find(|r| r["id"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["externalId"], "00u1kept");
+    let found = h
+        .get(&format!(
+            "/Users?filter={}",
+            q("externalId eq \"00u1kept\"")
+        ))
+        .await;
+    assert_eq!(found.body["totalResults"], 1, "{:?}", found.body);
+    assert_eq!(found.body["Resources"][0]["id"], id.as_str());
+    let none = h
+        .get(&format!(
+            "/Users?filter={}",
+            q("externalId eq \"00U1KEPT\"")
+        ))
+        .await;
+    assert_eq!(none.body["totalResults"], 0, "externalId is case-exact");
+
+    // PATCH replaces it; the old value finds nobody.
+    let p = h
+        .patch(
+            &format!("/Users/{id}"),
+            ops(json!([{"op": "replace", "path": "externalId", "value": "00u2kept"}])),
+        )
+        .await;
+    assert_eq!(
+        (p.status.as_u16(), p.body["externalId"].clone()),
+        (200, json!("00u2kept"))
+    );
+    let old = h
+        .get(&format!(
+            "/Users?filter={}",
+            q("externalId eq \"00u1kept\"")
+        ))
+        .await;
+    assert_eq!(old.body["totalResults"], 0);
+    // A PATCH of another attribute keeps it.
+    let p = h
+        .patch(
+            &format!("/Users/{id}"),
+            ops(json!([{"op": "replace", "path": "name.familyName", "value": "Kept2"}])),
+        )
+        .await;
+    assert_eq!(p.body["externalId"], "00u2kept", "{:?}", p.body);
+    // A PUT without it clears it (a full replace).
+    let mut body = h.get(&format!("/Users/{id}")).await.body;
+    body.as_object_mut().unwrap().remove("externalId");
+    let put = h.put(&format!("/Users/{id}"), body).await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert!(put.body.get("externalId").is_none(), "{:?}", put.body);
+    let got = h.get(&format!("/Users/{id}")).await;
+    assert!(got.body.get("externalId").is_none(), "{:?}", got.body);
+    h.stop().await;
+}

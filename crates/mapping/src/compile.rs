@@ -841,6 +841,16 @@ fn compile_users(
                 p,
             );
         }
+        if matches!(
+            rule.when,
+            spec::ConflictWhen::Keyword(spec::ConflictKeyword::SameExternalId)
+        ) && !spec.attributes.iter().any(|a| a.scim == "externalId")
+        {
+            p.push(
+                "users.lifecycle.on_conflict: same_external_id reads the existing record's \
+                 externalId through the attribute rows: map externalId to a legacy field",
+            );
+        }
         if rule.then == spec::ConflictThen::TakeOverAndUpdate && c.take_over.is_none() {
             p.push("users.lifecycle.on_conflict: take_over_and_update needs users.calls.take_over");
         }

@@ -20,6 +20,9 @@ pub struct Remembered<'a> {
     pub created: &'a str,
     /// Last changed (RFC 3339).
     pub last_modified: &'a str,
+    /// The `externalId` the identity provider gave, kept by the sidecar (shown when the
+    /// mapping has no field for it).
+    pub external_id: Option<&'a str>,
 }
 
 /// What the cross-reference keeps of a user: its `externalId` and `userName`.
@@ -37,6 +40,11 @@ pub fn user_id(tenant: &TenantId, legacy_id: &LegacyId) -> ScimId {
 }
 
 impl UserMapping {
+    /// Whether the sidecar keeps `externalId` itself: the mapping has no field for it.
+    pub fn keeps_external_id(&self) -> bool {
+        !self.attributes.iter().any(|a| a.scim == "externalId")
+    }
+
     /// The record's fingerprint, when the mapping names one and the record holds it.
     pub fn fingerprint_of(&self, record: &Value) -> Option<String> {
         pointer_text(record, self.fingerprint.as_deref()?)
@@ -88,6 +96,12 @@ impl UserMapping {
         base_url: &str,
     ) -> Result<Value, TranslateError> {
         let (_, id) = self.ids_of(tenant, record)?;
+        let mut attrs = attrs;
+        if let Some(ext) = remembered.and_then(|r| r.external_id)
+            && self.keeps_external_id()
+        {
+            attrs.insert("externalId".into(), Value::String(ext.to_owned()));
+        }
         let mut schemas = vec![schema::USER];
         for ext in &self.schema.extensions {
             if attrs.contains_key(&ext.id) {

@@ -3,7 +3,7 @@
 //! rate-limited scan for an id the cross-reference lost), tombstones.
 
 use mapping::TranslateError;
-use mapping::ids::{LegacyId, ScimId};
+use mapping::ids::{ExternalId, LegacyId, ScimId};
 use mapping::plan::users::{self as plan, RESOURCE_TYPE, Row};
 use mapping::plan::{Pages, Refusal};
 use mapping::resource::Remembered;
@@ -55,6 +55,7 @@ fn remembered(x: &XrefRecord) -> Remembered<'_> {
     Remembered {
         created: &x.created,
         last_modified: &x.last_modified,
+        external_id: x.external_id.as_ref().map(ExternalId::as_str),
     }
 }
 
@@ -183,11 +184,13 @@ pub(super) async fn tombstone(ctx: &Ctx, record: &Value) -> Result<(), Error> {
 }
 
 /// Records a successful write in the cross-reference (lifting any tombstone) and builds the
-/// resource.
+/// resource. `external_id` is the one the request leaves the user with: the cross-reference
+/// keeps it when the mapping has no field for it.
 pub(super) async fn finish(
     ctx: &Ctx,
     legacy_id: &LegacyId,
     record: &Value,
+    external_id: Option<String>,
 ) -> Result<Value, Error> {
     let um = &ctx.mapping.users;
     // A write's answer without the fingerprint the SCIM id needs: the record as `get` reads it.
@@ -199,7 +202,10 @@ pub(super) async fn finish(
         record
     };
     let attrs = um.read(record);
-    let row = seen_row(ctx, record, &attrs)?;
+    let mut row = seen_row(ctx, record, &attrs)?;
+    if um.keeps_external_id() {
+        row.external_id = external_id.map(ExternalId::new);
+    }
     let scim_id = row.scim_id.clone();
     let xref = &ctx.state.xref;
     let mut x = xref.upsert(&ctx.tenant.id, RESOURCE_TYPE, row).await?;

@@ -77,6 +77,9 @@ pub struct Written {
     pub after: After,
     /// The change of `active` it made, if any.
     pub activation: Option<Activation>,
+    /// The `externalId` the request leaves the user with (the PUT body's, or the PATCH's
+    /// result): kept by the cross-reference when the mapping has no field for it.
+    pub external_id: Option<String>,
 }
 
 /// Reads one record; `None` when the legacy app says it does not exist.
@@ -460,7 +463,11 @@ pub async fn replace<X: Exchange>(
         Some(want) => set_active(m, legacy_id, record, want, x).await?,
         None => After::Record(record),
     };
-    Ok(Written { after, activation })
+    Ok(Written {
+        after,
+        activation,
+        external_id: external_id_of(body),
+    })
 }
 
 /// The fields a PATCH sends: every field when the update replaces the whole record, else
@@ -503,11 +510,16 @@ pub async fn patch<X: Exchange>(
     } else {
         update(m, legacy_id, current, &fields, x).await?
     };
+    let external_id = external_id_of(&after);
     let after = match after.get("active") {
         Some(Value::Bool(want)) => set_active(m, legacy_id, record, *want, x).await?,
         _ => After::Record(record),
     };
-    Ok(Written { after, activation })
+    Ok(Written {
+        after,
+        activation,
+        external_id,
+    })
 }
 
 /// Whether an operation removes `active` (by path, or `remove` of the whole core schema).
@@ -539,11 +551,29 @@ pub async fn delete<X: Exchange>(
     Ok(())
 }
 
+/// A SCIM resource's (or request body's) `externalId`, when it has a non-empty one.
+pub fn external_id_of(resource: &Value) -> Option<String> {
+    request::member(resource, "externalId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 /// `id eq "…"` alone: the one filter answered by a lookup instead of a list.
 pub fn id_eq(filter: &Filter) -> Option<&str> {
+    attr_eq(filter, "id")
+}
+
+/// `externalId eq "…"` alone: answered from the cross-reference when the mapping has no
+/// field for `externalId` (the sidecar keeps it).
+pub fn external_id_eq(filter: &Filter) -> Option<&str> {
+    attr_eq(filter, "externalId")
+}
+
+fn attr_eq<'f>(filter: &'f Filter, name: &str) -> Option<&'f str> {
     match filter {
         Filter::Compare(path, CompareOp::Eq, Value::String(v))
-            if path.name.eq_ignore_ascii_case("id")
+            if path.name.eq_ignore_ascii_case(name)
                 && path.sub.is_none()
                 && path
                     .urn
