@@ -8,6 +8,7 @@ pub mod check;
 #[cfg(feature = "dev-tools")]
 pub mod dev;
 pub mod log;
+pub mod plan;
 pub mod reconcile;
 pub mod serve;
 #[cfg(feature = "dev-tools")]
@@ -60,6 +61,9 @@ pub enum Command {
     Log(log::Args),
     /// Validate mapping files (given, or those of a configuration) without starting anything.
     Check(check::Args),
+    /// Show what one SCIM request would do through a mapping: every legacy call and the
+    /// SCIM answer, from canned legacy answers. Sends nothing.
+    Plan(plan::Args),
 }
 
 /// Runs a parsed command line; a failure is printed once, with its causes.
@@ -97,6 +101,7 @@ fn in_runtime(command: Command) -> anyhow::Result<()> {
             #[cfg(feature = "dev-tools")]
             Command::Forward(args) => bench::forward(args).await,
             Command::Reconcile(args) => reconcile::run(&args).await,
+            Command::Plan(args) => plan::run(&args).await,
             Command::Check(_) | Command::Log(_) => {
                 Err(anyhow!("this command runs without a runtime"))
             }

@@ -26,6 +26,7 @@ mod mapping;
 mod okta;
 mod paging;
 mod partner;
+mod plan;
 mod process;
 mod reconcile;
 mod reload;
