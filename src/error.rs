@@ -431,6 +431,14 @@ fn gateway(e: GatewayError) -> Answer {
         )
         .with_cause(cause),
         GatewayError::Translate(t) => translate(t),
+        GatewayError::Token(_) => Answer::new(
+            StatusCode::BAD_GATEWAY,
+            None,
+            "the sidecar could not authenticate to the legacy app (its OAuth 2.0 token \
+             endpoint refused); an administrator must check the mapping's legacy.auth and the \
+             tenant's client credentials",
+        )
+        .with_cause(cause),
         GatewayError::BaseUrl(_) | GatewayError::Request(_) => Answer::internal(cause),
     }
 }

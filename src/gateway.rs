@@ -9,6 +9,7 @@
 
 pub mod breaker;
 pub mod client;
+pub mod oauth;
 pub mod retry;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tower::{BoxError, ServiceBuilder, ServiceExt};
 use self::breaker::{BreakerLayer, BreakerState, CircuitOpen};
 pub use self::client::LegacyResponse;
 use self::client::{Attempt, SendOnce};
+use self::oauth::{TokenCache, TokenError};
 pub use self::retry::Resilience;
 use self::retry::RetryPolicy;
 use crate::metrics::Metrics;
@@ -53,6 +55,9 @@ pub enum GatewayError {
     /// The call could not be prepared, or its answer has not the declared shape.
     #[error(transparent)]
     Translate(#[from] TranslateError),
+    /// No OAuth 2.0 token could be had for the call.
+    #[error("legacy authentication: {0}")]
+    Token(#[from] TokenError),
 }
 
 impl GatewayError {
@@ -62,6 +67,7 @@ impl GatewayError {
             GatewayError::Timeout(_) => "timeout",
             GatewayError::Unavailable(_) => "unavailable",
             GatewayError::CircuitOpen(_) => "circuit_open",
+            GatewayError::Token(_) => "token",
             GatewayError::BaseUrl(_) | GatewayError::Request(_) | GatewayError::Translate(_) => {
                 "error"
             }
@@ -112,6 +118,8 @@ pub struct Gateway {
     svc: Stack,
     breaker: Arc<BreakerState>,
     values: Arc<TenantValues>,
+    /// The OAuth 2.0 token, when the mapping authenticates so.
+    tokens: Arc<TokenCache>,
     metrics: Arc<Metrics>,
     tenant: String,
 }
@@ -178,6 +186,7 @@ impl Gateway {
             svc: BoxCloneSyncService::new(svc),
             breaker,
             values: Arc::new(s.values.clone()),
+            tokens: Arc::default(),
             metrics,
             tenant: tenant.to_owned(),
         })
@@ -206,6 +215,76 @@ impl Gateway {
         request_id: Option<&str>,
     ) -> Result<LegacyResponse, GatewayError> {
         let attempt = self.attempt(call, request_id)?;
+        self.oneshot(attempt).await
+    }
+
+    /// Sends a prepared call with the mapping's OAuth 2.0 token, when it has one: the token
+    /// in force (fetched first when there is none or it is due); a 401 answer fetches a new
+    /// one and the call is sent once more.
+    async fn send_authorized(
+        &self,
+        mapping: &Mapping,
+        mut call: PreparedCall,
+        request_id: Option<&str>,
+    ) -> Result<LegacyResponse, GatewayError> {
+        let Some(token_request) = (mapping.legacy.auth.as_ref())
+            .map(|a| a.token_request(&self.values))
+            .transpose()?
+            .flatten()
+        else {
+            return self.send(&call, request_id).await;
+        };
+        let token = self.token(&token_request, None).await?;
+        call.headers
+            .push(("Authorization".into(), format!("Bearer {token}"), true));
+        let resp = self.send(&call, request_id).await?;
+        if resp.status != http::StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        tracing::info!(call = %call.name, "legacy app refused the token (401): fetching a new one");
+        let fresh = self.token(&token_request, Some(&token)).await?;
+        if let Some(h) = call.headers.last_mut() {
+            h.1 = format!("Bearer {fresh}");
+        }
+        self.send(&call, request_id).await
+    }
+
+    /// The OAuth 2.0 token for `request` (see [`TokenCache::get`]).
+    async fn token(
+        &self,
+        request: &mapping::TokenRequest,
+        stale: Option<&str>,
+    ) -> Result<String, GatewayError> {
+        self.tokens
+            .get(request, stale, || async {
+                let call =
+                    oauth::token_call(request, &self.scheme, &self.authority, &self.base_path)?;
+                let started = Instant::now();
+                let sent = self
+                    .oneshot(Attempt {
+                        call: Arc::new(call),
+                        started,
+                        attempt: 1,
+                    })
+                    .await;
+                let status = match &sent {
+                    Ok(resp) => resp.status.as_str().to_owned(),
+                    Err(e) => e.kind().to_owned(),
+                };
+                self.metrics.legacy_call(
+                    &self.tenant,
+                    "legacy.auth.token",
+                    &status,
+                    started.elapsed().as_secs_f64(),
+                );
+                tracing::debug!(%status, "legacy token request");
+                let resp = sent?;
+                Ok((resp.status, resp.body))
+            })
+            .await
+    }
+
+    async fn oneshot(&self, attempt: Attempt) -> Result<LegacyResponse, GatewayError> {
         self.svc.clone().oneshot(attempt).await.map_err(|e| {
             if e.is::<tower::timeout::error::Elapsed>() {
                 GatewayError::Timeout(self.timeout)
@@ -299,8 +378,9 @@ impl Gateway {
         request_id: Option<&str>,
     ) -> Result<(Answer, Option<String>), GatewayError> {
         let prepared = call.prepare(&mapping.legacy, &self.values)?;
+        let (name, method) = (prepared.name.clone(), prepared.method.clone());
         let started = Instant::now();
-        let sent = self.send(&prepared, request_id).await;
+        let sent = self.send_authorized(mapping, prepared, request_id).await;
         let latency = started.elapsed();
         let status = match &sent {
             Ok(resp) => resp.status.as_str().to_owned(),
@@ -312,7 +392,7 @@ impl Gateway {
             &status,
             latency.as_secs_f64(),
         );
-        tracing::debug!(call = %call.call.name, method = %prepared.method, %status,
+        tracing::debug!(call = %name, %method, %status,
             latency_us = latency.as_micros() as u64, "legacy call");
         let resp = sent?;
         let answer = mapping
@@ -345,7 +425,9 @@ impl Gateway {
             Outbound::new(&mapping.users.calls.list).with_query(mapping.legacy.paging.query(0, 1));
         let prepared = call.prepare(&mapping.legacy, &self.values)?;
         let request_id = format!("readyz-{}", uuid::Uuid::new_v4().simple());
-        let resp = self.send(&prepared, Some(&request_id)).await?;
+        let resp = self
+            .send_authorized(mapping, prepared, Some(&request_id))
+            .await?;
         if resp.status.is_server_error() {
             return Err(ProbeError::Answered {
                 app: mapping.legacy.name.clone(),

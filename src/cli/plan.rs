@@ -256,6 +256,15 @@ impl Canned<'_> {
             .prepare(&self.mapping.legacy, self.values)
             .map_err(|e| Stop::NoAnswer(format!("call #{n} cannot be prepared: {e}")))?;
         self.report.push_str(&describe(n, &prepared));
+        if let Some(Ok(Some(token))) =
+            (self.mapping.legacy.auth.as_ref()).map(|a| a.token_request(self.values))
+        {
+            let _ = writeln!(
+                self.report,
+                "     Authorization: Bearer ••• (the OAuth 2.0 token from POST {}, added when sent)",
+                token.url
+            );
+        }
         // The answers to this call, in order: --current first (the get call of the record the
         // path names), then the --answers entries; the last one repeats.
         let mut given: Vec<(u16, String, Option<String>, &str)> = Vec::new();

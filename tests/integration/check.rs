@@ -6,6 +6,7 @@ use std::process::Command;
 
 const MC: &str = include_str!("../../mappings/marketing-center.toml");
 const PD: &str = include_str!("../../mappings/partner-directory.toml");
+const OAUTH: &str = include_str!("../mapping_cases/auth-oauth2-client-credentials/mapping.toml");
 
 fn check(files: &[PathBuf]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
@@ -315,6 +316,37 @@ fn broken_record_shapes_and_fields() {
             ),
             "fingerprint = \"created_at\"",
             "users.fingerprint: \"created_at\" is not a JSON pointer (it must start with '/')",
+        ),
+        (
+            "oauth-token-url-https",
+            edit(
+                OAUTH,
+                "token_url = \"/oauth/token\"",
+                "token_url = \"https://idp.example/oauth/token\"",
+            ),
+            "token_url = \"https",
+            "legacy.auth.token_url: \"https://idp.example/oauth/token\" must be a path on the legacy app",
+        ),
+        (
+            "oauth-secret-in-the-mapping",
+            edit(
+                OAUTH,
+                "client_secret = \"{secret.client_secret}\"",
+                "client_secret = \"hunter2\"",
+            ),
+            "client_secret = \"hunter2\"",
+            "legacy.auth.client_secret: put the secret in the tenant's secrets",
+        ),
+        (
+            "oauth-unknown-client-auth",
+            edit(
+                OAUTH,
+                "scope = \"users:read users:write\"",
+                "scope = \"users:read users:write\"\nclient_auth = \"jwt\"",
+            ),
+            // A tagged table is read whole: the problem is told at the table.
+            "[legacy.auth]",
+            "unknown variant `jwt`, expected `basic` or `body`",
         ),
         (
             "same-external-id-unmapped",

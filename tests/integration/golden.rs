@@ -63,6 +63,24 @@ struct CaseFile {
     error: Vec<ErrorStep>,
     #[serde(default)]
     filter: Vec<FilterStep>,
+    #[serde(default)]
+    token_request: Vec<TokenRequestStep>,
+}
+
+/// `[[token_request]]`: the OAuth 2.0 token request the mapping's `[legacy.auth]` makes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequestStep {
+    name: Option<String>,
+    expect: TokenRequestExpect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequestExpect {
+    url: String,
+    form: String,
+    authorization: Option<String>,
 }
 
 /// `[vars]`.
@@ -1204,6 +1222,24 @@ fn step_error(ctx: &Ctx<'_>, s: &ErrorStep) -> Check {
     Check::json("the interpretation", expected, actual)
 }
 
+fn step_token_request(ctx: &Ctx<'_>, s: &TokenRequestStep) -> Result<Check, String> {
+    let vars = ctx
+        .vars
+        .ok_or("this step renders the token request: the case needs a [vars] table")?;
+    let auth = (ctx.mapping.legacy.auth.as_ref()).ok_or("the mapping has no [legacy.auth]")?;
+    let actual = match auth.token_request(&vars.tenant()) {
+        Ok(Some(r)) => json!({"url": r.url, "form": r.form, "authorization": r.authorization}),
+        Ok(None) => json!("no token request: [legacy.auth] is not OAuth 2.0"),
+        Err(e) => json!({ "the mapping refused": e.to_string() }),
+    };
+    let e = &s.expect;
+    Ok(Check::json(
+        "the token request",
+        json!({"url": e.url, "form": e.form, "authorization": e.authorization}),
+        actual,
+    ))
+}
+
 fn step_filter(ctx: &Ctx<'_>, s: &FilterStep) -> Result<Check, String> {
     const NOT_PUSHED: &str = "not pushed down";
     let expected = match (&s.query, s.not_pushed) {
@@ -1299,6 +1335,12 @@ fn run_case(root: &Path, dir: &Path, name: &str) -> Result<(usize, Vec<String>),
         steps.push((
             label("filter", i, &s.name),
             step_filter(&ctx, s).map(|c| vec![c]),
+        ));
+    }
+    for (i, s) in case.token_request.iter().enumerate() {
+        steps.push((
+            label("token_request", i, &s.name),
+            step_token_request(&ctx, s).map(|c| vec![c]),
         ));
     }
     if steps.is_empty() {

@@ -23,6 +23,7 @@ mod groups;
 mod layering;
 mod load;
 mod mapping;
+mod oauth;
 mod okta;
 mod paging;
 mod partner;

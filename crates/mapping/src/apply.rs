@@ -70,8 +70,14 @@ impl Legacy {
         for (name, t) in &self.headers {
             headers.push((name.clone(), t.render(vars)?, t.uses_secret()));
         }
-        if let Some(auth) = &self.auth {
-            headers.push(("Authorization".to_owned(), auth.header(vars)?, true));
+        if let Some(header) = self
+            .auth
+            .as_ref()
+            .map(|a| a.header(vars))
+            .transpose()?
+            .flatten()
+        {
+            headers.push(("Authorization".to_owned(), header, true));
         }
         Ok(PreparedCall {
             name: call.name.clone(),
@@ -564,20 +570,73 @@ fn collect_eq(
     }
 }
 
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
 impl super::Auth {
-    /// The `Authorization` header value for one call.
-    pub fn header(&self, vars: &Vars<'_>) -> Result<String, TranslateError> {
-        use base64::Engine as _;
+    /// The `Authorization` header value for one call; `None` for OAuth 2.0, whose token the
+    /// gateway adds.
+    pub fn header(&self, vars: &Vars<'_>) -> Result<Option<String>, TranslateError> {
         Ok(match self {
             super::Auth::Basic { username, password } => {
-                let pair = format!("{}:{}", username.render(vars)?, password.render(vars)?);
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                )
+                Some(basic(&username.render(vars)?, &password.render(vars)?))
             }
-            super::Auth::Bearer { token } => format!("Bearer {}", token.render(vars)?),
+            super::Auth::Bearer { token } => Some(format!("Bearer {}", token.render(vars)?)),
+            super::Auth::OAuth2 { .. } => None,
         })
+    }
+
+    /// The token request of OAuth 2.0 client credentials for a tenant (RFC 6749 §4.4.2:
+    /// `grant_type=client_credentials`, the scope, the client's credentials per
+    /// `client_auth`); `None` for the other kinds.
+    pub fn token_request(
+        &self,
+        values: &crate::TenantValues,
+    ) -> Result<Option<crate::TokenRequest>, TranslateError> {
+        let super::Auth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+            client_auth,
+        } = self
+        else {
+            return Ok(None);
+        };
+        let vars = Vars {
+            legacy_id: None,
+            member_legacy_id: None,
+            tenant: Some(values),
+        };
+        let (id, secret) = (client_id.render(&vars)?, client_secret.render(&vars)?);
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        if let Some(scope) = scope {
+            form.append_pair("scope", &scope.render(&vars)?);
+        }
+        let authorization = match client_auth {
+            crate::spec::ClientAuthSpec::Basic => {
+                // RFC 6749 §2.3.1: each part form-encoded before Basic.
+                let enc =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                Some(basic(&enc(&id), &enc(&secret)))
+            }
+            crate::spec::ClientAuthSpec::Body => {
+                form.append_pair("client_id", &id);
+                form.append_pair("client_secret", &secret);
+                None
+            }
+        };
+        Ok(Some(crate::TokenRequest {
+            url: token_url.render(&vars)?,
+            form: form.finish(),
+            authorization,
+        }))
     }
 }
 
@@ -906,6 +965,39 @@ mod tests {
     use serde_json::json;
 
     use super::at;
+
+    #[test]
+    fn oauth2_client_credentials_in_the_form_body() {
+        use crate::template::{Template, TenantValues};
+        let t = |s: &str| Template::parse(s).unwrap();
+        let auth = crate::Auth::OAuth2 {
+            token_url: t("http://127.0.0.1:9000/token"),
+            client_id: t("{var.client_id}"),
+            client_secret: t("{secret.client_secret}"),
+            scope: None,
+            client_auth: crate::spec::ClientAuthSpec::Body,
+        };
+        let mut values = TenantValues::default();
+        values.vars.insert("client_id".into(), "bot".into());
+        values.secrets.insert("client_secret".into(), "a&b".into());
+        let r = auth.token_request(&values).unwrap().unwrap();
+        assert_eq!(r.url, "http://127.0.0.1:9000/token");
+        assert_eq!(
+            r.form,
+            "grant_type=client_credentials&client_id=bot&client_secret=a%26b"
+        );
+        assert_eq!(r.authorization, None);
+        assert!(
+            !format!("{r:?}").contains("a%26b"),
+            "the secret is not printed"
+        );
+        let vars = super::Vars::default();
+        assert_eq!(
+            auth.header(&vars).unwrap(),
+            None,
+            "the gateway adds the token"
+        );
+    }
 
     #[test]
     fn link_next_finds_rel_next_among_other_links() {

@@ -166,6 +166,41 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
                 }
                 Some(Auth::Bearer { token: t? })
             }
+            spec::AuthSpec::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                client_auth,
+            } => {
+                if !(token_url.starts_with('/') || token_url.starts_with("http://")) {
+                    p.push(format!(
+                        "legacy.auth.token_url: {token_url:?} must be a path on the legacy app \
+                         (\"/oauth/token\") or an http:// URL (the sidecar reaches its legacy \
+                         side over plain http, on the same host or pod)"
+                    ));
+                }
+                let url = p.template(token_url, "legacy.auth.token_url");
+                let id = p.template(client_id, "legacy.auth.client_id");
+                let secret = p.template(client_secret, "legacy.auth.client_secret");
+                if secret.as_ref().is_some_and(|t| !t.uses_secret()) {
+                    p.push(
+                        "legacy.auth.client_secret: put the secret in the tenant's secrets and \
+                         name it, e.g. \"{secret.client_secret}\" (a mapping is not a secret)",
+                    );
+                }
+                let scope = match scope {
+                    Some(s) => Some(p.template(s, "legacy.auth.scope")?),
+                    None => None,
+                };
+                Some(Auth::OAuth2 {
+                    token_url: url?,
+                    client_id: id?,
+                    client_secret: secret?,
+                    scope,
+                    client_auth: *client_auth,
+                })
+            }
         }
     });
     let pg = spec.paging;

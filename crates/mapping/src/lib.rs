@@ -84,6 +84,41 @@ pub enum Auth {
         /// The token.
         token: Template,
     },
+    /// OAuth 2.0 client credentials: the gateway fetches and keeps the token
+    /// ([`Auth::token_request`]).
+    OAuth2 {
+        /// The token endpoint: a path on the legacy app or an `http://` URL.
+        token_url: Template,
+        /// The client id.
+        client_id: Template,
+        /// The client secret.
+        client_secret: Template,
+        /// The scope, if any.
+        scope: Option<Template>,
+        /// How the client authenticates to the token endpoint.
+        client_auth: spec::ClientAuthSpec,
+    },
+}
+
+/// A token request of OAuth 2.0 client credentials, rendered for one tenant.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The token endpoint: a path relative to the tenant's base URL (starts with `/`), or an
+    /// absolute `http://` URL.
+    pub url: String,
+    /// The `application/x-www-form-urlencoded` body.
+    pub form: String,
+    /// The `Authorization` header value (client authentication `basic`), a secret.
+    pub authorization: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The form and the header carry the client secret: never printed.
+        f.debug_struct("TokenRequest")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Compiled `[legacy.paging]`.
@@ -449,6 +484,16 @@ impl Mapping {
         match &self.legacy.auth {
             Some(Auth::Basic { username, password }) => templates.extend([username, password]),
             Some(Auth::Bearer { token }) => templates.push(token),
+            Some(Auth::OAuth2 {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                ..
+            }) => {
+                templates.extend([token_url, client_id, client_secret]);
+                templates.extend(scope);
+            }
             None => {}
         }
         let mut out: Vec<Var> = Vec::new();

@@ -53,6 +53,34 @@ pub enum AuthSpec {
         /// The token (a template, e.g. `{secret.api_token}`).
         token: String,
     },
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4): a token fetched from `token_url`, kept
+    /// until it expires, fetched again once when a call is answered 401; sent as a bearer.
+    Oauth2ClientCredentials {
+        /// Where tokens are asked for: a path on the legacy app (relative to the tenant's base
+        /// URL, e.g. `/oauth/token`) or an `http://` URL.
+        token_url: String,
+        /// The client id (a template, e.g. `{var.client_id}`).
+        client_id: String,
+        /// The client secret (a template naming a secret, e.g. `{secret.client_secret}`).
+        client_secret: String,
+        /// The scope asked for, if the server wants one (space-separated).
+        scope: Option<String>,
+        /// How the client authenticates to the token endpoint: `"basic"` (HTTP Basic, the
+        /// default, RFC 6749 §2.3.1) or `"body"` (`client_id` and `client_secret` in the form).
+        #[serde(default)]
+        client_auth: ClientAuthSpec,
+    },
+}
+
+/// How an OAuth 2.0 client authenticates to the token endpoint.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthSpec {
+    /// HTTP Basic with the client id and secret.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` as form parameters.
+    Body,
 }
 
 /// Paging styles a legacy list call can use.
