@@ -6,6 +6,7 @@ use std::process::Command;
 
 const MC: &str = include_str!("../../mappings/marketing-center.toml");
 const PD: &str = include_str!("../../mappings/partner-directory.toml");
+const STATE: &str = include_str!("../mapping_cases/active-field-write/mapping.toml");
 const OAUTH: &str = include_str!("../mapping_cases/auth-oauth2-client-credentials/mapping.toml");
 
 fn check(files: &[PathBuf]) -> (bool, String) {
@@ -316,6 +317,38 @@ fn broken_record_shapes_and_fields() {
             ),
             "fingerprint = \"created_at\"",
             "users.fingerprint: \"created_at\" is not a JSON pointer (it must start with '/')",
+        ),
+        (
+            "set-active-reads-inactive",
+            edit(STATE, "set_active = \"ACTIVE\"", "set_active = \"ENABLED\""),
+            "set_active = \"ENABLED\"",
+            "users.active.set_active: \"ENABLED\" is not one of active",
+        ),
+        (
+            "set-inactive-reads-active",
+            edit(
+                STATE,
+                "set_inactive = \"SUSPENDED\"",
+                "set_inactive = \"ACTIVE\"",
+            ),
+            "set_inactive = \"ACTIVE\"",
+            "users.active.set_inactive: \"ACTIVE\" is one of active",
+        ),
+        (
+            "set-active-alone",
+            edit(STATE, "set_inactive = \"SUSPENDED\"", ""),
+            "active]",
+            "users.active: set_active and set_inactive go together",
+        ),
+        (
+            "state-written-and-a-lock-call",
+            edit(
+                STATE,
+                "[users.lifecycle]",
+                "deactivate = { method = \"POST\", path = \"/accounts/{legacy_id}/lock\" }\n\n[users.lifecycle]",
+            ),
+            "deactivate = {",
+            "users.calls.deactivate is never used",
         ),
         (
             "oauth-token-url-https",

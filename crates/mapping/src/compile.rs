@@ -9,7 +9,7 @@ use super::spec::{self, CallSpec, MappingSpec, MethodSpec};
 use super::{
     Active, AttrMap, Auth, BodyTemplate, Call, CompileError, DoneRule, ErrorRule, Errors,
     FieldPath, GroupMapping, Legacy, ListShape, Locked, Mapping, Paging, Problem, PushDown,
-    ScimTarget, Template, Transform, UserCalls, UserMapping, ValueMap,
+    ScimTarget, Template, Transform, UserCalls, UserMapping, ValueMap, WrittenActive,
 };
 use scim::error::ScimType;
 use scim::filter::AttrPath;
@@ -781,19 +781,24 @@ fn compile_users(
             p.push(format!("{at} is never used: {why}"));
         }
     };
-    let activates =
-        spec.active.is_some() && spec.lifecycle.deactivate == spec::DeactivateSpec::Call;
+    let written = spec
+        .active
+        .as_ref()
+        .is_some_and(|a| a.set_active.is_some() || a.set_inactive.is_some());
+    let activates = spec.active.is_some()
+        && spec.lifecycle.deactivate == spec::DeactivateSpec::Call
+        && !written;
     unused(
         &c.deactivate,
         "users.calls.deactivate",
-        "without [users.active] (or with lifecycle.deactivate = \"delete\") no user is ever deactivated by a call",
+        "without [users.active] (or with lifecycle.deactivate = \"delete\", or with users.active.set_inactive) no user is ever deactivated by a call",
         activates,
         p,
     );
     unused(
         &c.reactivate,
         "users.calls.reactivate",
-        "without [users.active] (or with lifecycle.deactivate = \"delete\") no user is ever reactivated by a call",
+        "without [users.active] (or with lifecycle.deactivate = \"delete\", or with users.active.set_active) no user is ever reactivated by a call",
         activates,
         p,
     );
@@ -823,7 +828,11 @@ fn compile_users(
         p.push("users.calls.update needs a body (\"changed\" or \"full\")");
     }
     // Lifecycle checks look at what is declared, so a broken call is reported once.
-    let (has_deactivate, has_reactivate) = (c.deactivate.is_some(), c.reactivate.is_some());
+    // A state written by the update call deactivates and reactivates as the calls would.
+    let (has_deactivate, has_reactivate) = (
+        c.deactivate.is_some() || written,
+        c.reactivate.is_some() || written,
+    );
     let delete = spec.lifecycle.delete;
     match delete {
         spec::DeleteSpec::Deactivate if !has_deactivate => {
@@ -850,6 +859,31 @@ fn compile_users(
         }
         if active.field.is_none() && !active.active.is_empty() {
             p.push("users.active.active needs field, the state field they are values of");
+        }
+        if written {
+            if active.set_active.is_none() || active.set_inactive.is_none() {
+                p.push("users.active: set_active and set_inactive go together");
+            }
+            if active.field.is_none() {
+                p.push("users.active.set_active and set_inactive need field, the state field they write");
+            }
+            let is_active = |v: &toml::Value| active.active.iter().any(|a| a == v);
+            if let Some(v) = &active.set_active
+                && !is_active(v)
+            {
+                p.push(format!(
+                    "users.active.set_active: {v} is not one of active, so the user written \
+                     would read inactive"
+                ));
+            }
+            if let Some(v) = &active.set_inactive
+                && is_active(v)
+            {
+                p.push(format!(
+                    "users.active.set_inactive: {v} is one of active, so the user written \
+                     would read active"
+                ));
+            }
         }
     } else if delete == spec::DeleteSpec::Deactivate
         && has_deactivate
@@ -1045,6 +1079,16 @@ fn compile_users(
         active: spec.active.map(|a| Active {
             all_true: a.all_true,
             all_false: a.all_false,
+            written: match (&a.field, &a.set_active, &a.set_inactive) {
+                (Some(f), Some(on), Some(off)) => {
+                    FieldPath::parse(f).ok().map(|field| WrittenActive {
+                        field,
+                        active: json_of(on, "users.active.set_active", p),
+                        inactive: json_of(off, "users.active.set_inactive", p),
+                    })
+                }
+                _ => None,
+            },
             field: a.field.map(|f| {
                 let values = (a.active.iter())
                     .map(|v| json_of(v, "users.active.active", p))

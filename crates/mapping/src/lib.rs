@@ -326,6 +326,20 @@ pub struct Active {
     pub all_false: Vec<String>,
     /// A state field and the values of it that mean active.
     pub field: Option<(String, Vec<serde_json::Value>)>,
+    /// `active` written as a field of the update call: the state field and the values that
+    /// make a user active and inactive.
+    pub written: Option<WrittenActive>,
+}
+
+/// `[users.active] set_active`, `set_inactive`: the state field written by the update call.
+#[derive(Clone, Debug)]
+pub struct WrittenActive {
+    /// The state field.
+    pub field: FieldPath,
+    /// Written to activate.
+    pub active: serde_json::Value,
+    /// Written to deactivate.
+    pub inactive: serde_json::Value,
 }
 
 /// Compiled `[users.calls]`.

@@ -419,6 +419,12 @@ pub struct ActiveSpec {
     /// The values of `field` that mean active; any other value reads inactive.
     #[serde(default)]
     pub active: Vec<toml::Value>,
+    /// The value the update call writes to `field` to activate a user (instead of a
+    /// `reactivate` call); one of `active`.
+    pub set_active: Option<toml::Value>,
+    /// The value the update call writes to `field` to deactivate a user (instead of a
+    /// `deactivate` call); not one of `active`.
+    pub set_inactive: Option<toml::Value>,
 }
 
 /// `[users.calls]`.

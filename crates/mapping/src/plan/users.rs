@@ -14,8 +14,8 @@ use super::{Answer, Exchange, Outbound, Pages, Refusal, exchange};
 use crate::apply::{FieldValues, LegacyFailure, field_test};
 use crate::ids::LegacyId;
 use crate::{
-    BodySpec, ConflictKeyword, ConflictThen, ConflictWhen, DeactivateSpec, DeleteSpec, Mapping,
-    TranslateError, UserMapping,
+    BodySpec, ConflictKeyword, ConflictThen, ConflictWhen, DeactivateSpec, DeleteSpec, FieldPath,
+    Mapping, TranslateError, UserMapping,
 };
 
 /// The cross-reference's resource type of users.
@@ -242,11 +242,49 @@ pub async fn set_active<X: Exchange>(
         um.calls.deactivate.as_ref()
     };
     let Some(call) = call else {
-        return Ok(After::Record(record));
+        return match um.active.as_ref().and_then(|a| a.written.as_ref()) {
+            Some(w) => {
+                let value = if want { &w.active } else { &w.inactive };
+                write_state(m, legacy_id, record, (w.field.clone(), value.clone()), x)
+                    .await
+                    .map(After::Record)
+            }
+            None => Ok(After::Record(record)),
+        };
     };
     match exchange(x, Outbound::about(call, legacy_id)).await? {
         Ok(answer) => Ok(After::Record(record_of(m, answer, legacy_id, x).await?)),
         Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
+    }
+}
+
+/// `active` written as a field: the update call with the state field. A `full` update body
+/// sends the whole record as the mapping writes it, with the state field.
+async fn write_state<X: Exchange>(
+    m: &Mapping,
+    legacy_id: &LegacyId,
+    current: Value,
+    state: (FieldPath, Value),
+    x: &mut X,
+) -> Result<Value, X::Error> {
+    let um = &m.users;
+    let mut fields: FieldValues = match um.calls.update.body {
+        Some(BodySpec::Full) => um
+            .write(&Value::Object(um.read(&current)))
+            .map_err(Refusal::from)?,
+        _ => Vec::new(),
+    };
+    fields.retain(|(f, _)| *f != state.0);
+    fields.push(state);
+    let body = um.body(
+        um.calls.update.body.unwrap_or(BodySpec::Changed),
+        &fields,
+        Some(&current),
+    );
+    let call = Outbound::about(&um.calls.update, legacy_id).with_body(body);
+    match exchange(x, call).await? {
+        Ok(answer) => record_of(m, answer, legacy_id, x).await,
+        Err(f) => Err(write_refusal(m, f).into()),
     }
 }
 
