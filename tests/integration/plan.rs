@@ -81,7 +81,7 @@ body = '{"user": {"id": 6, "login": "jdoe", "status": 3, "created_on": "2026-12-
         calls,
         [
             "1. GET /users/6.json   [users.get]",
-            "2. PUT /users/6.json   [users.deactivate]",
+            "2. PUT /users/6.json   [users.update]",
             "3. GET /users/6.json   [users.get]",
         ],
         "{out}"
