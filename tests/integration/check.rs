@@ -7,6 +7,7 @@ use std::process::Command;
 const MC: &str = include_str!("../../mappings/marketing-center.toml");
 const PD: &str = include_str!("../../mappings/partner-directory.toml");
 const STATE: &str = include_str!("../mapping_cases/active-field-write/mapping.toml");
+const SEQ: &str = include_str!("../mapping_cases/call-sequence/mapping.toml");
 const OAUTH: &str = include_str!("../mapping_cases/auth-oauth2-client-credentials/mapping.toml");
 
 fn check(files: &[PathBuf]) -> (bool, String) {
@@ -349,6 +350,36 @@ fn broken_record_shapes_and_fields() {
             ),
             "deactivate = {",
             "users.calls.deactivate is never used",
+        ),
+        (
+            "sequence-on-update",
+            edit(
+                SEQ,
+                "body = \"changed\" }",
+                "body = \"changed\", then = [{ method = \"POST\", path = \"/audit\" }] }",
+            ),
+            "then = [",
+            "users.calls.update.then: only deactivate, reactivate and delete calls can be a sequence",
+        ),
+        (
+            "sequence-nested",
+            edit(
+                SEQ,
+                "method = \"DELETE\"\npath = \"/users/{legacy_id}\"",
+                "method = \"DELETE\"\npath = \"/users/{legacy_id}\"\nthen = [{ method = \"POST\", path = \"/audit\" }]",
+            ),
+            "then = [",
+            "users.calls.delete.then[0].then: a sequence is one list",
+        ),
+        (
+            "sequence-step-mapped-body",
+            edit(
+                SEQ,
+                "method = \"DELETE\"\npath = \"/users/{legacy_id}\"",
+                "method = \"DELETE\"\npath = \"/users/{legacy_id}\"\nbody = \"mapped\"",
+            ),
+            "body = \"mapped\"\n",
+            "users.calls.delete.then[0].body: a call of a sequence sends no mapped fields",
         ),
         (
             "oauth-token-url-https",

@@ -31,6 +31,7 @@ mod plan;
 mod process;
 mod reconcile;
 mod reload;
+mod sequence;
 mod serve;
 mod support;
 mod tls;

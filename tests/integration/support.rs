@@ -181,6 +181,16 @@ impl Harness {
         .await
     }
 
+    /// Starts a Marketing Center simulator (demo seed) and a sidecar in front of it, through
+    /// the mapping `mapping_text` (a variant of the shipped one).
+    pub(crate) async fn start_with_mapping(mapping_text: &str) -> Harness {
+        let sim = MarketingCenter::new(API_KEY, [CUSTOMER, "OTHER"]);
+        sim.seed_demo(CUSTOMER);
+        let handle = sim.clone().spawn().await.unwrap();
+        let plain = (Transport::Plain, Limits::with_grace(Duration::from_secs(5)));
+        Self::with_legacy(Legacy::Mc(sim), handle, mapping_text, None, plain).await
+    }
+
     async fn build(setup: impl FnOnce(&MarketingCenter), reload: Option<Duration>) -> Harness {
         let limits = Limits::with_grace(Duration::from_secs(5));
         Self::build_on(setup, reload, Transport::Plain, limits).await

@@ -657,9 +657,44 @@ fn compile_call(
             spec.method,
             MethodSpec::Get | MethodSpec::Put | MethodSpec::Delete
         )),
+        then: Vec::new(),
     };
     if !matches!(at, "groups.calls.add_member" | "groups.calls.remove_member") {
         no_member_var(&call, at, p);
+    }
+    let mut call = call;
+    if !spec.then.is_empty() {
+        let sequence = matches!(
+            at,
+            "users.calls.deactivate"
+                | "users.calls.reactivate"
+                | "users.calls.delete"
+                | "groups.calls.delete"
+        );
+        // A step's own `then` is told once, below, where its step is compiled.
+        if !sequence && !at.contains(".then[") {
+            p.push(format!(
+                "{at}.then: only deactivate, reactivate and delete calls can be a sequence \
+                 (a call whose answer the sidecar reads, or that sends mapped fields, is one call)"
+            ));
+        }
+        for (i, step) in spec.then.iter().enumerate() {
+            let step_at = format!("{at}.then[{i}]");
+            if !step.then.is_empty() {
+                p.push(format!(
+                    "{step_at}.then: a sequence is one list: put these calls in {at}.then"
+                ));
+            }
+            if matches!(step.body, Some(spec::BodyField::Kind(_))) {
+                p.push(format!(
+                    "{step_at}.body: a call of a sequence sends no mapped fields (give a fixed \
+                     JSON body, or none)"
+                ));
+            }
+            if let Some(c) = compile_call(step, &step_at, None, p) {
+                call.then.push(c);
+            }
+        }
     }
     Some(call)
 }

@@ -242,6 +242,8 @@ pub struct Call {
     pub batch: Option<BatchSpec>,
     /// Whether the call may be retried after a failure.
     pub idempotent: bool,
+    /// The calls made after this one, in order (`then`): one operation.
+    pub then: Vec<Call>,
 }
 
 /// A compiled `done` entry: an error answer that means "already done".
@@ -471,8 +473,15 @@ impl Mapping {
                 .into_iter()
                 .flatten(),
         );
+        out.extend(
+            [&u.deactivate, &u.reactivate, &u.delete]
+                .into_iter()
+                .flatten()
+                .flat_map(|c| &c.then),
+        );
         if let Some(g) = &self.groups {
             out.extend([&g.get, &g.list]);
+            out.extend(g.delete.iter().flat_map(|c| &c.then));
             out.extend(
                 [
                     &g.members,

@@ -241,10 +241,32 @@ pub trait Exchange: Send {
 /// Sends `out` through `x`. A 2xx answer comes back as the call's record (at its `record`
 /// pointer, when it says one): a plan reads records, never envelopes; an "already done"
 /// answer as an empty success ([`Call::settle`]).
+///
+/// A call with `then` steps is one operation: each step is sent after the previous one
+/// succeeded (or was "already done"), about the same record and member; the first failure
+/// is the answer (the steps before it stay done: the app has no transaction to undo them),
+/// else the last step's.
 pub async fn exchange<X: Exchange>(x: &mut X, out: Outbound<'_>) -> Result<Answer, X::Error> {
     let call = out.call;
+    let steps = call.then.iter().map(|step| Outbound {
+        call: step,
+        legacy_id: out.legacy_id.clone(),
+        member_legacy_id: out.member_legacy_id.clone(),
+        query: Vec::new(),
+        body: None,
+        url: None,
+    });
+    let steps: Vec<Outbound<'_>> = steps.collect();
     let mut answer = x.send(out).await?;
     call.settle(&mut answer);
+    for step in steps {
+        if answer.is_err() {
+            break;
+        }
+        let step_call = step.call;
+        answer = x.send(step).await?;
+        step_call.settle(&mut answer);
+    }
     Ok(answer)
 }
 

@@ -318,6 +318,11 @@ pub struct CallSpec {
     /// true for GET, PUT and DELETE, false for POST and PATCH (say `true` for e.g. an
     /// idempotent archive call).
     pub idempotent: Option<bool>,
+    /// Calls made after this one, in order, when it succeeds (or is "already done"): an
+    /// operation of several calls, e.g. lock, then delete (`[[users.calls.delete.then]]`).
+    /// The last call's answer is the operation's. Deactivate, reactivate and delete only.
+    #[serde(default)]
+    pub then: Vec<CallSpec>,
 }
 
 /// An answer meaning "already done": every key given must hold.
