@@ -347,7 +347,10 @@ fn refusal(r: Refusal) -> Answer {
             a
         }
         Refusal::Locked { .. } => Answer::new(StatusCode::FORBIDDEN, None, detail),
-        Refusal::UnknownMembers(_) => Answer::bad_request(ScimType::InvalidValue, detail),
+        Refusal::UnknownMembers(_) | Refusal::TooManyMembers { .. } => {
+            Answer::bad_request(ScimType::InvalidValue, detail)
+        }
+        Refusal::GroupChanged { .. } => Answer::new(StatusCode::CONFLICT, None, detail),
     }
 }
 

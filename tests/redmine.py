@@ -204,6 +204,9 @@ class Sidecar:
     def __init__(self, binary, tmp, redmine):
         self.binary, self.tmp, self.redmine = binary, tmp, redmine
         self.token = secrets.token_urlsafe(24)
+        # A second tenant on the same Redmine: members read from the users list filtered by
+        # group, written back as the whole list (PUT /groups/N.json {"group": {"user_ids"}}).
+        self.whole_list_token = secrets.token_urlsafe(24)
 
     def start(self):
         # The shipped mapping, with this Redmine's custom field id.
@@ -213,6 +216,18 @@ class Sidecar:
         mpath = os.path.join(self.tmp, "redmine.toml")
         with open(mpath, "w") as f:
             f.write(mapping)
+        members_line = next(l for l in mapping.splitlines() if l.startswith("members = "))
+        whole = mapping.replace(members_line, (
+            'members = { method = "GET", path = "/users.json", query = { group_id = '
+            '"{legacy_id}", status = "" }, items = "/users", total = "/total_count", '
+            'member_id = "/id", member_display = "/login" }\n'
+            'set_members = { method = "PUT", path = "/groups/{legacy_id}.json", '
+            'envelope = "/group", batch = { field = "user_ids", max = 1000, ids = "number" } }'))
+        whole = "\n".join(l for l in whole.splitlines()
+                          if not l.startswith(("add_member = ", "remove_member = ")))
+        wpath = os.path.join(self.tmp, "redmine-whole-list.toml")
+        with open(wpath, "w") as f:
+            f.write(whole)
         cpath = self.config = os.path.join(self.tmp, "sidecar.toml")
         with open(cpath, "w") as f:
             f.write(
@@ -221,7 +236,11 @@ class Sidecar:
                 "[tenants.redmine]\ncustomer_id = \"redmine\"\n"
                 f"legacy_base_url = \"{self.redmine.url}\"\nmapping = \"{mpath}\"\n"
                 f"api_key = {{ value = \"{self.redmine.api_key}\" }}\n"
-                f"tokens = [{{ value = \"{self.token}\" }}]\n"
+                f"tokens = [{{ value = \"{self.token}\" }}]\n\n"
+                "[tenants.redmine_whole_list]\ncustomer_id = \"redmine\"\n"
+                f"legacy_base_url = \"{self.redmine.url}\"\nmapping = \"{wpath}\"\n"
+                f"api_key = {{ value = \"{self.redmine.api_key}\" }}\n"
+                f"tokens = [{{ value = \"{self.whole_list_token}\" }}]\n"
             )
         self.log_path = os.path.join(self.tmp, "sidecar.log")
         logf = open(self.log_path, "w")
@@ -535,8 +554,49 @@ def reused_ids(sc, rm):
           f"a deactivation of the vanished account leaves Dee alone ({status})")
 
 
+def whole_list_membership(sc, rm):
+    """The same Redmine through a mapping whose members come from the users list filtered by
+    group and go back as the whole list: Okta's adds, removes and replace, Redmine's group
+    asserted after each."""
+    tok = sc.whole_list_token
+    tag = secrets.token_hex(3)
+    users = [create_as(sc, tok, okta_user(f"{n}.list.{tag}@example.com", n.title(), "List",
+                                           f"00ul{n}{tag}")) for n in ("ann", "bob", "cy")]
+    ids = [rm.by_login(u["userName"])["id"] for u in users]
+    status, body, _ = sc.scim("GET", "/Groups?filter=" + q('displayName eq "Engineering"'),
+                              token=tok)
+    check(status == 200 and body["totalResults"] == 1, f"Engineering is found ({body})")
+    gid, legacy_gid = body["Resources"][0]["id"], int(rm.groups["Engineering"])
+
+    def patch(ops):
+        return sc.scim("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_OP], "Operations": ops},
+                       token=tok)[0]
+
+    status = patch([{"op": "add", "path": "members",
+                     "value": [{"value": users[0]["id"]}, {"value": users[1]["id"]}]}])
+    check(status in (200, 204) and rm.members(legacy_gid) == sorted(ids[:2]),
+          f"two adds: Redmine's group holds both ({status}, {rm.members(legacy_gid)})")
+    status = patch([{"op": "remove", "path": f'members[value eq "{users[0]["id"]}"]'}])
+    check(status in (200, 204) and rm.members(legacy_gid) == [ids[1]],
+          f"a removal: the rest of the list stays ({status}, {rm.members(legacy_gid)})")
+    status, got, _ = sc.scim("GET", f"/Groups/{gid}", token=tok)
+    check(status == 200 and [m["value"] for m in got.get("members", [])] == [users[1]["id"]],
+          f"the members read from the filtered user list: {got}")
+    status, _, _ = sc.scim("PUT", f"/Groups/{gid}", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering",
+        "members": [{"value": users[2]["id"]}]}, token=tok)
+    check(status == 200 and rm.members(legacy_gid) == [ids[2]],
+          f"a PUT: Redmine's group is exactly the list given ({status}, {rm.members(legacy_gid)})")
+
+
+def create_as(sc, token, body):
+    status, user, _ = sc.scim("POST", "/Users", body, token=token)
+    check(status == 201, f"POST /Users {body['userName']} answers 201 (got {status}: {user})")
+    return user
+
+
 FLOWS = [spec_test, check_live, okta_lifecycle, reused_ids, okta_group_push, entra,
-         redmine_refusals]
+         redmine_refusals, whole_list_membership]
 
 
 def main():

@@ -8,6 +8,7 @@ const MC: &str = include_str!("../../mappings/marketing-center.toml");
 const PD: &str = include_str!("../../mappings/partner-directory.toml");
 const STATE: &str = include_str!("../mapping_cases/active-field-write/mapping.toml");
 const SEQ: &str = include_str!("../mapping_cases/call-sequence/mapping.toml");
+const WHOLE: &str = include_str!("../mapping_cases/members-whole-list/mapping.toml");
 const OAUTH: &str = include_str!("../mapping_cases/auth-oauth2-client-credentials/mapping.toml");
 
 fn check(files: &[PathBuf]) -> (bool, String) {
@@ -380,6 +381,36 @@ fn broken_record_shapes_and_fields() {
             ),
             "body = \"mapped\"\n",
             "users.calls.delete.then[0].body: a call of a sequence sends no mapped fields",
+        ),
+        (
+            "set-members-and-add-calls",
+            edit(
+                WHOLE,
+                "set_members = {",
+                "add_member = { method = \"PUT\", path = \"/groups/{legacy_id}/users/{member_legacy_id}\" }\nremove_member = { method = \"DELETE\", path = \"/groups/{legacy_id}/users/{member_legacy_id}\" }\nset_members = {",
+            ),
+            "set_members = {",
+            "groups.calls.set_members replaces the whole list: declare it, or add and remove calls, not both",
+        ),
+        (
+            "set-members-without-batch",
+            edit(
+                WHOLE,
+                ", batch = { field = \"user_ids\", max = 3, ids = \"number\" } }",
+                " }",
+            ),
+            "set_members = {",
+            "groups.calls.set_members needs batch",
+        ),
+        (
+            "version-without-set-members",
+            edit(
+                &edit(WHOLE, "set_members = {", "add_members = {"),
+                "[groups.calls]",
+                "[groups.calls]\nremove_members = { method = \"POST\", path = \"/groups/{legacy_id}/drop\", batch = { field = \"user_ids\", max = 3 } }",
+            ),
+            "version = ",
+            "groups.version is sent with groups.calls.set_members, which is not declared",
         ),
         (
             "oauth-token-url-https",

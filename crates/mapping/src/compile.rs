@@ -744,10 +744,14 @@ fn no_fixed_body(call: Option<&Call>, at: &str, what: &str, p: &mut Problems) {
     }
 }
 
+/// A call about one record names it: `{legacy_id}` in its path or in a query parameter
+/// (`query = { group_id = "{legacy_id}" }`: a list filtered by the record).
 fn require_var(call: &Call, var: super::template::Var, at: &str, p: &mut Problems) {
-    if !call.path.vars().any(|v| *v == var) {
+    let in_query = call.query.iter().any(|(_, t)| t.vars().any(|v| *v == var));
+    if !in_query && !call.path.vars().any(|v| *v == var) {
         p.push(format!(
-            "{at}.path must contain the placeholder for the record's id"
+            "{at}.path must contain the placeholder for the record's id (or a query parameter \
+             must)"
         ));
     }
 }
@@ -1431,6 +1435,7 @@ fn compile_groups(
     let remove_member = opt(&c.remove_member, "groups.calls.remove_member", p);
     let add_members = opt(&c.add_members, "groups.calls.add_members", p);
     let remove_members = opt(&c.remove_members, "groups.calls.remove_members", p);
+    let set_members = opt(&c.set_members, "groups.calls.set_members", p);
     let create = opt(&c.create, "groups.calls.create", p);
     let rename = opt(&c.rename, "groups.calls.rename", p);
     let delete = opt(&c.delete, "groups.calls.delete", p);
@@ -1440,6 +1445,7 @@ fn compile_groups(
         (delete.as_ref(), "groups.calls.delete"),
         (add_members.as_ref(), "groups.calls.add_members"),
         (remove_members.as_ref(), "groups.calls.remove_members"),
+        (set_members.as_ref(), "groups.calls.set_members"),
     ] {
         if let Some(call) = call {
             require_var(call, Var::LegacyId, at, p);
@@ -1469,11 +1475,18 @@ fn compile_groups(
     for (call, at) in [
         (add_members.as_ref(), "groups.calls.add_members"),
         (remove_members.as_ref(), "groups.calls.remove_members"),
+        (set_members.as_ref(), "groups.calls.set_members"),
     ] {
         if call.is_some_and(|c| c.batch.is_none()) {
             p.push(format!("{at} needs batch = {{ field = \"…\", max = … }}"));
         }
     }
+    no_fixed_body(
+        set_members.as_ref(),
+        "groups.calls.set_members",
+        "the whole member list",
+        p,
+    );
     no_fixed_body(
         create.as_ref(),
         "groups.calls.create",
@@ -1509,9 +1522,34 @@ fn compile_groups(
     if c.add_members.is_some() != c.remove_members.is_some() {
         p.push("groups.calls: add_members and remove_members go together");
     }
-    if (one_by_one || batched) && c.members.is_none() {
+    if c.set_members.is_some() && (one_by_one || batched) {
+        p.push(
+            "groups.calls.set_members replaces the whole list: declare it, or add and remove \
+             calls, not both",
+        );
+    }
+    if (one_by_one || batched || c.set_members.is_some()) && c.members.is_none() {
         p.push("groups.calls: member changes need the members call (to diff a replace)");
     }
+    if let Some(v) = &spec.version {
+        check_pointer(Some(v), "groups.version", p);
+        if c.set_members.is_none() {
+            p.push("groups.version is sent with groups.calls.set_members, which is not declared");
+        }
+    }
+    if spec.version.is_none() && spec.version_in != spec::VersionIn::Body {
+        p.push("groups.version_in needs groups.version");
+    }
+    let version = spec
+        .version
+        .as_deref()
+        .and_then(|v| match FieldPath::parse(v) {
+            Ok(path) => Some((path, spec.version_in)),
+            Err(e) => {
+                p.push(format!("groups.version: {e}"));
+                None
+            }
+        });
     if (c.create.is_some() || c.rename.is_some()) && spec.display_name_field.is_none() {
         p.push("groups.calls.create / rename need groups.display_name_field (the body field)");
     }
@@ -1553,6 +1591,8 @@ fn compile_groups(
         remove_member,
         add_members,
         remove_members,
+        set_members,
+        version,
         create,
         rename,
         delete,

@@ -449,6 +449,10 @@ pub struct GroupMapping {
     pub add_members: Option<Call>,
     /// Remove members in batches.
     pub remove_members: Option<Call>,
+    /// Replace the whole member list.
+    pub set_members: Option<Call>,
+    /// The group record's version, sent back with `set_members`, and where.
+    pub version: Option<(FieldPath, spec::VersionIn)>,
     /// Create a group.
     pub create: Option<Call>,
     /// Rename a group.
@@ -489,6 +493,7 @@ impl Mapping {
                     &g.remove_member,
                     &g.add_members,
                     &g.remove_members,
+                    &g.set_members,
                     &g.create,
                     &g.rename,
                     &g.delete,

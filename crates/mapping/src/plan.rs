@@ -46,6 +46,8 @@ pub struct Outbound<'m> {
     /// A list page's URL as the legacy app gave it (`next_url`, `link_header` paging): sent
     /// instead of the call's path and query.
     pub url: Option<String>,
+    /// `If-Match`: the version of the record the call was computed from.
+    pub if_match: Option<String>,
 }
 
 impl<'m> Outbound<'m> {
@@ -58,6 +60,7 @@ impl<'m> Outbound<'m> {
             query: Vec::new(),
             body: None,
             url: None,
+            if_match: None,
         }
     }
 
@@ -96,6 +99,11 @@ impl<'m> Outbound<'m> {
         if let Some(url) = &self.url {
             prepared.path_and_query.clone_from(url);
             prepared.followed = true;
+        }
+        if let Some(version) = &self.if_match {
+            prepared
+                .headers
+                .push(("If-Match".to_owned(), version.clone(), false));
         }
         Ok(prepared)
     }
@@ -182,6 +190,28 @@ pub enum Refusal {
         /// The mapping's detail.
         detail: String,
     },
+    /// A whole-list membership change past the app's largest group.
+    #[error(
+        "the group would have {count} members; {app} takes at most {max} in one list \
+         (groups.calls.set_members batch.max)"
+    )]
+    TooManyMembers {
+        /// The legacy app's name.
+        app: String,
+        /// Members the change would leave.
+        count: usize,
+        /// The app's limit.
+        max: usize,
+    },
+    /// A whole-list change refused twice because the group changed meanwhile.
+    #[error(
+        "the group changed in {app} while its member list was written (its version moved \
+         twice); retry the request"
+    )]
+    GroupChanged {
+        /// The legacy app's name.
+        app: String,
+    },
     /// Member ids that are no user of this tenant.
     #[error("members: unknown user id{} {}{}", if .0.len() == 1 { "" } else { "s" },
         .0.iter().take(5).map(|id| format!("{id:?}")).collect::<Vec<_>>().join(", "),
@@ -255,6 +285,7 @@ pub async fn exchange<X: Exchange>(x: &mut X, out: Outbound<'_>) -> Result<Answe
         query: Vec::new(),
         body: None,
         url: None,
+        if_match: None,
     });
     let steps: Vec<Outbound<'_>> = steps.collect();
     let mut answer = x.send(out).await?;
@@ -354,6 +385,7 @@ impl<'m> Pages<'m> {
             query,
             body: None,
             url,
+            if_match: None,
         })
     }
 

@@ -359,8 +359,22 @@ pub enum Complete {
 pub struct BatchSpec {
     /// The body field holding the array of member ids.
     pub field: String,
-    /// Largest number of ids in one call.
+    /// Largest number of ids in one call (for `set_members`: in the group).
     pub max: usize,
+    /// How the ids are written: `"text"` (default, `["7", "9"]`) or `"number"` (`[7, 9]`).
+    #[serde(default)]
+    pub ids: BatchIds,
+}
+
+/// How member ids are written in a batch body.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchIds {
+    /// JSON strings.
+    #[default]
+    Text,
+    /// JSON numbers (an id that is not a whole number is refused).
+    Number,
 }
 
 /// `[users]`.
@@ -651,6 +665,13 @@ pub struct GroupsSpec {
     pub locked: Option<LockedSpec>,
     /// The declared calls.
     pub calls: GroupCallsSpec,
+    /// JSON pointer to the group record's version (`lock_version`, `etag`), sent back with
+    /// `set_members` so the app refuses a list computed from an older state.
+    pub version: Option<String>,
+    /// Where the version goes: `"body"` (default: at the same pointer in the body) or
+    /// `"if_match"` (an `If-Match` header).
+    #[serde(default)]
+    pub version_in: VersionIn,
     /// Pushed-down filters.
     #[serde(default)]
     pub filters: BTreeMap<String, FilterSpec>,
@@ -669,6 +690,17 @@ pub struct LockedSpec {
     pub equals: toml::Value,
     /// The detail of the `403`.
     pub detail: String,
+}
+
+/// Where a group's version is sent.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionIn {
+    /// In the body, at the pointer it is read from.
+    #[default]
+    Body,
+    /// As `If-Match: <version>`.
+    IfMatch,
 }
 
 /// How a group's SCIM id is formed.
@@ -700,6 +732,9 @@ pub struct GroupCallsSpec {
     pub add_members: Option<CallSpec>,
     /// Remove members in batches (with `batch`), instead of `remove_member`.
     pub remove_members: Option<CallSpec>,
+    /// Replace the whole member list in one call (with `batch`: the body field and the app's
+    /// largest group), instead of add and remove calls.
+    pub set_members: Option<CallSpec>,
     /// Create a group (body: the display name in `display_name_field`).
     pub create: Option<CallSpec>,
     /// Rename a group (body: the display name in `display_name_field`).

@@ -340,6 +340,9 @@ pub async fn change<X: Exchange>(
     if !change.changes_members() {
         return Ok(out);
     }
+    if let Some(set) = &gm.set_members {
+        return set_members(m, gm, set, out, change, ids, x).await;
+    }
     member_calls(m, gm)?;
     if let MemberChange::Replace(_) = change.members {
         let mut pages = MemberPages::new(m, gm, legacy_id);
@@ -355,6 +358,119 @@ pub async fn change<X: Exchange>(
     let (adds, removes) = diff(&change.members, ids, &current);
     out.pushed = Some(push(m, gm, legacy_id, &adds, &removes, concurrency, x).await?);
     Ok(out)
+}
+
+/// A membership change where the app takes only the whole list (`set_members`): the members
+/// read now, the change applied to them (members kept in their order, new ones after), and
+/// one call with the list — none when it is the same. The group's version, where the mapping
+/// names one, goes with it; a `409` or `412` answer then means the group changed meanwhile:
+/// it is read again and the list computed again, once.
+async fn set_members<X: Exchange>(
+    m: &Mapping,
+    gm: &GroupMapping,
+    set: &Call,
+    mut out: Changed,
+    change: &GroupPatch,
+    ids: &HashMap<String, LegacyId>,
+    x: &mut X,
+) -> Result<Changed, X::Error> {
+    let legacy_id = out.legacy_id.clone();
+    for attempt in 1..=2 {
+        out.members_read.clear();
+        let mut pages = MemberPages::new(m, gm, &legacy_id);
+        while let Some(members) = pages.next(x).await? {
+            out.members_read.extend(members);
+        }
+        let current: Vec<LegacyId> = (out.members_read.iter())
+            .map(|m| m.legacy_id.clone())
+            .collect();
+        let now: HashSet<LegacyId> = current.iter().cloned().collect();
+        let (adds, removes) = diff(&change.members, ids, &now);
+        let adds: Vec<LegacyId> = dedup(adds.into_iter().filter(|a| !now.contains(a)));
+        let removes: HashSet<LegacyId> = removes.into_iter().filter(|r| now.contains(r)).collect();
+        if adds.is_empty() && removes.is_empty() {
+            return Ok(out);
+        }
+        let mut target: Vec<LegacyId> = current
+            .into_iter()
+            .filter(|c| !removes.contains(c))
+            .collect();
+        target.extend(adds.iter().cloned());
+        let Some(batch) = &set.batch else {
+            return Err(Refusal::MembersFixed {
+                app: m.legacy.name.clone(),
+                hint: gm.link_only_hint.clone(),
+            }
+            .into());
+        };
+        if target.len() > batch.max {
+            return Err(Refusal::TooManyMembers {
+                app: m.legacy.name.clone(),
+                count: target.len(),
+                max: batch.max,
+            }
+            .into());
+        }
+        let mut body = Value::Object(Map::new());
+        if let Some(o) = body.as_object_mut() {
+            o.insert(batch.field.clone(), ids_json(&target, batch.ids));
+        }
+        let mut call = Outbound::about(set, &legacy_id);
+        if let Some((at, place)) = &gm.version
+            && let Some(version) = at.get(&out.record).filter(|v| !v.is_null())
+        {
+            match place {
+                crate::spec::VersionIn::Body => at.set(&mut body, version.clone()),
+                crate::spec::VersionIn::IfMatch => {
+                    call.if_match = Some(match version {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                }
+            }
+        }
+        match exchange(x, call.with_body(body)).await? {
+            Ok(_) => {
+                out.pushed = Some(Pushed {
+                    added: adds.len(),
+                    removed: removes.len(),
+                    calls: 1,
+                    skipped: Vec::new(),
+                });
+                return Ok(out);
+            }
+            Err(f) if gm.version.is_some() && matches!(f.status, 409 | 412) => {
+                if attempt == 2 {
+                    break;
+                }
+                out.record = read(m, gm, &legacy_id, legacy_id.as_str(), x).await?;
+            }
+            Err(f) => return Err(Refusal::legacy(f, &m.legacy).into()),
+        }
+    }
+    Err(Refusal::GroupChanged {
+        app: m.legacy.name.clone(),
+    }
+    .into())
+}
+
+/// `ids`, each once, in order.
+fn dedup(ids: impl Iterator<Item = LegacyId>) -> Vec<LegacyId> {
+    let mut seen = HashSet::new();
+    ids.filter(|id| seen.insert(id.clone())).collect()
+}
+
+/// Member ids as a batch body writes them: strings, or numbers (an id that is no whole
+/// number stays a string).
+fn ids_json(ids: &[LegacyId], kind: crate::spec::BatchIds) -> Value {
+    Value::Array(
+        ids.iter()
+            .map(|id| match (kind, id.as_str().parse::<u64>()) {
+                (crate::spec::BatchIds::Number, Ok(n)) => json!(n),
+                _ => json!(id.as_str()),
+            })
+            .collect(),
+    )
 }
 
 /// The legacy ids to add and to remove: a delta as given, a replacement diffed against
@@ -394,8 +510,7 @@ fn calls_for<'m>(
             .chunks(b.max.max(1))
             .map(|chunk| {
                 let mut body = Map::new();
-                let list: Vec<&str> = chunk.iter().map(LegacyId::as_str).collect();
-                body.insert(b.field.clone(), json!(list));
+                body.insert(b.field.clone(), ids_json(chunk, b.ids));
                 let out = Outbound::about(call, group).with_body(Value::Object(body));
                 (out, chunk.to_vec())
             })
