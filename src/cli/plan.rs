@@ -18,7 +18,7 @@ use http::Method;
 use mapping::ids::{LegacyId, TenantId};
 use mapping::plan::groups::{self as gplan, Member, MemberPages};
 use mapping::plan::users::{self as uplan, After};
-use mapping::plan::{Answer, Exchange, Outbound, Refusal};
+use mapping::plan::{Answer, AnswerNow, Exchange, Outbound, Refusal};
 use mapping::resource::user_id;
 use mapping::{Mapping, PreparedCall, TenantValues, Var};
 use scim::list::{ListParams, Projection};
@@ -350,28 +350,11 @@ impl Canned<'_> {
     }
 }
 
-impl Exchange for Canned<'_> {
+impl AnswerNow for Canned<'_> {
     type Error = Stop;
 
-    async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, Stop> {
-        Ok(self.answer(&call)?.0)
-    }
-
-    async fn send_page(&mut self, call: Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
-        self.answer(&call)
-    }
-
-    async fn send_all<'m>(
-        &mut self,
-        calls: Vec<Outbound<'m>>,
-        _limit: usize,
-        each: &mut (dyn FnMut(usize, Answer) -> Result<(), Stop> + Send),
-    ) -> Result<(), Stop> {
-        for (i, call) in calls.iter().enumerate() {
-            let (answer, _) = self.answer(call)?;
-            each(i, answer)?;
-        }
-        Ok(())
+    fn answer_now(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
+        self.answer(call)
     }
 }
 

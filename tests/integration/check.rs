@@ -9,6 +9,7 @@ const PD: &str = include_str!("../../mappings/partner-directory.toml");
 const STATE: &str = include_str!("../mapping_cases/active-field-write/mapping.toml");
 const SEQ: &str = include_str!("../mapping_cases/call-sequence/mapping.toml");
 const WHOLE: &str = include_str!("../mapping_cases/members-whole-list/mapping.toml");
+const READ_ONLY: &str = include_str!("../mapping_cases/read-only-attribute/mapping.toml");
 const OAUTH: &str = include_str!("../mapping_cases/auth-oauth2-client-credentials/mapping.toml");
 
 fn check(files: &[PathBuf]) -> (bool, String) {
@@ -411,6 +412,22 @@ fn broken_record_shapes_and_fields() {
             ),
             "version = ",
             "groups.version is sent with groups.calls.set_members, which is not declared",
+        ),
+        (
+            "read-only-and-required",
+            edit(
+                READ_ONLY,
+                "read_only = true",
+                "read_only = true\nrequired = true",
+            ),
+            "read_only = true",
+            "users.attributes[1].read_only: a read-only attribute is never written",
+        ),
+        (
+            "one-field-two-writers",
+            edit(READ_ONLY, "read_only = true ", "# "),
+            "legacy = \"email\"\n# ",
+            "users.attributes[1].legacy: legacy field \"email\" is mapped twice",
         ),
         (
             "oauth-token-url-https",

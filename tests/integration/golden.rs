@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use mapping::ids::{LegacyId, TenantId};
 use mapping::plan::groups::{self as gplan, Changed, Pushed};
 use mapping::plan::users::{self as uplan, After};
-use mapping::plan::{Answer, Exchange, Outbound, Refusal};
+use mapping::plan::{Answer, AnswerNow, Exchange, Outbound, Refusal};
 use mapping::resource::Remembered;
 use mapping::{Call, Mapping, PreparedCall};
 use scim::list::ListParams;
@@ -458,29 +458,12 @@ impl Script<'_> {
     }
 }
 
-impl Exchange for Script<'_> {
+// One at a time, in order: the script's order.
+impl AnswerNow for Script<'_> {
     type Error = Stop;
 
-    async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, Stop> {
-        Ok(self.next(&call)?.0)
-    }
-
-    async fn send_page(&mut self, call: Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
-        self.next(&call)
-    }
-
-    async fn send_all<'m>(
-        &mut self,
-        calls: Vec<Outbound<'m>>,
-        _limit: usize,
-        each: &mut (dyn FnMut(usize, Answer) -> Result<(), Stop> + Send),
-    ) -> Result<(), Stop> {
-        // One at a time, in order: the script's order.
-        for (i, call) in calls.iter().enumerate() {
-            let (answer, _) = self.next(call)?;
-            each(i, answer)?;
-        }
-        Ok(())
+    fn answer_now(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
+        self.next(call)
     }
 }
 

@@ -316,7 +316,7 @@ impl UserMapping {
     pub fn write(&self, resource: &Value) -> Result<FieldValues, TranslateError> {
         self.validate(resource, None)?;
         let mut fields = FieldValues::new();
-        for a in &self.attributes {
+        for a in self.attributes.iter().filter(|a| !a.read_only) {
             let v = a.target.extract(resource);
             if (a.required || a.schema_required) && is_empty(v) {
                 return Err(TranslateError::Required(a.scim.clone()));
@@ -339,7 +339,7 @@ impl UserMapping {
     ) -> Result<FieldValues, TranslateError> {
         self.validate(after, Some(before))?;
         let mut fields = FieldValues::new();
-        for a in &self.attributes {
+        for a in self.attributes.iter().filter(|a| !a.read_only) {
             let (old, new) = (a.target.extract(before), a.target.extract(after));
             if normalised(old) == normalised(new) {
                 continue;
@@ -364,7 +364,7 @@ impl UserMapping {
         let changed = |t: &ScimTarget| {
             before.is_none_or(|b| normalised(t.extract(b)) != normalised(t.extract(resource)))
         };
-        for a in &self.attributes {
+        for a in self.attributes.iter().filter(|a| !a.read_only) {
             // The SCIM schema's type first, whatever the row says: a mapping without rules
             // must not pass `"userName": {"login": …}` to the legacy app.
             if changed(&a.target)
@@ -482,8 +482,11 @@ impl UserMapping {
     /// field as the mapping writes it, or its last member name, in this case or, failing
     /// that, in any case: `Login` for `login`), to name the SCIM attribute.
     pub fn row_for_field(&self, legacy_field: &str) -> Option<&AttrMap> {
+        // The row that writes the field: a read-only row reading it too is not the one.
         let named = |same: &dyn Fn(&FieldPath) -> bool| {
-            self.attributes.iter().find(|a| a.legacy.iter().any(same))
+            (self.attributes.iter())
+                .filter(|a| !a.read_only)
+                .find(|a| a.legacy.iter().any(same))
         };
         named(&|f| f.as_str() == legacy_field)
             .or_else(|| named(&|f| f.leaf() == legacy_field))

@@ -419,7 +419,8 @@ fn error_rule(rule: &spec::ErrorCodeSpec, at: &str, p: &mut Problems) -> ErrorRu
     }
     if rule.conflict && rule.existing_id.is_none() && rule.find_existing_by.is_none() {
         p.push(format!(
-            "{at}: a conflict code needs existing_id or find_existing_by"
+            "{at}: conflict = true needs existing_id or find_existing_by (how to find the \
+             existing account)"
         ));
     }
     check_pointer(rule.existing_id.as_ref(), at, p);
@@ -1030,6 +1031,8 @@ fn compile_users(
         for f in &legacy {
             match FieldPath::parse(f) {
                 Err(e) => p.push(format!("{at}.legacy: {e}")),
+                // A read-only row writes nothing: it may read a field another row writes.
+                Ok(path) if row.read_only => paths.push(path),
                 Ok(path) => {
                     if let Some(other) = fields_seen.iter().find(|o| o.overlaps(&path)) {
                         if other.as_str() == path.as_str() {
@@ -1089,7 +1092,19 @@ fn compile_users(
             max_length: row.max_length,
             pattern,
             equals,
+            read_only: row.read_only,
         });
+        if row.read_only
+            && (row.required
+                || row.max_length.is_some()
+                || row.pattern.is_some()
+                || row.equals.is_some())
+        {
+            p.push(format!(
+                "{at}.read_only: a read-only attribute is never written, so required, \
+                 max_length, pattern and equals have nothing to check"
+            ));
+        }
     }
     if !attributes
         .iter()

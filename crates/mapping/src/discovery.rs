@@ -114,6 +114,10 @@ fn trim_schema(def: &SchemaDef, um: &UserMapping, extension: Option<&str>) -> Sc
                 return None;
             }
             let mut a: AttributeDef = a.clone();
+            // Shown but never written: announced so, and identity providers send nothing.
+            if !rows.is_empty() && rows.iter().all(|r| r.read_only) {
+                a.mutability = schema::Mutability::ReadOnly;
+            }
             if rows.iter().any(|r| r.required && r.target.sub.is_none()) {
                 a.required = true;
             }

@@ -317,6 +317,8 @@ pub struct AttrMap {
     pub pattern: Option<regex::Regex>,
     /// Another attribute this one must equal (ignoring case): (its path as written, target).
     pub equals: Option<(String, ScimTarget)>,
+    /// Shown on reads, never written (nor validated: what a client sends for it is ignored).
+    pub read_only: bool,
 }
 
 /// Compiled `[users.active]`.

@@ -268,6 +268,45 @@ pub trait Exchange: Send {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
+/// An exchange that answers each call at once, one after the other (no network): the
+/// golden-case harness's script, `plan`'s canned answers. Every such type is an
+/// [`Exchange`] that sends batches in order.
+pub trait AnswerNow: Send {
+    /// What stops a plan run on it.
+    type Error: From<Refusal> + Send;
+
+    /// The answer to `call`, with the target of its `Link` `rel="next"`, if any.
+    fn answer_now(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Self::Error>;
+}
+
+impl<T: AnswerNow> Exchange for T {
+    type Error = T::Error;
+
+    async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, T::Error> {
+        Ok(self.answer_now(&call)?.0)
+    }
+
+    async fn send_page(
+        &mut self,
+        call: Outbound<'_>,
+    ) -> Result<(Answer, Option<String>), T::Error> {
+        self.answer_now(&call)
+    }
+
+    async fn send_all<'m>(
+        &mut self,
+        calls: Vec<Outbound<'m>>,
+        _limit: usize,
+        each: &mut (dyn FnMut(usize, Answer) -> Result<(), T::Error> + Send),
+    ) -> Result<(), T::Error> {
+        for (i, call) in calls.iter().enumerate() {
+            let (answer, _) = self.answer_now(call)?;
+            each(i, answer)?;
+        }
+        Ok(())
+    }
+}
+
 /// Sends `out` through `x`. A 2xx answer comes back as the call's record (at its `record`
 /// pointer, when it says one): a plan reads records, never envelopes; an "already done"
 /// answer as an empty success ([`Call::settle`]).

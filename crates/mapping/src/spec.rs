@@ -636,6 +636,10 @@ pub struct AttributeSpec {
     /// Another SCIM attribute whose value this one must equal (ignoring case), e.g.
     /// `userName` equal to `emails[primary].value`.
     pub equals: Option<String>,
+    /// Shown on reads, never written: a second SCIM attribute read from a field another row
+    /// writes (`emails[primary].value` from the `email` that `userName` writes).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// One pair of a value map: `{ scim = "Manager", legacy = 2 }`.

@@ -1,6 +1,6 @@
-//! An operation as a sequence of calls (`then`), over real sockets: a Marketing Center mapping
-//! whose deactivation clears the user's title, then archives the user — two calls, in order,
-//! both carried out by the simulator.
+//! Capabilities of the mapping language over real sockets, on the Marketing Center simulator
+//! through variants of its shipped mapping: an operation as a sequence of calls (`then`: a
+//! deactivation that clears the title, then archives), and a `read_only` attribute.
 
 use http::Method;
 use serde_json::json;
@@ -45,6 +45,44 @@ async fn deactivation_clears_the_title_then_archives() {
             (Method::PATCH, format!("/api/v1/users/{uid}")),
             (Method::POST, format!("/api/v1/users/{uid}/archive")),
         ]
+    );
+    h.stop().await;
+}
+
+/// A `read_only` row over real sockets: the Marketing Center's `LogonName` shown a second time
+/// as `nickName`; what a client sends for `nickName` never reaches the simulator.
+#[tokio::test]
+async fn a_read_only_attribute_is_shown_and_never_written() {
+    let shipped = simulator::marketing_center::MAPPING;
+    let mapping = format!(
+        "{shipped}\n[[users.attributes]]\nscim = \"nickName\"\nlegacy = \"LogonName\"\nread_only = true\n"
+    );
+    let h = Harness::start_with_mapping(&mapping).await;
+    let mut user = okta_user("nick.user@example.com", "Nick", "User", "00unick");
+    user["nickName"] = json!("not-the-logon-name");
+    let created = h.post("/Users", user).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["nickName"], "nick.user@example.com");
+    let legacy = h.legacy_user("nick.user@example.com").unwrap();
+    assert!(
+        !legacy.to_string().contains("not-the-logon-name"),
+        "{legacy}"
+    );
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    h.clear_legacy_requests();
+    let p = h
+        .patch(
+            &format!("/Users/{id}"),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "nickName", "value": "other"}]}),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    assert_eq!(p.body["nickName"], "nick.user@example.com");
+    assert!(
+        h.legacy_requests().iter().all(|(m, _)| *m == Method::GET),
+        "no write: {:?}",
+        h.legacy_requests()
     );
     h.stop().await;
 }
