@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::process::server_section;
+
 const MC: &str = include_str!("../../mappings/marketing-center.toml");
 const PD: &str = include_str!("../../mappings/partner-directory.toml");
 const STATE: &str = include_str!("../mapping_cases/active-field-write/mapping.toml");
@@ -704,10 +706,9 @@ fn check_config_names_every_placeholder_a_tenant_does_not_give() {
         std::fs::write(
             &path,
             format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n\
-                 [tenants.pd]\nlegacy_base_url = \"http://127.0.0.1:9\"\nmapping = \"mapping.toml\"\n\
+                "{}[tenants.pd]\nlegacy_base_url = \"http://127.0.0.1:9\"\nmapping = \"mapping.toml\"\n\
                  tokens = [{{ value = \"t\" }}]\n{extra}",
-                dir.path().join("data").display()
+                server_section(&dir.path().join("data"))
             ),
         )
         .unwrap();
@@ -757,10 +758,9 @@ async fn check_live_reads_the_legacy_app_through_the_mapping() {
             std::fs::write(
                 &path,
                 format!(
-                    "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n\
-                     [tenants.acme]\ncustomer_id = \"ACME\"\nlegacy_base_url = \"{base}\"\nmapping = \"mapping.toml\"\n\
+                    "{}[tenants.acme]\ncustomer_id = \"ACME\"\nlegacy_base_url = \"{base}\"\nmapping = \"mapping.toml\"\n\
                      api_key = {{ value = \"live-key\" }}\ntokens = [{{ value = \"t\" }}]\n",
-                    data.join("data").display(),
+                    server_section(&data.join("data")),
                 ),
             )
             .unwrap();

@@ -10,7 +10,7 @@ use http::Method;
 use serde_json::{Value, json};
 use simulator::marketing_center::MarketingCenter;
 
-use crate::process::{Served, try_call};
+use crate::process::{Served, server_section, try_call};
 use crate::support::okta_user;
 
 const KEY: &str = "crash-api-key";
@@ -37,20 +37,14 @@ async fn sigkill_at_random_points_converges() {
     std::fs::write(
         &config,
         format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-data_dir = "{data}"
-log_format = "json"
-
-[tenants.acme]
+            r#"{server}[tenants.acme]
 customer_id = "ACME"
 legacy_base_url = "{legacy}"
 mapping = "{mapping}"
 api_key = {{ env = "CRASH_MC_KEY" }}
 tokens = [{{ value = "{TOKEN}" }}]
 "#,
-            data = dir.path().join("data").display(),
+            server = server_section(&dir.path().join("data")),
             legacy = sim_handle.base_url(),
             mapping = concat!(
                 env!("CARGO_MANIFEST_DIR"),

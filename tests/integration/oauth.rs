@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::process::{Served, call};
+use crate::process::{Served, call, server_section};
 
 const CLIENT_ID: &str = "scim-sidecar";
 const CLIENT_SECRET: &str = "client-secret-9d9d9d";
@@ -198,13 +198,7 @@ legacy = "login"
     std::fs::write(
         &config,
         format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-data_dir = "{data}"
-log_format = "json"
-
-[tenants.good]
+            r#"{server}[tenants.good]
 legacy_base_url = "{legacy}/api"
 mapping = "{mapping}"
 vars = {{ client_id = "{CLIENT_ID}" }}
@@ -218,7 +212,7 @@ vars = {{ client_id = "{CLIENT_ID}" }}
 secrets = {{ client_secret = {{ value = "not-the-client-secret" }} }}
 tokens = [{{ value = "{OTHER_TOKEN}" }}]
 "#,
-            data = dir.join("data").display(),
+            server = server_section(&dir.join("data")),
             mapping = mapping.display(),
         ),
     )

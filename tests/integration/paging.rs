@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::process::{Served, call};
+use crate::process::{Served, call, server_section};
 
 const KEY: &str = "forge-key-7c7c";
 /// `Basic base64("forge-bot:forge-key-7c7c")`: the mapping's `[legacy.auth]`, from the tenant's
@@ -181,20 +181,14 @@ legacy = "email"
     std::fs::write(
         &config,
         format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-data_dir = "{data}"
-log_format = "json"
-
-[tenants.forge]
+            r#"{server}[tenants.forge]
 legacy_base_url = "{legacy}/api"
 mapping = "{mapping}"
 vars = {{ api_user = "forge-bot" }}
 secrets = {{ api_password = {{ value = "{KEY}" }} }}
 tokens = [{{ value = "{TOKEN}" }}]
 "#,
-            data = dir.join("data").display(),
+            server = server_section(&dir.join("data")),
             mapping = mapping.display(),
         ),
     )

@@ -12,6 +12,16 @@ use serde_json::Value;
 
 use crate::support::WAIT_LIMIT;
 
+/// The `[server]` table of a test configuration: both listeners on port 0 (a test never
+/// takes a fixed port), the data directory `data`, JSON logs. Tenants follow it.
+pub(crate) fn server_section(data: &std::path::Path) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         data_dir = \"{}\"\nlog_format = \"json\"\n\n",
+        data.display()
+    )
+}
+
 /// A running `serve` process, its log lines, and its SCIM base URL.
 pub(crate) struct Served {
     pub(crate) child: Child,

@@ -8,6 +8,7 @@ use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 use scim_sidecar::xref::Seen;
 use serde_json::{Value, json};
 
+use crate::process::server_section;
 use crate::support::{API_KEY, CUSTOMER, Harness, okta_user};
 
 pub(crate) async fn run(h: &Harness, dir: &std::path::Path, fix: bool) -> (bool, Value) {
@@ -15,19 +16,14 @@ pub(crate) async fn run(h: &Harness, dir: &std::path::Path, fix: bool) -> (bool,
     std::fs::write(
         &config,
         format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-data_dir = "{data}"
-
-[tenants.acme]
+            r#"{server}[tenants.acme]
 customer_id = "{CUSTOMER}"
 legacy_base_url = "{legacy}"
 mapping = "{mapping}"
 api_key = {{ value = "{API_KEY}" }}
 tokens = [{{ value = "unused-here" }}]
 "#,
-            data = h.xref.path().parent().unwrap().display(),
+            server = server_section(h.xref.path().parent().unwrap()),
             legacy = h.legacy_base_url(),
             mapping = concat!(
                 env!("CARGO_MANIFEST_DIR"),
