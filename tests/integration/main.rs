@@ -22,6 +22,7 @@ mod group_push;
 mod groups;
 mod layering;
 mod load;
+mod local_api;
 mod mapping;
 mod oauth;
 mod okta;

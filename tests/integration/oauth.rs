@@ -4,19 +4,15 @@
 //! with 401 and when the token is due, and never writes a token or the client secret to its
 //! logs. A token endpoint that refuses the client is a 502 that says so.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
+use crate::local_api::{self, Reply, json_answer};
 use crate::process::{Served, call, server_section};
 
 const CLIENT_ID: &str = "scim-sidecar";
@@ -42,34 +38,22 @@ struct Api {
 type Shared = Arc<Mutex<Api>>;
 
 async fn api() -> (String, Shared) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let state: Shared = Arc::new(Mutex::new(Api {
         lifetime: 3600,
         ..Api::default()
     }));
     let shared = state.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
+    let base = local_api::serve(move |_: &str| {
+        move |req: Request<Incoming>| {
             let state = shared.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(answer(req, &state).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+            async move { answer(req, &state).await }
         }
-    });
+    })
+    .await;
     (base, state)
 }
 
-async fn answer(req: Request<Incoming>, state: &Shared) -> Response<Full<Bytes>> {
+async fn answer(req: Request<Incoming>, state: &Shared) -> Reply {
     let path = req
         .uri()
         .path_and_query()
@@ -142,16 +126,6 @@ async fn answer(req: Request<Incoming>, state: &Shared) -> Response<Full<Bytes>>
         };
     }
     json_answer(StatusCode::OK, json!({"users": users}))
-}
-
-fn json_answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        "application/json".parse().unwrap(),
-    );
-    resp
 }
 
 fn config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {

@@ -5,18 +5,13 @@
 //! credentials, and refuses a link that leaves it.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
+use crate::local_api::{self, Reply, json_answer};
 use crate::process::{Served, call, server_section};
 
 const KEY: &str = "forge-key-7c7c";
@@ -31,27 +26,16 @@ type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
 /// Serves `/api/users` (7 users, pages of `per_page` linked by `Link` headers whose targets
 /// are `next_base` + path) and `/api/users/{id}`, recording every request.
 async fn forge(next_base: Arc<Mutex<Option<String>>>) -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let seen: Seen = Arc::default();
-    let (own, recorded) = (base.clone(), seen.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (own, seen, next_base) = (own.clone(), recorded.clone(), next_base.clone());
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let answer = answer(&req, &own, &seen, &next_base);
-                    async move { Ok::<_, Infallible>(answer) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    let recorded = seen.clone();
+    let base = local_api::serve(move |own: &str| {
+        let own = own.to_owned();
+        move |req: Request<Incoming>| {
+            let answer = answer(&req, &own, &recorded, &next_base);
+            async move { answer }
         }
-    });
+    })
+    .await;
     (base, seen)
 }
 
@@ -60,7 +44,7 @@ fn answer(
     own: &str,
     seen: &Seen,
     next_base: &Mutex<Option<String>>,
-) -> Response<Full<Bytes>> {
+) -> Reply {
     let pq = req
         .uri()
         .path_and_query()
@@ -124,16 +108,6 @@ fn answer(
         resp.headers_mut()
             .insert(http::header::LINK, link.parse().unwrap());
     }
-    resp
-}
-
-fn json_answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        "application/json".parse().unwrap(),
-    );
     resp
 }
 
