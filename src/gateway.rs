@@ -377,6 +377,29 @@ impl Gateway {
         call: &Outbound<'_>,
         request_id: Option<&str>,
     ) -> Result<(Answer, Option<String>), GatewayError> {
+        let (answer, resp) = self.call_full(mapping, call, request_id).await?;
+        Ok((answer, resp.link_next))
+    }
+
+    /// [`Gateway::call`], with the answer's `ETag`, if any.
+    pub async fn call_versioned(
+        &self,
+        mapping: &Mapping,
+        call: &Outbound<'_>,
+        request_id: Option<&str>,
+    ) -> Result<(Answer, Option<String>), GatewayError> {
+        let (answer, resp) = self.call_full(mapping, call, request_id).await?;
+        Ok((answer, resp.etag))
+    }
+
+    /// Prepares, sends and decodes one call: the answer as the mapping reads it, and the
+    /// response it came in (its `Link` and `ETag`).
+    async fn call_full(
+        &self,
+        mapping: &Mapping,
+        call: &Outbound<'_>,
+        request_id: Option<&str>,
+    ) -> Result<(Answer, LegacyResponse), GatewayError> {
         let prepared = call.prepare(&mapping.legacy, &self.values)?;
         let (name, method) = (prepared.name.clone(), prepared.method.clone());
         let started = Instant::now();
@@ -398,7 +421,7 @@ impl Gateway {
         let answer = mapping
             .legacy
             .decode(resp.status.as_u16(), &resp.body, resp.retry_after)?;
-        Ok((answer, resp.link_next))
+        Ok((answer, resp))
     }
 
     /// A way for plans to run on this gateway through `mapping`, for one request (its id goes
@@ -519,6 +542,17 @@ impl Exchange for Exchanger<'_> {
         Ok(self
             .gateway
             .call_page(self.mapping, &call, self.request_id)
+            .await?)
+    }
+
+    async fn send_versioned(
+        &mut self,
+        call: Outbound<'_>,
+    ) -> Result<(Answer, Option<String>), PlanError> {
+        self.note.legacy_call();
+        Ok(self
+            .gateway
+            .call_versioned(self.mapping, &call, self.request_id)
             .await?)
     }
 

@@ -83,6 +83,8 @@ struct CannedAnswer {
     body: String,
     /// The `Link` header, for `link_header` paging.
     link: Option<String>,
+    /// The `ETag` header, for `groups.etag`.
+    etag: Option<String>,
 }
 
 fn ok() -> u16 {
@@ -249,7 +251,12 @@ struct Canned<'a> {
 }
 
 impl Canned<'_> {
-    fn answer(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
+    /// The answer to `call`: (the answer, its `Link` next target, its `ETag`).
+    #[allow(clippy::type_complexity)]
+    fn answer(
+        &mut self,
+        call: &Outbound<'_>,
+    ) -> Result<(Answer, Option<String>, Option<String>), Stop> {
         self.made += 1;
         let n = self.made;
         let prepared = call
@@ -267,12 +274,13 @@ impl Canned<'_> {
         }
         // The answers to this call, in order: --current first (the get call of the record the
         // path names), then the --answers entries; the last one repeats.
-        let mut given: Vec<(u16, String, Option<String>, &str)> = Vec::new();
+        type Given<'a> = (u16, String, (Option<String>, Option<String>), &'a str);
+        let mut given: Vec<Given<'_>> = Vec::new();
         if let Some((text, Some(path))) = &self.current
             && prepared.method == Method::GET
             && *path == prepared.path_and_query
         {
-            given.push((200, text.clone(), None, "--current"));
+            given.push((200, text.clone(), (None, None), "--current"));
         }
         given.extend(
             (self.answers.iter())
@@ -280,28 +288,31 @@ impl Canned<'_> {
                     a.method.eq_ignore_ascii_case(prepared.method.as_str())
                         && a.path == prepared.path_and_query
                 })
-                .map(|a| (a.status, a.body.clone(), a.link.clone(), "--answers")),
+                .map(|a| {
+                    let headers = (a.link.clone(), a.etag.clone());
+                    (a.status, a.body.clone(), headers, "--answers")
+                }),
         );
         let key = format!("{} {}", prepared.method, prepared.path_and_query);
         let times = self.used.entry(key).or_default();
         *times += 1;
         let repeated = *times > given.len() && given.len() == 1 && given[0].3 == "--current";
         let picked = given.get(*times - 1).or(given.last()).cloned();
-        let (status, body, link, from) = match picked {
-            Some((status, body, link, _)) if repeated => {
+        let (status, body, (link, etag), from) = match picked {
+            Some((status, body, headers, _)) if repeated => {
                 self.notes.push(format!(
                     "call #{n} was answered with --current again: the record as it was before \
                      this request, so the answer below does not show what the app changed. \
                      Give the record as the app then answers it in --answers."
                 ));
-                (status, body, link, "--current again")
+                (status, body, headers, "--current again")
             }
             Some(a) => a,
             None if prepared.method != Method::GET && !call.call.name.ends_with(".create") => {
                 self.notes.push(format!(
                     "call #{n} had no answer: taken as done (204, no body)."
                 ));
-                (204, String::new(), None, "assumed: no answer given")
+                (204, String::new(), (None, None), "assumed: no answer given")
             }
             None => {
                 let _ = writeln!(self.report, "     → no answer");
@@ -335,7 +346,7 @@ impl Canned<'_> {
             .decode(status, body.as_bytes(), None)
             .map_err(|e| Stop::Refused(Refusal::Translate(e)))?;
         let link_next = link.as_deref().and_then(mapping::apply::link_next);
-        Ok((answer, link_next))
+        Ok((answer, link_next, etag))
     }
 
     /// Makes `--current` the answer of the `get` call of `legacy_id`.
@@ -354,7 +365,11 @@ impl AnswerNow for Canned<'_> {
     type Error = Stop;
 
     fn answer_now(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
-        self.answer(call)
+        self.answer(call).map(|(answer, link, _)| (answer, link))
+    }
+
+    fn answer_versioned(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
+        self.answer(call).map(|(answer, _, etag)| (answer, etag))
     }
 }
 
@@ -386,6 +401,7 @@ enum Request {
     UserReplace(LegacyId, Value),
     UserPatch(LegacyId, Value),
     UserDelete(LegacyId),
+    GroupList(ListParams),
     GroupGet(LegacyId),
     GroupCreate(Value),
     GroupReplace(LegacyId, Value),
@@ -414,6 +430,9 @@ impl Request {
             ("PUT", ["Users", i]) => Request::UserReplace(id(i), need()?),
             ("PATCH", ["Users", i]) => Request::UserPatch(id(i), need()?),
             ("DELETE", ["Users", i]) => Request::UserDelete(id(i)),
+            ("GET", ["Groups"]) => Request::GroupList(
+                ListParams::from_query(query).map_err(|e| anyhow!("the query: {e}"))?,
+            ),
             ("GET", ["Groups", i]) => Request::GroupGet(id(i)),
             ("POST", ["Groups"]) => Request::GroupCreate(need()?),
             ("PUT", ["Groups", i]) => Request::GroupReplace(id(i), need()?),
@@ -421,7 +440,7 @@ impl Request {
             ("DELETE", ["Groups", i]) => Request::GroupDelete(id(i)),
             _ => bail!(
                 "{method} {path}: plan knows GET/POST /Users, GET/PUT/PATCH/DELETE /Users/ID, \
-                 POST /Groups, GET/PUT/PATCH/DELETE /Groups/ID (ID: the legacy id)"
+                 GET/POST /Groups, GET/PUT/PATCH/DELETE /Groups/ID (ID: the legacy id)"
             ),
         })
     }
@@ -485,6 +504,26 @@ impl Request {
                 let current = current_user(m, &id, x).await?;
                 uplan::delete(m, &id, current, x).await?;
                 Ok((204, None))
+            }
+            Request::GroupList(p) => {
+                let gm = groups(m)?;
+                if let Some(f) = &p.filter {
+                    f.validate(&gm.schema)
+                        .map_err(|e| Stop::from(Error::from(e)))?;
+                }
+                let tenant = TenantId::new(TENANT);
+                let mut pages = gplan::list_pages(m, gm, &p);
+                let mut window = p.window();
+                while let Some(records) = pages.next(x, &m.legacy).await? {
+                    for record in &records {
+                        let (_, g) = gm.resource(&tenant, record, None, BASE_URL)?;
+                        if p.filter.as_ref().is_none_or(|f| f.matches(&g, &gm.schema)) {
+                            window.push(p.projection.apply(g, &gm.schema));
+                        }
+                    }
+                }
+                let (total, page) = window.finish();
+                Ok((200, Some(scim::list::response(total, p.start_index, page))))
             }
             Request::GroupGet(id) => {
                 let record = current_group(m, &id, x).await?;

@@ -64,6 +64,8 @@ pub struct LegacyResponse {
     pub body: Bytes,
     /// The target of the answer's `Link: <…>; rel="next"` header, if it has one.
     pub link_next: Option<String>,
+    /// The answer's `ETag` header (the record's version, for `If-Match`), if it has one.
+    pub etag: Option<String>,
 }
 
 /// Sends one attempt.
@@ -123,6 +125,9 @@ impl Service<Attempt> for SendOnce {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .find_map(mapping::apply::link_next);
+            let etag = (parts.headers.get(http::header::ETAG))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let body = Limited::new(body, MAX_ANSWER_BYTES)
                 .collect()
                 .await?
@@ -132,6 +137,7 @@ impl Service<Attempt> for SendOnce {
                 retry_after,
                 body,
                 link_next,
+                etag,
             })
         })
     }

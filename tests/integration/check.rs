@@ -432,6 +432,16 @@ fn broken_record_shapes_and_fields() {
             "users.attributes[1].legacy: legacy field \"email\" is mapped twice",
         ),
         (
+            "etag-and-version",
+            edit(
+                WHOLE,
+                "version = \"/lock_version\"",
+                "version = \"/lock_version\"\netag = true",
+            ),
+            "etag = true",
+            "groups.etag: the version is the ETag or a field (groups.version), not both",
+        ),
+        (
             "oauth-token-url-https",
             edit(
                 OAUTH,

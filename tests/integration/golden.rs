@@ -229,6 +229,8 @@ struct AnswerSpec {
     retry_after: Option<String>,
     /// The answer's `Link` header, if it has one (`<…>; rel="next"`).
     link: Option<String>,
+    /// The answer's `ETag` header, if it has one.
+    etag: Option<String>,
 }
 
 /// `[[read]]`: a legacy record in, SCIM attributes out.
@@ -409,7 +411,12 @@ struct Script<'a> {
 }
 
 impl Script<'_> {
-    fn next(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
+    /// The scripted answer to `call`: (the answer, its `Link` next target, its `ETag`).
+    #[allow(clippy::type_complexity)]
+    fn next(
+        &mut self,
+        call: &Outbound<'_>,
+    ) -> Result<(Answer, Option<String>, Option<String>), Stop> {
         self.made += 1;
         let n = self.made;
         let prepared = self.prep.prepare(call).map_err(Stop::Script)?;
@@ -454,7 +461,7 @@ impl Script<'_> {
             .legacy
             .decode(a.status, a.body.as_bytes(), retry_after)
             .map_err(|e| Stop::Refused(Refusal::Translate(e)))?;
-        Ok((answer, link_next))
+        Ok((answer, link_next, a.etag.clone()))
     }
 }
 
@@ -463,7 +470,11 @@ impl AnswerNow for Script<'_> {
     type Error = Stop;
 
     fn answer_now(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
-        self.next(call)
+        self.next(call).map(|(answer, link, _)| (answer, link))
+    }
+
+    fn answer_versioned(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Stop> {
+        self.next(call).map(|(answer, _, etag)| (answer, etag))
     }
 }
 

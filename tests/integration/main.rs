@@ -15,6 +15,7 @@ mod dev;
 mod discovery;
 mod entra;
 mod errors;
+mod etag;
 mod faults;
 mod flows;
 mod golden;

@@ -274,6 +274,34 @@ body = '{"user": {"id": 6, "login": "jdoe", "status": 1, "created_on": "2026-12-
     assert_eq!(body["Resources"][0]["userName"], "jdoe");
 }
 
+/// A group list: the filter pushed down, the groups answered, the ListResponse.
+#[test]
+fn a_group_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let answers = write(
+        dir.path(),
+        "answers.toml",
+        r#"
+[[answer]]
+method = "GET"
+path = "/groups.json"
+body = '{"groups": [{"id": 4, "name": "Support"}, {"id": 5, "name": "Engineering"}]}'
+"#,
+    );
+    let (ok, out, err) = plan(&[
+        "mappings/redmine.toml",
+        "GET",
+        "/Groups?filter=displayName%20eq%20%22Support%22",
+        "--answers",
+        &answers,
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let (status, body) = scim_answer(&out);
+    let body = body.unwrap();
+    assert_eq!((status, body["totalResults"].clone()), (200, 1.into()));
+    assert_eq!(body["Resources"][0]["displayName"], "Support");
+}
+
 /// What plan cannot take: a clear line on standard error, exit 1.
 #[test]
 fn bad_invocations() {

@@ -1555,6 +1555,14 @@ fn compile_groups(
     if spec.version.is_none() && spec.version_in != spec::VersionIn::Body {
         p.push("groups.version_in needs groups.version");
     }
+    if spec.etag {
+        if spec.version.is_some() {
+            p.push("groups.etag: the version is the ETag or a field (groups.version), not both");
+        }
+        if c.set_members.is_none() {
+            p.push("groups.etag is sent with groups.calls.set_members, which is not declared");
+        }
+    }
     let version = spec
         .version
         .as_deref()
@@ -1608,6 +1616,7 @@ fn compile_groups(
         remove_members,
         set_members,
         version,
+        etag: spec.etag,
         create,
         rename,
         delete,

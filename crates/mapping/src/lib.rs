@@ -455,6 +455,8 @@ pub struct GroupMapping {
     pub set_members: Option<Call>,
     /// The group record's version, sent back with `set_members`, and where.
     pub version: Option<(FieldPath, spec::VersionIn)>,
+    /// The group `get` answers an `ETag`, sent back as `If-Match` with `set_members`.
+    pub etag: bool,
     /// Create a group.
     pub create: Option<Call>,
     /// Rename a group.

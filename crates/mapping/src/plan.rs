@@ -258,6 +258,15 @@ pub trait Exchange: Send {
         async move { Ok((self.send(call).await?, None)) }
     }
 
+    /// Makes one call and brings back its answer with the answer's `ETag` header, if it has
+    /// one (a record's version, sent back as `If-Match`).
+    fn send_versioned(
+        &mut self,
+        call: Outbound<'_>,
+    ) -> impl Future<Output = Result<(Answer, Option<String>), Self::Error>> + Send {
+        async move { Ok((self.send(call).await?, None)) }
+    }
+
     /// Makes `calls`, at most `limit` at a time, handing each answer to `each` (with the
     /// call's index) as it comes; stops sending at the first error `each` or a call returns.
     fn send_all<'m>(
@@ -277,6 +286,14 @@ pub trait AnswerNow: Send {
 
     /// The answer to `call`, with the target of its `Link` `rel="next"`, if any.
     fn answer_now(&mut self, call: &Outbound<'_>) -> Result<(Answer, Option<String>), Self::Error>;
+
+    /// The answer to `call`, with its `ETag`, if any (default: none).
+    fn answer_versioned(
+        &mut self,
+        call: &Outbound<'_>,
+    ) -> Result<(Answer, Option<String>), Self::Error> {
+        Ok((self.answer_now(call)?.0, None))
+    }
 }
 
 impl<T: AnswerNow> Exchange for T {
@@ -291,6 +308,13 @@ impl<T: AnswerNow> Exchange for T {
         call: Outbound<'_>,
     ) -> Result<(Answer, Option<String>), T::Error> {
         self.answer_now(&call)
+    }
+
+    async fn send_versioned(
+        &mut self,
+        call: Outbound<'_>,
+    ) -> Result<(Answer, Option<String>), T::Error> {
+        self.answer_versioned(&call)
     }
 
     async fn send_all<'m>(

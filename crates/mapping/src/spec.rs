@@ -676,6 +676,10 @@ pub struct GroupsSpec {
     /// `"if_match"` (an `If-Match` header).
     #[serde(default)]
     pub version_in: VersionIn,
+    /// The group `get` answers an `ETag` header: it is read just before `set_members` and
+    /// sent back as `If-Match` (instead of `version`).
+    #[serde(default)]
+    pub etag: bool,
     /// Pushed-down filters.
     #[serde(default)]
     pub filters: BTreeMap<String, FilterSpec>,

@@ -376,6 +376,16 @@ async fn set_members<X: Exchange>(
 ) -> Result<Changed, X::Error> {
     let legacy_id = out.legacy_id.clone();
     for attempt in 1..=2 {
+        // The version the list is computed from: the ETag of a fresh read, or a field of the
+        // record (read again after a conflict).
+        let mut etag = None;
+        if gm.etag {
+            let (record, tag) = read_versioned(m, gm, &legacy_id, x).await?;
+            out.record = record;
+            etag = tag;
+        } else if attempt == 2 {
+            out.record = read(m, gm, &legacy_id, legacy_id.as_str(), x).await?;
+        }
         out.members_read.clear();
         let mut pages = MemberPages::new(m, gm, &legacy_id);
         while let Some(members) = pages.next(x).await? {
@@ -416,6 +426,7 @@ async fn set_members<X: Exchange>(
             o.insert(batch.field.clone(), ids_json(&target, batch.ids));
         }
         let mut call = Outbound::about(set, &legacy_id);
+        call.if_match = etag;
         if let Some((at, place)) = &gm.version
             && let Some(version) = at.get(&out.record).filter(|v| !v.is_null())
         {
@@ -439,11 +450,10 @@ async fn set_members<X: Exchange>(
                 });
                 return Ok(out);
             }
-            Err(f) if gm.version.is_some() && matches!(f.status, 409 | 412) => {
+            Err(f) if (gm.version.is_some() || gm.etag) && matches!(f.status, 409 | 412) => {
                 if attempt == 2 {
                     break;
                 }
-                out.record = read(m, gm, &legacy_id, legacy_id.as_str(), x).await?;
             }
             Err(f) => return Err(Refusal::legacy(f, &m.legacy).into()),
         }
@@ -452,6 +462,28 @@ async fn set_members<X: Exchange>(
         app: m.legacy.name.clone(),
     }
     .into())
+}
+
+/// The group record with its `ETag` (the `get` call's answer header).
+async fn read_versioned<X: Exchange>(
+    m: &Mapping,
+    gm: &GroupMapping,
+    legacy_id: &LegacyId,
+    x: &mut X,
+) -> Result<(Value, Option<String>), X::Error> {
+    let (mut answer, etag) = x
+        .send_versioned(Outbound::about(&gm.get, legacy_id))
+        .await?;
+    gm.get.settle(&mut answer);
+    match answer {
+        Ok(record) => Ok((record, etag)),
+        Err(f) if f.is_not_found() => Err(Refusal::NotFound {
+            resource: RESOURCE_TYPE,
+            id: legacy_id.to_string(),
+        }
+        .into()),
+        Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
+    }
 }
 
 /// `ids`, each once, in order.
