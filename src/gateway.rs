@@ -367,34 +367,12 @@ impl Gateway {
         call: &Outbound<'_>,
         request_id: Option<&str>,
     ) -> Result<Answer, GatewayError> {
-        Ok(self.call_page(mapping, call, request_id).await?.0)
-    }
-
-    /// [`Gateway::call`], with the target of the answer's `Link` `rel="next"`, if any.
-    pub async fn call_page(
-        &self,
-        mapping: &Mapping,
-        call: &Outbound<'_>,
-        request_id: Option<&str>,
-    ) -> Result<(Answer, Option<String>), GatewayError> {
-        let (answer, resp) = self.call_full(mapping, call, request_id).await?;
-        Ok((answer, resp.link_next))
-    }
-
-    /// [`Gateway::call`], with the answer's `ETag`, if any.
-    pub async fn call_versioned(
-        &self,
-        mapping: &Mapping,
-        call: &Outbound<'_>,
-        request_id: Option<&str>,
-    ) -> Result<(Answer, Option<String>), GatewayError> {
-        let (answer, resp) = self.call_full(mapping, call, request_id).await?;
-        Ok((answer, resp.etag))
+        Ok(self.call_full(mapping, call, request_id).await?.0)
     }
 
     /// Prepares, sends and decodes one call: the answer as the mapping reads it, and the
     /// response it came in (its `Link` and `ETag`).
-    async fn call_full(
+    pub async fn call_full(
         &self,
         mapping: &Mapping,
         call: &Outbound<'_>,
@@ -514,6 +492,17 @@ pub struct Exchanger<'a> {
     note: &'a RequestNote,
 }
 
+impl Exchanger<'_> {
+    /// One call, counted for the request: its answer and the response it came in.
+    async fn full(&mut self, call: Outbound<'_>) -> Result<(Answer, LegacyResponse), PlanError> {
+        self.note.legacy_call();
+        Ok(self
+            .gateway
+            .call_full(self.mapping, &call, self.request_id)
+            .await?)
+    }
+}
+
 impl Exchange for Exchanger<'_> {
     type Error = PlanError;
 
@@ -527,33 +516,23 @@ impl Exchange for Exchanger<'_> {
     }
 
     async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, PlanError> {
-        self.note.legacy_call();
-        Ok(self
-            .gateway
-            .call(self.mapping, &call, self.request_id)
-            .await?)
+        Ok(self.full(call).await?.0)
     }
 
     async fn send_page(
         &mut self,
         call: Outbound<'_>,
     ) -> Result<(Answer, Option<String>), PlanError> {
-        self.note.legacy_call();
-        Ok(self
-            .gateway
-            .call_page(self.mapping, &call, self.request_id)
-            .await?)
+        let (answer, resp) = self.full(call).await?;
+        Ok((answer, resp.link_next))
     }
 
     async fn send_versioned(
         &mut self,
         call: Outbound<'_>,
     ) -> Result<(Answer, Option<String>), PlanError> {
-        self.note.legacy_call();
-        Ok(self
-            .gateway
-            .call_versioned(self.mapping, &call, self.request_id)
-            .await?)
+        let (answer, resp) = self.full(call).await?;
+        Ok((answer, resp.etag))
     }
 
     async fn send_all<'m>(

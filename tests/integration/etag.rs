@@ -88,6 +88,7 @@ fn config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
     let mapping = dir.join("roster.toml");
     std::fs::write(
         &mapping,
+        concat!(
         r#"[legacy]
 name = "Roster"
 
@@ -98,23 +99,9 @@ size_param = "limit"
 max_page_size = 100
 items = "/users"
 
-[users]
-legacy_id = "/id"
-
-[users.calls]
-get = { method = "GET", path = "/users/{legacy_id}" }
-list = { method = "GET", path = "/users" }
-create = { method = "POST", path = "/users", body = "mapped" }
-update = { method = "PATCH", path = "/users/{legacy_id}", body = "changed" }
-delete = { method = "DELETE", path = "/users/{legacy_id}" }
-
-[users.lifecycle]
-delete = "delete"
-
-[[users.attributes]]
-scim = "userName"
-legacy = "login"
-
+"#,
+        local_api::users_block!(),
+        r#"
 [groups]
 legacy_id = "/id"
 display_name = "/name"
@@ -125,7 +112,8 @@ get = { method = "GET", path = "/groups/{legacy_id}" }
 list = { method = "GET", path = "/groups", items = "/groups", paging = "none" }
 members = { method = "GET", path = "/users", query = { group_id = "{legacy_id}" }, member_id = "/id", member_display = "/login" }
 set_members = { method = "PUT", path = "/groups/{legacy_id}", batch = { field = "user_ids", max = 100, ids = "number" } }
-"#,
+"#
+    ),
     )
     .unwrap();
     let config = dir.join("sidecar.toml");

@@ -13,6 +13,32 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+/// The `[users]` part of the mapping of a test-made API: users at `/users/{id}`, `login` as
+/// `userName`, DELETE deletes. A string literal, for `concat!` with the rest of the mapping.
+macro_rules! users_block {
+    () => {
+        r#"
+[users]
+legacy_id = "/id"
+
+[users.calls]
+get = { method = "GET", path = "/users/{legacy_id}" }
+list = { method = "GET", path = "/users" }
+create = { method = "POST", path = "/users", body = "mapped" }
+update = { method = "PATCH", path = "/users/{legacy_id}", body = "changed" }
+delete = { method = "DELETE", path = "/users/{legacy_id}" }
+
+[users.lifecycle]
+delete = "delete"
+
+[[users.attributes]]
+scim = "userName"
+legacy = "login"
+"#
+    };
+}
+pub(crate) use users_block;
+
 /// An answer of a local API.
 pub(crate) type Reply = Response<Full<Bytes>>;
 

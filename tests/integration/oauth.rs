@@ -132,7 +132,8 @@ fn config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
     let mapping = dir.join("tokens.toml");
     std::fs::write(
         &mapping,
-        r#"[legacy]
+        concat!(
+            r#"[legacy]
 name = "Tokens"
 
 [legacy.auth]
@@ -149,23 +150,10 @@ size_param = "limit"
 max_page_size = 100
 items = "/users"
 
-[users]
-legacy_id = "/id"
-
-[users.calls]
-get = { method = "GET", path = "/users/{legacy_id}" }
-list = { method = "GET", path = "/users" }
-create = { method = "POST", path = "/users", body = "mapped" }
-update = { method = "PATCH", path = "/users/{legacy_id}", body = "changed" }
-delete = { method = "DELETE", path = "/users/{legacy_id}" }
-
-[users.lifecycle]
-delete = "delete"
-
-[[users.attributes]]
-scim = "userName"
-legacy = "login"
 "#,
+            local_api::users_block!(),
+            r#""#
+        ),
     )
     .unwrap();
     let config = dir.join("sidecar.toml");

@@ -115,7 +115,8 @@ fn config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
     let mapping = dir.join("forge.toml");
     std::fs::write(
         &mapping,
-        r#"[legacy]
+        concat!(
+            r#"[legacy]
 name = "Forge"
 
 [legacy.auth]
@@ -128,27 +129,14 @@ style = "link_header"
 size_param = "per_page"
 max_page_size = 3
 
-[users]
-legacy_id = "/id"
-
-[users.calls]
-get = { method = "GET", path = "/users/{legacy_id}" }
-list = { method = "GET", path = "/users" }
-create = { method = "POST", path = "/users", body = "mapped" }
-update = { method = "PATCH", path = "/users/{legacy_id}", body = "changed" }
-delete = { method = "DELETE", path = "/users/{legacy_id}" }
-
-[users.lifecycle]
-delete = "delete"
-
-[[users.attributes]]
-scim = "userName"
-legacy = "login"
-
+"#,
+            local_api::users_block!(),
+            r#"
 [[users.attributes]]
 scim = "emails[primary].value"
 legacy = "email"
-"#,
+"#
+        ),
     )
     .unwrap();
     let config = dir.join("sidecar.toml");

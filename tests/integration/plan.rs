@@ -241,13 +241,23 @@ fn group_push_and_link_only() {
     assert!(out.contains("SCIM answer: 405"), "{out}");
 }
 
-/// A list: the filter pushed down, the page answered, the ListResponse.
+/// `plan` of a `GET` of a list through the Redmine mapping, answered by `answers`: the SCIM
+/// ListResponse.
+fn list_through(path: &str, answers: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let answers = write(dir.path(), "answers.toml", answers);
+    let (ok, out, err) = plan(&["mappings/redmine.toml", "GET", path, "--answers", &answers]);
+    assert!(ok, "{out}\n{err}");
+    let (status, body) = scim_answer(&out);
+    assert_eq!(status, 200, "{out}");
+    body.unwrap()
+}
+
+/// A list: the filter pushed down, the page answered, each user completed, the ListResponse.
 #[test]
 fn a_filtered_list() {
-    let dir = tempfile::tempdir().unwrap();
-    let answers = write(
-        dir.path(),
-        "answers.toml",
+    let body = list_through(
+        "/Users?filter=userName%20eq%20%22jdoe%22",
         r#"
 [[answer]]
 method = "GET"
@@ -260,27 +270,15 @@ path = "/users/6.json"
 body = '{"user": {"id": 6, "login": "jdoe", "status": 1, "created_on": "2026-12-03T13:22:53Z"}}'
 "#,
     );
-    let (ok, out, err) = plan(&[
-        "mappings/redmine.toml",
-        "GET",
-        "/Users?filter=userName%20eq%20%22jdoe%22",
-        "--answers",
-        &answers,
-    ]);
-    assert!(ok, "{out}\n{err}");
-    let (status, body) = scim_answer(&out);
-    let body = body.unwrap();
-    assert_eq!((status, body["totalResults"].clone()), (200, 1.into()));
+    assert_eq!(body["totalResults"], 1);
     assert_eq!(body["Resources"][0]["userName"], "jdoe");
 }
 
-/// A group list: the filter pushed down, the groups answered, the ListResponse.
+/// A group list: the filter matched on the groups answered, the ListResponse.
 #[test]
 fn a_group_list() {
-    let dir = tempfile::tempdir().unwrap();
-    let answers = write(
-        dir.path(),
-        "answers.toml",
+    let body = list_through(
+        "/Groups?filter=displayName%20eq%20%22Support%22",
         r#"
 [[answer]]
 method = "GET"
@@ -288,17 +286,7 @@ path = "/groups.json"
 body = '{"groups": [{"id": 4, "name": "Support"}, {"id": 5, "name": "Engineering"}]}'
 "#,
     );
-    let (ok, out, err) = plan(&[
-        "mappings/redmine.toml",
-        "GET",
-        "/Groups?filter=displayName%20eq%20%22Support%22",
-        "--answers",
-        &answers,
-    ]);
-    assert!(ok, "{out}\n{err}");
-    let (status, body) = scim_answer(&out);
-    let body = body.unwrap();
-    assert_eq!((status, body["totalResults"].clone()), (200, 1.into()));
+    assert_eq!(body["totalResults"], 1);
     assert_eq!(body["Resources"][0]["displayName"], "Support");
 }
 

@@ -144,26 +144,14 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
         match a {
             spec::AuthSpec::Basic { username, password } => {
                 let u = p.template(username, "legacy.auth.username");
-                let pw = p.template(password, "legacy.auth.password");
-                if pw.as_ref().is_some_and(|t| !t.uses_secret()) {
-                    p.push(
-                        "legacy.auth.password: put the password in the tenant's secrets and \
-                         name it, e.g. \"{secret.api_password}\" (a mapping is not a secret)",
-                    );
-                }
+                let pw = secret_template(password, "password", "api_password", p);
                 Some(Auth::Basic {
                     username: u?,
                     password: pw?,
                 })
             }
             spec::AuthSpec::Bearer { token } => {
-                let t = p.template(token, "legacy.auth.token");
-                if t.as_ref().is_some_and(|t| !t.uses_secret()) {
-                    p.push(
-                        "legacy.auth.token: put the token in the tenant's secrets and name it, \
-                         e.g. \"{secret.api_token}\" (a mapping is not a secret)",
-                    );
-                }
+                let t = secret_template(token, "token", "api_token", p);
                 Some(Auth::Bearer { token: t? })
             }
             spec::AuthSpec::Oauth2ClientCredentials {
@@ -182,13 +170,7 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
                 }
                 let url = p.template(token_url, "legacy.auth.token_url");
                 let id = p.template(client_id, "legacy.auth.client_id");
-                let secret = p.template(client_secret, "legacy.auth.client_secret");
-                if secret.as_ref().is_some_and(|t| !t.uses_secret()) {
-                    p.push(
-                        "legacy.auth.client_secret: put the secret in the tenant's secrets and \
-                         name it, e.g. \"{secret.client_secret}\" (a mapping is not a secret)",
-                    );
-                }
+                let secret = secret_template(client_secret, "client_secret", "client_secret", p);
                 let scope = match scope {
                     Some(s) => Some(p.template(s, "legacy.auth.scope")?),
                     None => None,
@@ -432,6 +414,24 @@ fn error_rule(rule: &spec::ErrorCodeSpec, at: &str, p: &mut Problems) -> ErrorRu
         find_existing_by: rule.find_existing_by.clone(),
         skip_member: rule.skip_member,
     }
+}
+
+/// The template of a credential in `[legacy.auth]` (`key`), which must name a tenant secret
+/// (`{secret.<example>}`): a mapping file is not a secret store.
+fn secret_template(text: &str, key: &str, example: &str, p: &mut Problems) -> Option<Template> {
+    let t = p.template(text, &format!("legacy.auth.{key}"));
+    if t.as_ref().is_some_and(|t| !t.uses_secret()) {
+        let what = if key == "client_secret" {
+            "secret"
+        } else {
+            key
+        };
+        p.push(format!(
+            "legacy.auth.{key}: put the {what} in the tenant's secrets and name it, e.g. \
+             \"{{secret.{example}}}\" (a mapping is not a secret)"
+        ));
+    }
+    t
 }
 
 fn check_pointer(ptr: Option<&String>, at: &str, p: &mut Problems) {
