@@ -194,7 +194,8 @@ impl Admin {
         json_response(status, &report)
     }
 
-    /// `{ready, draining, xref, tenants: {name: {legacy_app, legacy}}}`. Every check runs at
+    /// `{ready, draining, xref, store: {engine, location, pool}, tenants: {name: {legacy_app,
+    /// legacy}}}`. Every check runs at
     /// once, within [`CHECK_TIMEOUT`] in all.
     pub async fn readiness(&self) -> Value {
         let draining = self.state.draining.load(Ordering::Acquire);
@@ -226,8 +227,26 @@ impl Admin {
             "ready": ready,
             "draining": draining,
             "xref": check_json(&xref),
+            "store": self.store_json(),
             "tenants": tenants,
         })
+    }
+
+    /// Which store the state is in: `sqlite` (its file) or `postgresql` (the server, without
+    /// the password, and the pool).
+    fn store_json(&self) -> Value {
+        let xref = &self.state.xref;
+        match xref.pg() {
+            None => json!({ "engine": "sqlite", "location": xref.location() }),
+            Some(pg) => {
+                let s = pg.status();
+                json!({
+                    "engine": "postgresql",
+                    "location": xref.location(),
+                    "pool": { "max": s.max_size, "open": s.open, "idle": s.idle, "waiting": s.waiting },
+                })
+            }
+        }
     }
 
     /// The legacy app answered recently, or answers a probe now. One probe per tenant at a
@@ -276,6 +295,15 @@ impl Admin {
             self.state
                 .metrics
                 .circuit(t.id.as_str(), t.gateway.circuit_open());
+        }
+        if let Some(pg) = self.state.xref.pg() {
+            let s = pg.status();
+            self.state.metrics.store_pool(&[
+                ("max", s.max_size),
+                ("open", s.open),
+                ("idle", s.idle),
+                ("waiting", s.waiting),
+            ]);
         }
         match self.state.xref.all_counts().await {
             Ok(rows) => {

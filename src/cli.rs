@@ -71,7 +71,6 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         // Reading files only: no runtime.
         Command::Check(args) => check::run(&args),
-        Command::Log(args) => log::run(&args),
         command => in_runtime(command),
     };
     match result {
@@ -102,9 +101,8 @@ fn in_runtime(command: Command) -> anyhow::Result<()> {
             Command::Forward(args) => bench::forward(args).await,
             Command::Reconcile(args) => reconcile::run(&args).await,
             Command::Plan(args) => plan::run(&args).await,
-            Command::Check(_) | Command::Log(_) => {
-                Err(anyhow!("this command runs without a runtime"))
-            }
+            Command::Log(args) => log::run(&args).await,
+            Command::Check(_) => Err(anyhow!("this command runs without a runtime")),
         }
     })
 }

@@ -56,6 +56,98 @@ pub struct Config {
     /// remembered data.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
+    /// `[store]`: where the sidecar keeps its state when several replicas share it
+    /// (PostgreSQL). Absent: SQLite files in `server.data_dir`, for one replica.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+}
+
+/// Default of `store.pool_size`.
+pub const DEFAULT_POOL_SIZE: usize = 8;
+/// Default of `store.acquire_timeout_secs`.
+pub const DEFAULT_ACQUIRE_TIMEOUT_SECS: u64 = 5;
+
+/// `[store]`: the cross-reference, the create claims and the provisioning log in PostgreSQL,
+/// shared by every replica of the sidecar.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The server, database and user, as a URL without the password:
+    /// `postgres://USER@HOST:5432/DATABASE?sslmode=verify-full`. `sslmode` is `disable`,
+    /// `require` (encrypted, the certificate not checked) or `verify-full` (the certificate
+    /// chain and the host name checked; the default). A Unix socket directory is given as a
+    /// percent-encoded host: `postgres://USER@%2Frun%2Fpostgresql/DATABASE?sslmode=disable`.
+    /// Required.
+    pub url: String,
+    /// The user's password: `{ env = … }`, `{ file = … }` or `{ value = … }`. Optional (a
+    /// server that trusts the socket's peer needs none); never in `url`.
+    #[serde(default)]
+    pub password: Option<SecretSource>,
+    /// PEM file of the certificate authorities that may sign the server's certificate, for
+    /// `sslmode=verify-full`. Default: the system's trusted roots. A relative path is
+    /// relative to the directory of this configuration file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Connections each replica keeps at most. Default 8.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// How long a request waits for a free connection (or for a new one to open) before it
+    /// is answered `503` with `Retry-After`, in seconds. Default 5.
+    #[serde(default = "default_acquire_timeout_secs")]
+    pub acquire_timeout_secs: u64,
+}
+
+fn default_pool_size() -> usize {
+    DEFAULT_POOL_SIZE
+}
+
+fn default_acquire_timeout_secs() -> u64 {
+    DEFAULT_ACQUIRE_TIMEOUT_SECS
+}
+
+/// The problems of a `[store]` table: the URL's form (the driver parses the rest when the
+/// sidecar starts), a password written in it, zero sizes, secrets and files out of reach.
+fn store_problems(store: &StoreConfig, problems: &mut Vec<String>) {
+    let url = store.url.trim();
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|scheme| lower.starts_with(scheme).then(|| &url[scheme.len()..]))
+    else {
+        problems.push(
+            "store.url must be a postgres:// URL, e.g. \
+             postgres://scim_sidecar@db.example.com:5432/scim_sidecar?sslmode=verify-full"
+                .to_owned(),
+        );
+        return;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if let Some((user_info, _)) = authority.rsplit_once('@')
+        && user_info.contains(':')
+    {
+        problems.push(
+            "store.url holds a password: remove it from the URL and give it as \
+             store.password = { file = … } (or { env = … })"
+                .to_owned(),
+        );
+    }
+    if store.pool_size == 0 {
+        problems.push("store.pool_size must be greater than 0".to_owned());
+    }
+    if store.acquire_timeout_secs == 0 {
+        problems.push("store.acquire_timeout_secs must be greater than 0".to_owned());
+    }
+    if let Some(Err(e)) = store.password.as_ref().map(SecretSource::resolve) {
+        problems.push(format!("store.password: {e}"));
+    }
+    if let Some(path) = &store.ca_file
+        && let Err(e) = std::fs::read(path)
+    {
+        problems.push(format!(
+            "store.ca_file: cannot read {}: {e}",
+            path.display()
+        ));
+    }
 }
 
 /// Default of `server.max_body_bytes`.
@@ -304,6 +396,11 @@ impl Config {
                 tenant.mapping = dir.join(&tenant.mapping);
             }
         }
+        if let Some(ca) = config.store.as_mut().and_then(|s| s.ca_file.as_mut())
+            && ca.is_relative()
+        {
+            *ca = dir.join(&*ca);
+        }
         if let Some(tls) = &mut config.server.tls {
             for file in [&mut tls.cert_file, &mut tls.key_file]
                 .into_iter()
@@ -387,6 +484,9 @@ impl Config {
                     }
                 }
             }
+        }
+        if let Some(store) = &self.store {
+            store_problems(store, &mut problems);
         }
         if self.tenants.is_empty() {
             problems.push("no tenants configured: add a [tenants.<name>] table".to_owned());

@@ -257,10 +257,26 @@ impl Error {
             Error::List(e) => list(e),
             Error::Refused(r) => refusal(r),
             Error::Gateway(e) => gateway(e),
-            Error::Store(e) => Answer::internal(format!("cross-reference store: {e}")),
+            Error::Store(e) => store(e),
             Error::Internal(cause) => Answer::internal(cause),
         }
     }
+}
+
+/// A store that cannot be reached now (PostgreSQL restarting, every pooled connection busy,
+/// another replica's create of the same key still running) is retryable: `503` with
+/// `Retry-After`, which Okta and Entra honour. Anything else is the sidecar's fault: `500`.
+fn store(e: StoreError) -> Answer {
+    if e.is_unavailable() {
+        let detail = match &e {
+            StoreError::Busy { .. } => e.to_string(),
+            _ => "the sidecar's state store is unavailable; retry later".to_owned(),
+        };
+        return Answer::new(StatusCode::SERVICE_UNAVAILABLE, None, detail)
+            .with_retry_after(Some(crate::pg::RETRY_AFTER_SECS))
+            .with_cause(format!("cross-reference store: {e}"));
+    }
+    Answer::internal(format!("cross-reference store: {e}"))
 }
 
 fn request(e: RequestError) -> Answer {

@@ -39,6 +39,38 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Runs `create` while no other create of the same `key` (a userName, a group name;
+    /// compared without case) runs, on this replica or another sharing the store: the same
+    /// create sent twice (Okta retrying) meets the account the first made, instead of racing
+    /// it. Waits up to half the request's time limit, then `503` with `Retry-After`. No key:
+    /// `create` runs as it is (the plan refuses the request).
+    pub async fn creating<T>(
+        &self,
+        resource_type: &str,
+        what: &'static str,
+        key: Option<&str>,
+        create: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let Some(key) = key else {
+            return create.await;
+        };
+        let limit = self.state.request_timeout;
+        let claim = self
+            .state
+            .xref
+            .claim_create(
+                &self.tenant.id,
+                resource_type,
+                what,
+                &key.to_lowercase(),
+                limit / 2,
+            )
+            .await?;
+        let outcome = create.await;
+        claim.release().await;
+        outcome
+    }
+
     /// The tenant's gateway, as the exchange of this request's plans.
     pub fn exchange(&self) -> Exchanger<'_> {
         self.tenant

@@ -28,7 +28,8 @@
 //! - `tenant`: what a request may touch — its tenant (mapping, gateway) and the shared state.
 //! - `gateway`: one per tenant; builds, sends (retry, circuit breaker, limits: tower layers)
 //!   and decodes legacy calls, for handlers, `reconcile` and the readiness probe alike.
-//! - `xref`: the SQLite cross-reference, on its own thread.
+//! - `xref`: the cross-reference: SQLite (its own thread) or PostgreSQL (`pg`: the pool,
+//!   TLS, migrations under a lock), behind one `Store`.
 //! - `error`: the funnel — every error becomes one SCIM error response here.
 //!
 //! Around them:
@@ -53,6 +54,7 @@ pub mod handlers;
 pub mod live;
 pub mod metrics;
 pub mod middleware;
+pub mod pg;
 pub mod provisioning;
 pub mod reconcile;
 pub mod reload;

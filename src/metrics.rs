@@ -107,6 +107,14 @@ pub struct ProvisioningLabels {
     pub outcome: String,
 }
 
+/// Labels of the store's connection pool gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `max` (the pool's size), `open`, `idle` (open, no request holds it) or `waiting`
+    /// (requests waiting for a connection).
+    pub state: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 250 µs … ~66 s: loopback answers to Okta's 60-second limit.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
@@ -125,6 +133,8 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     xref_rows: Family<XrefLabels, Gauge>,
     provisioning: Family<ProvisioningLabels, Counter>,
+    store_pool: Family<PoolLabels, Gauge>,
+    store_query: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -154,6 +164,9 @@ impl Metrics {
             reloads: Family::default(),
             xref_rows: Family::default(),
             provisioning: Family::default(),
+            store_pool: Family::default(),
+            // 100 µs … ~13 s: a pooled statement on the same network to a stalled server.
+            store_query: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             registry: Registry::default(),
         };
         registry.register(
@@ -206,7 +219,33 @@ impl Metrics {
             "Provisioning log entries written, or dropped",
             m.provisioning.clone(),
         );
+        registry.register(
+            "store_pool_connections",
+            "PostgreSQL store ([store]): connections of the pool, by state, read at scrape time",
+            m.store_pool.clone(),
+        );
+        registry.register(
+            "store_query_duration_seconds",
+            "PostgreSQL store ([store]): time of one statement, waiting for its answer included",
+            m.store_query.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// The histogram the PostgreSQL store records each statement's time into.
+    pub fn store_query(&self) -> Histogram {
+        self.store_query.clone()
+    }
+
+    /// Sets the pool gauges: `(state, connections)` pairs.
+    pub fn store_pool(&self, states: &[(&str, usize)]) {
+        for (state, n) in states {
+            self.store_pool
+                .get_or_create(&PoolLabels {
+                    state: (*state).to_owned(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts one answered SCIM request and its latency.

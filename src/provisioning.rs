@@ -3,20 +3,26 @@
 //! on failure, the SCIM error the identity provider received.
 //!
 //! It lives in its own SQLite file (`provisioning.sqlite3` beside the xref database), so it
-//! can be pruned, copied or deleted without touching the cross-reference. Entries are written
-//! off the request path: [`ProvisioningLog::record`] only queues; a dedicated thread
-//! (`provisioning-log`) writes queued entries in batches, one transaction each, and deletes
-//! entries older than the retention every hour. A full queue drops the entry (counted in
-//! the metrics and logged) rather than slowing a request.
+//! can be pruned, copied or deleted without touching the cross-reference; with `[store]`, in
+//! the shared PostgreSQL database (table `operations`), where every replica writes and the
+//! `log` command, the admin page and every replica read the same entries (`postgres`).
+//! Entries are written off the request path: [`ProvisioningLog::record`] only queues; a
+//! dedicated thread (`provisioning-log`; a task on PostgreSQL) writes queued entries in
+//! batches, one transaction each, and deletes entries older than the retention every hour. A
+//! full queue drops the entry (counted in the metrics and logged) rather than slowing a
+//! request.
 //!
 //! Readers ([`read`]) open their own read-only connection: the `log` command reads the file
 //! of a running sidecar, the admin listener reads through the same function.
 //!
-//! Owns the file's schema and SQL; depends on `crate::metrics` and `crate::xref` (for
-//! creating files with safe permissions); knows nothing about SCIM payloads.
+//! Owns the file's schema and SQL; depends on `crate::metrics`, `crate::pg` and `crate::xref`
+//! (for creating files with safe permissions); knows nothing about SCIM payloads.
 
+mod postgres;
 #[cfg(test)]
 mod tests;
+
+pub use postgres::read as read_postgres;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +34,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
+use crate::pg::Pg;
 
 /// The file name of the provisioning log in the data directory.
 pub const FILE_NAME: &str = "provisioning.sqlite3";
@@ -72,6 +79,9 @@ pub enum LogError {
     /// The file or its directory could not be created.
     #[error(transparent)]
     Files(#[from] crate::xref::StoreError),
+    /// PostgreSQL failed (`[store]`).
+    #[error("provisioning log: {0}")]
+    Pg(#[from] crate::pg::PgError),
     /// The writer thread could not start or has stopped.
     #[error("provisioning log writer: {0}")]
     Writer(String),
@@ -209,6 +219,7 @@ pub fn read(path: &Path, q: &Query) -> Result<Vec<Entry>, LogError> {
     rows.collect::<Result<_, _>>().map_err(err)
 }
 
+/// `s` with the `LIKE` wildcards `%`, `_` and the escape `\\` escaped.
 fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -229,15 +240,29 @@ enum Msg {
 /// The writing end of the log. Cheap to clone.
 #[derive(Clone)]
 pub struct ProvisioningLog {
-    path: PathBuf,
-    tx: SyncSender<Msg>,
+    at: At,
+    tx: Sink,
     metrics: Arc<Metrics>,
+}
+
+/// Where the entries are kept.
+#[derive(Clone, Debug)]
+enum At {
+    File(PathBuf),
+    Postgres(Pg),
+}
+
+/// The queue to the writer: a thread (SQLite) or a task (PostgreSQL).
+#[derive(Clone)]
+enum Sink {
+    Thread(SyncSender<Msg>),
+    Task(tokio::sync::mpsc::Sender<Msg>),
 }
 
 impl std::fmt::Debug for ProvisioningLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProvisioningLog")
-            .field("path", &self.path)
+            .field("at", &self.at)
             .finish_non_exhaustive()
     }
 }
@@ -263,29 +288,46 @@ impl ProvisioningLog {
             .spawn(move || writer_loop(conn, &writer_path, rx, retention_ms, &writer_metrics))
             .map_err(|e| LogError::Writer(e.to_string()))?;
         Ok(Self {
-            path: path.to_path_buf(),
-            tx,
+            at: At::File(path.to_path_buf()),
+            tx: Sink::Thread(tx),
             metrics,
         })
     }
 
-    /// The log file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Keeps the log in PostgreSQL: migrates its table (under the migration lock), deletes
+    /// entries older than `retention_days` and starts the writer task.
+    pub async fn open_postgres(
+        pg: &Pg,
+        retention_days: u32,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, LogError> {
+        let retention_ms = i64::from(retention_days.max(1)) * MS_PER_DAY;
+        let tx = postgres::start(pg, retention_ms, Arc::clone(&metrics)).await?;
+        Ok(Self {
+            at: At::Postgres(pg.clone()),
+            tx: Sink::Task(tx),
+            metrics,
+        })
     }
 
     /// Queues an entry; never waits. A full queue drops it (counted and logged).
     pub fn record(&self, entry: Entry) {
-        match self.tx.try_send(Msg::Entry(Box::new(entry))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.metrics.provisioning_entries(false, 1);
-                tracing::warn!("provisioning log queue full: an entry was dropped");
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.metrics.provisioning_entries(false, 1);
-                tracing::warn!("provisioning log writer stopped: an entry was dropped");
-            }
+        let msg = Msg::Entry(Box::new(entry));
+        let refused = match &self.tx {
+            Sink::Thread(tx) => match tx.try_send(msg) {
+                Ok(()) => None,
+                Err(TrySendError::Full(_)) => Some("queue full"),
+                Err(TrySendError::Disconnected(_)) => Some("writer stopped"),
+            },
+            Sink::Task(tx) => match tx.try_send(msg) {
+                Ok(()) => None,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Some("queue full"),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Some("writer stopped"),
+            },
+        };
+        if let Some(why) = refused {
+            self.metrics.provisioning_entries(false, 1);
+            tracing::warn!("provisioning log {why}: an entry was dropped");
         }
     }
 
@@ -307,19 +349,29 @@ impl ProvisioningLog {
 
     /// Sends a control message, waiting (off the runtime) while the queue is full.
     async fn send_control(&self, msg: Msg) -> bool {
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
-            .await
-            .unwrap_or(false)
+        match &self.tx {
+            Sink::Thread(tx) => {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
+                    .await
+                    .unwrap_or(false)
+            }
+            Sink::Task(tx) => tx.send(msg).await.is_ok(),
+        }
     }
 
     /// Reads entries (see [`read`]) after writing what is queued.
     pub async fn read(&self, q: Query) -> Result<Vec<Entry>, LogError> {
         self.flush().await;
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || read(&path, &q))
-            .await
-            .map_err(|e| LogError::Writer(e.to_string()))?
+        match &self.at {
+            At::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || read(&path, &q))
+                    .await
+                    .map_err(|e| LogError::Writer(e.to_string()))?
+            }
+            At::Postgres(pg) => postgres::read(pg, &q).await,
+        }
     }
 }
 

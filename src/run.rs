@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,8 +18,10 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{Admin, AdminService};
 use crate::app;
+use crate::config::StoreConfig;
 use crate::gateway::GatewayError;
 use crate::metrics::Metrics;
+use crate::pg::Pg;
 use crate::provisioning::{self, LogError, ProvisioningLog};
 use crate::server::{Limits, Transport};
 use crate::tenant::{self, State, Tenant, TenantSettings};
@@ -33,8 +35,11 @@ pub const STRAGGLER_WAIT: Duration = Duration::from_secs(2);
 pub struct Launch {
     /// The tenants, mappings compiled and secrets resolved.
     pub tenants: Vec<TenantSettings>,
-    /// Where `xref.sqlite3` and `provisioning.sqlite3` live.
+    /// Where `xref.sqlite3` and `provisioning.sqlite3` live (without `store`).
     pub data_dir: PathBuf,
+    /// `[store]`: the state in PostgreSQL, shared by every replica; `None`: SQLite files in
+    /// `data_dir`.
+    pub store: Option<StoreConfig>,
     /// The bound SCIM listener.
     pub scim: TcpListener,
     /// Plain HTTP or TLS on the SCIM listener.
@@ -57,6 +62,18 @@ pub struct Launch {
     pub ready_window: Duration,
     /// SHA-256 of the admin token protecting `/admin/`.
     pub admin_token_digest: Option<[u8; 32]>,
+}
+
+/// The file name of the SQLite cross-reference in the data directory.
+pub const XREF_FILE: &str = "xref.sqlite3";
+
+/// Opens the cross-reference where the configuration keeps it: PostgreSQL with `[store]`,
+/// else the SQLite file in `data_dir` (for the commands that read or repair it).
+pub async fn open_xref(store: Option<&StoreConfig>, data_dir: &Path) -> Result<Store, StoreError> {
+    match store {
+        None => Store::open(&data_dir.join(XREF_FILE)).await,
+        Some(config) => Store::open_postgres(Pg::connect(config).await?).await,
+    }
 }
 
 /// Why a sidecar could not start, or did not stop cleanly.
@@ -145,13 +162,31 @@ impl Sidecar {
     /// Opens the files, builds the tenants and starts serving.
     pub async fn start(l: Launch) -> Result<Sidecar, RunError> {
         let metrics = Arc::new(Metrics::new());
-        let xref = Store::open(&l.data_dir.join("xref.sqlite3")).await?;
-        let log = ProvisioningLog::open(
-            &l.data_dir.join(provisioning::FILE_NAME),
-            l.provisioning_log_days,
-            Arc::clone(&metrics),
-        )
-        .await?;
+        let (xref, log) = match &l.store {
+            None => (
+                Store::open(&l.data_dir.join(XREF_FILE)).await?,
+                ProvisioningLog::open(
+                    &l.data_dir.join(provisioning::FILE_NAME),
+                    l.provisioning_log_days,
+                    Arc::clone(&metrics),
+                )
+                .await?,
+            ),
+            Some(config) => {
+                let pg = Pg::connect(config).await.map_err(StoreError::from)?;
+                pg.record_latency_into(metrics.store_query());
+                tracing::info!(target = pg.target(), "state in PostgreSQL");
+                (
+                    Store::open_postgres(pg.clone()).await?,
+                    ProvisioningLog::open_postgres(
+                        &pg,
+                        l.provisioning_log_days,
+                        Arc::clone(&metrics),
+                    )
+                    .await?,
+                )
+            }
+        };
         let tenants = tenant::tenants(l.tenants, &metrics)?;
         let mut state = State::new(xref, l.max_body_bytes, l.request_timeout);
         state.public_base_url = l.public_base_url;

@@ -1,4 +1,4 @@
-//! The SQLite cross-reference of ids: per tenant and resource type ("User" / "Group"),
+//! The cross-reference of ids (SQLite by default, PostgreSQL with `[store]`): per tenant and resource type ("User" / "Group"),
 //! SCIM id ⇄ legacy id ⇄ externalId ⇄ userName, plus `created` / `lastModified` / version
 //! and tombstones.
 //!
@@ -7,18 +7,23 @@
 //! exists. Losing the database file loses remembered externalIds, timestamps and tombstones,
 //! never an id.
 //!
-//! Owns the database file, its schema (`migrations`) and the threads that touch it
-//! (`store`). Depends only on `crate::ids`; knows nothing about SCIM JSON, mappings or the
-//! legacy application.
+//! Owns the store (`store`: one interface, two engines), the SQLite file, its schema
+//! (`migrations`) and the threads that touch it (`sqlite`), and the PostgreSQL schema and SQL
+//! (`postgres`). Depends only on `crate::ids` and `crate::pg` (the pool); knows nothing about
+//! SCIM JSON, mappings or the legacy application.
 
 mod error;
 mod migrations;
+mod postgres;
+mod rules;
+mod sqlite;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use error::StoreError;
-pub use store::{Store, prepare_files};
+pub use sqlite::prepare_files;
+pub use store::{CreateClaim, Store};
 
 use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 

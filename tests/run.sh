@@ -5,9 +5,18 @@
 # against `dev`, then Okta's and Entra's flows against a real Redmine (Debian's packages).
 # Needs cargo and python3 (>= 3.11); the scripts build their own venvs under target/ and the
 # browser test and the Redmine test install Debian's chromium and redmine packages when they are
-# missing (as root or with sudo).
+# missing (as root or with sudo). The PostgreSQL tests (the store on both engines, several
+# sidecars on one database) start throwaway clusters from Debian's postgresql package, installed
+# here when it is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && [[ -z "${PG_BINDIR:-}" ]]; then
+    echo "[run.sh] apt-get install -y postgresql (the PostgreSQL store's tests need its server)" >&2
+    SUDO=""
+    [[ $EUID -eq 0 ]] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
 cargo test --locked
 bash tests/admin_page.sh
 bash tests/deploy_check.sh

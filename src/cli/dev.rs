@@ -136,6 +136,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let sidecar = Sidecar::start(Launch {
         tenants: vec![tenant],
         data_dir: args.data_dir.clone(),
+        store: None,
         scim,
         transport: Transport::Plain,
         admin: Some(admin),

@@ -5,12 +5,15 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
+use crate::config::Config;
+use crate::pg::Pg;
 use crate::provisioning;
 
 /// `log` flags.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file of the sidecar (its `server.data_dir` holds the log).
+    /// The configuration file of the sidecar (its `[store]`, else its `server.data_dir`,
+    /// holds the log).
     #[arg(long, short, required_unless_present = "data_dir")]
     config: Option<PathBuf>,
     /// The data directory, instead of a configuration file.
@@ -37,15 +40,11 @@ pub struct Args {
     json: bool,
 }
 
-pub(super) fn run(f: &Args) -> anyhow::Result<()> {
-    let dir = super::data_dir(f.config.as_deref(), f.data_dir.clone())?;
-    let path = dir.join(provisioning::FILE_NAME);
-    if !path.exists() {
-        bail!(
-            "no provisioning log at {}: the sidecar has not run with this data directory",
-            path.display()
-        );
-    }
+pub(super) async fn run(f: &Args) -> anyhow::Result<()> {
+    let store = match &f.config {
+        Some(path) => Config::load(path)?.store,
+        None => None,
+    };
     let now = provisioning::now_ms();
     let query = provisioning::Query {
         failed_only: f.failed,
@@ -58,7 +57,21 @@ pub(super) fn run(f: &Args) -> anyhow::Result<()> {
         search: f.search.clone(),
         limit: f.limit,
     };
-    let entries = provisioning::read(&path, &query)?;
+    let entries = match store {
+        // The shared log of every replica.
+        Some(store) => provisioning::read_postgres(&Pg::connect(&store).await?, &query).await?,
+        None => {
+            let dir = super::data_dir(f.config.as_deref(), f.data_dir.clone())?;
+            let path = dir.join(provisioning::FILE_NAME);
+            if !path.exists() {
+                bail!(
+                    "no provisioning log at {}: the sidecar has not run with this data directory",
+                    path.display()
+                );
+            }
+            tokio::task::spawn_blocking(move || provisioning::read(&path, &query)).await??
+        }
+    };
     let mut out = std::io::stdout().lock();
     if f.json {
         for e in &entries {

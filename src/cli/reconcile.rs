@@ -11,7 +11,6 @@ use crate::metrics::Metrics;
 use crate::reconcile::Report;
 use crate::telemetry;
 use crate::tenant;
-use crate::xref::Store;
 
 /// `reconcile` flags.
 #[derive(Debug, clap::Args)]
@@ -37,7 +36,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
     config.validate()?;
     let only = args.tenant.as_deref();
     let settings = super::tenant_settings_of(&config, only)?;
-    let xref = Store::open(&config.server.data_dir.join("xref.sqlite3")).await?;
+    let xref = crate::run::open_xref(config.store.as_ref(), &config.server.data_dir).await?;
     let tenants = tenant::tenants(settings, &Arc::new(Metrics::new()))?;
     let mut remaining = 0;
     for tenant in &tenants.all {

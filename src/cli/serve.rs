@@ -64,6 +64,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
     let sidecar = Sidecar::start(Launch {
         tenants: settings,
         data_dir: server.data_dir.clone(),
+        store: config.store.clone(),
         scim,
         transport,
         admin: Some(admin),

@@ -76,6 +76,7 @@ fn config(tenants: Vec<(&str, TenantConfig)>) -> Config {
             .into_iter()
             .map(|(n, t)| (n.to_owned(), t))
             .collect(),
+        store: None,
     }
 }
 

@@ -152,13 +152,16 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Err
     // Unknown members are refused before the group is created.
     let ids = translate(ctx, &members.named_members()).await?;
     let concurrency = ctx.tenant.member_concurrency;
-    let mut x = ctx.exchange();
-    let created =
-        plan::create(&ctx.mapping, gm, &name, &members, &ids, concurrency, &mut x).await?;
-    record_seen(ctx, gm, std::slice::from_ref(&created.record)).await?;
-    recorded(ctx, &created).await?;
-    let group = render(ctx, gm, &created.record, &Projection::default()).await?;
-    Ok(resource_response(StatusCode::CREATED, &group))
+    ctx.creating(RESOURCE_TYPE, "displayName", Some(&name), async {
+        let mut x = ctx.exchange();
+        let created =
+            plan::create(&ctx.mapping, gm, &name, &members, &ids, concurrency, &mut x).await?;
+        record_seen(ctx, gm, std::slice::from_ref(&created.record)).await?;
+        recorded(ctx, &created).await?;
+        let group = render(ctx, gm, &created.record, &Projection::default()).await?;
+        Ok(resource_response(StatusCode::CREATED, &group))
+    })
+    .await
 }
 
 /// `DELETE /Groups/{id}`: deletes the group when the mapping declares a delete call;

@@ -171,17 +171,21 @@ async fn answer_written(
 /// `POST /Users`.
 pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Error> {
     note_user_name(ctx, &body);
-    let created = plan::create(&ctx.mapping, &body, &mut ctx.exchange()).await?;
-    if let Some(then) = created.adopted {
-        tracing::info!(legacy_id = %created.legacy_id, action = then.as_str(), "create met an existing account");
-    }
-    answer(
-        ctx,
-        &created.legacy_id,
-        created.after,
-        plan::external_id_of(&body),
-        StatusCode::CREATED,
-    )
+    let user_name = scim::request::member(&body, "userName").and_then(Value::as_str);
+    ctx.creating(RESOURCE_TYPE, "userName", user_name, async {
+        let created = plan::create(&ctx.mapping, &body, &mut ctx.exchange()).await?;
+        if let Some(then) = created.adopted {
+            tracing::info!(legacy_id = %created.legacy_id, action = then.as_str(), "create met an existing account");
+        }
+        answer(
+            ctx,
+            &created.legacy_id,
+            created.after,
+            plan::external_id_of(&body),
+            StatusCode::CREATED,
+        )
+        .await
+    })
     .await
 }
 

@@ -1,7 +1,8 @@
 //! `StoreError`: everything that can go wrong in the cross-reference store.
 //!
-//! Owns the error type and its wording; depends on nothing but `crate::ids`. Messages never
-//! contain SQL text: an SQLite error is summarised by its result code.
+//! Owns the error type and its wording; depends on `crate::ids` and `crate::pg` (whose errors
+//! it carries). Messages never contain SQL text: an SQLite error is summarised by its result
+//! code, a PostgreSQL one by its SQLSTATE.
 
 use std::io;
 use std::path::PathBuf;
@@ -57,6 +58,22 @@ pub enum StoreError {
         /// The legacy id given.
         legacy_id: LegacyId,
     },
+    /// PostgreSQL failed (`[store]`): unavailable (answered `503` with `Retry-After`) or a
+    /// refused statement.
+    #[error(transparent)]
+    Pg(#[from] crate::pg::PgError),
+    /// A stored value has an unexpected type (a column of another schema).
+    #[error("cross-reference database error: unexpected value in result column {0}")]
+    Column(usize),
+    /// Another request holds the create claim of the same key and did not finish in time.
+    #[error(
+        "another create of the same {what} is still running (on this or another replica): \
+         retry in a moment"
+    )]
+    Busy {
+        /// What the claim is on, e.g. `userName`.
+        what: &'static str,
+    },
     /// The clock could not be formatted as RFC 3339.
     #[error("cannot format the current time: {0}")]
     Clock(#[from] time::error::Format),
@@ -84,5 +101,17 @@ fn sqlite_summary(error: &rusqlite::Error) -> String {
         }
         E::Utf8Error(_) => "invalid UTF-8 in a stored text".to_owned(),
         _ => "unexpected use of the database API".to_owned(),
+    }
+}
+
+impl StoreError {
+    /// Whether the store could not be reached now and a retry later may succeed: the client
+    /// is answered `503` with `Retry-After`.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pg(e) => e.is_unavailable(),
+            StoreError::Busy { .. } => true,
+            _ => false,
+        }
     }
 }

@@ -219,9 +219,7 @@ async fn damaged_pages_are_refused_as_corrupt() {
     ));
 }
 
-#[tokio::test]
-async fn seen_inserts_absent_rows_in_input_order() {
-    let (_dir, store) = open_temp().await;
+async fn seen_inserts_absent_rows_in_input_order(store: Store) {
     let rows = vec![
         seen("3", Some("ext-3"), Some("carol")),
         seen("1", None, Some("alice")),
@@ -257,9 +255,7 @@ async fn seen_inserts_absent_rows_in_input_order() {
     assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (3, 0));
 }
 
-#[tokio::test]
-async fn seen_refreshes_changed_rows_and_keeps_remembered_values() {
-    let (_dir, store) = open_temp().await;
+async fn seen_refreshes_changed_rows_and_keeps_remembered_values(store: Store) {
     let first = store
         .seen(&acme(), USER, vec![seen("1", Some("ext-1"), Some("alice"))])
         .await;
@@ -291,9 +287,7 @@ async fn seen_refreshes_changed_rows_and_keeps_remembered_values() {
     );
 }
 
-#[tokio::test]
-async fn seen_with_duplicate_rows_in_one_call_records_once() {
-    let (_dir, store) = open_temp().await;
+async fn seen_with_duplicate_rows_in_one_call_records_once(store: Store) {
     let out = store
         .seen(
             &acme(),
@@ -308,9 +302,7 @@ async fn seen_with_duplicate_rows_in_one_call_records_once() {
     assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (1, 0));
 }
 
-#[tokio::test]
-async fn seen_of_a_thousand_rows_in_one_call() {
-    let (_dir, store) = open_temp().await;
+async fn seen_of_a_thousand_rows_in_one_call(store: Store) {
     let rows: Vec<Seen> = (0..1000)
         .map(|i| {
             seen(
@@ -340,9 +332,7 @@ async fn seen_of_a_thousand_rows_in_one_call() {
     assert_eq!(rec.and_then(|r| r.user_name).as_deref(), Some("user999"));
 }
 
-#[tokio::test]
-async fn seen_is_atomic_and_refuses_ids_that_disagree() {
-    let (_dir, store) = open_temp().await;
+async fn seen_is_atomic_and_refuses_ids_that_disagree(store: Store) {
     store
         .seen(&acme(), USER, vec![seen("1", None, None)])
         .await
@@ -384,9 +374,7 @@ fn held(legacy: &str, fingerprint: &str) -> Seen {
     }
 }
 
-#[tokio::test]
-async fn a_reused_legacy_id_gets_a_new_row_and_the_old_stays_gone() {
-    let (_dir, store) = open_temp().await;
+async fn a_reused_legacy_id_gets_a_new_row_and_the_old_stays_gone(store: Store) {
     let (ann, bob, cy) = (held("7", "t1"), held("7", "t2"), held("7", "t3"));
     store
         .seen(&acme(), USER, vec![ann.clone()])
@@ -464,9 +452,7 @@ async fn a_reused_legacy_id_gets_a_new_row_and_the_old_stays_gone() {
     assert!(matches!(err, StoreError::IdConflict { .. }), "{err:?}");
 }
 
-#[tokio::test]
-async fn lookups_by_each_key() {
-    let (_dir, store) = open_temp().await;
+async fn lookups_by_each_key(store: Store) {
     let rows = vec![
         seen("1", Some("okta-1"), Some("Alice@Example.com")),
         seen("2", Some("okta-shared"), Some("bob")),
@@ -528,9 +514,7 @@ async fn lookups_by_each_key() {
     assert_eq!(legacy, ["1", "3"]);
 }
 
-#[tokio::test]
-async fn tenants_and_resource_types_are_kept_apart() {
-    let (_dir, store) = open_temp().await;
+async fn tenants_and_resource_types_are_kept_apart(store: Store) {
     let other = TenantId::new("globex");
     store
         .seen(&acme(), USER, vec![seen("1", Some("x"), Some("u"))])
@@ -599,9 +583,7 @@ async fn tenants_and_resource_types_are_kept_apart() {
     ));
 }
 
-#[tokio::test]
-async fn upsert_inserts_then_sets_fields_and_bumps_version() {
-    let (_dir, store) = open_temp().await;
+async fn upsert_inserts_then_sets_fields_and_bumps_version(store: Store) {
     let created = store
         .upsert(&acme(), USER, seen("5", Some("okta-5"), Some("eve")))
         .await;
@@ -630,9 +612,7 @@ async fn upsert_inserts_then_sets_fields_and_bumps_version() {
     );
 }
 
-#[tokio::test]
-async fn tombstones_are_set_listed_counted_and_lifted() {
-    let (_dir, store) = open_temp().await;
+async fn tombstones_are_set_listed_counted_and_lifted(store: Store) {
     let rows = (1..=4).map(|i| seen(&i.to_string(), None, None)).collect();
     store.seen(&acme(), USER, rows).await.expect("seen");
 
@@ -755,9 +735,7 @@ async fn close_checkpoints_and_later_calls_answer_closed() {
     assert_eq!(n, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_tasks_at_once() {
-    let (_dir, store) = open_temp().await;
+async fn many_tasks_at_once(store: Store) {
     let mut tasks = Vec::new();
     for t in 0..32 {
         let store = store.clone();
@@ -809,6 +787,7 @@ async fn reads_do_not_wait_for_a_long_write_transaction() {
     let writer = store.clone();
     let long_write = tokio::spawn(async move {
         writer
+            .sqlite()
             .write(move |conn| {
                 let tx = conn.transaction()?;
                 tx.execute("UPDATE xref SET user_name = 'after'", [])?;
@@ -846,6 +825,7 @@ async fn reads_do_not_wait_for_a_long_write_transaction() {
 async fn a_panicking_write_loses_only_itself() {
     let (_dir, store) = open_temp().await;
     let err = store
+        .sqlite()
         .write(|conn| -> Result<(), StoreError> {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM xref", [])?;
@@ -865,6 +845,7 @@ async fn a_panicking_write_loses_only_itself() {
 async fn sqlite_errors_do_not_display_sql() {
     let (_dir, store) = open_temp().await;
     let err = store
+        .sqlite()
         .write(|conn| {
             conn.execute(
                 "INSERT INTO no_such_table_xyz (secret_column) VALUES (1)",
@@ -885,9 +866,7 @@ async fn sqlite_errors_do_not_display_sql() {
     );
 }
 
-#[tokio::test]
-async fn get_many_answers_in_input_order() {
-    let (_dir, store) = open_temp().await;
+async fn get_many_answers_in_input_order(store: Store) {
     let rows: Vec<Seen> = (0..1500)
         .map(|i| seen(&i.to_string(), None, None))
         .collect();
@@ -905,3 +884,140 @@ async fn get_many_answers_in_input_order() {
         .expect("get");
     assert_eq!(other, [None], "tenant isolation");
 }
+
+/// How long a test's claim waits for one that is held (it is never given back in time).
+const SHORT_WAIT: Duration = Duration::from_millis(50);
+
+async fn create_claims_exclude_each_other(store: Store) {
+    let claim = |key: &'static str, wait: Duration| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_create(&acme(), USER, "userName", key, wait)
+                .await
+        }
+    };
+    let held = claim("ada", SHORT_WAIT).await.expect("the first claim");
+    match claim("ada", SHORT_WAIT).await {
+        Err(e @ StoreError::Busy { .. }) => {
+            assert!(e.is_unavailable(), "a busy claim is retryable");
+            assert!(e.to_string().contains("userName"), "{e}");
+        }
+        other => panic!("a held claim must refuse a second one: {other:?}"),
+    }
+    let other = claim("bob", SHORT_WAIT).await.expect("another key is free");
+    // Another tenant's or resource type's key of the same text is another claim.
+    let group = store
+        .claim_create(&acme(), "Group", "displayName", "ada", SHORT_WAIT)
+        .await
+        .expect("a group of the same name");
+    // A waiting claim goes on when the holder gives it back.
+    let waiting = tokio::spawn(claim("ada", Duration::from_secs(30)));
+    held.release().await;
+    waiting
+        .await
+        .expect("join")
+        .expect("the claim given back")
+        .release()
+        .await;
+    // A claim dropped without `release` is given back too.
+    drop(other);
+    claim("bob", Duration::from_secs(30))
+        .await
+        .expect("a dropped claim is given back")
+        .release()
+        .await;
+    group.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_claims_hold_across_replicas_and_end_with_the_session() {
+    let mut cluster = pgtest::Cluster::start();
+    let url = cluster.create_database().await;
+    let (one, two) = (open_postgres(&url).await, open_postgres(&url).await);
+    let claim = |store: &Store, wait: Duration| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_create(&acme(), USER, "userName", "ada", wait)
+                .await
+        }
+    };
+    let held = claim(&one, SHORT_WAIT).await.expect("claim on replica one");
+    assert!(
+        matches!(claim(&two, SHORT_WAIT).await, Err(StoreError::Busy { .. })),
+        "replica two must wait for replica one's claim"
+    );
+    let waiting = tokio::spawn(claim(&two, Duration::from_secs(30)));
+    held.release().await;
+    let taken = waiting
+        .await
+        .expect("join")
+        .expect("given back on replica one");
+    // A replica that goes away holding a claim (its lock session ends): another takes it.
+    std::mem::forget(taken);
+    two.close().await.expect("replica two goes away");
+    claim(&one, Duration::from_secs(30))
+        .await
+        .expect("the claim of a replica that went away")
+        .release()
+        .await;
+}
+
+/// Runs each case on a fresh store of each engine: one `#[tokio::test]` per case on SQLite,
+/// and one on PostgreSQL that runs every case, each in a new database of one throwaway
+/// cluster (`pgtest`), so that the suite starts one server rather than one per case.
+macro_rules! on_both_engines {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (_dir, store) = super::open_temp().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn every_case_on_postgresql() {
+            let mut cluster = pgtest::Cluster::start();
+            $(
+                let url = cluster.create_database().await;
+                let store = open_postgres(&url).await;
+                eprintln!("case {} on PostgreSQL", stringify!($case));
+                $case(store.clone()).await;
+                let _ = store.close().await;
+            )*
+        }
+    };
+}
+
+/// A PostgreSQL store on `url` (a database of a test cluster).
+async fn open_postgres(url: &str) -> Store {
+    let config = crate::config::StoreConfig {
+        url: url.to_owned(),
+        password: None,
+        ca_file: None,
+        pool_size: 4,
+        acquire_timeout_secs: 5,
+    };
+    let pg = crate::pg::Pg::connect(&config).await.expect("connect");
+    Store::open_postgres(pg).await.expect("open on PostgreSQL")
+}
+
+on_both_engines!(
+    create_claims_exclude_each_other,
+    seen_inserts_absent_rows_in_input_order,
+    seen_refreshes_changed_rows_and_keeps_remembered_values,
+    seen_with_duplicate_rows_in_one_call_records_once,
+    seen_of_a_thousand_rows_in_one_call,
+    seen_is_atomic_and_refuses_ids_that_disagree,
+    a_reused_legacy_id_gets_a_new_row_and_the_old_stays_gone,
+    lookups_by_each_key,
+    tenants_and_resource_types_are_kept_apart,
+    upsert_inserts_then_sets_fields_and_bumps_version,
+    tombstones_are_set_listed_counted_and_lifted,
+    many_tasks_at_once,
+    get_many_answers_in_input_order,
+);

@@ -30,6 +30,22 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_converges() {
+    converges_after_kills("").await;
+}
+
+/// The same with the state in PostgreSQL (`[store]`): a killed sidecar leaves its pooled
+/// sessions and any create claim behind; the restarted one carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_converges_on_postgresql() {
+    let mut cluster = pgtest::Cluster::start();
+    let url = cluster.create_database().await;
+    converges_after_kills(&format!("[store]\nurl = \"{url}\"\n\n")).await;
+    drop(cluster);
+}
+
+/// Runs the crash test with `store` (a `[store]` table, or nothing for SQLite) in the
+/// configuration.
+async fn converges_after_kills(store: &str) {
     let sim = MarketingCenter::new(KEY, ["ACME"]);
     let sim_handle = sim.clone().spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -37,7 +53,7 @@ async fn sigkill_at_random_points_converges() {
     std::fs::write(
         &config,
         format!(
-            r#"{server}[tenants.acme]
+            r#"{server}{store}[tenants.acme]
 customer_id = "ACME"
 legacy_base_url = "{legacy}"
 mapping = "{mapping}"

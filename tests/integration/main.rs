@@ -33,6 +33,7 @@ mod plan;
 mod process;
 mod reconcile;
 mod reload;
+mod replicas;
 mod serve;
 mod support;
 mod tls;

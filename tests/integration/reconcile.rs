@@ -2,6 +2,7 @@
 //! sidecar uses: it finds drift planted in the legacy app and the xref, repairs what can be
 //! repaired, and reports duplicates for a person to decide.
 
+use std::path::Path;
 use std::process::Command;
 
 use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
@@ -23,7 +24,7 @@ mapping = "{mapping}"
 api_key = {{ value = "{API_KEY}" }}
 tokens = [{{ value = "unused-here" }}]
 "#,
-            server = server_section(h.xref.path().parent().unwrap()),
+            server = server_section(h.xref.path().and_then(Path::parent).unwrap()),
             legacy = h.legacy_base_url(),
             mapping = concat!(
                 env!("CARGO_MANIFEST_DIR"),

@@ -268,6 +268,7 @@ impl Harness {
         let sidecar = Sidecar::start(Launch {
             tenants,
             data_dir: dir.path().join("data"),
+            store: None,
             scim: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             transport,
             admin: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),

@@ -110,6 +110,18 @@ pub(crate) struct Faults {
     request_ids: Mutex<VecDeque<Option<String>>>,
     count: AtomicU64,
     buckets: Mutex<HashMap<String, Bucket>>,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+/// A request being handled; counted in [`Faults::peak_in_flight`] until dropped.
+#[derive(Debug)]
+pub(crate) struct Handling<'a>(&'a Faults);
+
+impl Drop for Handling<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,6 +138,24 @@ impl Faults {
     /// Adds a failure rule after the existing ones (the first matching rule fires).
     pub(crate) fn inject(&self, rule: FailureRule) {
         lock(&self.rules).push(rule);
+    }
+
+    /// Counts a request as being handled until the guard drops.
+    pub(crate) fn handling(&self) -> Handling<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::AcqRel);
+        Handling(self)
+    }
+
+    /// The most requests handled at once since the start or [`Faults::reset_peak`].
+    pub(crate) fn peak_in_flight(&self) -> u64 {
+        self.peak_in_flight.load(Ordering::Acquire)
+    }
+
+    /// Starts the peak over from the requests handled now.
+    pub(crate) fn reset_peak(&self) {
+        self.peak_in_flight
+            .store(self.in_flight.load(Ordering::Acquire), Ordering::Release);
     }
 
     /// Counts and logs a request, with its `X-Request-Id` header.

@@ -377,6 +377,17 @@ impl MarketingCenter {
         self.inner.faults.request_ids()
     }
 
+    /// The most requests the simulator handled at once (latency included) since it started or
+    /// since [`MarketingCenter::reset_peak_in_flight`].
+    pub fn peak_in_flight(&self) -> u64 {
+        self.inner.faults.peak_in_flight()
+    }
+
+    /// Starts [`MarketingCenter::peak_in_flight`] over.
+    pub fn reset_peak_in_flight(&self) {
+        self.inner.faults.reset_peak();
+    }
+
     /// Forgets the logged requests ([`MarketingCenter::request_count`] keeps counting).
     pub fn clear_requests(&self) {
         self.inner.faults.clear_requests();

@@ -190,6 +190,7 @@ async fn body_object(
 impl Handler for Service {
     async fn handle(&self, request: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
         let faults = &self.inner.faults;
+        let _handling = faults.handling();
         let method = request.method().clone();
         let path_and_query = request
             .uri()

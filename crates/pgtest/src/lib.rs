@@ -1,0 +1,292 @@
+//! A throwaway PostgreSQL cluster for tests.
+//!
+//! [`Cluster::start`] finds Debian's server binaries (`/usr/lib/postgresql/<version>/bin`,
+//! or `PG_BINDIR`), runs `initdb` in a new temporary directory and starts `postgres` on a Unix
+//! socket in that directory: no TCP port, so clusters of parallel tests never collide. As
+//! root, both run as the unprivileged `postgres` user (or `nobody`) through `setpriv`, since
+//! PostgreSQL refuses to run as root. Dropping the cluster stops the server (fast shutdown)
+//! and deletes the directory.
+//!
+//! When the binaries are missing the test fails and says how to install them: `tests/run.sh`
+//! installs Debian's `postgresql` package when it is missing.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The superuser `initdb` creates; it needs no password on the socket (`trust`).
+pub const USER: &str = "scim";
+/// How long the server may take to accept connections after its start.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+/// How long a fast shutdown may take before the server is killed.
+const STOP_WITHIN: Duration = Duration::from_secs(30);
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// `(uid, gid)` the server runs as, when the test runs as root.
+    run_as: Option<(u32, u32)>,
+    server: Option<Child>,
+    databases: u32,
+}
+
+impl Cluster {
+    /// Creates and starts a cluster; panics with what to install when PostgreSQL is missing.
+    pub fn start() -> Cluster {
+        let bin = bindir().unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL's server binaries (initdb, postgres) were not found in \
+                 /usr/lib/postgresql/*/bin or PG_BINDIR: install Debian's `postgresql` package \
+                 (apt-get install postgresql; tests/run.sh does it when it runs as root)"
+            )
+        });
+        let dir = tempfile::Builder::new()
+            .prefix("pgtest")
+            .tempdir()
+            .expect("a temporary directory for the cluster");
+        let run_as = if rustix::process::geteuid().is_root() {
+            Some(unprivileged_user())
+        } else {
+            None
+        };
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .expect("give the cluster directory to the unprivileged user");
+        }
+        let mut cluster = Cluster {
+            dir,
+            bin,
+            run_as,
+            server: None,
+            databases: 0,
+        };
+        let data = cluster.data_dir();
+        let out = cluster
+            .command("initdb")
+            .args([
+                "--no-sync",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "-U",
+                USER,
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::create_dir_all(cluster.socket_dir()).expect("socket directory");
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(cluster.socket_dir(), Some(uid), Some(gid))
+                .expect("give the socket directory to the unprivileged user");
+        }
+        cluster.resume();
+        cluster
+    }
+
+    /// The directory of the server's Unix socket.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().join("sock")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The URL of database `name` on the socket, as `[store] url` takes it.
+    pub fn url(&self, name: &str) -> String {
+        let host: String = self
+            .socket_dir()
+            .to_string_lossy()
+            .chars()
+            .map(|c| {
+                if c == '/' {
+                    "%2F".to_owned()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        format!("postgres://{USER}@{host}/{name}?sslmode=disable")
+    }
+
+    /// Creates a new empty database and returns its URL.
+    pub async fn create_database(&mut self) -> String {
+        self.databases += 1;
+        let name = format!("db{}", self.databases);
+        let client = self.connect("postgres").await;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create a database");
+        self.url(&name)
+    }
+
+    /// A connection to database `name` as the superuser (for a test's own checks).
+    pub async fn connect(&self, name: &str) -> tokio_postgres::Client {
+        let mut config = tokio_postgres::Config::new();
+        config.host_path(self.socket_dir()).user(USER).dbname(name);
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test cluster");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Whether the server runs now.
+    pub fn is_running(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// Stops the server with a fast shutdown (open sessions are ended, everything committed
+    /// is kept) and waits until it is gone. Nothing when it is stopped.
+    pub fn stop(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        if let Some(pid) = rustix::process::Pid::from_raw(server.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        }
+        let deadline = Instant::now() + STOP_WITHIN;
+        loop {
+            match server.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = server.kill();
+                    let _ = server.wait();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts the server again on the same data and socket, and waits until it accepts
+    /// connections. Nothing when it runs.
+    pub fn resume(&mut self) {
+        if self.server.is_some() {
+            return;
+        }
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let log = fs::File::create(self.dir.path().join("server.log")).expect("server log");
+        let server = self
+            .command("postgres")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-k")
+            .arg(self.socket_dir())
+            .args([
+                "-c",
+                "listen_addresses=",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=32MB",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start postgres");
+        self.server = Some(server);
+        // PostgreSQL writes "ready" as the status line of postmaster.pid once it accepts
+        // connections.
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if let Ok(text) = fs::read_to_string(&pid_file)
+                && text.lines().nth(7).is_some_and(|l| l.trim() == "ready")
+            {
+                return;
+            }
+            if let Some(server) = self.server.as_mut()
+                && let Ok(Some(status)) = server.try_wait()
+            {
+                self.server = None;
+                panic!(
+                    "postgres exited ({status}) before accepting connections:\n{}",
+                    fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not accept connections within {READY_WITHIN:?}:\n{}",
+                fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A command of the server's binaries, as the unprivileged user when the test is root.
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        match self.run_as {
+            None => Command::new(program),
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg("--")
+                    .arg(program);
+                c
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`, or `PG_BINDIR`.
+fn bindir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        return dir.join("initdb").exists().then_some(dir);
+    }
+    let mut found: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
+
+/// The `postgres` user's ids, else `nobody`'s (from /etc/passwd).
+fn unprivileged_user() -> (u32, u32) {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let ids = |name: &str| {
+        passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&name) && fields.len() > 3)
+                .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+                .flatten()
+        })
+    };
+    ids("postgres")
+        .or_else(|| ids("nobody"))
+        .expect("an unprivileged user (postgres or nobody) to run PostgreSQL as")
+}

@@ -1,0 +1,935 @@
+//! The SQLite engine of the cross-reference store (one replica; the default): rusqlite kept
+//! off the async runtime.
+//!
+//! # Threads
+//!
+//! * **One writer connection** lives on a dedicated OS thread (`xref-writer`). Writes are
+//!   boxed closures sent through a bounded channel and answered through oneshot channels;
+//!   each runs one short transaction. A caller that stops waiting does not tear a write:
+//!   the closure still runs to its end.
+//! * **Reads** use a small pool of read-only connections, each call run through
+//!   `tokio::task::spawn_blocking` after taking a semaphore permit. The database is in WAL
+//!   mode, so a read sees the last committed state and never waits for the writer, even in
+//!   the middle of a long write transaction. A read that follows a completed write sees it.
+//!
+//! No blocking call happens on a tokio worker thread, including in [`Store::open`].
+//!
+//! Owns the connections and the SQL of the queries; depends only on `crate::ids` and the
+//! sibling modules.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::rules::{check_same_legacy, now, seen_names};
+use super::{Seen, StoreError, XrefRecord, migrations};
+use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
+
+/// Read-only connections in the pool (the machine has few cores; reads are index lookups).
+const READERS: usize = 4;
+/// How long SQLite retries a locked database before answering `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Writes that may wait for the writer thread before senders wait in turn.
+const WRITE_QUEUE: usize = 256;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 32;
+
+/// The columns of an [`XrefRecord`], in the order [`record`] reads them.
+macro_rules! select_record {
+    ($($rest:literal)*) => {
+        concat!(
+            "SELECT tenant, resource_type, scim_id, legacy_id, external_id, user_name, created, \
+             last_modified, version, tombstoned_at, fingerprint FROM xref ",
+            $($rest),*
+        )
+    };
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A message to the writer thread.
+enum Msg {
+    /// Run a closure on the writer connection.
+    Run(Job),
+    /// Close the given readers, checkpoint the WAL, close the writer and stop.
+    Close {
+        readers: Vec<Connection>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// The SQLite engine. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub(super) struct Sqlite {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    closed: AtomicBool,
+    writer: mpsc::Sender<Msg>,
+    read_permits: Arc<Semaphore>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sqlite")
+            .field("path", &self.inner.path)
+            .field("closed", &self.inner.closed.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file at `path`.
+    ///
+    /// Creates the parent directory with mode 0700 and the file with mode 0600 when they are
+    /// missing, refuses a file that fails `PRAGMA quick_check` ([`StoreError::Corrupt`]),
+    /// switches to WAL with `synchronous=NORMAL` and applies pending migrations. `path` must
+    /// name a file (not `:memory:`).
+    pub(super) async fn open(path: &Path) -> Result<Sqlite, StoreError> {
+        let path = path.to_path_buf();
+        let for_open = path.clone();
+        let (writer, readers) = tokio::task::spawn_blocking(move || open_blocking(&for_open))
+            .await
+            .map_err(|_| StoreError::WorkerLost)??;
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("xref-writer".to_owned())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Sqlite {
+            inner: Arc::new(Inner {
+                path,
+                closed: AtomicBool::new(false),
+                writer: tx,
+                read_permits: Arc::new(Semaphore::new(READERS)),
+                readers: Mutex::new(readers),
+            }),
+        })
+    }
+
+    /// The database file this store was opened on.
+    pub(super) fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Records every `rows` entry that is absent, in one transaction; refreshes the
+    /// `external_id` / `user_name` of present ones when the row carries a different value
+    /// (bumping `version` and `last_modified`).
+    ///
+    /// `None` in a row means "the source did not say": the remembered value is kept. Nothing
+    /// is tombstoned or lifted. Returns the current records in input order. A row whose
+    /// ids disagree with the stored ones fails the whole call ([`StoreError::IdConflict`])
+    /// and records nothing.
+    pub(super) async fn seen(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        rows: Vec<Seen>,
+    ) -> Result<Vec<XrefRecord>, StoreError> {
+        if rows.is_empty() {
+            return if self.inner.closed.load(Ordering::Acquire) {
+                Err(StoreError::Closed)
+            } else {
+                Ok(Vec::new())
+            };
+        }
+        let tenant = tenant.clone();
+        let resource_type = resource_type.to_owned();
+        // Most pages hold records the store already knows unchanged: answer those from a
+        // reader and leave the writer (one thread, one transaction at a time) to real changes.
+        let (read_tenant, read_type) = (tenant.clone(), resource_type.clone());
+        let (rows, known) = self
+            .read(move |conn| {
+                let mut known = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    match find(conn, &read_tenant, &read_type, &row.scim_id)? {
+                        Some(current) if seen_names(&current, row)?.is_none() => {
+                            known.push(current);
+                        }
+                        _ => return Ok((rows, None)),
+                    }
+                }
+                Ok((rows, Some(known)))
+            })
+            .await?;
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        self.write(move |conn| {
+            let now = now()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let record = match find(&tx, &tenant, &resource_type, &row.scim_id)? {
+                    None => insert(&tx, &tenant, &resource_type, row, &now)?,
+                    Some(mut current) => {
+                        if let Some((external_id, user_name)) = seen_names(&current, &row)? {
+                            current.external_id = external_id;
+                            current.user_name = user_name;
+                            update_names(&tx, &mut current, &now)?;
+                        }
+                        current
+                    }
+                };
+                out.push(record);
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The record with SCIM id `id`, tombstoned or not.
+    pub(super) async fn get(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Result<Option<XrefRecord>, StoreError> {
+        let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
+        self.read(move |conn| find(conn, &tenant, &resource_type, &id))
+            .await
+    }
+
+    /// The records of many SCIM ids at once (tombstoned ones included), in input order: one
+    /// read job with one prepared statement, for translating thousands of group members.
+    pub(super) async fn get_many(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        ids: Vec<ScimId>,
+    ) -> Result<Vec<Option<XrefRecord>>, StoreError> {
+        let (tenant, resource_type) = (tenant.clone(), resource_type.to_owned());
+        self.read(move |conn| {
+            ids.iter()
+                .map(|id| find(conn, &tenant, &resource_type, id))
+                .collect()
+        })
+        .await
+    }
+
+    /// Every record of a tenant and resource type (tombstoned ones included), by legacy id.
+    pub(super) async fn all(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+    ) -> Result<Vec<XrefRecord>, StoreError> {
+        let (tenant, resource_type) = (tenant.clone(), resource_type.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(select_record!(
+                "WHERE tenant = ?1 AND resource_type = ?2 ORDER BY legacy_id"
+            ))?;
+            let rows = stmt.query_map((tenant.as_str(), resource_type.as_str()), record)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// The record of legacy id `id`: its live one, else the newest tombstoned one (an app
+    /// that reuses ids leaves tombstones of the accounts that held it before).
+    pub(super) async fn get_by_legacy(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &LegacyId,
+    ) -> Result<Option<XrefRecord>, StoreError> {
+        let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(select_record!(
+                "WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3 "
+                "ORDER BY tombstoned_at IS NOT NULL, tombstoned_at DESC LIMIT 1"
+            ))?;
+            let found = stmt
+                .query_row(
+                    (tenant.as_str(), resource_type.as_str(), id.as_str()),
+                    record,
+                )
+                .optional()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    /// The live records of many legacy ids at once, in input order (`None`: no live row).
+    pub(super) async fn live_by_legacy(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        ids: Vec<LegacyId>,
+    ) -> Result<Vec<Option<XrefRecord>>, StoreError> {
+        let (tenant, resource_type) = (tenant.clone(), resource_type.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(select_record!(
+                "WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3 "
+                "AND tombstoned_at IS NULL"
+            ))?;
+            ids.iter()
+                .map(|id| {
+                    Ok(stmt
+                        .query_row(
+                            (tenant.as_str(), resource_type.as_str(), id.as_str()),
+                            record,
+                        )
+                        .optional()?)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Every record (tombstoned ones included) whose `externalId` is `id`, oldest first.
+    pub(super) async fn get_by_external(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ExternalId,
+    ) -> Result<Vec<XrefRecord>, StoreError> {
+        let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(select_record!(
+                "WHERE tenant = ?1 AND resource_type = ?2 AND external_id = ?3 "
+                "ORDER BY created, scim_id"
+            ))?;
+            let rows = stmt.query_map(
+                (tenant.as_str(), resource_type.as_str(), id.as_str()),
+                record,
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Every record (tombstoned ones included) whose display key equals `user_name`,
+    /// ignoring ASCII case (SQLite's `lower()`), oldest first.
+    pub(super) async fn get_by_user_name(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        user_name: &str,
+    ) -> Result<Vec<XrefRecord>, StoreError> {
+        let (tenant, resource_type, name) = (
+            tenant.clone(),
+            resource_type.to_owned(),
+            user_name.to_owned(),
+        );
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(select_record!(
+                "WHERE tenant = ?1 AND resource_type = ?2 AND lower(user_name) = lower(?3) "
+                "ORDER BY created, scim_id"
+            ))?;
+            let rows = stmt.query_map((tenant.as_str(), resource_type.as_str(), name), record)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Inserts or updates after a successful write (create / replace / patch): sets
+    /// `external_id` and `user_name` exactly as given (`None` clears), bumps `version` and
+    /// `last_modified`. Lifts no tombstone.
+    pub(super) async fn upsert(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        row: Seen,
+    ) -> Result<XrefRecord, StoreError> {
+        let tenant = tenant.clone();
+        let resource_type = resource_type.to_owned();
+        self.write(move |conn| {
+            let now = now()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let record = match find(&tx, &tenant, &resource_type, &row.scim_id)? {
+                None => insert(&tx, &tenant, &resource_type, row, &now)?,
+                Some(mut current) => {
+                    check_same_legacy(&current, &row)?;
+                    current.external_id = row.external_id;
+                    current.user_name = row.user_name;
+                    update_names(&tx, &mut current, &now)?;
+                    current
+                }
+            };
+            tx.commit()?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Marks the record deleted. `true` if it was live; `false` if it was already
+    /// tombstoned or is unknown (record it with [`Store::seen`] or [`Store::upsert`] first).
+    pub(super) async fn tombstone(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Result<bool, StoreError> {
+        let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
+        self.write(move |conn| {
+            let now = now()?;
+            let mut stmt = conn.prepare_cached(
+                "UPDATE xref SET tombstoned_at = ?4, last_modified = ?4, version = version + 1 \
+                 WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3 \
+                 AND tombstoned_at IS NULL",
+            )?;
+            let changed =
+                stmt.execute((tenant.as_str(), resource_type.as_str(), id.as_str(), now))?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    /// Lifts the tombstone of the record. `true` if it was tombstoned. A live row of another
+    /// account holding the same legacy id (an app that reuses ids) is tombstoned: the legacy
+    /// record is this account's.
+    pub(super) async fn lift_tombstone(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Result<bool, StoreError> {
+        let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
+        self.write(move |conn| {
+            let now = now()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(current) = find(&tx, &tenant, &resource_type, &id)? else {
+                return Ok(false);
+            };
+            if current.tombstoned_at.is_none() {
+                return Ok(false);
+            }
+            retire_others(
+                &tx,
+                &current.tenant,
+                &resource_type,
+                &current.legacy_id,
+                &id,
+                &now,
+            )?;
+            let changed = {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE xref SET tombstoned_at = NULL, last_modified = ?4, \
+                     version = version + 1 \
+                     WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3 \
+                     AND tombstoned_at IS NOT NULL",
+                )?;
+                stmt.execute((tenant.as_str(), resource_type.as_str(), id.as_str(), &now))?
+            };
+            tx.commit()?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    /// The legacy ids of every tombstoned record of the tenant and resource type, but those
+    /// a live record holds now (an app that reuses ids gave it to another account).
+    pub(super) async fn tombstoned(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+    ) -> Result<std::collections::HashSet<LegacyId>, StoreError> {
+        let (tenant, resource_type) = (tenant.clone(), resource_type.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                // Named, so the planner never walks the tenant's rows instead: without
+                // statistics it rates the primary key as good as the partial index.
+                "SELECT t.legacy_id FROM xref AS t INDEXED BY xref_tombstoned \
+                 WHERE t.tenant = ?1 AND t.resource_type = ?2 AND t.tombstoned_at IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM xref AS l WHERE l.tenant = ?1 \
+                 AND l.resource_type = ?2 AND l.legacy_id = t.legacy_id \
+                 AND l.tombstoned_at IS NULL)",
+            )?;
+            let rows = stmt.query_map((tenant.as_str(), resource_type.as_str()), |row| {
+                row.get::<_, String>(0).map(LegacyId::new)
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// `(live, tombstoned)` record counts of the tenant and resource type.
+    pub(super) async fn counts(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+    ) -> Result<(u64, u64), StoreError> {
+        let (tenant, resource_type) = (tenant.clone(), resource_type.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT COALESCE(SUM(tombstoned_at IS NULL), 0), \
+                 COALESCE(SUM(tombstoned_at IS NOT NULL), 0) \
+                 FROM xref WHERE tenant = ?1 AND resource_type = ?2",
+            )?;
+            let (live, dead): (i64, i64) = stmt
+                .query_row((tenant.as_str(), resource_type.as_str()), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+            Ok((
+                u64::try_from(live).unwrap_or(0),
+                u64::try_from(dead).unwrap_or(0),
+            ))
+        })
+        .await
+    }
+
+    /// `(tenant, resource type, live, tombstoned)` record counts of every tenant.
+    pub(super) async fn all_counts(&self) -> Result<Vec<(TenantId, String, u64, u64)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT tenant, resource_type, SUM(tombstoned_at IS NULL), \
+                 SUM(tombstoned_at IS NOT NULL) FROM xref GROUP BY tenant, resource_type \
+                 ORDER BY tenant, resource_type",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    TenantId::new(row.get::<_, String>(0)?),
+                    row.get::<_, String>(1)?,
+                    u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                ))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Whether the writer can take the database's write lock now (readiness): runs an empty
+    /// write transaction on the writer thread.
+    pub(super) async fn check_writable(&self) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Waits for running reads and queued writes, checkpoints the WAL into the database file
+    /// and closes every connection. Every later call, including another `close`, answers
+    /// [`StoreError::Closed`].
+    pub(super) async fn close(&self) -> Result<(), StoreError> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Err(StoreError::Closed);
+        }
+        let all = u32::try_from(READERS).unwrap_or(u32::MAX);
+        let readers = match self.inner.read_permits.acquire_many(all).await {
+            Ok(permits) => {
+                permits.forget();
+                self.inner.read_permits.close();
+                std::mem::take(
+                    &mut *self
+                        .inner
+                        .readers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner),
+                )
+            }
+            Err(_) => Vec::new(),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .writer
+            .send(Msg::Close { readers, reply })
+            .await
+            .map_err(|_| StoreError::WorkerLost)?;
+        answer.await.map_err(|_| StoreError::WorkerLost)?
+    }
+
+    /// Runs `f` on the writer connection, on the writer thread.
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            // The caller may have stopped waiting; the write itself is complete either way.
+            let _ = reply.send(f(conn));
+        });
+        self.inner
+            .writer
+            .send(Msg::Run(job))
+            .await
+            .map_err(|_| self.gone())?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    /// Runs `f` on a pooled read-only connection, on tokio's blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let permit = Arc::clone(&self.inner.read_permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let lease = Lease::take(&inner.readers).ok_or(StoreError::Closed)?;
+            f(lease.conn.as_ref().ok_or(StoreError::Closed)?)
+        })
+        .await
+        .map_err(|_| StoreError::WorkerLost)?
+    }
+
+    /// The error for a writer that no longer answers.
+    fn gone(&self) -> StoreError {
+        if self.inner.closed.load(Ordering::Acquire) {
+            StoreError::Closed
+        } else {
+            StoreError::WorkerLost
+        }
+    }
+}
+
+/// A read connection taken from the pool; goes back on drop, even if the read panicked.
+struct Lease<'a> {
+    pool: &'a Mutex<Vec<Connection>>,
+    /// `Some` until dropped.
+    conn: Option<Connection>,
+}
+
+impl<'a> Lease<'a> {
+    fn take(pool: &'a Mutex<Vec<Connection>>) -> Option<Lease<'a>> {
+        let conn = pool.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
+        Some(Lease {
+            pool,
+            conn: Some(conn),
+        })
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+}
+
+/// The writer thread: runs jobs in order until told to close or every sender is gone.
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            Msg::Run(job) => {
+                // A panicking job drops its reply (its caller sees `WorkerLost`) and rolls its
+                // transaction back; the writer keeps serving the others.
+                if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                    tracing::error!("a cross-reference write panicked; it was rolled back");
+                }
+            }
+            Msg::Close { readers, reply } => {
+                drop(readers);
+                let result = checkpoint(&conn)
+                    .and_then(|()| conn.close().map_err(|(_, e)| StoreError::Sqlite(e)));
+                let _ = reply.send(result);
+                return;
+            }
+        }
+    }
+}
+
+/// Copies the whole WAL into the database file and truncates it.
+fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+    if busy != 0 {
+        tracing::warn!(
+            "cross-reference WAL checkpoint was blocked; SQLite will finish it on close"
+        );
+    }
+    Ok(())
+}
+
+/// Prepares the files, opens and checks the writer connection, migrates, opens the readers.
+fn open_blocking(path: &Path) -> Result<(Connection, Vec<Connection>), StoreError> {
+    prepare_files(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    quick_check(&conn, path)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| classify(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unsupported(format!(
+            "cross-reference database {} cannot use WAL journaling (SQLite kept `{mode}`): \
+             put the data directory on a local file system",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    migrations::migrate(&mut conn, path)?;
+
+    let read_flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut readers = Vec::with_capacity(READERS);
+    for _ in 0..READERS {
+        let reader = Connection::open_with_flags(path, read_flags)?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        readers.push(reader);
+    }
+    Ok((conn, readers))
+}
+
+/// Creates the data directory (0700) and a database file (0600) when missing; warns when an
+/// existing one is open to group or others. Also used for the provisioning log's file.
+pub fn prepare_files(path: &Path) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source: io::Error| StoreError::Io { path: p, source }
+    };
+    if !dir.exists() {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io_err(dir))?;
+    } else {
+        warn_if_open_to_others(dir);
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            warn_if_open_to_others(path);
+            Ok(())
+        }
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Logs a warning when group or others may access `path`.
+fn warn_if_open_to_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:o}"),
+                    "database path is accessible to group or others"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Runs `PRAGMA quick_check`; anything but `ok` is [`StoreError::Corrupt`].
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let problems = (|| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare("PRAGMA quick_check(5)")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.collect()
+    })()
+    .map_err(|e| classify(path, e))?;
+    if problems.len() == 1 && problems.first().is_some_and(|p| p == "ok") {
+        return Ok(());
+    }
+    Err(corrupt(path, &problems.join("; ")))
+}
+
+/// Turns corruption-class SQLite errors into [`StoreError::Corrupt`].
+fn classify(path: &Path, error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt) => corrupt(path, "SQLite reports the file corrupt"),
+        Some(ErrorCode::NotADatabase) => corrupt(path, "the file is not an SQLite database"),
+        _ => StoreError::Sqlite(error),
+    }
+}
+
+fn corrupt(path: &Path, detail: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "cross-reference database {} failed its integrity check ({detail}). Stop the sidecar, \
+         move the file and any -wal/-shm files beside it aside (or restore it from a backup), \
+         then start again: SCIM ids are derived from legacy ids, so a fresh file loses only \
+         remembered externalIds, userNames, timestamps and tombstones",
+        path.display()
+    ))
+}
+
+/// Reads one [`XrefRecord`] from a row of [`select_record!`].
+fn record(row: &Row<'_>) -> rusqlite::Result<XrefRecord> {
+    Ok(XrefRecord {
+        tenant: TenantId::new(row.get::<_, String>(0)?),
+        resource_type: row.get(1)?,
+        scim_id: ScimId::new(row.get::<_, String>(2)?),
+        legacy_id: LegacyId::new(row.get::<_, String>(3)?),
+        external_id: row.get::<_, Option<String>>(4)?.map(ExternalId::new),
+        user_name: row.get(5)?,
+        created: row.get(6)?,
+        last_modified: row.get(7)?,
+        version: row.get(8)?,
+        tombstoned_at: row.get(9)?,
+        fingerprint: row.get(10)?,
+    })
+}
+
+/// The record with SCIM id `id`, on any connection.
+fn find(
+    conn: &Connection,
+    tenant: &TenantId,
+    resource_type: &str,
+    id: &ScimId,
+) -> Result<Option<XrefRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(select_record!(
+        "WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3"
+    ))?;
+    Ok(stmt
+        .query_row((tenant.as_str(), resource_type, id.as_str()), record)
+        .optional()?)
+}
+
+/// Inserts a new live record at version 1.
+fn insert(
+    conn: &Connection,
+    tenant: &TenantId,
+    resource_type: &str,
+    row: Seen,
+    now: &str,
+) -> Result<XrefRecord, StoreError> {
+    if row.fingerprint.is_some() {
+        retire_others(
+            conn,
+            tenant,
+            resource_type,
+            &row.legacy_id,
+            &row.scim_id,
+            now,
+        )?;
+    } else {
+        // Without a fingerprint a legacy id has one SCIM id for ever, tombstoned or not.
+        let mut held = conn.prepare_cached(
+            "SELECT 1 FROM xref WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3",
+        )?;
+        if held.exists((tenant.as_str(), resource_type, row.legacy_id.as_str()))? {
+            return Err(StoreError::IdConflict {
+                scim_id: row.scim_id,
+                legacy_id: row.legacy_id,
+            });
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO xref (tenant, resource_type, scim_id, legacy_id, external_id, user_name, \
+         created, last_modified, version, fingerprint) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1, ?8)",
+    )?;
+    let inserted = stmt.execute((
+        tenant.as_str(),
+        resource_type,
+        row.scim_id.as_str(),
+        row.legacy_id.as_str(),
+        row.external_id.as_ref().map(ExternalId::as_str),
+        row.user_name.as_deref(),
+        now,
+        row.fingerprint.as_deref(),
+    ));
+    match inserted {
+        Ok(_) => Ok(XrefRecord {
+            tenant: tenant.clone(),
+            resource_type: resource_type.to_owned(),
+            scim_id: row.scim_id,
+            legacy_id: row.legacy_id,
+            external_id: row.external_id,
+            user_name: row.user_name,
+            created: now.to_owned(),
+            last_modified: now.to_owned(),
+            version: 1,
+            tombstoned_at: None,
+            fingerprint: row.fingerprint,
+        }),
+        // The SCIM id is new, so the unique legacy id index refused: another SCIM id
+        // already stands for this legacy id.
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            Err(StoreError::IdConflict {
+                scim_id: row.scim_id,
+                legacy_id: row.legacy_id,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Tombstones the live rows of `legacy_id` other than `keep`: accounts that held the legacy
+/// id before the app gave it to another (their fingerprints differ).
+fn retire_others(
+    conn: &Connection,
+    tenant: &TenantId,
+    resource_type: &str,
+    legacy_id: &LegacyId,
+    keep: &ScimId,
+    now: &str,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE xref SET tombstoned_at = ?5, last_modified = ?5, version = version + 1 \
+         WHERE tenant = ?1 AND resource_type = ?2 AND legacy_id = ?3 AND scim_id <> ?4 \
+         AND tombstoned_at IS NULL",
+    )?;
+    let retired = stmt.execute((
+        tenant.as_str(),
+        resource_type,
+        legacy_id.as_str(),
+        keep.as_str(),
+        now,
+    ))?;
+    if retired > 0 {
+        tracing::info!(
+            tenant = %tenant,
+            resource_type,
+            legacy_id = %legacy_id,
+            "the legacy app reused an id: the account that held it before is gone"
+        );
+    }
+    Ok(())
+}
+
+/// Stores `record`'s external id and display key, bumping its version and last-modified.
+fn update_names(conn: &Connection, record: &mut XrefRecord, now: &str) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE xref SET external_id = ?4, user_name = ?5, last_modified = ?6, \
+         version = version + 1 WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3",
+    )?;
+    stmt.execute((
+        record.tenant.as_str(),
+        record.resource_type.as_str(),
+        record.scim_id.as_str(),
+        record.external_id.as_ref().map(ExternalId::as_str),
+        record.user_name.as_deref(),
+        now,
+    ))?;
+    record.version += 1;
+    record.last_modified = now.to_owned();
+    Ok(())
+}
