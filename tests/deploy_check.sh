@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Checks deploy/ without a cluster, a container engine or a running systemd:
 #   (a) every YAML under deploy/kubernetes parses;
-#   (b) the kustomize overlay renders (built-in renderer; compared with a real kustomize >= 4
-#       when one is on the machine) and every resulting object is valid against the Kubernetes
-#       1.37 and 1.30 schemas, unknown fields rejected (kubernetes-validate, schemas bundled);
+#   (b) each kustomize overlay, deploy/kubernetes (one replica, SQLite on a volume) and
+#       deploy/kubernetes/replicated (several replicas, PostgreSQL), renders (built-in renderer;
+#       compared with a real kustomize >= 4 when one is on the machine) and every resulting object
+#       is valid against the Kubernetes 1.37 and 1.30 schemas, unknown fields rejected
+#       (kubernetes-validate, schemas bundled);
 #   (c) facts of the rendered objects: probes on the admin port, termination grace over
 #       shutdown_grace_secs, security context, volumes, Service and Ingress exposing SCIM only;
-#   (d) the rendered sidecar.toml names only mounted files, the Secret holds placeholders only,
-#       and `scim-sidecar check` accepts the configuration with the container's env and mounts;
+#       for replicated/ also: a native sidecar (init container, restartPolicy Always), no
+#       PersistentVolumeClaim, RollingUpdate, a PodDisruptionBudget selecting the storefront pods;
+#   (d) the rendered sidecar.toml names only mounted files (replicated/: [store].password from the
+#       Secret, no password in [store].url), copies of files equal their originals, the Secret
+#       holds placeholders only, and `scim-sidecar check` accepts the configuration with the
+#       container's env and mounts;
 #   (e) `systemd-analyze verify` of deploy/systemd/scim-sidecar.service, and its security
 #       exposure under a threshold;
 #   (f) hadolint on deploy/Dockerfile, and its structure (multi-stage, distroless, non-root).
