@@ -13,6 +13,7 @@ pub mod reconcile;
 pub mod serve;
 #[cfg(feature = "dev-tools")]
 pub mod simulate;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Show what one SCIM request would do through a mapping: every legacy call and the
     /// SCIM answer, from canned legacy answers. Sends nothing.
     Plan(plan::Args),
+    /// The state store: `store migrate` copies a data directory's SQLite state into
+    /// PostgreSQL (for `[store]`, several replicas).
+    Store(store::Args),
 }
 
 /// Runs a parsed command line; a failure is printed once, with its causes.
@@ -102,6 +106,7 @@ fn in_runtime(command: Command) -> anyhow::Result<()> {
             Command::Reconcile(args) => reconcile::run(&args).await,
             Command::Plan(args) => plan::run(&args).await,
             Command::Log(args) => log::run(&args).await,
+            Command::Store(args) => store::run(&args).await,
             Command::Check(_) => Err(anyhow!("this command runs without a runtime")),
         }
     })

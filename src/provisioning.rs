@@ -22,7 +22,7 @@ mod postgres;
 #[cfg(test)]
 mod tests;
 
-pub use postgres::read as read_postgres;
+pub use postgres::{import as import_postgres, read as read_postgres};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -181,6 +181,53 @@ async fn write_batch(pg: &Pg, batch: &[Entry]) -> Result<(), crate::pg::PgError>
     Ok(())
 }
 
+/// Copies entries (`store migrate`): each one the table does not hold yet (same time,
+/// tenant, resource, action, SCIM id and request id) is inserted, so a second copy adds only
+/// what is new. Migrates the table first. Returns how many entries were inserted.
+pub async fn import(pg: &Pg, entries: &[Entry]) -> Result<u64, LogError> {
+    pg.migrate("provisioning", MIGRATIONS).await?;
+    let mut client = pg.client().await?;
+    let err = |e: tokio_postgres::Error| LogError::Pg(pg.error(&e));
+    let tx = client.transaction().await.map_err(err)?;
+    let stmt = tx
+        .prepare(
+            "INSERT INTO operations (at_ms, tenant, resource, action, scim_id, subject, failed, \
+             status, scim_type, detail, request_id, legacy_calls, duration_ms) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+             WHERE NOT EXISTS (SELECT 1 FROM operations WHERE at_ms = $1 AND tenant = $2 \
+             AND resource = $3 AND action = $4 AND scim_id IS NOT DISTINCT FROM $5 \
+             AND request_id IS NOT DISTINCT FROM $11)",
+        )
+        .await
+        .map_err(err)?;
+    let mut inserted = 0;
+    for e in entries {
+        inserted += tx
+            .execute(
+                &stmt,
+                &[
+                    &e.at_ms,
+                    &e.tenant,
+                    &e.resource,
+                    &e.action,
+                    &e.scim_id,
+                    &e.subject,
+                    &e.failed,
+                    &i32::from(e.status),
+                    &e.scim_type,
+                    &e.detail,
+                    &e.request_id,
+                    &i64::from(e.legacy_calls),
+                    &i64::try_from(e.duration_ms).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(err)?;
+    }
+    tx.commit().await.map_err(err)?;
+    Ok(inserted)
+}
+
 async fn prune(pg: &Pg, retention_ms: i64) {
     let cutoff = now_ms().saturating_sub(retention_ms);
     let deleted = async {

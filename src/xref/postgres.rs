@@ -518,6 +518,52 @@ impl Postgres {
             .await?)
     }
 
+    /// Copies `rows` (every column, as they are) in one transaction: a row absent here is
+    /// inserted; a present one is overwritten when the copy's version is newer (the source
+    /// changed since an earlier copy). Returns how many rows were written.
+    pub(super) async fn import(&self, rows: &[XrefRecord]) -> Result<u64, StoreError> {
+        let this = self;
+        in_transaction!(this, tx => async {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO xref (tenant, resource_type, scim_id, legacy_id, external_id, \
+                     user_name, created, last_modified, version, tombstoned_at, fingerprint) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (tenant, resource_type, scim_id) DO UPDATE SET \
+                     legacy_id = EXCLUDED.legacy_id, external_id = EXCLUDED.external_id, \
+                     user_name = EXCLUDED.user_name, created = EXCLUDED.created, \
+                     last_modified = EXCLUDED.last_modified, version = EXCLUDED.version, \
+                     tombstoned_at = EXCLUDED.tombstoned_at, fingerprint = EXCLUDED.fingerprint \
+                     WHERE xref.version < EXCLUDED.version",
+                )
+                .await
+                .map_err(|e| this.pg.error(&e))?;
+            let mut written = 0;
+            for r in rows {
+                written += tx
+                    .execute(
+                        &stmt,
+                        &[
+                            &r.tenant.as_str(),
+                            &r.resource_type,
+                            &r.scim_id.as_str(),
+                            &r.legacy_id.as_str(),
+                            &r.external_id.as_ref().map(ExternalId::as_str),
+                            &r.user_name,
+                            &r.created,
+                            &r.last_modified,
+                            &r.version,
+                            &r.tombstoned_at,
+                            &r.fingerprint,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| this.pg.error(&e))?;
+            }
+            Ok::<_, StoreError>(written)
+        })
+    }
+
     /// Closes the pool and the lock session.
     pub(super) async fn close(&self) {
         self.pg.close().await;

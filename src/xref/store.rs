@@ -324,6 +324,21 @@ impl Store {
         on_engine!(self, e => e.all_counts())
     }
 
+    /// Copies `rows` into a PostgreSQL store as they are (`store migrate`): absent rows are
+    /// inserted, present ones overwritten when the copy's version is newer. Returns how many
+    /// rows were written. An SQLite store refuses ([`StoreError::Unsupported`]).
+    pub async fn import(&self, rows: &[XrefRecord]) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Err(StoreError::Unsupported(
+                "rows are copied into a PostgreSQL store only".to_owned(),
+            )),
+            Engine::Postgres(p) => {
+                self.check_open()?;
+                p.import(rows).await
+            }
+        }
+    }
+
     /// Whether the store takes writes now (readiness). SQLite: the writer can take the
     /// database's write lock (an empty write transaction). PostgreSQL: the server answers and
     /// is not a read-only standby.

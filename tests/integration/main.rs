@@ -35,6 +35,7 @@ mod reconcile;
 mod reload;
 mod replicas;
 mod serve;
+mod store_migrate;
 mod support;
 mod tls;
 mod users;
