@@ -1,7 +1,8 @@
 //! The provisioning log in PostgreSQL (`[store]`): one `operations` table every replica writes
 //! and reads. The writer is a task: it takes queued entries in batches and inserts each batch
-//! in one statement; a batch the database refuses while it restarts is tried again (the
-//! queue keeps filling meanwhile) until [`GIVE_UP_AFTER`], then counted as dropped.
+//! in one statement. While the database is unavailable (restarting) the entries wait and are
+//! tried again every [`RETRY_PAUSE`] together with new ones, until [`GIVE_UP_AFTER`]; then,
+//! or at close, they are counted as dropped. A flush never waits for the database to return.
 //!
 //! Owns the PostgreSQL schema and SQL of the log; depends on the parent and `crate::pg`.
 
@@ -58,11 +59,14 @@ pub(super) async fn start(
 
 async fn writer(pg: Pg, mut rx: mpsc::Receiver<Msg>, retention_ms: i64, metrics: Arc<Metrics>) {
     let mut next_prune = Instant::now() + PRUNE_EVERY;
-    let mut batch: Vec<Entry> = Vec::new();
+    // Entries the database refused while unavailable, and since when: tried again every
+    // RETRY_PAUSE, with whatever arrived meanwhile, until GIVE_UP_AFTER.
+    let mut pending: Vec<Entry> = Vec::new();
+    let mut failing_since: Option<Instant> = None;
     loop {
         let first = tokio::select! {
             m = rx.recv() => match m {
-                Some(m) => m,
+                Some(m) => Some(m),
                 None => return,
             },
             () = tokio::time::sleep_until(next_prune.into()) => {
@@ -70,41 +74,45 @@ async fn writer(pg: Pg, mut rx: mpsc::Receiver<Msg>, retention_ms: i64, metrics:
                 next_prune = Instant::now() + PRUNE_EVERY;
                 continue;
             }
+            () = tokio::time::sleep(RETRY_PAUSE), if !pending.is_empty() => None,
         };
         let mut control = None;
-        let mut next = Some(first);
+        let mut next = first;
         while let Some(m) = next.take() {
             match m {
-                Msg::Entry(e) => batch.push(*e),
+                Msg::Entry(e) => pending.push(*e),
                 other => {
                     control = Some(other);
                     break;
                 }
             }
-            if batch.len() < BATCH {
+            if pending.len() < BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        if !batch.is_empty() {
-            let n = batch.len() as u64;
-            let started = Instant::now();
-            loop {
-                match write_batch(&pg, &batch).await {
-                    Ok(()) => {
-                        metrics.provisioning_entries(true, n);
-                        break;
-                    }
-                    Err(e) if e.is_unavailable() && started.elapsed() < GIVE_UP_AFTER => {
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
-                    Err(e) => {
+        if !pending.is_empty() {
+            let n = pending.len() as u64;
+            match write_batch(&pg, &pending).await {
+                Ok(()) => {
+                    metrics.provisioning_entries(true, n);
+                    pending.clear();
+                    failing_since = None;
+                }
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    let closing = matches!(control, Some(Msg::Close(_)));
+                    if !e.is_unavailable()
+                        || closing
+                        || since.elapsed() >= GIVE_UP_AFTER
+                        || pending.len() >= QUEUE
+                    {
                         metrics.provisioning_entries(false, n);
                         tracing::error!(error = %e, dropped = n, "provisioning log write failed");
-                        break;
+                        pending.clear();
+                        failing_since = None;
                     }
                 }
             }
-            batch.clear();
         }
         match control {
             Some(Msg::Flush(reply)) => {

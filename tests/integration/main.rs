@@ -36,6 +36,7 @@ mod reload;
 mod replicas;
 mod serve;
 mod store_migrate;
+mod store_tls;
 mod support;
 mod tls;
 mod users;

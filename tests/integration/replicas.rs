@@ -32,14 +32,29 @@ struct Replicas {
     config: std::path::PathBuf,
     served: Vec<Served>,
     next: AtomicUsize,
+    /// The database's name in the cluster.
+    db: String,
 }
 
 impl Replicas {
     async fn start(n: usize) -> Replicas {
+        Replicas::start_with(n, "pool_size = 4").await
+    }
+
+    /// `n` sidecars whose `[store]` table has `settings` besides the URL.
+    async fn start_with(n: usize, settings: &str) -> Replicas {
         let sim = MarketingCenter::new(KEY, [CUSTOMER]);
         let sim_handle = sim.clone().spawn().await.unwrap();
         let mut cluster = pgtest::Cluster::start();
         let url = cluster.create_database().await;
+        let db = url
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("sidecar.toml");
         std::fs::write(
@@ -47,7 +62,7 @@ impl Replicas {
             format!(
                 r#"{server}[store]
 url = "{url}"
-pool_size = 4
+{settings}
 
 [tenants.acme]
 customer_id = "{CUSTOMER}"
@@ -76,6 +91,7 @@ tokens = [{{ value = "{TOKEN}" }}]
             config,
             served,
             next: AtomicUsize::new(0),
+            db,
         }
     }
 
@@ -409,6 +425,27 @@ async fn a_database_restart_mid_stream_answers_503_and_loses_nothing() {
         let (status, _) = r.on(k, Method::GET, &format!("/Users/{id}"), None).await;
         assert_eq!(status, 200);
     }
+    // The provisioning log kept what happened while the database was down (the 503s) and
+    // after: 30 creates answered 201, and the refused ones, from both replicas.
+    let admin = r.served[0].admin.clone();
+    wait_for_every(
+        "every create in the shared log",
+        Duration::from_millis(50),
+        async || {
+            let log = admin_json(&format!("{admin}/admin/log?limit=1000")).await;
+            let entries = log["entries"].as_array()?;
+            let created = entries
+                .iter()
+                .filter(|e| e["action"] == "create" && e["status"] == 201)
+                .count();
+            let refused = entries
+                .iter()
+                .filter(|e| e["action"] == "create" && e["status"] == 503)
+                .count();
+            (created == 30 && refused >= unavailable).then_some(())
+        },
+    )
+    .await;
     r.stop().await;
 }
 
@@ -442,6 +479,93 @@ async fn an_unavailable_store_says_when_to_retry() {
     r.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_queues_then_answers_503() {
+    let r = Replicas::start_with(1, "pool_size = 1\nacquire_timeout_secs = 1").await;
+    let (status, user) = r
+        .next(
+            Method::POST,
+            "/Users",
+            Some(okta_user("pool@example.com", "P", "L", "00u-pool")),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let path = format!("/Users/{}", user["id"].as_str().unwrap());
+    // Another session locks the table: the next request holds the pool's one connection,
+    // waiting for the lock.
+    let mut admin_session = r.cluster.connect(&r.db).await;
+    let lock = admin_session.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE xref IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let holder = {
+        let (base, path) = (r.base(0), path.clone());
+        tokio::spawn(async move { call(&base, Method::GET, &path, TOKEN, None).await })
+    };
+    let watcher = r.cluster.connect(&r.db).await;
+    crate::support::wait_until("a request waiting for the lock", async || {
+        let row = watcher
+            .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) > 0
+    })
+    .await;
+    // A second request queues for a connection, then is told to come back.
+    let (status, headers, body) = raw_get(&format!("{}{path}", r.base(0))).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    // The lock goes: the first request, queued behind it, is answered.
+    lock.rollback().await.unwrap();
+    let (status, got) = holder.await.unwrap();
+    assert_eq!(status, 200, "{got}");
+    let metrics = admin_text(&format!("{}/metrics", r.served[0].admin)).await;
+    assert!(
+        metrics.contains("scim_sidecar_store_pool_connections{state=\"max\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scim_sidecar_store_query_duration_seconds_count"),
+        "{metrics}"
+    );
+    r.stop().await;
+}
+
+async fn raw_get(url: &str) -> (u16, http::HeaderMap, String) {
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = http::Request::builder()
+        .uri(url)
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+async fn admin_text(url: &str) -> String {
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 async fn raw_post(base: &str, body: Value) -> (u16, http::HeaderMap, String) {
     let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -470,15 +594,7 @@ async fn raw_post(base: &str, body: Value) -> (u16, http::HeaderMap, String) {
 }
 
 async fn admin_json(url: &str) -> Value {
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let resp = client.get(url.parse().unwrap()).await.unwrap();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    serde_json::from_slice(&bytes).unwrap()
+    serde_json::from_str(&admin_text(url).await).unwrap()
 }
 
 async fn admin_log(admin: &str) -> Value {

@@ -31,13 +31,13 @@ use crate::serve::{API_KEY, FILE_TOKEN, write_config};
 use crate::support::{Harness, TOKEN, wait_until};
 
 /// A test certificate authority; the clients trust it and nothing else.
-struct Ca {
+pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
-    pem: String,
+    pub(crate) pem: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Ca {
+    pub(crate) fn new(name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -47,6 +47,15 @@ impl Ca {
             issuer: Issuer::new(params, key),
             pem,
         }
+    }
+
+    /// A fresh certificate for `localhost` and its key, PEM: `(chain with the CA, key)`.
+    pub(crate) fn issue_pem(&self, cn: &str) -> (String, String) {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (format!("{}{}", cert.pem(), self.pem), key.serialize_pem())
     }
 
     /// Writes a fresh certificate for `localhost` (subject `cn`, serial `serial`) and its key

@@ -22,6 +22,17 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 /// How long a fast shutdown may take before the server is killed.
 const STOP_WITHIN: Duration = Duration::from_secs(30);
 
+/// How a cluster listens beyond its Unix socket.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Also listen on a loopback TCP port, where [`USER`] logs in with this password
+    /// (SCRAM-SHA-256). The socket stays `trust`, for the test's own checks.
+    pub password: Option<String>,
+    /// TLS on the TCP port: the server's certificate chain and key, PEM. With it, the TCP
+    /// port takes TLS connections only.
+    pub tls: Option<(String, String)>,
+}
+
 /// A running throwaway cluster.
 #[derive(Debug)]
 pub struct Cluster {
@@ -31,11 +42,19 @@ pub struct Cluster {
     run_as: Option<(u32, u32)>,
     server: Option<Child>,
     databases: u32,
+    /// The loopback TCP port, when [`Options::password`] is set.
+    port: Option<u16>,
 }
 
 impl Cluster {
-    /// Creates and starts a cluster; panics with what to install when PostgreSQL is missing.
+    /// Creates and starts a cluster on a Unix socket; panics with what to install when
+    /// PostgreSQL is missing.
     pub fn start() -> Cluster {
+        Cluster::start_with(&Options::default())
+    }
+
+    /// Creates and starts a cluster with `options`.
+    pub fn start_with(options: &Options) -> Cluster {
         let bin = bindir().unwrap_or_else(|| {
             panic!(
                 "PostgreSQL's server binaries (initdb, postgres) were not found in \
@@ -62,6 +81,7 @@ impl Cluster {
             run_as,
             server: None,
             databases: 0,
+            port: None,
         };
         let data = cluster.data_dir();
         let out = cluster
@@ -89,8 +109,81 @@ impl Cluster {
             std::os::unix::fs::chown(cluster.socket_dir(), Some(uid), Some(gid))
                 .expect("give the socket directory to the unprivileged user");
         }
+        if options.password.is_some() {
+            cluster.listen_on_tcp(options);
+        }
         cluster.resume();
+        if let Some(password) = &options.password {
+            let escaped = password.replace('\'', "''");
+            // On a thread of its own: the caller may be inside an async runtime already.
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a runtime to set the password");
+                    runtime.block_on(async {
+                        cluster
+                            .connect("postgres")
+                            .await
+                            .batch_execute(&format!("ALTER ROLE {USER} PASSWORD '{escaped}'"))
+                            .await
+                            .expect("set the password");
+                    });
+                });
+            });
+        }
         cluster
+    }
+
+    /// Configures a loopback TCP port (free now), SCRAM passwords on it, and TLS when asked.
+    fn listen_on_tcp(&mut self, options: &Options) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        self.port = Some(port);
+        let data = self.data_dir();
+        let tcp = if options.tls.is_some() {
+            "hostssl"
+        } else {
+            "host"
+        };
+        fs::write(
+            data.join("pg_hba.conf"),
+            format!("local all all trust\n{tcp} all all 127.0.0.1/32 scram-sha-256\n"),
+        )
+        .expect("pg_hba.conf");
+        let mut conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\npassword_encryption = 'scram-sha-256'\n"
+        );
+        if let Some((cert, key)) = &options.tls {
+            fs::write(data.join("server.crt"), cert).expect("server.crt");
+            let key_file = data.join("server.key");
+            fs::write(&key_file, key).expect("server.key");
+            fs::set_permissions(
+                &key_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .expect("key mode");
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
+        let mut existing = fs::read_to_string(data.join("postgresql.conf")).unwrap_or_default();
+        existing.push_str(&conf);
+        fs::write(data.join("postgresql.conf"), existing).expect("postgresql.conf");
+        if let Some((uid, gid)) = self.run_as {
+            for file in ["pg_hba.conf", "postgresql.conf", "server.crt", "server.key"] {
+                let path = data.join(file);
+                if path.exists() {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+                }
+            }
+        }
+    }
+
+    /// The loopback TCP port, when the cluster listens on one ([`Options::password`]).
+    pub fn port(&self) -> Option<u16> {
+        self.port
     }
 
     /// The directory of the server's Unix socket.
@@ -116,7 +209,9 @@ impl Cluster {
                 }
             })
             .collect();
-        format!("postgres://{USER}@{host}/{name}?sslmode=disable")
+        // The socket's name carries the port.
+        let port = self.port.unwrap_or(5432);
+        format!("postgres://{USER}@{host}:{port}/{name}?sslmode=disable")
     }
 
     /// Creates a new empty database and returns its URL.
@@ -134,11 +229,21 @@ impl Cluster {
     /// A connection to database `name` as the superuser (for a test's own checks).
     pub async fn connect(&self, name: &str) -> tokio_postgres::Client {
         let mut config = tokio_postgres::Config::new();
-        config.host_path(self.socket_dir()).user(USER).dbname(name);
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .expect("connect to the test cluster");
+        // The socket's name carries the port.
+        config
+            .host_path(self.socket_dir())
+            .port(self.port.unwrap_or(5432))
+            .user(USER)
+            .dbname(name);
+        let (client, connection) = match config.connect(tokio_postgres::NoTls).await {
+            Ok(connected) => connected,
+            Err(e) => panic!(
+                "connect to the test cluster ({:?} {:?}): {e}\n{}",
+                config.get_hosts(),
+                config.get_ports(),
+                fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            ),
+        };
         tokio::spawn(connection);
         client
     }
@@ -187,9 +292,12 @@ impl Cluster {
             .arg(self.data_dir())
             .arg("-k")
             .arg(self.socket_dir())
+            .args(if self.port.is_some() {
+                &[][..]
+            } else {
+                &["-c", "listen_addresses="][..]
+            })
             .args([
-                "-c",
-                "listen_addresses=",
                 "-c",
                 "fsync=off",
                 "-c",
