@@ -250,6 +250,14 @@ fn shown(config: &tokio_postgres::Config) -> String {
     )
 }
 
+/// Reads `[store]` as [`Pg::connect`] does — the URL, the TLS mode, the password, the roots
+/// of `verify-full` — without connecting: `user@host:port/database`, or the first problem.
+pub fn check(store: &StoreConfig) -> Result<String, PgError> {
+    let target = Target::parse(store)?;
+    client_tls(target.verify, store.ca_file.as_deref())?;
+    Ok(target.shown)
+}
+
 impl Pg {
     /// Builds the pool from `[store]` and opens one connection, so that a wrong URL, password
     /// or certificate stops the sidecar at start rather than at the first request.

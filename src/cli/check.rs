@@ -39,6 +39,13 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
                     Ok(None) => {}
                     Err(e) => problems.push(format!("{e:#}")),
                 }
+                // The store's URL as the driver reads it, and its TLS roots (nothing is sent).
+                if let Some(store) = &c.store {
+                    match crate::pg::check(store) {
+                        Ok(target) => println!("store: postgres://{target}: ok"),
+                        Err(e) => problems.push(e.to_string()),
+                    }
+                }
                 files.extend(c.tenants.values().map(|t| t.mapping.clone()));
                 // Every placeholder a tenant's mapping uses has a value in its configuration.
                 for (name, t) in &c.tenants {

@@ -39,6 +39,53 @@ async fn records_are_written_off_the_request_path_and_read_back_filtered() {
     let log = ProvisioningLog::open(&path, 30, Arc::clone(&metrics))
         .await
         .unwrap();
+    written_and_read_back(log, &metrics).await;
+    // The file is readable by a separate reader (the `log` command) after the writer stopped.
+    assert_eq!(read(&path, &all()).unwrap().len(), 3);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+/// The same cases with the log in PostgreSQL (`[store]`), on a throwaway cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_the_same_entries_are_written_read_and_pruned() {
+    let mut cluster = pgtest::Cluster::start();
+    let pg = pg(&cluster.create_database().await).await;
+    let metrics = Arc::new(Metrics::new());
+    let log = ProvisioningLog::open_postgres(&pg, 30, Arc::clone(&metrics))
+        .await
+        .unwrap();
+    written_and_read_back(log, &metrics).await;
+    // A separate reader (the `log` command, another replica) reads the same entries.
+    assert_eq!(read_postgres(&pg, &all()).await.unwrap().len(), 3);
+
+    let pg = self::pg(&cluster.create_database().await).await;
+    pruned_at_open(async |days| {
+        ProvisioningLog::open_postgres(&pg, days, Arc::new(Metrics::new()))
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+async fn pg(url: &str) -> Pg {
+    Pg::connect(&crate::config::StoreConfig {
+        url: url.to_owned(),
+        password: None,
+        ca_file: None,
+        pool_size: 2,
+        acquire_timeout_secs: 5,
+    })
+    .await
+    .unwrap()
+}
+
+/// Entries recorded, read back with every filter, counted; an entry after `close` dropped.
+async fn written_and_read_back(log: ProvisioningLog, metrics: &Metrics) {
     let now = now_ms();
     log.record(entry(
         "acme",
@@ -141,23 +188,23 @@ async fn records_are_written_off_the_request_path_and_read_back_filtered() {
             .encode()
             .contains("scim_sidecar_provisioning_log_entries_total{outcome=\"dropped\"} 1")
     );
-    // The file is readable by a separate reader (the `log` command) after the writer stopped.
-    assert_eq!(read(&path, &all()).unwrap().len(), 3);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
 }
 
 #[tokio::test]
 async fn entries_older_than_the_retention_are_pruned_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
-    let log = ProvisioningLog::open(&path, 7, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
+    pruned_at_open(async |days| {
+        ProvisioningLog::open(&path, days, Arc::new(Metrics::new()))
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+/// Two entries, one past a 7-day retention: a log opened again keeps the other only.
+async fn pruned_at_open(open: impl AsyncFn(u32) -> ProvisioningLog) {
+    let log = open(7).await;
     let now = now_ms();
     log.record(entry(
         "acme",
@@ -173,11 +220,9 @@ async fn entries_older_than_the_retention_are_pruned_at_open() {
         false,
         now - 6 * MS_PER_DAY,
     ));
+    assert_eq!(log.read(all()).await.unwrap().len(), 2);
     log.close().await;
-    assert_eq!(read(&path, &all()).unwrap().len(), 2);
-    let reopened = ProvisioningLog::open(&path, 7, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
+    let reopened = open(7).await;
     let left = reopened.read(all()).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].subject.as_deref(), Some("new@example.com"));

@@ -811,3 +811,66 @@ async fn check_live_reads_the_legacy_app_through_the_mapping() {
         "{out}"
     );
 }
+
+/// `check --config` reads `[store]` as the sidecar will when it starts (the URL, the TLS mode,
+/// a password where it must not be), without connecting.
+#[test]
+fn check_config_reads_the_store_as_the_sidecar_will() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/marketing-center.toml");
+    let check = |url: &str| {
+        let path = dir.path().join("sidecar.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{}[store]\nurl = \"{url}\"\n\n[tenants.mc]\ncustomer_id = \"C\"\nlegacy_base_url = \"http://127.0.0.1:9\"\n\
+                 mapping = \"{}\"\napi_key = {{ value = \"k\" }}\ntokens = [{{ value = \"t\" }}]\n",
+                server_section(&dir.path().join("data")),
+                mapping.display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = check("postgres://scim@db.example:5433/scim?sslmode=require");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("store: postgres://scim@db.example:5433/scim: ok"),
+        "{out}"
+    );
+    for (url, says) in [
+        (
+            "postgres://scim@db.example/scim?sslmode=verify-ca",
+            "sslmode=verify-ca is not supported",
+        ),
+        (
+            "postgres://scim:hunter2@db.example/scim",
+            "store.url holds a password",
+        ),
+        (
+            "mysql://scim@db.example/scim",
+            "store.url must be a postgres:// URL",
+        ),
+        (
+            "postgres://scim@%2Frun%2Fpostgresql/scim?sslmode=require",
+            "a Unix socket carries no TLS",
+        ),
+    ] {
+        let (ok, out) = check(url);
+        assert!(!ok, "{url}: {out}");
+        assert!(out.contains(says), "{url}: {says:?} not in:\n{out}");
+        assert!(!out.contains("hunter2"), "{out}");
+    }
+}
