@@ -39,34 +39,35 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Runs `create` while no other create of the same `key` (a userName, a group name;
-    /// compared without case) runs, on this replica or another sharing the store: the same
-    /// create sent twice (Okta retrying) meets the account the first made, instead of racing
-    /// it. Waits up to half the request's time limit, then `503` with `Retry-After`. No key:
-    /// `create` runs as it is (the plan refuses the request).
-    pub async fn creating<T>(
+    /// Runs `work` while no other work on the same `key` runs (a create of a userName or a
+    /// group name; a change of one group's members; compared without case), on this replica
+    /// or another sharing the store: the same create sent twice (Okta retrying) meets the
+    /// account the first made instead of racing it, and of two member replacements the last
+    /// one's list stands. Waits up to half the request's time limit, then `503` with
+    /// `Retry-After`. No key: `work` runs as it is (the plan refuses the request).
+    pub async fn one_at_a_time<T>(
         &self,
         resource_type: &str,
         what: &'static str,
         key: Option<&str>,
-        create: impl std::future::Future<Output = Result<T, Error>>,
+        work: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
         let Some(key) = key else {
-            return create.await;
+            return work.await;
         };
         let limit = self.state.request_timeout;
         let claim = self
             .state
             .xref
-            .claim_create(
+            .claim(
                 &self.tenant.id,
                 resource_type,
                 what,
-                &key.to_lowercase(),
+                &format!("{what}:{}", key.to_lowercase()),
                 limit / 2,
             )
             .await?;
-        let outcome = create.await;
+        let outcome = work.await;
         claim.release().await;
         outcome
     }

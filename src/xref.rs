@@ -23,7 +23,7 @@ mod tests;
 
 pub use error::StoreError;
 pub use sqlite::prepare_files;
-pub use store::{CreateClaim, Store};
+pub use store::{Claim, Store};
 
 use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 

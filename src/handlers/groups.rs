@@ -152,7 +152,7 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Err
     // Unknown members are refused before the group is created.
     let ids = translate(ctx, &members.named_members()).await?;
     let concurrency = ctx.tenant.member_concurrency;
-    ctx.creating(RESOURCE_TYPE, "displayName", Some(&name), async {
+    ctx.one_at_a_time(RESOURCE_TYPE, "displayName", Some(&name), async {
         let mut x = ctx.exchange();
         let created =
             plan::create(&ctx.mapping, gm, &name, &members, &ids, concurrency, &mut x).await?;
@@ -211,7 +211,8 @@ pub async fn replace(
 }
 
 /// A PATCH or PUT: the group loaded and checked, unknown members refused before anything
-/// changes, then the plan (rename, membership push). Answers the record as it now is.
+/// changes, then the plan (rename, membership push). Answers the record as it now is. One
+/// change of a group at a time, on any replica: each reads the members the last one left.
 async fn change_group(
     ctx: &Ctx,
     gm: &GroupMapping,
@@ -219,30 +220,33 @@ async fn change_group(
     change: &GroupPatch,
     names: &[String],
 ) -> Result<Value, Error> {
-    let (legacy_id, record) = load(ctx, gm, id).await?;
-    note_name(ctx, gm, &record);
-    plan::check_unlocked(gm, &record)?;
-    let ids = translate(ctx, &change.named_members()).await?;
-    // A PATCH that only renames is an update, not a membership change.
-    if !change.changes_members() {
-        ctx.note.set_action("update");
-    }
-    let concurrency = ctx.tenant.member_concurrency;
-    let mut x = ctx.exchange();
-    let changed = plan::change(
-        &ctx.mapping,
-        gm,
-        &legacy_id,
-        record,
-        change,
-        names,
-        &ids,
-        concurrency,
-        &mut x,
-    )
-    .await?;
-    recorded(ctx, &changed).await?;
-    Ok(changed.record)
+    ctx.one_at_a_time(RESOURCE_TYPE, "group", Some(id), async {
+        let (legacy_id, record) = load(ctx, gm, id).await?;
+        note_name(ctx, gm, &record);
+        plan::check_unlocked(gm, &record)?;
+        let ids = translate(ctx, &change.named_members()).await?;
+        // A PATCH that only renames is an update, not a membership change.
+        if !change.changes_members() {
+            ctx.note.set_action("update");
+        }
+        let concurrency = ctx.tenant.member_concurrency;
+        let mut x = ctx.exchange();
+        let changed = plan::change(
+            &ctx.mapping,
+            gm,
+            &legacy_id,
+            record,
+            change,
+            names,
+            &ids,
+            concurrency,
+            &mut x,
+        )
+        .await?;
+        recorded(ctx, &changed).await?;
+        Ok(changed.record)
+    })
+    .await
 }
 
 fn note_name(ctx: &Ctx, gm: &GroupMapping, record: &Value) {

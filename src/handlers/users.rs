@@ -172,7 +172,7 @@ async fn answer_written(
 pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Error> {
     note_user_name(ctx, &body);
     let user_name = scim::request::member(&body, "userName").and_then(Value::as_str);
-    ctx.creating(RESOURCE_TYPE, "userName", user_name, async {
+    ctx.one_at_a_time(RESOURCE_TYPE, "userName", user_name, async {
         let created = plan::create(&ctx.mapping, &body, &mut ctx.exchange()).await?;
         if let Some(then) = created.adopted {
             tracing::info!(legacy_id = %created.legacy_id, action = then.as_str(), "create met an existing account");

@@ -65,10 +65,11 @@ pub enum StoreError {
     /// A stored value has an unexpected type (a column of another schema).
     #[error("cross-reference database error: unexpected value in result column {0}")]
     Column(usize),
-    /// Another request holds the create claim of the same key and did not finish in time.
+    /// Another request holds the claim of the same key (a create of the same userName, a
+    /// change of the same group's members) and did not finish in time.
     #[error(
-        "another create of the same {what} is still running (on this or another replica): \
-         retry in a moment"
+        "another request writing the same {what} is still running (on this or another \
+         replica): retry in a moment"
     )]
     Busy {
         /// What the claim is on, e.g. `userName`.

@@ -3,8 +3,8 @@
 //! Both keep the same rows by the same rules (`rules`); the engines differ in SQL and in how
 //! concurrent writers are ordered (one writer thread; row locks and retried transactions).
 //!
-//! Also the create claims: a create of a key (a userName) runs while no other create of the
-//! same key runs — in this process (a lock) and, on PostgreSQL, on any replica (an advisory
+//! Also the claims: a create of a key (a userName), a change of a group, runs while no other
+//! request on the same key runs — in this process (a lock) and, on PostgreSQL, on any replica (an advisory
 //! lock).
 //!
 //! Owns the choice of engine; depends on the sibling modules and `crate::pg`.
@@ -59,10 +59,10 @@ macro_rules! on_engine {
 }
 
 /// A create claim: while it lives, no other create of its key runs (see
-/// [`Store::claim_create`]). Give it back with [`CreateClaim::release`]; dropped, it is given
+/// [`Store::claim`]). Give it back with [`Claim::release`]; dropped, it is given
 /// back in the background.
 #[derive(Debug)]
-pub struct CreateClaim {
+pub struct Claim {
     _local: OwnedMutexGuard<()>,
     shared: Option<SharedClaim>,
 }
@@ -87,7 +87,7 @@ impl SharedClaim {
     }
 }
 
-impl CreateClaim {
+impl Claim {
     /// Gives the claim back now, so that a create waiting for it goes on at once.
     pub async fn release(mut self) {
         if let Some(shared) = self.shared.take() {
@@ -96,7 +96,7 @@ impl CreateClaim {
     }
 }
 
-impl Drop for CreateClaim {
+impl Drop for Claim {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
@@ -350,14 +350,14 @@ impl Store {
     /// type: waits while another create of the same key runs, in this process or (on
     /// PostgreSQL) on another replica, up to `wait`; then [`StoreError::Busy`]. A replica that
     /// dies holding a claim, or loses its database session, holds it no more.
-    pub async fn claim_create(
+    pub async fn claim(
         &self,
         tenant: &TenantId,
         resource_type: &str,
         what: &'static str,
         key: &str,
         wait: Duration,
-    ) -> Result<CreateClaim, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let deadline = Instant::now() + wait;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (tenant.as_str(), resource_type, key).hash(&mut hasher);
@@ -368,7 +368,7 @@ impl Store {
             .map_err(|_| StoreError::Busy { what })?;
         let Engine::Postgres(engine) = &self.engine else {
             self.check_open()?;
-            return Ok(CreateClaim {
+            return Ok(Claim {
                 _local: local,
                 shared: None,
             });
@@ -382,7 +382,7 @@ impl Store {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_CLAIM_PAUSE);
         }
-        Ok(CreateClaim {
+        Ok(Claim {
             _local: local,
             shared: Some(SharedClaim {
                 engine: engine.clone(),

@@ -891,11 +891,7 @@ const SHORT_WAIT: Duration = Duration::from_millis(50);
 async fn create_claims_exclude_each_other(store: Store) {
     let claim = |key: &'static str, wait: Duration| {
         let store = store.clone();
-        async move {
-            store
-                .claim_create(&acme(), USER, "userName", key, wait)
-                .await
-        }
+        async move { store.claim(&acme(), USER, "userName", key, wait).await }
     };
     let held = claim("ada", SHORT_WAIT).await.expect("the first claim");
     match claim("ada", SHORT_WAIT).await {
@@ -908,7 +904,7 @@ async fn create_claims_exclude_each_other(store: Store) {
     let other = claim("bob", SHORT_WAIT).await.expect("another key is free");
     // Another tenant's or resource type's key of the same text is another claim.
     let group = store
-        .claim_create(&acme(), "Group", "displayName", "ada", SHORT_WAIT)
+        .claim(&acme(), "Group", "displayName", "ada", SHORT_WAIT)
         .await
         .expect("a group of the same name");
     // A waiting claim goes on when the holder gives it back.
@@ -937,11 +933,7 @@ async fn create_claims_hold_across_replicas_and_end_with_the_session() {
     let (one, two) = (open_postgres(&url).await, open_postgres(&url).await);
     let claim = |store: &Store, wait: Duration| {
         let store = store.clone();
-        async move {
-            store
-                .claim_create(&acme(), USER, "userName", "ada", wait)
-                .await
-        }
+        async move { store.claim(&acme(), USER, "userName", "ada", wait).await }
     };
     let held = claim(&one, SHORT_WAIT).await.expect("claim on replica one");
     assert!(
