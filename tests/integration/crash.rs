@@ -3,14 +3,13 @@
 //! as Okta retries. Afterwards every user exists exactly once, every update is applied, and
 //! `reconcile` finds zero drift.
 
-use std::process::Command;
 use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
 use simulator::marketing_center::MarketingCenter;
 
-use crate::process::{Served, server_section, try_call};
+use crate::process::{Served, assert_no_drift, mc_tenant, reconcile, server_section, try_call};
 use crate::support::okta_user;
 
 const KEY: &str = "crash-api-key";
@@ -53,19 +52,9 @@ async fn converges_after_kills(store: &str) {
     std::fs::write(
         &config,
         format!(
-            r#"{server}{store}[tenants.acme]
-customer_id = "ACME"
-legacy_base_url = "{legacy}"
-mapping = "{mapping}"
-api_key = {{ env = "CRASH_MC_KEY" }}
-tokens = [{{ value = "{TOKEN}" }}]
-"#,
-            server = server_section(&dir.path().join("data")),
-            legacy = sim_handle.base_url(),
-            mapping = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/mappings/marketing-center.toml"
-            ),
+            "{}{store}{}",
+            server_section(&dir.path().join("data")),
+            mc_tenant(&sim_handle.base_url(), "CRASH_MC_KEY", TOKEN),
         ),
     )
     .unwrap();
@@ -153,29 +142,7 @@ tokens = [{{ value = "{TOKEN}" }}]
         assert_eq!(u[0]["ExternalIdentityProviderID"], format!("00u-crash-{i}"));
     }
     // And the cross-reference agrees with the legacy app: zero drift.
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
-            .args(["reconcile", "--json", "--config"])
-            .arg(&config)
-            .env("CRASH_MC_KEY", KEY)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success(), "{report}");
-    assert_eq!(report["legacy_users"], 40);
-    assert_eq!(report["xref_rows"], 40);
-    for drift in [
-        "vanished",
-        "unrecorded",
-        "external_id_mismatch",
-        "duplicates",
-    ] {
-        assert_eq!(report[drift], json!([]), "{drift}: {report}");
-    }
+    assert_no_drift(&reconcile(&config, ("CRASH_MC_KEY", KEY)).await, 40);
     println!("crash test: {kills} SIGKILLs, {replays} replayed requests, zero drift");
     sim_handle.stop().await;
 }

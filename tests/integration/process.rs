@@ -22,6 +22,53 @@ pub(crate) fn server_section(data: &std::path::Path) -> String {
     )
 }
 
+/// The `[tenants.acme]` table of a test configuration in front of a Marketing Center
+/// simulator at `legacy` (customer `ACME`, the shipped mapping): the API key from the
+/// environment variable `key_env`, one bearer token.
+pub(crate) fn mc_tenant(legacy: &str, key_env: &str, token: &str) -> String {
+    format!(
+        "[tenants.acme]\ncustomer_id = \"ACME\"\nlegacy_base_url = \"{legacy}\"\n\
+         mapping = \"{}/mappings/marketing-center.toml\"\napi_key = {{ env = \"{key_env}\" }}\n\
+         tokens = [{{ value = \"{token}\" }}]\n",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// `reconcile --json --config CONFIG` with one environment variable (the API key): its
+/// report, which must say the command succeeded.
+pub(crate) async fn reconcile(config: &std::path::Path, env: (&str, &str)) -> Value {
+    let config = config.to_path_buf();
+    let (key, value) = (env.0.to_owned(), env.1.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+            .args(["reconcile", "--json", "--config"])
+            .arg(&config)
+            .env(key, value)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{report}");
+    report
+}
+
+/// Asserts a reconcile report without drift, with `users` users on both sides.
+pub(crate) fn assert_no_drift(report: &Value, users: u64) {
+    assert_eq!(report["legacy_users"], users, "{report}");
+    assert_eq!(report["xref_rows"], users, "{report}");
+    for drift in [
+        "vanished",
+        "unrecorded",
+        "external_id_mismatch",
+        "duplicates",
+    ] {
+        assert_eq!(report[drift], serde_json::json!([]), "{drift}: {report}");
+    }
+}
+
 /// A running `serve` process, its log lines, and its SCIM base URL.
 pub(crate) struct Served {
     pub(crate) child: Child,

@@ -7,7 +7,6 @@
 //! the database restarting mid-stream answers `503` with `Retry-After` and loses nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -16,7 +15,9 @@ use serde_json::{Value, json};
 use simulator::faults::Knobs;
 use simulator::marketing_center::MarketingCenter;
 
-use crate::process::{Served, call, server_section, try_call};
+use crate::process::{
+    Served, assert_no_drift, call, mc_tenant, reconcile, server_section, try_call,
+};
 use crate::support::{okta_user, wait_for_every};
 
 const KEY: &str = "replicas-api-key";
@@ -47,14 +48,7 @@ impl Replicas {
         let sim_handle = sim.clone().spawn().await.unwrap();
         let mut cluster = pgtest::Cluster::start();
         let url = cluster.create_database().await;
-        let db = url
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .split('?')
-            .next()
-            .unwrap()
-            .to_owned();
+        let db = pgtest::database_of(&url).to_owned();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("sidecar.toml");
         std::fs::write(
@@ -64,19 +58,9 @@ impl Replicas {
 url = "{url}"
 {settings}
 
-[tenants.acme]
-customer_id = "{CUSTOMER}"
-legacy_base_url = "{legacy}"
-mapping = "{mapping}"
-api_key = {{ env = "REPLICAS_MC_KEY" }}
-tokens = [{{ value = "{TOKEN}" }}]
-"#,
+{tenant}"#,
                 server = server_section(&dir.path().join("data")),
-                legacy = sim_handle.base_url(),
-                mapping = concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/mappings/marketing-center.toml"
-                ),
+                tenant = mc_tenant(&sim_handle.base_url(), "REPLICAS_MC_KEY", TOKEN),
             ),
         )
         .unwrap();
@@ -113,21 +97,7 @@ tokens = [{{ value = "{TOKEN}" }}]
 
     /// `reconcile --json` with the shared configuration: the legacy app against the store.
     async fn reconcile(&self) -> Value {
-        let config = self.config.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
-                .args(["reconcile", "--json", "--config"])
-                .arg(&config)
-                .env("REPLICAS_MC_KEY", KEY)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let report: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-        assert!(out.status.success(), "{report}");
-        report
+        reconcile(&self.config, ("REPLICAS_MC_KEY", KEY)).await
     }
 
     async fn stop(self) {
@@ -140,20 +110,6 @@ tokens = [{{ value = "{TOKEN}" }}]
         );
         self.sim_handle.stop().await;
         drop(self.cluster);
-    }
-}
-
-/// Asserts a reconcile report without drift, with `users` users on both sides.
-fn assert_no_drift(report: &Value, users: u64) {
-    assert_eq!(report["legacy_users"], users, "{report}");
-    assert_eq!(report["xref_rows"], users, "{report}");
-    for drift in [
-        "vanished",
-        "unrecorded",
-        "external_id_mismatch",
-        "duplicates",
-    ] {
-        assert_eq!(report[drift], json!([]), "{drift}: {report}");
     }
 }
 
@@ -461,9 +417,11 @@ async fn a_database_restart_mid_stream_answers_503_and_loses_nothing() {
 async fn an_unavailable_store_says_when_to_retry() {
     let mut r = Replicas::start(1).await;
     r.cluster.stop();
-    let (status, headers, body) = raw_post(
-        &r.base(0),
-        okta_user("late@example.com", "L", "A", "00u-late"),
+    let (status, headers, body) = send(
+        Method::POST,
+        &format!("{}/Users", r.base(0)),
+        Some(TOKEN),
+        Some(okta_user("late@example.com", "L", "A", "00u-late")),
     )
     .await;
     assert_eq!(status, 503, "{body}");
@@ -519,7 +477,13 @@ async fn a_full_pool_queues_then_answers_503() {
     })
     .await;
     // A second request queues for a connection, then is told to come back.
-    let (status, headers, body) = raw_get(&format!("{}{path}", r.base(0))).await;
+    let (status, headers, body) = send(
+        Method::GET,
+        &format!("{}{path}", r.base(0)),
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"), "{headers:?}");
     // The lock goes: the first request, queued behind it, is answered.
@@ -538,14 +502,26 @@ async fn a_full_pool_queues_then_answers_503() {
     r.stop().await;
 }
 
-async fn raw_get(url: &str) -> (u16, http::HeaderMap, String) {
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+/// One request: its status, headers and body text. `token`: a SCIM request (with a body,
+/// SCIM JSON); none: the admin listener.
+async fn send(
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, http::HeaderMap, String) {
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
-    let req = http::Request::builder()
-        .uri(url)
-        .header("Authorization", format!("Bearer {TOKEN}"))
-        .body(http_body_util::Empty::new())
+    let mut req = http::Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        req = req
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/scim+json");
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = req
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
         .unwrap();
     let resp = client.request(req).await.unwrap();
     let status = resp.status().as_u16();
@@ -562,42 +538,7 @@ async fn raw_get(url: &str) -> (u16, http::HeaderMap, String) {
 }
 
 async fn admin_text(url: &str) -> String {
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let resp = client.get(url.parse().unwrap()).await.unwrap();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-async fn raw_post(base: &str, body: Value) -> (u16, http::HeaderMap, String) {
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let req = http::Request::builder()
-        .method(Method::POST)
-        .uri(format!("{base}/Users"))
-        .header("Authorization", format!("Bearer {TOKEN}"))
-        .header("Content-Type", "application/scim+json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        )))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (
-        status,
-        headers,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    )
+    send(Method::GET, url, None, None).await.2
 }
 
 async fn admin_json(url: &str) -> Value {

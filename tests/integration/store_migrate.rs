@@ -8,7 +8,7 @@ use http::Method;
 use serde_json::{Value, json};
 use simulator::marketing_center::MarketingCenter;
 
-use crate::process::{Served, call, server_section};
+use crate::process::{Served, call, mc_tenant, server_section};
 use crate::support::okta_user;
 
 const KEY: &str = "migrate-api-key";
@@ -45,20 +45,7 @@ async fn a_running_installation_moves_to_postgresql() {
     let url = cluster.create_database().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let tenant = format!(
-        r#"[tenants.acme]
-customer_id = "ACME"
-legacy_base_url = "{legacy}"
-mapping = "{mapping}"
-api_key = {{ env = "MIGRATE_MC_KEY" }}
-tokens = [{{ value = "{TOKEN}" }}]
-"#,
-        legacy = sim_handle.base_url(),
-        mapping = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/mappings/marketing-center.toml"
-        ),
-    );
+    let tenant = mc_tenant(&sim_handle.base_url(), "MIGRATE_MC_KEY", TOKEN);
     let sqlite_config = dir.path().join("sqlite.toml");
     std::fs::write(&sqlite_config, format!("{}{tenant}", server_section(&data))).unwrap();
     let pg_config = dir.path().join("postgres.toml");

@@ -45,14 +45,7 @@ async fn tls_and_a_password_to_postgresql() {
     });
     let port = cluster.port().unwrap();
     let socket_url = cluster.create_database().await;
-    let db = socket_url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
+    let db = pgtest::database_of(&socket_url).to_owned();
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("db-ca.crt");
     std::fs::write(&ca_file, &ca.pem).unwrap();

@@ -364,6 +364,12 @@ impl Drop for Cluster {
     }
 }
 
+/// The database name of a URL made by [`Cluster::url`] or [`Cluster::create_database`].
+pub fn database_of(url: &str) -> &str {
+    let path = url.rsplit('/').next().unwrap_or("");
+    path.split('?').next().unwrap_or(path)
+}
+
 /// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`, or `PG_BINDIR`.
 fn bindir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("PG_BINDIR") {
