@@ -56,8 +56,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
 const RACE_RETRIES: u32 = 5;
 
 /// The columns of an [`XrefRecord`], in the order [`record`] reads them.
-const SELECT_RECORD: &str = "SELECT tenant, resource_type, scim_id, legacy_id, external_id, \
-     user_name, created, last_modified, version, tombstoned_at, fingerprint FROM xref ";
+macro_rules! record_columns {
+    () => {
+        "tenant, resource_type, scim_id, legacy_id, external_id, user_name, created, \
+         last_modified, version, tombstoned_at, fingerprint"
+    };
+}
+const RECORD_COLUMNS: &str = record_columns!();
+/// The records of the rows of `xref` a `WHERE` clause that follows names.
+const SELECT_RECORD: &str = concat!("SELECT ", record_columns!(), " FROM xref ");
 
 /// The PostgreSQL engine. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -325,6 +332,11 @@ impl Postgres {
         resource_type: &str,
         row: Seen,
     ) -> Result<XrefRecord, StoreError> {
+        if row.fingerprint.is_none()
+            && let Some(record) = self.upsert_at_once(tenant, resource_type, &row).await?
+        {
+            return Ok(record);
+        }
         let this = self;
         let row = &row;
         in_transaction!(this, tx => async {
@@ -345,6 +357,52 @@ impl Postgres {
             this.update_names(&tx, &mut current, &now).await?;
             Ok::<_, StoreError>(current)
         })
+    }
+
+    /// The usual upsert in one statement: a new row when no row holds the SCIM id or the legacy
+    /// id, or the new names of the row of this SCIM id and legacy id when no other row holds
+    /// the legacy id. `None` in every other case (the legacy id is another SCIM id's, the SCIM
+    /// id another legacy id's, a concurrent insert won), which the transaction then decides
+    /// as the SQLite engine does. One round trip instead of five for a create or an update.
+    async fn upsert_at_once(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        row: &Seen,
+    ) -> Result<Option<XrefRecord>, StoreError> {
+        let now = now()?;
+        let sql = format!(
+            "INSERT INTO xref AS x (tenant, resource_type, scim_id, legacy_id, external_id, \
+             user_name, created, last_modified, version) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $7, 1 WHERE NOT EXISTS (SELECT 1 FROM xref \
+             WHERE tenant = $1 AND resource_type = $2 AND legacy_id = $4 AND scim_id <> $3) \
+             ON CONFLICT (tenant, resource_type, scim_id) DO UPDATE SET \
+             external_id = EXCLUDED.external_id, user_name = EXCLUDED.user_name, \
+             last_modified = EXCLUDED.last_modified, version = x.version + 1 \
+             WHERE x.legacy_id = EXCLUDED.legacy_id \
+             RETURNING {}",
+            RECORD_COLUMNS
+        );
+        let written = self
+            .records(
+                &sql,
+                &[
+                    &tenant.as_str(),
+                    &resource_type,
+                    &row.scim_id.as_str(),
+                    &row.legacy_id.as_str(),
+                    &row.external_id.as_ref().map(ExternalId::as_str),
+                    &row.user_name.as_deref(),
+                    &now,
+                ],
+            )
+            .await;
+        match written {
+            Ok(mut rows) => Ok(rows.pop()),
+            // A concurrent insert of this legacy id won the race: the transaction decides.
+            Err(StoreError::Pg(e)) if lost_race(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// See [`Store::tombstone`](super::Store::tombstone).

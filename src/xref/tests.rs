@@ -885,6 +885,40 @@ async fn get_many_answers_in_input_order(store: Store) {
     assert_eq!(other, [None], "tenant isolation");
 }
 
+async fn upsert_refuses_ids_that_disagree(store: Store) {
+    store
+        .upsert(&acme(), USER, seen("1", Some("e1"), Some("ada")))
+        .await
+        .expect("insert");
+    store
+        .tombstone(&acme(), USER, &sid("1"))
+        .await
+        .expect("tombstone");
+    // A SCIM id stored for legacy id 1, said to be legacy id 2.
+    let mut moved = seen("2", None, None);
+    moved.scim_id = sid("1");
+    assert!(matches!(
+        store.upsert(&acme(), USER, moved).await,
+        Err(StoreError::IdConflict { .. })
+    ));
+    // Legacy id 1, held (tombstoned) by its own SCIM id, claimed by another one.
+    let mut other = seen("1", None, None);
+    other.scim_id = ScimId::new("not-derived");
+    assert!(matches!(
+        store.upsert(&acme(), USER, other).await,
+        Err(StoreError::IdConflict { .. })
+    ));
+    // Nothing changed; the row of SCIM id 1 still updates, tombstone kept.
+    let row = store
+        .upsert(&acme(), USER, seen("1", Some("e2"), Some("ada")))
+        .await
+        .expect("update");
+    assert_eq!(row.version, 3, "insert, tombstone, update");
+    assert_eq!(row.external_id, Some(ExternalId::new("e2")));
+    assert!(row.tombstoned_at.is_some(), "an upsert lifts no tombstone");
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (0, 1));
+}
+
 /// How long a test's claim waits for one that is held (it is never given back in time).
 const SHORT_WAIT: Duration = Duration::from_millis(50);
 
@@ -1000,6 +1034,7 @@ async fn open_postgres(url: &str) -> Store {
 
 on_both_engines!(
     create_claims_exclude_each_other,
+    upsert_refuses_ids_that_disagree,
     seen_inserts_absent_rows_in_input_order,
     seen_refreshes_changed_rows_and_keeps_remembered_values,
     seen_with_duplicate_rows_in_one_call_records_once,
