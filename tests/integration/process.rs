@@ -80,6 +80,16 @@ pub(crate) struct Served {
     pub(crate) admin: String,
 }
 
+/// A test that fails before it stops its sidecar leaves no process behind.
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Served {
     /// Starts `serve --config` with extra environment (debug logs, JSON because stderr is a
     /// pipe) and waits for the "serving" line, which carries the bound address.
@@ -179,7 +189,7 @@ impl Served {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.log.push(line),
-                Err(mpsc::RecvTimeoutError::Disconnected) => return self.log,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return std::mem::take(&mut self.log),
                 Err(mpsc::RecvTimeoutError::Timeout) => panic!(
                     "serve exited but its standard error did not close within {} s: {:?}",
                     WAIT_LIMIT.as_secs(),
