@@ -998,6 +998,10 @@ def check_secret_placeholders():
     return "placeholders only; the token placeholder cannot be sent as a bearer token"
 
 
+# A self-signed certificate with no key anywhere, for the CA placeholders (see its use).
+PLACEHOLDER_CA = Path(__file__).resolve().parent / "fixtures" / "placeholder-db-ca.crt"
+
+
 def check_sidecar_accepts_config(binary):
     if not binary or not Path(binary).is_file():
         raise AssertionError(
@@ -1012,6 +1016,11 @@ def check_sidecar_accepts_config(binary):
         for path, content in files.items():
             dest = Path(tmp + path)
             dest.parent.mkdir(parents=True, exist_ok=True)
+            # `check` reads a CA file as PEM: where the Secret holds the placeholder, a
+            # certificate stands in for the one the operator puts there (its key was thrown
+            # away when it was made).
+            if path.endswith(".crt") and "REPLACE-ME" in content:
+                content = PLACEHOLDER_CA.read_text(encoding="utf-8")
             dest.write_text(content, encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_SIDECAR_")}
         env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
