@@ -125,6 +125,11 @@ fn bench_measures_every_figure_without_errors() {
         assert_eq!(t["met"].is_boolean(), judged, "{t}");
     }
     assert!(stdout.contains("(other parameters)"), "{stdout}");
+    // The state was where the report says: the imported users are in the SQLite files.
+    assert_eq!(report["store"]["engine"], "sqlite", "{}", report["store"]);
+    assert!(stdout.contains("store: sqlite"), "{stdout}");
+    let main = report["store"]["xref_rows"]["main"].as_u64().unwrap();
+    assert!(main >= 300, "{}", report["store"]);
 }
 
 #[test]
@@ -149,4 +154,73 @@ fn bench_only_runs_the_named_parts() {
     // creates/s, replace, peak RSS, the three scale figures.
     assert_eq!(not_run.len(), 6, "{not_run:?}");
     assert!(stdout.contains("not run"), "{stdout}");
+}
+
+/// With `--store`, every sidecar keeps its state in a database of its own on the server: the
+/// imported users, the created ones and the filled rows are there (counted by the bench after
+/// each sidecar stopped), the side-by-side comparison with SQLite gives its three figures, and
+/// every database is dropped at the end.
+#[tokio::test]
+async fn bench_keeps_the_state_in_postgresql_with_store() {
+    let mut cluster = pgtest::Cluster::start();
+    let url = cluster.create_database().await;
+    let (stdout, report) = run_bench(&[
+        "--only",
+        "get_by_id,create,stores,scale,replace",
+        "--store",
+        &url,
+    ]);
+    let store = &report["store"];
+    assert_eq!(store["engine"], "postgresql", "{store}");
+    assert!(stdout.contains("store: postgresql"), "{stdout}");
+    let rows = |name: &str| store["xref_rows"][name].as_u64().unwrap_or(0);
+    // 300 imported users and the creates through the sidecar.
+    let created = report["scenarios"]["create"]["sidecar"]["many_clients"]["ops"]
+        .as_u64()
+        .unwrap()
+        + report["scenarios"]["create"]["sidecar"]["one_client"]["ops"]
+            .as_u64()
+            .unwrap();
+    assert_eq!(rows("main"), 300 + created, "{store}");
+    // The filled rows (through `seen`, and past 1,000 the bulk path) and the imported users
+    // (the same for both: the simulator's, including the users the create scenario made).
+    assert!(rows("rows100") >= 100 + 300, "{store}");
+    assert_eq!(rows("rows3000") - rows("rows100"), 3000 - 100, "{store}");
+    assert!(rows("replace") >= 60 + 1_000, "{store}");
+    // The side-by-side comparison: one sidecar on each store, both measured.
+    for engine in ["sqlite", "postgresql"] {
+        let side = &report["stores"][engine];
+        for load in [
+            &side["get_by_id"]["one_client"],
+            &side["get_by_id"]["many_clients"],
+            &side["create"]["many_clients"],
+        ] {
+            assert!(load["ops"].as_u64().unwrap() > 0, "{engine}: {side}");
+        }
+        assert!(rows(&format!("stores-{engine}")) >= 300, "{store}");
+    }
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 13, "{targets:?}");
+    for t in &targets[10..] {
+        assert!(t["value"].as_f64().is_some(), "{t}");
+        assert!(
+            stdout.contains(t["figure"].as_str().unwrap()),
+            "{t}\n{stdout}"
+        );
+    }
+    let mut checked = Vec::new();
+    health(&report, "", &mut checked);
+    let failed: Vec<_> = checked.iter().filter(|(_, e)| *e > 0).collect();
+    assert!(failed.is_empty(), "requests failed: {failed:?}\n{stdout}");
+
+    let client = cluster.connect("postgres").await;
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'scim\\_bench\\_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the bench's databases were not dropped");
 }

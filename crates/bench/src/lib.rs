@@ -8,14 +8,19 @@
 //! slow legacy app, memory, and 1,000 vs 1,000,000 cross-reference rows. Prints one table and
 //! writes the figures as JSON.
 //!
+//! With `--store`, every sidecar keeps its state in a PostgreSQL database of its own on the
+//! given server instead of SQLite files ([`state`]).
+//!
 //! Tooling, like the simulator: never on the `serve` path. Drives the sidecar only over HTTP,
-//! as processes of the binary that runs the bench; fills a cross-reference before a scale run
-//! through that binary's [`Host`], never linking the sidecar's storage itself.
+//! as processes of the binary that runs the bench; fills a cross-reference before a scale run,
+//! and creates and drops the PostgreSQL databases, through that binary's [`Host`], never
+//! linking the sidecar's storage itself.
 
 pub mod forward;
 pub mod load;
 pub mod procs;
 mod report;
+pub mod state;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -35,6 +40,8 @@ use procs::Proc;
 use report::Report;
 use simulator::marketing_center as mc_app;
 use simulator::marketing_center::client as mc;
+use state::States;
+pub use state::{PgDatabase, State};
 
 /// The tenant name, customer id, API key and bearer token of the benchmark.
 const TENANT: &str = "bench";
@@ -85,17 +92,28 @@ pub struct Options {
     pub small_rows: u64,
     /// Run only these parts (comma-separated): the scenario names of the table
     /// (`get_by_id`, `lookup_by_username`, `create`, `patch_deactivate`,
-    /// `group_member_add_remove`) and `peak`, `push`, `scale`, `replace`. All when absent;
-    /// figures of parts not run print as "not run".
+    /// `group_member_add_remove`) and `peak`, `push`, `stores`, `scale`, `replace`. All when
+    /// absent; figures of parts not run print as "not run". `stores` runs with `--store` only.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PARTS))]
     pub only: Vec<String>,
     /// Where the JSON report goes.
     #[arg(long, default_value = "target/bench.json")]
     pub out: PathBuf,
+    /// Keep every sidecar's state in PostgreSQL instead of SQLite files: the server's URL as
+    /// `[store] url` takes it, `postgres://USER@HOST:PORT/DATABASE?sslmode=…`, without a
+    /// password. Each sidecar gets a new database of its own on that server (created through
+    /// DATABASE, so USER needs CREATEDB), dropped when the bench ends.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The environment variable holding the password of `--store`'s user. The bench and the
+    /// sidecars read it from the environment (`password = { env = … }`), never from the
+    /// command line.
+    #[arg(long, value_name = "VAR", requires = "store")]
+    pub store_password_env: Option<String>,
 }
 
 /// The parts `--only` can name.
-const PARTS: [&str; 9] = [
+const PARTS: [&str; 10] = [
     "get_by_id",
     "lookup_by_username",
     "create",
@@ -103,6 +121,7 @@ const PARTS: [&str; 9] = [
     "group_member_add_remove",
     "peak",
     "push",
+    "stores",
     "scale",
     "replace",
 ];
@@ -114,17 +133,40 @@ impl Options {
     }
 }
 
+/// What a [`Host`] call returns: a future the bench awaits.
+pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
+
 /// What the bench needs from the binary it measures, beyond starting it as processes (the
 /// simulator, the forwarder, the sidecar: `simulate`, `forward`, `serve`).
 pub trait Host: Sync {
-    /// Creates the cross-reference database `db` holding `rows` users of `tenant`: row `n` is
-    /// [`fill_row`]`(tenant, n)`.
+    /// Fills the cross-reference of the new, empty `state` with `rows` users of `tenant`: row
+    /// `n` is [`fill_row`]`(tenant, n)`.
     fn fill_xref<'a>(
         &'a self,
-        db: &'a Path,
+        state: &'a State,
         tenant: &'a TenantId,
         rows: u64,
-    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+    ) -> HostFuture<'a, ()>;
+
+    /// The cross-reference rows (live and tombstoned, every tenant) of `state`, read once its
+    /// sidecar has stopped: what shows the state was kept where the bench says.
+    fn xref_rows<'a>(&'a self, state: &'a State) -> HostFuture<'a, u64>;
+
+    /// Brings the query planner's statistics of `state` up to date once its sidecar has
+    /// recorded the simulator's users: `ANALYZE` on PostgreSQL, nothing on SQLite (whose
+    /// planner takes the primary key without statistics). So that what is measured is a store
+    /// in its steady state: a new PostgreSQL database has no statistics until autovacuum's
+    /// first pass (up to `autovacuum_naptime`, a minute by default, after the writes), and
+    /// until then the planner may take the wrong index. On this bench's first runs a GET by
+    /// id read the `userName` index over every row of the tenant and filtered them, instead
+    /// of the primary key.
+    fn analyze<'a>(&'a self, state: &'a State) -> HostFuture<'a, ()>;
+
+    /// Creates the empty database `name` on `server`'s server, through `server`'s database.
+    fn create_database<'a>(&'a self, server: &'a PgDatabase, name: &'a str) -> HostFuture<'a, ()>;
+
+    /// Drops the database `name` on `server`'s server, ending any session still on it.
+    fn drop_database<'a>(&'a self, server: &'a PgDatabase, name: &'a str) -> HostFuture<'a, ()>;
 }
 
 /// One row of a prefilled cross-reference: a user the legacy app does not have.
@@ -153,26 +195,55 @@ pub fn fill_row(tenant: &TenantId, n: u64) -> FillRow {
 
 /// Runs the benchmark, prints the table and writes the JSON report.
 pub async fn run(opts: Options, host: &dyn Host) -> anyhow::Result<()> {
+    if opts.store.is_none() && opts.only.iter().any(|p| p == "stores") {
+        return Err(anyhow::anyhow!(
+            "--only stores compares SQLite with PostgreSQL: it needs --store"
+        ));
+    }
     let dir = tempdir()?;
-    let mut report = Report::new(&opts);
+    let server = opts.store.as_ref().map(|url| PgDatabase {
+        url: url.clone(),
+        password_env: opts.store_password_env.clone(),
+    });
+    let mut states = States::new(server, &dir, host);
+    let outcome = measure(&opts, &dir, host, &mut states).await;
+    // `measure` owned every process: the sidecars have stopped, their databases can go.
+    states.drop_all().await;
+    if outcome.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome
+}
+
+/// Every part of the benchmark, the report printed and written.
+async fn measure(
+    opts: &Options,
+    dir: &Path,
+    host: &dyn Host,
+    states: &mut States<'_>,
+) -> anyhow::Result<()> {
+    let mut report = Report::new(opts, states.describe());
     let started = Instant::now();
 
     eprintln!(
-        "bench: starting the simulator ({} users), the forwarder and the sidecar",
-        opts.users
+        "bench: starting the simulator ({} users), the forwarder and the sidecar ({})",
+        opts.users,
+        states.engine()
     );
-    let sim = simulator(&dir, "sim", opts.users, &[(PUSH_GROUP, 0)], 0)?;
+    let sim = simulator(dir, "sim", opts.users, &[(PUSH_GROUP, 0)], 0)?;
     let fwd = procs::spawn_printing(
         &["forward".into(), "--upstream".into(), origin(&sim.url)],
         "forwarding on ",
         &dir.join("forward.log"),
     )?;
-    let (sidecar, _) = start_sidecar(&dir, "main", &sim.url, 0).await?;
+    let main = states.fresh("main").await?;
+    let (sidecar, _) = start_sidecar(dir, "main", &sim.url, 0, &main).await?;
     let (idle_rss, _) = sidecar.rss()?;
     report.rss_idle(idle_rss);
 
     let users = legacy_users(&sim.url).await?;
     import(&sidecar.url, users.len()).await?;
+    host.analyze(&main).await?;
     let targets = [
         Target::direct(&sim.url),
         Target::forwarded(&fwd.url, &sim.url),
@@ -228,19 +299,22 @@ pub async fn run(opts: Options, host: &dyn Host) -> anyhow::Result<()> {
         .await;
         report.push(&push, opts.push_users);
     }
-    drop(sidecar);
+    sidecar.stop();
     drop(fwd);
+    report.xref_rows("main", host.xref_rows(&main).await?);
+    if opts.store.is_some() && opts.runs("stores") {
+        stores(opts, &sim.url, &users, &mut report, host, states).await?;
+    }
     if opts.runs("scale") {
-        scale(&opts, &dir, &sim.url, &users, &mut report, host).await?;
+        scale(opts, dir, &sim.url, &users, &mut report, host, states).await?;
     }
     drop(sim);
     if opts.runs("replace") {
-        replace(&opts, &dir, &mut report).await?;
+        replace(opts, dir, &mut report, host, states).await?;
     }
     report.finish(started.elapsed());
     report.print();
     report.write(&opts.out)?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -250,25 +324,33 @@ pub async fn run(opts: Options, host: &dyn Host) -> anyhow::Result<()> {
 /// both alike.
 async fn scale(
     opts: &Options,
-    dir: &std::path::Path,
+    dir: &Path,
     sim_url: &str,
     users: &Arc<Vec<User>>,
     report: &mut Report,
     host: &dyn Host,
+    states: &mut States<'_>,
 ) -> anyhow::Result<()> {
     eprintln!(
         "bench: scale, {} vs {} cross-reference rows",
         opts.small_rows, opts.scale_rows
     );
     let mut sides = Vec::new();
+    let mut labelled = Vec::new();
     for rows in [opts.small_rows, opts.scale_rows] {
         let label = format!("rows{rows}");
-        let data = dir.join(&label).join("data");
-        host.fill_xref(&data.join("xref.sqlite3"), &TenantId::new(TENANT), rows)
-            .await?;
-        let (side, ready) = start_sidecar(dir, &label, sim_url, 0).await?;
+        let state = states.fresh(&label).await?;
+        let filling = Instant::now();
+        host.fill_xref(&state, &TenantId::new(TENANT), rows).await?;
+        eprintln!(
+            "bench: {rows} rows filled in {:.1} s",
+            filling.elapsed().as_secs_f64()
+        );
+        let (side, ready) = start_sidecar(dir, &label, sim_url, 0, &state).await?;
         import(&side.url, users.len()).await?;
+        host.analyze(&state).await?;
         sides.push((rows, side, ready, Stats::default(), Stats::default()));
+        labelled.push((label, state));
     }
     let turn = secs(opts.latency_secs / f64::from(TURNS));
     for _ in 0..TURNS {
@@ -282,13 +364,77 @@ async fn scale(
     }
     for (rows, side, ready, get, eq) in sides {
         report.scale(rows, ready, &get, &eq, side.rss()?.1);
+        side.stop();
+    }
+    for (label, state) in labelled {
+        report.xref_rows(&label, host.xref_rows(&state).await?);
+    }
+    Ok(())
+}
+
+/// With `--store`: GET by id and creates through two sidecars on the same simulator, one on
+/// SQLite and one on PostgreSQL, measured in alternating short turns (one client, then many)
+/// so that a noisy moment on the machine falls on both alike: separate runs on a shared
+/// machine differ from one another by as much as the stores do.
+async fn stores(
+    opts: &Options,
+    sim_url: &str,
+    users: &Arc<Vec<User>>,
+    report: &mut Report,
+    host: &dyn Host,
+    states: &mut States<'_>,
+) -> anyhow::Result<()> {
+    eprintln!("bench: GET by id and creates, SQLite and PostgreSQL side by side");
+    let dir = states.dir().to_owned();
+    let mut sides = Vec::new();
+    for (engine, state) in [
+        ("sqlite", states.sqlite("stores-sqlite")),
+        ("postgresql", states.fresh("stores-postgresql").await?),
+    ] {
+        let name = format!("stores-{engine}");
+        let (side, _) = start_sidecar(&dir, &name, sim_url, 0, &state).await?;
+        import(&side.url, users.len()).await?;
+        host.analyze(&state).await?;
+        let target = Target::sidecar(&side.url);
+        let get_one = Scenario::GetById.op(&target, users, 2, 1)?;
+        let get_many = Scenario::GetById.op(&target, users, 2, opts.clients)?;
+        let create = Scenario::Create.op(&target, users, 2, opts.clients)?;
+        let stats = [Stats::default(), Stats::default(), Stats::default()];
+        sides.push((
+            engine,
+            name,
+            state,
+            side,
+            [get_one, get_many, create],
+            stats,
+        ));
+    }
+    let one = secs(opts.latency_secs / f64::from(TURNS));
+    let many = secs(opts.throughput_secs / f64::from(TURNS));
+    for _ in 0..TURNS {
+        for (_, _, _, _, [get_one, get_many, create], [s_one, s_many, s_create]) in &mut sides {
+            s_one.merge(load::run(1, Until::Elapsed(one), Arc::clone(get_one)).await);
+            s_many.merge(load::run(opts.clients, Until::Elapsed(many), Arc::clone(get_many)).await);
+            s_create.merge(load::run(opts.clients, Until::Elapsed(many), Arc::clone(create)).await);
+        }
+    }
+    for (engine, name, state, side, _, [s_one, s_many, s_create]) in sides {
+        report.store_side(engine, &s_one, &s_many, &s_create);
+        side.stop();
+        report.xref_rows(&name, host.xref_rows(&state).await?);
     }
     Ok(())
 }
 
 /// A `replace` of a `--group-members` group against a simulator answering after
 /// `--group-latency-ms`, through a sidecar with member concurrency 16.
-async fn replace(opts: &Options, dir: &std::path::Path, report: &mut Report) -> anyhow::Result<()> {
+async fn replace(
+    opts: &Options,
+    dir: &Path,
+    report: &mut Report,
+    host: &dyn Host,
+    states: &mut States<'_>,
+) -> anyhow::Result<()> {
     eprintln!(
         "bench: replace of a {}-member group, {} ms legacy latency",
         opts.group_members, opts.group_latency_ms
@@ -301,9 +447,11 @@ async fn replace(opts: &Options, dir: &std::path::Path, report: &mut Report) -> 
         &[(BIG_GROUP, 2_000.min(members + 1_000))],
         opts.group_latency_ms,
     )?;
-    let (side, _) = start_sidecar(dir, "replace", &slow.url, 16).await?;
+    let state = states.fresh("replace").await?;
+    let (side, _) = start_sidecar(dir, "replace", &slow.url, 16, &state).await?;
     let all = legacy_users(&slow.url).await?;
     import(&side.url, all.len()).await?;
+    host.analyze(&state).await?;
     let target: Vec<Value> = all
         .iter()
         .skip(1_000)
@@ -329,6 +477,8 @@ async fn replace(opts: &Options, dir: &std::path::Path, report: &mut Report) -> 
     .await
     .map_err(|e| anyhow::anyhow!("the group replace failed: {e}"))?;
     report.replace(members, opts.group_latency_ms, t.elapsed());
+    side.stop();
+    report.xref_rows("replace", host.xref_rows(&state).await?);
     Ok(())
 }
 
@@ -379,12 +529,14 @@ fn simulator(
     )
 }
 
-/// Writes a configuration for the simulator at `legacy` and starts a sidecar on it.
+/// Writes a configuration for the simulator at `legacy`, keeping the state in `state`, and
+/// starts a sidecar on it.
 async fn start_sidecar(
-    dir: &std::path::Path,
+    dir: &Path,
     name: &str,
     legacy: &str,
     member_concurrency: usize,
+    state: &State,
 ) -> anyhow::Result<(Proc, Duration)> {
     let home = dir.join(name);
     std::fs::create_dir_all(&home)?;
@@ -398,14 +550,31 @@ async fn start_sidecar(
     if member_concurrency > 0 {
         tenant.push_str(&format!("member_concurrency = {member_concurrency}\n"));
     }
+    let (data_dir, store) = match state {
+        State::Sqlite(data) => (data.clone(), String::new()),
+        // The data directory holds nothing then, but `[server]` still names one.
+        State::Postgres(db) => (home.join("data"), store_table(db)),
+    };
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
-         data_dir = \"{}\"\nlog_format = \"json\"\n\n{tenant}",
-        home.join("data").display()
+         data_dir = \"{}\"\nlog_format = \"json\"\n\n{store}{tenant}",
+        data_dir.display()
     );
     let path = home.join("sidecar.toml");
     std::fs::write(&path, config)?;
     procs::spawn_sidecar(&path, &home.join("sidecar.log")).await
+}
+
+/// The `[store]` table of a sidecar keeping its state in `db`, with the pool's defaults.
+fn store_table(db: &PgDatabase) -> String {
+    // A JSON string is a TOML basic string: the same escapes.
+    let quoted = |s: &str| Value::String(s.to_owned()).to_string();
+    let mut table = format!("[store]\nurl = {}\n", quoted(&db.url));
+    if let Some(var) = &db.password_env {
+        table.push_str(&format!("password = {{ env = {} }}\n", quoted(var)));
+    }
+    table.push('\n');
+    table
 }
 
 /// One user of the simulator.

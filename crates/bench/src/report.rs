@@ -28,6 +28,8 @@ pub(super) struct Report {
     /// scenario → target kind → (one-client stats, many-client stats).
     pairs: BTreeMap<&'static str, BTreeMap<&'static str, (Value, Value)>>,
     clients: usize,
+    /// Whether the run had `--store`: then the store comparison's figures are reported.
+    compares_stores: bool,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -46,9 +48,12 @@ fn latency(s: &Stats) -> Value {
 }
 
 impl Report {
-    pub(super) fn new(opts: &Options) -> Self {
+    /// An empty report of a run with `opts`, its sidecars keeping their state in `store`
+    /// ([`States::describe`](super::state::States::describe)).
+    pub(super) fn new(opts: &Options, store: Value) -> Self {
         let mut json = serde_json::Map::new();
         json.insert("machine".into(), machine());
+        json.insert("store".into(), store);
         json.insert(
             "parameters".into(),
             json!({
@@ -68,6 +73,7 @@ impl Report {
             json,
             pairs: BTreeMap::new(),
             clients: opts.clients,
+            compares_stores: opts.store.is_some(),
         }
     }
 
@@ -121,6 +127,30 @@ impl Report {
             "get_by_id": latency(get),
             "id_eq_lookup": latency(eq),
             "rss_peak_bytes": hwm,
+        });
+    }
+
+    /// The cross-reference rows the sidecar `name` left in its state.
+    pub(super) fn xref_rows(&mut self, name: &str, rows: u64) {
+        if let Some(store) = self.json.get_mut("store").and_then(Value::as_object_mut) {
+            let counts = store.entry("xref_rows").or_insert_with(|| json!({}));
+            counts[name] = json!(rows);
+        }
+    }
+
+    /// One store's figures in the store comparison: GET by id at one client and at many,
+    /// creates at many.
+    pub(super) fn store_side(
+        &mut self,
+        engine: &str,
+        get_one: &Stats,
+        get_many: &Stats,
+        creates: &Stats,
+    ) {
+        let entry = self.json.entry("stores").or_insert_with(|| json!({}));
+        entry[engine] = json!({
+            "get_by_id": {"one_client": latency(get_one), "many_clients": latency(get_many)},
+            "create": {"many_clients": latency(creates)},
         });
     }
 
@@ -213,7 +243,7 @@ impl Report {
         let ready = f(&big, &["start_to_ready_ms"]);
         let param = |k: &str| self.get(&["parameters", k]);
         let big_scale = param("scale_rows") == 1_000_000.0 && param("small_rows") == 1_000.0;
-        vec![
+        let mut figures = vec![
             Figure {
                 name: "added latency, GET by id, 1 client, p50".into(),
                 value: added,
@@ -290,6 +320,47 @@ impl Report {
                 target: "≤ 1,000 ms".into(),
                 met: big_scale.then_some(ready <= 1000.0),
             },
+        ];
+        figures.extend(self.against_sqlite());
+        figures
+    }
+
+    /// The store comparison (`--store`): how many times slower the sidecar on PostgreSQL is
+    /// than the sidecar on SQLite, measured side by side in the same run.
+    fn against_sqlite(&self) -> Vec<Figure> {
+        if !self.compares_stores {
+            return Vec::new();
+        }
+        let at = |path: &[&str]| self.get(&[&["stores"], path].concat());
+        let p50 = at(&["postgresql", "get_by_id", "one_client", "p50_us"])
+            / at(&["sqlite", "get_by_id", "one_client", "p50_us"]);
+        let per_second =
+            |engine: &str, scenario: &str| at(&[engine, scenario, "many_clients", "per_second"]);
+        let tput = per_second("sqlite", "get_by_id") / per_second("postgresql", "get_by_id");
+        let creates = per_second("sqlite", "create") / per_second("postgresql", "create");
+        let at_64 = self.get(&["parameters", "clients"]) == 64.0;
+        vec![
+            Figure {
+                name: "GET by id p50, 1 client, PostgreSQL / SQLite".into(),
+                value: p50,
+                unit: "×",
+                target: "≤ 1.3×".into(),
+                met: Some(p50 <= 1.3),
+            },
+            Figure {
+                name: format!("GET by id/s, {} clients, SQLite / PostgreSQL", self.clients),
+                value: tput,
+                unit: "×",
+                target: "≤ 1.3×".into(),
+                met: at_64.then_some(tput <= 1.3),
+            },
+            Figure {
+                name: format!("creates/s, {} clients, SQLite / PostgreSQL", self.clients),
+                value: creates,
+                unit: "×",
+                target: "≤ 1.5×".into(),
+                met: at_64.then_some(creates <= 1.5),
+            },
         ]
     }
 
@@ -301,6 +372,14 @@ impl Report {
             machine["cpu"].as_str().unwrap_or("?"),
             machine["kernel"].as_str().unwrap_or("?")
         );
+        let store = &self.json["store"];
+        match store["server"].as_str() {
+            Some(server) => println!(
+                "store: {} at {server}",
+                store["engine"].as_str().unwrap_or("?")
+            ),
+            None => println!("store: {}", store["engine"].as_str().unwrap_or("?")),
+        }
         println!(
             "\n{:<24} {:>10} {:>10} {:>10} {:>12} {:>11} {:>11} {:>11} {:>9}",
             "operation",
