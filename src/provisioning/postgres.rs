@@ -182,11 +182,19 @@ async fn write_batch(pg: &Pg, batch: &[Entry]) -> Result<(), crate::pg::PgError>
         .iter()
         .flat_map(|row| row.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)))
         .collect();
-    let client = pg.client().await?;
-    pg.timed(client.execute(sql.as_str(), &params))
-        .await
-        .map_err(|e| pg.error(&e))?;
-    Ok(())
+    let mut client = pg.client().await?;
+    let err = |e: tokio_postgres::Error| pg.error(&e);
+    pg.timed(async {
+        let tx = client.transaction().await.map_err(err)?;
+        // The log is best-effort (a full queue drops entries): its commits need not wait for
+        // the disk, which a create's answer does not wait for either.
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(err)?;
+        tx.execute(sql.as_str(), &params).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    })
+    .await
 }
 
 /// Copies entries (`store migrate`): each one the table does not hold yet (same time,

@@ -104,6 +104,14 @@ impl Postgres {
     /// Migrates the `xref` schema (under the migration lock) and serves from `pg`.
     pub(super) async fn open(pg: Pg) -> Result<Postgres, StoreError> {
         pg.migrate("xref", MIGRATIONS).await?;
+        // Planner statistics now, rather than at autovacuum's first pass: without them the
+        // planner rates every index of the table alike and may read a lookup by SCIM id
+        // through the userName index, row by row. A sample: quick on a large table too.
+        // Best effort: a user that may not analyse the table (not its owner) still serves.
+        let client = pg.client().await?;
+        if let Err(e) = client.batch_execute("ANALYZE xref").await {
+            tracing::warn!(error = %pg.error(&e), "cannot ANALYZE xref; autovacuum will");
+        }
         Ok(Postgres { pg })
     }
 
@@ -223,6 +231,11 @@ impl Postgres {
         resource_type: &str,
         ids: Vec<ScimId>,
     ) -> Result<Vec<Option<XrefRecord>>, StoreError> {
+        // One id (a record read or written alone): the single-row statement, whose plan is
+        // made once, rather than `= ANY`, planned at every execution.
+        if let [id] = ids.as_slice() {
+            return Ok(vec![self.get(tenant, resource_type, id).await?]);
+        }
         let wanted: Vec<&str> = ids.iter().map(ScimId::as_str).collect();
         let sql = format!(
             "{SELECT_RECORD} WHERE tenant = $1 AND resource_type = $2 AND scim_id = ANY($3)"
