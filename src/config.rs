@@ -95,6 +95,13 @@ pub struct StoreConfig {
     /// is answered `503` with `Retry-After`, in seconds. Default 5.
     #[serde(default = "default_acquire_timeout_secs")]
     pub acquire_timeout_secs: u64,
+    /// Whether each commit waits until the server has flushed it to disk (and to synchronous
+    /// standbys). Default `false`: the durability of the SQLite store (WAL, `synchronous =
+    /// NORMAL`): a crash of the database server may lose the last fraction of a second of
+    /// commits, never their consistency; a crash of the sidecar loses nothing. `true` for
+    /// every commit on disk before the answer, at the cost of a flush per write.
+    #[serde(default)]
+    pub synchronous_commit: bool,
 }
 
 fn default_pool_size() -> usize {

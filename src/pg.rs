@@ -230,6 +230,13 @@ impl Target {
             })?;
             config.password(secret.expose());
         }
+        // Notices ("relation already exists, skipping") are not worth a log line.
+        let mut options = config.get_options().unwrap_or("").to_owned();
+        options.push_str(" -c client_min_messages=warning");
+        if !store.synchronous_commit {
+            options.push_str(" -c synchronous_commit=off");
+        }
+        config.options(options.trim());
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -673,6 +680,7 @@ mod tests {
             ca_file: None,
             pool_size: 2,
             acquire_timeout_secs: 1,
+            synchronous_commit: false,
         }
     }
 
@@ -698,6 +706,27 @@ mod tests {
             .err()
             .expect("refused");
         assert!(e.to_string().contains("verify-ca is not supported"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_wait_for_the_disk_only_when_asked() {
+        let mut cluster = pgtest::Cluster::start();
+        let url = cluster.create_database().await;
+        for (asked, shown) in [(false, "off"), (true, "on")] {
+            let mut config = store(&url);
+            config.synchronous_commit = asked;
+            let pg = Pg::connect(&config).await.expect("connect");
+            let client = pg.client().await.expect("client");
+            let row = client
+                .query_one("SHOW synchronous_commit", &[])
+                .await
+                .expect("show");
+            assert_eq!(
+                row.get::<_, String>(0),
+                shown,
+                "synchronous_commit = {asked}"
+            );
+        }
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn store_config(db: &::bench::PgDatabase) -> StoreConfig {
         ca_file: None,
         pool_size: 1,
         acquire_timeout_secs: DEFAULT_ACQUIRE_TIMEOUT_SECS,
+        synchronous_commit: false,
     }
 }
 

@@ -83,6 +83,7 @@ async fn migrate(a: &MigrateArgs) -> anyhow::Result<()> {
         ca_file: a.ca_file.clone(),
         pool_size: 2,
         acquire_timeout_secs: 30,
+        synchronous_commit: false,
     };
     let pg = Pg::connect(&config).await?;
     let target = Store::open_postgres(pg.clone()).await?;

@@ -79,6 +79,7 @@ async fn pg(url: &str) -> Pg {
         ca_file: None,
         pool_size: 2,
         acquire_timeout_secs: 5,
+        synchronous_commit: false,
     })
     .await
     .unwrap()

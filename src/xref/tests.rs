@@ -1027,6 +1027,7 @@ async fn open_postgres(url: &str) -> Store {
         ca_file: None,
         pool_size: 4,
         acquire_timeout_secs: 5,
+        synchronous_commit: false,
     };
     let pg = crate::pg::Pg::connect(&config).await.expect("connect");
     Store::open_postgres(pg).await.expect("open on PostgreSQL")

@@ -24,6 +24,7 @@ fn store(url: String, password: &str, ca_file: Option<std::path::PathBuf>) -> St
         ca_file,
         pool_size: 2,
         acquire_timeout_secs: 5,
+        synchronous_commit: false,
     }
 }
 
