@@ -22,7 +22,7 @@
 # Usage (from anywhere; as root on a clean Debian 12 when systemd or python3-venv is missing):
 #   bash tests/deploy_check.sh
 # Env:
-#   SCIM_SIDECAR_BIN   the binary for (d) and (e) (default target/debug/scim-sidecar, which
+#   SCIM_SIDECAR_BIN   the binary for (d) and (e) (default $CARGO_TARGET_DIR/debug/scim-sidecar, which
 #                      `cargo test` builds)
 #   PYTHON             interpreter for the venv (default python3; needs >= 3.11 for tomllib)
 #   CARGO_TARGET_DIR   honoured as cargo does; the venv is $CARGO_TARGET_DIR/deploy-venv
@@ -35,7 +35,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 VENV="$TARGET_DIR/deploy-venv"
 PYTHON="${PYTHON:-python3}"
-BIN="${SCIM_SIDECAR_BIN:-target/debug/scim-sidecar}"
+BIN="${SCIM_SIDECAR_BIN:-$TARGET_DIR/debug/scim-sidecar}"
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 STARTED=$SECONDS
 
