@@ -25,6 +25,10 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 
 use crate::config::StoreConfig;
+use locks::LockSession;
+
+pub(crate) mod coalesce;
+mod locks;
 
 /// How long opening one connection (TCP, TLS, authentication) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -119,14 +123,6 @@ impl fmt::Debug for Pg {
             .field("target", &self.target)
             .finish_non_exhaustive()
     }
-}
-
-/// The session holding a replica's advisory locks, with its two statements prepared once
-/// (a claim then costs one round trip, not two).
-struct LockSession {
-    client: tokio_postgres::Client,
-    lock: tokio_postgres::Statement,
-    unlock: tokio_postgres::Statement,
 }
 
 /// How the pool is doing, for `/metrics` and `/readyz`.
@@ -362,11 +358,8 @@ impl Pg {
     /// asks for a key at a time (the session's locks are re-entrant).
     pub async fn try_advisory_lock(&self, key: i64) -> Result<bool, PgError> {
         let session = self.lock_session().await?;
-        match self
-            .timed(session.client.query_one(&session.lock, &[&key]))
-            .await
-        {
-            Ok(row) => row.try_get(0).map_err(|e| self.error(&e)),
+        match self.timed(session.try_lock(key)).await {
+            Ok(locked) => Ok(locked),
             Err(e) => Err(self.session_broke(&e).await),
         }
     }
@@ -375,10 +368,7 @@ impl Pg {
     /// the lock).
     pub async fn advisory_unlock(&self, key: i64) -> Result<(), PgError> {
         let session = self.lock_session().await?;
-        match self
-            .timed(session.client.execute(&session.unlock, &[&key]))
-            .await
-        {
+        match self.timed(session.unlock(key)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.session_broke(&e).await),
         }
@@ -402,20 +392,11 @@ impl Pg {
                 tracing::debug!(error = %e, "the PostgreSQL lock session ended");
             }
         });
-        let err = |e: tokio_postgres::Error| self.error(&e);
-        let lock = client
-            .prepare("SELECT pg_try_advisory_lock($1)")
-            .await
-            .map_err(err)?;
-        let unlock = client
-            .prepare("SELECT pg_advisory_unlock($1)")
-            .await
-            .map_err(err)?;
-        let session = Arc::new(LockSession {
-            client,
-            lock,
-            unlock,
-        });
+        let session = Arc::new(
+            LockSession::open(client)
+                .await
+                .map_err(|e| self.error(&e))?,
+        );
         *slot = Some(Arc::clone(&session));
         Ok(session)
     }

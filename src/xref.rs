@@ -13,6 +13,7 @@
 //! SCIM JSON, mappings or the legacy application.
 
 mod error;
+mod links;
 mod migrations;
 mod postgres;
 mod rules;

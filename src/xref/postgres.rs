@@ -15,12 +15,15 @@
 //! (the pool) and the sibling modules.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::links::Links;
 use super::rules::{check_same_legacy, now, seen_names};
 use super::{Seen, StoreError, XrefRecord};
+use crate::pg::coalesce::{Coalescer, Runner, Turn};
 use crate::pg::{Pg, PgError};
 use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 
@@ -70,6 +73,75 @@ const SELECT_RECORD: &str = concat!("SELECT ", record_columns!(), " FROM xref ")
 #[derive(Clone, Debug)]
 pub(super) struct Postgres {
     pg: Pg,
+    /// The SCIM id → legacy id links met (they never change; see `links`).
+    links: Arc<Links>,
+    /// Lookups by SCIM id running and waiting (see [`Postgres::get`]).
+    lookups: Arc<Coalescer<Lookup, Option<XrefRecord>>>,
+    /// One-statement upserts running and waiting (see [`Postgres::upsert`]).
+    upserts: Arc<Coalescer<Upsert, Option<XrefRecord>>>,
+}
+
+/// Lookups by SCIM id sent as statements of their own at once; more wait and go together.
+const DIRECT_LOOKUPS: usize = 2;
+
+/// A lookup waiting for the next shared statement.
+type Lookup = (TenantId, String, ScimId);
+
+/// One-statement upserts sent on their own at once; more wait and go together.
+const DIRECT_UPSERTS: usize = 2;
+
+/// An upsert waiting for the next shared statement.
+type Upsert = (TenantId, String, Seen);
+
+/// The statement of the upserts that waited: one per tenant and resource type. A SCIM id
+/// twice in the batch (a statement may change a row once) is left out after its first.
+struct Upserts(Postgres);
+
+impl Runner<Upsert, Option<XrefRecord>> for Upserts {
+    async fn run(&self, batch: Vec<Upsert>) -> Vec<Option<Option<XrefRecord>>> {
+        let mut answers = vec![None; batch.len()];
+        let mut ids = HashSet::new();
+        for ((tenant, resource_type), mut at) in groups(&batch) {
+            at.retain(|&i| ids.insert((tenant, resource_type, &batch[i].2.scim_id)));
+            let rows: Vec<&Seen> = at.iter().map(|&i| &batch[i].2).collect();
+            if let Ok(mut written) = self.0.upsert_many(tenant, resource_type, &rows).await {
+                for i in at {
+                    answers[i] = Some(written.remove(&batch[i].2.scim_id));
+                }
+            }
+        }
+        answers
+    }
+}
+
+/// The positions of a batch's entries, by tenant and resource type.
+fn groups<T>(batch: &[(TenantId, String, T)]) -> HashMap<(&TenantId, &str), Vec<usize>> {
+    let mut groups: HashMap<_, Vec<usize>> = HashMap::new();
+    for (i, (tenant, resource_type, _)) in batch.iter().enumerate() {
+        groups
+            .entry((tenant, resource_type.as_str()))
+            .or_default()
+            .push(i);
+    }
+    groups
+}
+
+/// The statement of the lookups that waited: one per tenant and resource type.
+struct Lookups(Postgres);
+
+impl Runner<Lookup, Option<XrefRecord>> for Lookups {
+    async fn run(&self, batch: Vec<Lookup>) -> Vec<Option<Option<XrefRecord>>> {
+        let mut answers = vec![None; batch.len()];
+        for ((tenant, resource_type), at) in groups(&batch) {
+            let ids: Vec<ScimId> = at.iter().map(|&i| batch[i].2.clone()).collect();
+            if let Ok(found) = self.0.fetch_many(tenant, resource_type, &ids).await {
+                for (i, f) in at.into_iter().zip(found) {
+                    answers[i] = Some(f);
+                }
+            }
+        }
+        answers
+    }
 }
 
 /// Runs `$body` (an async block using `$tx`) in a transaction, again when it lost a race.
@@ -112,7 +184,12 @@ impl Postgres {
         if let Err(e) = client.batch_execute("ANALYZE xref").await {
             tracing::warn!(error = %pg.error(&e), "cannot ANALYZE xref; autovacuum will");
         }
-        Ok(Postgres { pg })
+        Ok(Postgres {
+            pg,
+            links: Arc::default(),
+            lookups: Coalescer::new(DIRECT_LOOKUPS),
+            upserts: Coalescer::new(DIRECT_UPSERTS),
+        })
     }
 
     /// The pool.
@@ -209,8 +286,36 @@ impl Postgres {
         Ok(current)
     }
 
-    /// See [`Store::get`](super::Store::get).
+    /// See [`Store::get`](super::Store::get). Up to [`DIRECT_LOOKUPS`] lookups run at once,
+    /// each its own statement; lookups arriving meanwhile wait and then go together, one
+    /// statement for all of them (under load, many GETs cost the server one statement).
     pub(super) async fn get(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Result<Option<XrefRecord>, StoreError> {
+        let turn = self.lookups.turn(
+            || (tenant.clone(), resource_type.to_owned(), id.clone()),
+            Lookups(self.clone()),
+        );
+        let found = match turn {
+            Turn::Alone(_slot) => self.fetch_one(tenant, resource_type, id).await?,
+            Turn::Wait(answer) => match answer.await {
+                Ok(found) => found,
+                // Left out of the shared statement: this lookup's own error tells why.
+                Err(_) => self.fetch_one(tenant, resource_type, id).await?,
+            },
+        };
+        if let Some(r) = &found {
+            self.links
+                .put(tenant, resource_type, &r.scim_id, &r.legacy_id);
+        }
+        Ok(found)
+    }
+
+    /// The row of one SCIM id: one statement.
+    async fn fetch_one(
         &self,
         tenant: &TenantId,
         resource_type: &str,
@@ -218,10 +323,20 @@ impl Postgres {
     ) -> Result<Option<XrefRecord>, StoreError> {
         let sql =
             format!("{SELECT_RECORD} WHERE tenant = $1 AND resource_type = $2 AND scim_id = $3");
-        let mut found = self
+        Ok(self
             .records(&sql, &[&tenant.as_str(), &resource_type, &id.as_str()])
-            .await?;
-        Ok(found.pop())
+            .await?
+            .pop())
+    }
+
+    /// See [`Store::known_link`](super::Store::known_link).
+    pub(super) fn known_link(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Option<LegacyId> {
+        self.links.get(tenant, resource_type, id)
     }
 
     /// See [`Store::get_many`](super::Store::get_many): one statement for every id.
@@ -236,6 +351,16 @@ impl Postgres {
         if let [id] = ids.as_slice() {
             return Ok(vec![self.get(tenant, resource_type, id).await?]);
         }
+        self.fetch_many(tenant, resource_type, &ids).await
+    }
+
+    /// The rows of many SCIM ids, in input order: one statement.
+    async fn fetch_many(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        ids: &[ScimId],
+    ) -> Result<Vec<Option<XrefRecord>>, StoreError> {
         let wanted: Vec<&str> = ids.iter().map(ScimId::as_str).collect();
         let sql = format!(
             "{SELECT_RECORD} WHERE tenant = $1 AND resource_type = $2 AND scim_id = ANY($3)"
@@ -277,10 +402,15 @@ impl Postgres {
             "{SELECT_RECORD} WHERE tenant = $1 AND resource_type = $2 AND legacy_id = $3 \
              ORDER BY tombstoned_at IS NOT NULL, tombstoned_at DESC LIMIT 1"
         );
-        let mut found = self
+        let found = self
             .records(&sql, &[&tenant.as_str(), &resource_type, &id.as_str()])
-            .await?;
-        Ok(found.pop())
+            .await?
+            .pop();
+        if let Some(r) = &found {
+            self.links
+                .put(tenant, resource_type, &r.scim_id, &r.legacy_id);
+        }
+        Ok(found)
     }
 
     /// See [`Store::live_by_legacy`](super::Store::live_by_legacy): one statement.
@@ -348,6 +478,8 @@ impl Postgres {
         if row.fingerprint.is_none()
             && let Some(record) = self.upsert_at_once(tenant, resource_type, &row).await?
         {
+            self.links
+                .put(tenant, resource_type, &record.scim_id, &record.legacy_id);
             return Ok(record);
         }
         let this = self;
@@ -372,12 +504,35 @@ impl Postgres {
         })
     }
 
+    /// The usual upsert in one statement (see [`Postgres::upsert_one`]). Up to
+    /// [`DIRECT_UPSERTS`] run at once; those arriving meanwhile go together, one statement
+    /// and one commit for all of them.
+    async fn upsert_at_once(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        row: &Seen,
+    ) -> Result<Option<XrefRecord>, StoreError> {
+        let turn = self.upserts.turn(
+            || (tenant.clone(), resource_type.to_owned(), row.clone()),
+            Upserts(self.clone()),
+        );
+        match turn {
+            Turn::Alone(_slot) => self.upsert_one(tenant, resource_type, row).await,
+            Turn::Wait(answer) => match answer.await {
+                Ok(written) => Ok(written),
+                // Left out of the shared statement: this row's own tells.
+                Err(_) => self.upsert_one(tenant, resource_type, row).await,
+            },
+        }
+    }
+
     /// The usual upsert in one statement: a new row when no row holds the SCIM id or the legacy
     /// id, or the new names of the row of this SCIM id and legacy id when no other row holds
     /// the legacy id. `None` in every other case (the legacy id is another SCIM id's, the SCIM
     /// id another legacy id's, a concurrent insert won), which the transaction then decides
     /// as the SQLite engine does. One round trip instead of five for a create or an update.
-    async fn upsert_at_once(
+    async fn upsert_one(
         &self,
         tenant: &TenantId,
         resource_type: &str,
@@ -416,6 +571,61 @@ impl Postgres {
             Err(StoreError::Pg(e)) if lost_race(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// [`Postgres::upsert_one`] for many rows of one tenant and resource type (distinct SCIM
+    /// ids): one statement. Each written row's record, by SCIM id; a row the statement did
+    /// not write is absent (the transaction decides it).
+    async fn upsert_many(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        rows: &[&Seen],
+    ) -> Result<HashMap<ScimId, XrefRecord>, StoreError> {
+        let now = now()?;
+        let column = |f: fn(&Seen) -> Option<&str>| -> Vec<Option<&str>> {
+            rows.iter().map(|r| f(r)).collect()
+        };
+        let scim_ids = column(|r| Some(r.scim_id.as_str()));
+        let legacy_ids = column(|r| Some(r.legacy_id.as_str()));
+        let external_ids = column(|r| r.external_id.as_ref().map(ExternalId::as_str));
+        let user_names = column(|r| r.user_name.as_deref());
+        let sql = format!(
+            "INSERT INTO xref AS x (tenant, resource_type, scim_id, legacy_id, external_id, \
+             user_name, created, last_modified, version) \
+             SELECT $1, $2, u.scim_id, u.legacy_id, u.external_id, u.user_name, $3, $3, 1 \
+             FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) \
+             AS u(scim_id, legacy_id, external_id, user_name) \
+             WHERE NOT EXISTS (SELECT 1 FROM xref WHERE tenant = $1 AND resource_type = $2 \
+             AND legacy_id = u.legacy_id AND scim_id <> u.scim_id) \
+             ON CONFLICT (tenant, resource_type, scim_id) DO UPDATE SET \
+             external_id = EXCLUDED.external_id, user_name = EXCLUDED.user_name, \
+             last_modified = EXCLUDED.last_modified, version = x.version + 1 \
+             WHERE x.legacy_id = EXCLUDED.legacy_id \
+             RETURNING {RECORD_COLUMNS}"
+        );
+        let written = self
+            .records(
+                &sql,
+                &[
+                    &tenant.as_str(),
+                    &resource_type,
+                    &now,
+                    &scim_ids,
+                    &legacy_ids,
+                    &external_ids,
+                    &user_names,
+                ],
+            )
+            .await?;
+        for r in &written {
+            self.links
+                .put(tenant, resource_type, &r.scim_id, &r.legacy_id);
+        }
+        Ok(written
+            .into_iter()
+            .map(|r| (r.scim_id.clone(), r))
+            .collect())
     }
 
     /// See [`Store::tombstone`](super::Store::tombstone).

@@ -203,6 +203,22 @@ impl Store {
         on_engine!(self, e => e.get(tenant, resource_type, id))
     }
 
+    /// The legacy id of SCIM id `id` when this process has met its record and a lookup is a
+    /// round trip (PostgreSQL): a read may then ask the legacy app while [`Store::get`] says
+    /// whether the id still stands. The link never changes; nothing else is kept. `None` on
+    /// SQLite, whose lookup is in the process.
+    pub fn known_link(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Option<LegacyId> {
+        match &self.engine {
+            Engine::Sqlite(_) => None,
+            Engine::Postgres(e) => e.known_link(tenant, resource_type, id),
+        }
+    }
+
     /// The records of many SCIM ids at once (tombstoned ones included), in input order: one
     /// read job with one prepared statement, for translating thousands of group members.
     pub async fn get_many(

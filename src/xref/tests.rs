@@ -993,6 +993,98 @@ async fn create_claims_hold_across_replicas_and_end_with_the_session() {
 /// Runs each case on a fresh store of each engine: one `#[tokio::test]` per case on SQLite,
 /// and one on PostgreSQL that runs every case, each in a new database of one throwaway
 /// cluster (`pgtest`), so that the suite starts one server rather than one per case.
+/// `n` tasks of `f` on the store, at once.
+fn spawn_all<F, T>(
+    store: &Store,
+    n: usize,
+    f: impl Fn(Store, usize) -> F,
+) -> Vec<tokio::task::JoinHandle<T>>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    (0..n).map(|i| tokio::spawn(f(store.clone(), i))).collect()
+}
+
+/// Upserts and lookups from many tasks at once: on PostgreSQL those arriving while others
+/// run go together in one statement; each still gets its own row, a SCIM id written twice in
+/// one batch is written twice, and two new SCIM ids of one legacy id make one row.
+async fn concurrent_upserts_and_lookups_go_together(store: Store) {
+    let statements = prometheus_client::metrics::histogram::Histogram::new([0.001]);
+    if let Some(pg) = store.pg() {
+        pg.record_latency_into(statements.clone());
+    }
+    // 64 new rows, each read back at once.
+    let tasks = spawn_all(&store, 64, |store, i| async move {
+        let row = seen(
+            &format!("n{i}"),
+            Some(&format!("e{i}")),
+            Some(&format!("u{i}")),
+        );
+        let written = store.upsert(&acme(), USER, row).await?;
+        let read = store.get(&acme(), USER, &sid(&format!("n{i}"))).await?;
+        Ok::<_, StoreError>((i, written, read))
+    });
+    for task in tasks {
+        let (i, written, read) = task.await.expect("task").expect("upsert and get");
+        assert_eq!(written.legacy_id.as_str(), format!("n{i}"));
+        assert_eq!(written.user_name.as_deref(), Some(format!("u{i}").as_str()));
+        let read = read.expect("read back");
+        assert_eq!(read.scim_id, sid(&format!("n{i}")));
+        assert_eq!(
+            read.external_id.as_ref().map(ExternalId::as_str),
+            Some(format!("e{i}").as_str())
+        );
+    }
+    // One SCIM id from 16 tasks: 16 writes, one row.
+    let tasks = spawn_all(&store, 16, |store, i| async move {
+        store
+            .upsert(&acme(), USER, seen("same", None, Some(&format!("s{i}"))))
+            .await
+    });
+    for task in tasks {
+        task.await.expect("task").expect("upsert");
+    }
+    let same = store
+        .get(&acme(), USER, &sid("same"))
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(same.version, 16);
+    // Eight new SCIM ids for one legacy id: one row, the others refused as conflicts.
+    let tasks = spawn_all(&store, 8, |store, i| async move {
+        let mut row = seen("shared", None, None);
+        row.scim_id = ScimId::new(format!("claimant-{i}"));
+        store.upsert(&acme(), USER, row).await
+    });
+    let mut won = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => won += 1,
+            Err(StoreError::IdConflict { .. }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (66, 0));
+    if store.pg().is_some() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("statements", "", statements);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let count: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("statements_count "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a count");
+        // 64 + 64 + 16 + 8 calls (and a statement or two more for each refused one).
+        assert!(
+            count < 120,
+            "{count} statements: the calls did not go together"
+        );
+    }
+}
+
 macro_rules! on_both_engines {
     ($($case:ident),* $(,)?) => {
         mod sqlite_engine {
@@ -1048,4 +1140,5 @@ on_both_engines!(
     tombstones_are_set_listed_counted_and_lifted,
     many_tasks_at_once,
     get_many_answers_in_input_order,
+    concurrent_upserts_and_lookups_go_together,
 );

@@ -105,13 +105,30 @@ pub(super) async fn locate(
     };
     let xref = &ctx.state.xref;
     let mut x = ctx.exchange();
-    if let Some(row) = xref.get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id).await? {
+    // A link the store already knows (it never changes): the legacy app is asked while the
+    // store says whether the id still stands, rather than after.
+    let (row, early) = match xref.known_link(&ctx.tenant.id, RESOURCE_TYPE, &scim_id) {
+        Some(lid) => {
+            let (row, record) = tokio::join!(
+                xref.get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id),
+                plan::read(&ctx.mapping, &lid, &mut x)
+            );
+            (row?, Some((lid, record)))
+        }
+        None => (
+            xref.get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id).await?,
+            None,
+        ),
+    };
+    if let Some(row) = row {
         if row.tombstoned_at.is_some() {
             return Err(not_found());
         }
-        let record = plan::read(&ctx.mapping, &row.legacy_id, &mut x)
-            .await?
-            .ok_or_else(not_found)?;
+        let record = match early {
+            Some((lid, record)) if lid == row.legacy_id => record?,
+            _ => plan::read(&ctx.mapping, &row.legacy_id, &mut x).await?,
+        }
+        .ok_or_else(not_found)?;
         // An app that reuses ids may have given this one to another account since: the
         // fingerprint tells (the record is then that account's, and this id is gone).
         if ctx.mapping.users.fingerprint.is_some() {
