@@ -108,6 +108,28 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
         Turn::Wait(answer)
     }
 
+    /// A call: `own` (its statement alone) when it may run now, else the shared statement's
+    /// answer, or `own` after all when the shared statement left it out.
+    pub(crate) async fn call<R, E, F>(
+        self: &Arc<Self>,
+        input: impl FnOnce() -> I,
+        run: R,
+        own: impl Fn() -> F,
+    ) -> Result<O, E>
+    where
+        R: Runner<I, O>,
+        F: Future<Output = Result<O, E>>,
+    {
+        match self.turn(input, run) {
+            Turn::Alone(_slot) => own().await,
+            Turn::Wait(answer) => match answer.await {
+                Ok(answered) => Ok(answered),
+                // Left out: this call's own statement tells why.
+                Err(_) => own().await,
+            },
+        }
+    }
+
     async fn answer_waiting<R: Runner<I, O>>(self: Arc<Self>, run: R) {
         loop {
             let batch = {

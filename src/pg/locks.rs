@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio_postgres::{Client, Statement};
 
-use super::coalesce::{Coalescer, Runner, Turn};
+use super::coalesce::{Coalescer, Runner};
 
 /// A replica's lock session.
 pub(super) struct LockSession {
@@ -102,14 +102,12 @@ impl LockSession {
             session: Arc::clone(self),
             kind,
         };
-        let _slot = match b.calls.turn(|| key, many) {
-            Turn::Alone(slot) => slot,
-            Turn::Wait(answer) => match answer.await {
-                Ok(done) => return Ok(done),
-                // Left out of the shared statement: this call's own tells why.
-                Err(_) => return self.client.query_one(&b.one, &[&key]).await?.try_get(0),
-            },
-        };
-        self.client.query_one(&b.one, &[&key]).await?.try_get(0)
+        b.calls
+            .call(
+                || key,
+                many,
+                || async { self.client.query_one(&b.one, &[&key]).await?.try_get(0) },
+            )
+            .await
     }
 }

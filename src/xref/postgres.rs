@@ -23,7 +23,7 @@ use tokio_postgres::types::ToSql;
 use super::links::Links;
 use super::rules::{check_same_legacy, now, seen_names};
 use super::{Seen, StoreError, XrefRecord};
-use crate::pg::coalesce::{Coalescer, Runner, Turn};
+use crate::pg::coalesce::{Coalescer, Runner};
 use crate::pg::{Pg, PgError};
 use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 
@@ -295,18 +295,14 @@ impl Postgres {
         resource_type: &str,
         id: &ScimId,
     ) -> Result<Option<XrefRecord>, StoreError> {
-        let turn = self.lookups.turn(
-            || (tenant.clone(), resource_type.to_owned(), id.clone()),
-            Lookups(self.clone()),
-        );
-        let found = match turn {
-            Turn::Alone(_slot) => self.fetch_one(tenant, resource_type, id).await?,
-            Turn::Wait(answer) => match answer.await {
-                Ok(found) => found,
-                // Left out of the shared statement: this lookup's own error tells why.
-                Err(_) => self.fetch_one(tenant, resource_type, id).await?,
-            },
-        };
+        let found = self
+            .lookups
+            .call(
+                || (tenant.clone(), resource_type.to_owned(), id.clone()),
+                Lookups(self.clone()),
+                || self.fetch_one(tenant, resource_type, id),
+            )
+            .await?;
         if let Some(r) = &found {
             self.links
                 .put(tenant, resource_type, &r.scim_id, &r.legacy_id);
@@ -368,14 +364,7 @@ impl Postgres {
         let found = self
             .records(&sql, &[&tenant.as_str(), &resource_type, &wanted])
             .await?;
-        let by_id: HashMap<String, XrefRecord> = found
-            .into_iter()
-            .map(|r| (r.scim_id.as_str().to_owned(), r))
-            .collect();
-        Ok(ids
-            .iter()
-            .map(|id| by_id.get(id.as_str()).cloned())
-            .collect())
+        Ok(in_order(found, &wanted, |r| r.scim_id.as_str()))
     }
 
     /// See [`Store::all`](super::Store::all).
@@ -428,14 +417,7 @@ impl Postgres {
         let found = self
             .records(&sql, &[&tenant.as_str(), &resource_type, &wanted])
             .await?;
-        let by_id: HashMap<String, XrefRecord> = found
-            .into_iter()
-            .map(|r| (r.legacy_id.as_str().to_owned(), r))
-            .collect();
-        Ok(ids
-            .iter()
-            .map(|id| by_id.get(id.as_str()).cloned())
-            .collect())
+        Ok(in_order(found, &wanted, |r| r.legacy_id.as_str()))
     }
 
     /// See [`Store::get_by_external`](super::Store::get_by_external).
@@ -513,18 +495,13 @@ impl Postgres {
         resource_type: &str,
         row: &Seen,
     ) -> Result<Option<XrefRecord>, StoreError> {
-        let turn = self.upserts.turn(
-            || (tenant.clone(), resource_type.to_owned(), row.clone()),
-            Upserts(self.clone()),
-        );
-        match turn {
-            Turn::Alone(_slot) => self.upsert_one(tenant, resource_type, row).await,
-            Turn::Wait(answer) => match answer.await {
-                Ok(written) => Ok(written),
-                // Left out of the shared statement: this row's own tells.
-                Err(_) => self.upsert_one(tenant, resource_type, row).await,
-            },
-        }
+        self.upserts
+            .call(
+                || (tenant.clone(), resource_type.to_owned(), row.clone()),
+                Upserts(self.clone()),
+                || self.upsert_one(tenant, resource_type, row),
+            )
+            .await
     }
 
     /// The usual upsert in one statement: a new row when no row holds the SCIM id or the legacy
@@ -1056,6 +1033,20 @@ fn record(row: &Row) -> Result<XrefRecord, StoreError> {
         tombstoned_at: opt(9)?,
         fingerprint: opt(10)?,
     })
+}
+
+/// The records `found` by an `= ANY` statement, in the order of the keys `wanted` (`None`
+/// where none was found; a key asked twice gets its record twice).
+fn in_order(
+    found: Vec<XrefRecord>,
+    wanted: &[&str],
+    key: fn(&XrefRecord) -> &str,
+) -> Vec<Option<XrefRecord>> {
+    let by_key: HashMap<&str, &XrefRecord> = found.iter().map(|r| (key(r), r)).collect();
+    wanted
+        .iter()
+        .map(|k| by_key.get(k).map(|r| (*r).clone()))
+        .collect()
 }
 
 fn text(row: &Row, i: usize) -> Result<String, StoreError> {
