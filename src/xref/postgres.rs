@@ -515,35 +515,8 @@ impl Postgres {
         resource_type: &str,
         row: &Seen,
     ) -> Result<Option<XrefRecord>, StoreError> {
-        let now = now()?;
-        let sql = format!(
-            "INSERT INTO xref AS x (tenant, resource_type, scim_id, legacy_id, external_id, \
-             user_name, created, last_modified, version) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $7, 1 WHERE NOT EXISTS (SELECT 1 FROM xref \
-             WHERE tenant = $1 AND resource_type = $2 AND legacy_id = $4 AND scim_id <> $3) \
-             ON CONFLICT (tenant, resource_type, scim_id) DO UPDATE SET \
-             external_id = EXCLUDED.external_id, user_name = EXCLUDED.user_name, \
-             last_modified = EXCLUDED.last_modified, version = x.version + 1 \
-             WHERE x.legacy_id = EXCLUDED.legacy_id \
-             RETURNING {}",
-            RECORD_COLUMNS
-        );
-        let written = self
-            .records(
-                &sql,
-                &[
-                    &tenant.as_str(),
-                    &resource_type,
-                    &row.scim_id.as_str(),
-                    &row.legacy_id.as_str(),
-                    &row.external_id.as_ref().map(ExternalId::as_str),
-                    &row.user_name.as_deref(),
-                    &now,
-                ],
-            )
-            .await;
-        match written {
-            Ok(mut rows) => Ok(rows.pop()),
+        match self.upsert_many(tenant, resource_type, &[row]).await {
+            Ok(mut written) => Ok(written.remove(&row.scim_id)),
             // A concurrent insert of this legacy id won the race: the transaction decides.
             Err(StoreError::Pg(e)) if lost_race(&e) => Ok(None),
             Err(e) => Err(e),
