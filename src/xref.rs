@@ -16,6 +16,7 @@ mod error;
 mod links;
 mod migrations;
 mod postgres;
+mod recent;
 mod rules;
 mod sqlite;
 mod store;

@@ -3,10 +3,12 @@
 //! change (a tombstone, a remembered `externalId`) is never kept here. A read that knows the
 //! link asks the legacy app while the store is asked whether the id still stands.
 //!
-//! Owns nothing but the map; used by the PostgreSQL engine, whose every lookup is a round
-//! trip.
+//! Owns nothing but the maps: [`Links`] for the PostgreSQL engine, whose every lookup is a
+//! round trip; [`Kept`], the bounded map under it, also holds the SQLite engine's recent
+//! records (`recent`).
 
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
@@ -16,38 +18,17 @@ use mapping::ids::{LegacyId, ScimId, TenantId};
 /// older is dropped, so links read again stay (a read moves a link to the newer one).
 const CAPACITY: usize = 32_768;
 
-#[derive(Debug, Default)]
-pub(super) struct Links {
-    generations: Mutex<Generations>,
-    hasher: std::collections::hash_map::RandomState,
-}
+/// The links met, shared by every request of the engine.
+#[derive(Debug)]
+pub(super) struct Links(Mutex<Kept<LegacyId>>);
 
-#[derive(Debug, Default)]
-struct Generations {
-    newer: HashMap<u64, Link>,
-    older: HashMap<u64, Link>,
-}
-
-#[derive(Debug, Clone)]
-struct Link {
-    tenant: TenantId,
-    resource_type: Box<str>,
-    scim_id: ScimId,
-    legacy_id: LegacyId,
-}
-
-impl Link {
-    fn is(&self, tenant: &TenantId, resource_type: &str, id: &ScimId) -> bool {
-        self.scim_id == *id && *self.resource_type == *resource_type && self.tenant == *tenant
+impl Default for Links {
+    fn default() -> Links {
+        Links(Mutex::new(Kept::new(CAPACITY)))
     }
 }
 
 impl Links {
-    fn key(&self, tenant: &TenantId, resource_type: &str, id: &ScimId) -> u64 {
-        self.hasher
-            .hash_one((tenant.as_str(), resource_type, id.as_str()))
-    }
-
     /// The legacy id of `id`, when met.
     pub(super) fn get(
         &self,
@@ -55,20 +36,10 @@ impl Links {
         resource_type: &str,
         id: &ScimId,
     ) -> Option<LegacyId> {
-        let key = self.key(tenant, resource_type, id);
-        let mut g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(link) = g.newer.get(&key) {
-            return link
-                .is(tenant, resource_type, id)
-                .then(|| link.legacy_id.clone());
-        }
-        let link = g.older.remove(&key)?;
-        if !link.is(tenant, resource_type, id) {
-            return None;
-        }
-        let legacy_id = link.legacy_id.clone();
-        g.insert(key, link);
-        Some(legacy_id)
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant, resource_type, id)
     }
 
     /// Remembers the link of `id` to `legacy_id`.
@@ -79,39 +50,117 @@ impl Links {
         id: &ScimId,
         legacy_id: &LegacyId,
     ) {
-        let key = self.key(tenant, resource_type, id);
-        let mut g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        if g.newer
-            .get(&key)
-            .is_some_and(|l| l.is(tenant, resource_type, id))
-        {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.newer_has(tenant, resource_type, id) {
             return;
         }
-        g.insert(
-            key,
-            Link {
-                tenant: tenant.clone(),
-                resource_type: resource_type.into(),
-                scim_id: id.clone(),
-                legacy_id: legacy_id.clone(),
-            },
-        );
+        kept.put(tenant, resource_type, id, legacy_id.clone());
     }
 
     /// Links kept now.
     #[cfg(test)]
     fn len(&self) -> usize {
-        let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        g.newer.len() + g.older.len()
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
-impl Generations {
-    fn insert(&mut self, key: u64, link: Link) {
-        if self.newer.len() >= CAPACITY / 2 {
+/// A bounded map from (tenant, resource type, SCIM id) to a `V`: two generations of at most
+/// `capacity / 2` entries each; when the newer one is full the older is dropped, and an entry
+/// read from the older one moves to the newer. Not shared by itself: its owner holds the lock.
+#[derive(Debug)]
+pub(super) struct Kept<V> {
+    newer: HashMap<u64, Entry<V>>,
+    older: HashMap<u64, Entry<V>>,
+    hasher: RandomState,
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct Entry<V> {
+    tenant: TenantId,
+    resource_type: Box<str>,
+    scim_id: ScimId,
+    value: V,
+}
+
+impl<V> Entry<V> {
+    fn is(&self, tenant: &TenantId, resource_type: &str, id: &ScimId) -> bool {
+        self.scim_id == *id && *self.resource_type == *resource_type && self.tenant == *tenant
+    }
+}
+
+impl<V: Clone> Kept<V> {
+    /// An empty map keeping at most `capacity` entries.
+    pub(super) fn new(capacity: usize) -> Kept<V> {
+        Kept {
+            newer: HashMap::new(),
+            older: HashMap::new(),
+            hasher: RandomState::new(),
+            capacity,
+        }
+    }
+
+    fn key(&self, tenant: &TenantId, resource_type: &str, id: &ScimId) -> u64 {
+        self.hasher
+            .hash_one((tenant.as_str(), resource_type, id.as_str()))
+    }
+
+    /// The value of `id`, when kept.
+    pub(super) fn get(&mut self, tenant: &TenantId, resource_type: &str, id: &ScimId) -> Option<V> {
+        let key = self.key(tenant, resource_type, id);
+        if let Some(entry) = self.newer.get(&key) {
+            return entry
+                .is(tenant, resource_type, id)
+                .then(|| entry.value.clone());
+        }
+        let entry = self.older.remove(&key)?;
+        if !entry.is(tenant, resource_type, id) {
+            return None;
+        }
+        let value = entry.value.clone();
+        self.insert(key, entry);
+        Some(value)
+    }
+
+    /// Whether the newer generation holds `id` (a put would change nothing but the value).
+    fn newer_has(&self, tenant: &TenantId, resource_type: &str, id: &ScimId) -> bool {
+        self.newer
+            .get(&self.key(tenant, resource_type, id))
+            .is_some_and(|e| e.is(tenant, resource_type, id))
+    }
+
+    /// Keeps `value` for `id`, in place of what was kept.
+    pub(super) fn put(&mut self, tenant: &TenantId, resource_type: &str, id: &ScimId, value: V) {
+        let key = self.key(tenant, resource_type, id);
+        self.older.remove(&key);
+        self.insert(
+            key,
+            Entry {
+                tenant: tenant.clone(),
+                resource_type: resource_type.into(),
+                scim_id: id.clone(),
+                value,
+            },
+        );
+    }
+
+    /// Forgets everything.
+    pub(super) fn clear(&mut self) {
+        self.newer.clear();
+        self.older.clear();
+    }
+
+    /// Entries kept now.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.newer.len() + self.older.len()
+    }
+
+    fn insert(&mut self, key: u64, entry: Entry<V>) {
+        if self.newer.len() >= self.capacity / 2 && !self.newer.contains_key(&key) {
             self.older = std::mem::take(&mut self.newer);
         }
-        self.newer.insert(key, link);
+        self.newer.insert(key, entry);
     }
 }
 

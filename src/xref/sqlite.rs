@@ -12,7 +12,12 @@
 //!   mode, so a read sees the last committed state and never waits for the writer, even in
 //!   the middle of a long write transaction. A read that follows a completed write sees it.
 //!
-//! No blocking call happens on a tokio worker thread, including in [`Store::open`].
+//! * **Lookups by SCIM id** are answered from memory when the row was read before and no
+//!   connection has written since (`recent`: one `pread` of the WAL-index header tells);
+//!   otherwise they are reads as above.
+//!
+//! No blocking call happens on a tokio worker thread, including in [`Store::open`] (the
+//! header's `pread` reads a page SQLite keeps mapped in memory).
 //!
 //! Owns the connections and the SQL of the queries; depends only on `crate::ids` and the
 //! sibling modules.
@@ -29,6 +34,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::recent::{Look, Recent};
 use super::rules::{check_same_legacy, now, seen_names};
 use super::{Seen, StoreError, XrefRecord, migrations};
 use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
@@ -59,6 +65,8 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 enum Msg {
     /// Run a closure on the writer connection.
     Run(Job),
+    /// Check whether another connection wrote (see `recent`).
+    Sync,
     /// Close the given readers, checkpoint the WAL, close the writer and stop.
     Close {
         readers: Vec<Connection>,
@@ -78,6 +86,7 @@ struct Inner {
     writer: mpsc::Sender<Msg>,
     read_permits: Arc<Semaphore>,
     readers: Mutex<Vec<Connection>>,
+    recent: Arc<Recent>,
 }
 
 impl fmt::Debug for Sqlite {
@@ -103,9 +112,11 @@ impl Sqlite {
             .await
             .map_err(|_| StoreError::WorkerLost)??;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let recent = Arc::new(Recent::open(&path));
+        let for_writer = Arc::clone(&recent);
         std::thread::Builder::new()
             .name("xref-writer".to_owned())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(writer, rx, &for_writer))
             .map_err(|source| StoreError::Io {
                 path: path.clone(),
                 source,
@@ -117,6 +128,7 @@ impl Sqlite {
                 writer: tx,
                 read_permits: Arc::new(Semaphore::new(READERS)),
                 readers: Mutex::new(readers),
+                recent,
             }),
         })
     }
@@ -200,9 +212,37 @@ impl Sqlite {
         resource_type: &str,
         id: &ScimId,
     ) -> Result<Option<XrefRecord>, StoreError> {
+        let ticket = match self.inner.recent.look(tenant, resource_type, id) {
+            Look::Hit(record) => {
+                return if self.inner.closed.load(Ordering::Acquire) {
+                    Err(StoreError::Closed)
+                } else {
+                    Ok(Some(record))
+                };
+            }
+            Look::Miss(ticket) => Some(ticket),
+            Look::Stale(ask) => {
+                // A full queue holds jobs, and a sync follows each.
+                if ask {
+                    let _ = self.inner.writer.try_send(Msg::Sync);
+                }
+                None
+            }
+        };
         let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
-        self.read(move |conn| find(conn, &tenant, &resource_type, &id))
-            .await
+        let found = self
+            .read(move |conn| find(conn, &tenant, &resource_type, &id))
+            .await?;
+        if let (Some(ticket), Some(record)) = (ticket, &found) {
+            self.inner.recent.keep(ticket, record);
+        }
+        Ok(found)
+    }
+
+    /// The recent records (tests of what is kept).
+    #[cfg(test)]
+    pub(super) fn recent(&self) -> &Recent {
+        &self.inner.recent
     }
 
     /// The records of many SCIM ids at once (tombstoned ones included), in input order: one
@@ -629,16 +669,20 @@ impl Drop for Lease<'_> {
 }
 
 /// The writer thread: runs jobs in order until told to close or every sender is gone.
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, recent: &Recent) {
+    recent.sync(&conn, false);
     while let Some(msg) = rx.blocking_recv() {
         match msg {
             Msg::Run(job) => {
+                let before = conn.total_changes();
                 // A panicking job drops its reply (its caller sees `WorkerLost`) and rolls its
                 // transaction back; the writer keeps serving the others.
                 if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
                     tracing::error!("a cross-reference write panicked; it was rolled back");
                 }
+                recent.sync(&conn, conn.total_changes() != before);
             }
+            Msg::Sync => recent.sync(&conn, false),
             Msg::Close { readers, reply } => {
                 drop(readers);
                 let result = checkpoint(&conn)

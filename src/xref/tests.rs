@@ -1142,3 +1142,77 @@ on_both_engines!(
     get_many_answers_in_input_order,
     concurrent_upserts_and_lookups_go_together,
 );
+
+/// Polls `f` until it holds, for at most ten seconds.
+async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Lookups by SCIM id are answered from memory once read, and a row another connection
+/// writes (another process: `reconcile --fix`, a second store on the file) is seen by the very
+/// next lookup; this store's own writes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_rows_give_way_to_any_write_at_once() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (dir, store) = open_temp().await;
+    let rows = (1..=3)
+        .map(|i| seen(&i.to_string(), None, Some("a")))
+        .collect();
+    store.seen(&acme(), USER, rows).await.expect("seen");
+    let recent = store.sqlite().recent();
+    let hits = || recent.hits.load(Relaxed);
+
+    // Read until answered from memory (the first read keeps the row once the writer thread
+    // has taken the header after the `seen` above).
+    eventually("a lookup answered from memory", async || {
+        let before = hits();
+        let rec = store.get(&acme(), USER, &sid("1")).await.expect("get");
+        assert!(rec.expect("present").tombstoned_at.is_none());
+        hits() > before
+    })
+    .await;
+
+    // Another store on the same file: its own connections and writer thread, as another
+    // process has.
+    let other = Store::open(&db_path(&dir)).await.expect("open again");
+    assert!(other.tombstone(&acme(), USER, &sid("1")).await.expect("t1"));
+    let rec = store.get(&acme(), USER, &sid("1")).await.expect("get");
+    assert!(
+        rec.expect("present").tombstoned_at.is_some(),
+        "the tombstone another connection wrote is seen by the next lookup"
+    );
+
+    // A plain SQL write, as any tool could make.
+    eventually("a lookup answered from memory again", async || {
+        let before = hits();
+        store.get(&acme(), USER, &sid("2")).await.expect("get");
+        hits() > before
+    })
+    .await;
+    let conn = Connection::open(db_path(&dir)).expect("sqlite");
+    conn.execute(
+        "UPDATE xref SET user_name = 'renamed' WHERE scim_id = ?1",
+        [sid("2").as_str()],
+    )
+    .expect("update");
+    let rec = store.get(&acme(), USER, &sid("2")).await.expect("get");
+    assert_eq!(rec.expect("present").user_name.as_deref(), Some("renamed"));
+
+    // This store's own write.
+    eventually("a lookup answered from memory once more", async || {
+        let before = hits();
+        store.get(&acme(), USER, &sid("3")).await.expect("get");
+        hits() > before
+    })
+    .await;
+    assert!(store.tombstone(&acme(), USER, &sid("3")).await.expect("t3"));
+    let rec = store.get(&acme(), USER, &sid("3")).await.expect("get");
+    assert!(rec.expect("present").tombstoned_at.is_some());
+    assert!(recent.len() <= 3);
+    other.close().await.expect("close other");
+}

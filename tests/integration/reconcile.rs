@@ -148,3 +148,33 @@ async fn reconcile_finds_and_repairs_drift() {
     assert_eq!(x.external_id, Some(ExternalId::new("ext-1-new")));
     h.stop().await;
 }
+
+/// A tombstone written to the SQLite file by another connection (what `reconcile --fix` in
+/// another process does; here a second store on the file, with its own connections and writer
+/// thread) is seen by the very next request, though the sidecar had just answered that user
+/// from the rows it keeps in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_written_elsewhere_is_seen_by_the_next_request() {
+    let h = Harness::start().await;
+    let created = h
+        .post("/Users", okta_user("t1@example.com", "T", "One", "ext-t1"))
+        .await
+        .body;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/Users/{id}");
+    for _ in 0..3 {
+        assert_eq!(h.get(&path).await.status, 200);
+    }
+    let other = scim_sidecar::xref::Store::open(h.xref.path().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        other
+            .tombstone(&TenantId::new("acme"), "User", &ScimId::new(id.as_str()))
+            .await
+            .unwrap()
+    );
+    assert_eq!(h.get(&path).await.status, 404, "the next request sees it");
+    other.close().await.unwrap();
+    h.stop().await;
+}
