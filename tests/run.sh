@@ -7,7 +7,7 @@
 # browser test and the Redmine test install Debian's chromium and redmine packages when they are
 # missing (as root or with sudo). The PostgreSQL tests (the store on both engines, several
 # sidecars on one database) start throwaway clusters from Debian's postgresql package, installed
-# here when it is missing.
+# here when it is missing, as is valgrind (`bench --profile` counts with callgrind).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && [[ -z "${PG_BINDIR:-}" ]]; then
@@ -16,6 +16,13 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && [[ -z "${PG_BIN
     [[ $EUID -eq 0 ]] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+    echo "[run.sh] apt-get install -y valgrind (bench --profile's test counts with callgrind)" >&2
+    SUDO=""
+    [[ $EUID -eq 0 ]] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends valgrind >/dev/null
 fi
 cargo test --locked
 bash tests/admin_page.sh

@@ -224,3 +224,66 @@ async fn bench_keeps_the_state_in_postgresql_with_store() {
         .get(0);
     assert_eq!(left, 0, "the bench's databases were not dropped");
 }
+
+/// `bench --profile` counts instructions and allocations per request under callgrind, for
+/// GET by id and create through the sidecar and GET by id through the forwarder.
+#[test]
+fn bench_profile_counts_instructions_and_allocations_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("profile.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+        .args([
+            "bench",
+            "--profile",
+            "--profile-requests",
+            "20",
+            "--users",
+            "300",
+            "--out",
+        ])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bench --profile failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("instructions"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let rows = report["profile"].as_array().unwrap();
+    let keys: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["process"].as_str().unwrap(),
+                r["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("sidecar", "get_by_id"),
+            ("sidecar", "create"),
+            ("forwarder", "get_by_id")
+        ]
+    );
+    for r in rows {
+        assert_eq!(r["requests"], 20);
+        // A request through either process runs code and allocates: counts of zero would
+        // mean the dump was not read.
+        assert!(
+            r["instructions_per_request"].as_f64().unwrap() > 1_000.0,
+            "{r}"
+        );
+        assert!(r["allocations_per_request"].as_f64().unwrap() >= 1.0, "{r}");
+    }
+    let sidecar = rows[0]["instructions_per_request"].as_f64().unwrap();
+    let forwarder = rows[2]["instructions_per_request"].as_f64().unwrap();
+    assert!(
+        sidecar > forwarder,
+        "the sidecar does more than forward: {sidecar} vs {forwarder}"
+    );
+}

@@ -19,6 +19,7 @@
 pub mod forward;
 pub mod load;
 pub mod procs;
+mod profile;
 mod report;
 pub mod state;
 
@@ -110,6 +111,15 @@ pub struct Options {
     /// command line.
     #[arg(long, value_name = "VAR", requires = "store")]
     pub store_password_env: Option<String>,
+    /// Instead of the timed parts: instructions and heap allocations per request of GET by
+    /// id and create through the sidecar, and of GET by id through the forwarder, counted by
+    /// Valgrind's callgrind (needs `valgrind`). Counts, not timings: they hardly move with
+    /// the machine's load.
+    #[arg(long, conflicts_with_all = ["only", "store"])]
+    pub profile: bool,
+    /// Requests counted per operation with `--profile` (after as many to warm up).
+    #[arg(long, default_value_t = 2_000, requires = "profile")]
+    pub profile_requests: u64,
 }
 
 /// The parts `--only` can name.
@@ -206,7 +216,11 @@ pub async fn run(opts: Options, host: &dyn Host) -> anyhow::Result<()> {
         password_env: opts.store_password_env.clone(),
     });
     let mut states = States::new(server, &dir, host);
-    let outcome = measure(&opts, &dir, host, &mut states).await;
+    let outcome = if opts.profile {
+        profile(&opts, &dir, &states).await
+    } else {
+        measure(&opts, &dir, host, &mut states).await
+    };
     // `measure` owned every process: the sidecars have stopped, their databases can go.
     states.drop_all().await;
     if outcome.is_ok() {
@@ -529,9 +543,49 @@ fn simulator(
     )
 }
 
+/// `bench --profile` (see `profile`): its table and its JSON report.
+async fn profile(opts: &Options, dir: &Path, states: &States<'_>) -> anyhow::Result<()> {
+    eprintln!(
+        "bench: profiling under callgrind: the simulator ({} users), the sidecar, the forwarder",
+        opts.users
+    );
+    let sim = simulator(dir, "sim", opts.users, &[], 0)?;
+    let users = Arc::new(legacy_users(&sim.url).await?);
+    let state = states.sqlite("profile");
+    let costs = profile::run(opts, dir, &sim, &users, async |wrapper: &[String]| {
+        start_sidecar_under(wrapper, dir, "profile", &sim.url, 0, &state)
+            .await
+            .map(|(p, _)| p)
+    })
+    .await?;
+    profile::print(&costs);
+    let report = serde_json::json!({
+        "profile": profile::json(&costs),
+        "machine": report::machine(),
+    });
+    if let Some(parent) = opts.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&opts.out, serde_json::to_vec_pretty(&report)?)?;
+    println!("JSON report: {}", opts.out.display());
+    Ok(())
+}
+
 /// Writes a configuration for the simulator at `legacy`, keeping the state in `state`, and
 /// starts a sidecar on it.
 async fn start_sidecar(
+    dir: &Path,
+    name: &str,
+    legacy: &str,
+    member_concurrency: usize,
+    state: &State,
+) -> anyhow::Result<(Proc, Duration)> {
+    start_sidecar_under(&[], dir, name, legacy, member_concurrency, state).await
+}
+
+/// [`start_sidecar`] with the sidecar run by `wrapper` (a profiler).
+async fn start_sidecar_under(
+    wrapper: &[String],
     dir: &Path,
     name: &str,
     legacy: &str,
@@ -562,7 +616,7 @@ async fn start_sidecar(
     );
     let path = home.join("sidecar.toml");
     std::fs::write(&path, config)?;
-    procs::spawn_sidecar(&path, &home.join("sidecar.log")).await
+    procs::spawn_sidecar_under(wrapper, &path, &home.join("sidecar.log")).await
 }
 
 /// The `[store]` table of a sidecar keeping its state in `db`, with the pool's defaults.

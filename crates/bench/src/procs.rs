@@ -90,12 +90,34 @@ pub fn exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find this binary: {e}"))
 }
 
+/// `exe`, or `wrapper… exe` (a profiler running this binary).
+fn command(wrapper: &[String]) -> anyhow::Result<Command> {
+    Ok(match wrapper.split_first() {
+        None => Command::new(exe()?),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(exe()?);
+            c
+        }
+    })
+}
+
 /// Starts `exe args…` and waits for a stdout line starting with `prefix`; the rest of the
 /// line is the URL. Standard error goes to `log`.
 pub fn spawn_printing(args: &[String], prefix: &str, log: &Path) -> anyhow::Result<Proc> {
+    spawn_printing_under(&[], args, prefix, log)
+}
+
+/// [`spawn_printing`] with `exe` run by `wrapper` (see `profile`).
+pub fn spawn_printing_under(
+    wrapper: &[String],
+    args: &[String],
+    prefix: &str,
+    log: &Path,
+) -> anyhow::Result<Proc> {
     let stderr =
         std::fs::File::create(log).map_err(|e| anyhow::anyhow!("{}: {e}", log.display()))?;
-    let mut child = Command::new(exe()?)
+    let mut child = command(wrapper)?
         .args(args)
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -134,10 +156,19 @@ pub fn spawn_printing(args: &[String], prefix: &str, log: &Path) -> anyhow::Resu
 /// Starts `serve --config config` and waits until `/readyz` answers 200: the sidecar with
 /// its SCIM and admin URLs, and how long it took from the spawn.
 pub async fn spawn_sidecar(config: &Path, log: &Path) -> anyhow::Result<(Proc, Duration)> {
+    spawn_sidecar_under(&[], config, log).await
+}
+
+/// [`spawn_sidecar`] with `exe` run by `wrapper` (see `profile`).
+pub async fn spawn_sidecar_under(
+    wrapper: &[String],
+    config: &Path,
+    log: &Path,
+) -> anyhow::Result<(Proc, Duration)> {
     let started = Instant::now();
     let stderr =
         std::fs::File::create(log).map_err(|e| anyhow::anyhow!("{}: {e}", log.display()))?;
-    let mut child = Command::new(exe()?)
+    let mut child = command(wrapper)?
         .arg("serve")
         .arg("--config")
         .arg(config)

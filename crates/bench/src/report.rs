@@ -488,7 +488,7 @@ impl Report {
 }
 
 /// What the figures were measured on.
-fn machine() -> Value {
+pub(super) fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
