@@ -287,3 +287,44 @@ fn bench_profile_counts_instructions_and_allocations_per_request() {
         "the sidecar does more than forward: {sidecar} vs {forwarder}"
     );
 }
+
+/// `bench --soak` runs the mixed load without a failed request and reports the memory curve
+/// and the growth after the warm-up.
+#[test]
+fn bench_soak_prints_the_memory_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("soak.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+        .args([
+            "bench",
+            "--soak",
+            "--soak-secs",
+            "12",
+            "--soak-clients",
+            "8",
+            "--users",
+            "300",
+            "--out",
+        ])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bench --soak failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("RSS growth after the first"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let soak = &report["soak"];
+    assert_eq!(soak["errors"], 0, "{soak}");
+    assert!(soak["operations"].as_u64().unwrap() > 0);
+    let curve = soak["curve"].as_array().unwrap();
+    assert!(
+        curve.len() >= 3,
+        "a sample every 5 s and one at the end: {curve:?}"
+    );
+    assert!(curve.iter().all(|p| p[1].as_u64().unwrap() > 0));
+    assert!(soak["growth_after_warm_up"].is_number());
+}

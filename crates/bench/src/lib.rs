@@ -21,6 +21,7 @@ pub mod load;
 pub mod procs;
 mod profile;
 mod report;
+mod soak;
 pub mod state;
 
 use std::future::Future;
@@ -115,11 +116,22 @@ pub struct Options {
     /// id and create through the sidecar, and of GET by id through the forwarder, counted by
     /// Valgrind's callgrind (needs `valgrind`). Counts, not timings: they hardly move with
     /// the machine's load.
-    #[arg(long, conflicts_with_all = ["only", "store"])]
+    #[arg(long, conflicts_with_all = ["only", "store", "soak"])]
     pub profile: bool,
     /// Requests counted per operation with `--profile` (after as many to warm up).
     #[arg(long, default_value_t = 2_000, requires = "profile")]
     pub profile_requests: u64,
+    /// Instead of the timed parts: a long mixed load (GETs by id, lookups and creates, eight,
+    /// one and one in ten; the cross-reference grows all along), printing the sidecar's
+    /// resident memory as a curve and its growth after the first fifth of the run.
+    #[arg(long, conflicts_with_all = ["only"])]
+    pub soak: bool,
+    /// Seconds of the soak.
+    #[arg(long, default_value_t = 1_800.0, requires = "soak")]
+    pub soak_secs: f64,
+    /// Concurrent clients of the soak.
+    #[arg(long, default_value_t = 100, requires = "soak")]
+    pub soak_clients: usize,
 }
 
 /// The parts `--only` can name.
@@ -218,6 +230,8 @@ pub async fn run(opts: Options, host: &dyn Host) -> anyhow::Result<()> {
     let mut states = States::new(server, &dir, host);
     let outcome = if opts.profile {
         profile(&opts, &dir, &states).await
+    } else if opts.soak {
+        soak(&opts, &dir, &mut states).await
     } else {
         measure(&opts, &dir, host, &mut states).await
     };
@@ -559,15 +573,37 @@ async fn profile(opts: &Options, dir: &Path, states: &States<'_>) -> anyhow::Res
     })
     .await?;
     profile::print(&costs);
-    let report = serde_json::json!({
-        "profile": profile::json(&costs),
-        "machine": report::machine(),
-    });
-    if let Some(parent) = opts.out.parent() {
+    write_report(&opts.out, "profile", profile::json(&costs))
+}
+
+/// `bench --soak` (see `soak`): one sidecar on the state `--store` names (SQLite files by
+/// default), its curve and its JSON report.
+async fn soak(opts: &Options, dir: &Path, states: &mut States<'_>) -> anyhow::Result<()> {
+    eprintln!(
+        "bench: starting the simulator ({} users) and the sidecar ({})",
+        opts.users,
+        states.engine()
+    );
+    let sim = simulator(dir, "sim", opts.users, &[], 0)?;
+    let users = Arc::new(legacy_users(&sim.url).await?);
+    let state = states.fresh("soak").await?;
+    let (sidecar, _) = start_sidecar(dir, "soak", &sim.url, 0, &state).await?;
+    import(&sidecar.url, users.len()).await?;
+    let report = soak::run(opts, &sidecar, &users).await?;
+    sidecar.stop();
+    write_report(&opts.out, "soak", report)
+}
+
+/// Writes `{part: value, machine}` to `out`, as the JSON report of a mode of its own.
+fn write_report(out: &Path, part: &str, value: serde_json::Value) -> anyhow::Result<()> {
+    let mut report = serde_json::Map::new();
+    report.insert(part.to_owned(), value);
+    report.insert("machine".to_owned(), report::machine());
+    if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&opts.out, serde_json::to_vec_pretty(&report)?)?;
-    println!("JSON report: {}", opts.out.display());
+    std::fs::write(out, serde_json::to_vec_pretty(&report)?)?;
+    println!("JSON report: {}", out.display());
     Ok(())
 }
 
