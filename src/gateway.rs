@@ -384,15 +384,11 @@ impl Gateway {
         let sent = self.send_authorized(mapping, prepared, request_id).await;
         let latency = started.elapsed();
         let status = match &sent {
-            Ok(resp) => resp.status.as_str().to_owned(),
-            Err(e) => e.kind().to_owned(),
+            Ok(resp) => resp.status.as_str(),
+            Err(e) => e.kind(),
         };
-        self.metrics.legacy_call(
-            &self.tenant,
-            &call.call.name,
-            &status,
-            latency.as_secs_f64(),
-        );
+        self.metrics
+            .legacy_call(&self.tenant, &call.call.name, status, latency.as_secs_f64());
         tracing::debug!(call = %name, %method, %status,
             latency_us = latency.as_micros() as u64, "legacy call");
         let resp = sent?;

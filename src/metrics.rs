@@ -32,6 +32,34 @@ pub struct ScimLabels {
     pub status: String,
 }
 
+/// What [`Metrics::scim_request`] records a request under (the labels of [`ScimLabels`],
+/// borrowed).
+#[derive(Clone, Copy, Debug)]
+pub struct ScimRequest<'a> {
+    /// Tenant name, `none` before authentication succeeded.
+    pub tenant: &'a str,
+    /// `User`, `Group` or `none`.
+    pub resource: &'a str,
+    /// The operation (see [`ScimLabels::operation`]).
+    pub operation: &'a str,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// `n` in decimal, written into `buf`.
+fn decimal(mut n: u16, buf: &mut [u8; 5]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
+}
+
 /// Labels of a SCIM request's latency.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScimOpLabels {
@@ -120,6 +148,58 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
 }
 
+/// The series of a family met so far, found by their borrowed label values: a request's
+/// metrics then cost no label strings (a family's own lookup takes an owned label set).
+/// Counters and histograms are handles on shared values, so a kept clone records into the
+/// family's series. Label values are low-cardinality (see the module documentation), so the
+/// map stays small.
+#[derive(Debug)]
+struct Series<M> {
+    /// By the hash of the label values: each series with its values.
+    map: std::sync::RwLock<std::collections::HashMap<u64, Vec<Met<M>>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// A series met: its label values and its metric.
+type Met<M> = (Box<[Box<str>]>, M);
+
+impl<M> Default for Series<M> {
+    fn default() -> Self {
+        Series {
+            map: std::sync::RwLock::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+impl<M: Clone> Series<M> {
+    /// The series of `values`, made by `make` (the family's `get_or_create`) the first time.
+    fn get(&self, values: &[&str], make: impl FnOnce() -> M) -> M {
+        use std::hash::BuildHasher;
+        let key = self.hasher.hash_one(values);
+        let same = |k: &[Box<str>]| k.iter().map(|v| &**v).eq(values.iter().copied());
+        if let Some(found) = self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .and_then(|all| all.iter().find(|(k, _)| same(k)))
+        {
+            return found.1.clone();
+        }
+        let made = make();
+        let mut map = self
+            .map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let all = map.entry(key).or_default();
+        if !all.iter().any(|(k, _)| same(k)) {
+            all.push((values.iter().map(|v| (*v).into()).collect(), made.clone()));
+        }
+        made
+    }
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
@@ -127,6 +207,11 @@ pub struct Metrics {
     scim_latency: Family<ScimOpLabels, Histogram, fn() -> Histogram>,
     legacy_calls: Family<LegacyLabels, Counter>,
     legacy_latency: Family<LegacyOpLabels, Histogram, fn() -> Histogram>,
+    /// The series of the four families above recorded on every request.
+    scim_requests_met: Series<Counter>,
+    scim_latency_met: Series<Histogram>,
+    legacy_calls_met: Series<Counter>,
+    legacy_latency_met: Series<Histogram>,
     legacy_retries: Family<LegacyOpLabels, Counter>,
     circuit_open: Family<TenantLabels, Gauge>,
     rate_limited: Family<RateLimitLabels, Counter>,
@@ -158,6 +243,10 @@ impl Metrics {
             scim_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             legacy_calls: Family::default(),
             legacy_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            scim_requests_met: Series::default(),
+            scim_latency_met: Series::default(),
+            legacy_calls_met: Series::default(),
+            legacy_latency_met: Series::default(),
             legacy_retries: Family::default(),
             circuit_open: Family::default(),
             rate_limited: Family::default(),
@@ -249,30 +338,61 @@ impl Metrics {
     }
 
     /// Counts one answered SCIM request and its latency.
-    pub fn scim_request(&self, labels: ScimLabels, seconds: f64) {
-        self.scim_latency
-            .get_or_create(&ScimOpLabels {
-                tenant: labels.tenant.clone(),
-                resource: labels.resource.clone(),
-                operation: labels.operation.clone(),
+    pub fn scim_request(&self, labels: ScimRequest<'_>, seconds: f64) {
+        let ScimRequest {
+            tenant,
+            resource,
+            operation,
+            status,
+        } = labels;
+        self.scim_latency_met
+            .get(&[tenant, resource, operation], || {
+                self.scim_latency
+                    .get_or_create(&ScimOpLabels {
+                        tenant: tenant.to_owned(),
+                        resource: resource.to_owned(),
+                        operation: operation.to_owned(),
+                    })
+                    .clone()
             })
             .observe(seconds);
-        self.scim_requests.get_or_create(&labels).inc();
+        let mut digits = [0u8; 5];
+        let status = decimal(status, &mut digits);
+        self.scim_requests_met
+            .get(&[tenant, resource, operation, status], || {
+                self.scim_requests
+                    .get_or_create(&ScimLabels {
+                        tenant: tenant.to_owned(),
+                        resource: resource.to_owned(),
+                        operation: operation.to_owned(),
+                        status: status.to_owned(),
+                    })
+                    .clone()
+            })
+            .inc();
     }
 
     /// Counts one legacy call (after its retries) and its latency.
     pub fn legacy_call(&self, tenant: &str, call: &str, status: &str, seconds: f64) {
-        self.legacy_latency
-            .get_or_create(&LegacyOpLabels {
-                tenant: tenant.to_owned(),
-                call: call.to_owned(),
+        self.legacy_latency_met
+            .get(&[tenant, call], || {
+                self.legacy_latency
+                    .get_or_create(&LegacyOpLabels {
+                        tenant: tenant.to_owned(),
+                        call: call.to_owned(),
+                    })
+                    .clone()
             })
             .observe(seconds);
-        self.legacy_calls
-            .get_or_create(&LegacyLabels {
-                tenant: tenant.to_owned(),
-                call: call.to_owned(),
-                status: status.to_owned(),
+        self.legacy_calls_met
+            .get(&[tenant, call, status], || {
+                self.legacy_calls
+                    .get_or_create(&LegacyLabels {
+                        tenant: tenant.to_owned(),
+                        call: call.to_owned(),
+                        status: status.to_owned(),
+                    })
+                    .clone()
             })
             .inc();
     }
@@ -365,22 +485,32 @@ mod tests {
     #[test]
     fn encodes_counters_histograms_and_gauges() {
         let m = Metrics::new();
-        let labels = ScimLabels {
-            tenant: "acme".into(),
-            resource: "User".into(),
-            operation: "get".into(),
-            status: "200".into(),
+        let labels = ScimRequest {
+            tenant: "acme",
+            resource: "User",
+            operation: "get",
+            status: 200,
         };
-        m.scim_request(labels.clone(), 0.001);
+        m.scim_request(labels, 0.001);
         m.scim_request(labels, 0.002);
         m.scim_request(
-            ScimLabels {
-                tenant: "none".into(),
-                resource: "none".into(),
-                operation: "other".into(),
-                status: "429".into(),
+            ScimRequest {
+                tenant: "none",
+                resource: "none",
+                operation: "other",
+                status: 429,
             },
             0.0001,
+        );
+        // Label values that join into the same text stay apart.
+        m.scim_request(
+            ScimRequest {
+                tenant: "acmeU",
+                resource: "ser",
+                operation: "get",
+                status: 200,
+            },
+            0.001,
         );
         m.sidecar_rate_limited();
         m.legacy_call("acme", "users.get", "200", 0.0005);
@@ -393,6 +523,9 @@ mod tests {
         for line in [
             "scim_sidecar_scim_requests_total{tenant=\"acme\",resource=\"User\",operation=\"get\",status=\"200\"} 2",
             "scim_sidecar_scim_request_duration_seconds_count{tenant=\"acme\",resource=\"User\",operation=\"get\"} 2",
+            "scim_sidecar_scim_requests_total{tenant=\"acmeU\",resource=\"ser\",operation=\"get\",status=\"200\"} 1",
+            "scim_sidecar_scim_requests_total{tenant=\"none\",resource=\"none\",operation=\"other\",status=\"429\"} 1",
+            "scim_sidecar_legacy_calls_total{tenant=\"acme\",call=\"users.get\",status=\"200\"} 1",
             "scim_sidecar_legacy_calls_total{tenant=\"acme\",call=\"users.get\",status=\"429\"} 1",
             "scim_sidecar_rate_limited_total{tenant=\"acme\",source=\"legacy\"} 1",
             "scim_sidecar_rate_limited_total{tenant=\"none\",source=\"sidecar\"} 1",
@@ -403,5 +536,13 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn statuses_are_written_in_decimal() {
+        let mut buf = [0u8; 5];
+        for n in [0u16, 7, 200, 429, 503, 9999, u16::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
     }
 }

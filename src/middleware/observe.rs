@@ -24,7 +24,7 @@ use tower::{Layer, Service};
 use tower_http::request_id::RequestId;
 
 use crate::error::ErrorCause;
-use crate::metrics::{Metrics, ScimLabels};
+use crate::metrics::{Metrics, ScimRequest};
 use crate::provisioning::{Entry, ProvisioningLog};
 use crate::router::{self, Route};
 use crate::telemetry::{self, RequestNote};
@@ -156,11 +156,11 @@ impl Record {
         let legacy_calls = self.note.legacy_calls();
         let tenant = facts.tenant.as_deref().unwrap_or("none");
         self.layer.metrics.scim_request(
-            ScimLabels {
-                tenant: tenant.to_owned(),
-                resource: resource.to_owned(),
-                operation: operation.to_owned(),
-                status: status.to_string(),
+            ScimRequest {
+                tenant,
+                resource,
+                operation,
+                status,
             },
             latency.as_secs_f64(),
         );
