@@ -88,30 +88,45 @@ pub async fn dispatch(
     body: Bytes,
 ) -> Result<Response<Full<Bytes>>, Error> {
     let json = |body: &Bytes| scim::json::parse_object(body);
+    // Every arm but the commonest is boxed: a future is as large as its largest arm, and the
+    // whole of it is moved into the heap once per request (a group write's state is twice a
+    // user read's).
     match route {
-        Route::List(Resource::Users) => users::list(ctx, ListParams::from_query(query)?).await,
-        Route::List(Resource::Groups) => groups::list(ctx, ListParams::from_query(query)?).await,
-        Route::Search(Resource::Users) => users::list(ctx, ListParams::from_search(&body)?).await,
-        Route::Search(Resource::Groups) => groups::list(ctx, ListParams::from_search(&body)?).await,
-        Route::RootSearch => root_search(ctx, ListParams::from_search(&body)?).await,
-        Route::Create(Resource::Users) => users::create(ctx, json(&body)?).await,
         Route::Get(Resource::Users, id) => {
             users::get(ctx, &id, &Projection::from_query(query)?).await
         }
-        Route::Replace(Resource::Users, id) => users::replace(ctx, &id, json(&body)?).await,
-        Route::Patch(Resource::Users, id) => users::patch(ctx, &id, json(&body)?).await,
-        Route::Delete(Resource::Users, id) => users::delete(ctx, &id).await,
+        Route::List(Resource::Users) => {
+            Box::pin(users::list(ctx, ListParams::from_query(query)?)).await
+        }
+        Route::List(Resource::Groups) => {
+            Box::pin(groups::list(ctx, ListParams::from_query(query)?)).await
+        }
+        Route::Search(Resource::Users) => {
+            Box::pin(users::list(ctx, ListParams::from_search(&body)?)).await
+        }
+        Route::Search(Resource::Groups) => {
+            Box::pin(groups::list(ctx, ListParams::from_search(&body)?)).await
+        }
+        Route::RootSearch => Box::pin(root_search(ctx, ListParams::from_search(&body)?)).await,
+        Route::Create(Resource::Users) => Box::pin(users::create(ctx, json(&body)?)).await,
+        Route::Replace(Resource::Users, id) => {
+            Box::pin(users::replace(ctx, &id, json(&body)?)).await
+        }
+        Route::Patch(Resource::Users, id) => Box::pin(users::patch(ctx, &id, json(&body)?)).await,
+        Route::Delete(Resource::Users, id) => Box::pin(users::delete(ctx, &id)).await,
         Route::Get(Resource::Groups, id) => {
-            groups::get(ctx, &id, &Projection::from_query(query)?).await
+            Box::pin(groups::get(ctx, &id, &Projection::from_query(query)?)).await
         }
         Route::Patch(Resource::Groups, id) => {
-            groups::patch(ctx, &id, json(&body)?, &Projection::from_query(query)?).await
+            let projection = Projection::from_query(query)?;
+            Box::pin(groups::patch(ctx, &id, json(&body)?, &projection)).await
         }
         Route::Replace(Resource::Groups, id) => {
-            groups::replace(ctx, &id, json(&body)?, &Projection::from_query(query)?).await
+            let projection = Projection::from_query(query)?;
+            Box::pin(groups::replace(ctx, &id, json(&body)?, &projection)).await
         }
-        Route::Create(Resource::Groups) => groups::create(ctx, json(&body)?).await,
-        Route::Delete(Resource::Groups, id) => groups::delete(ctx, &id).await,
+        Route::Create(Resource::Groups) => Box::pin(groups::create(ctx, json(&body)?)).await,
+        Route::Delete(Resource::Groups, id) => Box::pin(groups::delete(ctx, &id)).await,
         Route::ServiceProviderConfig => Ok(discovery::service_provider_config(ctx)),
         Route::ResourceTypes => Ok(discovery::resource_types(ctx)),
         Route::ResourceType(name) => discovery::resource_type(ctx, &name),

@@ -50,9 +50,11 @@ macro_rules! on_engine {
     ($self:ident, $e:ident => $call:expr) => {
         match &$self.engine {
             Engine::Sqlite($e) => $call.await,
+            // Boxed: a statement's future is kilobytes, and every future awaiting the store
+            // (the SQLite one too) would carry that size and pay to move it.
             Engine::Postgres($e) => {
                 $self.check_open()?;
-                $call.await
+                Box::pin($call).await
             }
         }
     };

@@ -2,9 +2,14 @@
 //! callgrind in the sidecar and in the bare forwarder. Each process runs under callgrind; after
 //! a warm-up the counters are zeroed (`callgrind_control --zero`), one client sends the
 //! requests, and a dump (`callgrind_control --dump`) gives the instructions executed by every
-//! thread of the process and the calls into the C allocator (`malloc`, `calloc`, `realloc`,
-//! the aligned ones), each divided by the requests sent. Counts, not timings: they do not move
-//! with the machine's load, so two commits can be compared from one run each.
+//! thread of the process and the allocations it made, each divided by the requests sent.
+//! Counts, not timings: they do not move with the machine's load, so two commits can be
+//! compared from one run each.
+//!
+//! An allocation is a call into Rust's global allocator (`__rust_alloc`, `__rust_alloc_zeroed`,
+//! `__rust_realloc`: whichever allocator the binary installs) or a call into the C allocator
+//! (`malloc`, `calloc`, `realloc`, the aligned ones) from C code such as SQLite's; the C calls
+//! that Rust's default allocator makes on behalf of `__rust_alloc` are not counted twice.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,8 +22,11 @@ use super::load::{self, Op, Until};
 use super::procs::{self, Proc};
 use super::{Options, Scenario, Target, User};
 
-/// The C allocator's entry points; a call to any is one allocation.
-const ALLOCATORS: [&str; 6] = [
+/// Rust's global allocator entry points; a call to any is one allocation.
+const RUST_ALLOCATORS: [&str; 3] = ["__rust_alloc", "__rust_alloc_zeroed", "__rust_realloc"];
+
+/// The C allocator's entry points; a call to any from C code is one allocation.
+const C_ALLOCATORS: [&str; 6] = [
     "malloc",
     "calloc",
     "realloc",
@@ -26,6 +34,16 @@ const ALLOCATORS: [&str; 6] = [
     "aligned_alloc",
     "memalign",
 ];
+
+/// Rust's default (system) allocator: its calls into the C allocator serve a `__rust_*` call
+/// already counted.
+const RUST_SYSTEM_ALLOCATOR: [&str; 3] = ["__rdl_alloc", "__rdl_alloc_zeroed", "__rdl_realloc"];
+
+/// A symbol without its `__rustc::` path and callgrind's `'N` recursion suffix.
+fn bare(symbol: &str) -> &str {
+    let symbol = symbol.split('\'').next().unwrap_or(symbol);
+    symbol.strip_prefix("__rustc::").unwrap_or(symbol)
+}
 
 /// What one profiled operation cost per request.
 #[derive(Clone, Debug)]
@@ -137,7 +155,7 @@ fn dumps(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// The total instructions and the calls into the allocator of a callgrind dump.
+/// The total instructions and the allocations (see the module's note) of a callgrind dump.
 ///
 /// The format (<https://valgrind.org/docs/manual/cl-format.html>): `totals:` (or `summary:`)
 /// gives the events of the whole dump, the first being instructions; a call is a `cfn=`
@@ -145,6 +163,7 @@ fn dumps(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// `(id) name`, later ones `(id)`.
 pub(super) fn parse(text: &str) -> anyhow::Result<(u64, u64)> {
     let mut names: HashMap<&str, &str> = HashMap::new();
+    let mut caller: Option<&str> = None;
     let mut callee: Option<&str> = None;
     let mut totals = None;
     let mut allocations = 0u64;
@@ -162,15 +181,17 @@ pub(super) fn parse(text: &str) -> anyhow::Result<(u64, u64)> {
         } else if let Some(rest) = line.strip_prefix("cfn=") {
             callee = Some(name(&mut names, rest));
         } else if let Some(rest) = line.strip_prefix("fn=") {
-            name(&mut names, rest);
+            caller = Some(name(&mut names, rest));
         } else if let Some(rest) = line.strip_prefix("calls=") {
             let count: u64 = rest
                 .split_whitespace()
                 .next()
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0);
-            let base = callee.map(|c| c.split('\'').next().unwrap_or(c));
-            if base.is_some_and(|b| ALLOCATORS.contains(&b)) {
+            let (from, to) = (caller.map_or("", bare), callee.map_or("", bare));
+            let counted = RUST_ALLOCATORS.contains(&to)
+                || (C_ALLOCATORS.contains(&to) && !RUST_SYSTEM_ALLOCATOR.contains(&from));
+            if counted {
                 allocations += count;
             }
         }
@@ -291,5 +312,24 @@ mod tests {
                     cfn=(5) realloc'2\ncalls=1 0\n0 5\ntotals: 1234 56\n";
         assert_eq!(parse(dump).unwrap(), (1234, 6));
         assert!(parse("fn=(1) main\n").is_err(), "no totals");
+    }
+
+    #[test]
+    fn rust_allocations_count_once_whichever_allocator_serves_them() {
+        // The system allocator: `__rust_alloc` calls `__rdl_alloc`, which calls `malloc`;
+        // SQLite calls `malloc` itself.
+        let system = "fn=(1) main\ncfn=(2) __rustc::__rust_alloc\ncalls=4 0\n0 40\n\
+                      cfn=(3) __rustc::__rust_realloc\ncalls=1 0\n0 9\n\
+                      fn=(2)\ncfn=(4) __rustc::__rdl_alloc\ncalls=4 0\n0 30\n\
+                      fn=(4)\ncfn=(5) malloc\ncalls=4 0\n0 20\n\
+                      fn=(3)\ncfn=(6) __rustc::__rdl_realloc\ncalls=1 0\n0 8\n\
+                      fn=(6)\ncfn=(7) realloc\ncalls=1 0\n0 7\n\
+                      fn=(8) sqlite3Malloc\ncfn=(5)\ncalls=2 0\n0 10\ntotals: 500\n";
+        assert_eq!(parse(system).unwrap(), (500, 7));
+        // mimalloc: `__rust_alloc` calls `mi_malloc_aligned`, never `malloc`.
+        let mimalloc = "fn=(1) main\ncfn=(2) __rustc::__rust_alloc\ncalls=4 0\n0 40\n\
+                        fn=(2)\ncfn=(3) mi_malloc_aligned\ncalls=4 0\n0 30\n\
+                        fn=(4) sqlite3Malloc\ncfn=(5) malloc\ncalls=2 0\n0 10\ntotals: 400\n";
+        assert_eq!(parse(mimalloc).unwrap(), (400, 6));
     }
 }

@@ -148,28 +148,46 @@ pub(super) async fn locate(
         return Ok((row.legacy_id.clone(), record, Some(row)));
     }
     // Not in the xref (a lost database, another replica's user): the id is derived, so a scan
-    // of the legacy users finds it, recording everyone met. Rate-limited per tenant.
+    // of the legacy users finds it, recording everyone met. Rate-limited per tenant. Out of
+    // line: the scan's state is most of this future's size, and every lookup would pay to
+    // move it.
     if !ctx.tenant.rescan_allowed() {
         return Err(not_found());
     }
+    Box::pin(rescan(ctx, &scim_id, &mut x))
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// The legacy users paged through for `scim_id`, recording everyone met; the record, when
+/// one has that id.
+async fn rescan(
+    ctx: &Ctx,
+    scim_id: &ScimId,
+    x: &mut crate::gateway::Exchanger<'_>,
+) -> Result<Option<(LegacyId, Value, Option<XrefRecord>)>, Error> {
     let um = &ctx.mapping.users;
     let mut pages = Pages::new(&um.calls.list, &ctx.mapping.legacy.paging, None, Vec::new());
     let limit = ctx.tenant.member_concurrency;
-    while let Some(records) = pages.next(&mut x, &ctx.mapping.legacy).await? {
-        let records = plan::complete(&ctx.mapping, records, limit, &mut x).await?;
+    while let Some(records) = pages.next(x, &ctx.mapping.legacy).await? {
+        let records = plan::complete(&ctx.mapping, records, limit, x).await?;
         let found = records.iter().find_map(|r| {
             um.ids_of(&ctx.tenant.id, r)
                 .ok()
-                .filter(|(_, sid)| *sid == scim_id)
+                .filter(|(_, sid)| sid == scim_id)
                 .map(|(lid, _)| (lid, r.clone()))
         });
         record_page(ctx, records).await?;
         if let Some((lid, record)) = found {
-            let row = xref.get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id).await?;
-            return Ok((lid, record, row));
+            let row = ctx
+                .state
+                .xref
+                .get(&ctx.tenant.id, RESOURCE_TYPE, scim_id)
+                .await?;
+            return Ok(Some((lid, record, row)));
         }
     }
-    Err(not_found())
+    Ok(None)
 }
 
 /// Scans every legacy user, recording each in the cross-reference, when the tenant's rescan
