@@ -48,13 +48,13 @@ pub fn service(
                 .extensions()
                 .get::<RequestId>()
                 .and_then(|r| r.header_value().to_str().ok())
-                .unwrap_or("-")
-                .to_owned();
+                .unwrap_or("-");
+            // Text fields as `&str`: recorded as they are, not through `Display`.
             tracing::info_span!(
                 "scim",
-                method = %req.method(),
-                path = %req.uri().path(),
-                request_id = %id,
+                method = req.method().as_str(),
+                path = req.uri().path(),
+                request_id = id,
                 tenant = tracing::field::Empty,
             )
         })

@@ -466,7 +466,12 @@ fn gateway(e: GatewayError) -> Answer {
 pub fn scim_json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     // A `Value` always serialises (its map keys are strings).
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    scim_json_bytes(status, Bytes::from(bytes))
+}
+
+/// A SCIM JSON response of JSON already written.
+pub fn scim_json_bytes(status: StatusCode, json: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(json));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));

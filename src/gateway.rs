@@ -122,6 +122,52 @@ pub struct Gateway {
     tokens: Arc<TokenCache>,
     metrics: Arc<Metrics>,
     tenant: String,
+    /// The headers of the calls made, parsed (see [`ParsedHeaders`]).
+    parsed: Arc<ParsedHeaders>,
+}
+
+/// The headers of the legacy calls, parsed once: a mapping's headers render to the same text
+/// on every call of a tenant (its API key, its customer id), and parsing them is a copy of
+/// each name and value per call. A header seen again is a clone of the parsed one (a count
+/// on shared bytes). Bounded: when full (a header whose value changes with each call) it
+/// starts again.
+#[derive(Debug, Default)]
+struct ParsedHeaders(std::sync::Mutex<Vec<(String, String, HeaderName, HeaderValue)>>);
+
+impl ParsedHeaders {
+    const MOST: usize = 16;
+
+    /// The parsed header `name: value`, marked sensitive when it carries a secret.
+    fn parse(
+        &self,
+        name: &str,
+        value: &str,
+        secret: bool,
+    ) -> Result<(HeaderName, HeaderValue), GatewayError> {
+        let mut parsed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, n, v)) = parsed
+            .iter()
+            .find(|(n, v, _, hv)| n == name && v == value && hv.is_sensitive() == secret)
+        {
+            return Ok((n.clone(), v.clone()));
+        }
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| GatewayError::Request(format!("bad header name {name:?}")))?;
+        let mut header_value = HeaderValue::from_str(value).map_err(|_| {
+            GatewayError::Request(format!("header {name} has a value that is not text"))
+        })?;
+        header_value.set_sensitive(secret);
+        if parsed.len() >= Self::MOST {
+            parsed.clear();
+        }
+        parsed.push((
+            name.to_owned(),
+            value.to_owned(),
+            header_name.clone(),
+            header_value.clone(),
+        ));
+        Ok((header_name, header_value))
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -189,6 +235,7 @@ impl Gateway {
             tokens: Arc::default(),
             metrics,
             tenant: tenant.to_owned(),
+            parsed: Arc::default(),
         })
     }
 
@@ -313,12 +360,7 @@ impl Gateway {
             .map_err(|e| GatewayError::Request(e.to_string()))?;
         let mut headers = http::HeaderMap::with_capacity(call.headers.len() + 3);
         for (name, value, secret) in &call.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| GatewayError::Request(format!("bad header name {name:?}")))?;
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                GatewayError::Request(format!("header {name} has a value that is not text"))
-            })?;
-            value.set_sensitive(*secret);
+            let (name, value) = self.parsed.parse(name, value, *secret)?;
             headers.insert(name, value);
         }
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
@@ -378,6 +420,21 @@ impl Gateway {
         call: &Outbound<'_>,
         request_id: Option<&str>,
     ) -> Result<(Answer, LegacyResponse), GatewayError> {
+        let resp = self.call_raw(mapping, call, request_id).await?;
+        let answer = mapping
+            .legacy
+            .decode(resp.status.as_u16(), &resp.body, resp.retry_after)?;
+        Ok((answer, resp))
+    }
+
+    /// Prepares and sends one call (counted and logged as every call is): the response as it
+    /// came, not decoded.
+    pub async fn call_raw(
+        &self,
+        mapping: &Mapping,
+        call: &Outbound<'_>,
+        request_id: Option<&str>,
+    ) -> Result<LegacyResponse, GatewayError> {
         let prepared = call.prepare(&mapping.legacy, &self.values)?;
         let (name, method) = (prepared.name.clone(), prepared.method.clone());
         let started = Instant::now();
@@ -391,11 +448,7 @@ impl Gateway {
             .legacy_call(&self.tenant, &call.call.name, status, latency.as_secs_f64());
         tracing::debug!(call = %name, %method, %status,
             latency_us = latency.as_micros() as u64, "legacy call");
-        let resp = sent?;
-        let answer = mapping
-            .legacy
-            .decode(resp.status.as_u16(), &resp.body, resp.retry_after)?;
-        Ok((answer, resp))
+        sent
     }
 
     /// A way for plans to run on this gateway through `mapping`, for one request (its id goes
@@ -489,6 +542,15 @@ pub struct Exchanger<'a> {
 }
 
 impl Exchanger<'_> {
+    /// One call, counted for the request: the response as it came, not decoded.
+    pub async fn raw(&mut self, call: Outbound<'_>) -> Result<LegacyResponse, PlanError> {
+        self.note.legacy_call();
+        Ok(self
+            .gateway
+            .call_raw(self.mapping, &call, self.request_id)
+            .await?)
+    }
+
     /// One call, counted for the request: its answer and the response it came in.
     async fn full(&mut self, call: Outbound<'_>) -> Result<(Answer, LegacyResponse), PlanError> {
         self.note.legacy_call();

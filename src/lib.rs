@@ -45,6 +45,7 @@
 //!   `telemetry`: tracing setup, the JSON log line, the per-request note, PII redaction.
 
 pub mod admin;
+pub mod answers;
 pub mod app;
 pub mod cli;
 pub mod config;

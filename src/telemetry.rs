@@ -112,6 +112,11 @@ impl RequestNote {
     pub fn facts(&self) -> Facts {
         self.with(|f| f.clone())
     }
+
+    /// The facts recorded, taken out (the note is empty after): for the request's end.
+    pub fn take_facts(&self) -> Facts {
+        self.with(std::mem::take)
+    }
 }
 
 /// Text that may carry personal data (e-mail addresses, names, quoted attribute values), as

@@ -41,6 +41,8 @@ pub struct Tenant {
     pub metrics: Arc<Metrics>,
     /// When the legacy users were last scanned for an unknown id.
     last_rescan: Mutex<Option<Instant>>,
+    /// The answers to `GET /Users/{id}` kept by what they were made of.
+    pub answers: crate::answers::Answers,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -241,6 +243,7 @@ pub fn tenants(
             member_concurrency: s.member_concurrency.max(1),
             metrics: Arc::clone(metrics),
             last_rescan: Mutex::new(None),
+            answers: crate::answers::Answers::default(),
         });
         for d in s.token_digests {
             entries.push((d, Arc::clone(&tenant)));

@@ -18,9 +18,9 @@ use scim::list::{ListParams, Projection};
 use serde_json::Value;
 
 pub(crate) use self::records::rediscover;
-use self::records::{finish, locate, record_page, resource, tombstone};
+use self::records::{finish, kept_answer, locate, record_page, resource, tombstone};
 use super::{Ctx, list_response, no_content, resource_response};
-use crate::error::Error;
+use crate::error::{Error, scim_json_bytes};
 
 /// `GET /Users` and `POST /Users/.search`.
 pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Error> {
@@ -118,6 +118,12 @@ pub async fn get(
     id: &str,
     projection: &Projection,
 ) -> Result<Response<Full<Bytes>>, Error> {
+    if projection.attributes.is_empty()
+        && projection.excluded.is_empty()
+        && let Some(json) = kept_answer(ctx, id, projection).await?
+    {
+        return Ok(scim_json_bytes(StatusCode::OK, json));
+    }
     let (_, record, x) = locate(ctx, id).await?;
     let r = resource(ctx, &record, x.as_ref())?;
     let r = projection.apply(r, &ctx.mapping.users.schema);

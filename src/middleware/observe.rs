@@ -152,7 +152,8 @@ impl Record {
         }
         let latency = self.started.elapsed();
         let (resource, operation) = self.route.labels();
-        let facts = self.note.facts();
+        // The request is over: its facts are taken, not copied.
+        let facts = self.note.take_facts();
         let legacy_calls = self.note.legacy_calls();
         let tenant = facts.tenant.as_deref().unwrap_or("none");
         self.layer.metrics.scim_request(
@@ -169,16 +170,13 @@ impl Record {
         if status == 429 && facts.tenant.is_none() {
             self.layer.metrics.sidecar_rate_limited();
         }
-        let scim_id = facts
-            .scim_id
-            .clone()
-            .or_else(|| self.route.id().map(str::to_owned));
+        let scim_id = facts.scim_id.as_deref().or_else(|| self.route.id());
         log_line(
             &Line {
                 tenant,
                 resource,
                 operation,
-                scim_id: scim_id.as_deref(),
+                scim_id,
                 subject: facts.subject.as_deref(),
                 status,
                 latency_us: latency.as_micros() as u64,
@@ -203,7 +201,7 @@ impl Record {
             tenant,
             resource: resource.to_owned(),
             action: action.to_owned(),
-            scim_id,
+            scim_id: scim_id.map(str::to_owned),
             subject: facts.subject,
             failed: error.is_some() || status >= 400,
             status,

@@ -74,7 +74,7 @@ struct State {
 /// What a lookup found.
 pub(super) enum Look {
     /// The row, as the database holds it now.
-    Hit(XrefRecord),
+    Hit(Arc<XrefRecord>),
     /// Not kept: read it from the database, then give it to [`Recent::keep`] with the ticket.
     Miss(Ticket),
     /// The kept rows may be stale (or there is no header to tell): read from the database and
@@ -153,7 +153,7 @@ impl Recent {
             Some(record) => {
                 #[cfg(test)]
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                Look::Hit(XrefRecord::clone(&record))
+                Look::Hit(record)
             }
             None => Look::Miss(Ticket {
                 stamp: now,

@@ -212,6 +212,19 @@ impl Sqlite {
         resource_type: &str,
         id: &ScimId,
     ) -> Result<Option<XrefRecord>, StoreError> {
+        Ok(self
+            .get_shared(tenant, resource_type, id)
+            .await?
+            .map(Arc::unwrap_or_clone))
+    }
+
+    /// [`Self::get`], shared: a row kept in memory is not copied.
+    pub(super) async fn get_shared(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Result<Option<Arc<XrefRecord>>, StoreError> {
         let ticket = match self.inner.recent.look(tenant, resource_type, id) {
             Look::Hit(record) => {
                 return if self.inner.closed.load(Ordering::Acquire) {
@@ -236,7 +249,7 @@ impl Sqlite {
         if let (Some(ticket), Some(record)) = (ticket, &found) {
             self.inner.recent.keep(ticket, record);
         }
-        Ok(found)
+        Ok(found.map(Arc::new))
     }
 
     /// The recent records (tests of what is kept).

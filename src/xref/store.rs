@@ -205,6 +205,19 @@ impl Store {
         on_engine!(self, e => e.get(tenant, resource_type, id))
     }
 
+    /// [`Self::get`], shared: on SQLite a row kept in memory is not copied.
+    pub async fn get_shared(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Result<Option<Arc<XrefRecord>>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(e) => e.get_shared(tenant, resource_type, id).await,
+            Engine::Postgres(_) => Ok(self.get(tenant, resource_type, id).await?.map(Arc::new)),
+        }
+    }
+
     /// The legacy id of SCIM id `id` when this process has met its record and a lookup is a
     /// round trip (PostgreSQL): a read may then ask the legacy app while [`Store::get`] says
     /// whether the id still stands. The link never changes; nothing else is kept. `None` on

@@ -359,3 +359,80 @@ async fn ids_are_read_in_any_uuid_spelling() {
     );
     h.stop().await;
 }
+
+/// A GET's answer is kept by what it was made of (`answers`); whatever changes (a field in
+/// the legacy app, the host asked, a deletion), the next GET answers what the full
+/// translation answers, never the kept one.
+#[tokio::test]
+async fn a_kept_answer_is_never_a_stale_one() {
+    let h = Harness::start_with(|_| {}).await;
+    let created = h
+        .post(
+            "/Users",
+            okta_user("kept@example.com", "Kept", "Answer", "00u1ka"),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/Users/{id}");
+    let first = h.get(&path).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        h.get(&path).await.body,
+        first.body,
+        "same record, same answer"
+    );
+
+    // Changed in the legacy app behind the sidecar's back.
+    let legacy_id = h
+        .sim()
+        .users(CUSTOMER)
+        .iter()
+        .find(|u| u["LogonName"] == "kept@example.com")
+        .and_then(|u| u["UserID"].as_u64())
+        .unwrap();
+    h.sim()
+        .patch_user(
+            CUSTOMER,
+            legacy_id,
+            json!({"UserProfileTitle": "Night Admin"}),
+        )
+        .unwrap();
+    let changed = h.get(&path).await;
+    assert_eq!(changed.body["title"], "Night Admin");
+    assert_ne!(
+        changed.body["meta"]["version"],
+        first.body["meta"]["version"]
+    );
+    // The same answer as a projection (the general way) gives, attribute for attribute.
+    let general = h.get(&format!("{path}?excludedAttributes=groups")).await;
+    assert_eq!(general.body, changed.body);
+
+    // Another host: the locations are its own.
+    let auth = format!("Bearer {}", crate::support::TOKEN);
+    let other = h
+        .raw(
+            http::Method::GET,
+            &path,
+            &[
+                ("Authorization", auth.as_str()),
+                ("Host", "other.example:8787"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(other.status, 200);
+    assert_eq!(
+        other.body["meta"]["location"],
+        format!("http://other.example:8787/scim/v2/Users/{id}")
+    );
+    assert_ne!(
+        h.get(&path).await.body["meta"]["location"],
+        other.body["meta"]["location"]
+    );
+
+    // Deleted: 404 from then on, though the record's bytes did not change.
+    assert_eq!(h.delete(&path).await.status, 204);
+    assert_eq!(h.get(&path).await.status, 404);
+    h.stop().await;
+}

@@ -6,6 +6,10 @@
 //! Counts, not timings: they do not move with the machine's load, so two commits can be
 //! compared from one run each.
 //!
+//! Through the sidecar: GET by id (the same users read again, unchanged: their kept answers
+//! serve them), create, and GET by id of records changed since their last read (`get_changed`:
+//! the whole translation).
+//!
 //! An allocation is a call into Rust's global allocator (`__rust_alloc`, `__rust_alloc_zeroed`,
 //! `__rust_realloc`: whichever allocator the binary installs) or a call into the C allocator
 //! (`malloc`, `calloc`, `realloc`, the aligned ones) from C code such as SQLite's; the C calls
@@ -15,6 +19,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{Method, StatusCode};
+use simulator::marketing_center::client as mc;
 
 use serde_json::{Value, json};
 
@@ -218,7 +226,8 @@ fn name<'a>(names: &mut HashMap<&'a str, &'a str>, value: &'a str) -> &'a str {
     }
 }
 
-/// Profiles GET by id and create through the sidecar and GET by id through the forwarder.
+/// Profiles GET by id, create and GET of changed records through the sidecar and GET by id
+/// through the forwarder.
 pub(super) async fn run(
     opts: &Options,
     dir: &Path,
@@ -238,6 +247,12 @@ pub(super) async fn run(
         let key = ("sidecar", scenario.name());
         costs.push(measure(&sidecar, &sidecar_out, op, requests, key).await?);
     }
+    eprintln!(
+        "bench: profiling get_changed (records changed since their last read) through the sidecar"
+    );
+    let op = changed_get(&sidecar.url, &sim.url, users);
+    let key = ("sidecar", "get_changed");
+    costs.push(measure(&sidecar, &sidecar_out, op, requests, key).await?);
     sidecar.stop();
 
     eprintln!("bench: profiling get_by_id through the forwarder");
@@ -256,6 +271,26 @@ pub(super) async fn run(
     costs.push(measure(&fwd, &fwd_out, op, requests, ("forwarder", "get_by_id")).await?);
     fwd.stop();
     Ok(costs)
+}
+
+/// GET by id of a record the legacy app changed since the sidecar last read it: a field of
+/// the record is changed first, straight at the simulator (a process the profile does not
+/// count), to a title never used before, so no kept answer (`answers`) serves the GET and the
+/// whole translation runs, as for a record read for the first time.
+fn changed_get(sidecar: &str, sim: &str, users: &Arc<Vec<User>>) -> Op {
+    let (sidecar, sim, users) = (sidecar.to_owned(), sim.to_owned(), Arc::clone(users));
+    let titles = Arc::new(AtomicU64::new(0));
+    Arc::new(move |http, w, seq| {
+        let u = &users[((w * 7919 + seq) as usize) % users.len()];
+        let title = format!("Title {}", titles.fetch_add(1, Ordering::Relaxed));
+        let change = super::legacy(&sim, mc::set_title(&u.legacy_id, &title));
+        let path = format!("/Users/{}", u.scim_id);
+        let get = super::scim(&sidecar, Method::GET, &path, None);
+        Box::pin(async move {
+            load::expect(&http, change, StatusCode::OK).await?;
+            load::expect(&http, get, StatusCode::OK).await.map(drop)
+        })
+    })
 }
 
 /// The profile's table, with the targets of GET by id.

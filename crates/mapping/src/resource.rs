@@ -96,6 +96,19 @@ impl UserMapping {
         base_url: &str,
     ) -> Result<Value, TranslateError> {
         let (_, id) = self.ids_of(tenant, record)?;
+        Ok(self.resource_of(&id, record, attrs, remembered, base_url))
+    }
+
+    /// [`Self::resource`] of a record whose SCIM id is known already (the cross-reference's
+    /// row of it): the id is not derived again.
+    pub fn resource_of(
+        &self,
+        id: &ScimId,
+        record: &Value,
+        attrs: Map<String, Value>,
+        remembered: Option<Remembered<'_>>,
+        base_url: &str,
+    ) -> Value {
         let mut attrs = attrs;
         if let Some(ext) = remembered.and_then(|r| r.external_id)
             && self.keeps_external_id()
@@ -122,7 +135,7 @@ impl UserMapping {
             location: location(base_url, "Users", id.as_str()),
             version: Some(version(&attrs)),
         };
-        Ok(assemble(&schemas, id.as_str(), attrs, meta))
+        assemble(&schemas, id.as_str(), attrs, meta)
     }
 
     /// [`Self::resource`] of a record whose legacy app deleted it just now: its last state,

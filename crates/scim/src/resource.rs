@@ -335,23 +335,25 @@ pub fn assemble(schemas: &[&str], id: &str, attrs: Map<String, Value>, meta: Met
 }
 
 /// `meta.version`: a weak ETag of a resource's attributes, a 64-bit xxh3 of their JSON
-/// (stable across processes and replicas; a change to any attribute changes it). Serialised
-/// straight into the hash: no intermediate buffer.
+/// (stable across processes and replicas; a change to any attribute changes it). The JSON is
+/// written into a buffer kept by the thread and hashed in one pass: a streaming hasher fed
+/// token by token cost twice as much.
 pub fn version(attrs: &Map<String, Value>) -> String {
-    struct Hashing(xxhash_rust::xxh3::Xxh3);
-    impl std::io::Write for Hashing {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    thread_local! {
+        static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut h = Hashing(xxhash_rust::xxh3::Xxh3::new());
-    // Writing a JSON map of strings into an infallible writer cannot fail.
-    let _ = serde_json::to_writer(&mut h, attrs);
-    format!("W/\"{:016x}\"", h.0.digest())
+    let digest = JSON.with_borrow_mut(|json| {
+        json.clear();
+        // Writing a JSON map into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *json, attrs);
+        let digest = xxhash_rust::xxh3::xxh3_64(json);
+        // A resource of many members would otherwise keep its size with the thread.
+        if json.capacity() > 64 * 1024 {
+            *json = Vec::new();
+        }
+        digest
+    });
+    format!("W/\"{digest:016x}\"")
 }
 
 /// The text a resource gives `attr` (`userName`; `emails.value`: the primary element's, else

@@ -2,13 +2,16 @@
 //! the records met (recorded on the spot), the legacy record behind a SCIM id (with one
 //! rate-limited scan for an id the cross-reference lost), tombstones.
 
+use bytes::Bytes;
 use mapping::TranslateError;
 use mapping::ids::{ExternalId, LegacyId, ScimId};
 use mapping::plan::users::{self as plan, RESOURCE_TYPE, Row};
-use mapping::plan::{Pages, Refusal};
+use mapping::plan::{Outbound, Pages, Refusal};
 use mapping::resource::Remembered;
+use scim::list::Projection;
 use serde_json::{Map, Value};
 
+use crate::answers::MadeOf;
 use crate::error::Error;
 use crate::handlers::Ctx;
 use crate::xref::{Seen, XrefRecord};
@@ -77,16 +80,116 @@ pub(super) fn seen_row(
     })
 }
 
-/// The SCIM resource of a legacy record.
+/// The SCIM resource of a legacy record; its id is the cross-reference row's when there is one.
 pub(super) fn resource(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Result<Value, Error> {
     let um = &ctx.mapping.users;
-    Ok(um.resource(
-        &ctx.tenant.id,
-        record,
-        um.read(record),
-        x.map(remembered),
+    let attrs = um.read(record);
+    Ok(match x {
+        Some(row) => um.resource_of(
+            &row.scim_id,
+            record,
+            attrs,
+            Some(remembered(row)),
+            &ctx.base_url,
+        ),
+        None => um.resource(&ctx.tenant.id, record, attrs, None, &ctx.base_url)?,
+    })
+}
+
+/// The JSON of `GET /Users/{id}` with every attribute a GET returns (`projection` selects
+/// nothing and excludes nothing), through the kept answers (`crate::answers`): the legacy app
+/// is asked as always, and when its bytes and every other input are those of a kept answer,
+/// that answer is the JSON; else the record is translated and its answer kept.
+///
+/// `None`, before any legacy call, where this way does not apply: a `get` of several calls, a
+/// fingerprinted mapping (a read may tombstone the id), an id the cross-reference does not
+/// know ([`locate`] scans for it). The caller then goes the general way.
+pub(super) async fn kept_answer(
+    ctx: &Ctx,
+    id: &str,
+    projection: &Projection,
+) -> Result<Option<Bytes>, Error> {
+    let (m, um) = (&ctx.mapping, &ctx.mapping.users);
+    if !plan::read_is_one_call(m) || um.fingerprint.is_some() {
+        return Ok(None);
+    }
+    let not_found = || {
+        Error::from(Refusal::NotFound {
+            resource: RESOURCE_TYPE,
+            id: id.to_owned(),
+        })
+    };
+    let Some(scim_id) = ScimId::parse_derived(id) else {
+        return Err(not_found());
+    };
+    let (xref, get) = (&ctx.state.xref, &um.calls.get);
+    let mut x = ctx.exchange();
+    // As in `locate`: a link the store knows is read while the store is asked.
+    let (row, early) = match xref.known_link(&ctx.tenant.id, RESOURCE_TYPE, &scim_id) {
+        Some(lid) => {
+            let (row, resp) = tokio::join!(
+                xref.get_shared(&ctx.tenant.id, RESOURCE_TYPE, &scim_id),
+                x.raw(Outbound::about(get, &lid))
+            );
+            (row?, Some((lid, resp)))
+        }
+        None => (
+            xref.get_shared(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
+                .await?,
+            None,
+        ),
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if row.tombstoned_at.is_some() {
+        return Err(not_found());
+    }
+    let resp = match early {
+        Some((lid, resp)) if lid == row.legacy_id => resp?,
+        _ => x.raw(Outbound::about(get, &row.legacy_id)).await?,
+    };
+    let remembered = remembered(&row);
+    let made_of = resp
+        .status
+        .is_success()
+        .then(|| made_of(ctx, &resp.body, &remembered));
+    if let Some(made_of) = made_of
+        && let Some(json) = ctx.tenant.answers.get(m, &row.scim_id, made_of)
+    {
+        return Ok(Some(json));
+    }
+    let answer = m
+        .legacy
+        .decode(resp.status.as_u16(), &resp.body, resp.retry_after)?;
+    let record = plan::read_answer(m, answer)?.ok_or_else(not_found)?;
+    let resource = um.resource_of(
+        &row.scim_id,
+        &record,
+        um.read(&record),
+        Some(remembered),
         &ctx.base_url,
-    )?)
+    );
+    let resource = projection.apply(resource, &um.schema);
+    // A `Value` always serialises (its map keys are strings).
+    let json = Bytes::from(serde_json::to_vec(&resource).unwrap_or_default());
+    if let Some(made_of) = made_of {
+        ctx.tenant
+            .answers
+            .put(m, &row.scim_id, made_of, json.clone());
+    }
+    Ok(Some(json))
+}
+
+/// What a user's answer is made of besides the mapping (see `crate::answers`): the legacy
+/// record's bytes, the base URL, and every remembered fact [`resource`] reads.
+fn made_of(ctx: &Ctx, legacy_body: &[u8], r: &Remembered<'_>) -> u128 {
+    MadeOf::new(legacy_body)
+        .add(ctx.base_url.as_bytes())
+        .add(r.created.as_bytes())
+        .add(r.last_modified.as_bytes())
+        .add_option(r.external_id.map(str::as_bytes))
+        .finish()
 }
 
 /// Finds the legacy record behind a SCIM id: (legacy id, record, cross-reference row).

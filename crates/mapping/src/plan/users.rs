@@ -88,10 +88,29 @@ pub async fn read<X: Exchange>(
     legacy_id: &LegacyId,
     x: &mut X,
 ) -> Result<Option<Value>, X::Error> {
-    match exchange(x, Outbound::about(&m.users.calls.get, legacy_id)).await? {
+    let answer = exchange(x, Outbound::about(&m.users.calls.get, legacy_id)).await?;
+    Ok(read_outcome(m, answer)?)
+}
+
+/// Whether a user's `get` is one call, without follow-up steps: its answer alone is the record
+/// ([`read_answer`] reads it).
+pub fn read_is_one_call(m: &Mapping) -> bool {
+    m.users.calls.get.then.is_empty()
+}
+
+/// What the answer to a user's one-call `get` says (see [`read_is_one_call`]), as [`read`]
+/// reads it: the record; `None` when the legacy app says it does not exist.
+pub fn read_answer(m: &Mapping, mut answer: Answer) -> Result<Option<Value>, Refusal> {
+    m.users.calls.get.settle(&mut answer);
+    read_outcome(m, answer)
+}
+
+/// A settled `get` answer: the record, or `None` for "not found", or the refusal.
+fn read_outcome(m: &Mapping, answer: Answer) -> Result<Option<Value>, Refusal> {
+    match answer {
         Ok(record) => Ok(Some(record)),
         Err(f) if f.is_not_found() => Ok(None),
-        Err(f) => Err(Refusal::legacy(f, &m.legacy).into()),
+        Err(f) => Err(Refusal::legacy(f, &m.legacy)),
     }
 }
 

@@ -314,3 +314,25 @@ fn text_at_reads_primary_elements_and_sub_attributes() {
     assert_eq!(at("name.givenName"), None);
     assert_eq!(at("title"), None);
 }
+
+#[test]
+fn version_is_the_xxh3_of_the_attributes_json_and_kept_across_releases() {
+    let attrs = user().as_object().unwrap().clone();
+    // What every earlier release computed: the attributes' JSON fed to a streaming xxh3.
+    let mut streaming = xxhash_rust::xxh3::Xxh3::new();
+    streaming.update(&serde_json::to_vec(&attrs).unwrap());
+    assert_eq!(
+        version(&attrs),
+        format!("W/\"{:016x}\"", streaming.digest())
+    );
+    // A change to any attribute changes it; a second call on the thread gives the same.
+    let mut changed = attrs.clone();
+    changed.insert("userName".into(), json!("someone-else"));
+    assert_ne!(version(&changed), version(&attrs));
+    assert_eq!(version(&attrs), version(&attrs));
+    // A large resource's buffer is not kept, and the answer is the same after.
+    let mut big = attrs;
+    big.insert("x".into(), json!("y".repeat(100_000)));
+    let first = version(&big);
+    assert_eq!(version(&big), first);
+}

@@ -71,6 +71,16 @@ pub fn create_user(login: &str, given: &str, family: &str, external_id: &str) ->
     }
 }
 
+/// Sets the job title of the user `id` (`PATCH`): a change of one field, as another client of
+/// the app makes behind the sidecar's back.
+pub fn set_title(id: &str, title: &str) -> Call {
+    Call {
+        method: Method::PATCH,
+        path: format!("/users/{id}"),
+        body: Some(json!({ "UserProfileTitle": title })),
+    }
+}
+
 /// Archives (`active == false`) or restores the user `id`.
 pub fn set_active(id: &str, active: bool) -> Call {
     let verb = if active { "restore" } else { "archive" };
