@@ -136,11 +136,14 @@ where
         .ok_or(RequestError::Unauthorized)?;
     tracing::Span::current().record("tenant", tenant.id.as_str());
     note.set_tenant(tenant.id.as_str());
-    let request_id = parts
-        .extensions
-        .get::<RequestId>()
-        .and_then(|r| r.header_value().to_str().ok())
-        .map(str::to_owned);
+    // Taken from the note (the observe layer read it), else from the request.
+    let request_id = note.request_id().or_else(|| {
+        parts
+            .extensions
+            .get::<RequestId>()
+            .and_then(|r| r.header_value().to_str().ok())
+            .map(Arc::from)
+    });
     let base_url = match &state.public_base_url {
         Some(url) => url.clone(),
         None => base_url(&parts),

@@ -436,7 +436,7 @@ impl Gateway {
         request_id: Option<&str>,
     ) -> Result<LegacyResponse, GatewayError> {
         let prepared = call.prepare(&mapping.legacy, &self.values)?;
-        let (name, method) = (prepared.name.clone(), prepared.method.clone());
+        let (name, method) = (&call.call.name, &call.call.method);
         let started = Instant::now();
         let sent = self.send_authorized(mapping, prepared, request_id).await;
         let latency = started.elapsed();

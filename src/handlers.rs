@@ -33,7 +33,7 @@ pub struct Ctx {
     /// `http://host/scim/v2`, for `Location` and `meta.location`.
     pub base_url: String,
     /// The request id, forwarded to the legacy app.
-    pub request_id: Option<String>,
+    pub request_id: Option<Arc<str>>,
     /// What the request log, metrics and provisioning log need to know about the request.
     pub note: Arc<RequestNote>,
 }

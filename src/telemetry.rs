@@ -45,13 +45,14 @@ pub fn init(format: LogFormat) {
 pub struct RequestNote {
     legacy_calls: std::sync::atomic::AtomicU32,
     facts: std::sync::Mutex<Facts>,
+    request_id: Option<std::sync::Arc<str>>,
 }
 
 /// The facts of a [`RequestNote`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Facts {
     /// The authenticated tenant.
-    pub tenant: Option<String>,
+    pub tenant: Option<mapping::ids::TenantId>,
     /// What a write does: `create`, `update`, `deactivate`, `reactivate`, `delete`,
     /// `membership` (set by the handlers; a route default otherwise).
     pub action: Option<&'static str>,
@@ -62,6 +63,19 @@ pub struct Facts {
 }
 
 impl RequestNote {
+    /// The note of the request whose id (`X-Request-Id`) is `request_id`.
+    pub fn for_request(request_id: Option<std::sync::Arc<str>>) -> Self {
+        RequestNote {
+            request_id,
+            ..RequestNote::default()
+        }
+    }
+
+    /// The request's id, when it has one.
+    pub fn request_id(&self) -> Option<std::sync::Arc<str>> {
+        self.request_id.clone()
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Facts) -> T) -> T {
         let mut facts = self
             .facts
@@ -83,7 +97,11 @@ impl RequestNote {
 
     /// Records the tenant.
     pub fn set_tenant(&self, tenant: &str) {
-        self.with(|f| f.tenant = Some(tenant.to_owned()));
+        self.with(|f| {
+            if f.tenant.as_ref().map(mapping::ids::TenantId::as_str) != Some(tenant) {
+                f.tenant = Some(mapping::ids::TenantId::new(tenant));
+            }
+        });
     }
 
     /// Records what the write does.

@@ -82,12 +82,12 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let route = router::route(req.method(), req.uri().path());
-        let note = Arc::new(RequestNote::default());
-        let request_id = req
+        let request_id: Option<Arc<str>> = req
             .extensions()
             .get::<RequestId>()
             .and_then(|r| r.header_value().to_str().ok())
-            .map(str::to_owned);
+            .map(Arc::from);
+        let note = Arc::new(RequestNote::for_request(request_id.clone()));
         req.extensions_mut().insert(Arc::clone(&note));
         req.extensions_mut().insert(route.clone());
         ResponseFuture {
@@ -139,7 +139,7 @@ struct Record {
     started: Instant,
     route: Route,
     note: Arc<RequestNote>,
-    request_id: Option<String>,
+    request_id: Option<Arc<str>>,
     layer: ObserveLayer,
     span: tracing::Span,
     done: bool,
@@ -155,7 +155,10 @@ impl Record {
         // The request is over: its facts are taken, not copied.
         let facts = self.note.take_facts();
         let legacy_calls = self.note.legacy_calls();
-        let tenant = facts.tenant.as_deref().unwrap_or("none");
+        let tenant = facts
+            .tenant
+            .as_ref()
+            .map_or("none", mapping::ids::TenantId::as_str);
         self.layer.metrics.scim_request(
             ScimRequest {
                 tenant,
@@ -198,7 +201,7 @@ impl Record {
         log.record(Entry {
             id: 0,
             at_ms: crate::provisioning::now_ms(),
-            tenant,
+            tenant: tenant.into_inner(),
             resource: resource.to_owned(),
             action: action.to_owned(),
             scim_id: scim_id.map(str::to_owned),
@@ -207,7 +210,7 @@ impl Record {
             status,
             scim_type: error.and_then(|e| e.scim_type).map(str::to_owned),
             detail: error.map(|e| e.detail.clone()),
-            request_id: self.request_id.clone(),
+            request_id: self.request_id.as_deref().map(str::to_owned),
             legacy_calls,
             duration_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         });

@@ -22,10 +22,12 @@ use tracing_subscriber::registry::LookupSpan;
 pub(super) struct JsonFields;
 
 impl<'w> FormatFields<'w> for JsonFields {
-    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut visitor = Members::new(writer, false);
-        fields.record(&mut visitor);
-        visitor.result
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        buffered(&mut writer, |w| {
+            let mut visitor = Members::new(w, false);
+            fields.record(&mut visitor);
+            visitor.result
+        })
     }
 
     fn add_fields(
@@ -34,10 +36,34 @@ impl<'w> FormatFields<'w> for JsonFields {
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
         let first = current.fields.is_empty();
-        let mut visitor = Members::new(current.as_writer(), !first);
-        fields.record(&mut visitor);
-        visitor.result
+        buffered(&mut current.as_writer(), |w| {
+            let mut visitor = Members::new(w, !first);
+            fields.record(&mut visitor);
+            visitor.result
+        })
     }
+}
+
+/// Writes what `write` writes into `out` in one piece: a span's fields are kept in a string
+/// of their own, which member by member grew (and moved) several times per request. Written
+/// first into a scratch string the thread keeps, they are one allocation of the right size.
+fn buffered(out: &mut Writer<'_>, write: impl FnOnce(Writer<'_>) -> fmt::Result) -> fmt::Result {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        // A field's `Debug` that formats another span's fields finds the scratch taken.
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            return write(out.by_ref());
+        };
+        scratch.clear();
+        let written = write(Writer::new(&mut *scratch));
+        let copied = out.write_str(&scratch);
+        if scratch.capacity() > 4096 {
+            *scratch = String::new();
+        }
+        written.and(copied)
+    })
 }
 
 /// Formats one event as a JSON line (see the module docs).

@@ -822,7 +822,7 @@ fn call_json(c: &PreparedCall) -> Value {
     let mut headers: Vec<Value> = c
         .headers
         .iter()
-        .map(|(n, v, s)| json!({"name": n, "value": v, "secret": s}))
+        .map(|(n, v, s)| json!({"name": &**n, "value": v, "secret": s}))
         .collect();
     headers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     json!({

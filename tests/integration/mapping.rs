@@ -176,12 +176,12 @@ fn prepares_calls_with_templates_and_paging() {
     assert!(
         call.headers
             .iter()
-            .any(|(n, v, s)| n == "X-MC-Api-Key" && v == "k" && *s)
+            .any(|(n, v, s)| &**n == "X-MC-Api-Key" && v == "k" && *s)
     );
     assert!(
         call.headers
             .iter()
-            .any(|(n, v, s)| n == "X-MC-Customer" && v == "C-1" && !*s)
+            .any(|(n, v, s)| &**n == "X-MC-Customer" && v == "C-1" && !*s)
     );
     let call = m
         .prepare(m.users.calls.deactivate.as_ref().unwrap(), &vars, &[], None)

@@ -77,7 +77,7 @@ impl Legacy {
             .transpose()?
             .flatten()
         {
-            headers.push(("Authorization".to_owned(), header, true));
+            headers.push(("Authorization".into(), header, true));
         }
         Ok(PreparedCall {
             name: call.name.clone(),

@@ -130,7 +130,7 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             ));
         }
         if let Some(t) = p.template(value, &format!("legacy.headers.{name}")) {
-            headers.push((name.clone(), t));
+            headers.push((name.as_str().into(), t));
         }
     }
     let auth = spec.auth.as_ref().and_then(|a| {

@@ -15,12 +15,14 @@ const SCIM_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5c1d_51de_ca2e_4c3a_9f0e_7d1b_
 macro_rules! id_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        /// Shared text: a copy (the cross-reference's rows, every call about a record) is a
+        /// count, not an allocation.
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// Wraps a raw value.
-            pub fn new(value: impl Into<String>) -> Self {
+            pub fn new(value: impl Into<std::sync::Arc<str>>) -> Self {
                 Self(value.into())
             }
 
@@ -29,9 +31,9 @@ macro_rules! id_newtype {
                 &self.0
             }
 
-            /// Unwraps the raw value.
+            /// The raw value, owned.
             pub fn into_inner(self) -> String {
-                self.0
+                self.0.as_ref().to_owned()
             }
         }
 
@@ -67,7 +69,7 @@ impl ScimId {
     /// cross-reference database loses no id.
     pub fn derive(tenant: &TenantId, resource_type: &str, legacy_id: &LegacyId) -> Self {
         let name = format!("{}\u{1f}{}\u{1f}{}", tenant.0, resource_type, legacy_id.0);
-        Self(Uuid::new_v5(&SCIM_ID_NAMESPACE, name.as_bytes()).to_string())
+        Self::of_uuid(Uuid::new_v5(&SCIM_ID_NAMESPACE, name.as_bytes()))
     }
 
     /// The SCIM id of the legacy record `legacy_id` whose fingerprint (a value that never
@@ -83,16 +85,23 @@ impl ScimId {
             "{}\u{1f}{}\u{1f}{}\u{1f}{}",
             tenant.0, resource_type, legacy_id.0, fingerprint
         );
-        Self(Uuid::new_v5(&SCIM_ID_NAMESPACE, name.as_bytes()).to_string())
+        Self::of_uuid(Uuid::new_v5(&SCIM_ID_NAMESPACE, name.as_bytes()))
     }
 }
 
 impl ScimId {
+    /// A UUID's hyphenated lower-case form, written once into the shared text.
+    fn of_uuid(u: Uuid) -> Self {
+        Self(std::sync::Arc::from(
+            &*u.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
+        ))
+    }
+
     /// A SCIM id as handed out: a name-based (v5) UUID, in its hyphenated lower-case form.
     /// Anything else a client sends cannot be one of ours.
     pub fn parse_derived(text: &str) -> Option<ScimId> {
         match Uuid::parse_str(text) {
-            Ok(u) if u.get_version_num() == 5 => Some(Self(u.hyphenated().to_string())),
+            Ok(u) if u.get_version_num() == 5 => Some(Self::of_uuid(u)),
             _ => None,
         }
     }

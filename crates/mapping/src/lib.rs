@@ -59,8 +59,8 @@ pub struct Mapping {
 pub struct Legacy {
     /// Human name of the legacy app.
     pub name: String,
-    /// Headers sent with every call.
-    pub headers: Vec<(String, Template)>,
+    /// Headers sent with every call (names shared with each prepared call).
+    pub headers: Vec<(std::sync::Arc<str>, Template)>,
     /// The `Authorization` header of every call, when `[legacy.auth]` says.
     pub auth: Option<Auth>,
     /// List paging.
@@ -267,7 +267,7 @@ pub struct PreparedCall {
     /// Path (relative to the tenant's base URL) and query string.
     pub path_and_query: String,
     /// Headers; the flag marks values that carry a secret (never logged).
-    pub headers: Vec<(String, String, bool)>,
+    pub headers: Vec<(std::sync::Arc<str>, String, bool)>,
     /// JSON body of a write.
     pub body: Option<serde_json::Value>,
     /// Whether the call may be retried after a failure.

@@ -103,7 +103,7 @@ impl<'m> Outbound<'m> {
         if let Some(version) = &self.if_match {
             prepared
                 .headers
-                .push(("If-Match".to_owned(), version.clone(), false));
+                .push(("If-Match".into(), version.clone(), false));
         }
         Ok(prepared)
     }
