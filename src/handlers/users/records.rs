@@ -113,15 +113,8 @@ pub(super) async fn kept_answer(
     if !plan::read_is_one_call(m) || um.fingerprint.is_some() {
         return Ok(None);
     }
-    let not_found = || {
-        Error::from(Refusal::NotFound {
-            resource: RESOURCE_TYPE,
-            id: id.to_owned(),
-        })
-    };
-    let Some(scim_id) = ScimId::parse_derived(id) else {
-        return Err(not_found());
-    };
+    let not_found = || missing(id);
+    let scim_id = ScimId::parse_derived(id).ok_or_else(not_found)?;
     let (xref, get) = (&ctx.state.xref, &um.calls.get);
     let mut x = ctx.exchange();
     // As in `locate`: a link the store knows is read while the store is asked.
@@ -192,20 +185,21 @@ fn made_of(ctx: &Ctx, legacy_body: &[u8], r: &Remembered<'_>) -> u128 {
         .finish()
 }
 
+/// `404` for the user `id`.
+fn missing(id: &str) -> Error {
+    Error::from(Refusal::NotFound {
+        resource: RESOURCE_TYPE,
+        id: id.to_owned(),
+    })
+}
+
 /// Finds the legacy record behind a SCIM id: (legacy id, record, cross-reference row).
 pub(super) async fn locate(
     ctx: &Ctx,
     id: &str,
 ) -> Result<(LegacyId, Value, Option<XrefRecord>), Error> {
-    let not_found = || {
-        Error::from(Refusal::NotFound {
-            resource: RESOURCE_TYPE,
-            id: id.to_owned(),
-        })
-    };
-    let Some(scim_id) = ScimId::parse_derived(id) else {
-        return Err(not_found());
-    };
+    let not_found = || missing(id);
+    let scim_id = ScimId::parse_derived(id).ok_or_else(not_found)?;
     let xref = &ctx.state.xref;
     let mut x = ctx.exchange();
     // A link the store already knows (it never changes): the legacy app is asked while the
