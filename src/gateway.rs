@@ -131,8 +131,15 @@ pub struct Gateway {
 /// each name and value per call. A header seen again is a clone of the parsed one (a count
 /// on shared bytes). Bounded: when full (a header whose value changes with each call) it
 /// starts again.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct ParsedHeaders(std::sync::Mutex<Vec<(String, String, HeaderName, HeaderValue)>>);
+
+impl std::fmt::Debug for ParsedHeaders {
+    // Values carry secrets (the API key): never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedHeaders").finish_non_exhaustive()
+    }
+}
 
 impl ParsedHeaders {
     const MOST: usize = 16;
