@@ -101,9 +101,11 @@ pub(super) fn resource(ctx: &Ctx, record: &Value, x: Option<&XrefRecord>) -> Res
 /// is asked as always, and when its bytes and every other input are those of a kept answer,
 /// that answer is the JSON; else the record is translated and its answer kept.
 ///
-/// `None`, before any legacy call, where this way does not apply: a `get` of several calls, a
-/// fingerprinted mapping (a read may tombstone the id), an id the cross-reference does not
-/// know ([`locate`] scans for it). The caller then goes the general way.
+/// `None` where this way does not apply: a `get` of several calls or a fingerprinted mapping
+/// (a read may tombstone the id), before any legacy call; an id the cross-reference does not
+/// know ([`locate`] scans for it), before any legacy call on SQLite, after the one read early
+/// on PostgreSQL when the link was known but the row is gone (rare: the caller reads again).
+/// The caller then goes the general way.
 pub(super) async fn kept_answer(
     ctx: &Ctx,
     id: &str,
