@@ -113,6 +113,9 @@ type Stack = BoxCloneSyncService<Attempt, LegacyResponse, BoxError>;
 pub struct Gateway {
     scheme: Scheme,
     authority: Authority,
+    /// `Host` of every call: the authority's host, and its port unless it is 80 (what the
+    /// client would otherwise format for each call).
+    host: HeaderValue,
     base_path: String,
     timeout: Duration,
     svc: Stack,
@@ -213,6 +216,8 @@ impl Gateway {
             .authority()
             .cloned()
             .ok_or_else(|| GatewayError::BaseUrl(format!("{base:?} has no host")))?;
+        let host =
+            host_header(&authority).map_err(|e| GatewayError::BaseUrl(format!("{base:?}: {e}")))?;
         let breaker = Arc::new(BreakerState::default());
         let concurrency = s.concurrency.max(1);
         // The limit is outermost: a call holds its slot through its retries (a legacy app
@@ -234,6 +239,7 @@ impl Gateway {
         Ok(Gateway {
             scheme,
             authority,
+            host,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             timeout: s.timeout,
             svc: BoxCloneSyncService::new(svc),
@@ -361,11 +367,17 @@ impl Gateway {
             .path_and_query(if call.followed {
                 self.followed(&call.path_and_query)?
             } else {
-                format!("{}{}", self.base_path, call.path_and_query)
+                // Exactly as long as it is: its bytes become the URI's without a copy.
+                let mut path =
+                    String::with_capacity(self.base_path.len() + call.path_and_query.len());
+                path.push_str(&self.base_path);
+                path.push_str(&call.path_and_query);
+                path
             })
             .build()
             .map_err(|e| GatewayError::Request(e.to_string()))?;
-        let mut headers = http::HeaderMap::with_capacity(call.headers.len() + 3);
+        let mut headers = http::HeaderMap::with_capacity(call.headers.len() + 4);
+        headers.insert(http::header::HOST, self.host.clone());
         for (name, value, secret) in &call.headers {
             let (name, value) = self.parsed.parse(name, value, *secret)?;
             headers.insert(name, value);
@@ -517,6 +529,14 @@ impl From<TranslateError> for ProbeError {
     }
 }
 
+/// The `Host` header of calls to `http://authority`: its host, and its port unless 80.
+fn host_header(authority: &Authority) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    match authority.port_u16() {
+        Some(port) if port != 80 => HeaderValue::from_str(&format!("{}:{port}", authority.host())),
+        _ => HeaderValue::from_str(authority.host()),
+    }
+}
+
 /// See [`Gateway::followed`]: `url` against the legacy app at `scheme://authority`.
 fn followed(scheme: &Scheme, authority: &Authority, url: &str) -> Result<String, GatewayError> {
     if url.starts_with('/') && !url.starts_with("//") {
@@ -644,7 +664,21 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use http::uri::{Authority, Scheme};
 
-    use super::followed;
+    use super::{followed, host_header};
+
+    #[test]
+    fn the_host_header_is_the_authority_without_a_default_port_or_user() {
+        for (authority, host) in [
+            ("127.0.0.1:3300", "127.0.0.1:3300"),
+            ("legacy.internal", "legacy.internal"),
+            ("legacy.internal:80", "legacy.internal"),
+            ("[::1]:8080", "[::1]:8080"),
+            ("admin@legacy:81", "legacy:81"),
+        ] {
+            let header = host_header(&Authority::from_static(authority)).unwrap();
+            assert_eq!(header, host, "{authority}");
+        }
+    }
 
     #[test]
     fn a_next_page_url_is_followed_only_on_the_legacy_app() {

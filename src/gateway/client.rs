@@ -12,8 +12,8 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mapping::RetryAfterFormat;
 use tower::{BoxError, Service};
 
@@ -37,7 +37,7 @@ pub struct Attempt {
 #[derive(Debug)]
 pub struct Call {
     /// The call's name in logs and metrics (`users.get`).
-    pub name: String,
+    pub name: Arc<str>,
     /// HTTP method.
     pub method: Method,
     /// Full URI.
@@ -49,7 +49,7 @@ pub struct Call {
     /// Whether the call may be sent again after a failure.
     pub idempotent: bool,
     /// The response header holding the legacy app's retry hint, and how it is written.
-    pub retry_hint: Option<(String, RetryAfterFormat)>,
+    pub retry_hint: Option<(Arc<str>, RetryAfterFormat)>,
 }
 
 /// An answer from the legacy app, body fully read.
@@ -68,10 +68,68 @@ pub struct LegacyResponse {
     pub etag: Option<String>,
 }
 
+/// How the client connects: hyper-util's TCP connector, its connections without the
+/// addresses it would otherwise copy into every answer's extensions (`HttpInfo`, three
+/// allocations per call that nothing here reads).
+type Connector = tower::util::MapResponse<
+    HttpConnector,
+    fn(TokioIo<tokio::net::TcpStream>) -> Bare<TokioIo<tokio::net::TcpStream>>,
+>;
+
+/// A connection that tells the client nothing about itself.
+#[derive(Debug)]
+pub struct Bare<T>(T);
+
+impl<T> Connection for Bare<T> {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Bare<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Bare<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+}
+
 /// Sends one attempt.
 #[derive(Clone, Debug)]
 pub struct SendOnce {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
 }
 
 impl SendOnce {
@@ -80,10 +138,11 @@ impl SendOnce {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
+        let bare: fn(_) -> _ = Bare;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(idle.max(1))
-            .build(connector);
+            .build(tower::util::MapResponse::new(connector, bare));
         SendOnce { client }
     }
 }
@@ -116,7 +175,7 @@ impl Service<Attempt> for SendOnce {
             let resp: Response<hyper::body::Incoming> = client.request(req).await?;
             let (parts, body) = resp.into_parts();
             let retry_after = a.retry_hint.as_ref().and_then(|(name, format)| {
-                let value = parts.headers.get(name.as_str())?.to_str().ok()?;
+                let value = parts.headers.get(&**name)?.to_str().ok()?;
                 format.seconds(value, unix_now())
             });
             let link_next = parts
@@ -128,10 +187,7 @@ impl Service<Attempt> for SendOnce {
             let etag = (parts.headers.get(http::header::ETAG))
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = Limited::new(body, MAX_ANSWER_BYTES)
-                .collect()
-                .await?
-                .to_bytes();
+            let body = read_whole(body).await?;
             Ok(LegacyResponse {
                 status: parts.status,
                 retry_after,
@@ -141,6 +197,34 @@ impl Service<Attempt> for SendOnce {
             })
         })
     }
+}
+
+/// The whole of an answer's body, at most [`MAX_ANSWER_BYTES`]: an answer that came in one
+/// piece, as most do, is that piece, not a copy of it.
+async fn read_whole<B>(body: B) -> Result<Bytes, BoxError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(Limited::new(body, MAX_ANSWER_BYTES));
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        match (&first, &mut joined) {
+            (None, _) => first = Some(data),
+            (Some(_), Some(all)) => all.extend_from_slice(&data),
+            (Some(one), None) => {
+                let mut all = bytes::BytesMut::with_capacity(one.len() + data.len());
+                all.extend_from_slice(one);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+        }
+    }
+    Ok(joined.map_or_else(|| first.unwrap_or_default(), bytes::BytesMut::freeze))
 }
 
 /// Seconds since the Unix epoch.
@@ -194,6 +278,78 @@ mod tests {
             .unwrap();
         assert_eq!(answer.status, StatusCode::NO_CONTENT);
         server.await.unwrap()
+    }
+
+    /// What `SendOnce` makes of an answer written to the socket in `pieces`.
+    async fn answer_of(pieces: Vec<Vec<u8>>) -> Result<LegacyResponse, BoxError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await.unwrap();
+            for piece in pieces {
+                if sock.write_all(&piece).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let call = Call {
+            name: "users.get".into(),
+            method: Method::GET,
+            uri: format!("http://{addr}/users/7").parse().unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            idempotent: true,
+            retry_hint: None,
+        };
+        let answer = SendOnce::new(1, Duration::from_secs(30))
+            .call(Attempt {
+                call: Arc::new(call),
+                started: Instant::now(),
+                attempt: 1,
+            })
+            .await;
+        server.abort();
+        answer
+    }
+
+    #[tokio::test]
+    async fn an_answer_in_pieces_is_read_whole_and_one_too_large_is_refused() {
+        let frames = |pieces: &[&'static str]| {
+            let frames: Vec<Result<_, std::convert::Infallible>> = pieces
+                .iter()
+                .map(|p| Ok(hyper::body::Frame::data(Bytes::from_static(p.as_bytes()))))
+                .collect();
+            http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+        };
+        let whole = read_whole(frames(&["{\"id\":", "7,\"name\"", ":\"Ada\"}"])).await;
+        assert_eq!(
+            whole.unwrap(),
+            Bytes::from_static(br#"{"id":7,"name":"Ada"}"#)
+        );
+        assert_eq!(read_whole(frames(&[])).await.unwrap(), Bytes::new());
+
+        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        let chunk = |s: &str| format!("{:x}\r\n{s}\r\n", s.len()).into_bytes();
+        let pieces = vec![head, chunk("{\"id\":"), chunk("7}"), b"0\r\n\r\n".to_vec()];
+        let answer = answer_of(pieces).await.unwrap();
+        assert_eq!(answer.body, Bytes::from_static(br#"{"id":7}"#));
+
+        let one = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_vec();
+        assert_eq!(
+            answer_of(vec![one]).await.unwrap().body,
+            Bytes::from_static(b"{}")
+        );
+
+        let big = MAX_ANSWER_BYTES + 1;
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {big}\r\n\r\n").into_bytes();
+        let err = answer_of(vec![head, vec![b' '; big]]).await.unwrap_err();
+        assert!(
+            err.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some(),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -489,7 +489,7 @@ impl Exchange for Capture<'_> {
 
     async fn send(&mut self, call: Outbound<'_>) -> Result<Answer, Stop> {
         let prepared = self.prep.prepare(&call).map_err(Stop::Script)?;
-        self.first = Some((call.call.name.clone(), prepared));
+        self.first = Some((call.call.name.to_string(), prepared));
         Err(Stop::Captured)
     }
 
@@ -804,7 +804,7 @@ fn run_write(
     match (outcome, x.first) {
         (Err(Stop::Refused(r)), _) => Ok(Err(r)),
         (Err(Stop::Script(e)), _) => Err(e),
-        (_, Some((name, call))) if name == *write_call => Ok(Ok(Some(call))),
+        (_, Some((name, call))) if *name == **write_call => Ok(Ok(Some(call))),
         _ => Ok(Ok(None)),
     }
 }

@@ -361,7 +361,7 @@ fn compile_legacy(spec: spec::LegacySpec, p: &mut Problems) -> Option<Legacy> {
             fields: e.fields,
             field: e.field,
             problem: e.problem,
-            retry_after_header: e.retry_after_header,
+            retry_after_header: e.retry_after_header.map(Into::into),
             retry_after_format: e.retry_after_format,
             codes,
             by_status,
@@ -639,7 +639,7 @@ fn compile_call(
         ));
     }
     let call = Call {
-        name: at.replacen(".calls.", ".", 1),
+        name: at.replacen(".calls.", ".", 1).into(),
         method,
         path: path?,
         query,

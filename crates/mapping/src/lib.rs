@@ -172,7 +172,7 @@ pub struct Errors {
     /// Pointer to a problem's text.
     pub problem: Option<String>,
     /// Header with the retry hint.
-    pub retry_after_header: Option<String>,
+    pub retry_after_header: Option<std::sync::Arc<str>>,
     /// What the header holds.
     pub retry_after_format: RetryAfterFormat,
     /// Code → SCIM answer.
@@ -210,7 +210,7 @@ pub struct ErrorRule {
 #[derive(Clone, Debug)]
 pub struct Call {
     /// Its name in logs and metrics: the key path without `calls`, e.g. `users.get`.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// HTTP method.
     pub method: http::Method,
     /// Path template.
@@ -261,7 +261,7 @@ pub struct DoneRule {
 #[derive(Clone, Debug)]
 pub struct PreparedCall {
     /// The call's name ([`Call::name`]), for logs and metrics.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// HTTP method.
     pub method: http::Method,
     /// Path (relative to the tenant's base URL) and query string.
@@ -273,7 +273,7 @@ pub struct PreparedCall {
     /// Whether the call may be retried after a failure.
     pub idempotent: bool,
     /// The response header with the legacy app's retry hint, and how it is written.
-    pub retry_hint: Option<(String, RetryAfterFormat)>,
+    pub retry_hint: Option<(std::sync::Arc<str>, RetryAfterFormat)>,
     /// `path_and_query` is a URL the legacy app gave (a next page's): absolute, or rooted at
     /// the host, rather than relative to the tenant's base URL.
     pub followed: bool,

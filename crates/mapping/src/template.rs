@@ -222,7 +222,16 @@ impl Template {
     }
 
     fn render_with(&self, vars: &Vars<'_>, path: bool) -> Result<String, TranslateError> {
-        let mut out = String::new();
+        // Sized once for the text as it is (percent-encoding may still grow it); a named
+        // value is not looked up twice, only guessed at.
+        let len = self.parts.iter().fold(0, |n, part| {
+            n + match part {
+                Part::Text(t) => t.len(),
+                Part::Var(Var::Named(_) | Var::Secret(_)) => 16,
+                Part::Var(v) => vars.get(v).map_or(0, str::len),
+            }
+        });
+        let mut out = String::with_capacity(len);
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
