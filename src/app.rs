@@ -1,6 +1,6 @@
-//! The tower stack in front of the handlers: request ids, tracing, sensitive headers, the
-//! request log, auth (token → tenant), content type, then the innermost service that reads the
-//! body and dispatches to the handlers. Knows nothing about any mapping's contents.
+//! The tower stack in front of the handlers: sensitive headers, the request's id, span and
+//! log line (observe), auth (token → tenant), content type, then the innermost service that
+//! reads the body and dispatches to the handlers. Knows nothing about any mapping's contents.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,11 +13,7 @@ use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use tower::{Service, ServiceBuilder};
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, RequestError};
 use crate::handlers::{self, Ctx};
@@ -27,8 +23,9 @@ use crate::server::TlsTerminated;
 use crate::telemetry::RequestNote;
 use crate::tenant::{State, Tenant};
 
-/// The whole SCIM service: sensitive headers, request ids, tracing, the request log, auth,
-/// content type, the rescue of every error and the request time limit, then the handlers.
+/// The whole SCIM service: sensitive headers, then the request's id, span and log line
+/// (observe), auth, content type, the rescue of every error and the request time limit, then
+/// the handlers.
 pub fn service(
     state: Arc<State>,
     tokens: Arc<TokenTable<Arc<Tenant>>>,
@@ -42,33 +39,11 @@ pub fn service(
 > + Clone
 + Send
 + 'static {
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|req: &Request<hyper::body::Incoming>| {
-            let id = req
-                .extensions()
-                .get::<RequestId>()
-                .and_then(|r| r.header_value().to_str().ok())
-                .unwrap_or("-");
-            // Text fields as `&str`: recorded as they are, not through `Display`.
-            tracing::info_span!(
-                "scim",
-                method = req.method().as_str(),
-                path = req.uri().path(),
-                request_id = id,
-                tenant = tracing::field::Empty,
-            )
-        })
-        .on_request(())
-        .on_response(())
-        .on_failure(());
     let observe = ObserveLayer::new(Arc::clone(&state.metrics), state.provisioning.clone());
     ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(trace)
-        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(observe)
         .layer(AuthLayer::new(tokens))
         .layer(ContentTypeLayer)
@@ -135,15 +110,9 @@ where
         .cloned()
         .ok_or(RequestError::Unauthorized)?;
     tracing::Span::current().record("tenant", tenant.id.as_str());
-    note.set_tenant(tenant.id.as_str());
-    // Taken from the note (the observe layer read it), else from the request.
-    let request_id = note.request_id().or_else(|| {
-        parts
-            .extensions
-            .get::<RequestId>()
-            .and_then(|r| r.header_value().to_str().ok())
-            .map(Arc::from)
-    });
+    note.set_tenant(&tenant.id);
+    // Given by the observe layer.
+    let request_id = note.request_id();
     let base_url = match &state.public_base_url {
         Some(url) => url.clone(),
         None => base_url(&parts),
@@ -208,7 +177,11 @@ fn base_url(parts: &http::request::Parts) -> String {
             .filter(|p| *p == "https" || *p == "http")
             .unwrap_or("http")
     };
-    format!("{proto}://{host}{}", router::SCIM_PREFIX)
+    let mut url = String::with_capacity(proto.len() + 3 + host.len() + router::SCIM_PREFIX.len());
+    for part in [proto, "://", host, router::SCIM_PREFIX] {
+        url.push_str(part);
+    }
+    url
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! (method, path) → [`Route`]; nothing else. Pure.
 
+use std::sync::Arc;
+
 use http::Method;
 use percent_encoding::percent_decode_str;
 
@@ -27,13 +29,13 @@ pub enum Route {
     /// `POST /{Resource}`
     Create(Resource),
     /// `GET /{Resource}/{id}`
-    Get(Resource, String),
+    Get(Resource, Arc<str>),
     /// `PUT /{Resource}/{id}`
-    Replace(Resource, String),
+    Replace(Resource, Arc<str>),
     /// `PATCH /{Resource}/{id}`
-    Patch(Resource, String),
+    Patch(Resource, Arc<str>),
     /// `DELETE /{Resource}/{id}`
-    Delete(Resource, String),
+    Delete(Resource, Arc<str>),
     /// `GET /ServiceProviderConfig`
     ServiceProviderConfig,
     /// `GET /ResourceTypes`
@@ -103,14 +105,22 @@ pub fn route(method: &Method, path: &str) -> Route {
         return Route::NotFound;
     };
     let rest = rest.trim_end_matches('/');
-    let segments: Vec<&str> = if rest.is_empty() {
-        Vec::new()
-    } else {
-        match rest.strip_prefix('/') {
-            Some(r) => r.split('/').collect(),
-            None => return Route::NotFound,
+    // At most three segments are told apart (any more is not found): no list is built.
+    let mut parts = ["", "", ""];
+    let mut count = 0;
+    if !rest.is_empty() {
+        let Some(r) = rest.strip_prefix('/') else {
+            return Route::NotFound;
+        };
+        for segment in r.split('/') {
+            if count == parts.len() {
+                return Route::NotFound;
+            }
+            parts[count] = segment;
+            count += 1;
         }
-    };
+    }
+    let segments = &parts[..count];
     let resource = |s: &str| match s {
         "Users" => Some(Resource::Users),
         "Groups" => Some(Resource::Groups),
@@ -118,7 +128,7 @@ pub fn route(method: &Method, path: &str) -> Route {
     };
     let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
     let m = method;
-    match segments.as_slice() {
+    match segments {
         [".search"] => match *m {
             Method::POST => Route::RootSearch,
             _ => Route::MethodNotAllowed("POST"),
@@ -142,7 +152,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         [r, id] => match resource(r) {
             None => Route::NotFound,
             Some(r) => {
-                let id = decode(id);
+                let id = Arc::from(percent_decode_str(id).decode_utf8_lossy());
                 match *m {
                     Method::GET => Route::Get(r, id),
                     Method::PUT => Route::Replace(r, id),

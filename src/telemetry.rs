@@ -96,10 +96,10 @@ impl RequestNote {
     }
 
     /// Records the tenant.
-    pub fn set_tenant(&self, tenant: &str) {
+    pub fn set_tenant(&self, tenant: &mapping::ids::TenantId) {
         self.with(|f| {
-            if f.tenant.as_ref().map(mapping::ids::TenantId::as_str) != Some(tenant) {
-                f.tenant = Some(mapping::ids::TenantId::new(tenant));
+            if f.tenant.as_ref() != Some(tenant) {
+                f.tenant = Some(tenant.clone());
             }
         });
     }

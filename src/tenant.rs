@@ -54,8 +54,8 @@ impl std::fmt::Debug for Tenant {
 }
 
 impl crate::middleware::auth::Named for Arc<Tenant> {
-    fn name(&self) -> &str {
-        self.id.as_str()
+    fn tenant_id(&self) -> TenantId {
+        self.id.clone()
     }
 }
 

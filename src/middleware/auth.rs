@@ -170,13 +170,13 @@ impl<S: Clone, T> Clone for Auth<S, T> {
 /// [`RequestNote`](crate::telemetry::RequestNote), for the log line, metrics and provisioning
 /// log of requests refused after authentication too.
 pub trait Named {
-    /// The tenant's name.
-    fn name(&self) -> &str;
+    /// The tenant's id.
+    fn tenant_id(&self) -> mapping::ids::TenantId;
 }
 
 impl Named for &'static str {
-    fn name(&self) -> &str {
-        self
+    fn tenant_id(&self) -> mapping::ids::TenantId {
+        mapping::ids::TenantId::new(*self)
     }
 }
 
@@ -210,7 +210,7 @@ where
         match tenant {
             Some(t) => {
                 if let Some(note) = req.extensions().get::<Arc<RequestNote>>() {
-                    note.set_tenant(t.name());
+                    note.set_tenant(&t.tenant_id());
                 }
                 req.extensions_mut().insert(t);
                 Either::Right(self.inner.call(req))

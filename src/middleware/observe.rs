@@ -2,8 +2,11 @@
 //! request, including requests refused by the layers inside it and requests dropped before
 //! their answer (client gone, shutdown past its grace period).
 //!
-//! Sits inside the tracing span (so the line carries the request id) and outside
-//! authentication (so refused requests are counted too). It puts a
+//! Outermost but for the sensitive-header marking: it gives the request its id (the client's
+//! `X-Request-Id` when it sent a usable one, else a new UUID), answers with that id in
+//! `X-Request-Id`, and runs everything inside it, the log line included, in the request's
+//! `scim` span (method, path, request id, tenant). It sits outside authentication, so
+//! refused requests are counted too. It puts a
 //! [`RequestNote`](crate::telemetry::RequestNote) and the [`Route`] in the request's
 //! extensions; authentication records the tenant in the note, the handlers what they learn
 //! (SCIM id, userName, the write's action, legacy calls). The error sent comes from the
@@ -18,10 +21,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
-use tower_http::request_id::RequestId;
 
 use crate::error::ErrorCause;
 use crate::metrics::{Metrics, ScimRequest};
@@ -32,6 +34,25 @@ use crate::telemetry::{self, RequestNote};
 /// The status recorded for a request whose answer was never sent (nginx's "client closed
 /// request").
 pub const ABORTED: u16 = 499;
+
+/// The header a request's id comes in and goes back out in.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id: the client's `X-Request-Id` when it is printable text of at most 200
+/// bytes, else a new UUID. Returned as text and as the header value answered.
+fn request_id(sent: Option<&HeaderValue>) -> (Arc<str>, HeaderValue) {
+    if let Some((text, value)) = sent
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .and_then(|v| v.to_str().ok().map(|t| (Arc::from(t), v.clone())))
+    {
+        return (text, value);
+    }
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    // A UUID is always a valid header value.
+    let value = HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"));
+    (Arc::from(text), value)
+}
 
 /// Layer that logs, counts and records every request.
 #[derive(Clone, Debug)]
@@ -82,24 +103,32 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let route = router::route(req.method(), req.uri().path());
-        let request_id: Option<Arc<str>> = req
-            .extensions()
-            .get::<RequestId>()
-            .and_then(|r| r.header_value().to_str().ok())
-            .map(Arc::from);
-        let note = Arc::new(RequestNote::for_request(request_id.clone()));
+        let (request_id, id_header) = request_id(req.headers().get(&REQUEST_ID));
+        // Text fields as `&str`: recorded as they are, not through `Display`.
+        let span = tracing::info_span!(
+            "scim",
+            method = req.method().as_str(),
+            path = req.uri().path(),
+            request_id = &*request_id,
+            tenant = tracing::field::Empty,
+        );
+        let note = Arc::new(RequestNote::for_request(Some(Arc::clone(&request_id))));
         req.extensions_mut().insert(Arc::clone(&note));
         req.extensions_mut().insert(route.clone());
+        let inner = span.in_scope(|| self.inner.call(req));
         ResponseFuture {
-            inner: self.inner.call(req),
+            inner,
+            id_header: Some(id_header),
             record: Record {
-                started: Instant::now(),
-                route,
-                note,
-                request_id,
-                layer: self.layer.clone(),
-                span: tracing::Span::current(),
-                done: false,
+                span,
+                what: What {
+                    started: Instant::now(),
+                    route,
+                    note,
+                    request_id,
+                    layer: self.layer.clone(),
+                    done: false,
+                },
             },
         }
     }
@@ -110,6 +139,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
+        id_header: Option<HeaderValue>,
         record: Record,
     }
 }
@@ -122,30 +152,40 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let Ok(resp) = &result {
-            this.record.answered(
+        let Record { span, what } = this.record;
+        let _entered = span.enter();
+        let mut result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(resp) = &mut result {
+            what.answered(
                 resp.status().as_u16(),
                 resp.extensions().get::<ErrorCause>(),
             );
+            if let Some(id) = this.id_header.take() {
+                resp.headers_mut().entry(REQUEST_ID).or_insert(id);
+            }
         }
         Poll::Ready(result)
     }
 }
 
-/// What is recorded about one request, once: when its answer is ready, or when it is
-/// dropped before that.
+/// One request's span and what is recorded about it, once: when its answer is ready, or
+/// when it is dropped before that (inside the span either way).
 struct Record {
+    span: tracing::Span,
+    what: What,
+}
+
+/// What is recorded about one request.
+struct What {
     started: Instant,
     route: Route,
     note: Arc<RequestNote>,
-    request_id: Option<Arc<str>>,
+    request_id: Arc<str>,
     layer: ObserveLayer,
-    span: tracing::Span,
     done: bool,
 }
 
-impl Record {
+impl What {
     fn answered(&mut self, status: u16, error: Option<&ErrorCause>) {
         if std::mem::replace(&mut self.done, true) {
             return;
@@ -210,7 +250,7 @@ impl Record {
             status,
             scim_type: error.and_then(|e| e.scim_type).map(str::to_owned),
             detail: error.map(|e| e.detail.clone()),
-            request_id: self.request_id.as_deref().map(str::to_owned),
+            request_id: Some(self.request_id.to_string()),
             legacy_calls,
             duration_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         });
@@ -219,10 +259,10 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        if self.done {
+        let Record { span, what } = self;
+        if what.done {
             return;
         }
-        let span = self.span.clone();
         let _entered = span.enter();
         let cause = ErrorCause {
             scim_type: None,
@@ -231,7 +271,7 @@ impl Drop for Record {
                 .to_owned(),
             cause: "request dropped before its answer".to_owned(),
         };
-        self.answered(ABORTED, Some(&cause));
+        what.answered(ABORTED, Some(&cause));
     }
 }
 
@@ -287,5 +327,27 @@ fn log_line(l: &Line<'_>, error: Option<&ErrorCause>) {
             tenant, resource, operation, scim_id, subject, status, latency_us, legacy_calls,
             scim_type, detail = %detail, cause = %cause, "request refused"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+    use http::HeaderValue;
+
+    #[test]
+    fn a_usable_request_id_is_kept_and_any_other_replaced_by_a_uuid() {
+        let sent = HeaderValue::from_static("okta-req-7f3a");
+        let (text, value) = request_id(Some(&sent));
+        assert_eq!((&*text, value), ("okta-req-7f3a", sent));
+        let long = HeaderValue::from_str(&"x".repeat(201)).unwrap();
+        let binary = HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
+        let empty = HeaderValue::from_static("");
+        for sent in [None, Some(&long), Some(&binary), Some(&empty)] {
+            let (text, value) = request_id(sent);
+            assert!(uuid::Uuid::parse_str(&text).is_ok(), "{text}");
+            assert_eq!(value.to_str().unwrap(), &*text);
+        }
+        assert_ne!(request_id(None).0, request_id(None).0);
     }
 }
