@@ -23,8 +23,8 @@ pub(super) struct JsonFields;
 
 impl<'w> FormatFields<'w> for JsonFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        buffered(&mut writer, |w| {
-            let mut visitor = Members::new(w, false);
+        buffered(&mut writer, |out| {
+            let mut visitor = Members::new(out, false);
             fields.record(&mut visitor);
             visitor.result
         })
@@ -36,28 +36,30 @@ impl<'w> FormatFields<'w> for JsonFields {
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
         let first = current.fields.is_empty();
-        buffered(&mut current.as_writer(), |w| {
-            let mut visitor = Members::new(w, !first);
+        buffered(&mut current.as_writer(), |out| {
+            let mut visitor = Members::new(out, !first);
             fields.record(&mut visitor);
             visitor.result
         })
     }
 }
 
-/// Writes what `write` writes into `out` in one piece: a span's fields are kept in a string
-/// of their own, which member by member grew (and moved) several times per request. Written
-/// first into a scratch string the thread keeps, they are one allocation of the right size.
-fn buffered(out: &mut Writer<'_>, write: impl FnOnce(Writer<'_>) -> fmt::Result) -> fmt::Result {
+/// Writes what `write` writes into `out` in one piece. Written first into a scratch string
+/// the thread keeps, a line or a span's fields are one copy into `out` (a span's own string:
+/// one allocation of the right size), and every small write before it is a plain append to
+/// a `String` rather than a call through `Writer`'s `dyn Write`.
+fn buffered(out: &mut Writer<'_>, write: impl FnOnce(&mut String) -> fmt::Result) -> fmt::Result {
     thread_local! {
         static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
     SCRATCH.with(|scratch| {
         // A field's `Debug` that formats another span's fields finds the scratch taken.
         let Ok(mut scratch) = scratch.try_borrow_mut() else {
-            return write(out.by_ref());
+            let mut own = String::new();
+            return write(&mut own).and_then(|()| out.write_str(&own));
         };
         scratch.clear();
-        let written = write(Writer::new(&mut *scratch));
+        let written = write(&mut scratch);
         let copied = out.write_str(&scratch);
         if scratch.capacity() > 4096 {
             *scratch = String::new();
@@ -81,81 +83,96 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        writer.write_str("{\"timestamp\":\"")?;
-        timestamp(&mut writer)?;
-        let meta = event.metadata();
-        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = Members::new(writer.by_ref(), true);
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_str(",\"target\":")?;
-        string(&mut writer, meta.target())?;
-        if let Some(span) = ctx.lookup_current() {
-            writer.write_str(",\"span\":{")?;
-            let ext = span.extensions();
-            let stored = ext
-                .get::<FormattedFields<N>>()
-                .map(|f| f.fields.as_str())
-                .unwrap_or_default();
-            writer.write_str(stored)?;
-            if !stored.is_empty() {
-                writer.write_char(',')?;
+        buffered(&mut writer, |out| {
+            out.push_str("{\"timestamp\":\"");
+            timestamp(out)?;
+            let meta = event.metadata();
+            out.push_str("\",\"level\":\"");
+            out.push_str(meta.level().as_str());
+            out.push('"');
+            let mut fields = Members::new(out, true);
+            event.record(&mut fields);
+            fields.result?;
+            out.push_str(",\"target\":");
+            string(out, meta.target());
+            if let Some(span) = ctx.lookup_current() {
+                out.push_str(",\"span\":{");
+                let ext = span.extensions();
+                let stored = ext
+                    .get::<FormattedFields<N>>()
+                    .map(|f| f.fields.as_str())
+                    .unwrap_or_default();
+                out.push_str(stored);
+                if !stored.is_empty() {
+                    out.push(',');
+                }
+                out.push_str("\"name\":");
+                string(out, span.name());
+                out.push('}');
             }
-            writer.write_str("\"name\":")?;
-            string(&mut writer, span.name())?;
-            writer.write_char('}')?;
-        }
-        writer.write_str("}\n")
+            out.push_str("}\n");
+            Ok(())
+        })
     }
 }
 
 /// A field visitor writing `"name":value` members, each preceded by a comma unless it is
 /// the first and `comma` was false.
-struct Members<'w> {
-    writer: Writer<'w>,
+struct Members<'a> {
+    out: &'a mut String,
     comma: bool,
     result: fmt::Result,
 }
 
-impl<'w> Members<'w> {
-    fn new(writer: Writer<'w>, comma: bool) -> Self {
+impl<'a> Members<'a> {
+    fn new(out: &'a mut String, comma: bool) -> Self {
         Self {
-            writer,
+            out,
             comma,
             result: Ok(()),
         }
     }
 
-    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
-        self.result = (|| {
-            if std::mem::replace(&mut self.comma, true) {
-                self.writer.write_char(',')?;
-            }
-            string(&mut self.writer, field.name())?;
-            self.writer.write_char(':')?;
-            value(&mut self.writer)
-        })();
+        if std::mem::replace(&mut self.comma, true) {
+            self.out.push(',');
+        }
+        string(self.out, field.name());
+        self.out.push(':');
+        self.result = value(self.out);
     }
 }
 
 impl Visit for Members<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.member(field, |w| string(w, value));
+        self.member(field, |w| {
+            string(w, value);
+            Ok(())
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| {
+            w.push_str(if value { "true" } else { "false" });
+            Ok(())
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| {
+            w.push_str(itoa::Buffer::new().format(value));
+            Ok(())
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| {
+            w.push_str(itoa::Buffer::new().format(value));
+            Ok(())
+        });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -168,17 +185,19 @@ impl Visit for Members<'_> {
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.member(field, |w| {
-            w.write_char('"')?;
+            w.push('"');
             write!(Escaped(&mut *w), "{value}")?;
-            w.write_char('"')
+            w.push('"');
+            Ok(())
         });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.member(field, |w| {
-            w.write_char('"')?;
+            w.push('"');
             write!(Escaped(&mut *w), "{value:?}")?;
-            w.write_char('"')
+            w.push('"');
+            Ok(())
         });
     }
 }
@@ -186,13 +205,13 @@ impl Visit for Members<'_> {
 /// Now, as tracing-subscriber's `SystemTime` writes it (RFC 3339, UTC, microseconds:
 /// `2026-12-04T04:38:39.123456Z`), the date and time of day written once per second per
 /// thread: at one line per request, formatting them was a fifth of the line's cost.
-fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
+fn timestamp(w: &mut String) -> fmt::Result {
     thread_local! {
         static SECOND: std::cell::RefCell<(u64, String)> =
             const { std::cell::RefCell::new((u64::MAX, String::new())) };
     }
     let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
-        return SystemTime.format_time(w);
+        return SystemTime.format_time(&mut Writer::new(w));
     };
     let secs = since.as_secs();
     SECOND.with_borrow_mut(|(second, text)| {
@@ -202,7 +221,7 @@ fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
                 .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
                 .filter(|t| (0..=9999).contains(&t.year()))
             else {
-                return SystemTime.format_time(w);
+                return SystemTime.format_time(&mut Writer::new(w));
             };
             text.clear();
             write!(
@@ -217,7 +236,7 @@ fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
             )?;
             *second = secs;
         }
-        w.write_str(text)?;
+        w.push_str(text);
         let mut micros = since.subsec_micros();
         let mut digits = *b".000000Z";
         for d in digits[1..7].iter_mut().rev() {
@@ -225,40 +244,63 @@ fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
             micros /= 10;
         }
         // ASCII digits, a dot and a `Z`.
-        w.write_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"))
+        w.push_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"));
+        Ok(())
     })
 }
 
+/// Whether a byte must be escaped in a JSON string: `"`, `\\` and the control characters.
+const ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// `text` as a JSON string.
-fn string(w: &mut impl Write, text: &str) -> fmt::Result {
-    w.write_char('"')?;
-    Escaped(&mut *w).write_str(text)?;
-    w.write_char('"')
+fn string(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    escape(out, text);
+    out.push('"');
+}
+
+/// `text` with JSON string escaping.
+fn escape(out: &mut String, text: &str) {
+    // The bytes to escape are all ASCII, so byte positions are char boundaries.
+    let mut rest = text;
+    while let Some(at) = rest.bytes().position(|b| ESCAPE[usize::from(b)]) {
+        out.push_str(&rest[..at]);
+        match rest.as_bytes()[at] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        }
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// Writes what it is given with JSON string escaping.
-struct Escaped<W>(W);
+struct Escaped<'a>(&'a mut String);
 
-impl<W: Write> Write for Escaped<W> {
+impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // The characters to escape are all ASCII, so byte positions are char boundaries.
-        let mut rest = s;
-        while let Some(at) = rest
-            .bytes()
-            .position(|b| b == b'"' || b == b'\\' || b < b' ')
-        {
-            self.0.write_str(&rest[..at])?;
-            match rest.as_bytes()[at] {
-                b'"' => self.0.write_str("\\\"")?,
-                b'\\' => self.0.write_str("\\\\")?,
-                b'\n' => self.0.write_str("\\n")?,
-                b'\r' => self.0.write_str("\\r")?,
-                b'\t' => self.0.write_str("\\t")?,
-                b => write!(self.0, "\\u{b:04x}")?,
-            }
-            rest = &rest[at + 1..];
-        }
-        self.0.write_str(rest)
+        escape(self.0, s);
+        Ok(())
     }
 }
 
@@ -373,6 +415,30 @@ mod tests {
         assert_eq!(got[1]["n"], 1);
     }
 
+    /// A value whose `Debug` makes a span of its own while a line is being written.
+    struct Nested;
+
+    impl std::fmt::Debug for Nested {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let inner = tracing::info_span!("inner", depth = 2u64);
+            let _in = inner.enter();
+            f.write_str("nested \"value\"")
+        }
+    }
+
+    #[test]
+    fn a_value_that_logs_while_a_line_is_written_leaves_both_whole() {
+        let got = lines(|| {
+            let span = tracing::info_span!("outer", id = ?Nested);
+            let _in = span.enter();
+            tracing::info!(value = ?Nested, "outer line");
+        });
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["value"], "nested \"value\"");
+        assert_eq!(got[0]["span"]["id"], "nested \"value\"");
+        assert_eq!(got[0]["span"]["name"], "outer");
+    }
+
     #[test]
     fn the_timestamp_is_what_tracing_subscriber_writes() {
         use tracing_subscriber::fmt::format::Writer;
@@ -383,7 +449,7 @@ mod tests {
         };
         for _ in 0..3 {
             let (mut ours, mut theirs) = (String::new(), String::new());
-            super::timestamp(&mut Writer::new(&mut ours)).unwrap();
+            super::timestamp(&mut ours).unwrap();
             SystemTime
                 .format_time(&mut Writer::new(&mut theirs))
                 .unwrap();
