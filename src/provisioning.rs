@@ -245,10 +245,11 @@ pub struct ProvisioningLog {
     metrics: Arc<Metrics>,
 }
 
-/// Where the entries are kept.
+/// Where the entries are kept (cloned with the log, so with every request's service: the
+/// path is shared, not copied).
 #[derive(Clone, Debug)]
 enum At {
-    File(PathBuf),
+    File(Arc<Path>),
     Postgres(Pg),
 }
 
@@ -288,7 +289,7 @@ impl ProvisioningLog {
             .spawn(move || writer_loop(conn, &writer_path, rx, retention_ms, &writer_metrics))
             .map_err(|e| LogError::Writer(e.to_string()))?;
         Ok(Self {
-            at: At::File(path.to_path_buf()),
+            at: At::File(Arc::from(path)),
             tx: Sink::Thread(tx),
             metrics,
         })
@@ -365,7 +366,7 @@ impl ProvisioningLog {
         self.flush().await;
         match &self.at {
             At::File(path) => {
-                let path = path.clone();
+                let path = Arc::clone(path);
                 tokio::task::spawn_blocking(move || read(&path, &q))
                     .await
                     .map_err(|e| LogError::Writer(e.to_string()))?

@@ -152,7 +152,12 @@ pub fn route(method: &Method, path: &str) -> Route {
         [r, id] => match resource(r) {
             None => Route::NotFound,
             Some(r) => {
-                let id = Arc::from(percent_decode_str(id).decode_utf8_lossy());
+                // Most ids have nothing to decode (and are already text).
+                let id: Arc<str> = if id.contains('%') {
+                    Arc::from(percent_decode_str(id).decode_utf8_lossy())
+                } else {
+                    Arc::from(*id)
+                };
                 match *m {
                     Method::GET => Route::Get(r, id),
                     Method::PUT => Route::Replace(r, id),

@@ -56,7 +56,11 @@ fn request_id(sent: Option<&HeaderValue>) -> (Arc<str>, HeaderValue) {
 
 /// Layer that logs, counts and records every request.
 #[derive(Clone, Debug)]
-pub struct ObserveLayer {
+pub struct ObserveLayer(Arc<Sinks>);
+
+/// Where [`ObserveLayer`] records; shared by every request (each holds it until it is done).
+#[derive(Debug)]
+struct Sinks {
     metrics: Arc<Metrics>,
     provisioning: Option<ProvisioningLog>,
 }
@@ -64,10 +68,10 @@ pub struct ObserveLayer {
 impl ObserveLayer {
     /// Records into `metrics`, and writes into `provisioning` when given.
     pub fn new(metrics: Arc<Metrics>, provisioning: Option<ProvisioningLog>) -> Self {
-        Self {
+        Self(Arc::new(Sinks {
             metrics,
             provisioning,
-        }
+        }))
     }
 }
 
@@ -199,7 +203,7 @@ impl What {
             .tenant
             .as_ref()
             .map_or("none", mapping::ids::TenantId::as_str);
-        self.layer.metrics.scim_request(
+        self.layer.0.metrics.scim_request(
             ScimRequest {
                 tenant,
                 resource,
@@ -211,7 +215,7 @@ impl What {
         // A 429 before authentication is the sidecar's own throttling; an authenticated one
         // passes the legacy app's on (counted by the legacy client).
         if status == 429 && facts.tenant.is_none() {
-            self.layer.metrics.sidecar_rate_limited();
+            self.layer.0.metrics.sidecar_rate_limited();
         }
         let scim_id = facts.scim_id.as_deref().or_else(|| self.route.id());
         log_line(
@@ -230,7 +234,7 @@ impl What {
         if !self.route.is_write() {
             return;
         }
-        let (Some(log), Some(tenant)) = (&self.layer.provisioning, facts.tenant) else {
+        let (Some(log), Some(tenant)) = (&self.layer.0.provisioning, facts.tenant) else {
             return;
         };
         let action = facts.action.unwrap_or(match (resource, operation) {

@@ -270,11 +270,38 @@ fn string(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// The position of the first byte of `bytes` to escape: eight bytes at a time while none is
+/// (most text has none), then byte by byte.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `w` is zero (exact as to whether any is).
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A control character (below 0x20), a quote or a backslash.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        if control | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) != 0 {
+            if let Some(i) = chunk.iter().position(|&b| ESCAPE[usize::from(b)]) {
+                return Some(at + i);
+            }
+        }
+        at += 8;
+    }
+    (chunks.remainder().iter())
+        .position(|&b| ESCAPE[usize::from(b)])
+        .map(|i| at + i)
+}
+
 /// `text` with JSON string escaping.
 fn escape(out: &mut String, text: &str) {
     // The bytes to escape are all ASCII, so byte positions are char boundaries.
     let mut rest = text;
-    while let Some(at) = rest.bytes().position(|b| ESCAPE[usize::from(b)]) {
+    while let Some(at) = first_to_escape(rest.as_bytes()) {
         out.push_str(&rest[..at]);
         match rest.as_bytes()[at] {
             b'"' => out.push_str("\\\""),
@@ -437,6 +464,32 @@ mod tests {
         assert_eq!(got[0]["value"], "nested \"value\"");
         assert_eq!(got[0]["span"]["id"], "nested \"value\"");
         assert_eq!(got[0]["span"]["name"], "outer");
+    }
+
+    #[test]
+    fn escaping_finds_every_byte_to_escape_wherever_it_is() {
+        let escaped = |s: &str| {
+            let mut out = String::new();
+            super::escape(&mut out, s);
+            out
+        };
+        // Each special byte at every position of a text longer than two words, among
+        // ASCII and multi-byte characters.
+        for special in ['"', '\\', '\n', '\u{1}', '\u{1f}'] {
+            for at in 0..20 {
+                let mut text: String = "aé€xyz0123456789".chars().cycle().take(20).collect();
+                let byte = text.char_indices().nth(at).map_or(text.len(), |(i, _)| i);
+                text.insert(byte, special);
+                let out = escaped(&text);
+                let back: String = serde_json::from_str(&format!("\"{out}\"")).unwrap();
+                assert_eq!(back, text, "{special:?} at {at}: {out}");
+            }
+        }
+        // Bytes just above the control range and high bytes are kept.
+        assert_eq!(
+            escaped(" !#[]~\u{7f}é€😀 plain text"),
+            " !#[]~\u{7f}é€😀 plain text"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use mapping::ids::{LegacyId, ScimId, TenantId};
@@ -69,10 +69,32 @@ impl Links {
 /// read from the older one moves to the newer. Not shared by itself: its owner holds the lock.
 #[derive(Debug)]
 pub(super) struct Kept<V> {
-    newer: HashMap<u64, Entry<V>>,
-    older: HashMap<u64, Entry<V>>,
+    newer: HashMap<u64, Entry<V>, BuildHasherDefault<Spread>>,
+    older: HashMap<u64, Entry<V>, BuildHasherDefault<Spread>>,
     hasher: RandomState,
     capacity: usize,
+}
+
+/// The hasher of keys that are already the output of a keyed hash (`Kept::key`, SipHash
+/// with a random key): they are used as they are, not hashed a second time.
+#[derive(Debug, Default)]
+struct Spread(u64);
+
+impl Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; anything else is folded in all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
 }
 
 #[derive(Debug)]
@@ -93,8 +115,8 @@ impl<V: Clone> Kept<V> {
     /// An empty map keeping at most `capacity` entries.
     pub(super) fn new(capacity: usize) -> Kept<V> {
         Kept {
-            newer: HashMap::new(),
-            older: HashMap::new(),
+            newer: HashMap::default(),
+            older: HashMap::default(),
             hasher: RandomState::new(),
             capacity,
         }
