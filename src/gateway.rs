@@ -21,8 +21,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Uri};
 use mapping::plan::{Answer, Exchange, Outbound, Refusal};
 use mapping::{Mapping, PreparedCall, TenantValues, TranslateError};
-use tower::util::BoxCloneSyncService;
-use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower::{ServiceBuilder, ServiceExt};
 
 use self::breaker::{BreakerLayer, BreakerState, CircuitOpen};
 pub use self::client::LegacyResponse;
@@ -106,7 +105,10 @@ pub struct GatewaySettings {
     pub values: TenantValues,
 }
 
-type Stack = BoxCloneSyncService<Attempt, LegacyResponse, BoxError>;
+/// Retries, the circuit breaker, the time limit of an attempt, then the attempt. Named, not
+/// boxed: a call copies it (counts on shared state) without an allocation, and its future
+/// is a part of the call's.
+type Stack = tower::retry::Retry<RetryPolicy, breaker::Breaker<tower::timeout::Timeout<SendOnce>>>;
 
 /// One tenant's way to its legacy app.
 #[derive(Clone)]
@@ -119,6 +121,8 @@ pub struct Gateway {
     base_path: String,
     timeout: Duration,
     svc: Stack,
+    /// The calls in flight at once (`concurrency`): see [`Gateway::oneshot`].
+    slots: Arc<tokio::sync::Semaphore>,
     breaker: Arc<BreakerState>,
     values: Arc<TenantValues>,
     /// The OAuth 2.0 token, when the mapping authenticates so.
@@ -220,11 +224,7 @@ impl Gateway {
             host_header(&authority).map_err(|e| GatewayError::BaseUrl(format!("{base:?}: {e}")))?;
         let breaker = Arc::new(BreakerState::default());
         let concurrency = s.concurrency.max(1);
-        // The limit is outermost: a call holds its slot through its retries (a legacy app
-        // that asks to wait is not sent more meanwhile), and the retry layer, which copies the
-        // service inside it for every call, copies no semaphore.
         let svc = ServiceBuilder::new()
-            .concurrency_limit(concurrency)
             .retry(RetryPolicy::new(resilience, Arc::clone(&metrics), tenant))
             .layer(BreakerLayer::new(
                 Arc::clone(&breaker),
@@ -242,7 +242,8 @@ impl Gateway {
             host,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             timeout: s.timeout,
-            svc: BoxCloneSyncService::new(svc),
+            svc,
+            slots: Arc::new(tokio::sync::Semaphore::new(concurrency)),
             breaker,
             values: Arc::new(s.values.clone()),
             tokens: Arc::default(),
@@ -344,7 +345,12 @@ impl Gateway {
             .await
     }
 
+    /// Sends one call through the stack. The concurrency limit is outermost: a call holds its
+    /// slot through its retries (a legacy app that asks to wait is not sent more meanwhile).
     async fn oneshot(&self, attempt: Attempt) -> Result<LegacyResponse, GatewayError> {
+        // Never closed: the error cannot happen, and would be an unavailable legacy app.
+        let _slot =
+            (self.slots.acquire().await).map_err(|e| GatewayError::Unavailable(e.to_string()))?;
         self.svc.clone().oneshot(attempt).await.map_err(|e| {
             if e.is::<tower::timeout::error::Elapsed>() {
                 GatewayError::Timeout(self.timeout)
@@ -664,7 +670,86 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use http::uri::{Authority, Scheme};
 
-    use super::{followed, host_header};
+    use super::*;
+
+    /// A legacy app that holds every request until the test lets one through, counting the
+    /// requests it holds at once.
+    #[tokio::test]
+    async fn at_most_concurrency_calls_reach_the_legacy_app_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (h, p, g) = (Arc::clone(&held), Arc::clone(&peak), Arc::clone(&gate));
+        let server = tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let (held, peak, gate) = (Arc::clone(&h), Arc::clone(&p), Arc::clone(&g));
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        peak.fetch_max(held.fetch_add(1, SeqCst) + 1, SeqCst);
+                        gate.acquire().await.unwrap().forget();
+                        held.fetch_sub(1, SeqCst);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        if sock.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let settings = GatewaySettings {
+            base_url: format!("http://{addr}/api"),
+            timeout: Duration::from_secs(60),
+            concurrency: 2,
+            values: TenantValues::default(),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let gateway = Gateway::new(&settings, Resilience::default(), metrics, "t").unwrap();
+        let call = PreparedCall {
+            name: "users.get".into(),
+            method: http::Method::GET,
+            path_and_query: "/users/1".into(),
+            headers: Vec::new(),
+            body: None,
+            idempotent: true,
+            retry_hint: None,
+            followed: false,
+        };
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let (gateway, call) = (gateway.clone(), call.clone());
+                tokio::spawn(async move { gateway.send(&call, None).await.map(|r| r.status) })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let wait_for = |n: usize| {
+            let held = Arc::clone(&held);
+            async move {
+                while held.load(SeqCst) < n {
+                    assert!(Instant::now() < deadline, "{n} calls never reached the app");
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        // Two arrive; each one let through makes room for exactly one more.
+        wait_for(2).await;
+        for _ in 0..4 {
+            gate.add_permits(1);
+            wait_for(2).await;
+        }
+        gate.add_permits(2);
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap(), http::StatusCode::OK);
+        }
+        assert_eq!(peak.load(SeqCst), 2);
+        server.abort();
+    }
 
     #[test]
     fn the_host_header_is_the_authority_without_a_default_port_or_user() {
