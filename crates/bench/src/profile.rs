@@ -197,8 +197,12 @@ pub(super) fn parse(text: &str) -> anyhow::Result<(u64, u64)> {
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0);
             let (from, to) = (caller.map_or("", bare), callee.map_or("", bare));
+            // With link-time optimisation `__rdl_alloc` may be inlined into `__rust_alloc`,
+            // which then calls `malloc` itself: the same allocation.
             let counted = RUST_ALLOCATORS.contains(&to)
-                || (C_ALLOCATORS.contains(&to) && !RUST_SYSTEM_ALLOCATOR.contains(&from));
+                || (C_ALLOCATORS.contains(&to)
+                    && !RUST_SYSTEM_ALLOCATOR.contains(&from)
+                    && !RUST_ALLOCATORS.contains(&from));
             if counted {
                 allocations += count;
             }
@@ -366,5 +370,10 @@ mod tests {
                         fn=(2)\ncfn=(3) mi_malloc_aligned\ncalls=4 0\n0 30\n\
                         fn=(4) sqlite3Malloc\ncfn=(5) malloc\ncalls=2 0\n0 10\ntotals: 400\n";
         assert_eq!(parse(mimalloc).unwrap(), (400, 6));
+        // Link-time optimised: `__rdl_alloc` inlined, `__rust_alloc` calls `malloc`.
+        let inlined = "fn=(1) main\ncfn=(2) __rustc::__rust_alloc\ncalls=4 0\n0 40\n\
+                       fn=(2)\ncfn=(3) malloc\ncalls=4 0\n0 20\n\
+                       fn=(4) sqlite3Malloc\ncfn=(3)\ncalls=2 0\n0 10\ntotals: 300\n";
+        assert_eq!(parse(inlined).unwrap(), (300, 6));
     }
 }
