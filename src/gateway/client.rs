@@ -259,25 +259,29 @@ mod tests {
                 .unwrap();
             String::from_utf8(head).unwrap().to_ascii_lowercase()
         });
+        let answer = send_once(method, format!("http://{addr}/users/7/lock")).await;
+        assert_eq!(answer.unwrap().status, StatusCode::NO_CONTENT);
+        server.await.unwrap()
+    }
+
+    /// One attempt of a call without headers or body to `uri`.
+    async fn send_once(method: Method, uri: String) -> Result<LegacyResponse, BoxError> {
         let call = Call {
-            name: "users.deactivate".into(),
+            name: "users.call".into(),
             method,
-            uri: format!("http://{addr}/users/7/lock").parse().unwrap(),
+            uri: uri.parse().unwrap(),
             headers: HeaderMap::new(),
             body: Bytes::new(),
             idempotent: true,
             retry_hint: None,
         };
-        let answer = SendOnce::new(1, Duration::from_secs(30))
+        SendOnce::new(1, Duration::from_secs(30))
             .call(Attempt {
                 call: Arc::new(call),
                 started: Instant::now(),
                 attempt: 1,
             })
             .await
-            .unwrap();
-        assert_eq!(answer.status, StatusCode::NO_CONTENT);
-        server.await.unwrap()
     }
 
     /// What `SendOnce` makes of an answer written to the socket in `pieces`.
@@ -294,22 +298,7 @@ mod tests {
                 }
             }
         });
-        let call = Call {
-            name: "users.get".into(),
-            method: Method::GET,
-            uri: format!("http://{addr}/users/7").parse().unwrap(),
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            idempotent: true,
-            retry_hint: None,
-        };
-        let answer = SendOnce::new(1, Duration::from_secs(30))
-            .call(Attempt {
-                call: Arc::new(call),
-                started: Instant::now(),
-                attempt: 1,
-            })
-            .await;
+        let answer = send_once(Method::GET, format!("http://{addr}/users/7")).await;
         server.abort();
         answer
     }
