@@ -714,7 +714,7 @@ mod tests {
         let call = PreparedCall {
             name: "users.get".into(),
             method: http::Method::GET,
-            path_and_query: "/users/1".into(),
+            path_and_query: "/records/1".into(),
             headers: Vec::new(),
             body: None,
             idempotent: true,
