@@ -109,7 +109,6 @@ where
         .get::<Arc<Tenant>>()
         .cloned()
         .ok_or(RequestError::Unauthorized)?;
-    tracing::Span::current().record("tenant", tenant.id.as_str());
     note.set_tenant(&tenant.id);
     // Given by the observe layer.
     let request_id = note.request_id();

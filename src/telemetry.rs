@@ -38,6 +38,9 @@ pub fn init(format: LogFormat) {
     };
 }
 
+/// The header a request's id comes in, goes back out in and is sent to the legacy app in.
+pub const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// What the handlers learned about one request: its log line, its metrics and its
 /// provisioning log entry are written from this. Shared by the request's futures (group
 /// member calls run concurrently), so it locks briefly and never across an `.await`.
@@ -93,6 +96,11 @@ impl RequestNote {
     /// Legacy calls made so far.
     pub fn legacy_calls(&self) -> u32 {
         self.legacy_calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The tenant, once recorded.
+    pub fn tenant(&self) -> Option<mapping::ids::TenantId> {
+        self.with(|f| f.tenant.clone())
     }
 
     /// Records the tenant.

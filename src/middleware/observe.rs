@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -35,8 +35,7 @@ use crate::telemetry::{self, RequestNote};
 /// request").
 pub const ABORTED: u16 = 499;
 
-/// The header a request's id comes in and goes back out in.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::telemetry::REQUEST_ID_HEADER as REQUEST_ID;
 
 /// The request's id: the client's `X-Request-Id` when it is printable text of at most 200
 /// bytes, else a new UUID. Returned as text and as the header value answered.
@@ -108,18 +107,23 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let route = router::route(req.method(), req.uri().path());
         let (request_id, id_header) = request_id(req.headers().get(&REQUEST_ID));
-        // Text fields as `&str`: recorded as they are, not through `Display`.
-        let span = tracing::info_span!(
-            "scim",
-            method = req.method().as_str(),
-            path = req.uri().path(),
-            request_id = &*request_id,
-            tenant = tracing::field::Empty,
-        );
+        let (method, uri) = (req.method().clone(), req.uri().clone());
         let note = Arc::new(RequestNote::for_request(Some(Arc::clone(&request_id))));
         req.extensions_mut().insert(Arc::clone(&note));
         req.extensions_mut().insert(route.clone());
-        let inner = span.in_scope(|| self.inner.call(req));
+        // The layers inside run their `call` now: authentication has named the tenant (or
+        // refused) when the span is made, so it is made whole, not recorded into later. They
+        // log nothing before their futures run, and those run inside the span.
+        let inner = self.inner.call(req);
+        let tenant = note.tenant();
+        // Text fields as `&str`: recorded as they are, not through `Display`.
+        let span = tracing::info_span!(
+            "scim",
+            method = method.as_str(),
+            path = uri.path(),
+            request_id = &*request_id,
+            tenant = tenant.as_ref().map(mapping::ids::TenantId::as_str),
+        );
         ResponseFuture {
             inner,
             id_header: Some(id_header),

@@ -513,6 +513,11 @@ async fn one_line_per_request_without_personal_data_and_the_log_command() {
     assert_eq!(lines[1]["scim_type"], "uniqueness");
     assert_eq!(lines[2]["operation"], "patch");
     assert_eq!(lines[3]["tenant"], "none");
+    // The span names the request and, once authenticated, its tenant.
+    assert_eq!(lines[0]["span"]["method"], "POST");
+    assert_eq!(lines[0]["span"]["path"], "/scim/v2/Users");
+    assert_eq!(lines[0]["span"]["tenant"], "acme");
+    assert!(lines[3]["span"].get("tenant").is_none(), "{}", lines[3]);
     for personal in [login, "Augusta", "Kingsworth"] {
         assert!(
             !log.iter().any(|l| l.contains(personal)),
