@@ -1,8 +1,8 @@
 //! One gateway per tenant: everything the sidecar does to reach its legacy app. It builds a
 //! planned call into an HTTP request (the mapping's templates, the tenant's values), sends it
-//! through a tower stack — concurrency limit → retry (`retry`) → circuit breaker (`breaker`)
-//! → timeout → a pooled hyper-util client (`client`) — and decodes the answer through the
-//! mapping. Handlers, `reconcile`, the admin readiness probe all go through it.
+//! with a slot of the tenant's concurrency limit (a semaphore, held through retries) through a
+//! tower stack — retry (`retry`) → circuit breaker (`breaker`) → timeout → a pooled
+//! hyper-util client (`client`) — and decodes the answer through the mapping. Handlers, `reconcile`, the admin readiness probe all go through it.
 //!
 //! Knows HTTP and the mapping's call vocabulary, not what a call means: that is the plans'
 //! business (`mapping::plan`), which run on a gateway as their [`Exchange`].
@@ -389,7 +389,7 @@ impl Gateway {
             headers.insert(name, value);
         }
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-            headers.insert(HeaderName::from_static("x-request-id"), id);
+            headers.insert(crate::telemetry::REQUEST_ID_HEADER, id);
         }
         headers.insert(
             http::header::ACCEPT,
@@ -749,6 +749,46 @@ mod tests {
         }
         assert_eq!(peak.load(SeqCst), 2);
         server.abort();
+    }
+
+    #[test]
+    fn calls_carry_the_base_urls_host_unless_the_mapping_sends_its_own() {
+        let settings = GatewaySettings {
+            base_url: "http://legacy.internal:3300/api".into(),
+            timeout: Duration::from_secs(5),
+            concurrency: 1,
+            values: TenantValues::default(),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let gateway = Gateway::new(&settings, Resilience::default(), metrics, "t").unwrap();
+        let mut call = PreparedCall {
+            name: "records.get".into(),
+            method: http::Method::GET,
+            path_and_query: "/records/1".into(),
+            headers: Vec::new(),
+            body: None,
+            idempotent: true,
+            retry_hint: None,
+            followed: false,
+        };
+        let host = |call: &PreparedCall| {
+            let attempt = gateway.attempt(call, Some("req-1")).unwrap();
+            let headers = &attempt.call.headers;
+            assert_eq!(headers["x-request-id"], "req-1");
+            assert_eq!(
+                attempt.call.uri,
+                "http://legacy.internal:3300/api/records/1"
+            );
+            headers
+                .get_all(http::header::HOST)
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(host(&call), ["legacy.internal:3300"]);
+        call.headers
+            .push(("Host".into(), "storefront.example".into(), false));
+        assert_eq!(host(&call), ["storefront.example"]);
     }
 
     #[test]

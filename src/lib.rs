@@ -26,8 +26,9 @@
 //! - `router`: (method, path) → `Route`.
 //! - `handlers`: sequencing only — the cross-reference, the plan, the gateway, the answer.
 //! - `tenant`: what a request may touch — its tenant (mapping, gateway) and the shared state.
-//! - `gateway`: one per tenant; builds, sends (retry, circuit breaker, limits: tower layers)
-//!   and decodes legacy calls, for handlers, `reconcile` and the readiness probe alike.
+//! - `gateway`: one per tenant; builds, sends (a concurrency slot, then retry, circuit
+//!   breaker and timeout as tower layers) and decodes legacy calls, for handlers,
+//!   `reconcile` and the readiness probe alike.
 //! - `xref`: the cross-reference: SQLite (its own thread) or PostgreSQL (`pg`: the pool,
 //!   TLS, migrations under a lock), behind one `Store`.
 //! - `error`: the funnel — every error becomes one SCIM error response here.

@@ -1,5 +1,6 @@
-//! Custom tower layers, one per file; tower-http provides the rest (tracing, request ids,
-//! sensitive headers), tower the request timeout. Layers know nothing about mappings or the legacy app.
+//! Custom tower layers, one per file; tower-http provides the sensitive headers, tower the
+//! request timeout. The request id and the request's span are the observe layer's (see
+//! ARCHITECTURE.md, "Departures"). Layers know nothing about mappings or the legacy app.
 
 pub mod auth;
 pub mod content_type;

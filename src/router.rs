@@ -105,7 +105,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         return Route::NotFound;
     };
     let rest = rest.trim_end_matches('/');
-    // At most three segments are told apart (any more is not found): no list is built.
+    // No route has more than two segments; a third (or more) is not found. No list is built.
     let mut parts = ["", "", ""];
     let mut count = 0;
     if !rest.is_empty() {

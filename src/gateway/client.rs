@@ -78,7 +78,7 @@ type Connector = tower::util::MapResponse<
 
 /// A connection that tells the client nothing about itself.
 #[derive(Debug)]
-pub struct Bare<T>(T);
+struct Bare<T>(T);
 
 impl<T> Connection for Bare<T> {
     fn connected(&self) -> Connected {
@@ -200,31 +200,37 @@ impl Service<Attempt> for SendOnce {
 }
 
 /// The whole of an answer's body, at most [`MAX_ANSWER_BYTES`]: an answer that came in one
-/// piece, as most do, is that piece, not a copy of it.
+/// piece, as most do, is that piece, not a copy of it; one in several pieces is copied once
+/// into a buffer of its size.
 async fn read_whole<B>(body: B) -> Result<Bytes, BoxError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
     let mut body = std::pin::pin!(Limited::new(body, MAX_ANSWER_BYTES));
+    let mut pieces: Vec<Bytes> = Vec::new();
     let mut first: Option<Bytes> = None;
-    let mut joined: Option<bytes::BytesMut> = None;
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
             continue;
         };
-        match (&first, &mut joined) {
-            (None, _) => first = Some(data),
-            (Some(_), Some(all)) => all.extend_from_slice(&data),
-            (Some(one), None) => {
-                let mut all = bytes::BytesMut::with_capacity(one.len() + data.len());
-                all.extend_from_slice(one);
-                all.extend_from_slice(&data);
-                joined = Some(all);
-            }
+        match first {
+            None => first = Some(data),
+            Some(_) => pieces.push(data),
         }
     }
-    Ok(joined.map_or_else(|| first.unwrap_or_default(), bytes::BytesMut::freeze))
+    let Some(first) = first else {
+        return Ok(Bytes::new());
+    };
+    if pieces.is_empty() {
+        return Ok(first);
+    }
+    let len = first.len() + pieces.iter().map(Bytes::len).sum::<usize>();
+    let mut all = bytes::BytesMut::with_capacity(len);
+    for piece in std::iter::once(&first).chain(&pieces) {
+        all.extend_from_slice(piece);
+    }
+    Ok(all.freeze())
 }
 
 /// Seconds since the Unix epoch.
