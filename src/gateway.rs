@@ -672,6 +672,29 @@ mod tests {
 
     use super::*;
 
+    /// A gateway to `base_url` with `concurrency` slots, and a GET of `/records/1` on it.
+    fn gateway_and_get(base_url: &str, concurrency: usize) -> (Gateway, PreparedCall) {
+        let settings = GatewaySettings {
+            base_url: base_url.to_owned(),
+            timeout: Duration::from_secs(60),
+            concurrency,
+            values: TenantValues::default(),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let gateway = Gateway::new(&settings, Resilience::default(), metrics, "t").unwrap();
+        let call = PreparedCall {
+            name: "records.get".into(),
+            method: http::Method::GET,
+            path_and_query: "/records/1".into(),
+            headers: Vec::new(),
+            body: None,
+            idempotent: true,
+            retry_hint: None,
+            followed: false,
+        };
+        (gateway, call)
+    }
+
     /// A legacy app that holds every request until the test lets one through, counting the
     /// requests it holds at once.
     #[tokio::test]
@@ -703,24 +726,7 @@ mod tests {
                 });
             }
         });
-        let settings = GatewaySettings {
-            base_url: format!("http://{addr}/api"),
-            timeout: Duration::from_secs(60),
-            concurrency: 2,
-            values: TenantValues::default(),
-        };
-        let metrics = Arc::new(Metrics::new());
-        let gateway = Gateway::new(&settings, Resilience::default(), metrics, "t").unwrap();
-        let call = PreparedCall {
-            name: "users.get".into(),
-            method: http::Method::GET,
-            path_and_query: "/records/1".into(),
-            headers: Vec::new(),
-            body: None,
-            idempotent: true,
-            retry_hint: None,
-            followed: false,
-        };
+        let (gateway, call) = gateway_and_get(&format!("http://{addr}/api"), 2);
         let calls: Vec<_> = (0..6)
             .map(|_| {
                 let (gateway, call) = (gateway.clone(), call.clone());
@@ -753,24 +759,7 @@ mod tests {
 
     #[test]
     fn calls_carry_the_base_urls_host_unless_the_mapping_sends_its_own() {
-        let settings = GatewaySettings {
-            base_url: "http://legacy.internal:3300/api".into(),
-            timeout: Duration::from_secs(5),
-            concurrency: 1,
-            values: TenantValues::default(),
-        };
-        let metrics = Arc::new(Metrics::new());
-        let gateway = Gateway::new(&settings, Resilience::default(), metrics, "t").unwrap();
-        let mut call = PreparedCall {
-            name: "records.get".into(),
-            method: http::Method::GET,
-            path_and_query: "/records/1".into(),
-            headers: Vec::new(),
-            body: None,
-            idempotent: true,
-            retry_hint: None,
-            followed: false,
-        };
+        let (gateway, mut call) = gateway_and_get("http://legacy.internal:3300/api", 1);
         let host = |call: &PreparedCall| {
             let attempt = gateway.attempt(call, Some("req-1")).unwrap();
             let headers = &attempt.call.headers;
