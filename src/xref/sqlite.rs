@@ -7,10 +7,14 @@
 //!   boxed closures sent through a bounded channel and answered through oneshot channels;
 //!   each runs one short transaction. A caller that stops waiting does not tear a write:
 //!   the closure still runs to its end.
-//! * **Reads** use a small pool of read-only connections, each call run through
-//!   `tokio::task::spawn_blocking` after taking a semaphore permit. The database is in WAL
-//!   mode, so a read sees the last committed state and never waits for the writer, even in
-//!   the middle of a long write transaction. A read that follows a completed write sees it.
+//! * **Reads** run on a few dedicated OS threads (`xref-reader`), each with its own read-only
+//!   connection, taking boxed closures from one shared queue in order. Fixed threads rather
+//!   than tokio's blocking pool: that pool starts a thread whenever a task arrives while none
+//!   is idle, and a steady stream of short reads made it grow to dozens of threads, each
+//!   with its own stack and allocator arena, over the first half hour of a load (the
+//!   bench's soak). The database is in WAL mode, so a read sees the last committed state and
+//!   never waits for the writer, even in the middle of a long write transaction. A read
+//!   that follows a completed write sees it.
 //!
 //! * **Lookups by SCIM id** are answered from memory when the row was read before and no
 //!   connection has written since (`recent`: one `pread` of the WAL-index header tells);
@@ -32,7 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::recent::{Look, Recent};
 use super::rules::{check_same_legacy, now, seen_names};
@@ -40,7 +44,7 @@ use super::{Seen, StoreError, XrefRecord, migrations};
 use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 
 /// Read-only connections in the pool (the machine has few cores; reads are index lookups).
-const READERS: usize = 4;
+pub(super) const READERS: usize = 4;
 /// How long SQLite retries a locked database before answering `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Writes that may wait for the writer thread before senders wait in turn.
@@ -61,15 +65,25 @@ macro_rules! select_record {
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// A read, run on whichever reader thread takes it.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A message to the reader threads (each message is taken by one of them).
+enum ReadMsg {
+    /// Run a closure on the thread's read-only connection.
+    Run(ReadJob),
+    /// Close the thread's connection, answer and stop.
+    Stop(oneshot::Sender<()>),
+}
+
 /// A message to the writer thread.
 enum Msg {
     /// Run a closure on the writer connection.
     Run(Job),
     /// Check whether another connection wrote (see `recent`).
     Sync,
-    /// Close the given readers, checkpoint the WAL, close the writer and stop.
+    /// Checkpoint the WAL, close the writer and stop.
     Close {
-        readers: Vec<Connection>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
 }
@@ -84,8 +98,8 @@ struct Inner {
     path: PathBuf,
     closed: AtomicBool,
     writer: mpsc::Sender<Msg>,
-    read_permits: Arc<Semaphore>,
-    readers: Mutex<Vec<Connection>>,
+    /// The reader threads' queue; they stop when it closes (the store dropped) or at `Stop`.
+    readers: std::sync::mpsc::Sender<ReadMsg>,
     recent: Arc<Recent>,
 }
 
@@ -114,20 +128,30 @@ impl Sqlite {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let recent = Arc::new(Recent::open(&path));
         let for_writer = Arc::clone(&recent);
+        let spawn_failed = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let (read_tx, read_rx) = std::sync::mpsc::channel();
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        for conn in readers {
+            let queue = Arc::clone(&read_rx);
+            std::thread::Builder::new()
+                .name("xref-reader".to_owned())
+                .spawn(move || reader_loop(conn, &queue))
+                .map_err(spawn_failed)?;
+        }
+        drop(read_rx);
         std::thread::Builder::new()
             .name("xref-writer".to_owned())
             .spawn(move || writer_loop(writer, rx, &for_writer))
-            .map_err(|source| StoreError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(spawn_failed)?;
         Ok(Sqlite {
             inner: Arc::new(Inner {
                 path,
                 closed: AtomicBool::new(false),
                 writer: tx,
-                read_permits: Arc::new(Semaphore::new(READERS)),
-                readers: Mutex::new(readers),
+                readers: read_tx,
                 recent,
             }),
         })
@@ -574,25 +598,22 @@ impl Sqlite {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Err(StoreError::Closed);
         }
-        let all = u32::try_from(READERS).unwrap_or(u32::MAX);
-        let readers = match self.inner.read_permits.acquire_many(all).await {
-            Ok(permits) => {
-                permits.forget();
-                self.inner.read_permits.close();
-                std::mem::take(
-                    &mut *self
-                        .inner
-                        .readers
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner),
-                )
+        // Each reader takes one `Stop` after the reads queued before it, and stops. An answer
+        // that never comes (a reader already gone) resolves when the last one stops.
+        let mut stopped = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let (reply, done) = oneshot::channel();
+            if self.inner.readers.send(ReadMsg::Stop(reply)).is_ok() {
+                stopped.push(done);
             }
-            Err(_) => Vec::new(),
-        };
+        }
+        for done in stopped {
+            let _ = done.await;
+        }
         let (reply, answer) = oneshot::channel();
         self.inner
             .writer
-            .send(Msg::Close { readers, reply })
+            .send(Msg::Close { reply })
             .await
             .map_err(|_| StoreError::WorkerLost)?;
         answer.await.map_err(|_| StoreError::WorkerLost)?
@@ -620,8 +641,8 @@ impl Sqlite {
         answer.await.map_err(|_| self.gone())?
     }
 
-    /// Runs `f` on a pooled read-only connection, on tokio's blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` on a read-only connection, on a reader thread.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -629,18 +650,15 @@ impl Sqlite {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        let permit = Arc::clone(&self.inner.read_permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let lease = Lease::take(&inner.readers).ok_or(StoreError::Closed)?;
-            f(lease.conn.as_ref().ok_or(StoreError::Closed)?)
-        })
-        .await
-        .map_err(|_| StoreError::WorkerLost)?
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.inner
+            .readers
+            .send(ReadMsg::Run(job))
+            .map_err(|_| self.gone())?;
+        answer.await.map_err(|_| self.gone())?
     }
 
     /// The error for a writer that no longer answers.
@@ -653,30 +671,26 @@ impl Sqlite {
     }
 }
 
-/// A read connection taken from the pool; goes back on drop, even if the read panicked.
-struct Lease<'a> {
-    pool: &'a Mutex<Vec<Connection>>,
-    /// `Some` until dropped.
-    conn: Option<Connection>,
-}
-
-impl<'a> Lease<'a> {
-    fn take(pool: &'a Mutex<Vec<Connection>>) -> Option<Lease<'a>> {
-        let conn = pool.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
-        Some(Lease {
-            pool,
-            conn: Some(conn),
-        })
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
+/// A reader thread: runs the reads it takes from the shared queue until it takes a `Stop`
+/// or the queue closes.
+fn reader_loop(conn: Connection, queue: &Mutex<std::sync::mpsc::Receiver<ReadMsg>>) {
+    loop {
+        // The lock is held while waiting: the one thread waiting takes the next message.
+        let msg = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        match msg {
+            Ok(ReadMsg::Run(job)) => {
+                // A panicking read drops its reply (its caller sees `WorkerLost`); the
+                // connection holds no transaction between statements and keeps serving.
+                if std::panic::catch_unwind(AssertUnwindSafe(|| job(&conn))).is_err() {
+                    tracing::error!("a cross-reference read panicked");
+                }
+            }
+            Ok(ReadMsg::Stop(reply)) => {
+                drop(conn);
+                let _ = reply.send(());
+                return;
+            }
+            Err(_) => return,
         }
     }
 }
@@ -696,8 +710,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, recent: &Recen
                 recent.sync(&conn, conn.total_changes() != before);
             }
             Msg::Sync => recent.sync(&conn, false),
-            Msg::Close { readers, reply } => {
-                drop(readers);
+            Msg::Close { reply } => {
                 let result = checkpoint(&conn)
                     .and_then(|()| conn.close().map_err(|(_, e)| StoreError::Sqlite(e)));
                 let _ = reply.send(result);

@@ -842,6 +842,74 @@ async fn a_panicking_write_loses_only_itself() {
 }
 
 #[tokio::test]
+async fn a_panicking_read_loses_only_itself() {
+    let (_dir, store) = open_temp().await;
+    store
+        .seen(&acme(), USER, vec![seen("1", None, None)])
+        .await
+        .expect("seen");
+    let err = store
+        .sqlite()
+        .read(|_| -> Result<(), StoreError> { panic!("boom") })
+        .await
+        .expect_err("panicked");
+    assert!(matches!(err, StoreError::WorkerLost), "{err:?}");
+    // Every reader still serves: more reads than readers, all answered.
+    for _ in 0..=super::sqlite::READERS * 2 {
+        let n: i64 = store
+            .sqlite()
+            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM xref", [], |r| r.get(0))?))
+            .await
+            .expect("read after the panic");
+        assert_eq!(n, 1);
+    }
+    store.close().await.expect("close");
+}
+
+/// Reads run on the store's own reader threads, never more of them than `READERS`, however
+/// many arrive at once (tokio's blocking pool, used before, grew a thread for each read that
+/// found none idle, and the soak's memory grew with them). Reads queued before `close` are
+/// answered; those after are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_run_on_a_fixed_set_of_reader_threads() {
+    let (_dir, store) = open_temp().await;
+    let reads = (0..400).map(|_| {
+        store.sqlite().read(|conn| {
+            conn.query_row("SELECT count(*) FROM xref", [], |r| r.get::<_, i64>(0))?;
+            let me = std::thread::current();
+            Ok((me.id(), me.name().map(str::to_owned)))
+        })
+    });
+    let ran = futures_util::future::join_all(reads).await;
+    let mut threads = std::collections::HashSet::new();
+    for r in ran {
+        let (id, name) = r.expect("read");
+        assert_eq!(name.as_deref(), Some("xref-reader"));
+        threads.insert(id);
+    }
+    assert!(threads.len() <= super::sqlite::READERS, "{threads:?}");
+
+    let sqlite = store.sqlite().clone();
+    let queued: Vec<_> = (0..50)
+        .map(|_| {
+            let s = sqlite.clone();
+            tokio::spawn(async move { s.read(|_| Ok(())).await })
+        })
+        .collect();
+    store.close().await.expect("close");
+    for q in queued {
+        match q.await.expect("join") {
+            Ok(()) | Err(StoreError::Closed) => {}
+            Err(e) => panic!("a read during close: {e:?}"),
+        }
+    }
+    assert!(matches!(
+        sqlite.read(|_| Ok(())).await,
+        Err(StoreError::Closed)
+    ));
+}
+
+#[tokio::test]
 async fn sqlite_errors_do_not_display_sql() {
     let (_dir, store) = open_temp().await;
     let err = store
