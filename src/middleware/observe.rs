@@ -5,7 +5,9 @@
 //! Outermost but for the sensitive-header marking: it gives the request its id (the client's
 //! `X-Request-Id` when it sent a usable one, else a new UUID), answers with that id in
 //! `X-Request-Id`, and runs everything inside it, the log line included, in the request's
-//! `scim` span (method, path, request id, tenant). It sits outside authentication, so
+//! `scim` span (method, path, request id, tenant). Metrics and the provisioning log entry are
+//! recorded when the answer is ready; the log line is written (and the span closed) just
+//! after the answer is handed to the connection. It sits outside authentication, so
 //! refused requests are counted too. It puts a
 //! [`RequestNote`](crate::telemetry::RequestNote) and the [`Route`] in the request's
 //! extensions; authentication records the tenant in the note, the handlers what they learn
@@ -164,12 +166,19 @@ where
         let _entered = span.enter();
         let mut result = std::task::ready!(this.inner.poll(cx));
         if let Ok(resp) = &mut result {
-            what.answered(
+            let line = what.answered(
                 resp.status().as_u16(),
                 resp.extensions().get::<ErrorCause>(),
             );
             if let Some(id) = this.id_header.take() {
                 resp.headers_mut().entry(REQUEST_ID).or_insert(id);
+            }
+            if let Some(line) = line {
+                drop(_entered);
+                write_after_answer(Finished {
+                    span: std::mem::replace(span, tracing::Span::none()),
+                    line,
+                });
             }
         }
         Poll::Ready(result)
@@ -194,13 +203,16 @@ struct What {
 }
 
 impl What {
-    fn answered(&mut self, status: u16, error: Option<&ErrorCause>) {
+    /// Records the request's metrics and (for a write) its provisioning log entry, and
+    /// returns its log line; `None` when it was recorded already.
+    fn answered(&mut self, status: u16, error: Option<&ErrorCause>) -> Option<Line> {
         if std::mem::replace(&mut self.done, true) {
-            return;
+            return None;
         }
         let latency = self.started.elapsed();
-        let (resource, operation) = self.route.labels();
-        // The request is over: its facts are taken, not copied.
+        // The request is over: its facts and route are taken, not copied.
+        let route = std::mem::replace(&mut self.route, Route::NotFound);
+        let (resource, operation) = route.labels();
         let facts = self.note.take_facts();
         let legacy_calls = self.note.legacy_calls();
         let tenant = facts
@@ -221,47 +233,44 @@ impl What {
         if status == 429 && facts.tenant.is_none() {
             self.layer.0.metrics.sidecar_rate_limited();
         }
-        let scim_id = facts.scim_id.as_deref().or_else(|| self.route.id());
-        log_line(
-            &Line {
-                tenant,
-                resource,
-                operation,
-                scim_id,
-                subject: facts.subject.as_deref(),
-                status,
-                latency_us: latency.as_micros() as u64,
-                legacy_calls,
-            },
-            error,
-        );
-        if !self.route.is_write() {
-            return;
-        }
-        let (Some(log), Some(tenant)) = (&self.layer.0.provisioning, facts.tenant) else {
-            return;
-        };
-        let action = facts.action.unwrap_or(match (resource, operation) {
-            ("Group", "patch" | "replace") => "membership",
-            (_, "patch" | "replace") => "update",
-            (_, op) => op,
-        });
-        log.record(Entry {
-            id: 0,
-            at_ms: crate::provisioning::now_ms(),
-            tenant: tenant.into_inner(),
-            resource: resource.to_owned(),
-            action: action.to_owned(),
-            scim_id: scim_id.map(str::to_owned),
+        let line = Line {
+            tenant: facts.tenant,
+            resource,
+            operation,
+            scim_id: facts.scim_id,
+            route,
             subject: facts.subject,
-            failed: error.is_some() || status >= 400,
             status,
-            scim_type: error.and_then(|e| e.scim_type).map(str::to_owned),
-            detail: error.map(|e| e.detail.clone()),
-            request_id: Some(self.request_id.to_string()),
+            latency_us: latency.as_micros() as u64,
             legacy_calls,
-            duration_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
-        });
+            error: error.cloned(),
+        };
+        if line.route.is_write()
+            && let (Some(log), Some(tenant)) = (&self.layer.0.provisioning, &line.tenant)
+        {
+            let action = facts.action.unwrap_or(match (resource, operation) {
+                ("Group", "patch" | "replace") => "membership",
+                (_, "patch" | "replace") => "update",
+                (_, op) => op,
+            });
+            log.record(Entry {
+                id: 0,
+                at_ms: crate::provisioning::now_ms(),
+                tenant: tenant.as_str().to_owned(),
+                resource: resource.to_owned(),
+                action: action.to_owned(),
+                scim_id: line.scim_id().map(str::to_owned),
+                subject: line.subject.clone(),
+                failed: error.is_some() || status >= 400,
+                status,
+                scim_type: error.and_then(|e| e.scim_type).map(str::to_owned),
+                detail: error.map(|e| e.detail.clone()),
+                request_id: Some(self.request_id.to_string()),
+                legacy_calls,
+                duration_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        Some(line)
     }
 }
 
@@ -279,69 +288,179 @@ impl Drop for Record {
                 .to_owned(),
             cause: "request dropped before its answer".to_owned(),
         };
-        what.answered(ABORTED, Some(&cause));
+        if let Some(line) = what.answered(ABORTED, Some(&cause)) {
+            line.write();
+        }
     }
 }
 
-struct Line<'a> {
-    tenant: &'a str,
-    resource: &'a str,
-    operation: &'a str,
-    scim_id: Option<&'a str>,
-    subject: Option<&'a str>,
+/// A request's log line with its span: written when dropped, inside the span.
+struct Finished {
+    span: tracing::Span,
+    line: Line,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _entered = self.span.enter();
+        self.line.write();
+    }
+}
+
+/// Writes a request's log line once its answer has been handed to the connection: on a
+/// task of its own, which the worker runs after the connection's task has written the answer
+/// (so formatting the line, writing it to the log and closing the span are not in the
+/// client's wait), and whose line is written even if the runtime drops it unrun at shutdown.
+/// Outside a runtime, at once.
+fn write_after_answer(finished: Finished) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(async move { drop(finished) })),
+        Err(_) => drop(finished),
+    }
+}
+
+/// A request's log line.
+struct Line {
+    tenant: Option<mapping::ids::TenantId>,
+    resource: &'static str,
+    operation: &'static str,
+    /// The SCIM id the handlers recorded, else the route's.
+    scim_id: Option<String>,
+    route: Route,
+    subject: Option<String>,
     status: u16,
     latency_us: u64,
     legacy_calls: u32,
+    error: Option<ErrorCause>,
 }
 
-fn log_line(l: &Line<'_>, error: Option<&ErrorCause>) {
-    let &Line {
-        tenant,
-        resource,
-        operation,
-        scim_id,
-        subject,
-        status,
-        latency_us,
-        legacy_calls,
-    } = l;
-    let scim_id = scim_id.unwrap_or("-");
-    // The userName or group name is personal data: only with debug logging on.
-    let subject = subject.filter(|_| telemetry::pii_allowed()).unwrap_or("-");
-    let Some(error) = error else {
-        tracing::info!(
-            tenant,
+impl Line {
+    fn scim_id(&self) -> Option<&str> {
+        self.scim_id.as_deref().or_else(|| self.route.id())
+    }
+
+    fn write(&self) {
+        let &Line {
             resource,
             operation,
-            scim_id,
-            subject,
             status,
             latency_us,
             legacy_calls,
-            "request done"
-        );
-        return;
-    };
-    let detail = telemetry::pii(&error.detail);
-    let cause = telemetry::pii(&error.cause);
-    let scim_type = error.scim_type.unwrap_or("-");
-    if status >= 500 || status == ABORTED {
-        tracing::error!(
-            tenant, resource, operation, scim_id, subject, status, latency_us, legacy_calls,
-            scim_type, detail = %detail, cause = %cause, "request failed"
-        );
-    } else {
-        tracing::info!(
-            tenant, resource, operation, scim_id, subject, status, latency_us, legacy_calls,
-            scim_type, detail = %detail, cause = %cause, "request refused"
-        );
+            ..
+        } = self;
+        let tenant = self
+            .tenant
+            .as_ref()
+            .map_or("none", mapping::ids::TenantId::as_str);
+        let scim_id = self.scim_id().unwrap_or("-");
+        // The userName or group name is personal data: only with debug logging on.
+        let subject = self
+            .subject
+            .as_deref()
+            .filter(|_| telemetry::pii_allowed())
+            .unwrap_or("-");
+        let Some(error) = &self.error else {
+            tracing::info!(
+                tenant,
+                resource,
+                operation,
+                scim_id,
+                subject,
+                status,
+                latency_us,
+                legacy_calls,
+                "request done"
+            );
+            return;
+        };
+        let detail = telemetry::pii(&error.detail);
+        let cause = telemetry::pii(&error.cause);
+        let scim_type = error.scim_type.unwrap_or("-");
+        if status >= 500 || status == ABORTED {
+            tracing::error!(
+                tenant, resource, operation, scim_id, subject, status, latency_us, legacy_calls,
+                scim_type, detail = %detail, cause = %cause, "request failed"
+            );
+        } else {
+            tracing::info!(
+                tenant, resource, operation, scim_id, subject, status, latency_us, legacy_calls,
+                scim_type, detail = %detail, cause = %cause, "request refused"
+            );
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::request_id;
-    use http::HeaderValue;
+    use std::convert::Infallible;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use http::{HeaderValue, Request, Response};
+    use tower::{Layer, Service};
+
+    use super::{ObserveLayer, request_id};
+    use crate::metrics::Metrics;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Buffer {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The line is written after the answer is returned, on a task of its own; a runtime that
+    /// stops before running that task still writes it (inside the request's span), and the
+    /// metrics were counted with the answer.
+    #[test]
+    fn the_log_line_follows_the_answer_and_is_never_lost() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let metrics = Arc::new(Metrics::new());
+            let mut service =
+                ObserveLayer::new(Arc::clone(&metrics), None).layer(tower::service_fn(
+                    |_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) },
+                ));
+            let request = Request::get("/scim/v2/Users/u-1").body(()).unwrap();
+            let response = runtime.block_on(service.call(request)).unwrap();
+            assert!(response.headers().contains_key("x-request-id"));
+            // The answer is back; its line waits for its task, which has not run.
+            assert!(!buffer.text().contains("request done"), "{}", buffer.text());
+            assert!(
+                metrics
+                    .encode()
+                    .contains("scim_sidecar_scim_requests_total{")
+            );
+            drop(runtime);
+            let text = buffer.text();
+            assert!(text.contains("request done"), "{text}");
+            assert!(
+                text.contains(r#"scim{method="GET" path="/scim/v2/Users/u-1""#),
+                "{text}"
+            );
+            assert!(text.contains(r#"scim_id="u-1""#), "{text}");
+        });
+    }
 
     #[test]
     fn a_usable_request_id_is_kept_and_any_other_replaced_by_a_uuid() {
