@@ -162,8 +162,9 @@ fn base_url(parts: &http::request::Parts) -> String {
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .filter(|h| {
             !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
         })
         .unwrap_or("localhost");
     let proto = if parts.extensions.get::<TlsTerminated>().is_some() {

@@ -129,7 +129,9 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Bare<T> {
 /// Sends one attempt.
 #[derive(Clone, Debug)]
 pub struct SendOnce {
-    client: Client<Connector, Full<Bytes>>,
+    /// Shared: the stack is copied for every call and the client again for every attempt,
+    /// and hyper-util's client is several counted references (pool, executor, connector).
+    client: Arc<Client<Connector, Full<Bytes>>>,
 }
 
 impl SendOnce {
@@ -143,7 +145,9 @@ impl SendOnce {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(idle.max(1))
             .build(tower::util::MapResponse::new(connector, bare));
-        SendOnce { client }
+        SendOnce {
+            client: Arc::new(client),
+        }
     }
 }
 
@@ -158,7 +162,7 @@ impl Service<Attempt> for SendOnce {
     }
 
     fn call(&mut self, a: Attempt) -> Self::Future {
-        let client = self.client.clone();
+        let client = Arc::clone(&self.client);
         Box::pin(async move {
             let a = &a.call;
             let mut req = Request::builder()
