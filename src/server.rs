@@ -2,12 +2,17 @@
 //! handshake of each connection, and graceful shutdown.
 //!
 //! `run` takes its listener and shutdown signal, so tests bind `127.0.0.1:0` and stop the
-//! server when they are done. Knows nothing about SCIM or mappings; where certificates come
-//! from is `tls`'s business, not this module's.
+//! server when they are done. Work that must not delay an answer (a request's log line) is
+//! handed to [`after_answer`] and runs once the connection has written the answer out. Knows
+//! nothing about SCIM or mappings; where certificates come from is `tls`'s business, not
+//! this module's.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -16,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -198,8 +204,94 @@ impl<S> Conn<S> {
         let conn = self
             .builder
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
-        if let Err(e) = self.watcher.watch(conn.into_owned()).await {
+        // What `after_answer` is given in a poll runs after the answers that poll wrote.
+        let conn = AfterAnswer::new(self.watcher.watch(conn.into_owned()));
+        if let Err(e) = conn.await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
+    }
+}
+
+/// Work deferred during a poll of a connection on this thread, and how many such polls are
+/// running (more than one only if a connection's future ever polls another's).
+type Deferred = (u32, Vec<Box<dyn FnOnce()>>);
+
+thread_local! {
+    static AFTER_ANSWER: RefCell<Deferred> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// Runs `work` once the answer that is ready now has been handed to the client: called while
+/// a connection of [`run`] is being polled (the HTTP/1 connection that made the answer ready
+/// writes it out in the same poll), `work` runs at the end of that poll; anywhere else
+/// (HTTP/2 streams run as tasks of their own, tests), at once. On the same thread either way,
+/// a few microseconds later at most, and also when the poll panics. Work queued behind one
+/// that panics is dropped without running (the observe layer's lines are written when
+/// dropped, so none is lost).
+pub fn after_answer(work: impl FnOnce() + 'static) {
+    let work: Box<dyn FnOnce()> = Box::new(work);
+    let now = AFTER_ANSWER.with(|after| match after.try_borrow_mut() {
+        Ok(mut after) if after.0 > 0 => {
+            after.1.push(work);
+            None
+        }
+        _ => Some(work),
+    });
+    if let Some(work) = now {
+        work();
+    }
+}
+
+pin_project! {
+    /// A connection's future that runs, at the end of each of its polls, what
+    /// [`after_answer`] was given during it. No task and no other thread.
+    pub struct AfterAnswer<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> AfterAnswer<F> {
+    /// Wraps a connection's future.
+    pub fn new(inner: F) -> Self {
+        AfterAnswer { inner }
+    }
+}
+
+impl<F: Future> Future for AfterAnswer<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        /// Leaves the poll (also when it unwinds) and runs the work deferred in it.
+        struct Leave;
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                let mut work = AFTER_ANSWER.with(|after| {
+                    let mut after = after.borrow_mut();
+                    after.0 -= 1;
+                    if after.0 == 0 {
+                        std::mem::take(&mut after.1)
+                    } else {
+                        Vec::new()
+                    }
+                });
+                if work.is_empty() {
+                    return;
+                }
+                for work in work.drain(..) {
+                    work();
+                }
+                // The emptied vector goes back for the next poll's work.
+                AFTER_ANSWER.with(|after| {
+                    if let Ok(mut after) = after.try_borrow_mut()
+                        && after.1.is_empty()
+                    {
+                        after.1 = work;
+                    }
+                });
+            }
+        }
+        AFTER_ANSWER.with(|after| after.borrow_mut().0 += 1);
+        let _leave = Leave;
+        self.project().inner.poll(cx)
     }
 }

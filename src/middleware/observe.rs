@@ -7,8 +7,8 @@
 //! `X-Request-Id`, and runs everything inside it, the log line included, in the request's
 //! `scim` span (method, path, request id, tenant). Metrics and the provisioning log entry are
 //! recorded when the answer is ready; the log line is written (and the span closed) just
-//! after the answer is handed to the connection. It sits outside authentication, so
-//! refused requests are counted too. It puts a
+//! after the connection has written the answer out ([`server::after_answer`]). It sits outside
+//! authentication, so refused requests are counted too. It puts a
 //! [`RequestNote`](crate::telemetry::RequestNote) and the [`Route`] in the request's
 //! extensions; authentication records the tenant in the note, the handlers what they learn
 //! (SCIM id, userName, the write's action, legacy calls). The error sent comes from the
@@ -16,6 +16,8 @@
 //! [`telemetry::pii`](crate::telemetry::pii).
 //!
 //! Knows routes, metrics and the provisioning log; nothing about mappings or the legacy app.
+//!
+//! [`server::after_answer`]: crate::server::after_answer
 
 use std::future::Future;
 use std::pin::Pin;
@@ -175,10 +177,12 @@ where
             }
             if let Some(line) = line {
                 drop(_entered);
-                write_after_answer(Finished {
+                let finished = Finished {
                     span: std::mem::replace(span, tracing::Span::none()),
                     line,
-                });
+                };
+                // Written when dropped.
+                crate::server::after_answer(move || drop(finished));
             }
         }
         Poll::Ready(result)
@@ -307,18 +311,6 @@ impl Drop for Finished {
     }
 }
 
-/// Writes a request's log line once its answer has been handed to the connection: on a
-/// task of its own, which the worker runs after the connection's task has written the answer
-/// (so formatting the line, writing it to the log and closing the span are not in the
-/// client's wait), and whose line is written even if the runtime drops it unrun at shutdown.
-/// Outside a runtime, at once.
-fn write_after_answer(finished: Finished) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(async move { drop(finished) })),
-        Err(_) => drop(finished),
-    }
-}
-
 /// A request's log line.
 struct Line {
     tenant: Option<mapping::ids::TenantId>,
@@ -401,6 +393,7 @@ mod tests {
 
     use super::{ObserveLayer, request_id};
     use crate::metrics::Metrics;
+    use crate::server::AfterAnswer;
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -421,44 +414,64 @@ mod tests {
         }
     }
 
-    /// The line is written after the answer is returned, on a task of its own; a runtime that
-    /// stops before running that task still writes it (inside the request's span), and the
-    /// metrics were counted with the answer.
+    /// Inside a connection's poll ([`AfterAnswer`]) a request's line is written when the
+    /// poll ends, not when the answer is ready; it is written also when the poll panics;
+    /// outside one, at once. The metrics are counted with the answer either way.
     #[test]
-    fn the_log_line_follows_the_answer_and_is_never_lost() {
+    fn the_log_line_follows_the_connections_poll_and_is_never_lost() {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
+        let lines = |b: &Buffer| b.text().matches("request done").count();
         tracing::subscriber::with_default(subscriber, || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
             let metrics = Arc::new(Metrics::new());
-            let mut service =
-                ObserveLayer::new(Arc::clone(&metrics), None).layer(tower::service_fn(
-                    |_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) },
-                ));
-            let request = Request::get("/scim/v2/Users/u-1").body(()).unwrap();
-            let response = runtime.block_on(service.call(request)).unwrap();
+            let service = ObserveLayer::new(Arc::clone(&metrics), None).layer(tower::service_fn(
+                |_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) },
+            ));
+            let get = || Request::get("/scim/v2/Users/u-1").body(()).unwrap();
+
+            let (mut svc, seen) = (service.clone(), buffer.clone());
+            let response = runtime.block_on(AfterAnswer::new(async move {
+                let response = svc.call(get()).await.unwrap();
+                // The answer is ready; its line waits for the end of the poll.
+                assert_eq!(lines(&seen), 0, "{}", seen.text());
+                response
+            }));
             assert!(response.headers().contains_key("x-request-id"));
-            // The answer is back; its line waits for its task, which has not run.
-            assert!(!buffer.text().contains("request done"), "{}", buffer.text());
             assert!(
                 metrics
                     .encode()
                     .contains("scim_sidecar_scim_requests_total{")
             );
-            drop(runtime);
             let text = buffer.text();
-            assert!(text.contains("request done"), "{text}");
+            assert_eq!(lines(&buffer), 1, "{text}");
             assert!(
                 text.contains(r#"scim{method="GET" path="/scim/v2/Users/u-1""#),
                 "{text}"
             );
             assert!(text.contains(r#"scim_id="u-1""#), "{text}");
+
+            let mut svc = service.clone();
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(AfterAnswer::new(async move {
+                    let _ = svc.call(get()).await;
+                    panic!("the connection's future panics after an answer");
+                }))
+            }));
+            assert!(panicked.is_err());
+            assert_eq!(lines(&buffer), 2, "{}", buffer.text());
+
+            let mut svc = service;
+            runtime.block_on(async move {
+                let _ = svc.call(get()).await;
+            });
+            assert_eq!(lines(&buffer), 3, "outside a connection: at once");
         });
     }
 
