@@ -4,9 +4,14 @@
 //! # Threads
 //!
 //! * **One writer connection** lives on a dedicated OS thread (`xref-writer`). Writes are
-//!   boxed closures sent through a bounded channel and answered through oneshot channels;
-//!   each runs one short transaction. A caller that stops waiting does not tear a write:
-//!   the closure still runs to its end.
+//!   boxed closures sent through a bounded channel and answered through oneshot channels.
+//!   **Group commit**: the writer takes every write queued when it is free (up to
+//!   [`BATCH`]) into one transaction, each write in a savepoint of its own, so a write that
+//!   fails is rolled back alone; the callers are answered once that transaction has
+//!   committed, so an answered write is committed and a read that follows sees it. Under
+//!   load, one commit (its WAL frames, their checksums, the `recent` sync) serves many
+//!   creates. A caller that stops waiting does not tear a write: the closure still runs to
+//!   its end.
 //! * **Reads** run on a few dedicated OS threads (`xref-reader`), each with its own read-only
 //!   connection, taking boxed closures from one shared queue in order. Fixed threads rather
 //!   than tokio's blocking pool: that pool starts a thread whenever a task arrives while none
@@ -31,11 +36,11 @@ use std::fs;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::recent::{Look, Recent};
@@ -51,6 +56,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_QUEUE: usize = 256;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 32;
+/// Writes committed together at most (see the module documentation).
+const BATCH: usize = 64;
 
 /// The columns of an [`XrefRecord`], in the order [`record`] reads them.
 macro_rules! select_record {
@@ -63,7 +70,52 @@ macro_rules! select_record {
     };
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+type Job = Box<dyn WriteJob>;
+
+/// A write waiting for the writer thread.
+trait WriteJob: Send {
+    /// Runs the write on the writer connection, inside the writer's transaction and a
+    /// savepoint of its own. `true` when its changes are to stand.
+    fn run(&mut self, conn: &Connection) -> bool;
+
+    /// Answers the caller once the transaction is over: with the write's own result when it
+    /// committed (`failed` is `None`) or when the write itself failed, else with `failed`.
+    fn answer(self: Box<Self>, failed: Option<StoreError>);
+}
+
+/// A write and its caller's reply channel.
+struct Pending<F, T> {
+    write: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> WriteJob for Pending<F, T>
+where
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    T: Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(write) = self.write.take() else {
+            return false;
+        };
+        let result = write(conn);
+        let stands = result.is_ok();
+        self.result = Some(result);
+        stands
+    }
+
+    fn answer(self: Box<Self>, failed: Option<StoreError>) {
+        let answer = match (self.result, failed) {
+            (Some(Err(own)), _) => Err(own),
+            (Some(Ok(_)), Some(failed)) => Err(failed),
+            (Some(Ok(value)), None) => Ok(value),
+            // Never ran to its end (it panicked): the dropped reply says `WorkerLost`.
+            (None, _) => return,
+        };
+        let _ = self.reply.send(answer);
+    }
+}
 
 /// A read, run on whichever reader thread takes it.
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -101,6 +153,8 @@ struct Inner {
     /// The reader threads' queue; they stop when it closes (the store dropped) or at `Stop`.
     readers: std::sync::mpsc::Sender<ReadMsg>,
     recent: Arc<Recent>,
+    /// Write transactions the writer has ended (committed or not).
+    transactions: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Sqlite {
@@ -108,6 +162,10 @@ impl fmt::Debug for Sqlite {
         f.debug_struct("Sqlite")
             .field("path", &self.inner.path)
             .field("closed", &self.inner.closed.load(Ordering::Acquire))
+            .field(
+                "transactions",
+                &self.inner.transactions.load(Ordering::Relaxed),
+            )
             .finish()
     }
 }
@@ -127,7 +185,8 @@ impl Sqlite {
             .map_err(|_| StoreError::WorkerLost)??;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let recent = Arc::new(Recent::open(&path));
-        let for_writer = Arc::clone(&recent);
+        let transactions = Arc::new(AtomicU64::new(0));
+        let for_writer = (Arc::clone(&recent), Arc::clone(&transactions));
         let spawn_failed = |source| StoreError::Io {
             path: path.clone(),
             source,
@@ -144,7 +203,7 @@ impl Sqlite {
         drop(read_rx);
         std::thread::Builder::new()
             .name("xref-writer".to_owned())
-            .spawn(move || writer_loop(writer, rx, &for_writer))
+            .spawn(move || writer_loop(writer, rx, &for_writer.0, &for_writer.1))
             .map_err(spawn_failed)?;
         Ok(Sqlite {
             inner: Arc::new(Inner {
@@ -153,6 +212,7 @@ impl Sqlite {
                 writer: tx,
                 readers: read_tx,
                 recent,
+                transactions,
             }),
         })
     }
@@ -205,25 +265,23 @@ impl Sqlite {
         if let Some(known) = known {
             return Ok(known);
         }
-        self.write(move |conn| {
+        self.write(move |tx| {
             let now = now()?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let record = match find(&tx, &tenant, &resource_type, &row.scim_id)? {
-                    None => insert(&tx, &tenant, &resource_type, row, &now)?,
+                let record = match find(tx, &tenant, &resource_type, &row.scim_id)? {
+                    None => insert(tx, &tenant, &resource_type, row, &now)?,
                     Some(mut current) => {
                         if let Some((external_id, user_name)) = seen_names(&current, &row)? {
                             current.external_id = external_id;
                             current.user_name = user_name;
-                            update_names(&tx, &mut current, &now)?;
+                            update_names(tx, &mut current, &now)?;
                         }
                         current
                     }
                 };
                 out.push(record);
             }
-            tx.commit()?;
             Ok(out)
         })
         .await
@@ -274,6 +332,13 @@ impl Sqlite {
             self.inner.recent.keep(ticket, record);
         }
         Ok(found.map(Arc::new))
+    }
+
+    /// Write transactions ended so far (tests of group commit; a batch whose transaction
+    /// SQLite ended early counts once).
+    #[cfg(test)]
+    pub(super) fn transactions(&self) -> u64 {
+        self.inner.transactions.load(Ordering::Relaxed)
     }
 
     /// The recent records (tests of what is kept).
@@ -425,21 +490,18 @@ impl Sqlite {
     ) -> Result<XrefRecord, StoreError> {
         let tenant = tenant.clone();
         let resource_type = resource_type.to_owned();
-        self.write(move |conn| {
+        self.write(move |tx| {
             let now = now()?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let record = match find(&tx, &tenant, &resource_type, &row.scim_id)? {
-                None => insert(&tx, &tenant, &resource_type, row, &now)?,
+            Ok(match find(tx, &tenant, &resource_type, &row.scim_id)? {
+                None => insert(tx, &tenant, &resource_type, row, &now)?,
                 Some(mut current) => {
                     check_same_legacy(&current, &row)?;
                     current.external_id = row.external_id;
                     current.user_name = row.user_name;
-                    update_names(&tx, &mut current, &now)?;
+                    update_names(tx, &mut current, &now)?;
                     current
                 }
-            };
-            tx.commit()?;
-            Ok(record)
+            })
         })
         .await
     }
@@ -477,17 +539,16 @@ impl Sqlite {
         id: &ScimId,
     ) -> Result<bool, StoreError> {
         let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
-        self.write(move |conn| {
+        self.write(move |tx| {
             let now = now()?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some(current) = find(&tx, &tenant, &resource_type, &id)? else {
+            let Some(current) = find(tx, &tenant, &resource_type, &id)? else {
                 return Ok(false);
             };
             if current.tombstoned_at.is_none() {
                 return Ok(false);
             }
             retire_others(
-                &tx,
+                tx,
                 &current.tenant,
                 &resource_type,
                 &current.legacy_id,
@@ -503,7 +564,6 @@ impl Sqlite {
                 )?;
                 stmt.execute((tenant.as_str(), resource_type.as_str(), id.as_str(), &now))?
             };
-            tx.commit()?;
             Ok(changed == 1)
         })
         .await
@@ -581,14 +641,10 @@ impl Sqlite {
         .await
     }
 
-    /// Whether the writer can take the database's write lock now (readiness): runs an empty
-    /// write transaction on the writer thread.
+    /// Whether the writer can take the database's write lock now (readiness): an empty
+    /// write on the writer thread, whose transaction takes that lock.
     pub(super) async fn check_writable(&self) -> Result<(), StoreError> {
-        self.write(|conn| {
-            conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
-            Ok(())
-        })
-        .await
+        self.write(|_| Ok(())).await
     }
 
     /// Waits for running reads and queued writes, checkpoints the WAL into the database file
@@ -619,19 +675,23 @@ impl Sqlite {
         answer.await.map_err(|_| StoreError::WorkerLost)?
     }
 
-    /// Runs `f` on the writer connection, on the writer thread.
+    /// Runs `f` on the writer connection, on the writer thread, inside a write transaction
+    /// (`f` starts none of its own); answers once that transaction has committed. An `Err`
+    /// from `f` rolls back what `f` changed, and only that.
     pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            // The caller may have stopped waiting; the write itself is complete either way.
-            let _ = reply.send(f(conn));
+        // The caller may stop waiting; the write itself runs to its end either way.
+        let job: Job = Box::new(Pending {
+            write: Some(f),
+            result: None,
+            reply,
         });
         self.inner
             .writer
@@ -695,18 +755,34 @@ fn reader_loop(conn: Connection, queue: &Mutex<std::sync::mpsc::Receiver<ReadMsg
     }
 }
 
-/// The writer thread: runs jobs in order until told to close or every sender is gone.
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, recent: &Recent) {
+/// The writer thread: runs jobs in order, those queued together in one transaction, until
+/// told to close or every sender is gone.
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Msg>,
+    recent: &Recent,
+    transactions: &AtomicU64,
+) {
     recent.sync(&conn, false);
-    while let Some(msg) = rx.blocking_recv() {
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    let mut next = rx.blocking_recv();
+    while let Some(msg) = next.take() {
         match msg {
             Msg::Run(job) => {
-                let before = conn.total_changes();
-                // A panicking job drops its reply (its caller sees `WorkerLost`) and rolls its
-                // transaction back; the writer keeps serving the others.
-                if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
-                    tracing::error!("a cross-reference write panicked; it was rolled back");
+                batch.push(job);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(Msg::Run(job)) => batch.push(job),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
                 }
+                let before = conn.total_changes();
+                commit_together(&conn, &mut batch);
+                transactions.fetch_add(1, Ordering::Relaxed);
                 recent.sync(&conn, conn.total_changes() != before);
             }
             Msg::Sync => recent.sync(&conn, false),
@@ -717,7 +793,105 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, recent: &Recen
                 return;
             }
         }
+        if next.is_none() {
+            next = rx.blocking_recv();
+        }
     }
+}
+
+/// Runs `batch` (emptied) in one `BEGIN IMMEDIATE` transaction, each job in a savepoint (a
+/// job must not end the transaction itself),
+/// and answers every job once the transaction is over. A job that fails or panics is
+/// rolled back to its savepoint; the others stand. Should SQLite roll the whole transaction
+/// back on its own (a full disk, an I/O error), the jobs run in it so far are answered with
+/// an error and the rest go on in a new transaction. A `BEGIN` or `COMMIT` that fails
+/// (another process holding the write lock past the busy timeout) fails every job it covers.
+fn commit_together(conn: &Connection, batch: &mut Vec<Job>) {
+    let mut jobs = batch.drain(..);
+    // Jobs run in the open transaction, waiting for its end.
+    let mut ran: Vec<Job> = Vec::new();
+    loop {
+        if let Err(e) = step(conn, "BEGIN IMMEDIATE") {
+            for job in jobs {
+                job.answer(Some(copy_failure(&e)));
+            }
+            return;
+        }
+        let mut restart = false;
+        for mut job in jobs.by_ref() {
+            if let Err(e) = step(conn, "SAVEPOINT job") {
+                job.answer(Some(copy_failure(&e)));
+                continue;
+            }
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(conn)));
+            let panicked = outcome.is_err();
+            if conn.is_autocommit() {
+                // SQLite ended the transaction: nothing run in it stands.
+                let lost = rolled_back();
+                for job in ran.drain(..) {
+                    job.answer(Some(copy_failure(&lost)));
+                }
+                job.answer(Some(copy_failure(&lost)));
+                restart = true;
+                break;
+            }
+            let stands = match outcome {
+                Ok(stands) => stands,
+                Err(_) => {
+                    tracing::error!("a cross-reference write panicked; it was rolled back");
+                    false
+                }
+            };
+            let ended = if stands {
+                step(conn, "RELEASE job")
+            } else {
+                step(conn, "ROLLBACK TO job").and_then(|()| step(conn, "RELEASE job"))
+            };
+            match (panicked, ended) {
+                // A panicked job's dropped reply tells its caller.
+                (true, _) => drop(job),
+                (false, Ok(())) => ran.push(job),
+                (false, Err(e)) => job.answer(Some(copy_failure(&e))),
+            }
+        }
+        if restart {
+            continue;
+        }
+        let committed = step(conn, "COMMIT");
+        if let Err(e) = &committed
+            && !conn.is_autocommit()
+        {
+            let _ = step(conn, "ROLLBACK");
+            tracing::error!(error = %copy_failure(e),
+                "a cross-reference commit failed; its writes were rolled back");
+        }
+        for job in ran.drain(..) {
+            job.answer(committed.as_ref().err().map(copy_failure));
+        }
+        return;
+    }
+}
+
+/// Runs one statement of the writer's transaction control (prepared once).
+fn step(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// The same failure again, for each job a failed `BEGIN` or `COMMIT` covered (errors are
+/// not `Clone`; their code is what the caller sees).
+fn copy_failure(e: &rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(match e {
+        rusqlite::Error::SqliteFailure(code, _) => rusqlite::Error::SqliteFailure(*code, None),
+        _ => rolled_back(),
+    })
+}
+
+/// The error of writes whose transaction SQLite rolled back.
+fn rolled_back() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT_ROLLBACK),
+        None,
+    )
 }
 
 /// Copies the whole WAL into the database file and truncates it.

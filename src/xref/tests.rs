@@ -789,12 +789,10 @@ async fn reads_do_not_wait_for_a_long_write_transaction() {
         writer
             .sqlite()
             .write(move |conn| {
-                let tx = conn.transaction()?;
-                tx.execute("UPDATE xref SET user_name = 'after'", [])?;
+                conn.execute("UPDATE xref SET user_name = 'after'", [])?;
                 let _ = started_tx.send(());
                 // Holds the write transaction open until the test has read.
                 let _ = release_rx.recv();
-                tx.commit()?;
                 Ok(())
             })
             .await
@@ -824,11 +822,14 @@ async fn reads_do_not_wait_for_a_long_write_transaction() {
 #[tokio::test]
 async fn a_panicking_write_loses_only_itself() {
     let (_dir, store) = open_temp().await;
+    store
+        .seen(&acme(), USER, vec![seen("0", None, None)])
+        .await
+        .expect("seen");
     let err = store
         .sqlite()
         .write(|conn| -> Result<(), StoreError> {
-            let tx = conn.transaction()?;
-            tx.execute("DELETE FROM xref", [])?;
+            conn.execute("DELETE FROM xref", [])?;
             panic!("boom");
         })
         .await
@@ -839,6 +840,176 @@ async fn a_panicking_write_loses_only_itself() {
         .await
         .expect("still serving");
     assert_eq!(out.len(), 1);
+    assert!(
+        store
+            .get(&acme(), USER, &sid("0"))
+            .await
+            .expect("get")
+            .is_some(),
+        "the panicking write's DELETE was rolled back"
+    );
+}
+
+/// A write waiting for the writer, polled once so it is queued; boxed to one type.
+type Queued = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
+
+/// Holds the writer in a write of its own until the returned sender is dropped or sent to.
+async fn hold_the_writer(
+    store: &Store,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+) {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let sqlite = store.sqlite().clone();
+    let held = tokio::spawn(async move {
+        sqlite
+            .write(move |_| {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+                Ok(())
+            })
+            .await
+    });
+    started_rx.await.expect("the writer took the holding write");
+    (release_tx, held)
+}
+
+/// Polls each write once: each is then in the writer's queue, in this order.
+async fn queue(writes: &mut [Queued]) {
+    for w in writes.iter_mut() {
+        let pending =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(w.as_mut().poll(cx).is_pending()))
+                .await;
+        assert!(pending, "a queued write waits for the writer");
+    }
+}
+
+/// Writes queued while the writer is busy are committed in one transaction when it is free,
+/// and answered after that commit (a read right after sees them); one that fails is rolled
+/// back alone, one that panics loses only itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_together_commit_together_and_fail_alone() {
+    let (_dir, store) = open_temp().await;
+    store
+        .seen(&acme(), USER, vec![seen("kept", None, Some("kept"))])
+        .await
+        .expect("seen");
+    let (release, held) = hold_the_writer(&store).await;
+    let before = store.sqlite().transactions();
+
+    let create = |i: u32| -> Queued {
+        let store = store.clone();
+        Box::pin(async move {
+            store
+                .upsert(
+                    &acme(),
+                    USER,
+                    seen(&i.to_string(), None, Some(&format!("u{i}"))),
+                )
+                .await
+                .map(drop)
+        })
+    };
+    let mut writes: Vec<Queued> = (0..20).map(create).collect();
+    let sqlite = store.sqlite().clone();
+    writes.push(Box::pin(async move {
+        sqlite
+            .write(|conn| {
+                conn.execute("UPDATE xref SET user_name = 'clobbered'", [])?;
+                Err(StoreError::Busy { what: "test" })
+            })
+            .await
+    }));
+    let sqlite = store.sqlite().clone();
+    writes.push(Box::pin(async move {
+        sqlite
+            .write(|conn| -> Result<(), StoreError> {
+                conn.execute("DELETE FROM xref", [])?;
+                panic!("boom");
+            })
+            .await
+    }));
+    writes.extend((20..40).map(create));
+    queue(&mut writes).await;
+    release.send(()).expect("release");
+    held.await.expect("join").expect("the holding write");
+
+    let answers = futures_util::future::join_all(writes).await;
+    for (i, answer) in answers.iter().enumerate() {
+        match i {
+            20 => assert!(matches!(answer, Err(StoreError::Busy { .. })), "{answer:?}"),
+            21 => assert!(matches!(answer, Err(StoreError::WorkerLost)), "{answer:?}"),
+            _ => assert!(answer.is_ok(), "write {i}: {answer:?}"),
+        }
+    }
+    assert_eq!(
+        store.sqlite().transactions() - before,
+        2,
+        "the holding write, then the 42 queued behind it in one transaction"
+    );
+    for i in (0..40).map(|i| i.to_string()).chain(["kept".to_owned()]) {
+        let rec = store
+            .get(&acme(), USER, &sid(&i))
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("{i} committed"));
+        assert_ne!(rec.user_name.as_deref(), Some("clobbered"));
+    }
+}
+
+/// Should SQLite end the batch's transaction on its own (here: a write that rolls it back,
+/// as a full disk would), the writes run in it so far are answered with an error, since
+/// none of them stands, and the writes after it go on in a new transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_in_a_transaction_sqlite_rolled_back_are_answered_with_an_error() {
+    let (_dir, store) = open_temp().await;
+    let (release, held) = hold_the_writer(&store).await;
+    let create = |i: &'static str| -> Queued {
+        let store = store.clone();
+        Box::pin(async move {
+            store
+                .upsert(&acme(), USER, seen(i, None, None))
+                .await
+                .map(drop)
+        })
+    };
+    let sqlite = store.sqlite().clone();
+    let rollback: Queued = Box::pin(async move {
+        sqlite
+            .write(|conn| Ok(conn.execute_batch("ROLLBACK")?))
+            .await
+    });
+    let mut writes = vec![create("1"), rollback, create("3")];
+    queue(&mut writes).await;
+    release.send(()).expect("release");
+    held.await.expect("join").expect("the holding write");
+    let answers = futures_util::future::join_all(writes).await;
+    for answer in &answers[..2] {
+        let err = answer.as_ref().expect_err("rolled back");
+        assert!(err.to_string().contains("Error code 516"), "{err}");
+    }
+    answers[2].as_ref().expect("after the rollback");
+    assert!(
+        store
+            .get(&acme(), USER, &sid("1"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .get(&acme(), USER, &sid("3"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    // The writer still serves.
+    store
+        .seen(&acme(), USER, vec![seen("4", None, None)])
+        .await
+        .expect("seen");
 }
 
 #[tokio::test]
