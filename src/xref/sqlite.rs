@@ -334,8 +334,7 @@ impl Sqlite {
         Ok(found.map(Arc::new))
     }
 
-    /// Write transactions ended so far (tests of group commit; a batch whose transaction
-    /// SQLite ended early counts once).
+    /// Write transactions ended so far, committed or not (tests of group commit).
     #[cfg(test)]
     pub(super) fn transactions(&self) -> u64 {
         self.inner.transactions.load(Ordering::Relaxed)
@@ -781,8 +780,7 @@ fn writer_loop(
                     }
                 }
                 let before = conn.total_changes();
-                commit_together(&conn, &mut batch);
-                transactions.fetch_add(1, Ordering::Relaxed);
+                commit_together(&conn, &mut batch, transactions);
                 recent.sync(&conn, conn.total_changes() != before);
             }
             Msg::Sync => recent.sync(&conn, false),
@@ -806,7 +804,9 @@ fn writer_loop(
 /// back on its own (a full disk, an I/O error), the jobs run in it so far are answered with
 /// an error and the rest go on in a new transaction. A `BEGIN` or `COMMIT` that fails
 /// (another process holding the write lock past the busy timeout) fails every job it covers.
-fn commit_together(conn: &Connection, batch: &mut Vec<Job>) {
+///
+/// `transactions` counts the transactions ended, before their jobs are answered.
+fn commit_together(conn: &Connection, batch: &mut Vec<Job>, transactions: &AtomicU64) {
     let mut jobs = batch.drain(..);
     // Jobs run in the open transaction, waiting for its end.
     let mut ran: Vec<Job> = Vec::new();
@@ -827,6 +827,7 @@ fn commit_together(conn: &Connection, batch: &mut Vec<Job>) {
             let panicked = outcome.is_err();
             if conn.is_autocommit() {
                 // SQLite ended the transaction: nothing run in it stands.
+                transactions.fetch_add(1, Ordering::Relaxed);
                 let lost = rolled_back();
                 for job in ran.drain(..) {
                     job.answer(Some(copy_failure(&lost)));
@@ -858,6 +859,7 @@ fn commit_together(conn: &Connection, batch: &mut Vec<Job>) {
             continue;
         }
         let committed = step(conn, "COMMIT");
+        transactions.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = &committed
             && !conn.is_autocommit()
         {
