@@ -385,8 +385,7 @@ impl Line {
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
-    use std::io;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use http::{HeaderValue, Request, Response};
     use tower::{Layer, Service};
@@ -394,25 +393,7 @@ mod tests {
     use super::{ObserveLayer, request_id};
     use crate::metrics::Metrics;
     use crate::server::AfterAnswer;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Buffer {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-        }
-    }
-
-    impl io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::LogBuffer as Buffer;
 
     /// Inside a connection's poll ([`AfterAnswer`]) a request's line is written when the
     /// poll ends, not when the answer is ready; it is written also when the poll panics;

@@ -1,32 +1,9 @@
 //! The JSON line: its shape, escaping, nesting and timestamp.
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
 use serde_json::Value;
-use tracing_subscriber::fmt::MakeWriter;
 
 use super::{JsonFields, JsonLine};
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use crate::telemetry::LogBuffer as Buffer;
 
 fn lines(f: impl FnOnce()) -> Vec<Value> {
     let buffer = Buffer::default();
@@ -36,7 +13,7 @@ fn lines(f: impl FnOnce()) -> Vec<Value> {
         .event_format(JsonLine)
         .finish();
     tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
