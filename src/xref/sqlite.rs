@@ -798,12 +798,13 @@ fn writer_loop(
 }
 
 /// Runs `batch` (emptied) in one `BEGIN IMMEDIATE` transaction, each job in a savepoint (a
-/// job must not end the transaction itself),
-/// and answers every job once the transaction is over. A job that fails or panics is
-/// rolled back to its savepoint; the others stand. Should SQLite roll the whole transaction
-/// back on its own (a full disk, an I/O error), the jobs run in it so far are answered with
-/// an error and the rest go on in a new transaction. A `BEGIN` or `COMMIT` that fails
-/// (another process holding the write lock past the busy timeout) fails every job it covers.
+/// job must not end the transaction itself), and answers every job once the transaction is
+/// over. A job that fails or panics is rolled back to its savepoint; the others stand.
+/// Should SQLite roll the whole transaction back on its own (a full disk, an I/O error), or
+/// a savepoint fail to end, the jobs run in the transaction so far are answered with an
+/// error (it is rolled back) and the rest go on in a new one. A `BEGIN` or `COMMIT` that
+/// fails (another process holding the write lock past the busy timeout) fails every job it
+/// covers.
 ///
 /// `transactions` counts the transactions ended, before their jobs are answered.
 fn commit_together(conn: &Connection, batch: &mut Vec<Job>, transactions: &AtomicU64) {
@@ -825,17 +826,6 @@ fn commit_together(conn: &Connection, batch: &mut Vec<Job>, transactions: &Atomi
             }
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(conn)));
             let panicked = outcome.is_err();
-            if conn.is_autocommit() {
-                // SQLite ended the transaction: nothing run in it stands.
-                transactions.fetch_add(1, Ordering::Relaxed);
-                let lost = rolled_back();
-                for job in ran.drain(..) {
-                    job.answer(Some(copy_failure(&lost)));
-                }
-                job.answer(Some(copy_failure(&lost)));
-                restart = true;
-                break;
-            }
             let stands = match outcome {
                 Ok(stands) => stands,
                 Err(_) => {
@@ -843,16 +833,35 @@ fn commit_together(conn: &Connection, batch: &mut Vec<Job>, transactions: &Atomi
                     false
                 }
             };
-            let ended = if stands {
+            let ended = if conn.is_autocommit() {
+                // SQLite ended the transaction: nothing run in it stands.
+                Err(rolled_back())
+            } else if stands {
                 step(conn, "RELEASE job")
             } else {
                 step(conn, "ROLLBACK TO job").and_then(|()| step(conn, "RELEASE job"))
             };
-            match (panicked, ended) {
+            if let Err(e) = ended {
+                if !conn.is_autocommit() {
+                    let _ = step(conn, "ROLLBACK");
+                }
+                transactions.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %copy_failure(&e),
+                    "a cross-reference write transaction was rolled back; its writes failed");
+                for job in ran.drain(..) {
+                    job.answer(Some(copy_failure(&e)));
+                }
                 // A panicked job's dropped reply tells its caller.
-                (true, _) => drop(job),
-                (false, Ok(())) => ran.push(job),
-                (false, Err(e)) => job.answer(Some(copy_failure(&e))),
+                if !panicked {
+                    job.answer(Some(copy_failure(&e)));
+                }
+                restart = true;
+                break;
+            }
+            if panicked {
+                drop(job);
+            } else {
+                ran.push(job);
             }
         }
         if restart {
