@@ -12,7 +12,7 @@
 //! `pread` of a page that is always resident; no lock, no query) and answers from memory only
 //! when they equal the *stamp*, the header as it was when the kept rows were last known good.
 //!
-//! The stamp moves only on the writer thread, in [`Recent::sync`], after each write job and
+//! The stamp moves only on the writer thread, in [`Recent::sync`], after each write transaction and
 //! when a lookup saw a header that differs: it reads the header, then `PRAGMA data_version`
 //! on the writer's own connection (whose value changes only when *another* connection
 //! committed). When this process wrote, or another connection did, every kept row is dropped;
@@ -176,7 +176,7 @@ impl Recent {
         }
     }
 
-    /// On the writer thread, on its connection: after a job (`wrote`: the job changed rows)
+    /// On the writer thread, on its connection: after a write transaction (`wrote`: it changed rows)
     /// or when asked. Drops every kept row if this process or another connection wrote since
     /// the last sync, and moves the stamp to the header now.
     pub(super) fn sync(&self, conn: &Connection, wrote: bool) {
