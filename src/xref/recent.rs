@@ -12,12 +12,12 @@
 //! `pread` of a page that is always resident; no lock, no query) and answers from memory only
 //! when they equal the *stamp*, the header as it was when the kept rows were last known good.
 //!
-//! The stamp moves only on the writer thread, in [`Recent::sync`], after each write transaction and
-//! when a lookup saw a header that differs: it reads the header, then `PRAGMA data_version`
-//! on the writer's own connection (whose value changes only when *another* connection
-//! committed). When this process wrote, or another connection did, every kept row is dropped;
-//! then the stamp becomes the header read. A lookup that finds a header newer than the stamp
-//! reads from the database as before and asks for a sync.
+//! The stamp moves only on the writer thread, in [`Recent::sync`], after each write
+//! transaction and when a lookup saw a header that differs: it reads the header, then
+//! `PRAGMA data_version` on the writer's own connection (whose value changes only when
+//! *another* connection committed). When this process wrote, or another connection did,
+//! every kept row is dropped; then the stamp becomes the header read. A lookup that finds a
+//! header newer than the stamp reads from the database as before and asks for a sync.
 //!
 //! A row read from the database is kept only if no sync dropped rows since the lookup began
 //! (the *epoch*), so a read that started before a write cannot put back what the write changed.
@@ -176,9 +176,9 @@ impl Recent {
         }
     }
 
-    /// On the writer thread, on its connection: after a write transaction (`wrote`: it changed rows)
-    /// or when asked. Drops every kept row if this process or another connection wrote since
-    /// the last sync, and moves the stamp to the header now.
+    /// On the writer thread, on its connection: after a write transaction (`wrote`: it
+    /// changed rows) or when asked. Drops every kept row if this process or another
+    /// connection wrote since the last sync, and moves the stamp to the header now.
     pub(super) fn sync(&self, conn: &Connection, wrote: bool) {
         self.sync_asked.store(false, Ordering::Release);
         // The header first: a commit after it changes `data_version` below or the header
