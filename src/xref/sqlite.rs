@@ -764,6 +764,8 @@ fn writer_loop(
 ) {
     recent.sync(&conn, false);
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    // The jobs of the open transaction, waiting for its end (kept for the next batch).
+    let mut ran: Vec<Job> = Vec::with_capacity(BATCH);
     let mut next = rx.blocking_recv();
     while let Some(msg) = next.take() {
         match msg {
@@ -780,7 +782,7 @@ fn writer_loop(
                     }
                 }
                 let before = conn.total_changes();
-                commit_together(&conn, &mut batch, transactions);
+                commit_together(&conn, &mut batch, &mut ran, transactions);
                 recent.sync(&conn, conn.total_changes() != before);
             }
             Msg::Sync => recent.sync(&conn, false),
@@ -806,11 +808,15 @@ fn writer_loop(
 /// fails (another process holding the write lock past the busy timeout) fails every job it
 /// covers.
 ///
+/// `ran` (empty, left empty) holds the jobs run in the open transaction until its end;
 /// `transactions` counts the transactions ended, before their jobs are answered.
-fn commit_together(conn: &Connection, batch: &mut Vec<Job>, transactions: &AtomicU64) {
+fn commit_together(
+    conn: &Connection,
+    batch: &mut Vec<Job>,
+    ran: &mut Vec<Job>,
+    transactions: &AtomicU64,
+) {
     let mut jobs = batch.drain(..);
-    // Jobs run in the open transaction, waiting for its end.
-    let mut ran: Vec<Job> = Vec::new();
     loop {
         if let Err(e) = step(conn, "BEGIN IMMEDIATE") {
             for job in jobs {
