@@ -21,6 +21,16 @@
 //!   never waits for the writer, even in the middle of a long write transaction. A read
 //!   that follows a completed write sees it.
 //!
+//! * **Checkpoints** are mostly done on a thread of their own (`xref-checkpoint`, one more
+//!   read-write connection). SQLite's automatic checkpoint would copy the WAL into the
+//!   database file inside the writer's `COMMIT`, `fsync`s included, while every write queued
+//!   behind it waits (a quarter of the create throughput, measured). Here, when a commit
+//!   leaves [`CHECKPOINT_FRAMES`] or more frames in the WAL, the writer wakes the
+//!   checkpointer, which copies what is there (`PASSIVE`: it blocks neither the writer nor a
+//!   reader) and again what was committed meanwhile, until little is left. The writer then
+//!   copies the rest itself, after its next commit (and the ones after while a reader's
+//!   snapshot holds frames back): the WAL restarts only when a write transaction begins
+//!   with every frame copied, and under load only the writer can see to that.
 //! * **Lookups by SCIM id** are answered from memory when the row was read before and no
 //!   connection has written since (`recent`: one `pread` of the WAL-index header tells);
 //!   otherwise they are reads as above.
@@ -31,13 +41,17 @@
 //! Owns the connections and the SQL of the queries; depends only on `crate::ids` and the
 //! sibling modules.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::fmt;
 use std::fs;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
@@ -58,6 +72,19 @@ const WRITE_QUEUE: usize = 256;
 const STATEMENT_CACHE: usize = 32;
 /// Writes committed together at most (see the module documentation).
 const BATCH: usize = 64;
+/// WAL frames (pages, 4 KiB each) that make the writer ask for a checkpoint: about 16 MiB of
+/// WAL. Four times SQLite's default; a page written many times between two checkpoints is
+/// copied into the database file once.
+pub(super) const CHECKPOINT_FRAMES: u32 = 4000;
+/// Copies the checkpointer makes of what was committed during its previous one, at most,
+/// before it leaves the rest to the writer.
+const CATCH_UP_PASSES: u32 = 4;
+
+thread_local! {
+    /// The frames in the WAL after the last commit of the connection whose WAL hook is
+    /// [`note_wal_frames`] (the writer's: the hook runs on the committing thread).
+    static WAL_FRAMES: Cell<u32> = const { Cell::new(0) };
+}
 
 /// The columns of an [`XrefRecord`], in the order [`record`] reads them.
 macro_rules! select_record {
@@ -155,6 +182,8 @@ struct Inner {
     recent: Arc<Recent>,
     /// Write transactions the writer has ended (committed or not).
     transactions: Arc<AtomicU64>,
+    /// Wake-ups the checkpointer thread has served (its copies made, `copied` told).
+    checkpoints: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Sqlite {
@@ -165,6 +194,10 @@ impl fmt::Debug for Sqlite {
             .field(
                 "transactions",
                 &self.inner.transactions.load(Ordering::Relaxed),
+            )
+            .field(
+                "checkpoints",
+                &self.inner.checkpoints.load(Ordering::Relaxed),
             )
             .finish()
     }
@@ -178,18 +211,43 @@ impl Sqlite {
     /// switches to WAL with `synchronous=NORMAL` and applies pending migrations. `path` must
     /// name a file (not `:memory:`).
     pub(super) async fn open(path: &Path) -> Result<Sqlite, StoreError> {
+        Sqlite::open_checkpointing(path, CHECKPOINT_FRAMES).await
+    }
+
+    /// [`Sqlite::open`], asking for a checkpoint once a commit leaves `every` frames or more
+    /// in the WAL.
+    pub(super) async fn open_checkpointing(path: &Path, every: u32) -> Result<Sqlite, StoreError> {
         let path = path.to_path_buf();
         let for_open = path.clone();
-        let (writer, readers) = tokio::task::spawn_blocking(move || open_blocking(&for_open))
-            .await
-            .map_err(|_| StoreError::WorkerLost)??;
+        let (writer, readers, checkpointer) =
+            tokio::task::spawn_blocking(move || open_blocking(&for_open))
+                .await
+                .map_err(|_| StoreError::WorkerLost)??;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let recent = Arc::new(Recent::open(&path));
         let transactions = Arc::new(AtomicU64::new(0));
+        let checkpoints = Arc::new(AtomicU64::new(0));
         let for_writer = (Arc::clone(&recent), Arc::clone(&transactions));
         let spawn_failed = |source| StoreError::Io {
             path: path.clone(),
             source,
+        };
+        // One wake-up waits at most: a checkpoint copies everything committed before it.
+        let (wake, woken) = std::sync::mpsc::sync_channel(1);
+        let copied = Arc::new(AtomicBool::new(false));
+        let (counted, tell) = (Arc::clone(&checkpoints), Arc::clone(&copied));
+        let thread = std::thread::Builder::new()
+            .name("xref-checkpoint".to_owned())
+            .spawn(move || checkpointer_loop(&checkpointer, &woken, &tell, &counted, every))
+            .map_err(spawn_failed)?;
+        let asks = Checkpoints {
+            wake: Some(wake),
+            thread: Some(thread),
+            copied,
+            stage: Stage::Idle,
+            every,
+            next_at: every,
+            last: 0,
         };
         let (read_tx, read_rx) = std::sync::mpsc::channel();
         let read_rx = Arc::new(Mutex::new(read_rx));
@@ -203,7 +261,7 @@ impl Sqlite {
         drop(read_rx);
         std::thread::Builder::new()
             .name("xref-writer".to_owned())
-            .spawn(move || writer_loop(writer, rx, &for_writer.0, &for_writer.1))
+            .spawn(move || writer_loop(writer, rx, &for_writer.0, &for_writer.1, asks))
             .map_err(spawn_failed)?;
         Ok(Sqlite {
             inner: Arc::new(Inner {
@@ -213,6 +271,7 @@ impl Sqlite {
                 readers: read_tx,
                 recent,
                 transactions,
+                checkpoints,
             }),
         })
     }
@@ -338,6 +397,13 @@ impl Sqlite {
     #[cfg(test)]
     pub(super) fn transactions(&self) -> u64 {
         self.inner.transactions.load(Ordering::Relaxed)
+    }
+
+    /// Wake-ups the checkpointer thread has served so far (once one is counted, the writer
+    /// copies the last frames after its next commit).
+    #[cfg(test)]
+    pub(super) fn checkpoints(&self) -> u64 {
+        self.inner.checkpoints.load(Ordering::Acquire)
     }
 
     /// The recent records (tests of what is kept).
@@ -761,6 +827,7 @@ fn writer_loop(
     mut rx: mpsc::Receiver<Msg>,
     recent: &Recent,
     transactions: &AtomicU64,
+    mut checkpoints: Checkpoints,
 ) {
     recent.sync(&conn, false);
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
@@ -784,9 +851,11 @@ fn writer_loop(
                 let before = conn.total_changes();
                 commit_together(&conn, &mut batch, &mut ran, transactions);
                 recent.sync(&conn, conn.total_changes() != before);
+                checkpoints.after_commit(&conn);
             }
             Msg::Sync => recent.sync(&conn, false),
             Msg::Close { reply } => {
+                checkpoints.stop();
                 let result = checkpoint(&conn)
                     .and_then(|()| conn.close().map_err(|(_, e)| StoreError::Sqlite(e)));
                 let _ = reply.send(result);
@@ -922,8 +991,154 @@ fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Prepares the files, opens and checks the writer connection, migrates, opens the readers.
-fn open_blocking(path: &Path) -> Result<(Connection, Vec<Connection>), StoreError> {
+/// Records the WAL's frame count after each commit of the writer (its WAL hook). Replaces
+/// SQLite's automatic checkpoint on that connection.
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(u32::try_from(frames).unwrap_or(0));
+    Ok(())
+}
+
+/// The writer's side of the checkpointer thread.
+struct Checkpoints {
+    /// Wakes the checkpointer; `None` once stopped, or gone (the writer then checkpoints).
+    wake: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+    /// Set by the checkpointer when it has copied all but the last few frames.
+    copied: Arc<AtomicBool>,
+    stage: Stage,
+    /// Frames in the WAL that call for a checkpoint.
+    every: u32,
+    /// The frame count at which the next checkpoint is due (later than `every` while those
+    /// run could not restart the WAL: a reader still on an older snapshot).
+    next_at: u32,
+    /// The frame count after the previous commit (fewer now: the WAL restarted).
+    last: u32,
+}
+
+/// Where a checkpoint stands, as the writer sees it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stage {
+    /// None under way: the next is due when the WAL has grown to `next_at`.
+    Idle,
+    /// The checkpointer was woken and has not said `copied` yet.
+    Copying,
+    /// The checkpointer has copied what it could; the writer copies the rest after each of
+    /// its commits until nothing is left (a reader's snapshot may hold some back).
+    Finishing,
+}
+
+impl Checkpoints {
+    /// After each of the writer's transactions (its callers already answered): wakes the
+    /// checkpointer when the WAL has grown enough, and copies the last frames once it has
+    /// copied the rest, so that the next write transaction restarts the WAL.
+    fn after_commit(&mut self, conn: &Connection) {
+        let frames = WAL_FRAMES.take();
+        if frames != 0 {
+            if frames < self.last {
+                self.next_at = self.every;
+            }
+            self.last = frames;
+        }
+        if self.stage == Stage::Copying && self.copied.swap(false, Ordering::Acquire) {
+            self.stage = Stage::Finishing;
+        }
+        match self.stage {
+            Stage::Copying => return,
+            Stage::Finishing => {
+                if let Some((log, copied)) = checkpoint_passive(conn)
+                    && copied >= log
+                {
+                    self.stage = Stage::Idle;
+                }
+                return;
+            }
+            Stage::Idle => {}
+        }
+        if frames < self.next_at.max(1) {
+            return;
+        }
+        self.next_at = frames.saturating_add(self.every / 4).max(self.every);
+        let Some(wake) = &self.wake else {
+            checkpoint_passive(conn);
+            return;
+        };
+        match wake.try_send(()) {
+            Ok(()) => self.stage = Stage::Copying,
+            // Unreachable while idle; the wake-up waiting will do.
+            Err(TrySendError::Full(())) => {}
+            Err(TrySendError::Disconnected(())) => {
+                tracing::error!(
+                    "the cross-reference checkpointer thread is gone; the writer checkpoints"
+                );
+                self.wake = None;
+                checkpoint_passive(conn);
+            }
+        }
+    }
+
+    /// Stops the checkpointer thread, after the checkpoint it is running.
+    fn stop(&mut self) {
+        drop(self.wake.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the cross-reference checkpointer thread panicked");
+        }
+    }
+}
+
+/// A `PASSIVE` checkpoint: copies the frames no reader still needs, waits for no one.
+/// `(frames in the WAL, frames copied)` when it ran.
+fn checkpoint_passive(conn: &Connection) -> Option<(u32, u32)> {
+    let counts = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    });
+    match counts {
+        Ok((log, copied)) => Some((
+            u32::try_from(log).unwrap_or(0),
+            u32::try_from(copied).unwrap_or(0),
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "a cross-reference WAL checkpoint failed; the next will retry");
+            None
+        }
+    }
+}
+
+/// The checkpointer thread: on each wake-up, copies the WAL into the database file, then
+/// what was committed meanwhile while that is more than a few frames (at most
+/// [`CATCH_UP_PASSES`] times), and tells the writer (`copied`). Stops with the writer.
+fn checkpointer_loop(
+    conn: &Connection,
+    woken: &Receiver<()>,
+    copied: &AtomicBool,
+    done: &AtomicU64,
+    every: u32,
+) {
+    let few = (every / 16).max(1);
+    while woken.recv().is_ok() {
+        let mut before = 0;
+        for _ in 0..=CATCH_UP_PASSES {
+            let Some((log, _)) = checkpoint_passive(conn) else {
+                break;
+            };
+            let committed_meanwhile = log.saturating_sub(before);
+            before = log;
+            if committed_meanwhile < few {
+                break;
+            }
+        }
+        copied.store(true, Ordering::Release);
+        done.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// The connections of the engine: the writer's, the readers', the checkpointer's.
+type Connections = (Connection, Vec<Connection>, Connection);
+
+/// Prepares the files, opens and checks the writer connection, migrates, opens the readers
+/// and the checkpointer's connection.
+fn open_blocking(path: &Path) -> Result<Connections, StoreError> {
     prepare_files(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
@@ -942,6 +1157,7 @@ fn open_blocking(path: &Path) -> Result<(Connection, Vec<Connection>), StoreErro
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrations::migrate(&mut conn, path)?;
+    conn.wal_hook(Some(note_wal_frames));
 
     let read_flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut readers = Vec::with_capacity(READERS);
@@ -951,7 +1167,11 @@ fn open_blocking(path: &Path) -> Result<(Connection, Vec<Connection>), StoreErro
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         readers.push(reader);
     }
-    Ok((conn, readers))
+    let checkpointer = Connection::open_with_flags(path, flags)?;
+    checkpointer.busy_timeout(BUSY_TIMEOUT)?;
+    // Only the writer's commits ask for checkpoints.
+    checkpointer.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok((conn, readers, checkpointer))
 }
 
 /// Creates the data directory (0700) and a database file (0600) when missing; warns when an

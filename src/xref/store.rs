@@ -119,6 +119,15 @@ impl Store {
         Ok(Store::with(Engine::Sqlite(Sqlite::open(path).await?)))
     }
 
+    /// [`Store::open`], asking for a WAL checkpoint once a commit leaves `frames` frames or
+    /// more in the WAL (tests of the checkpointer).
+    #[cfg(test)]
+    pub(super) async fn open_checkpointing(path: &Path, frames: u32) -> Result<Store, StoreError> {
+        Ok(Store::with(Engine::Sqlite(
+            Sqlite::open_checkpointing(path, frames).await?,
+        )))
+    }
+
     /// Serves from PostgreSQL through `pg`, after migrating its schema (under the migration
     /// lock every replica takes).
     pub async fn open_postgres(pg: Pg) -> Result<Store, StoreError> {

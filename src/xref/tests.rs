@@ -690,6 +690,126 @@ async fn tombstones_are_set_listed_counted_and_lifted(store: Store) {
     assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (3, 1));
 }
 
+/// Once commits have left enough frames in the WAL, the checkpointer thread copies it into
+/// the database file while the store serves (the writer's commits no longer do it
+/// themselves), and the WAL restarts: its header's checkpoint sequence number moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grown_wal_is_checkpointed_by_its_own_thread_and_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let store = Store::open_checkpointing(&path, 16).await.expect("open");
+    let db_len = || std::fs::metadata(&path).expect("database file").len();
+    let wal = path.with_file_name("xref.sqlite3-wal");
+    // The WAL header's checkpoint sequence number (bytes 12..16, big-endian).
+    let sequence = || {
+        let bytes = std::fs::read(&wal).expect("WAL");
+        u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"))
+    };
+    let write = |i: u32| {
+        let store = store.clone();
+        async move {
+            let user_name = format!("user-{i}");
+            store
+                .seen(
+                    &acme(),
+                    USER,
+                    vec![seen(&i.to_string(), None, Some(&user_name))],
+                )
+                .await
+                .expect("seen");
+        }
+    };
+    write(0).await;
+    let (db_before, sequence_before) = (db_len(), sequence());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut written = 1;
+    while store.sqlite().checkpoints() == 0 || sequence() == sequence_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restart after {written} writes: {} checkpoints, WAL sequence {}",
+            store.sqlite().checkpoints(),
+            sequence()
+        );
+        write(written).await;
+        written += 1;
+    }
+    assert!(
+        db_len() > db_before,
+        "the checkpoints reached the database file"
+    );
+    assert_eq!(
+        store.counts(&acme(), USER).await.expect("counts").0,
+        u64::from(written)
+    );
+    store.close().await.expect("close");
+}
+
+/// Under continuous writes, the checkpointer's copy misses what was committed while it
+/// ran (here: what a reader's snapshot kept it from copying); the writer copies that after
+/// its next commits, until nothing is left, so the write after restarts the WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_copies_what_the_checkpointer_could_not_so_the_wal_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let store = Store::open_checkpointing(&path, 64).await.expect("open");
+    let wal = path.with_file_name("xref.sqlite3-wal");
+    let sequence = || {
+        let bytes = std::fs::read(&wal).expect("WAL");
+        u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"))
+    };
+    let write = |i: u32| {
+        let store = store.clone();
+        async move {
+            let user_name = format!("user-{i}");
+            store
+                .seen(
+                    &acme(),
+                    USER,
+                    vec![seen(&i.to_string(), None, Some(&user_name))],
+                )
+                .await
+                .expect("seen");
+        }
+    };
+    write(0).await;
+    let pin = Connection::open(&path).expect("open a reader");
+    pin.execute_batch("BEGIN").expect("begin");
+    let pinned: i64 = pin
+        .query_row("SELECT count(*) FROM xref", [], |r| r.get(0))
+        .expect("read");
+    assert_eq!(pinned, 1);
+    let sequence_before = sequence();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut written = 1;
+    while store.sqlite().checkpoints() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checkpointer never ran"
+        );
+        if written < 200 {
+            write(written).await;
+            written += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(
+        sequence(),
+        sequence_before,
+        "a pinned snapshot keeps the WAL"
+    );
+    pin.execute_batch("COMMIT").expect("release the snapshot");
+    drop(pin);
+    write(written).await;
+    write(written + 1).await;
+    assert_ne!(
+        sequence(),
+        sequence_before,
+        "the WAL restarted at the second write after the reader left"
+    );
+    store.close().await.expect("close");
+}
+
 #[tokio::test]
 async fn close_checkpoints_and_later_calls_answer_closed() {
     let dir = tempfile::tempdir().expect("tempdir");
