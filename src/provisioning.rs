@@ -8,7 +8,8 @@
 //! `log` command, the admin page and every replica read the same entries (`postgres`).
 //! Entries are written off the request path: [`ProvisioningLog::record`] only queues; a
 //! dedicated thread (`provisioning-log`; a task on PostgreSQL) writes queued entries in
-//! batches, one transaction each, and deletes entries older than the retention every hour. A
+//! batches, one transaction each (on SQLite gathered for up to 10 ms: another process reading
+//! the file sees an entry that much later), and deletes entries older than the retention every hour. A
 //! full queue drops the entry (counted in the metrics and logged) rather than slowing a
 //! request.
 //!
@@ -42,6 +43,11 @@ pub const FILE_NAME: &str = "provisioning.sqlite3";
 const QUEUE: usize = 8192;
 /// Entries written per transaction at most.
 const BATCH: usize = 512;
+/// How long the writer keeps gathering entries after the first of a transaction (less when
+/// [`BATCH`] fill up or a flush, a close, arrives). Under load, one commit (its locks, its
+/// WAL frames of the same last pages) serves a few hundred entries instead of a handful;
+/// a reader flushes first, so it never waits for this.
+const LINGER: Duration = Duration::from_millis(10);
 /// How often old entries are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const MS_PER_DAY: i64 = 86_400_000;
@@ -416,6 +422,7 @@ fn writer_loop(
         };
         let mut control = None;
         let mut next = Some(first);
+        let gathered_by = std::time::Instant::now() + LINGER;
         while let Some(m) = next.take() {
             match m {
                 Msg::Entry(e) => batch.push(*e),
@@ -425,7 +432,8 @@ fn writer_loop(
                 }
             }
             if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+                let left = gathered_by.saturating_duration_since(std::time::Instant::now());
+                next = rx.recv_timeout(left).ok();
             }
         }
         if !batch.is_empty() {
