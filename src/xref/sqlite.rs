@@ -28,9 +28,10 @@
 //!   leaves [`CHECKPOINT_FRAMES`] or more frames in the WAL, the writer wakes the
 //!   checkpointer, which copies what is there (`PASSIVE`: it blocks neither the writer nor a
 //!   reader) and again what was committed meanwhile, until little is left. The writer then
-//!   copies the rest itself, after its next commit (and the ones after while a reader's
-//!   snapshot holds frames back): the WAL restarts only when a write transaction begins
-//!   with every frame copied, and under load only the writer can see to that.
+//!   copies the rest itself, after its next commit (and, [`FINISH_TRIES`] times at most,
+//!   the ones after while a reader's snapshot holds frames back): the WAL restarts only when
+//!   a write transaction begins with every frame copied, and under load only the writer can
+//!   see to that.
 //! * **Lookups by SCIM id** are answered from memory when the row was read before and no
 //!   connection has written since (`recent`: one `pread` of the WAL-index header tells);
 //!   otherwise they are reads as above.
@@ -79,6 +80,10 @@ pub(super) const CHECKPOINT_FRAMES: u32 = 4000;
 /// Copies the checkpointer makes of what was committed during its previous one, at most,
 /// before it leaves the rest to the writer.
 const CATCH_UP_PASSES: u32 = 4;
+/// Commits after which the writer tries to copy the last frames, at most, per checkpoint
+/// (each try that copies something syncs the WAL and the database file; readers on older
+/// snapshots can keep every try short of the end).
+const FINISH_TRIES: u32 = 8;
 
 thread_local! {
     /// The frames in the WAL after the last commit of the connection whose WAL hook is
@@ -1023,8 +1028,9 @@ enum Stage {
     /// The checkpointer was woken and has not said `copied` yet.
     Copying,
     /// The checkpointer has copied what it could; the writer copies the rest after each of
-    /// its commits until nothing is left (a reader's snapshot may hold some back).
-    Finishing,
+    /// its commits until nothing is left (a reader's snapshot may hold some back), this many
+    /// more times at most; then the WAL's growth wakes the checkpointer again.
+    Finishing(u32),
 }
 
 impl Checkpoints {
@@ -1040,16 +1046,17 @@ impl Checkpoints {
             self.last = frames;
         }
         if self.stage == Stage::Copying && self.copied.swap(false, Ordering::Acquire) {
-            self.stage = Stage::Finishing;
+            self.stage = Stage::Finishing(FINISH_TRIES);
         }
         match self.stage {
             Stage::Copying => return,
-            Stage::Finishing => {
-                if let Some((log, copied)) = checkpoint_passive(conn)
-                    && copied >= log
-                {
-                    self.stage = Stage::Idle;
-                }
+            Stage::Finishing(tries) => {
+                let done = matches!(checkpoint_passive(conn), Some((log, copied)) if copied >= log);
+                self.stage = if done || tries <= 1 {
+                    Stage::Idle
+                } else {
+                    Stage::Finishing(tries - 1)
+                };
                 return;
             }
             Stage::Idle => {}
