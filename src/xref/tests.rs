@@ -690,6 +690,26 @@ async fn tombstones_are_set_listed_counted_and_lifted(store: Store) {
     assert_eq!(store.counts(&acme(), USER).await.expect("counts"), (3, 1));
 }
 
+/// The WAL header's checkpoint sequence number (bytes 12..16, big-endian): it moves each
+/// time the WAL restarts.
+fn wal_sequence(wal: &Path) -> u32 {
+    let bytes = std::fs::read(wal).expect("WAL");
+    u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"))
+}
+
+/// Records user `i` (legacy id and name from `i`), one write transaction.
+async fn record_user(store: &Store, i: u32) {
+    let user_name = format!("user-{i}");
+    store
+        .seen(
+            &acme(),
+            USER,
+            vec![seen(&i.to_string(), None, Some(&user_name))],
+        )
+        .await
+        .expect("seen");
+}
+
 /// Once commits have left enough frames in the WAL, the checkpointer thread copies it into
 /// the database file while the store serves (the writer's commits no longer do it
 /// themselves), and the WAL restarts: its header's checkpoint sequence number moves.
@@ -700,25 +720,8 @@ async fn a_grown_wal_is_checkpointed_by_its_own_thread_and_restarts() {
     let store = Store::open_checkpointing(&path, 16).await.expect("open");
     let db_len = || std::fs::metadata(&path).expect("database file").len();
     let wal = path.with_file_name("xref.sqlite3-wal");
-    // The WAL header's checkpoint sequence number (bytes 12..16, big-endian).
-    let sequence = || {
-        let bytes = std::fs::read(&wal).expect("WAL");
-        u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"))
-    };
-    let write = |i: u32| {
-        let store = store.clone();
-        async move {
-            let user_name = format!("user-{i}");
-            store
-                .seen(
-                    &acme(),
-                    USER,
-                    vec![seen(&i.to_string(), None, Some(&user_name))],
-                )
-                .await
-                .expect("seen");
-        }
-    };
+    let sequence = || wal_sequence(&wal);
+    let write = |i: u32| record_user(&store, i);
     write(0).await;
     let (db_before, sequence_before) = (db_len(), sequence());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -753,24 +756,8 @@ async fn the_writer_copies_what_the_checkpointer_could_not_so_the_wal_restarts()
     let path = db_path(&dir);
     let store = Store::open_checkpointing(&path, 64).await.expect("open");
     let wal = path.with_file_name("xref.sqlite3-wal");
-    let sequence = || {
-        let bytes = std::fs::read(&wal).expect("WAL");
-        u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"))
-    };
-    let write = |i: u32| {
-        let store = store.clone();
-        async move {
-            let user_name = format!("user-{i}");
-            store
-                .seen(
-                    &acme(),
-                    USER,
-                    vec![seen(&i.to_string(), None, Some(&user_name))],
-                )
-                .await
-                .expect("seen");
-        }
-    };
+    let sequence = || wal_sequence(&wal);
+    let write = |i: u32| record_user(&store, i);
     write(0).await;
     let pin = Connection::open(&path).expect("open a reader");
     pin.execute_batch("BEGIN").expect("begin");
