@@ -77,6 +77,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(&args),
         command => in_runtime(command),
     };
+    // Log lines still buffered go out before the program's last words.
+    crate::telemetry::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -3,8 +3,13 @@
 //!
 //! Also what every request's log line is made of: the [`RequestNote`] the handlers fill in,
 //! and the rule for personal data in logs ([`pii`]: shown only with debug logging on).
+//! Lines of INFO and below reach standard error through a buffer written out by a thread of
+//! its own within 10 ms ([`buffered`]); warnings and errors at once. [`flush`] writes the
+//! buffer out: the command line calls it before the program ends, the panic hook first thing.
+//!
 //! Depends on nothing else in the crate.
 
+pub mod buffered;
 mod json;
 
 use std::io::IsTerminal;
@@ -13,8 +18,23 @@ use tracing_subscriber::EnvFilter;
 
 pub use crate::config::LogFormat;
 
-/// Installs the global subscriber; a second call is a no-op.
+/// The buffer of the global subscriber's lines, once [`init`] installed it.
+static STDERR: std::sync::OnceLock<buffered::Buffered<std::io::Stderr>> =
+    std::sync::OnceLock::new();
+
+/// Writes out the log lines still buffered (before the program ends; a no-op before [`init`]).
+pub fn flush() {
+    if let Some(buffer) = STDERR.get() {
+        buffer.flush();
+    }
+}
+
+/// Installs the global subscriber, writing to standard error through a buffer, and a panic
+/// hook that writes the buffer out before the panic's message; a second call is a no-op.
 pub fn init(format: LogFormat) {
+    if STDERR.get().is_some() {
+        return;
+    }
     let filter = std::env::var("SCIM_SIDECAR_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
@@ -25,10 +45,11 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    let buffer = buffered::Buffered::start(std::io::stderr(), buffered::LINGER);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
+        .with_writer(buffer.clone());
+    let installed = if json {
         builder
             .fmt_fields(json::JsonFields)
             .event_format(json::JsonLine)
@@ -36,6 +57,13 @@ pub fn init(format: LogFormat) {
     } else {
         builder.try_init()
     };
+    if installed.is_ok() && STDERR.set(buffer).is_ok() {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            flush();
+            previous(info);
+        }));
+    }
 }
 
 /// A log writer for tests: what a subscriber wrote, kept in memory (clones share it).
