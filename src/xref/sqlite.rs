@@ -49,7 +49,7 @@ use std::fs;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -71,6 +71,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_QUEUE: usize = 256;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 32;
+/// Read-only connections a lookup by SCIM id borrows to query on its own thread (see
+/// [`Sqlite::get_shared`]), at most; fewer when the machine has fewer cores.
+const INLINE: usize = 4;
 /// Writes committed together at most (see the module documentation).
 const BATCH: usize = 64;
 /// WAL frames (pages, 4 KiB each) that make the writer ask for a checkpoint: about 16 MiB of
@@ -189,6 +192,13 @@ struct Inner {
     transactions: Arc<AtomicU64>,
     /// Wake-ups the checkpointer thread has served (its copies made, `copied` told).
     checkpoints: Arc<AtomicU64>,
+    /// The connections lookups by SCIM id borrow (see [`Sqlite::get_shared`]).
+    inline: Mutex<Vec<Connection>>,
+    /// Those borrowed now: `close` waits for them.
+    lent: AtomicUsize,
+    /// Lookups answered on the caller's thread (tests prove the path is taken).
+    #[cfg(test)]
+    inline_reads: AtomicU64,
 }
 
 impl fmt::Debug for Sqlite {
@@ -224,7 +234,7 @@ impl Sqlite {
     pub(super) async fn open_checkpointing(path: &Path, every: u32) -> Result<Sqlite, StoreError> {
         let path = path.to_path_buf();
         let for_open = path.clone();
-        let (writer, readers, checkpointer) =
+        let (writer, readers, checkpointer, inline) =
             tokio::task::spawn_blocking(move || open_blocking(&for_open))
                 .await
                 .map_err(|_| StoreError::WorkerLost)??;
@@ -277,6 +287,10 @@ impl Sqlite {
                 recent,
                 transactions,
                 checkpoints,
+                inline: Mutex::new(inline),
+                lent: AtomicUsize::new(0),
+                #[cfg(test)]
+                inline_reads: AtomicU64::new(0),
             }),
         })
     }
@@ -388,14 +402,59 @@ impl Sqlite {
                 None
             }
         };
-        let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
-        let found = self
-            .read(move |conn| find(conn, &tenant, &resource_type, &id))
-            .await?;
+        let found = match self.find_inline(tenant, resource_type, id) {
+            Some(Ok(found)) => found,
+            Some(Err(StoreError::Closed)) => return Err(StoreError::Closed),
+            // Every connection lent, or SQLite busy or failing: a reader thread waits for
+            // the lock, or says what fails.
+            _ => {
+                let (tenant, resource_type, id) =
+                    (tenant.clone(), resource_type.to_owned(), id.clone());
+                self.read(move |conn| find(conn, &tenant, &resource_type, &id))
+                    .await?
+            }
+        };
         if let (Some(ticket), Some(record)) = (ticket, &found) {
             self.inner.recent.keep(ticket, record);
         }
         Ok(found.map(Arc::new))
+    }
+
+    /// The record of `id` read on this thread, through a borrowed connection that never waits
+    /// for a lock (`busy_timeout` 0): a lookup by primary key in WAL mode takes microseconds,
+    /// less than handing it to a reader thread and being woken with the answer. `None` when
+    /// every connection is lent.
+    fn find_inline(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> Option<Result<Option<XrefRecord>, StoreError>> {
+        let inner = &*self.inner;
+        // Counted before the check, so `close` sees either the loan or the flag.
+        inner.lent.fetch_add(1, Ordering::AcqRel);
+        let loan = Loan(inner, None);
+        if inner.closed.load(Ordering::Acquire) {
+            return Some(Err(StoreError::Closed));
+        }
+        let mut loan = loan;
+        loan.1 = inner.inline.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = loan.1.as_ref()?;
+        #[cfg(test)]
+        inner.inline_reads.fetch_add(1, Ordering::Relaxed);
+        Some(find(conn, tenant, resource_type, id))
+    }
+
+    /// Lookups answered on the caller's thread so far.
+    #[cfg(test)]
+    pub(super) fn inline_reads(&self) -> u64 {
+        self.inner.inline_reads.load(Ordering::Relaxed)
+    }
+
+    /// Takes every borrowable connection away (tests of the reader threads' path).
+    #[cfg(test)]
+    pub(super) fn take_inline(&self) -> Vec<Connection> {
+        std::mem::take(&mut *self.inner.inline.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Write transactions ended so far, committed or not (tests of group commit).
@@ -736,6 +795,17 @@ impl Sqlite {
         for done in stopped {
             let _ = done.await;
         }
+        // A borrowed connection is back within microseconds (its lookup never waits for a
+        // lock); then all are closed, so the writer's connection is the last one and its
+        // close checkpoints the WAL and removes it.
+        while self.inner.lent.load(Ordering::Acquire) > 0 {
+            tokio::task::yield_now().await;
+        }
+        self.inner
+            .inline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         let (reply, answer) = oneshot::channel();
         self.inner
             .writer
@@ -1140,8 +1210,28 @@ fn checkpointer_loop(
     }
 }
 
-/// The connections of the engine: the writer's, the readers', the checkpointer's.
-type Connections = (Connection, Vec<Connection>, Connection);
+/// A connection borrowed by [`Sqlite::find_inline`]: given back (or closed, once the store
+/// is) when the lookup ends, however it ends.
+struct Loan<'a>(&'a Inner, Option<Connection>);
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.1.take()
+            && !self.0.closed.load(Ordering::Acquire)
+        {
+            self.0
+                .inline
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+        self.0.lent.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connections of the engine: the writer's, the readers', the checkpointer's, those
+/// lookups borrow.
+type Connections = (Connection, Vec<Connection>, Connection, Vec<Connection>);
 
 /// Prepares the files, opens and checks the writer connection, migrates, opens the readers
 /// and the checkpointer's connection.
@@ -1174,11 +1264,19 @@ fn open_blocking(path: &Path) -> Result<Connections, StoreError> {
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         readers.push(reader);
     }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut inline = Vec::with_capacity(INLINE);
+    for _ in 0..cores.clamp(1, INLINE) {
+        let reader = Connection::open_with_flags(path, read_flags)?;
+        reader.busy_timeout(Duration::ZERO)?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        inline.push(reader);
+    }
     let checkpointer = Connection::open_with_flags(path, flags)?;
     checkpointer.busy_timeout(BUSY_TIMEOUT)?;
     // Only the writer's commits ask for checkpoints.
     checkpointer.pragma_update(None, "wal_autocheckpoint", 0)?;
-    Ok((conn, readers, checkpointer))
+    Ok((conn, readers, checkpointer, inline))
 }
 
 /// Creates the data directory (0700) and a database file (0600) when missing; warns when an

@@ -1562,3 +1562,46 @@ async fn kept_rows_give_way_to_any_write_at_once() {
     assert!(recent.len() <= 3);
     other.close().await.expect("close other");
 }
+
+/// A lookup by SCIM id that memory cannot answer queries on the caller's thread through a
+/// borrowed connection (no hand-off to a reader thread); with every connection lent, a reader
+/// thread answers the same; and `close` still leaves no WAL behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_by_scim_id_query_on_the_callers_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let store = Store::open(&path).await.expect("open");
+    let rows = (1..=2)
+        .map(|i| seen(&i.to_string(), None, Some("a")))
+        .collect();
+    store.seen(&acme(), USER, rows).await.expect("seen");
+    let sqlite = store.sqlite();
+
+    let before = sqlite.inline_reads();
+    let rec = store.get(&acme(), USER, &sid("1")).await.expect("get");
+    assert_eq!(rec.expect("present").legacy_id.as_str(), "1");
+    assert_eq!(sqlite.inline_reads(), before + 1, "read on this thread");
+    assert!(
+        store.get(&acme(), USER, &sid("9")).await.expect("get").is_none(),
+        "an unknown id is absent"
+    );
+    assert_eq!(sqlite.inline_reads(), before + 2);
+
+    let lent = sqlite.take_inline();
+    assert!(!lent.is_empty());
+    let rec = store.get(&acme(), USER, &sid("2")).await.expect("get");
+    assert_eq!(rec.expect("present").legacy_id.as_str(), "2");
+    assert_eq!(sqlite.inline_reads(), before + 2, "read by a reader thread");
+    drop(lent);
+
+    store.close().await.expect("close");
+    let wal = path.with_file_name("xref.sqlite3-wal");
+    assert!(
+        std::fs::metadata(&wal).map(|m| m.len() == 0).unwrap_or(true),
+        "WAL not flushed"
+    );
+    assert!(matches!(
+        store.get(&acme(), USER, &sid("1")).await,
+        Err(StoreError::Closed)
+    ));
+}
