@@ -87,7 +87,9 @@ impl<O: Output> Buffered<O> {
             .name("log-writer".into())
             .spawn(move || writer_loop(&theirs));
         if started.is_err() {
-            shared.direct.store(true, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .direct
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Buffered(Arc::new(Handle(shared)))
     }

@@ -431,14 +431,18 @@ impl Sqlite {
         id: &ScimId,
     ) -> Option<Result<Option<XrefRecord>, StoreError>> {
         let inner = &*self.inner;
-        // Counted before the check, so `close` sees either the loan or the flag.
-        inner.lent.fetch_add(1, Ordering::AcqRel);
-        let loan = Loan(inner, None);
-        if inner.closed.load(Ordering::Acquire) {
+        // Counted before the check, so `close` sees either the loan or the flag (SeqCst on
+        // both sides: each writes one and reads the other).
+        inner.lent.fetch_add(1, Ordering::SeqCst);
+        let mut loan = Loan(inner, None);
+        if inner.closed.load(Ordering::SeqCst) {
             return Some(Err(StoreError::Closed));
         }
-        let mut loan = loan;
-        loan.1 = inner.inline.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        loan.1 = inner
+            .inline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let conn = loan.1.as_ref()?;
         #[cfg(test)]
         inner.inline_reads.fetch_add(1, Ordering::Relaxed);
@@ -454,7 +458,13 @@ impl Sqlite {
     /// Takes every borrowable connection away (tests of the reader threads' path).
     #[cfg(test)]
     pub(super) fn take_inline(&self) -> Vec<Connection> {
-        std::mem::take(&mut *self.inner.inline.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .inner
+                .inline
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Write transactions ended so far, committed or not (tests of group commit).
@@ -780,7 +790,7 @@ impl Sqlite {
     /// and closes every connection. Every later call, including another `close`, answers
     /// [`StoreError::Closed`].
     pub(super) async fn close(&self) -> Result<(), StoreError> {
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Err(StoreError::Closed);
         }
         // Each reader takes one `Stop` after the reads queued before it, and stops. An answer
@@ -798,7 +808,7 @@ impl Sqlite {
         // A borrowed connection is back within microseconds (its lookup never waits for a
         // lock); then all are closed, so the writer's connection is the last one and its
         // close checkpoints the WAL and removes it.
-        while self.inner.lent.load(Ordering::Acquire) > 0 {
+        while self.inner.lent.load(Ordering::SeqCst) > 0 {
             tokio::task::yield_now().await;
         }
         self.inner

@@ -1582,7 +1582,11 @@ async fn lookups_by_scim_id_query_on_the_callers_thread() {
     assert_eq!(rec.expect("present").legacy_id.as_str(), "1");
     assert_eq!(sqlite.inline_reads(), before + 1, "read on this thread");
     assert!(
-        store.get(&acme(), USER, &sid("9")).await.expect("get").is_none(),
+        store
+            .get(&acme(), USER, &sid("9"))
+            .await
+            .expect("get")
+            .is_none(),
         "an unknown id is absent"
     );
     assert_eq!(sqlite.inline_reads(), before + 2);
@@ -1597,7 +1601,9 @@ async fn lookups_by_scim_id_query_on_the_callers_thread() {
     store.close().await.expect("close");
     let wal = path.with_file_name("xref.sqlite3-wal");
     assert!(
-        std::fs::metadata(&wal).map(|m| m.len() == 0).unwrap_or(true),
+        std::fs::metadata(&wal)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true),
         "WAL not flushed"
     );
     assert!(matches!(

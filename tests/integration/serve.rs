@@ -200,6 +200,12 @@ async fn serve_from_config_file_and_env() {
         log.iter().any(|l| l.contains("mapping reloaded")),
         "the reload is logged"
     );
+    assert!(
+        log.last()
+            .is_some_and(|l| l.contains("all connections closed")),
+        "the last line, logged just before the process ends, is written out: {:?}",
+        log.last()
+    );
     for secret in [FILE_TOKEN, HASHED_TOKEN, API_KEY, PASSWORD] {
         assert!(
             !log.iter().any(|l| l.contains(secret)),

@@ -87,9 +87,15 @@ fn a_warning_goes_out_at_once_after_the_lines_before_it() {
     let writes = sink.writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
     let lines: Vec<&str> = writes[0].lines().collect();
-    assert!(lines[0].contains("INFO") && lines[0].ends_with("first"), "{lines:?}");
+    assert!(
+        lines[0].contains("INFO") && lines[0].ends_with("first"),
+        "{lines:?}"
+    );
     assert!(lines[1].ends_with("second"), "{lines:?}");
-    assert!(lines[2].contains("WARN") && lines[2].ends_with("careful"), "{lines:?}");
+    assert!(
+        lines[2].contains("WARN") && lines[2].ends_with("careful"),
+        "{lines:?}"
+    );
     log(&buffer, || tracing::error!("broken"));
     assert_eq!(sink.writes().len(), 2);
 }
