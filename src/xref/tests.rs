@@ -797,6 +797,17 @@ async fn the_writer_copies_what_the_checkpointer_could_not_so_the_wal_restarts()
     store.close().await.expect("close");
 }
 
+/// After a close, the WAL beside the database at `path` is gone or empty.
+fn assert_wal_flushed(path: &Path) {
+    let wal = path.with_file_name("xref.sqlite3-wal");
+    assert!(
+        std::fs::metadata(&wal)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true),
+        "WAL not flushed"
+    );
+}
+
 #[tokio::test]
 async fn close_checkpoints_and_later_calls_answer_closed() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -809,13 +820,7 @@ async fn close_checkpoints_and_later_calls_answer_closed() {
         .expect("seen");
     store.close().await.expect("close");
 
-    let wal = path.with_file_name("xref.sqlite3-wal");
-    assert!(
-        std::fs::metadata(&wal)
-            .map(|m| m.len() == 0)
-            .unwrap_or(true),
-        "WAL not flushed"
-    );
+    assert_wal_flushed(&path);
     assert!(matches!(
         clone.get(&acme(), USER, &sid("1")).await,
         Err(StoreError::Closed)
@@ -1599,13 +1604,7 @@ async fn lookups_by_scim_id_query_on_the_callers_thread() {
     drop(lent);
 
     store.close().await.expect("close");
-    let wal = path.with_file_name("xref.sqlite3-wal");
-    assert!(
-        std::fs::metadata(&wal)
-            .map(|m| m.len() == 0)
-            .unwrap_or(true),
-        "WAL not flushed"
-    );
+    assert_wal_flushed(&path);
     assert!(matches!(
         store.get(&acme(), USER, &sid("1")).await,
         Err(StoreError::Closed)
