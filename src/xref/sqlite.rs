@@ -1264,6 +1264,12 @@ fn open_blocking(path: &Path) -> Result<Connections, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrations::migrate(&mut conn, path)?;
+    // A job's savepoint keeps the pages it must restore in memory (a few pages for most
+    // jobs; one job's worth at most, dropped at its RELEASE). Else SQLite spills them past
+    // 64 KiB to a temporary file in /var/tmp: a second write of every page the rest of the
+    // transaction touches, and a directory a read-only root file system does not have.
+    // After the migrations, whose index builds may sort more than memory should hold.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.wal_hook(Some(note_wal_frames));
 
     let read_flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;

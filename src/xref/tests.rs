@@ -1610,3 +1610,57 @@ async fn lookups_by_scim_id_query_on_the_callers_thread() {
         Err(StoreError::Closed)
     ));
 }
+
+/// The SQLite temporary files open in this process (`etilqs_…`, unlinked once open: their
+/// descriptors still name them).
+#[cfg(target_os = "linux")]
+fn sqlite_temp_files() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| target.contains("etilqs_"))
+        .collect()
+}
+
+/// A write that changes many pages keeps what its savepoint must restore in memory: no
+/// temporary file (another directory, `/var/tmp`, that a read-only root file system lacks),
+/// no second write of every page it touches.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_large_write_journals_its_savepoint_in_memory() {
+    let (_dir, store) = open_temp().await;
+    let rows: Vec<Seen> = (0..3000)
+        .map(|i| {
+            seen(
+                &i.to_string(),
+                Some(&format!("ext-{i}")),
+                Some(&format!("user-{i}")),
+            )
+        })
+        .collect();
+    store.seen(&acme(), USER, rows).await.expect("seen");
+    let during = store
+        .sqlite()
+        .write(|conn| {
+            // Every page of the table and of its user-name index changes in this job's
+            // savepoint: far over what SQLite keeps in memory before spilling to a file.
+            let changed =
+                conn.execute("UPDATE xref SET user_name = user_name || '-renamed'", [])?;
+            Ok((changed, sqlite_temp_files()))
+        })
+        .await
+        .expect("write");
+    assert_eq!(during.0, 3000);
+    assert_eq!(
+        during.1,
+        Vec::<String>::new(),
+        "temporary files during the write"
+    );
+    let rec = store
+        .get(&acme(), USER, &sid("7"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(rec.user_name.as_deref(), Some("user-7-renamed"));
+}
