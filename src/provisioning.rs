@@ -43,10 +43,11 @@ pub const FILE_NAME: &str = "provisioning.sqlite3";
 const QUEUE: usize = 8192;
 /// Entries written per transaction at most.
 const BATCH: usize = 512;
-/// How long the writer keeps gathering entries after the first of a transaction (less when
-/// [`BATCH`] fill up or a flush, a close, arrives). Under load, one commit (its locks, its
-/// WAL frames of the same last pages) serves a few hundred entries instead of a handful;
-/// a reader flushes first, so it never waits for this.
+/// How long the writer lets entries gather after the first of a transaction. Under load, one
+/// commit (its locks, its WAL frames of the same last pages) serves a few hundred entries
+/// instead of a handful. The writer sleeps meanwhile rather than waiting on the queue, so an
+/// entry queued then wakes no thread. A flush or a close queued meanwhile is served after it
+/// (a reader flushes first: it waits at most this long).
 const LINGER: Duration = Duration::from_millis(10);
 /// How often old entries are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -420,9 +421,11 @@ fn writer_loop(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        if matches!(first, Msg::Entry(_)) {
+            std::thread::sleep(LINGER);
+        }
         let mut control = None;
         let mut next = Some(first);
-        let gathered_by = std::time::Instant::now() + LINGER;
         while let Some(m) = next.take() {
             match m {
                 Msg::Entry(e) => batch.push(*e),
@@ -432,8 +435,7 @@ fn writer_loop(
                 }
             }
             if batch.len() < BATCH {
-                let left = gathered_by.saturating_duration_since(std::time::Instant::now());
-                next = rx.recv_timeout(left).ok();
+                next = rx.try_recv().ok();
             }
         }
         if !batch.is_empty() {
