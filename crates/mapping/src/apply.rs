@@ -279,9 +279,13 @@ impl UserMapping {
 
     /// The SCIM attributes of a legacy record (no `schemas`, `id` or `meta`).
     pub fn read(&self, record: &Value) -> Map<String, Value> {
-        let mut out = Map::new();
+        // Sized once: at most one top-level member per attribute, and `active`.
+        let mut out = Map::with_capacity(self.attributes.len() + 1);
+        // One buffer for every attribute's fields, not one allocation each.
+        let mut fields: Vec<Option<&Value>> = Vec::new();
         for a in &self.attributes {
-            let fields: Vec<Option<&Value>> = a.legacy.iter().map(|f| f.get(record)).collect();
+            fields.clear();
+            fields.extend(a.legacy.iter().map(|f| f.get(record)));
             let v = match &a.values {
                 Some(map) => map.read(fields.first().copied().flatten()),
                 None => a.transform.read(&fields),

@@ -7,6 +7,7 @@
 //! each written leaf with its parents and nothing else.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -24,11 +25,12 @@ enum Step {
     },
 }
 
-/// A parsed legacy field: see the module documentation.
+/// A parsed legacy field: see the module documentation. Shared, not copied, when cloned (a
+/// translation clones the paths it writes into a body, a few dozen per request).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldPath {
-    text: String,
-    steps: Vec<Step>,
+    text: Arc<str>,
+    steps: Arc<[Step]>,
 }
 
 /// Why a legacy field is refused.
@@ -59,8 +61,8 @@ impl FieldPath {
         }
         let Some(pointer) = text.strip_prefix('/') else {
             return Ok(FieldPath {
-                text: text.to_owned(),
-                steps: vec![Step::Key(text.to_owned())],
+                text: text.into(),
+                steps: Arc::new([Step::Key(text.to_owned())]),
             });
         };
         let mut steps = Vec::new();
@@ -91,8 +93,8 @@ impl FieldPath {
             }
         }
         Ok(FieldPath {
-            text: text.to_owned(),
-            steps,
+            text: text.into(),
+            steps: steps.into(),
         })
     }
 
@@ -116,19 +118,22 @@ impl FieldPath {
 
     /// Whether the field is a top-level member (a plain name, or a one-step pointer).
     pub fn is_top_level(&self) -> bool {
-        matches!(self.steps.as_slice(), [Step::Key(_)])
+        matches!(&*self.steps, [Step::Key(_)])
     }
 
     /// Whether one of the two paths contains the other (`/profile` and `/profile/name`): they
     /// cannot both be mapped, a write of one would overwrite the other.
     pub fn overlaps(&self, other: &FieldPath) -> bool {
-        self.steps.iter().zip(&other.steps).all(|pair| match pair {
-            (Step::Key(a), Step::Key(b)) => a == b,
-            (Step::Element { key: k1, value: v1 }, Step::Element { key: k2, value: v2 }) => {
-                k1 == k2 && same_text(v1, v2)
-            }
-            _ => false,
-        })
+        self.steps
+            .iter()
+            .zip(other.steps.iter())
+            .all(|pair| match pair {
+                (Step::Key(a), Step::Key(b)) => a == b,
+                (Step::Element { key: k1, value: v1 }, Step::Element { key: k2, value: v2 }) => {
+                    k1 == k2 && same_text(v1, v2)
+                }
+                _ => false,
+            })
     }
 
     /// The value of the field in `record`, if it has one.
@@ -152,7 +157,7 @@ impl FieldPath {
     /// writes two fields through each other, which `compile` refuses).
     pub fn set(&self, target: &mut Value, value: Value) {
         let mut slot = target;
-        for step in &self.steps {
+        for step in self.steps.iter() {
             let array_index = match step {
                 Step::Key(k) if slot.is_array() => index(k),
                 _ => None,
