@@ -155,11 +155,19 @@ impl Active {
 }
 
 fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    // One pass over the members, without hashing the name (a SCIM object holds a handful;
+    // a lookup by hash then a scan on a miss cost more): the member named exactly so wins,
+    // else the first whose name differs only in case.
+    let mut loose = None;
+    for (k, v) in obj {
+        if k == key {
+            return Some(v);
+        }
+        if loose.is_none() && k.eq_ignore_ascii_case(key) {
+            loose = Some(v);
+        }
+    }
+    loose
 }
 
 impl ScimTarget {
@@ -971,7 +979,26 @@ impl super::Locked {
 mod tests {
     use serde_json::json;
 
-    use super::at;
+    use super::{at, get_ci};
+
+    #[test]
+    fn a_scim_member_is_found_by_its_exact_name_first_then_in_any_case() {
+        let o = json!({"userName": "a", "USERNAME": "b", "emails": [], "Title": "t"});
+        let o = o.as_object().unwrap();
+        assert_eq!(get_ci(o, "userName"), Some(&json!("a")));
+        assert_eq!(
+            get_ci(o, "USERNAME"),
+            Some(&json!("b")),
+            "exact beats an earlier loose"
+        );
+        assert_eq!(
+            get_ci(o, "username"),
+            Some(&json!("a")),
+            "the first loose match"
+        );
+        assert_eq!(get_ci(o, "title"), Some(&json!("t")));
+        assert_eq!(get_ci(o, "name"), None);
+    }
 
     #[test]
     fn oauth2_client_credentials_in_the_form_body() {
