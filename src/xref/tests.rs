@@ -1644,10 +1644,19 @@ async fn a_large_write_journals_its_savepoint_in_memory() {
         .sqlite()
         .write(|conn| {
             // Every page of the table and of its user-name index changes in this job's
-            // savepoint: far over what SQLite keeps in memory before spilling to a file.
+            // savepoint: far over what SQLite keeps in memory before spilling to a file. A
+            // spilled journal stays open to the transaction's end, so it is seen after both
+            // statements; another test's passing temporary file (`cargo test` runs tests on
+            // threads of one process) would not be.
             let changed =
                 conn.execute("UPDATE xref SET user_name = user_name || '-renamed'", [])?;
-            Ok((changed, sqlite_temp_files()))
+            let first = sqlite_temp_files();
+            conn.execute("UPDATE xref SET version = version + 1", [])?;
+            let both: Vec<String> = sqlite_temp_files()
+                .into_iter()
+                .filter(|f| first.contains(f))
+                .collect();
+            Ok((changed, both))
         })
         .await
         .expect("write");
