@@ -195,7 +195,7 @@ impl Admin {
     }
 
     /// `{ready, draining, xref, store: {engine, location, pool}, tenants: {name: {legacy_app,
-    /// legacy}}}`. Every check runs at
+    /// legacy, auth}}}` (`auth`: the modes the identity provider may use, never a secret). Every check runs at
     /// once, within [`CHECK_TIMEOUT`] in all.
     pub async fn readiness(&self) -> Value {
         let draining = self.state.draining.load(Ordering::Acquire);
@@ -220,6 +220,7 @@ impl Admin {
                 json!({
                     "legacy_app": t.mapping().legacy.name,
                     "legacy": check_json(&legacy),
+                    "auth": t.auth_modes,
                 }),
             );
         }
@@ -369,6 +370,14 @@ impl Admin {
                 .tenants
                 .iter()
                 .map(|t| t.id.as_str().to_owned())
+                .collect(),
+            auth: self
+                .tenants
+                .iter()
+                .map(|t| {
+                    let legacy = t.mapping().legacy.name.clone();
+                    (t.id.as_str().to_owned(), legacy, t.auth_modes.clone())
+                })
                 .collect(),
             failures,
             recent,

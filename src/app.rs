@@ -15,9 +15,10 @@ use hyper::body::Body;
 use tower::{Service, ServiceBuilder};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
+use crate::credentials::Credentials;
 use crate::error::{Error, RequestError};
 use crate::handlers::{self, Ctx};
-use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, RescueLayer, TokenTable};
+use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, RescueLayer};
 use crate::router::{self, Route};
 use crate::server::TlsTerminated;
 use crate::telemetry::RequestNote;
@@ -28,7 +29,7 @@ use crate::tenant::{State, Tenant};
 /// the handlers.
 pub fn service(
     state: Arc<State>,
-    tokens: Arc<TokenTable<Arc<Tenant>>>,
+    credentials: Arc<Credentials<Arc<Tenant>>>,
 ) -> impl Service<
     Request<hyper::body::Incoming>,
     Response = Response<
@@ -45,7 +46,7 @@ pub fn service(
             header::AUTHORIZATION,
         ]))
         .layer(observe)
-        .layer(AuthLayer::new(tokens))
+        .layer(AuthLayer::new(credentials, Arc::clone(&state.metrics)))
         .layer(ContentTypeLayer)
         .layer(RescueLayer::new(state.request_timeout))
         .timeout(state.request_timeout)

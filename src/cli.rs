@@ -7,6 +7,7 @@ pub mod bench;
 pub mod check;
 #[cfg(feature = "dev-tools")]
 pub mod dev;
+pub mod hash_password;
 pub mod log;
 pub mod plan;
 pub mod reconcile;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Show what one SCIM request would do through a mapping: every legacy call and the
     /// SCIM answer, from canned legacy answers. Sends nothing.
     Plan(plan::Args),
+    /// Print the argon2 hash of a password read from standard input, for a tenant's `basic`
+    /// credentials (HTTP Basic).
+    HashPassword(hash_password::Args),
     /// The state store: `store migrate` copies a data directory's SQLite state into
     /// PostgreSQL (for `[store]`, several replicas).
     Store(store::Args),
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         // Reading files only: no runtime.
         Command::Check(args) => check::run(&args),
+        Command::HashPassword(args) => hash_password::run(&args),
         command => in_runtime(command),
     };
     // Log lines still buffered go out before the program's last words.
@@ -109,7 +114,9 @@ fn in_runtime(command: Command) -> anyhow::Result<()> {
             Command::Plan(args) => plan::run(&args).await,
             Command::Log(args) => log::run(&args).await,
             Command::Store(args) => store::run(&args).await,
-            Command::Check(_) => Err(anyhow!("this command runs without a runtime")),
+            Command::Check(_) | Command::HashPassword(_) => {
+                Err(anyhow!("this command runs without a runtime"))
+            }
         }
     })
 }
@@ -146,25 +153,32 @@ fn tenant_settings(config: &Config) -> anyhow::Result<Vec<TenantSettings>> {
         let mapping = load_mapping(&t.mapping);
         let values = t.values();
         let tokens = t.token_digests();
+        let basic = t
+            .basic_hashes()
+            .map_err(|e| anyhow::anyhow!("tenants.{name}.{e}"));
         if let (Ok(mapping), Ok(values)) = (&mapping, &values) {
             problems.extend(missing_values(name, mapping, values));
         }
-        match (mapping, values, tokens) {
-            (Ok(mapping), Ok(values), Ok(token_digests)) => settings.push(TenantSettings {
-                id: TenantId::new(name.clone()),
-                values,
-                legacy_base_url: t.legacy_base_url.clone(),
-                token_digests,
-                mapping,
-                mapping_path: Some(t.mapping.clone()),
-                legacy_timeout: Duration::from_secs(t.legacy_timeout_secs),
-                legacy_concurrency: t.legacy_concurrency,
-                member_concurrency: t.member_concurrency,
-            }),
-            (m, k, tk) => {
+        match (mapping, values, tokens, basic) {
+            (Ok(mapping), Ok(values), Ok(token_digests), Ok(basic)) => {
+                settings.push(TenantSettings {
+                    id: TenantId::new(name.clone()),
+                    values,
+                    legacy_base_url: t.legacy_base_url.clone(),
+                    token_digests,
+                    basic,
+                    mapping,
+                    mapping_path: Some(t.mapping.clone()),
+                    legacy_timeout: Duration::from_secs(t.legacy_timeout_secs),
+                    legacy_concurrency: t.legacy_concurrency,
+                    member_concurrency: t.member_concurrency,
+                });
+            }
+            (m, k, tk, b) => {
                 problems.extend(m.err().map(|e| format!("{e:#}")));
                 problems.extend(k.err().map(|e| e.to_string()));
                 problems.extend(tk.err().map(|e| e.to_string()));
+                problems.extend(b.err().map(|e| e.to_string()));
             }
         }
     }

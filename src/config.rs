@@ -320,12 +320,19 @@ pub struct TenantConfig {
     /// `{ env = … }`, `{ file = … }` or `{ value = … }`; never logged.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
-    /// The bearer tokens the identity provider presents (`Authorization: Bearer …`); a token
-    /// identifies this tenant and must not be shared with another one. Each is
-    /// `{ env = … }`, `{ file = … }`, `{ value = … }` or `{ sha256 = "<64 hex>" }` (the
-    /// digest of the token, so the sidecar never holds it). List two during a rotation.
-    /// Required, non-empty.
+    /// The bearer tokens the identity provider presents (`Authorization: Bearer …`, or the
+    /// token alone as Okta's "HTTP Header" mode sends it); a token identifies this tenant and
+    /// must not be shared with another one. Each is `{ env = … }`, `{ file = … }`,
+    /// `{ value = … }` or `{ sha256 = "<64 hex>" }` (the digest of the token, so the sidecar
+    /// never holds it). List two during a rotation. `tokens`, `basic` or both must be given.
+    #[serde(default)]
     pub tokens: Vec<SecretSource>,
+    /// HTTP Basic credentials the identity provider presents (Okta's "Basic Auth"): each a
+    /// `username` and the argon2 `password_hash` that `scim-sidecar hash-password` prints
+    /// (inline, or `{ env = … }` / `{ file = … }`). A username identifies this tenant; list
+    /// it twice, with two hashes, during a password rotation.
+    #[serde(default)]
+    pub basic: Vec<BasicConfig>,
     /// Time limit for one call to the legacy application, in seconds. Default 30.
     #[serde(default = "default_legacy_timeout_secs")]
     pub legacy_timeout_secs: u64,
@@ -336,6 +343,54 @@ pub struct TenantConfig {
     /// `legacy_concurrency`). Default 16.
     #[serde(default = "default_member_concurrency")]
     pub member_concurrency: usize,
+}
+
+/// One `[[tenants.<name>.basic]]` credential.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicConfig {
+    /// The username, compared exactly: no `:`, no control characters, not empty.
+    pub username: String,
+    /// The password's argon2 hash in PHC form (`$argon2id$v=19$…`).
+    pub password_hash: HashSource,
+}
+
+/// Where a password hash comes from: the PHC string inline, or a secret source.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a PHC string (\"$argon2id$v=19$…\", from `scim-sidecar hash-password`) or \
+                 { env = \"VAR\" } / { file = \"/path\" }"
+)]
+pub enum HashSource {
+    /// The hash itself.
+    Inline(String),
+    /// Read from the environment, a file or a `value`.
+    From(SecretSource),
+}
+
+impl HashSource {
+    fn phc(&self) -> Result<String, ConfigError> {
+        match self {
+            HashSource::Inline(phc) => Ok(phc.clone()),
+            HashSource::From(source) => Ok(source.resolve()?.expose().to_owned()),
+        }
+    }
+}
+
+impl BasicConfig {
+    /// The username's problem, if it is not one a Basic header can carry.
+    fn username_problem(&self) -> Option<&'static str> {
+        if self.username.is_empty() {
+            Some("username must not be empty")
+        } else if self.username.contains(':') {
+            Some("username must not contain ':' (HTTP Basic ends the username there)")
+        } else if self.username.chars().any(char::is_control) {
+            Some("username must not contain control characters")
+        } else {
+            None
+        }
+    }
 }
 
 fn default_legacy_timeout_secs() -> u64 {
@@ -352,12 +407,28 @@ fn default_member_concurrency() -> usize {
 
 impl TenantConfig {
     /// SHA-256 digests of every token: resolved secrets are hashed, `sha256` digests are
-    /// taken as given (after checking the hex). Never empty.
+    /// taken as given (after checking the hex). Empty only when `basic` is not.
     pub fn token_digests(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
-        if self.tokens.is_empty() {
-            return Err(ConfigError::NoTokens);
+        if self.tokens.is_empty() && self.basic.is_empty() {
+            return Err(ConfigError::NoCredentials);
         }
         self.tokens.iter().map(SecretSource::token_digest).collect()
+    }
+
+    /// Every Basic credential's username and parsed password hash.
+    pub fn basic_hashes(
+        &self,
+    ) -> Result<Vec<(String, argon2::password_hash::phc::PasswordHash)>, ConfigError> {
+        self.basic
+            .iter()
+            .enumerate()
+            .map(|(index, b)| {
+                let bad = |reason: String| ConfigError::BadPasswordHash { index, reason };
+                let phc = b.password_hash.phc().map_err(|e| bad(e.to_string()))?;
+                let hash = crate::credentials::password::parse(&phc).map_err(bad)?;
+                Ok((b.username.clone(), hash))
+            })
+            .collect()
     }
 
     /// The values the mapping's placeholders take for this tenant, secrets resolved.
@@ -500,6 +571,7 @@ impl Config {
         }
 
         let mut token_owner: HashMap<[u8; 32], (&str, usize)> = HashMap::new();
+        let mut basic_owner: HashMap<&str, &str> = HashMap::new();
         for (name, tenant) in &self.tenants {
             let at = format!("tenants.{name}");
             if !valid_tenant_name(name) {
@@ -547,10 +619,30 @@ impl Config {
             if let Some(Err(e)) = tenant.api_key.as_ref().map(SecretSource::resolve) {
                 problems.push(format!("{at}.api_key: {e}"));
             }
-            if tenant.tokens.is_empty() {
+            if tenant.tokens.is_empty() && tenant.basic.is_empty() {
                 problems.push(format!(
-                    "{at}.tokens is empty: the identity provider could not authenticate"
+                    "{at}: neither tokens nor basic is given: the identity provider could not \
+                     authenticate"
                 ));
+            }
+            for (index, basic) in tenant.basic.iter().enumerate() {
+                if let Some(problem) = basic.username_problem() {
+                    problems.push(format!("{at}.basic[{index}]: {problem}"));
+                } else {
+                    match basic_owner.get(basic.username.as_str()) {
+                        Some(&other) if other != name.as_str() => problems.push(format!(
+                            "{at}.basic[{index}]: username {:?} is also tenants.{other}'s: a \
+                             username must identify one tenant",
+                            basic.username
+                        )),
+                        _ => {
+                            basic_owner.insert(basic.username.as_str(), name.as_str());
+                        }
+                    }
+                }
+            }
+            if let Err(e) = tenant.basic_hashes() {
+                problems.push(format!("{at}.{e}"));
             }
             for (index, token) in tenant.tokens.iter().enumerate() {
                 match token.token_digest() {

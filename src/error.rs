@@ -35,9 +35,18 @@ pub const SCIM_JSON: &str = "application/scim+json";
 /// What went wrong with the request itself, before (or around) any resource.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    /// No valid bearer token.
-    #[error("authentication required: send 'Authorization: Bearer <token>' with a valid token")]
+    /// No valid credentials (bearer token, or username and password).
+    #[error(
+        "authentication required: send an Authorization header with a valid bearer token \
+         (or username and password, where the tenant takes HTTP Basic)"
+    )]
     Unauthorized,
+    /// Too many password checks waiting to start.
+    #[error("too many password checks in progress; retry later")]
+    AuthBusy {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
     /// Too many failed authentications from the client's address.
     #[error("too many failed authentications from this address; retry later")]
     AuthThrottled {
@@ -285,6 +294,10 @@ fn request(e: RequestError) -> Answer {
         RequestError::Unauthorized => Answer::new(StatusCode::UNAUTHORIZED, None, detail),
         RequestError::AuthThrottled { retry_after_secs } => {
             Answer::new(StatusCode::TOO_MANY_REQUESTS, None, detail)
+                .with_retry_after(Some(retry_after_secs))
+        }
+        RequestError::AuthBusy { retry_after_secs } => {
+            Answer::new(StatusCode::SERVICE_UNAVAILABLE, None, detail)
                 .with_retry_after(Some(retry_after_secs))
         }
         RequestError::NoEndpoint | RequestError::UnknownDocument { .. } => {

@@ -50,6 +50,7 @@ pub mod answers;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod gateway;
 pub mod handlers;

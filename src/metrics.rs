@@ -108,6 +108,14 @@ pub struct RateLimitLabels {
     pub source: String,
 }
 
+/// Labels of a failed authentication.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthFailureLabels {
+    /// What was presented: `bearer`, `header` (a token alone), `basic`, `missing` (no
+    /// `Authorization`) or `malformed`.
+    pub scheme: String,
+}
+
 /// Labels of a mapping reload.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -240,6 +248,7 @@ pub struct Metrics {
     legacy_retries: Family<LegacyOpLabels, Counter>,
     circuit_open: Family<TenantLabels, Gauge>,
     rate_limited: Family<RateLimitLabels, Counter>,
+    auth_failures: Family<AuthFailureLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     xref_rows: Family<XrefLabels, Gauge>,
     provisioning: Family<ProvisioningLabels, Counter>,
@@ -275,6 +284,7 @@ impl Metrics {
             legacy_retries: Family::default(),
             circuit_open: Family::default(),
             rate_limited: Family::default(),
+            auth_failures: Family::default(),
             reloads: Family::default(),
             xref_rows: Family::default(),
             provisioning: Family::default(),
@@ -317,6 +327,11 @@ impl Metrics {
             "rate_limited",
             "429 answers: from the legacy app, or given by the sidecar",
             m.rate_limited.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Failed SCIM authentications, by what was presented",
+            m.auth_failures.clone(),
         );
         registry.register(
             "mapping_reloads",
@@ -439,6 +454,15 @@ impl Metrics {
                 tenant: tenant.to_owned(),
             })
             .set(i64::from(open));
+    }
+
+    /// Counts one failed authentication; `scheme` is a [`AuthFailureLabels::scheme`].
+    pub fn auth_failed(&self, scheme: &str) {
+        self.auth_failures
+            .get_or_create(&AuthFailureLabels {
+                scheme: scheme.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one `429` the sidecar gave before authentication (failed-auth throttling).

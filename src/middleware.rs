@@ -7,7 +7,7 @@ pub mod content_type;
 pub mod observe;
 pub mod rescue;
 
-pub use auth::{AuthLayer, TokenTable};
+pub use auth::AuthLayer;
 pub use content_type::ContentTypeLayer;
 pub use observe::ObserveLayer;
 pub use rescue::RescueLayer;

@@ -219,7 +219,7 @@ impl Sidecar {
                 Limits::with_grace(Duration::from_secs(1)),
             )
         });
-        let svc = app::service(Arc::clone(&state), Arc::new(tenants.tokens));
+        let svc = app::service(Arc::clone(&state), Arc::new(tenants.credentials));
         let scim = serve_until_stopped(l.scim, l.transport, svc, l.limits);
         Ok(Sidecar {
             state,

@@ -12,9 +12,9 @@ use arc_swap::ArcSwap;
 use mapping::ids::TenantId;
 use mapping::{Mapping, TenantValues};
 
+use crate::credentials::{BasicCredential, Credentials};
 use crate::gateway::{Gateway, GatewayError, GatewaySettings, Resilience};
 use crate::metrics::Metrics;
-use crate::middleware::TokenTable;
 use crate::provisioning::ProvisioningLog;
 use crate::xref::Store;
 
@@ -43,6 +43,9 @@ pub struct Tenant {
     last_rescan: Mutex<Option<Instant>>,
     /// The answers to `GET /Users/{id}` kept by what they were made of.
     pub answers: crate::answers::Answers,
+    /// How the identity provider may authenticate for this tenant (`bearer`, `basic`), for
+    /// the admin page; never the secrets.
+    pub auth_modes: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -100,6 +103,8 @@ pub struct TenantSettings {
     pub legacy_base_url: String,
     /// SHA-256 digests of the SCIM bearer tokens.
     pub token_digests: Vec<[u8; 32]>,
+    /// HTTP Basic usernames and their argon2 password hashes.
+    pub basic: Vec<(String, argon2::password_hash::phc::PasswordHash)>,
     /// Compiled mapping.
     pub mapping: Mapping,
     /// The mapping file it was compiled from, for reloads.
@@ -203,10 +208,10 @@ impl State {
     }
 }
 
-/// The tenants, and the token table that finds them.
+/// The tenants, and the credentials that find them.
 pub struct Tenants {
-    /// Token digest → tenant.
-    pub tokens: TokenTable<Arc<Tenant>>,
+    /// Tokens and passwords → tenant.
+    pub credentials: Credentials<Arc<Tenant>>,
     /// Every tenant once.
     pub all: Vec<Arc<Tenant>>,
 }
@@ -217,6 +222,7 @@ pub fn tenants(
     metrics: &Arc<Metrics>,
 ) -> Result<Tenants, GatewayError> {
     let mut entries = Vec::new();
+    let mut basic = Vec::new();
     let mut all = Vec::new();
     for s in settings {
         let gateway = Gateway::new(
@@ -244,14 +250,29 @@ pub fn tenants(
             metrics: Arc::clone(metrics),
             last_rescan: Mutex::new(None),
             answers: crate::answers::Answers::default(),
+            auth_modes: [
+                (!s.token_digests.is_empty()).then_some("bearer"),
+                (!s.basic.is_empty()).then_some("basic"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         });
         for d in s.token_digests {
             entries.push((d, Arc::clone(&tenant)));
         }
+        for (username, hash) in s.basic {
+            basic.push(BasicCredential {
+                username,
+                hash: Arc::new(hash),
+                tenant: Arc::clone(&tenant),
+            });
+        }
         all.push(tenant);
     }
+    let checks = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     Ok(Tenants {
-        tokens: TokenTable::new(entries),
+        credentials: Credentials::new(entries, basic, checks),
         all,
     })
 }

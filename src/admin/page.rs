@@ -36,6 +36,9 @@ pub(super) struct View<'a> {
     pub(super) raw: Filters,
     pub(super) draining: bool,
     pub(super) tenants: Vec<String>,
+    /// Per tenant: its legacy app and how the identity provider authenticates (mode names,
+    /// never a secret).
+    pub(super) auth: Vec<(String, String, Vec<&'static str>)>,
     pub(super) failures: Result<Vec<Entry>, LogError>,
     pub(super) recent: Result<Vec<Entry>, LogError>,
     pub(super) counts: Result<Vec<(TenantId, String, u64, u64)>, StoreError>,
@@ -172,6 +175,7 @@ pub(super) fn render(v: &View<'_>) -> String {
         Err(e) => problem(&mut out, "Recent operations", &e.to_string()),
     }
     counts(&mut out, &v.counts);
+    auth_modes(&mut out, &v.auth);
     out.push_str("</main></body></html>");
     out
 }
@@ -289,6 +293,33 @@ fn counts(out: &mut String, counts: &Result<Vec<(TenantId, String, u64, u64)>, S
     out.push_str("</tbody></table>");
 }
 
+/// What each mode is called on the page, with the identity provider's name for it.
+fn mode_text(mode: &str) -> &'static str {
+    match mode {
+        "bearer" => "Bearer token (Okta: HTTP Header; Entra ID: Secret Token)",
+        "basic" => "HTTP Basic (Okta: Basic Auth)",
+        _ => "other",
+    }
+}
+
+fn auth_modes(out: &mut String, tenants: &[(String, String, Vec<&'static str>)]) {
+    out.push_str(
+        "<h2 id=\"tenants-title\">Tenants</h2><table id=\"tenants\"><thead><tr><th>Tenant</th>\
+         <th>Legacy app</th><th>The identity provider authenticates with</th></tr></thead><tbody>",
+    );
+    for (tenant, legacy, modes) in tenants {
+        let modes: Vec<&str> = modes.iter().map(|m| mode_text(m)).collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(tenant),
+            escape(legacy),
+            escape(&modes.join(" · "))
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +354,7 @@ mod tests {
             raw: Filters::from_query("q=%22%3E%3Cscript%3Ealert(1)%3C/script%3E"),
             draining: false,
             tenants: vec!["acme".into()],
+            auth: vec![("acme".into(), "<b>shop</b>".into(), vec!["bearer", "basic"])],
             failures: Ok(vec![entry("<script>alert(1)</script>", true)]),
             recent: Ok(vec![entry("ada@example.com", false)]),
             counts: Ok(vec![(TenantId::new("acme"), "User".into(), 3, 1)]),
@@ -334,5 +366,9 @@ mod tests {
         assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;"));
         assert!(html.contains("invalidValue: emails: &lt;b&gt;not&lt;/b&gt; an address"));
         assert_eq!(escape("a&'\""), "a&amp;&#39;&quot;");
+        assert!(html.contains(
+            "<td>acme</td><td>&lt;b&gt;shop&lt;/b&gt;</td><td>Bearer token (Okta: HTTP Header; \
+             Entra ID: Secret Token) · HTTP Basic (Okta: Basic Auth)</td>"
+        ));
     }
 }

@@ -65,9 +65,17 @@ pub enum ConfigError {
     /// A `sha256` digest is not 64 hexadecimal characters.
     #[error("`sha256` must be 64 hexadecimal characters (the SHA-256 digest of the token)")]
     BadDigest,
-    /// A tenant has no bearer token.
-    #[error("no bearer tokens configured")]
-    NoTokens,
+    /// A tenant has no way in: no bearer token, no Basic credential.
+    #[error("no credentials configured: give `tokens` or `basic`")]
+    NoCredentials,
+    /// A Basic credential's `password_hash` is not a hash the sidecar takes.
+    #[error("basic[{index}].password_hash: {reason}")]
+    BadPasswordHash {
+        /// The credential's place in `basic`.
+        index: usize,
+        /// What is wrong (never the hash).
+        reason: String,
+    },
     /// [`Config::validate`](super::Config::validate) found problems; all are listed.
     #[error("invalid configuration:{}", bullets(problems))]
     Invalid {

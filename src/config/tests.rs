@@ -10,8 +10,8 @@ use figment::Jail;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Config, ConfigError, DEFAULT_TLS_POLL_SECS, LogFormat, SecretSource, ServerConfig,
-    TenantConfig, TlsConfig,
+    BasicConfig, Config, ConfigError, DEFAULT_TLS_POLL_SECS, HashSource, LogFormat, SecretSource,
+    ServerConfig, TenantConfig, TlsConfig,
 };
 
 const MINIMAL: &str = r#"
@@ -63,6 +63,7 @@ fn tenant(token: &str) -> TenantConfig {
         vars: std::collections::BTreeMap::new(),
         secrets: std::collections::BTreeMap::new(),
         tokens: vec![value(token)],
+        basic: Vec::new(),
         legacy_timeout_secs: 30,
         legacy_concurrency: 32,
         member_concurrency: 16,
@@ -471,7 +472,7 @@ fn validate_requires_tokens_and_checks_digests() {
     t.tokens.clear();
     let empty = problems(&config(vec![("acme", t)]));
     assert!(
-        empty[0].contains("tenants.acme.tokens is empty"),
+        empty[0].contains("tenants.acme: neither tokens nor basic is given"),
         "{empty:?}"
     );
 
@@ -513,6 +514,104 @@ fn validate_refuses_one_token_for_two_tenants() {
     let mut t = tenant("tok");
     t.tokens.push(value("tok"));
     config(vec![("acme", t)]).validate().expect("valid");
+}
+
+/// A PHC string with cheap parameters (a test pays no 19 MiB per check).
+fn cheap_hash(password: &str) -> String {
+    use argon2::password_hash::PasswordHasher;
+    let params = argon2::Params::new(64, 1, 1, None).expect("params");
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes())
+        .expect("hash")
+        .to_string()
+}
+
+fn basic(username: &str, hash: HashSource) -> BasicConfig {
+    BasicConfig {
+        username: username.to_owned(),
+        password_hash: hash,
+    }
+}
+
+#[test]
+fn basic_credentials_load_from_toml_inline_or_from_a_secret_source() {
+    jail(|jail| {
+        let (one, two) = (cheap_hash("pw-1"), cheap_hash("pw-2"));
+        jail.set_env("TEST_BASIC_HASH", &two);
+        jail.create_file(
+            "sidecar.toml",
+            &format!(
+                r#"
+                [tenants.acme]
+                legacy_base_url = "http://127.0.0.1:9000"
+                mapping = "mc.toml"
+                [[tenants.acme.basic]]
+                username = "okta"
+                password_hash = "{one}"
+                [[tenants.acme.basic]]
+                username = "okta"
+                password_hash = {{ env = "TEST_BASIC_HASH" }}
+                "#
+            ),
+        )
+        .expect("write config");
+        let config = Config::load(Path::new("sidecar.toml")).expect("load");
+        config.validate().expect("basic alone is a way in");
+        let acme = &config.tenants["acme"];
+        assert!(acme.tokens.is_empty());
+        assert_eq!(
+            acme.token_digests().expect("no tokens is fine"),
+            Vec::<[u8; 32]>::new()
+        );
+        let hashes = acme.basic_hashes().expect("hashes");
+        assert_eq!(hashes.len(), 2);
+        assert!(hashes.iter().all(|(u, _)| u == "okta"));
+    });
+}
+
+#[test]
+fn validate_refuses_bad_basic_credentials() {
+    let good = || HashSource::Inline(cheap_hash("pw"));
+    let mut t = tenant("tok");
+    t.basic = vec![
+        basic("", good()),
+        basic("ok:ta", good()),
+        basic("okta\n", good()),
+        basic("okta", HashSource::Inline("hunter2".into())),
+        basic(
+            "okta",
+            HashSource::From(SecretSource::Env {
+                env: "TEST_BASIC_UNSET".into(),
+            }),
+        ),
+    ];
+    let mut other = tenant("tok-2");
+    other.basic = vec![basic("okta", good())];
+    let found = problems(&config(vec![("acme", t), ("globex", other)]));
+    let want = [
+        "tenants.acme.basic[0]: username must not be empty",
+        "tenants.acme.basic[1]: username must not contain ':'",
+        "tenants.acme.basic[2]: username must not contain control characters",
+        "tenants.acme.basic[3].password_hash: not a PHC hash string",
+        "tenants.globex.basic[0]: username \"okta\" is also tenants.acme's",
+    ];
+    for w in want {
+        assert!(found.iter().any(|p| p.starts_with(w)), "{w}: {found:?}");
+    }
+    assert!(!found.iter().any(|p| p.contains("hunter2")), "{found:?}");
+    // Only the first bad hash of a tenant is reported; the unset variable comes after it.
+    let mut t = tenant("tok");
+    t.basic = vec![basic(
+        "okta",
+        HashSource::From(SecretSource::Env {
+            env: "TEST_BASIC_UNSET".into(),
+        }),
+    )];
+    let found = problems(&config(vec![("acme", t)]));
+    assert_eq!(
+        found,
+        ["tenants.acme.basic[0].password_hash: environment variable TEST_BASIC_UNSET is not set"]
+    );
 }
 
 #[test]
@@ -633,7 +732,10 @@ fn token_digests_hash_secrets_and_take_digests_as_given() {
             tokens: vec![],
             ..tenant("unused")
         };
-        assert!(matches!(none.token_digests(), Err(ConfigError::NoTokens)));
+        assert!(matches!(
+            none.token_digests(),
+            Err(ConfigError::NoCredentials)
+        ));
         let bad = TenantConfig {
             tokens: vec![SecretSource::Sha256 {
                 sha256: "xyz".into(),

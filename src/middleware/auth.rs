@@ -1,14 +1,16 @@
-//! Bearer-token authentication: `Authorization: Bearer <token>` selects the tenant.
+//! Authentication: the `Authorization` header selects the tenant ([`crate::credentials`]: a
+//! bearer token, the token alone, or HTTP Basic).
 //!
-//! Tokens are compared as SHA-256 digests in constant time against every configured token of
-//! every tenant (no early exit), so timing tells nothing about which token is close. The
-//! token itself never reaches a log line, an error or a panic message. A request without a
-//! valid token gets `401` with a SCIM error body and `WWW-Authenticate: Bearer`.
+//! A token, or a username and password that passed before, is known at once on the request's
+//! task; a password seen for the first time is checked (argon2) on the blocking pool before the
+//! request goes on. A request without valid credentials gets `401` with a SCIM error body and
+//! `WWW-Authenticate: Bearer` (and `Basic realm="scim-sidecar"` when some tenant takes Basic),
+//! and is counted in `scim_sidecar_auth_failures_total` by the form it presented.
 //!
 //! Failed attempts are throttled per client address: each address has a bucket of
 //! [`FAILURE_BURST`] failures that refills one every [`FAILURE_REFILL`]. Once it is empty,
-//! every request from that address answers `429` with `Retry-After`, valid token or not, until
-//! a failure is refilled: guessing tokens stops paying off after a burst.
+//! every request from that address answers `429` with `Retry-After`, valid credentials or not,
+//! until a failure is refilled: guessing stops paying off after a burst.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,13 +19,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::{Either, Ready, ready};
-use http::{Request, Response, header};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use futures_util::future::{BoxFuture, Either, Ready, ready};
+use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
+use crate::credentials::{Checked, Credentials, Found, Scheme};
 use crate::error::{Error, RequestError};
+use crate::metrics::Metrics;
 use crate::server::PeerAddr;
 use crate::telemetry::RequestNote;
 
@@ -75,32 +77,6 @@ impl FailureThrottle {
     }
 }
 
-/// Which tenant each token digest belongs to; `T` is what gets inserted into the request.
-#[derive(Debug)]
-pub struct TokenTable<T> {
-    entries: Vec<([u8; 32], T)>,
-}
-
-impl<T: Clone> TokenTable<T> {
-    /// A table from (SHA-256 digest of a token, tenant) pairs.
-    pub fn new(entries: Vec<([u8; 32], T)>) -> Self {
-        Self { entries }
-    }
-
-    /// The tenant of an `Authorization` header value, if it is `Bearer <valid token>`.
-    pub fn authenticate(&self, authorization: &[u8]) -> Option<T> {
-        let token = bearer_token(authorization)?;
-        let digest: [u8; 32] = Sha256::digest(token).into();
-        let mut found = None;
-        for (d, tenant) in &self.entries {
-            if bool::from(d.ct_eq(&digest)) && found.is_none() {
-                found = Some(tenant.clone());
-            }
-        }
-        found
-    }
-}
-
 /// The token of `Bearer <token>` (scheme case-insensitive, one space, token non-empty).
 pub fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let (scheme, token) = (value.get(..7)?, value.get(7..)?);
@@ -113,25 +89,34 @@ pub fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 /// Layer that authenticates requests and inserts the tenant `T` into their extensions.
 #[derive(Debug)]
 pub struct AuthLayer<T> {
-    table: Arc<TokenTable<T>>,
-    throttle: Arc<FailureThrottle>,
+    shared: Arc<Shared<T>>,
+}
+
+/// What every copy of the service shares.
+#[derive(Debug)]
+struct Shared<T> {
+    credentials: Arc<Credentials<T>>,
+    throttle: FailureThrottle,
+    metrics: Arc<Metrics>,
 }
 
 impl<T> Clone for AuthLayer<T> {
     fn clone(&self) -> Self {
         Self {
-            table: Arc::clone(&self.table),
-            throttle: Arc::clone(&self.throttle),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
 impl<T> AuthLayer<T> {
-    /// A layer over a token table.
-    pub fn new(table: Arc<TokenTable<T>>) -> Self {
+    /// A layer over the tenants' credentials; failures are counted in `metrics`.
+    pub fn new(credentials: Arc<Credentials<T>>, metrics: Arc<Metrics>) -> Self {
         Self {
-            table,
-            throttle: Arc::default(),
+            shared: Arc::new(Shared {
+                credentials,
+                throttle: FailureThrottle::default(),
+                metrics,
+            }),
         }
     }
 }
@@ -142,8 +127,7 @@ impl<S, T> Layer<S> for AuthLayer<T> {
     fn layer(&self, inner: S) -> Self::Service {
         Auth {
             inner,
-            table: Arc::clone(&self.table),
-            throttle: Arc::clone(&self.throttle),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -152,16 +136,14 @@ impl<S, T> Layer<S> for AuthLayer<T> {
 #[derive(Debug)]
 pub struct Auth<S, T> {
     inner: S,
-    table: Arc<TokenTable<T>>,
-    throttle: Arc<FailureThrottle>,
+    shared: Arc<Shared<T>>,
 }
 
 impl<S: Clone, T> Clone for Auth<S, T> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            table: Arc::clone(&self.table),
-            throttle: Arc::clone(&self.throttle),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -180,15 +162,51 @@ impl Named for &'static str {
     }
 }
 
+/// The request goes on as `tenant`'s.
+fn admit<B, T: Named + Clone + Send + Sync + 'static>(req: &mut Request<B>, tenant: T) {
+    if let Some(note) = req.extensions().get::<Arc<RequestNote>>() {
+        note.set_tenant(&tenant.tenant_id());
+    }
+    req.extensions_mut().insert(tenant);
+}
+
+impl<T: Clone> Shared<T> {
+    /// The `401` of a failure in `scheme`: counted, and taken from `ip`'s bucket.
+    fn refuse<ResBody: From<Bytes>>(
+        &self,
+        scheme: Scheme,
+        ip: Option<IpAddr>,
+    ) -> Response<ResBody> {
+        self.metrics.auth_failed(scheme.as_str());
+        if let Some(ip) = ip {
+            self.throttle.failed(ip, Instant::now());
+        }
+        let mut resp: Response<ResBody> = Error::from(RequestError::Unauthorized).into_response();
+        if self.credentials.takes_basic() {
+            resp.headers_mut().append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"scim-sidecar\", charset=\"UTF-8\""),
+            );
+        }
+        resp
+    }
+}
+
 impl<S, B, T, ResBody> Service<Request<B>> for Auth<S, T>
 where
-    S: Service<Request<B>, Response = Response<ResBody>>,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
     T: Named + Clone + Send + Sync + 'static,
-    ResBody: From<Bytes>,
+    ResBody: From<Bytes> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Self::Response, S::Error>>, S::Future>;
+    type Future = Either<
+        Ready<Result<Self::Response, S::Error>>,
+        Either<S::Future, BoxFuture<'static, Result<Self::Response, S::Error>>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -196,32 +214,42 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let ip = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-        let now = Instant::now();
-        if let Some(wait) = ip.and_then(|ip| self.throttle.blocked(ip, now)) {
+        let shared = &self.shared;
+        if let Some(wait) = ip.and_then(|ip| shared.throttle.blocked(ip, Instant::now())) {
             return Either::Left(ready(Ok(Error::from(RequestError::AuthThrottled {
                 retry_after_secs: wait,
             })
             .into_response())));
         }
-        let tenant = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| self.table.authenticate(v.as_bytes()));
-        match tenant {
-            Some(t) => {
-                if let Some(note) = req.extensions().get::<Arc<RequestNote>>() {
-                    note.set_tenant(&t.tenant_id());
-                }
-                req.extensions_mut().insert(t);
-                Either::Right(self.inner.call(req))
+        let found = shared.credentials.authenticate(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        );
+        match found {
+            Found::Tenant(t) => {
+                admit(&mut req, t);
+                Either::Right(Either::Left(self.inner.call(req)))
             }
-            None => {
-                if let Some(ip) = ip {
-                    self.throttle.failed(ip, now);
-                }
-                Either::Left(ready(Ok(
-                    Error::from(RequestError::Unauthorized).into_response()
-                )))
+            Found::Refused(scheme) => Either::Left(ready(Ok(shared.refuse(scheme, ip)))),
+            Found::Check(check) => {
+                // The copy made ready goes with the request; this one takes a fresh copy.
+                let fresh = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, fresh);
+                let shared = Arc::clone(shared);
+                Either::Right(Either::Right(Box::pin(async move {
+                    match shared.credentials.check(check).await {
+                        Ok(t) => {
+                            admit(&mut req, t);
+                            inner.call(req).await
+                        }
+                        Err(Checked::Busy) => Ok(Error::from(RequestError::AuthBusy {
+                            retry_after_secs: 1,
+                        })
+                        .into_response()),
+                        Err(_) => Ok(shared.refuse(Scheme::Basic, ip)),
+                    }
+                })))
             }
         }
     }
@@ -230,49 +258,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn table() -> TokenTable<&'static str> {
-        let d = |t: &str| -> [u8; 32] { Sha256::digest(t.as_bytes()).into() };
-        TokenTable::new(vec![
-            (d("tok-A1"), "a"),
-            (d("tok-A2"), "a"),
-            (d("tok-B"), "b"),
-        ])
-    }
-
-    #[test]
-    fn selects_tenant_by_token() {
-        let t = table();
-        assert_eq!(t.authenticate(b"Bearer tok-A1"), Some("a"));
-        assert_eq!(
-            t.authenticate(b"Bearer tok-A2"),
-            Some("a"),
-            "rotation: both tokens work"
-        );
-        assert_eq!(
-            t.authenticate(b"bearer tok-B"),
-            Some("b"),
-            "scheme is case-insensitive"
-        );
-        for bad in [
-            &b"tok-A1"[..],
-            b"Bearer TOK-A1",
-            b"Bearer tok-a1",
-            b"Bearer ",
-            b"Bearer  tok-A1",
-            b"Basic tok-A1",
-            b"non-token",
-            b"",
-            b"Bearer tok-A1 ",
-        ] {
-            assert_eq!(
-                t.authenticate(bad),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
 
     #[test]
     fn failures_are_throttled_per_address() {

@@ -1,4 +1,4 @@
-//! Bearer-token authentication.
+//! Bearer-token authentication (HTTP Basic: `basic_auth.rs`).
 
 use http::Method;
 
@@ -8,10 +8,10 @@ use crate::support::{Harness, TOKEN, TOKEN_2};
 async fn every_bad_credential_is_401_with_a_scim_body() {
     let h = Harness::start().await;
     let wrong_case = format!("Bearer {}", TOKEN.to_uppercase());
-    let raw = TOKEN.to_owned();
+    let raw_wrong_case = TOKEN.to_uppercase();
     let cases: Vec<Vec<(&str, &str)>> = vec![
         vec![],
-        vec![("Authorization", raw.as_str())],
+        vec![("Authorization", raw_wrong_case.as_str())],
         vec![("Authorization", wrong_case.as_str())],
         vec![("Authorization", "Bearer nope")],
         vec![("Authorization", "Basic dXNlcjpwdw==")],
@@ -42,11 +42,17 @@ async fn every_bad_credential_is_401_with_a_scim_body() {
     h.stop().await;
 }
 
+/// Both forms work for both tokens of a rotation: `Bearer <token>`, and the token alone, as
+/// Okta's "HTTP Header" mode sends what its admin typed.
 #[tokio::test]
-async fn rotated_tokens_both_work() {
+async fn rotated_tokens_both_work_with_or_without_the_scheme() {
     let h = Harness::start().await;
-    for t in [TOKEN, TOKEN_2] {
-        let auth = format!("Bearer {t}");
+    for auth in [
+        format!("Bearer {TOKEN}"),
+        format!("Bearer {TOKEN_2}"),
+        TOKEN.to_owned(),
+        TOKEN_2.to_owned(),
+    ] {
         let a = h
             .raw(
                 Method::GET,

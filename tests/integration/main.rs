@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod basic_auth;
 mod bench;
 mod check;
 mod crash;

@@ -241,6 +241,7 @@ impl Harness {
                     .iter()
                     .map(|t| Sha256::digest(t.as_bytes()).into())
                     .collect(),
+                basic: Vec::new(),
                 mapping,
                 mapping_path,
                 legacy_timeout: Duration::from_secs(5),
