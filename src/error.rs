@@ -512,6 +512,14 @@ mod tests {
         assert_eq!(body["schemas"][0], schema::ERROR);
         assert_eq!(body["status"], "401");
 
+        let busy = RequestError::AuthBusy {
+            retry_after_secs: 1,
+        };
+        let resp: Response<Full<Bytes>> = Error::from(busy).into_response();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert!(!resp.headers().contains_key(header::WWW_AUTHENTICATE));
+
         let resp: Response<Full<Bytes>> = Error::from(StoreError::Closed).into_response();
         assert_eq!(resp.status(), 500);
         let cause = &resp.extensions().get::<ErrorCause>().unwrap().cause;

@@ -270,7 +270,10 @@ pub fn tenants(
         }
         all.push(tenant);
     }
-    let checks = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    // Half the cores at most for password checks: requests whose credentials are known (every
+    // request after a pair's first) keep the other half whatever a flood of new pairs costs.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let checks = (cores / 2).max(1);
     Ok(Tenants {
         credentials: Credentials::new(entries, basic, checks),
         all,
