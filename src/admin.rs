@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::Service;
 
+use crate::credentials::{Presented, presented};
 use crate::gateway::ProbeError;
-use crate::middleware::auth::bearer_token;
 use crate::provisioning::{self, Entry, LogError, Query, SinceError};
 use crate::tenant::{State, Tenant};
 
@@ -170,17 +170,12 @@ impl Admin {
         let Some(value) = req.headers().get(header::AUTHORIZATION) else {
             return false;
         };
-        let token = if let Some(t) = bearer_token(value.as_bytes()) {
-            t.to_vec()
-        } else if let Some(b) = value.to_str().ok().and_then(|v| strip_scheme(v, "Basic ")) {
-            match basic_password(b) {
-                Some(p) => p.into_bytes(),
-                None => return false,
-            }
-        } else {
-            return false;
+        // The token as a bearer token, alone, or as Basic's password (any username).
+        let got: [u8; 32] = match presented(value.as_bytes()) {
+            Presented::Token(_, token) => Sha256::digest(token).into(),
+            Presented::Basic { password, .. } => Sha256::digest(&password).into(),
+            Presented::Malformed => return false,
         };
-        let got: [u8; 32] = Sha256::digest(&token).into();
         subtle::ConstantTimeEq::ct_eq(&got[..], &want[..]).into()
     }
 
@@ -388,19 +383,6 @@ impl Admin {
     }
 }
 
-fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
-    (value.len() > scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme))
-        .then(|| &value[scheme.len()..])
-}
-
-/// The password of an HTTP Basic credential (the user name is ignored).
-fn basic_password(b64: &str) -> Option<String> {
-    use base64::Engine as _;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':').map(|(_, p)| p.to_owned())
-}
-
 /// A query of `/admin/log` or `/admin/` that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -529,21 +511,6 @@ fn unauthorized() -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_credentials_decode() {
-        // "admin:s3cret" and ":only-password"
-        assert_eq!(
-            basic_password("YWRtaW46czNjcmV0").as_deref(),
-            Some("s3cret")
-        );
-        assert_eq!(
-            basic_password("Om9ubHktcGFzc3dvcmQ=").as_deref(),
-            Some("only-password")
-        );
-        assert_eq!(basic_password("bm8tY29sb24="), None);
-        assert_eq!(basic_password("not base64!"), None);
-    }
 
     #[test]
     fn log_queries_are_checked() {

@@ -180,19 +180,24 @@ impl<T: Clone> Credentials<T> {
     }
 }
 
-/// An `Authorization` value taken apart.
-enum Presented<'a> {
+/// An `Authorization` value taken apart (the admin listener reads its token the same way).
+pub enum Presented<'a> {
+    /// A token, with the scheme it came in ([`Scheme::Bearer`] or [`Scheme::Header`]).
     Token(Scheme, &'a [u8]),
+    /// HTTP Basic's pair (the username may be empty; no tenant has an empty one).
     Basic {
+        /// The username.
         username: Vec<u8>,
+        /// The password.
         password: Vec<u8>,
     },
+    /// Nothing readable.
     Malformed,
 }
 
 /// `Bearer <token>` and `Basic <credentials>` (schemes in any case, one space), or a token
 /// alone (no space in it).
-fn presented(value: &[u8]) -> Presented<'_> {
+pub fn presented(value: &[u8]) -> Presented<'_> {
     let no_space = |t: &[u8]| !t.is_empty() && !t.iter().any(u8::is_ascii_whitespace);
     match value.iter().position(|&b| b == b' ') {
         None if no_space(value) => Presented::Token(Scheme::Header, value),
@@ -223,7 +228,7 @@ fn basic_pair(encoded: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let colon = decoded.iter().position(|&b| b == b':')?;
     let password = decoded.split_off(colon + 1);
     decoded.truncate(colon);
-    (!decoded.is_empty()).then_some((decoded, password))
+    Some((decoded, password))
 }
 
 #[cfg(test)]
@@ -336,12 +341,9 @@ mod tests {
         assert_eq!((&u[..], &p[..]), (&b"okta"[..], &b"pa:ss word"[..]));
         let (u, p) = pair(b"basic b2t0YTo").expect("unpadded, lower-case scheme");
         assert_eq!((&u[..], &p[..]), (&b"okta"[..], &b""[..]));
-        for bad in [
-            &basic_header("no colon")[..],
-            &basic_header(":no-user")[..],
-            b"Basic !!!",
-            b"Basic ",
-        ] {
+        let (u, p) = pair(&basic_header(":only-password")).expect("no username");
+        assert_eq!((&u[..], &p[..]), (&b""[..], &b"only-password"[..]));
+        for bad in [&basic_header("no colon")[..], b"Basic !!!", b"Basic "] {
             assert!(pair(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -355,6 +357,7 @@ mod tests {
             ("okta:wrong", false),
             ("nobody:old-pw", false),
             ("OKTA:old-pw", false),
+            (":old-pw", false),
         ] {
             let header = basic_header(pair);
             let Found::Check(check) = t.authenticate(Some(&header)) else {

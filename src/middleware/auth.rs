@@ -77,15 +77,6 @@ impl FailureThrottle {
     }
 }
 
-/// The token of `Bearer <token>` (scheme case-insensitive, one space, token non-empty).
-pub fn bearer_token(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, token) = (value.get(..7)?, value.get(7..)?);
-    if !scheme.eq_ignore_ascii_case(b"bearer ") || token.is_empty() {
-        return None;
-    }
-    (!token.iter().any(|b| b.is_ascii_whitespace())).then_some(token)
-}
-
 /// Layer that authenticates requests and inserts the tenant `T` into their extensions.
 #[derive(Debug)]
 pub struct AuthLayer<T> {
