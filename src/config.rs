@@ -213,6 +213,9 @@ pub struct ServerConfig {
     /// within this many seconds; otherwise `/readyz` probes it with one small list call.
     /// Default 30.
     pub legacy_ready_window_secs: u64,
+    /// RFC 9865 cursor paging: how long a `nextCursor` stays valid, in seconds (advertised
+    /// as `cursorTimeout`); an older one is answered `400 expiredCursor`. Default 3600.
+    pub cursor_timeout_secs: u64,
     /// `[server.tls]`: serve HTTPS on `listen` instead of plain HTTP, for hosts without a
     /// TLS-terminating ingress. Absent by default (plain HTTP).
     pub tls: Option<TlsConfig>,
@@ -273,6 +276,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 30,
             admin_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9464)),
             admin_token: None,
+            cursor_timeout_secs: crate::cursor::DEFAULT_TIMEOUT_SECS,
             provisioning_log_days: 30,
             legacy_ready_window_secs: 30,
             tls: None,
@@ -541,6 +545,9 @@ impl Config {
         }
         if server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes must be greater than 0".to_owned());
+        }
+        if server.cursor_timeout_secs == 0 {
+            problems.push("server.cursor_timeout_secs must be greater than 0".to_owned());
         }
         if server.request_timeout_secs == 0 {
             problems.push("server.request_timeout_secs must be greater than 0".to_owned());

@@ -26,6 +26,7 @@ use scim::request::BodyError;
 use scim::schema;
 use serde_json::json;
 
+use crate::cursor::CursorError;
 use crate::gateway::{GatewayError, PlanError};
 use crate::xref::StoreError;
 
@@ -94,6 +95,12 @@ pub enum RequestError {
     /// The body could not be read.
     #[error("could not read the request body: {0}")]
     UnreadableBody(String),
+    /// RFC 9865 cursor paging asked of the root `/.search`.
+    #[error(
+        "cursor paging is offered on /Users and /Groups (and their /.search), not across \
+         resource types: page /.search with startIndex"
+    )]
+    CursorNotOffered,
 }
 
 /// Every error a SCIM request can end with, by where it came from.
@@ -108,6 +115,9 @@ pub enum Error {
     /// List, filter or projection parameters.
     #[error(transparent)]
     List(#[from] ListError),
+    /// An RFC 9865 cursor refused.
+    #[error(transparent)]
+    Cursor(#[from] crate::cursor::CursorError),
     /// A plan refused.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -264,6 +274,14 @@ impl Error {
             Error::Request(e) => request(e),
             Error::Json(e) => Answer::bad_request(ScimType::InvalidSyntax, e),
             Error::List(e) => list(e),
+            Error::Cursor(e) => {
+                let scim_type = match e {
+                    CursorError::Expired { .. } => ScimType::ExpiredCursor,
+                    CursorError::CountChanged { .. } => ScimType::InvalidCount,
+                    CursorError::Invalid | CursorError::OtherQuery => ScimType::InvalidCursor,
+                };
+                Answer::bad_request(scim_type, e)
+            }
             Error::Refused(r) => refusal(r),
             Error::Gateway(e) => gateway(e),
             Error::Store(e) => store(e),
@@ -316,6 +334,7 @@ fn request(e: RequestError) -> Answer {
         }
         RequestError::Timeout { .. } => Answer::new(StatusCode::GATEWAY_TIMEOUT, None, detail),
         RequestError::UnreadableBody(_) => Answer::bad_request(ScimType::InvalidSyntax, detail),
+        RequestError::CursorNotOffered => Answer::bad_request(ScimType::InvalidValue, detail),
     }
 }
 
@@ -324,7 +343,8 @@ fn list(e: ListError) -> Answer {
         ListError::Filter(_) => ScimType::InvalidFilter,
         ListError::Json(_) | ListError::FilterNotText => ScimType::InvalidSyntax,
         ListError::AttributeNotText | ListError::AttributesNotList => ScimType::InvalidSyntax,
-        ListError::NotAnInteger { .. } => ScimType::InvalidValue,
+        ListError::NotAnInteger { .. } | ListError::CursorAndStartIndex => ScimType::InvalidValue,
+        ListError::CursorNotText => ScimType::InvalidSyntax,
     };
     Answer::bad_request(scim_type, e)
 }

@@ -13,9 +13,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use mapping::Mapping;
+use mapping::plan::{CursorPage, Position};
 use scim::list::{ListParams, Projection};
 use serde_json::Value;
 
+use crate::cursor::{self, Walk};
 use crate::error::{Error, RequestError, scim_json};
 use crate::gateway::Exchanger;
 use crate::router::{Resource, Route};
@@ -139,6 +141,9 @@ pub async fn dispatch(
 
 /// `POST /.search`: every resource type, Users then Groups, windowed as one list.
 async fn root_search(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Error> {
+    if p.cursor.is_some() {
+        return Err(RequestError::CursorNotOffered.into());
+    }
     let (mut total, mut page) = users::search(ctx, &p).await?;
     if ctx.mapping.groups.is_some() {
         let (groups_total, groups) = groups::search(ctx, &p.after(total, page.len())).await?;
@@ -149,6 +154,58 @@ async fn root_search(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, 
 }
 
 /// A `ListResponse`.
+/// The walk a cursor-paged list request continues (RFC 9865): an empty `cursor` starts one
+/// of `count` records per page at the first record; any other is opened (and refused when
+/// it is not one of this tenant's, for this resource type and filter, or has expired).
+fn cursor_walk(ctx: &Ctx, resource_type: &str, p: &ListParams) -> Result<Walk, Error> {
+    match p.cursor.as_deref() {
+        None | Some("") => Ok(Walk {
+            count: p.count,
+            at: Position::default(),
+        }),
+        Some(text) => Ok(ctx.state.cursors.open(
+            text,
+            ctx.tenant.id.as_str(),
+            resource_type,
+            p.filter.as_ref(),
+            p.count_given.then_some(p.count),
+            cursor::now(),
+        )?),
+    }
+}
+
+/// A page of a cursor walk: `next` and `previous` sealed as cursors of the same walk. A walk
+/// of `count` 0 answers `totalResults` alone and has no next page.
+fn cursor_list_response(
+    ctx: &Ctx,
+    resource_type: &str,
+    p: &ListParams,
+    walk: &Walk,
+    total: Option<u64>,
+    page: CursorPage<'_>,
+    resources: Vec<Value>,
+) -> Response<Full<Bytes>> {
+    let seal = |at: Position| {
+        ctx.state.cursors.seal(
+            ctx.tenant.id.as_str(),
+            resource_type,
+            p.filter.as_ref(),
+            walk.count,
+            &at,
+            cursor::now(),
+        )
+    };
+    let (next, previous) = if walk.count == 0 {
+        (None, None)
+    } else {
+        (page.next().map(seal), page.previous().map(seal))
+    };
+    scim_json(
+        StatusCode::OK,
+        &scim::list::cursor_response(total, resources, next, previous),
+    )
+}
+
 fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Response<Full<Bytes>> {
     scim_json(
         StatusCode::OK,

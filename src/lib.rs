@@ -51,6 +51,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod cursor;
 pub mod error;
 pub mod gateway;
 pub mod handlers;

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{Admin, AdminService};
 use crate::app;
 use crate::config::StoreConfig;
+use crate::cursor;
 use crate::gateway::GatewayError;
 use crate::metrics::Metrics;
 use crate::pg::Pg;
@@ -52,6 +53,8 @@ pub struct Launch {
     pub max_body_bytes: usize,
     /// Time limit of one SCIM request.
     pub request_timeout: Duration,
+    /// How long an RFC 9865 cursor stays valid.
+    pub cursor_timeout: Duration,
     /// The configured SCIM base URL, if any.
     pub public_base_url: Option<String>,
     /// How often mapping files are polled (zero: SIGHUP only); `None`: no reloader.
@@ -188,7 +191,10 @@ impl Sidecar {
             }
         };
         let tenants = tenant::tenants(l.tenants, &metrics)?;
+        let fresh: [u8; cursor::KEY_LEN] = rand::random();
+        let key = xref.shared_key(cursor::KEY_NAME, &fresh).await?;
         let mut state = State::new(xref, l.max_body_bytes, l.request_timeout);
+        state.cursors = cursor::Cursors::new(&key, l.cursor_timeout);
         state.public_base_url = l.public_base_url;
         state.metrics = metrics;
         state.provisioning = Some(log);

@@ -132,6 +132,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// Where write operations are recorded (none: not recorded).
     pub provisioning: Option<ProvisioningLog>,
+    /// Seals and opens RFC 9865 cursors (the key from the store; see `run`).
+    pub cursors: crate::cursor::Cursors,
     /// Set once shutdown began: readiness answers 503 from then on.
     pub draining: AtomicBool,
     /// SCIM requests being handled (shutdown waits for them before closing the files).
@@ -202,6 +204,9 @@ impl State {
             public_base_url: None,
             metrics: Arc::default(),
             provisioning: None,
+            cursors: crate::cursor::Cursors::ephemeral(Duration::from_secs(
+                crate::cursor::DEFAULT_TIMEOUT_SECS,
+            )),
             draining: AtomicBool::new(false),
             in_flight: InFlight::default(),
         }

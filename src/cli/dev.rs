@@ -144,6 +144,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
         limits: Limits::with_grace(Duration::from_secs(5)),
         max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
         request_timeout: Duration::from_secs(55),
+        cursor_timeout: Duration::from_secs(crate::cursor::DEFAULT_TIMEOUT_SECS),
         public_base_url: None,
         mapping_poll: None,
         provisioning_log_days: 7,

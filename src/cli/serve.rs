@@ -74,6 +74,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
         },
         max_body_bytes: server.max_body_bytes,
         request_timeout: Duration::from_secs(server.request_timeout_secs),
+        cursor_timeout: Duration::from_secs(server.cursor_timeout_secs),
         public_base_url: server.public_base_url.clone(),
         mapping_poll: Some(Duration::from_secs(server.mapping_poll_secs)),
         provisioning_log_days: server.provisioning_log_days,

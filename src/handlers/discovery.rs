@@ -13,7 +13,14 @@ use crate::error::{Error, RequestError, scim_json};
 pub fn service_provider_config(ctx: &Ctx) -> Response<Full<Bytes>> {
     scim_json(
         StatusCode::OK,
-        &discovery::service_provider_config(&ctx.base_url),
+        &discovery::service_provider_config(
+            &ctx.base_url,
+            discovery::Provider {
+                bearer: ctx.tenant.auth_modes.contains(&"bearer"),
+                basic: ctx.tenant.auth_modes.contains(&"basic"),
+                cursor_timeout_secs: ctx.state.cursors.timeout().as_secs(),
+            },
+        ),
     )
 }
 

@@ -9,14 +9,14 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use mapping::GroupMapping;
 use mapping::ids::{LegacyId, ScimId};
-use mapping::plan::Refusal;
 use mapping::plan::groups::{self as plan, RESOURCE_TYPE};
+use mapping::plan::{CursorPage, Exchange as _, Refusal};
 use scim::list::{ListParams, Projection};
 use scim::patch::members::GroupPatch;
 use serde_json::Value;
 
 use self::members::{read_members, recorded, translate};
-use super::{Ctx, list_response, no_content, resource_response};
+use super::{Ctx, cursor_list_response, cursor_walk, list_response, no_content, resource_response};
 use crate::error::{Error, RequestError};
 use crate::xref::Seen;
 
@@ -26,8 +26,60 @@ fn groups(ctx: &Ctx) -> Result<&GroupMapping, Error> {
 
 /// `GET /Groups` and `POST /Groups/.search`.
 pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Error> {
+    if p.cursor.is_some() {
+        return cursor_list(ctx, &p).await;
+    }
     let (total, page) = search(ctx, &p).await?;
     Ok(list_response(total, p.start_index, page))
+}
+
+/// One page of an RFC 9865 cursor walk over the groups: exactly one legacy list call (and
+/// the member lists of its groups, when the answer shows members), from where the cursor
+/// says; the groups that do not match the filter are left out.
+async fn cursor_list(ctx: &Ctx, p: &ListParams) -> Result<Response<Full<Bytes>>, Error> {
+    let gm = groups(ctx)?;
+    if let Some(f) = &p.filter {
+        f.validate(&gm.schema)?;
+    }
+    let walk = cursor_walk(ctx, RESOURCE_TYPE, p)?;
+    let pages = plan::list_pages(&ctx.mapping, gm, p);
+    let mut page = CursorPage::new(pages, walk.count.max(1), walk.at.clone());
+    let mut resources = Vec::new();
+    let mut x = ctx.exchange();
+    if let Some(call) = page.call() {
+        let (answer, link_next) = x.send_page(call).await?;
+        let records = page.read(answer, link_next.as_deref(), &ctx.mapping.legacy)?;
+        record_seen(ctx, gm, &records).await?;
+        for record in records {
+            let (_, group) = gm.resource(&ctx.tenant.id, &record, None, &ctx.base_url)?;
+            if walk.count == 0
+                || p.filter
+                    .as_ref()
+                    .is_some_and(|f| !f.matches(&group, &gm.schema))
+            {
+                continue;
+            }
+            resources.push(if p.projection.wants("members") {
+                render(ctx, gm, &record, &p.projection).await?
+            } else {
+                p.projection.apply(group, &gm.schema)
+            });
+        }
+    }
+    let total = if p.filter.is_none() {
+        page.total()
+    } else {
+        None
+    };
+    Ok(cursor_list_response(
+        ctx,
+        RESOURCE_TYPE,
+        p,
+        &walk,
+        total,
+        page,
+        resources,
+    ))
 }
 
 /// The groups matching a list request: (total, the requested window, projected).

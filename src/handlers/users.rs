@@ -13,19 +13,89 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use mapping::ids::{ExternalId, LegacyId, ScimId};
 use mapping::plan::users::{self as plan, After, Listing, RESOURCE_TYPE, Written};
-use mapping::plan::{Exchange, Refusal};
+use mapping::plan::{CursorPage, Exchange, Refusal};
 use scim::list::{ListParams, Projection};
 use serde_json::Value;
 
 pub(crate) use self::records::rediscover;
 use self::records::{finish, kept_answer, locate, record_page, resource, tombstone};
-use super::{Ctx, list_response, no_content, resource_response};
+use super::{Ctx, cursor_list_response, cursor_walk, list_response, no_content, resource_response};
 use crate::error::{Error, scim_json_bytes};
 
 /// `GET /Users` and `POST /Users/.search`.
 pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Error> {
+    if p.cursor.is_some() {
+        return cursor_list(ctx, &p).await;
+    }
     let (total, page) = search(ctx, &p).await?;
     Ok(list_response(total, p.start_index, page))
+}
+
+/// One page of an RFC 9865 cursor walk over the users: exactly one legacy list call, from
+/// where the cursor says (the app's record index, or its own cursor or next URL). The
+/// page's records that are tombstoned or do not match the filter are left out, so a page
+/// may hold fewer than `count`; `totalResults` only where the app's total says it.
+async fn cursor_list(ctx: &Ctx, p: &ListParams) -> Result<Response<Full<Bytes>>, Error> {
+    let um = &ctx.mapping.users;
+    if let Some(f) = &p.filter {
+        f.validate(&um.schema)?;
+    }
+    let walk = cursor_walk(ctx, RESOURCE_TYPE, p)?;
+    if let Some(found) = lookup(ctx, p).await? {
+        // `id eq` and `externalId eq` are answered by lookups: one page, the whole answer.
+        let resources = found.into_iter().take(walk.count as usize).collect();
+        let done = CursorPage::done(plan::list_pages(&ctx.mapping, p));
+        return Ok(cursor_list_response(
+            ctx,
+            RESOURCE_TYPE,
+            p,
+            &walk,
+            None,
+            done,
+            resources,
+        ));
+    }
+    let tombstoned = match &p.filter {
+        None => {
+            ctx.state
+                .xref
+                .tombstoned(&ctx.tenant.id, RESOURCE_TYPE)
+                .await?
+        }
+        Some(_) => HashSet::new(),
+    };
+    let mut page = CursorPage::new(
+        plan::list_pages(&ctx.mapping, p),
+        walk.count.max(1),
+        walk.at.clone(),
+    );
+    let mut resources = Vec::new();
+    let mut x = ctx.exchange();
+    if let Some(call) = page.call() {
+        let (answer, link_next) = x.send_page(call).await?;
+        let records = page.read(answer, link_next.as_deref(), &ctx.mapping.legacy)?;
+        let limit = ctx.tenant.member_concurrency;
+        let records = plan::complete(&ctx.mapping, records, limit, &mut x).await?;
+        for (_, r, tombstoned) in record_page(ctx, records).await? {
+            let matched = p.filter.as_ref().is_none_or(|f| f.matches(&r, &um.schema));
+            if !tombstoned && matched && walk.count > 0 {
+                resources.push(p.projection.apply(r, &um.schema));
+            }
+        }
+    }
+    let total = match &p.filter {
+        None => plan::unfiltered_total(&ctx.mapping, page.total(), &tombstoned),
+        Some(_) => None,
+    };
+    Ok(cursor_list_response(
+        ctx,
+        RESOURCE_TYPE,
+        p,
+        &walk,
+        total,
+        page,
+        resources,
+    ))
 }
 
 /// The users matching a list request: (total, the requested window, projected).
@@ -34,48 +104,12 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
     if let Some(f) = &p.filter {
         f.validate(&um.schema)?;
     }
-    let project = |page: Vec<Value>| -> Vec<Value> {
-        page.into_iter()
-            .map(|r| p.projection.apply(r, &um.schema))
-            .collect()
-    };
-    // Answered by lookups rather than a list: `id eq`, and `externalId eq` where the sidecar
-    // keeps externalId itself (the legacy app has no field to search).
-    let lookups = if let Some(id) = p.filter.as_ref().and_then(plan::id_eq) {
-        Some(vec![id.to_owned()])
-    } else if let Some(ext) = p.filter.as_ref().and_then(plan::external_id_eq)
-        && um.keeps_external_id()
-    {
-        let rows = ctx
-            .state
-            .xref
-            .get_by_external(&ctx.tenant.id, RESOURCE_TYPE, &ExternalId::new(ext))
-            .await?;
-        Some(
-            rows.into_iter()
-                .filter(|r| r.tombstoned_at.is_none())
-                .map(|r| r.scim_id.into_inner())
-                .collect(),
-        )
-    } else {
-        None
-    };
-    if let Some(ids) = lookups {
+    if let Some(found) = lookup(ctx, p).await? {
         let mut window = p.window();
-        for id in ids {
-            match locate(ctx, &id).await {
-                Ok((_, record, x)) => {
-                    let r = resource(ctx, &record, x.as_ref())?;
-                    if p.filter.as_ref().is_none_or(|f| f.matches(&r, &um.schema)) {
-                        window.push(r);
-                    }
-                }
-                Err(Error::Refused(Refusal::NotFound { .. })) => {}
-                Err(e) => return Err(e),
-            }
+        for r in found {
+            window.push(r);
         }
-        let (total, page) = window.finish();
-        return Ok((total, project(page)));
+        return Ok(window.finish());
     }
     let tombstoned = match &p.filter {
         None => {
@@ -96,7 +130,55 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
         listing.accept(record_page(ctx, records).await?, p);
     }
     let (total, page) = listing.finish();
-    Ok((total, project(page)))
+    Ok((
+        total,
+        page.into_iter()
+            .map(|r| p.projection.apply(r, &um.schema))
+            .collect(),
+    ))
+}
+
+/// The users of a filter answered by lookups rather than a list, projected: `id eq`, and
+/// `externalId eq` where the sidecar keeps externalId itself (the legacy app has no field
+/// to search). `None` for any other filter.
+async fn lookup(ctx: &Ctx, p: &ListParams) -> Result<Option<Vec<Value>>, Error> {
+    let um = &ctx.mapping.users;
+    let lookups = if let Some(id) = p.filter.as_ref().and_then(plan::id_eq) {
+        Some(vec![id.to_owned()])
+    } else if let Some(ext) = p.filter.as_ref().and_then(plan::external_id_eq)
+        && um.keeps_external_id()
+    {
+        let rows = ctx
+            .state
+            .xref
+            .get_by_external(&ctx.tenant.id, RESOURCE_TYPE, &ExternalId::new(ext))
+            .await?;
+        Some(
+            rows.into_iter()
+                .filter(|r| r.tombstoned_at.is_none())
+                .map(|r| r.scim_id.into_inner())
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let Some(ids) = lookups else {
+        return Ok(None);
+    };
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        match locate(ctx, &id).await {
+            Ok((_, record, x)) => {
+                let r = resource(ctx, &record, x.as_ref())?;
+                if p.filter.as_ref().is_none_or(|f| f.matches(&r, &um.schema)) {
+                    found.push(p.projection.apply(r, &um.schema));
+                }
+            }
+            Err(Error::Refused(Refusal::NotFound { .. })) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(found))
 }
 
 /// Records whole user records met outside a listing (group members read one by one): the

@@ -41,6 +41,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX xref_legacy ON xref (tenant, resource_type, legacy_id)
         WHERE tombstoned_at IS NULL;
     CREATE INDEX xref_legacy_any ON xref (tenant, resource_type, legacy_id);",
+    // 4: keys the sidecar makes once and keeps (the key that seals RFC 9865 cursors).
+    "CREATE TABLE sidecar_keys (
+        name  TEXT NOT NULL PRIMARY KEY,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build migrates to.

@@ -53,6 +53,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX xref_user_name ON xref (tenant, resource_type, lower(user_name COLLATE \"C\"));
     CREATE INDEX xref_tombstoned ON xref (tenant, resource_type, legacy_id)
         WHERE tombstoned_at IS NOT NULL;",
+    // 2: keys made once and shared by every replica (the key that seals RFC 9865 cursors).
+    "CREATE TABLE sidecar_keys (
+        name  TEXT  NOT NULL PRIMARY KEY,
+        value BYTEA NOT NULL
+    );",
 ];
 
 /// Times a transaction that lost a race runs again before its error is answered.
@@ -675,6 +680,22 @@ impl Postgres {
             .await?;
         let row = rows.first().ok_or(StoreError::Column(0))?;
         Ok((count(row, 0)?, count(row, 1)?))
+    }
+
+    /// See [`Store::shared_key`](super::Store::shared_key). Two statements: the insert that
+    /// loses a race waits for the winner's commit, and the select after it sees that row.
+    pub(super) async fn shared_key(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.query(
+            "INSERT INTO sidecar_keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &fresh],
+        )
+        .await?;
+        let rows = self
+            .query("SELECT value FROM sidecar_keys WHERE name = $1", &[&name])
+            .await?;
+        let row = rows.first().ok_or(StoreError::Column(0))?;
+        row.try_get::<_, Vec<u8>>(0)
+            .map_err(|_| StoreError::Column(0))
     }
 
     /// See [`Store::all_counts`](super::Store::all_counts).

@@ -780,6 +780,23 @@ impl Sqlite {
         .await
     }
 
+    /// See [`Store::shared_key`](super::Store::shared_key).
+    pub(super) async fn shared_key(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, fresh) = (name.to_owned(), fresh.to_vec());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO sidecar_keys (name, value) VALUES (?1, ?2)",
+                (name.as_str(), fresh.as_slice()),
+            )?;
+            Ok(conn.query_row(
+                "SELECT value FROM sidecar_keys WHERE name = ?1",
+                [name.as_str()],
+                |row| row.get::<_, Vec<u8>>(0),
+            )?)
+        })
+        .await
+    }
+
     /// Whether the writer can take the database's write lock now (readiness): an empty
     /// write on the writer thread, whose transaction takes that lock.
     pub(super) async fn check_writable(&self) -> Result<(), StoreError> {

@@ -359,6 +359,12 @@ impl Store {
         on_engine!(self, e => e.counts(tenant, resource_type))
     }
 
+    /// The key named `name`: the one already in the store, or `fresh`, stored now. Every
+    /// replica sharing the store reads the same key; it stays across restarts.
+    pub async fn shared_key(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        on_engine!(self, e => e.shared_key(name, fresh))
+    }
+
     /// `(tenant, resource type, live, tombstoned)` record counts of every tenant.
     pub async fn all_counts(&self) -> Result<Vec<(TenantId, String, u64, u64)>, StoreError> {
         on_engine!(self, e => e.all_counts())

@@ -12,6 +12,7 @@ mod basic_auth;
 mod bench;
 mod check;
 mod crash;
+mod cursor;
 mod dev;
 mod discovery;
 mod entra;

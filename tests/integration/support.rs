@@ -276,6 +276,7 @@ impl Harness {
             limits,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(55),
+            cursor_timeout: Duration::from_secs(3600),
             public_base_url: None,
             mapping_poll: reload,
             provisioning_log_days: 30,

@@ -3,14 +3,44 @@
 //! maps: the attributes and sub-attributes with a row, the extensions used, the canonical
 //! values a transform accepts, the Group members only where members are read.
 
-use scim::list::MAX_RESULTS;
+use scim::list::{DEFAULT_COUNT, MAX_RESULTS};
 use scim::schema::{self, AttributeDef, SchemaDef};
 use serde_json::{Value, json};
 
 use crate::{AttrMap, Mapping, UserMapping};
 
-/// `GET /ServiceProviderConfig`.
-pub fn service_provider_config(base_url: &str) -> Value {
+/// What `/ServiceProviderConfig` says beyond the mapping: the tenant's ways in and the
+/// sidecar's cursor timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct Provider {
+    /// The tenant takes bearer tokens.
+    pub bearer: bool,
+    /// The tenant takes HTTP Basic.
+    pub basic: bool,
+    /// Seconds an RFC 9865 cursor stays valid.
+    pub cursor_timeout_secs: u64,
+}
+
+/// `GET /ServiceProviderConfig`, with RFC 9865's `pagination`: index paging by default,
+/// cursors on request.
+pub fn service_provider_config(base_url: &str, provider: Provider) -> Value {
+    let mut schemes = Vec::new();
+    if provider.bearer || !provider.basic {
+        schemes.push(json!({
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with a bearer token issued for the tenant: 'Authorization: Bearer <token>'",
+            "primary": true
+        }));
+    }
+    if provider.basic {
+        schemes.push(json!({
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "Authentication with the tenant's username and password (RFC 7617)",
+            "primary": !provider.bearer
+        }));
+    }
     json!({
         "schemas": [schema::SERVICE_PROVIDER_CONFIG],
         "patch": {"supported": true},
@@ -19,12 +49,15 @@ pub fn service_provider_config(base_url: &str) -> Value {
         "changePassword": {"supported": false},
         "sort": {"supported": false},
         "etag": {"supported": false},
-        "authenticationSchemes": [{
-            "type": "oauthbearertoken",
-            "name": "OAuth Bearer Token",
-            "description": "Authentication with a bearer token issued for the tenant: 'Authorization: Bearer <token>'",
-            "primary": true
-        }],
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_COUNT,
+            "maxPageSize": MAX_RESULTS,
+            "cursorTimeout": provider.cursor_timeout_secs
+        },
+        "authenticationSchemes": schemes,
         "meta": {
             "resourceType": "ServiceProviderConfig",
             "location": format!("{base_url}/ServiceProviderConfig")

@@ -364,6 +364,17 @@ pub async fn exchange<X: Exchange>(x: &mut X, out: Outbound<'_>) -> Result<Answe
     Ok(answer)
 }
 
+/// Where a walk over a list's pages stands, to resume it later (an RFC 9865 cursor holds
+/// one): the 0-based index of the next record and, for the styles whose answers say where
+/// the next page is, the app's cursor or next page's URL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    /// 0-based index of the next record.
+    pub index: u64,
+    /// The app's cursor or next URL for the next page (`cursor`, `next_url`, `link_header`).
+    pub after: Option<String>,
+}
+
 /// The pages of a list call, one call per page: the paging parameters of each, and whether
 /// more follow (the app's flag, else its total, else a full page).
 #[derive(Clone, Debug)]
@@ -413,6 +424,28 @@ impl<'m> Pages<'m> {
     pub fn starting_at(mut self, index: u64) -> Self {
         self.index = index;
         self
+    }
+
+    /// Resumes a walk at `at` (a [`Pages::position`] of an earlier walk over the same call,
+    /// query and page size).
+    pub fn resume(mut self, at: Position) -> Self {
+        self.index = at.index;
+        self.after = at.after;
+        self
+    }
+
+    /// Where the walk stands: the next page's position, `None` after the last page.
+    pub fn position(&self) -> Option<Position> {
+        (!self.done).then(|| Position {
+            index: self.index,
+            after: self.after.clone(),
+        })
+    }
+
+    /// Whether the app is paged by record index or page number (so an earlier page's
+    /// position can be computed: a previous cursor is cheap).
+    pub fn addressable(&self) -> bool {
+        self.paging.addressable() && !self.call.unpaged
     }
 
     /// Pages of `size` records (at most the app's largest).
@@ -536,5 +569,73 @@ impl<'m> Pages<'m> {
     /// Stops: no further page is read.
     pub fn stop(&mut self) {
         self.done = true;
+    }
+}
+
+/// One page of an RFC 9865 cursor walk: exactly one legacy list call, from a position an
+/// earlier page gave out (or the first page), and the positions around it.
+#[derive(Debug)]
+pub struct CursorPage<'m> {
+    pages: Pages<'m>,
+    start: Position,
+    read: bool,
+}
+
+impl<'m> CursorPage<'m> {
+    /// The page of `size` records (at most the app's largest) of `pages` at `at`.
+    pub fn new(pages: Pages<'m>, size: u64, at: Position) -> Self {
+        CursorPage {
+            pages: pages.of_size(size).resume(at.clone()),
+            start: at,
+            read: false,
+        }
+    }
+
+    /// A page answered without a list call (by lookups): no next or previous page.
+    pub fn done(mut pages: Pages<'m>) -> Self {
+        pages.stop();
+        CursorPage {
+            pages,
+            start: Position::default(),
+            read: true,
+        }
+    }
+
+    /// The page's one legacy call; `None` once its answer was read.
+    pub fn call(&self) -> Option<Outbound<'m>> {
+        if self.read {
+            return None;
+        }
+        self.pages.next_call()
+    }
+
+    /// Reads the answer to [`CursorPage::call`]: the page's records.
+    pub fn read(
+        &mut self,
+        answer: Answer,
+        link_next: Option<&str>,
+        legacy: &Legacy,
+    ) -> Result<Vec<Value>, Refusal> {
+        self.read = true;
+        self.pages.read(answer, link_next, legacy)
+    }
+
+    /// Where the next page starts, `None` after the last.
+    pub fn next(&self) -> Option<Position> {
+        self.pages.position()
+    }
+
+    /// Where the previous page starts, for apps paged by index or page number (others only
+    /// say where the next page is); `None` on the first page.
+    pub fn previous(&self) -> Option<Position> {
+        (self.pages.addressable() && self.start.index > 0).then(|| Position {
+            index: self.start.index.saturating_sub(self.pages.page_size()),
+            after: None,
+        })
+    }
+
+    /// The total the app reported, if it reports one.
+    pub fn total(&self) -> Option<u64> {
+        self.pages.total()
     }
 }

@@ -26,10 +26,17 @@ pub enum ScimType {
     InvalidVers,
     /// A sensitive value was sent in a place it must not be (e.g. the URL).
     Sensitive,
+    /// RFC 9865: the cursor is malformed, forged, or belongs to another query.
+    InvalidCursor,
+    /// RFC 9865: the cursor is older than the service provider's `cursorTimeout`.
+    ExpiredCursor,
+    /// RFC 9865: `count` differs from the one the cursor walk started with.
+    InvalidCount,
 }
 
 impl ScimType {
-    /// Every `scimType`, in the RFC's order.
+    /// Every `scimType` of RFC 7644, in its order (the ones a mapping may name for a legacy
+    /// error; RFC 9865's cursor types are the sidecar's own).
     pub const ALL: [ScimType; 10] = [
         ScimType::InvalidFilter,
         ScimType::TooMany,
@@ -56,6 +63,9 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 

@@ -44,6 +44,15 @@ pub enum ListError {
     /// A `.search` body's `attributes` is neither a string nor an array.
     #[error("attributes must be a string or an array")]
     AttributesNotList,
+    /// A `.search` body's `cursor` is not a string.
+    #[error("cursor must be a string")]
+    CursorNotText,
+    /// Both `cursor` (RFC 9865) and `startIndex` (RFC 7644) were sent.
+    #[error(
+        "cursor and startIndex cannot be combined: send cursor (empty for the first page) \
+         or startIndex, not both"
+    )]
+    CursorAndStartIndex,
 }
 
 /// `attributes` / `excludedAttributes`.
@@ -108,6 +117,11 @@ pub struct ListParams {
     pub start_index: u64,
     /// Results per page.
     pub count: u64,
+    /// Whether the client sent `count` (a cursor walk keeps its first page's).
+    pub count_given: bool,
+    /// RFC 9865 cursor paging: the `cursor` as sent (`Some("")` starts a walk); `None` for
+    /// index paging.
+    pub cursor: Option<String>,
     /// Projection.
     pub projection: Projection,
 }
@@ -118,25 +132,36 @@ impl Default for ListParams {
             filter: None,
             start_index: 1,
             count: DEFAULT_COUNT,
+            count_given: false,
+            cursor: None,
             projection: Projection::default(),
         }
     }
 }
 
 impl ListParams {
-    /// From `GET` query parameters (`filter`, `startIndex`, `count`, `attributes`,
+    /// From `GET` query parameters (`filter`, `startIndex`, `count`, `cursor`, `attributes`,
     /// `excludedAttributes`; names case-insensitive). `startIndex` below 1 counts as 1 and
-    /// `count` is clamped to `0..=`[`MAX_RESULTS`].
+    /// `count` is clamped to `0..=`[`MAX_RESULTS`]; `cursor` with no value (`?cursor`) or an
+    /// empty one starts a cursor walk.
     pub fn from_query(query: &str) -> Result<Self, ListError> {
         let mut p = ListParams::default();
+        let mut start_index_given = false;
         for (k, v) in form_pairs(query) {
             if k.eq_ignore_ascii_case("filter") {
                 p.filter = Some(filter::parse(&v)?);
             } else if k.eq_ignore_ascii_case("startIndex") {
                 p.start_index = parse_int(&v, "startIndex")?.max(1) as u64;
+                start_index_given = true;
             } else if k.eq_ignore_ascii_case("count") {
                 p.count = parse_int(&v, "count")?.clamp(0, MAX_RESULTS as i64) as u64;
+                p.count_given = true;
+            } else if k.eq_ignore_ascii_case("cursor") {
+                p.cursor = Some(v);
             }
+        }
+        if start_index_given && p.cursor.is_some() {
+            return Err(ListError::CursorAndStartIndex);
         }
         p.projection = Projection::from_query(query)?;
         Ok(p)
@@ -149,6 +174,7 @@ impl ListParams {
         let Some(obj) = v.as_object() else {
             return Ok(p);
         };
+        let mut start_index_given = false;
         for (k, v) in obj {
             match k.to_ascii_lowercase().as_str() {
                 "filter" => match v {
@@ -156,12 +182,26 @@ impl ListParams {
                     Value::Null => {}
                     _ => return Err(ListError::FilterNotText),
                 },
-                "startindex" => p.start_index = json_int(v, "startIndex")?.max(1) as u64,
-                "count" => p.count = json_int(v, "count")?.clamp(0, MAX_RESULTS as i64) as u64,
+                "startindex" => {
+                    p.start_index = json_int(v, "startIndex")?.max(1) as u64;
+                    start_index_given = true;
+                }
+                "count" => {
+                    p.count = json_int(v, "count")?.clamp(0, MAX_RESULTS as i64) as u64;
+                    p.count_given = true;
+                }
+                "cursor" => match v {
+                    Value::String(s) => p.cursor = Some(s.clone()),
+                    Value::Null => {}
+                    _ => return Err(ListError::CursorNotText),
+                },
                 "attributes" => p.projection.attributes = attr_list(v)?,
                 "excludedattributes" => p.projection.excluded = attr_list(v)?,
                 _ => {}
             }
+        }
+        if start_index_given && p.cursor.is_some() {
+            return Err(ListError::CursorAndStartIndex);
         }
         Ok(p)
     }
@@ -173,6 +213,8 @@ impl ListParams {
             filter: self.filter.clone(),
             start_index: (self.start_index - 1).saturating_sub(before) + 1,
             count: self.count.saturating_sub(taken as u64),
+            count_given: self.count_given,
+            cursor: self.cursor.clone(),
             projection: self.projection.clone(),
         }
     }
@@ -283,6 +325,30 @@ pub fn response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
     })
 }
 
+/// A `ListResponse` page of an RFC 9865 cursor walk: `totalResults` when known, the cursor
+/// of the next page unless this is the last, of the previous one where the caller has it.
+pub fn cursor_response(
+    total: Option<u64>,
+    resources: Vec<Value>,
+    next: Option<String>,
+    previous: Option<String>,
+) -> Value {
+    let mut out = serde_json::Map::with_capacity(6);
+    out.insert("schemas".into(), json!([schema::LIST_RESPONSE]));
+    if let Some(total) = total {
+        out.insert("totalResults".into(), total.into());
+    }
+    out.insert("itemsPerPage".into(), resources.len().into());
+    if let Some(next) = next {
+        out.insert("nextCursor".into(), next.into());
+    }
+    if let Some(previous) = previous {
+        out.insert("previousCursor".into(), previous.into());
+    }
+    out.insert("Resources".into(), Value::Array(resources));
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +380,53 @@ mod tests {
             ListParams::from_query("filter=userName%20xx%20%22a%22"),
             Err(ListError::Filter(_))
         ));
+    }
+
+    #[test]
+    fn cursor_parameters_are_read_in_both_forms() {
+        let p = ListParams::from_query("cursor&count=5").unwrap();
+        assert_eq!(
+            (p.cursor.as_deref(), p.count, p.count_given),
+            (Some(""), 5, true)
+        );
+        let p = ListParams::from_query("Cursor=abc.DEF-_~").unwrap();
+        assert_eq!(
+            (p.cursor.as_deref(), p.count_given),
+            (Some("abc.DEF-_~"), false)
+        );
+        assert_eq!(ListParams::from_query("count=2").unwrap().cursor, None);
+        for q in ["cursor=&startIndex=1", "startIndex=3&cursor=x"] {
+            assert_eq!(
+                ListParams::from_query(q).unwrap_err(),
+                ListError::CursorAndStartIndex
+            );
+        }
+        let p = ListParams::from_search(br#"{"cursor": "", "count": 3}"#).unwrap();
+        assert_eq!((p.cursor.as_deref(), p.count), (Some(""), 3));
+        assert_eq!(
+            ListParams::from_search(br#"{"cursor": 7}"#).unwrap_err(),
+            ListError::CursorNotText
+        );
+        assert_eq!(
+            ListParams::from_search(br#"{"cursor": "x", "startIndex": 2}"#).unwrap_err(),
+            ListError::CursorAndStartIndex
+        );
+    }
+
+    #[test]
+    fn a_cursor_page_says_what_it_knows() {
+        let r = cursor_response(None, vec![json!({"id": "a"})], Some("n1".into()), None);
+        assert_eq!(r["itemsPerPage"], 1);
+        assert_eq!(r["nextCursor"], "n1");
+        assert!(r.get("totalResults").is_none() && r.get("previousCursor").is_none());
+        assert!(r.get("startIndex").is_none());
+        let r = cursor_response(Some(9), Vec::new(), None, Some("p0".into()));
+        assert_eq!(
+            (&r["totalResults"], &r["previousCursor"]),
+            (&json!(9), &json!("p0"))
+        );
+        assert!(r.get("nextCursor").is_none());
+        assert_eq!(r["Resources"], json!([]));
     }
 
     #[test]

@@ -643,6 +643,30 @@ fn attr_eq<'f>(filter: &'f Filter, name: &str) -> Option<&'f str> {
     }
 }
 
+/// The pages of the user list call for `p`'s filter (pushed down where the app can; the
+/// caller still matches every record).
+pub fn list_pages<'m>(m: &'m Mapping, p: &ListParams) -> Pages<'m> {
+    let query = p
+        .filter
+        .as_ref()
+        .and_then(|f| m.users.push_down(f))
+        .unwrap_or_default();
+    Pages::new(&m.users.calls.list, &m.legacy.paging, None, query)
+}
+
+/// `totalResults` of an unfiltered user list from the app's own total: the records it
+/// lists but those tombstoned, which stay in its list only when DELETE deactivates. `None`
+/// where that does not hold (the answer leaves `totalResults` out of a cursor page).
+pub fn unfiltered_total(
+    m: &Mapping,
+    legacy_total: Option<u64>,
+    tombstoned: &HashSet<LegacyId>,
+) -> Option<u64> {
+    let total = legacy_total?;
+    (tombstoned.is_empty() || m.users.delete == DeleteSpec::Deactivate)
+        .then(|| total.saturating_sub(tombstoned.len() as u64))
+}
+
 /// One listed record, as the caller built it: its legacy id, its SCIM resource and whether
 /// the cross-reference holds a tombstone for it.
 pub type Row = (LegacyId, Value, bool);
@@ -717,15 +741,9 @@ impl<'m> Listing<'m> {
     }
 
     fn scan(m: &'m Mapping, p: &ListParams) -> Self {
-        let um = &m.users;
-        let query = p
-            .filter
-            .as_ref()
-            .and_then(|f| um.push_down(f))
-            .unwrap_or_default();
         Listing {
             m,
-            pages: Pages::new(&um.calls.list, &m.legacy.paging, None, query),
+            pages: list_pages(m, p),
             mode: Mode::Scan {
                 filter: p.filter.clone(),
                 window: p.window(),
