@@ -313,3 +313,31 @@ async fn made_up_altered_and_misused_cursors_are_refused_before_any_legacy_call(
     let _: Value = a.body;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn an_offset_paged_app_without_totals_walks_by_cursor() {
+    let h = Harness::start_partner().await;
+    h.seed_users(25);
+    let all = h.get("/Users?count=1000").await;
+    let every = ids(&all);
+    let path = h.legacy_requests()[0]
+        .1
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let pages = walk(&h, "/Users?count=10", &format!("{path}?")).await;
+    let listed: Vec<String> = pages.iter().flat_map(ids).collect();
+    assert_eq!(listed, every, "the walk meets every account once, in order");
+    assert_eq!(pages.len(), every.len().div_ceil(10));
+    assert!(pages.iter().all(|p| p.body.get("totalResults").is_none()));
+    // An offset is addressable: the previous page is a cursor away.
+    let back = h
+        .get(&format!(
+            "/Users?cursor={}",
+            pages[1].body["previousCursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(ids(&back), ids(&pages[0]));
+    h.stop().await;
+}

@@ -112,6 +112,11 @@ fn answer(
 }
 
 fn config(dir: &std::path::Path, legacy: &str) -> std::path::PathBuf {
+    config_with(dir, legacy, "")
+}
+
+/// The configuration, with `server_extra` lines in its `[server]` table.
+fn config_with(dir: &std::path::Path, legacy: &str, server_extra: &str) -> std::path::PathBuf {
     let mapping = dir.join("forge.toml");
     std::fs::write(
         &mapping,
@@ -150,7 +155,11 @@ vars = {{ api_user = "forge-bot" }}
 secrets = {{ api_password = {{ value = "{KEY}" }} }}
 tokens = [{{ value = "{TOKEN}" }}]
 "#,
-            server = server_section(&dir.join("data")),
+            server = server_section(&dir.join("data")).replacen(
+                "\n\n",
+                &format!("\n{server_extra}\n"),
+                1
+            ),
             mapping = mapping.display(),
         ),
     )
@@ -217,5 +226,92 @@ async fn link_header_pages_are_followed_on_the_legacy_app_only() {
         elsewhere_seen.lock().unwrap().is_empty(),
         "nothing was sent to the other host"
     );
+    served.stop();
+}
+
+/// The names of a list answer's users.
+fn user_names(body: &Value) -> Vec<String> {
+    body["Resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cursor_walk_carries_the_apps_next_link_across_a_restart() {
+    let (legacy, seen) = forge(Arc::new(Mutex::new(None))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(&config(dir.path(), &legacy), &[]);
+    let page = async |served: &Served, cursor: &str| {
+        let path = format!("/Users?count=3&cursor={cursor}");
+        let (status, body) = call(&served.base, Method::GET, &path, TOKEN, None).await;
+        assert_eq!(status, 200, "{body}");
+        let calls: Vec<String> = seen.lock().unwrap().drain(..).map(|c| c.0).collect();
+        (body, calls)
+    };
+    let (first, calls) = page(&served, "").await;
+    assert_eq!(user_names(&first), ["user1", "user2", "user3"]);
+    assert_eq!(calls, ["/api/users?per_page=3"]);
+    assert!(
+        first.get("totalResults").is_none(),
+        "the app reports no total"
+    );
+    assert!(
+        first.get("previousCursor").is_none(),
+        "links lead forward only"
+    );
+    let second_cursor = first["nextCursor"].as_str().unwrap().to_owned();
+
+    // Another process on the same data directory opens the cursor (the key is in the store)
+    // and asks for the page at the app's own next link: one call per page.
+    served.stop();
+    let served = Served::start(&config(dir.path(), &legacy), &[]);
+    let (second, calls) = page(&served, &second_cursor).await;
+    assert_eq!(user_names(&second), ["user4", "user5", "user6"]);
+    assert_eq!(calls, ["/api/users?per_page=3&page=2"]);
+    let (third, calls) = page(&served, second["nextCursor"].as_str().unwrap()).await;
+    assert_eq!(user_names(&third), ["user7"]);
+    assert_eq!(calls, ["/api/users?per_page=3&page=3"]);
+    assert!(
+        third.get("nextCursor").is_none(),
+        "the last page has no link"
+    );
+    served.stop();
+
+    // With a one-second timeout, the same cursor expires: 400 expiredCursor, no call made.
+    let short = config_with(dir.path(), &legacy, "cursor_timeout_secs = 1");
+    let served = Served::start(&short, &[]);
+    let path = format!("/Users?count=3&cursor={second_cursor}");
+    let mut answer = Value::Null;
+    crate::support::wait_until("the cursor to expire", async || {
+        let (status, body) = call(&served.base, Method::GET, &path, TOKEN, None).await;
+        answer = body;
+        status == 400
+    })
+    .await;
+    assert_eq!(answer["scimType"], "expiredCursor", "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("within 1 s"),
+        "{answer}"
+    );
+    // (It was served while it was valid.) Now it calls nothing.
+    seen.lock().unwrap().clear();
+    let (status, _) = call(&served.base, Method::GET, &path, TOKEN, None).await;
+    assert_eq!(status, 400);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "an expired cursor calls nothing"
+    );
+    let (_, spc) = call(
+        &served.base,
+        Method::GET,
+        "/ServiceProviderConfig",
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(spc["pagination"]["cursorTimeout"], 1, "{spc}");
     served.stop();
 }

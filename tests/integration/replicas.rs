@@ -274,6 +274,33 @@ async fn three_replicas_share_one_postgresql() {
         ready["store"]["engine"] == "postgresql",
         "readiness reports the store: {ready}"
     );
+
+    // A cursor walk spread over the replicas: each opens the cursors the others sealed (one
+    // key, made once in the shared store), and the walk meets every user once.
+    r.sim.seed_bench(CUSTOMER, 12, &[]);
+    let (_, all) = r.on(0, Method::GET, "/Users?count=100", None).await;
+    let total = all["totalResults"].as_u64().unwrap();
+    let mut cursor = String::new();
+    let mut met = HashSet::new();
+    for i in 0.. {
+        let (status, page) = r
+            .on(
+                i,
+                Method::GET,
+                &format!("/Users?count=4&cursor={cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "replica {i}: {page}");
+        for u in page["Resources"].as_array().unwrap() {
+            assert!(met.insert(u["id"].as_str().unwrap().to_owned()), "{u}");
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(met.len() as u64, total);
     r.stop().await;
 }
 
