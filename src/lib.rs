@@ -31,6 +31,7 @@
 //!   `reconcile` and the readiness probe alike.
 //! - `xref`: the cross-reference: SQLite (its own thread) or PostgreSQL (`pg`: the pool,
 //!   TLS, migrations under a lock), behind one `Store`.
+//! - `cursor`: RFC 9865 cursors, sealed, holding a list walk's legacy position.
 //! - `error`: the funnel — every error becomes one SCIM error response here.
 //!
 //! Around them:
