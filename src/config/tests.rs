@@ -395,6 +395,7 @@ fn validate_reports_every_problem_at_once() {
     bad.legacy_timeout_secs = 0;
     let mut config = config(vec![("acme", bad)]);
     config.server.request_timeout_secs = 0;
+    config.server.cursor_timeout_secs = 0;
     config.server.max_body_bytes = 0;
     let problems = problems(&config);
     for expected in [
@@ -404,6 +405,7 @@ fn validate_reports_every_problem_at_once() {
         "tenants.acme.member_concurrency must be greater than 0",
         "tenants.acme.legacy_timeout_secs must be greater than 0",
         "server.request_timeout_secs must be greater than 0",
+        "server.cursor_timeout_secs must be greater than 0",
         "server.max_body_bytes must be greater than 0",
     ] {
         assert!(
@@ -411,7 +413,7 @@ fn validate_reports_every_problem_at_once() {
             "{expected}: {problems:?}"
         );
     }
-    assert_eq!(problems.len(), 7, "{problems:?}");
+    assert_eq!(problems.len(), 8, "{problems:?}");
 }
 
 #[test]
