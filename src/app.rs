@@ -19,8 +19,9 @@ use crate::credentials::Credentials;
 use crate::error::{Error, RequestError};
 use crate::handlers::{self, Ctx};
 use crate::middleware::{AuthLayer, ContentTypeLayer, ObserveLayer, RescueLayer};
+use crate::oauth::OAuth;
 use crate::router::{self, Route};
-use crate::server::TlsTerminated;
+use crate::server::{PeerAddr, TlsTerminated};
 use crate::telemetry::RequestNote;
 use crate::tenant::{State, Tenant};
 
@@ -30,6 +31,7 @@ use crate::tenant::{State, Tenant};
 pub fn service(
     state: Arc<State>,
     credentials: Arc<Credentials<Arc<Tenant>>>,
+    oauth: Option<Arc<OAuth>>,
 ) -> impl Service<
     Request<hyper::body::Incoming>,
     Response = Response<
@@ -46,11 +48,58 @@ pub fn service(
             header::AUTHORIZATION,
         ]))
         .layer(observe)
+        .layer_fn(move |inner| OAuthSplit {
+            inner,
+            oauth: oauth.clone(),
+        })
         .layer(AuthLayer::new(credentials, Arc::clone(&state.metrics)))
         .layer(ContentTypeLayer)
         .layer(RescueLayer::new(state.request_timeout))
         .timeout(state.request_timeout)
         .service(ScimService { state })
+}
+
+/// Sends `/oauth2/…` to the OAuth 2.0 endpoints (before SCIM authentication: they are
+/// where credentials are made), everything else on to SCIM.
+#[derive(Clone)]
+pub struct OAuthSplit<S> {
+    inner: S,
+    oauth: Option<Arc<OAuth>>,
+}
+
+impl<S, B> Service<Request<B>> for OAuthSplit<S>
+where
+    S: Service<Request<B>, Response = Response<Full<Bytes>>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<tower::BoxError>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<
+        S::Future,
+        Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let path = req.uri().path();
+        if path != "/oauth2" && !path.starts_with("/oauth2/") {
+            return futures_util::future::Either::Left(self.inner.call(req));
+        }
+        let oauth = self.oauth.clone();
+        futures_util::future::Either::Right(Box::pin(async move {
+            let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+            Ok(match oauth {
+                Some(o) => o.serve(req, peer).await,
+                None => crate::oauth::not_offered(),
+            })
+        }))
+    }
 }
 
 /// The innermost service: reads the body, routes and calls the handlers. Its errors are

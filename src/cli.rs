@@ -15,6 +15,7 @@ pub mod serve;
 #[cfg(feature = "dev-tools")]
 pub mod simulate;
 pub mod store;
+pub mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Print the argon2 hash of a password read from standard input, for a tenant's `basic`
     /// credentials (HTTP Basic).
     HashPassword(hash_password::Args),
+    /// OAuth 2.0 tokens the sidecar issued: `tokens list`, `tokens revoke` (safe while
+    /// serving).
+    Tokens(tokens::Args),
     /// The state store: `store migrate` copies a data directory's SQLite state into
     /// PostgreSQL (for `[store]`, several replicas).
     Store(store::Args),
@@ -114,6 +118,7 @@ fn in_runtime(command: Command) -> anyhow::Result<()> {
             Command::Plan(args) => plan::run(&args).await,
             Command::Log(args) => log::run(&args).await,
             Command::Store(args) => store::run(&args).await,
+            Command::Tokens(args) => tokens::run(&args).await,
             Command::Check(_) | Command::HashPassword(_) => {
                 Err(anyhow!("this command runs without a runtime"))
             }
@@ -156,17 +161,24 @@ fn tenant_settings(config: &Config) -> anyhow::Result<Vec<TenantSettings>> {
         let basic = t
             .basic_hashes()
             .map_err(|e| anyhow::anyhow!("tenants.{name}.{e}"));
+        let oauth = t
+            .oauth
+            .as_ref()
+            .map(crate::config::oauth::OAuthConfig::settings)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("tenants.{name}.{e}"));
         if let (Ok(mapping), Ok(values)) = (&mapping, &values) {
             problems.extend(missing_values(name, mapping, values));
         }
-        match (mapping, values, tokens, basic) {
-            (Ok(mapping), Ok(values), Ok(token_digests), Ok(basic)) => {
+        match (mapping, values, tokens, basic.and_then(|b| Ok((b, oauth?)))) {
+            (Ok(mapping), Ok(values), Ok(token_digests), Ok((basic, oauth))) => {
                 settings.push(TenantSettings {
                     id: TenantId::new(name.clone()),
                     values,
                     legacy_base_url: t.legacy_base_url.clone(),
                     token_digests,
                     basic,
+                    oauth,
                     mapping,
                     mapping_path: Some(t.mapping.clone()),
                     legacy_timeout: Duration::from_secs(t.legacy_timeout_secs),

@@ -19,6 +19,7 @@
 //! It does not read mapping files: `mapping` is only a path here.
 
 mod error;
+pub mod oauth;
 mod secret;
 #[cfg(test)]
 mod tests;
@@ -337,6 +338,10 @@ pub struct TenantConfig {
     /// it twice, with two hashes, during a password rotation.
     #[serde(default)]
     pub basic: Vec<BasicConfig>,
+    /// `[tenants.<name>.oauth]`: OAuth 2.0 clients (Okta's authorization-code grant, Entra
+    /// ID's client-credentials grant), the consent page's approvers, token lifetimes.
+    #[serde(default)]
+    pub oauth: Option<oauth::OAuthConfig>,
     /// Time limit for one call to the legacy application, in seconds. Default 30.
     #[serde(default = "default_legacy_timeout_secs")]
     pub legacy_timeout_secs: u64,
@@ -413,7 +418,7 @@ impl TenantConfig {
     /// SHA-256 digests of every token: resolved secrets are hashed, `sha256` digests are
     /// taken as given (after checking the hex). Empty only when `basic` is not.
     pub fn token_digests(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
-        if self.tokens.is_empty() && self.basic.is_empty() {
+        if self.tokens.is_empty() && self.basic.is_empty() && self.oauth.is_none() {
             return Err(ConfigError::NoCredentials);
         }
         self.tokens.iter().map(SecretSource::token_digest).collect()
@@ -579,6 +584,7 @@ impl Config {
 
         let mut token_owner: HashMap<[u8; 32], (&str, usize)> = HashMap::new();
         let mut basic_owner: HashMap<&str, &str> = HashMap::new();
+        let mut client_owner: HashMap<&str, String> = HashMap::new();
         for (name, tenant) in &self.tenants {
             let at = format!("tenants.{name}");
             if !valid_tenant_name(name) {
@@ -626,11 +632,26 @@ impl Config {
             if let Some(Err(e)) = tenant.api_key.as_ref().map(SecretSource::resolve) {
                 problems.push(format!("{at}.api_key: {e}"));
             }
-            if tenant.tokens.is_empty() && tenant.basic.is_empty() {
+            if tenant.tokens.is_empty() && tenant.basic.is_empty() && tenant.oauth.is_none() {
                 problems.push(format!(
-                    "{at}: neither tokens nor basic is given: the identity provider could not \
-                     authenticate"
+                    "{at}: none of tokens, basic and oauth is given: the identity provider \
+                     could not authenticate"
                 ));
+            }
+            if let Some(oauth) = &tenant.oauth {
+                problems.extend(oauth.problems(&at));
+                for (index, c) in oauth.clients.iter().enumerate() {
+                    match client_owner.get(c.client_id.as_str()) {
+                        Some(other) => problems.push(format!(
+                            "{at}.oauth.clients[{index}]: client_id {:?} is also {other}'s: a \
+                             client id must identify one client of one tenant",
+                            c.client_id
+                        )),
+                        None => {
+                            client_owner.insert(c.client_id.as_str(), format!("tenants.{name}"));
+                        }
+                    }
+                }
             }
             for (index, basic) in tenant.basic.iter().enumerate() {
                 if let Some(problem) = basic.username_problem() {

@@ -71,7 +71,26 @@ pub enum Found<T> {
     Refused(Scheme),
     /// A username and password to check against their hashes ([`Credentials::check`]).
     Check(PasswordCheck),
+    /// A token the sidecar issued (OAuth 2.0), to look up in the store
+    /// ([`Credentials::issued`]), presented in this form.
+    Issued(Scheme, Vec<u8>),
 }
+
+/// Where tokens the sidecar issued are looked up (the OAuth 2.0 access tokens).
+pub trait IssuedTokens<T>: Send + Sync {
+    /// Whether `token` has the form of an issued token (checked before any lookup).
+    fn claims(&self, token: &[u8]) -> bool;
+    /// The tenant of a valid, unexpired, unrevoked issued `token`; `None` if it is not one;
+    /// an error when the tokens' store cannot answer.
+    fn tenant(
+        &self,
+        token: Vec<u8>,
+    ) -> futures_util::future::BoxFuture<'_, Result<Option<T>, LookupError>>;
+}
+
+/// Why an issued token could not be looked up (the store's error, boxed: this module knows
+/// no store).
+pub type LookupError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A username and password awaiting an argon2 check. `Debug` shows neither.
 pub struct PasswordCheck {
@@ -92,6 +111,13 @@ pub struct Credentials<T> {
     tokens: Vec<([u8; 32], T)>,
     basic: Vec<BasicCredential<T>>,
     verifier: Arc<Verifier>,
+    issued: Option<Arc<dyn IssuedTokens<T>>>,
+}
+
+impl<T> std::fmt::Debug for dyn IssuedTokens<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IssuedTokens")
+    }
 }
 
 impl<T: Clone> Credentials<T> {
@@ -103,6 +129,21 @@ impl<T: Clone> Credentials<T> {
             tokens,
             basic,
             verifier,
+            issued: None,
+        }
+    }
+
+    /// These credentials, and the tokens `issued` knows.
+    pub fn with_issued(mut self, issued: Arc<dyn IssuedTokens<T>>) -> Self {
+        self.issued = Some(issued);
+        self
+    }
+
+    /// The tenant of an issued token ([`Found::Issued`]), if it is valid now.
+    pub async fn issued(&self, token: Vec<u8>) -> Result<Option<T>, LookupError> {
+        match &self.issued {
+            Some(issued) => issued.tenant(token).await,
+            None => Ok(None),
         }
     }
 
@@ -125,6 +166,9 @@ impl<T: Clone> Credentials<T> {
         match presented(value) {
             Presented::Token(scheme, token) => match self.token_tenant(token) {
                 Some(t) => Found::Tenant(t),
+                None if self.issued.as_ref().is_some_and(|i| i.claims(token)) => {
+                    Found::Issued(scheme, token.to_vec())
+                }
                 None => Found::Refused(scheme),
             },
             Presented::Basic { username, password } => self.basic(&username, password),
@@ -141,6 +185,12 @@ impl<T: Clone> Credentials<T> {
             }
         }
         found
+    }
+
+    /// The tenant of a username and password (OAuth client ids and secrets, approvers), or
+    /// what it takes to know it: as HTTP Basic would.
+    pub fn password(&self, username: &[u8], password: Vec<u8>) -> Found<T> {
+        self.basic(username, password)
     }
 
     fn basic(&self, username: &[u8], password: Vec<u8>) -> Found<T> {

@@ -59,6 +59,7 @@ pub mod handlers;
 pub mod live;
 pub mod metrics;
 pub mod middleware;
+pub mod oauth;
 pub mod pg;
 pub mod provisioning;
 pub mod reconcile;

@@ -116,6 +116,17 @@ pub struct AuthFailureLabels {
     pub scheme: String,
 }
 
+/// Labels of an OAuth 2.0 event.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OAuthLabels {
+    /// `authorize` or `token`.
+    pub endpoint: String,
+    /// A failure's RFC 6749 error code (`invalid_client`, `invalid_grant`, `access_denied` …,
+    /// or `wrong_approver`); an issue's grant (`authorization_code`, `refresh_token`,
+    /// `client_credentials`).
+    pub outcome: String,
+}
+
 /// Labels of a mapping reload.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -249,6 +260,8 @@ pub struct Metrics {
     circuit_open: Family<TenantLabels, Gauge>,
     rate_limited: Family<RateLimitLabels, Counter>,
     auth_failures: Family<AuthFailureLabels, Counter>,
+    oauth_failures: Family<OAuthLabels, Counter>,
+    oauth_issued: Family<OAuthLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     xref_rows: Family<XrefLabels, Gauge>,
     provisioning: Family<ProvisioningLabels, Counter>,
@@ -285,6 +298,8 @@ impl Metrics {
             circuit_open: Family::default(),
             rate_limited: Family::default(),
             auth_failures: Family::default(),
+            oauth_failures: Family::default(),
+            oauth_issued: Family::default(),
             reloads: Family::default(),
             xref_rows: Family::default(),
             provisioning: Family::default(),
@@ -332,6 +347,16 @@ impl Metrics {
             "auth_failures",
             "Failed SCIM authentications, by what was presented",
             m.auth_failures.clone(),
+        );
+        registry.register(
+            "oauth_failures",
+            "Refused OAuth 2.0 requests, by endpoint and error",
+            m.oauth_failures.clone(),
+        );
+        registry.register(
+            "oauth_issued",
+            "OAuth 2.0 codes and tokens issued, by endpoint and grant",
+            m.oauth_issued.clone(),
         );
         registry.register(
             "mapping_reloads",
@@ -461,6 +486,26 @@ impl Metrics {
         self.auth_failures
             .get_or_create(&AuthFailureLabels {
                 scheme: scheme.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one refused OAuth request at `endpoint` with `error`.
+    pub fn oauth_failed(&self, endpoint: &str, error: &str) {
+        self.oauth_failures
+            .get_or_create(&OAuthLabels {
+                endpoint: endpoint.to_owned(),
+                outcome: error.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one code or token issued at `endpoint` for `grant`.
+    pub fn oauth_issued(&self, endpoint: &str, grant: &str) {
+        self.oauth_issued
+            .get_or_create(&OAuthLabels {
+                endpoint: endpoint.to_owned(),
+                outcome: grant.to_owned(),
             })
             .inc();
     }

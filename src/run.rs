@@ -225,7 +225,20 @@ impl Sidecar {
                 Limits::with_grace(Duration::from_secs(1)),
             )
         });
-        let svc = app::service(Arc::clone(&state), Arc::new(tenants.credentials));
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let oauth = (!tenants.oauth.is_empty()).then(|| {
+            Arc::new(crate::oauth::OAuth::new(
+                tenants.oauth,
+                state.xref.clone(),
+                Arc::clone(&state.metrics),
+                (cores / 2).max(1),
+            ))
+        });
+        let credentials = match &oauth {
+            Some(o) => tenants.credentials.with_issued(Arc::clone(o) as _),
+            None => tenants.credentials,
+        };
+        let svc = app::service(Arc::clone(&state), Arc::new(credentials), oauth);
         let scim = serve_until_stopped(l.scim, l.transport, svc, l.limits);
         Ok(Sidecar {
             state,

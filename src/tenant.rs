@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use mapping::ids::TenantId;
 use mapping::{Mapping, TenantValues};
 
+use crate::config::oauth::GrantType;
 use crate::credentials::{BasicCredential, Credentials};
 use crate::gateway::{Gateway, GatewayError, GatewaySettings, Resilience};
 use crate::metrics::Metrics;
@@ -105,6 +106,8 @@ pub struct TenantSettings {
     pub token_digests: Vec<[u8; 32]>,
     /// HTTP Basic usernames and their argon2 password hashes.
     pub basic: Vec<(String, argon2::password_hash::phc::PasswordHash)>,
+    /// OAuth 2.0 clients, approvers and token lifetimes.
+    pub oauth: Option<crate::config::oauth::OAuthSettings>,
     /// Compiled mapping.
     pub mapping: Mapping,
     /// The mapping file it was compiled from, for reloads.
@@ -219,6 +222,8 @@ pub struct Tenants {
     pub credentials: Credentials<Arc<Tenant>>,
     /// Every tenant once.
     pub all: Vec<Arc<Tenant>>,
+    /// The OAuth settings of the tenants that have them (for [`crate::oauth::OAuth`]).
+    pub oauth: Vec<(Arc<Tenant>, crate::config::oauth::OAuthSettings)>,
 }
 
 /// Builds tenants and the token table; their gateways report into `metrics`.
@@ -229,6 +234,7 @@ pub fn tenants(
     let mut entries = Vec::new();
     let mut basic = Vec::new();
     let mut all = Vec::new();
+    let mut oauth = Vec::new();
     for s in settings {
         let gateway = Gateway::new(
             &GatewaySettings {
@@ -258,6 +264,14 @@ pub fn tenants(
             auth_modes: [
                 (!s.token_digests.is_empty()).then_some("bearer"),
                 (!s.basic.is_empty()).then_some("basic"),
+                s.oauth
+                    .as_ref()
+                    .is_some_and(|o| o.grants(GrantType::AuthorizationCode))
+                    .then_some("oauth2-code"),
+                s.oauth
+                    .as_ref()
+                    .is_some_and(|o| o.grants(GrantType::ClientCredentials))
+                    .then_some("oauth2-client"),
             ]
             .into_iter()
             .flatten()
@@ -273,6 +287,9 @@ pub fn tenants(
                 tenant: Arc::clone(&tenant),
             });
         }
+        if let Some(o) = s.oauth {
+            oauth.push((Arc::clone(&tenant), o));
+        }
         all.push(tenant);
     }
     // Half the cores at most for password checks: requests whose credentials are known (every
@@ -282,6 +299,7 @@ pub fn tenants(
     Ok(Tenants {
         credentials: Credentials::new(entries, basic, checks),
         all,
+        oauth,
     })
 }
 

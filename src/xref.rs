@@ -13,6 +13,7 @@
 //! SCIM JSON, mappings or the legacy application.
 
 mod error;
+mod grants;
 mod links;
 mod migrations;
 mod postgres;
@@ -24,6 +25,7 @@ mod store;
 mod tests;
 
 pub use error::StoreError;
+pub use grants::{Grant, GrantKind, Revoke, Spent};
 pub use sqlite::prepare_files;
 pub use store::{Claim, Store};
 

@@ -298,6 +298,10 @@ fn mode_text(mode: &str) -> &'static str {
     match mode {
         "bearer" => "Bearer token (Okta: HTTP Header; Entra ID: Secret Token)",
         "basic" => "HTTP Basic (Okta: Basic Auth)",
+        "oauth2-code" => "OAuth 2.0 authorization code (Okta: OAuth 2)",
+        "oauth2-client" => {
+            "OAuth 2.0 client credentials (Entra ID: OAuth2 client credentials grant)"
+        }
         _ => "other",
     }
 }

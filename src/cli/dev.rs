@@ -120,6 +120,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
         legacy_base_url: demo.running.base_url(),
         token_digests: vec![Sha256::digest(token.as_bytes()).into()],
         basic: Vec::new(),
+        oauth: None,
         mapping,
         mapping_path: None,
         legacy_timeout: Duration::from_secs(30),

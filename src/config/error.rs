@@ -76,6 +76,14 @@ pub enum ConfigError {
         /// What is wrong (never the hash).
         reason: String,
     },
+    /// An OAuth approver's or client's hash is not a hash the sidecar takes.
+    #[error("{what}: {reason}")]
+    BadOAuthHash {
+        /// Which hash (`oauth.clients[0].client_secret_hash`).
+        what: String,
+        /// What is wrong (never the hash).
+        reason: String,
+    },
     /// [`Config::validate`](super::Config::validate) found problems; all are listed.
     #[error("invalid configuration:{}", bullets(problems))]
     Invalid {

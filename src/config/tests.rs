@@ -64,6 +64,7 @@ fn tenant(token: &str) -> TenantConfig {
         secrets: std::collections::BTreeMap::new(),
         tokens: vec![value(token)],
         basic: Vec::new(),
+        oauth: None,
         legacy_timeout_secs: 30,
         legacy_concurrency: 32,
         member_concurrency: 16,
@@ -474,7 +475,7 @@ fn validate_requires_tokens_and_checks_digests() {
     t.tokens.clear();
     let empty = problems(&config(vec![("acme", t)]));
     assert!(
-        empty[0].contains("tenants.acme: neither tokens nor basic is given"),
+        empty[0].contains("tenants.acme: none of tokens, basic and oauth is given"),
         "{empty:?}"
     );
 

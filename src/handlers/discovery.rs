@@ -18,6 +18,11 @@ pub fn service_provider_config(ctx: &Ctx) -> Response<Full<Bytes>> {
             discovery::Provider {
                 bearer: ctx.tenant.auth_modes.contains(&"bearer"),
                 basic: ctx.tenant.auth_modes.contains(&"basic"),
+                oauth: ctx
+                    .tenant
+                    .auth_modes
+                    .iter()
+                    .any(|m| m.starts_with("oauth2")),
                 cursor_timeout_secs: ctx.state.cursors.timeout().as_secs(),
             },
         ),

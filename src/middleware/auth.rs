@@ -223,6 +223,25 @@ where
                 Either::Right(Either::Left(self.inner.call(req)))
             }
             Found::Refused(scheme) => Either::Left(ready(Ok(shared.refuse(scheme, ip)))),
+            Found::Issued(scheme, token) => {
+                let fresh = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, fresh);
+                let shared = Arc::clone(shared);
+                Either::Right(Either::Right(Box::pin(async move {
+                    match shared.credentials.issued(token).await {
+                        Ok(Some(t)) => {
+                            admit(&mut req, t);
+                            inner.call(req).await
+                        }
+                        Ok(None) => Ok(shared.refuse(scheme, ip)),
+                        Err(e) => Ok(match e.downcast::<crate::xref::StoreError>() {
+                            Ok(store) => Error::from(*store),
+                            Err(other) => Error::Internal(format!("token lookup: {other}")),
+                        }
+                        .into_response()),
+                    }
+                })))
+            }
             Found::Check(check) => {
                 // The copy made ready goes with the request; this one takes a fresh copy.
                 let fresh = self.inner.clone();

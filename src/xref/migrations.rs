@@ -46,6 +46,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name  TEXT NOT NULL PRIMARY KEY,
         value BLOB NOT NULL
     ) WITHOUT ROWID;",
+    // 5: OAuth 2.0 codes and tokens, by the SHA-256 of their secret (xref/grants.rs).
+    "CREATE TABLE oauth_grants (
+        digest       TEXT    NOT NULL PRIMARY KEY,
+        kind         TEXT    NOT NULL,
+        tenant       TEXT    NOT NULL,
+        client_id    TEXT    NOT NULL,
+        family       TEXT    NOT NULL,
+        grant_type   TEXT    NOT NULL,
+        issued_at    INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        used_at      INTEGER,
+        revoked_at   INTEGER,
+        redirect_uri TEXT,
+        challenge    TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX oauth_grants_family ON oauth_grants (family);
+    CREATE INDEX oauth_grants_client ON oauth_grants (client_id);
+    CREATE INDEX oauth_grants_tenant ON oauth_grants (tenant);
+    CREATE INDEX oauth_grants_expiry ON oauth_grants (expires_at);",
 ];
 
 /// The schema version this build migrates to.

@@ -58,6 +58,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name  TEXT  NOT NULL PRIMARY KEY,
         value BYTEA NOT NULL
     );",
+    // 3: OAuth 2.0 codes and tokens, by the SHA-256 of their secret (xref/grants.rs).
+    "CREATE TABLE oauth_grants (
+        digest       TEXT   NOT NULL PRIMARY KEY,
+        kind         TEXT   NOT NULL,
+        tenant       TEXT   NOT NULL,
+        client_id    TEXT   NOT NULL,
+        family       TEXT   NOT NULL,
+        grant_type   TEXT   NOT NULL,
+        issued_at    BIGINT NOT NULL,
+        expires_at   BIGINT NOT NULL,
+        used_at      BIGINT,
+        revoked_at   BIGINT,
+        redirect_uri TEXT,
+        challenge    TEXT
+    );
+    CREATE INDEX oauth_grants_family ON oauth_grants (family);
+    CREATE INDEX oauth_grants_client ON oauth_grants (client_id);
+    CREATE INDEX oauth_grants_tenant ON oauth_grants (tenant);
+    CREATE INDEX oauth_grants_expiry ON oauth_grants (expires_at);",
 ];
 
 /// Times a transaction that lost a race runs again before its error is answered.
@@ -203,7 +222,7 @@ impl Postgres {
     }
 
     /// Runs one query on a pooled connection, timed.
-    async fn query(
+    pub(super) async fn query(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],

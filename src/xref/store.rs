@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::grants::{Grant, Revoke, Spent};
 use super::postgres::Postgres;
 use super::sqlite::Sqlite;
 use super::{Seen, StoreError, XrefRecord};
@@ -363,6 +364,33 @@ impl Store {
     /// replica sharing the store reads the same key; it stays across restarts.
     pub async fn shared_key(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
         on_engine!(self, e => e.shared_key(name, fresh))
+    }
+
+    /// Stores OAuth grants just issued, and deletes the rows that expired before
+    /// `purge_before` (Unix seconds).
+    pub async fn grant_issue(&self, rows: Vec<Grant>, purge_before: i64) -> Result<(), StoreError> {
+        on_engine!(self, e => e.grant_issue(rows, purge_before))
+    }
+
+    /// The grant whose secret has the SHA-256 `digest` (hex), if any.
+    pub async fn grant_find(&self, digest: &str) -> Result<Option<Grant>, StoreError> {
+        on_engine!(self, e => e.grant_find(digest))
+    }
+
+    /// Spends a code or refresh token at `now`: the first spend of a row, on any replica, is
+    /// [`Spent::First`]; every later one [`Spent::Again`].
+    pub async fn grant_spend(&self, digest: &str, now: i64) -> Result<Spent, StoreError> {
+        on_engine!(self, e => e.grant_spend(digest, now))
+    }
+
+    /// Revokes the grants `what` names that are not yet; how many.
+    pub async fn grant_revoke(&self, what: Revoke, now: i64) -> Result<u64, StoreError> {
+        on_engine!(self, e => e.grant_revoke(what, now))
+    }
+
+    /// Every stored grant, by tenant, client and issue time.
+    pub async fn grant_list(&self) -> Result<Vec<Grant>, StoreError> {
+        on_engine!(self, e => e.grant_list())
     }
 
     /// `(tenant, resource type, live, tombstoned)` record counts of every tenant.

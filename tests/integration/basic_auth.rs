@@ -63,7 +63,7 @@ async fn send(
     )
 }
 
-async fn text(url: &str) -> String {
+pub(crate) async fn text(url: &str) -> String {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
     let resp = client

@@ -28,6 +28,7 @@ mod load;
 mod local_api;
 mod mapping;
 mod oauth;
+mod oauth_idp;
 mod okta;
 mod paging;
 mod partner;

@@ -242,6 +242,7 @@ impl Harness {
                     .map(|t| Sha256::digest(t.as_bytes()).into())
                     .collect(),
                 basic: Vec::new(),
+                oauth: None,
                 mapping,
                 mapping_path,
                 legacy_timeout: Duration::from_secs(5),

@@ -17,6 +17,8 @@ pub struct Provider {
     pub bearer: bool,
     /// The tenant takes HTTP Basic.
     pub basic: bool,
+    /// The tenant has OAuth 2.0 clients (the sidecar's `/oauth2/token` issues its tokens).
+    pub oauth: bool,
     /// Seconds an RFC 9865 cursor stays valid.
     pub cursor_timeout_secs: u64,
 }
@@ -25,7 +27,16 @@ pub struct Provider {
 /// cursors on request.
 pub fn service_provider_config(base_url: &str, provider: Provider) -> Value {
     let mut schemes = Vec::new();
-    if provider.bearer || !provider.basic {
+    if provider.oauth {
+        schemes.push(json!({
+            "type": "oauth2",
+            "name": "OAuth 2.0",
+            "description": "Access tokens from the sidecar's /oauth2/token: the authorization-code grant with PKCE (consent at /oauth2/authorize) or the client-credentials grant; 'Authorization: Bearer <access token>'",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc6749",
+            "primary": !provider.bearer && !provider.basic
+        }));
+    }
+    if provider.bearer || (!provider.basic && !provider.oauth) {
         schemes.push(json!({
             "type": "oauthbearertoken",
             "name": "OAuth Bearer Token",
