@@ -1436,6 +1436,134 @@ async fn concurrent_upserts_and_lookups_go_together(store: Store) {
     }
 }
 
+/// The shared key is made once: the first fresh key stays, a later one is ignored.
+async fn a_shared_key_is_made_once(store: Store) {
+    let first = store.shared_key("cursor", &[1; 32]).await.expect("first");
+    assert_eq!(first, vec![1; 32]);
+    let again = store.shared_key("cursor", &[2; 32]).await.expect("again");
+    assert_eq!(again, first, "the key already stored wins");
+    let other = store.shared_key("other", &[3; 32]).await.expect("other");
+    assert_eq!(other, vec![3; 32]);
+}
+
+fn grant(digest: &str, kind: super::GrantKind, family: &str, expires_at: i64) -> super::Grant {
+    super::Grant {
+        digest: digest.to_owned(),
+        kind,
+        tenant: acme(),
+        client_id: "okta".to_owned(),
+        family: family.to_owned(),
+        grant_type: "authorization_code".to_owned(),
+        issued_at: 100,
+        expires_at,
+        used_at: None,
+        revoked_at: None,
+        redirect_uri: (kind == super::GrantKind::Code).then(|| "https://x/cb".to_owned()),
+        challenge: None,
+    }
+}
+
+/// Grants: a code or refresh token is spent once (of many concurrent spends, one wins);
+/// revocation by family, client or tenant; expired rows are purged on the next issue.
+async fn grants_are_spent_once_revoked_and_purged(store: Store) {
+    use super::{GrantKind, Revoke, Spent};
+    let code = grant("c1", GrantKind::Code, "f1", 400);
+    let rows = vec![
+        code.clone(),
+        grant("a1", GrantKind::Access, "f1", 3_700),
+        grant("r1", GrantKind::Refresh, "f1", 10_000),
+        grant("a2", GrantKind::Access, "f2", 3_700),
+    ];
+    store.grant_issue(rows, 0).await.expect("issue");
+    assert_eq!(
+        store.grant_find("c1").await.expect("find"),
+        Some(code.clone())
+    );
+    assert_eq!(store.grant_find("nope").await.expect("find"), None);
+
+    let spends: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.grant_spend("c1", 150).await.expect("spend") })
+        })
+        .collect();
+    let mut first = 0;
+    for s in spends {
+        match s.await.expect("join") {
+            Spent::First(row) => {
+                assert_eq!(row, code, "the row as it was before the spend");
+                first += 1;
+            }
+            Spent::Again(row) => assert_eq!(row.used_at, Some(150)),
+            Spent::Unknown => panic!("the code exists"),
+        }
+    }
+    assert_eq!(first, 1, "one spend wins");
+    assert_eq!(
+        store.grant_spend("zz", 150).await.expect("spend"),
+        Spent::Unknown
+    );
+
+    assert_eq!(
+        store
+            .grant_revoke(Revoke::Family("f1".into()), 200)
+            .await
+            .expect("revoke"),
+        3
+    );
+    assert_eq!(
+        store
+            .grant_revoke(Revoke::Family("f1".into()), 201)
+            .await
+            .expect("again"),
+        0
+    );
+    let a1 = store.grant_find("a1").await.expect("find").expect("a1");
+    assert_eq!(a1.revoked_at, Some(200));
+    assert!(
+        !a1.live(300)
+            && store
+                .grant_find("a2")
+                .await
+                .expect("f")
+                .expect("a2")
+                .live(300)
+    );
+    assert_eq!(
+        store
+            .grant_revoke(Revoke::Client("okta".into()), 210)
+            .await
+            .expect("c"),
+        1
+    );
+    let other = super::Grant {
+        tenant: TenantId::new("globex"),
+        ..grant("g1", GrantKind::Access, "f3", 3_700)
+    };
+    store.grant_issue(vec![other], 0).await.expect("issue");
+    assert_eq!(
+        store
+            .grant_revoke(Revoke::Tenant(acme()), 220)
+            .await
+            .expect("t"),
+        0
+    );
+    assert_eq!(store.grant_list().await.expect("list").len(), 5);
+    // Issued later: rows that expired before the purge time go.
+    store
+        .grant_issue(vec![grant("a9", GrantKind::Access, "f9", 9_000)], 3_800)
+        .await
+        .expect("issue");
+    let left: Vec<String> = store
+        .grant_list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|g| g.digest)
+        .collect();
+    assert_eq!(left, ["a9", "r1"], "the rows expired before 3800 are gone");
+}
+
 macro_rules! on_both_engines {
     ($($case:ident),* $(,)?) => {
         mod sqlite_engine {
@@ -1492,6 +1620,8 @@ on_both_engines!(
     many_tasks_at_once,
     get_many_answers_in_input_order,
     concurrent_upserts_and_lookups_go_together,
+    a_shared_key_is_made_once,
+    grants_are_spent_once_revoked_and_purged,
 );
 
 /// Polls `f` until it holds, for at most ten seconds.
