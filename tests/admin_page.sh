@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The admin page in headless Chromium (tests/admin_page.py): after a flow with one forced
-# failure, the rendered page shows that failure first with its SCIM error.
+# failure, the rendered page shows that failure first with its SCIM error. Then the OAuth 2.0
+# consent page (tests/consent_page.py): wrong password, deny and approve, as Okta's admin
+# meets them, and the code traded for a token.
 #
 # Installs what it needs on a clean Debian machine: Debian's `chromium` package (apt-get, as
 # root or through passwordless sudo) and Playwright from PyPI in a venv under target/ (the
@@ -48,3 +50,4 @@ if [[ -z "$BIN" ]]; then
     BIN="$TARGET_DIR/debug/scim-sidecar"
 fi
 "$VENV/bin/python" "$ROOT/tests/admin_page.py" "$BIN"
+"$VENV/bin/python" "$ROOT/tests/consent_page.py" "$BIN"
