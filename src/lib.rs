@@ -20,7 +20,8 @@
 //! In this crate, in the order a request meets them:
 //! - `server`: listeners, hyper-util connection builder, per-connection TLS handshake, graceful
 //!   shutdown; `tls`: certificate files, rustls, reload on change or `SIGHUP`.
-//! - `app`: the tower stack in front of the handlers.
+//! - `app`: the tower stack in front of the handlers; `oauth`: `/oauth2/authorize` and
+//!   `/oauth2/token`, split off before SCIM authentication.
 //! - `middleware`: custom layers, one per file (auth → tenant, the request log line and
 //!   metrics, content type, the rescue of every error).
 //! - `router`: (method, path) → `Route`.
