@@ -29,7 +29,7 @@ const OTHER_REDIRECT: &str = "http://127.0.0.1:9/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-fn cheap_hash(password: &str) -> String {
+pub(crate) fn cheap_hash(password: &str) -> String {
     use argon2::password_hash::PasswordHasher;
     let params = argon2::Params::new(256, 1, 1, None).unwrap();
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
@@ -44,7 +44,7 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 /// One HTTP request to the sidecar's root: status, headers, body text.
-async fn send(
+pub(crate) async fn send(
     root: &str,
     method: Method,
     path: &str,

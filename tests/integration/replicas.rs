@@ -23,6 +23,8 @@ use crate::support::{okta_user, wait_for_every};
 const KEY: &str = "replicas-api-key";
 const TOKEN: &str = "replicas-token";
 const CUSTOMER: &str = "ACME";
+/// The OAuth client-credentials secret of the replicas' tenant.
+const CLIENT_SECRET: &str = "replicas-client-secret";
 
 /// The Marketing Center simulator, a PostgreSQL cluster, and N sidecars sharing it.
 struct Replicas {
@@ -58,9 +60,15 @@ impl Replicas {
 url = "{url}"
 {settings}
 
-{tenant}"#,
+{tenant}
+[[tenants.acme.oauth.clients]]
+client_id = "entra-replicas"
+client_secret_hash = "{secret_hash}"
+grants = ["client_credentials"]
+"#,
                 server = server_section(&dir.path().join("data")),
                 tenant = mc_tenant(&sim_handle.base_url(), "REPLICAS_MC_KEY", TOKEN),
+                secret_hash = crate::oauth_idp::cheap_hash(CLIENT_SECRET),
             ),
         )
         .unwrap();
@@ -301,6 +309,41 @@ async fn three_replicas_share_one_postgresql() {
         }
     }
     assert_eq!(met.len() as u64, total);
+
+    // An OAuth access token issued by replica 0 opens the tenant on every replica; revoked
+    // with `tokens revoke` (one command against the shared store), it opens none.
+    let (status, _, token) = crate::oauth_idp::send(
+        r.base(0).trim_end_matches("/scim/v2"),
+        Method::POST,
+        "/oauth2/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(format!(
+            "grant_type=client_credentials&client_id=entra-replicas&client_secret={CLIENT_SECRET}"
+        )),
+    )
+    .await;
+    assert_eq!(status, 200, "{token}");
+    let token: Value = serde_json::from_str(&token).unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    for i in 0..3 {
+        let (status, _) = call(&r.base(i), Method::GET, "/Users?count=1", access, None).await;
+        assert_eq!(status, 200, "replica {i}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+        .args(["tokens", "revoke", "--client", "entra-replicas", "--config"])
+        .arg(&r.config)
+        .env("REPLICAS_MC_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..3 {
+        let (status, _) = call(&r.base(i), Method::GET, "/Users?count=1", access, None).await;
+        assert_eq!(status, 401, "replica {i} after the revocation");
+    }
     r.stop().await;
 }
 
