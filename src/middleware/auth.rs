@@ -233,7 +233,18 @@ where
                             admit(&mut req, t);
                             inner.call(req).await
                         }
-                        Ok(None) => Ok(shared.refuse(scheme, ip)),
+                        Ok(None) => {
+                            // RFC 6750 §3.1: an issued token that no longer opens anything.
+                            let mut resp: Response<ResBody> = shared.refuse(scheme, ip);
+                            resp.headers_mut().insert(
+                                header::WWW_AUTHENTICATE,
+                                HeaderValue::from_static(
+                                    "Bearer error=\"invalid_token\", error_description=\"the \
+                                     access token expired, was revoked, or was never issued\"",
+                                ),
+                            );
+                            Ok(resp)
+                        }
                         Err(e) => Ok(match e.downcast::<crate::xref::StoreError>() {
                             Ok(store) => Error::from(*store),
                             Err(other) => Error::Internal(format!("token lookup: {other}")),

@@ -822,11 +822,14 @@ async fn failures(idp: &Idp) {
     )
     .await;
     assert_eq!(status, 401);
+    let challenges: Vec<&str> = headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
     assert!(
-        headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer")
+        challenges[0].starts_with("Bearer error=\"invalid_token\""),
+        "RFC 6750 §3.1: {challenges:?}"
     );
     // Too many failures from one address: 429 at the token endpoint, with Retry-After.
     let mut throttled = None;
