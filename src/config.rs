@@ -585,6 +585,7 @@ impl Config {
         let mut token_owner: HashMap<[u8; 32], (&str, usize)> = HashMap::new();
         let mut basic_owner: HashMap<&str, &str> = HashMap::new();
         let mut client_owner: HashMap<&str, String> = HashMap::new();
+        let mut approver_owner: HashMap<&str, &str> = HashMap::new();
         for (name, tenant) in &self.tenants {
             let at = format!("tenants.{name}");
             if !valid_tenant_name(name) {
@@ -640,6 +641,19 @@ impl Config {
             }
             if let Some(oauth) = &tenant.oauth {
                 problems.extend(oauth.problems(&at));
+                for (index, a) in oauth.approvers.iter().enumerate() {
+                    match approver_owner.get(a.username.as_str()) {
+                        Some(&other) if other != name.as_str() => problems.push(format!(
+                            "{at}.oauth.approvers[{index}]: username {:?} is also \
+                             tenants.{other}'s approver: an approver's username must identify \
+                             one tenant",
+                            a.username
+                        )),
+                        _ => {
+                            approver_owner.insert(a.username.as_str(), name.as_str());
+                        }
+                    }
+                }
                 for (index, c) in oauth.clients.iter().enumerate() {
                     match client_owner.get(c.client_id.as_str()) {
                         Some(other) => problems.push(format!(

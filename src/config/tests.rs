@@ -1152,3 +1152,99 @@ fn the_annotated_example_tls_block_loads_when_uncommented() {
         );
     });
 }
+
+#[test]
+fn oauth_tables_load_and_every_bad_value_is_reported() {
+    use super::oauth::{ClientConfig, GrantType, OAuthConfig};
+    jail(|jail| {
+        let secret = cheap_hash("client-secret");
+        jail.set_env("TEST_OAUTH_APPROVER_HASH", cheap_hash("approver-pw"));
+        jail.create_file(
+            "sidecar.toml",
+            &format!(
+                r#"
+                [tenants.acme]
+                legacy_base_url = "http://127.0.0.1:9000"
+                mapping = "mc.toml"
+                [tenants.acme.oauth]
+                access_token_secs = 600
+                [[tenants.acme.oauth.approvers]]
+                username = "admin"
+                password_hash = {{ env = "TEST_OAUTH_APPROVER_HASH" }}
+                [[tenants.acme.oauth.clients]]
+                client_id = "okta-acme"
+                client_secret_hash = "{secret}"
+                grants = ["authorization_code", "client_credentials"]
+                redirect_uris = ["https://system-admin.okta.com/admin/app/cpc/x/oauth/callback"]
+                "#
+            ),
+        )
+        .expect("write config");
+        let config = Config::load(Path::new("sidecar.toml")).expect("load");
+        config.validate().expect("oauth alone is a way in");
+        let settings = config.tenants["acme"]
+            .oauth
+            .as_ref()
+            .expect("oauth")
+            .settings()
+            .expect("settings");
+        assert_eq!(settings.access_token.as_secs(), 600);
+        assert_eq!(settings.refresh_token.as_secs(), 30 * 24 * 3600);
+        assert!(settings.grants(GrantType::ClientCredentials));
+        assert_eq!(settings.approvers[0].0, "admin");
+    });
+
+    let good = || HashSource::Inline(cheap_hash("pw"));
+    let client = |id: &str, grants: Vec<GrantType>, uris: &[&str]| ClientConfig {
+        client_id: id.to_owned(),
+        client_secret_hash: good(),
+        grants,
+        redirect_uris: uris.iter().map(|u| (*u).to_owned()).collect(),
+    };
+    let mut t = tenant("tok");
+    t.oauth = Some(OAuthConfig {
+        access_token_secs: 0,
+        refresh_token_secs: 60,
+        approvers: Vec::new(),
+        clients: vec![
+            client("", vec![GrantType::ClientCredentials], &[]),
+            client("a:b", Vec::new(), &[]),
+            client("okta", vec![GrantType::AuthorizationCode], &[]),
+            client("okta-2", vec![GrantType::AuthorizationCode], &["http://okta.example/cb"]),
+            ClientConfig {
+                client_secret_hash: HashSource::Inline("hunter2".into()),
+                ..client("entra", vec![GrantType::ClientCredentials], &[])
+            },
+        ],
+    });
+    let mut other = tenant("tok-2");
+    other.oauth = Some(OAuthConfig {
+        access_token_secs: 60,
+        refresh_token_secs: 60,
+        approvers: vec![basic("admin", good())],
+        clients: vec![client("entra", vec![GrantType::ClientCredentials], &[])],
+    });
+    let mut third = tenant("tok-3");
+    third.oauth = Some(OAuthConfig {
+        access_token_secs: 60,
+        refresh_token_secs: 60,
+        approvers: vec![basic("admin", good())],
+        clients: vec![client("third", vec![GrantType::ClientCredentials], &[])],
+    });
+    let found = problems(&config(vec![("acme", t), ("globex", other), ("initech", third)]));
+    for w in [
+        "tenants.acme.oauth: access_token_secs and refresh_token_secs must be greater than 0",
+        "tenants.acme.oauth.clients[0]: client_id must not be empty",
+        "tenants.acme.oauth.clients[1]: client_id must not contain ':'",
+        "tenants.acme.oauth.clients[1]: grants is empty",
+        "tenants.acme.oauth.clients[2]: authorization_code needs redirect_uris",
+        "tenants.acme.oauth.clients[2]: authorization_code needs tenants.acme.oauth.approvers",
+        "tenants.acme.oauth.clients[3]: redirect URI \"http://okta.example/cb\" must be https://",
+        "tenants.acme.oauth.clients[4].client_secret_hash: not a PHC hash string",
+        "tenants.globex.oauth.clients[0]: client_id \"entra\" is also tenants.acme's",
+        "tenants.initech.oauth.approvers[0]: username \"admin\" is also tenants.globex's",
+    ] {
+        assert!(found.iter().any(|p| p.starts_with(w)), "{w}: {found:?}");
+    }
+    assert!(!found.iter().any(|p| p.contains("hunter2")), "{found:?}");
+}
