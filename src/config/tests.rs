@@ -1210,7 +1210,11 @@ fn oauth_tables_load_and_every_bad_value_is_reported() {
             client("", vec![GrantType::ClientCredentials], &[]),
             client("a:b", Vec::new(), &[]),
             client("okta", vec![GrantType::AuthorizationCode], &[]),
-            client("okta-2", vec![GrantType::AuthorizationCode], &["http://okta.example/cb"]),
+            client(
+                "okta-2",
+                vec![GrantType::AuthorizationCode],
+                &["http://okta.example/cb"],
+            ),
             ClientConfig {
                 client_secret_hash: HashSource::Inline("hunter2".into()),
                 ..client("entra", vec![GrantType::ClientCredentials], &[])
@@ -1231,7 +1235,11 @@ fn oauth_tables_load_and_every_bad_value_is_reported() {
         approvers: vec![basic("admin", good())],
         clients: vec![client("third", vec![GrantType::ClientCredentials], &[])],
     });
-    let found = problems(&config(vec![("acme", t), ("globex", other), ("initech", third)]));
+    let found = problems(&config(vec![
+        ("acme", t),
+        ("globex", other),
+        ("initech", third),
+    ]));
     for w in [
         "tenants.acme.oauth: access_token_secs and refresh_token_secs must be greater than 0",
         "tenants.acme.oauth.clients[0]: client_id must not be empty",

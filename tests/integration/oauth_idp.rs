@@ -300,14 +300,17 @@ async fn start(sim_url: &str, dir: &std::path::Path) -> Idp {
              [[tenants.acme.oauth.clients]]\nclient_id = \"entra-acme\"\n\
              client_secret_hash = {{ env = \"TEST_OAUTH_ENTRA_HASH\" }}\n\
              grants = [\"client_credentials\"]\n\n\
-             {other}tokens = [{{ value = \"{OTHER_TOKEN}\" }}]\n\n[tenants.other.oauth]\n\
-             access_token_secs = 1\n\n\
+             {other}tokens = [{{ value = \"{OTHER_TOKEN}\" }}]\n\n[tenants.other.oauth]\n\n\
              [[tenants.other.oauth.approvers]]\nusername = \"other-approver\"\n\
              password_hash = \"{other_approver}\"\n\n\
              [[tenants.other.oauth.clients]]\nclient_id = \"other-client\"\n\
              client_secret_hash = \"{other_secret}\"\n\
              grants = [\"authorization_code\", \"client_credentials\"]\n\
-             redirect_uris = [\"{OTHER_REDIRECT}\"]\n",
+             redirect_uris = [\"{OTHER_REDIRECT}\"]\n\n\
+             {brief}\n[tenants.brief.oauth]\naccess_token_secs = 1\n\n\
+             [[tenants.brief.oauth.clients]]\nclient_id = \"brief-client\"\n\
+             client_secret_hash = \"{other_secret}\"\ngrants = [\"client_credentials\"]\n",
+            brief = tenant("brief", "OTHER"),
             server = crate::process::server_section(&dir.join("data")),
             acme = tenant("acme", "ACME"),
             other = tenant("other", "OTHER"),
@@ -522,10 +525,38 @@ async fn okta_oauth2_mode_and_entra_client_credentials_end_to_end() {
         "{found}"
     );
 
-    // An access token past its lifetime (the other tenant's live one second) is refused.
+    // Another tenant's OAuth token does not reach acme's users.
     let (status, _, t) = idp
         .token(
             Some(&basic("other-client", OTHER_SECRET)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    let other = t["access_token"].as_str().unwrap().to_owned();
+    secrets.push(other.clone());
+    let (status, _) = idp
+        .scim(&other, Method::GET, &format!("/Users/{ada_id}"), None)
+        .await;
+    assert_eq!(status, 404, "another tenant's token never reaches acme");
+    let (status, found) = idp
+        .scim(
+            &other,
+            Method::GET,
+            &format!("/Users?filter={filter}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, found["totalResults"].clone()),
+        (200, json!(0)),
+        "{found}"
+    );
+
+    // An access token past its lifetime (the brief tenant's live one second) is refused.
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("brief-client", OTHER_SECRET)),
             &[("grant_type", "client_credentials")],
         )
         .await;
@@ -564,7 +595,7 @@ async fn okta_oauth2_mode_and_entra_client_credentials_end_to_end() {
     let metrics = crate::basic_auth::text(&format!("{}/metrics", idp.served.admin)).await;
     for line in [
         "scim_sidecar_oauth_issued_total{endpoint=\"authorize\",outcome=\"authorization_code\"}",
-        "scim_sidecar_oauth_issued_total{endpoint=\"token\",outcome=\"client_credentials\"} 2",
+        "scim_sidecar_oauth_issued_total{endpoint=\"token\",outcome=\"client_credentials\"} 3",
         "scim_sidecar_oauth_failures_total{endpoint=\"token\",outcome=\"invalid_grant\"}",
         "scim_sidecar_oauth_failures_total{endpoint=\"token\",outcome=\"invalid_client\"}",
         "scim_sidecar_oauth_failures_total{endpoint=\"authorize\",outcome=\"wrong_approver\"} 1",
