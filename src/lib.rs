@@ -57,6 +57,7 @@ pub mod cursor;
 pub mod error;
 pub mod gateway;
 pub mod handlers;
+pub mod html;
 pub mod live;
 pub mod metrics;
 pub mod middleware;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::html::escape;
 use crate::provisioning::{Entry, LogError, Query, format_ms};
 use crate::xref::StoreError;
 use mapping::ids::TenantId;
@@ -78,22 +79,6 @@ button { font: inherit; padding: 5px 12px; border-radius: 4px; border: 1px solid
 table.counts { width: auto; min-width: 480px; }
 .counts td:nth-child(n+3), .counts th:nth-child(n+3) { text-align: right; }
 ";
-
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn head(out: &mut String, title: &str) {
     let _ = write!(

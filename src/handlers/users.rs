@@ -55,15 +55,7 @@ async fn cursor_list(ctx: &Ctx, p: &ListParams) -> Result<Response<Full<Bytes>>,
             resources,
         ));
     }
-    let tombstoned = match &p.filter {
-        None => {
-            ctx.state
-                .xref
-                .tombstoned(&ctx.tenant.id, RESOURCE_TYPE)
-                .await?
-        }
-        Some(_) => HashSet::new(),
-    };
+    let tombstoned = tombstoned_if_unfiltered(ctx, p).await?;
     let mut page = CursorPage::new(
         plan::list_pages(&ctx.mapping, p),
         walk.count.max(1),
@@ -111,15 +103,7 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
         }
         return Ok(window.finish());
     }
-    let tombstoned = match &p.filter {
-        None => {
-            ctx.state
-                .xref
-                .tombstoned(&ctx.tenant.id, RESOURCE_TYPE)
-                .await?
-        }
-        Some(_) => HashSet::new(),
-    };
+    let tombstoned = tombstoned_if_unfiltered(ctx, p).await?;
     let mut listing = Listing::new(&ctx.mapping, p, tombstoned);
     let mut x = ctx.exchange();
     while let Some(call) = listing.next_call() {
@@ -136,6 +120,20 @@ pub async fn search(ctx: &Ctx, p: &ListParams) -> Result<(u64, Vec<Value>), Erro
             .map(|r| p.projection.apply(r, &um.schema))
             .collect(),
     ))
+}
+
+/// The tombstoned legacy ids of the tenant's users, for an unfiltered list (a filtered one
+/// meets them in its pages and leaves them out there).
+async fn tombstoned_if_unfiltered(ctx: &Ctx, p: &ListParams) -> Result<HashSet<LegacyId>, Error> {
+    Ok(match &p.filter {
+        None => {
+            ctx.state
+                .xref
+                .tombstoned(&ctx.tenant.id, RESOURCE_TYPE)
+                .await?
+        }
+        Some(_) => HashSet::new(),
+    })
 }
 
 /// The users of a filter answered by lookups rather than a list, projected: `id eq`, and

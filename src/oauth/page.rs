@@ -5,6 +5,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use crate::html::escape;
+
 /// What the page shows and sends back.
 pub(super) struct Consent<'a> {
     /// The tenant the client asks for.
@@ -17,22 +19,6 @@ pub(super) struct Consent<'a> {
     pub hidden: Vec<(&'static str, &'a str)>,
     /// A message above the form (a wrong password).
     pub notice: Option<&'a str>,
-}
-
-/// Escapes text for HTML content and double-quoted attributes.
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;\
