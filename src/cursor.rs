@@ -58,6 +58,13 @@ pub enum CursorError {
         /// The timeout, in seconds.
         timeout_secs: u64,
     },
+    /// The legacy page size changed since the cursor was given out (the mapping was
+    /// reloaded): positions on page-numbered apps would land elsewhere.
+    #[error(
+        "the legacy app's paging changed since this cursor was given out (the mapping was \
+         reloaded); start again with an empty cursor"
+    )]
+    Stale,
     /// `count` changed during the walk.
     #[error("count must stay {walk} during a cursor walk (RFC 9865); got {sent}")]
     CountChanged {
@@ -75,6 +82,8 @@ pub struct Walk {
     pub count: u64,
     /// Where the page starts on the legacy app.
     pub at: Position,
+    /// Records per legacy page when the cursor was given out (`None`: the first page).
+    pub legacy_size: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,8 +97,20 @@ struct Payload {
     /// The legacy app's cursor or next URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     a: Option<String>,
+    /// Records of that legacy page already answered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    k: u64,
+    /// Fingerprint of the previous legacy page's first record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<u64>,
+    /// Records per legacy page when the cursor was given out.
+    s: u64,
     /// Issued at, Unix seconds.
     t: i64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Seals and opens the cursors of one sidecar (one key, one timeout).
@@ -136,14 +157,17 @@ impl Cursors {
         self.timeout
     }
 
-    /// The cursor of the page at `at`, of a walk of `count` records per page over
-    /// `resource` of `tenant` with `filter`, given out at `now` (Unix seconds).
+    /// The cursor of the page at `at`, of a walk of `count` records per page (legacy pages
+    /// of `legacy_size`) over `resource` of `tenant` with `filter`, given out at `now` (Unix
+    /// seconds).
+    #[allow(clippy::too_many_arguments)]
     pub fn seal(
         &self,
         tenant: &str,
         resource: &str,
         filter: Option<&Filter>,
         count: u64,
+        legacy_size: u64,
         at: &Position,
         now: i64,
     ) -> String {
@@ -152,6 +176,9 @@ impl Cursors {
             q: digest(filter),
             i: at.index,
             a: at.after.clone(),
+            k: at.skip,
+            f: at.first,
+            s: legacy_size,
             t: now,
         };
         let mut data = serde_json::to_vec(&payload).unwrap_or_default();
@@ -226,7 +253,10 @@ impl Cursors {
             at: Position {
                 index: p.i,
                 after: p.a,
+                skip: p.k,
+                first: p.f,
             },
+            legacy_size: Some(p.s),
         })
     }
 }
@@ -263,6 +293,8 @@ mod tests {
         Position {
             index,
             after: after.map(str::to_owned),
+            skip: 3,
+            first: Some(99),
         }
     }
 
@@ -274,7 +306,7 @@ mod tests {
             400,
             Some("https://legacy.internal/api/users?page_token=xyz"),
         );
-        let text = c.seal("acme", "User", Some(&f), 200, &pos, 1_000);
+        let text = c.seal("acme", "User", Some(&f), 200, 100, &pos, 1_000);
         assert!(
             text.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
@@ -288,7 +320,8 @@ mod tests {
             walk,
             Walk {
                 count: 200,
-                at: pos
+                at: pos,
+                legacy_size: Some(100)
             }
         );
         assert!(
@@ -340,7 +373,7 @@ mod tests {
     #[test]
     fn a_cursor_expires_and_keeps_its_count() {
         let c = Cursors::new(b"a key of another length", Duration::from_secs(60));
-        let text = c.seal("acme", "Group", None, 50, &at(0, None), 1_000);
+        let text = c.seal("acme", "Group", None, 50, 50, &at(0, None), 1_000);
         assert!(c.open(&text, "acme", "Group", None, None, 1_060).is_ok());
         assert_eq!(
             c.open(&text, "acme", "Group", None, None, 1_061),

@@ -278,7 +278,9 @@ impl Error {
                 let scim_type = match e {
                     CursorError::Expired { .. } => ScimType::ExpiredCursor,
                     CursorError::CountChanged { .. } => ScimType::InvalidCount,
-                    CursorError::Invalid | CursorError::OtherQuery => ScimType::InvalidCursor,
+                    CursorError::Invalid | CursorError::OtherQuery | CursorError::Stale => {
+                        ScimType::InvalidCursor
+                    }
                 };
                 Answer::bad_request(scim_type, e)
             }

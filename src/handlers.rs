@@ -162,6 +162,7 @@ fn cursor_walk(ctx: &Ctx, resource_type: &str, p: &ListParams) -> Result<Walk, E
         None | Some("") => Ok(Walk {
             count: p.count,
             at: Position::default(),
+            legacy_size: None,
         }),
         Some(text) => Ok(ctx.state.cursors.open(
             text,
@@ -172,6 +173,16 @@ fn cursor_walk(ctx: &Ctx, resource_type: &str, p: &ListParams) -> Result<Walk, E
             cursor::now(),
         )?),
     }
+}
+
+/// The page of `walk` over `pages`; refused when the legacy page size changed since the
+/// cursor was given out.
+fn cursor_page<'m>(pages: mapping::plan::Pages<'m>, walk: &Walk) -> Result<CursorPage<'m>, Error> {
+    let page = CursorPage::new(pages, walk.count, walk.at.clone());
+    if walk.legacy_size.is_some_and(|s| s != page.page_size()) {
+        return Err(cursor::CursorError::Stale.into());
+    }
+    Ok(page)
 }
 
 /// A page of a cursor walk: `next` and `previous` sealed as cursors of the same walk. A walk
@@ -191,6 +202,7 @@ fn cursor_list_response(
             resource_type,
             p.filter.as_ref(),
             walk.count,
+            page.page_size(),
             &at,
             cursor::now(),
         )

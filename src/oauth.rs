@@ -84,7 +84,6 @@ pub struct OAuth {
     clients: HashMap<String, Arc<Client>>,
     secrets: Credentials<Arc<Client>>,
     approvers: Credentials<Arc<Tenant>>,
-    tenants: HashMap<String, Arc<Tenant>>,
     metrics: Arc<Metrics>,
     throttle: FailureThrottle,
 }
@@ -109,9 +108,7 @@ impl OAuth {
         let mut clients = HashMap::new();
         let mut secrets = Vec::new();
         let mut approvers = Vec::new();
-        let mut tenants = HashMap::new();
         for (tenant, s) in entries {
-            tenants.insert(tenant.id.as_str().to_owned(), Arc::clone(&tenant));
             for (username, hash) in s.approvers {
                 approvers.push(BasicCredential {
                     username,
@@ -141,7 +138,6 @@ impl OAuth {
             clients,
             secrets: Credentials::new(Vec::new(), secrets, checks),
             approvers: Credentials::new(Vec::new(), approvers, checks),
-            tenants,
             metrics,
             throttle: FailureThrottle::default(),
         }
@@ -206,7 +202,12 @@ impl OAuth {
         if row.kind != GrantKind::Access || !row.live(now()) {
             return Ok(None);
         }
-        Ok(self.tenants.get(row.tenant.as_str()).cloned())
+        // A client removed from the configuration opens nothing any more.
+        Ok(self
+            .clients
+            .get(&row.client_id)
+            .filter(|c| c.tenant.id == row.tenant)
+            .map(|c| Arc::clone(&c.tenant)))
     }
 
     /// Seconds to wait when `peer` has used up its failures.

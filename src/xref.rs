@@ -25,7 +25,7 @@ mod store;
 mod tests;
 
 pub use error::StoreError;
-pub use grants::{Grant, GrantKind, Revoke, Spent};
+pub use grants::{Grant, GrantKind, Revoke};
 pub use sqlite::prepare_files;
 pub use store::{Claim, Store};
 

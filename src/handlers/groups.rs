@@ -10,13 +10,16 @@ use http_body_util::Full;
 use mapping::GroupMapping;
 use mapping::ids::{LegacyId, ScimId};
 use mapping::plan::groups::{self as plan, RESOURCE_TYPE};
-use mapping::plan::{CursorPage, Exchange as _, Refusal};
+use mapping::plan::{Exchange as _, Refusal};
 use scim::list::{ListParams, Projection};
 use scim::patch::members::GroupPatch;
 use serde_json::Value;
 
 use self::members::{read_members, recorded, translate};
-use super::{Ctx, cursor_list_response, cursor_walk, list_response, no_content, resource_response};
+use super::{
+    Ctx, cursor_list_response, cursor_page, cursor_walk, list_response, no_content,
+    resource_response,
+};
 use crate::error::{Error, RequestError};
 use crate::xref::Seen;
 
@@ -43,7 +46,7 @@ async fn cursor_list(ctx: &Ctx, p: &ListParams) -> Result<Response<Full<Bytes>>,
     }
     let walk = cursor_walk(ctx, RESOURCE_TYPE, p)?;
     let pages = plan::list_pages(&ctx.mapping, gm, p);
-    let mut page = CursorPage::new(pages, walk.count.max(1), walk.at.clone());
+    let mut page = cursor_page(pages, &walk)?;
     let mut resources = Vec::new();
     let mut x = ctx.exchange();
     if let Some(call) = page.call() {

@@ -19,7 +19,10 @@ use serde_json::Value;
 
 pub(crate) use self::records::rediscover;
 use self::records::{finish, kept_answer, locate, record_page, resource, tombstone};
-use super::{Ctx, cursor_list_response, cursor_walk, list_response, no_content, resource_response};
+use super::{
+    Ctx, cursor_list_response, cursor_page, cursor_walk, list_response, no_content,
+    resource_response,
+};
 use crate::error::{Error, scim_json_bytes};
 
 /// `GET /Users` and `POST /Users/.search`.
@@ -56,11 +59,7 @@ async fn cursor_list(ctx: &Ctx, p: &ListParams) -> Result<Response<Full<Bytes>>,
         ));
     }
     let tombstoned = tombstoned_if_unfiltered(ctx, p).await?;
-    let mut page = CursorPage::new(
-        plan::list_pages(&ctx.mapping, p),
-        walk.count.max(1),
-        walk.at.clone(),
-    );
+    let mut page = cursor_page(plan::list_pages(&ctx.mapping, p), &walk)?;
     let mut resources = Vec::new();
     let mut x = ctx.exchange();
     if let Some(call) = page.call() {

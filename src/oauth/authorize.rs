@@ -127,7 +127,11 @@ pub(super) async fn serve(
         expires_at: now + CODE_SECS,
         used_at: None,
         revoked_at: None,
-        redirect_uri: Some(asked.redirect_uri.clone()),
+        // RFC 6749 §4.1.3: the token request repeats it only when this request named it.
+        redirect_uri: params
+            .get("redirect_uri")
+            .filter(|r| !r.is_empty())
+            .cloned(),
         challenge,
     };
     if let Err(e) = o.store.grant_issue(vec![row], now - PURGE_AFTER_SECS).await {

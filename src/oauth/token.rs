@@ -17,15 +17,13 @@ use super::{
 };
 use crate::config::oauth::GrantType;
 use crate::credentials::{Found, Presented, presented};
-use crate::xref::{Grant, GrantKind, Revoke, Spent};
+use crate::xref::{Grant, GrantKind, Revoke};
 
 /// An RFC 6749 §5.2 error.
 struct Refused {
     status: StatusCode,
     error: &'static str,
     description: String,
-    /// The client authenticated with HTTP Basic: a `401` says `WWW-Authenticate: Basic`.
-    basic: bool,
 }
 
 fn refused(error: &'static str, description: impl Into<String>) -> Refused {
@@ -37,7 +35,6 @@ fn refused(error: &'static str, description: impl Into<String>) -> Refused {
         },
         error,
         description: description.into(),
-        basic: false,
     }
 }
 
@@ -71,7 +68,8 @@ pub(super) async fn serve(
                 r.status,
                 &json!({"error": r.error, "error_description": r.description}),
             );
-            if r.basic && r.status == StatusCode::UNAUTHORIZED {
+            // A 401 always names the scheme the client may authenticate with.
+            if r.status == StatusCode::UNAUTHORIZED {
                 resp.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(
@@ -134,53 +132,37 @@ async fn exchange(
                 return Err(unauthorized(&client, "authorization_code"));
             }
             let code = required(&params, "code")?;
-            let row = spend(o, code, GrantKind::Code, &client, now).await?;
-            if params.get("redirect_uri") != row.redirect_uri.as_ref() {
-                return Err(refused(
-                    "invalid_grant",
-                    "redirect_uri differs from the authorization request's",
-                ));
+            let row = redeemable(o, code, GrantKind::Code, &client, now).await?;
+            if let Err(why) = check_code(&row, &params) {
+                // One try per code: a wrong verifier or redirect URI spends it.
+                o.store
+                    .grant_exchange(&row.digest, GrantKind::Code, now, Vec::new(), now)
+                    .await
+                    .map_err(store_failed)?;
+                return Err(refused("invalid_grant", why));
             }
-            match (&row.challenge, params.get("code_verifier")) {
-                (Some(challenge), Some(verifier)) => {
-                    if !pkce_text(verifier) || s256(verifier) != *challenge {
-                        return Err(refused(
-                            "invalid_grant",
-                            "code_verifier does not match the code_challenge",
-                        ));
-                    }
-                }
-                (Some(_), None) => {
-                    return Err(refused(
-                        "invalid_grant",
-                        "code_verifier is required: the authorization sent a code_challenge",
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(refused(
-                        "invalid_grant",
-                        "code_verifier given, but the authorization sent no code_challenge",
-                    ));
-                }
-                (None, None) => {}
-            }
-            let tokens = issue(o, &client, &row.family, "authorization_code", true, now).await?;
-            Ok(("authorization_code", with_scope(tokens, &params)))
+            let tokens = exchange_for(o, &client, &row, now).await?;
+            Ok(("authorization_code", tokens))
         }
         Some("refresh_token") => {
             if !client.may(GrantType::AuthorizationCode) {
                 return Err(unauthorized(&client, "refresh_token"));
             }
             let token = required(&params, "refresh_token")?;
-            let row = spend(o, token, GrantKind::Refresh, &client, now).await?;
-            let tokens = issue(o, &client, &row.family, &row.grant_type, true, now).await?;
-            Ok(("refresh_token", with_scope(tokens, &params)))
+            let row = redeemable(o, token, GrantKind::Refresh, &client, now).await?;
+            let tokens = exchange_for(o, &client, &row, now).await?;
+            Ok(("refresh_token", tokens))
         }
         Some("client_credentials") => {
             if !client.may(GrantType::ClientCredentials) {
                 return Err(unauthorized(&client, "client_credentials"));
             }
-            let tokens = issue(o, &client, &family_id(), "client_credentials", false, now).await?;
+            let (rows, tokens) =
+                mint_tokens(&client, &family_id(), "client_credentials", false, now);
+            o.store
+                .grant_issue(rows, now - PURGE_AFTER_SECS)
+                .await
+                .map_err(store_failed)?;
             Ok(("client_credentials", with_scope(tokens, &params)))
         }
         Some(other) => Err(refused(
@@ -221,7 +203,8 @@ fn required<'p>(
         .ok_or_else(|| refused("invalid_request", format!("{name} is required")))
 }
 
-/// A granted scope is the requested one (every token opens the tenant's SCIM API).
+/// The client-credentials grant's scope is the requested one (every token opens the
+/// tenant's SCIM API); the other grants leave it out (as asked at authorization).
 fn with_scope(mut tokens: Value, params: &std::collections::HashMap<String, String>) -> Value {
     if let Some(scope) = params.get("scope").filter(|s| !s.is_empty()) {
         tokens["scope"] = Value::String(scope.clone());
@@ -240,7 +223,7 @@ async fn authenticate(
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
     let in_body = (params.get("client_id"), params.get("client_secret"));
-    let (id, secret, basic) = match (header, in_body) {
+    let (id, secret) = match (header, in_body) {
         (Some(value), (body_id, None)) => match presented(value) {
             Presented::Basic { username, password } => {
                 // RFC 6749 §2.3.1: the id and secret are form-urlencoded inside Basic.
@@ -251,16 +234,13 @@ async fn authenticate(
                         "client_id in the body differs from the Authorization header's",
                     ));
                 }
-                (id, decoded(&password), true)
+                (id, decoded(&password))
             }
             _ => {
-                return Err(Refused {
-                    basic: true,
-                    ..refused(
-                        "invalid_client",
-                        "authenticate the client with HTTP Basic (client_id:client_secret)",
-                    )
-                });
+                return Err(refused(
+                    "invalid_client",
+                    "authenticate the client with HTTP Basic (client_id:client_secret)",
+                ));
             }
         },
         (Some(_), (_, Some(_))) => {
@@ -270,7 +250,7 @@ async fn authenticate(
                  not both",
             ));
         }
-        (None, (Some(id), Some(secret))) => (id.clone(), secret.clone(), false),
+        (None, (Some(id), Some(secret))) => (id.clone(), secret.clone()),
         (None, _) => {
             return Err(refused(
                 "invalid_client",
@@ -278,10 +258,7 @@ async fn authenticate(
             ));
         }
     };
-    let wrong = || Refused {
-        basic,
-        ..refused("invalid_client", "unknown client or wrong client secret")
-    };
+    let wrong = || refused("invalid_client", "unknown client or wrong client secret");
     let client = match o.secrets.password(id.as_bytes(), secret.into_bytes()) {
         Found::Tenant(c) => c,
         Found::Check(check) => o.secrets.check(check).await.map_err(|_| wrong())?,
@@ -297,9 +274,10 @@ fn decoded(bytes: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// Spends a code or refresh token of `kind` for `client`: the row, or why not. A replay, or
-/// a code or token presented by another client, revokes its whole family.
-async fn spend(
+/// The code or refresh token `secret` of `kind`, issued to `client`, unspent, unrevoked and
+/// unexpired: the row (nothing is changed). A replay, or a code or token presented by another
+/// client, revokes its whole family.
+async fn redeemable(
     o: &OAuth,
     secret: &str,
     kind: GrantKind,
@@ -311,30 +289,18 @@ async fn spend(
         _ => "refresh token",
     };
     let unknown = || refused("invalid_grant", format!("the {what} is not valid"));
-    let spent = o
+    let row = o
         .store
-        .grant_spend(&digest(secret.as_bytes()), now)
+        .grant_find(&digest(secret.as_bytes()))
         .await
-        .map_err(store_failed)?;
-    let row = match spent {
-        Spent::Unknown => return Err(unknown()),
-        Spent::Again(row) => {
-            if row.kind == kind {
-                revoke(o, &row.family, now).await?;
-                return Err(refused(
-                    "invalid_grant",
-                    format!(
-                        "the {what} was already used: every token issued from it is revoked \
-                         now; authorize again"
-                    ),
-                ));
-            }
-            return Err(unknown());
-        }
-        Spent::First(row) => row,
-    };
+        .map_err(store_failed)?
+        .ok_or_else(unknown)?;
     if row.kind != kind {
         return Err(unknown());
+    }
+    if row.used_at.is_some() {
+        revoke(o, &row.family, now).await?;
+        return Err(replayed(what));
     }
     if row.client_id != client.id || row.tenant != client.tenant.id {
         revoke(o, &row.family, now).await?;
@@ -355,6 +321,62 @@ async fn spend(
     Ok(row)
 }
 
+fn replayed(what: &str) -> Refused {
+    refused(
+        "invalid_grant",
+        format!(
+            "the {what} was already used: every token issued from it is revoked now; authorize \
+             again"
+        ),
+    )
+}
+
+/// Why a code does not redeem with these parameters (RFC 6749 §4.1.3, RFC 7636 §4.6).
+fn check_code(
+    row: &Grant,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<(), &'static str> {
+    // The redirect URI must be the authorization request's, when that request named one.
+    if let Some(uri) = &row.redirect_uri
+        && params.get("redirect_uri") != Some(uri)
+    {
+        return Err("redirect_uri differs from the authorization request's");
+    }
+    match (&row.challenge, params.get("code_verifier")) {
+        (Some(challenge), Some(verifier))
+            if pkce_text(verifier) && s256(verifier) == *challenge =>
+        {
+            Ok(())
+        }
+        (Some(_), Some(_)) => Err("code_verifier does not match the code_challenge"),
+        (Some(_), None) => {
+            Err("code_verifier is required: the authorization sent a code_challenge")
+        }
+        (None, Some(_)) => Err("code_verifier given, but the authorization sent no code_challenge"),
+        (None, None) => Ok(()),
+    }
+}
+
+/// Spends `row` (a code or refresh token) and stores a new access and refresh token of its
+/// family, in one transaction: the token answer. Spent meanwhile (a concurrent replay on any
+/// replica): the family is revoked.
+async fn exchange_for(o: &OAuth, client: &Client, row: &Grant, now: i64) -> Result<Value, Refused> {
+    let (rows, tokens) = mint_tokens(client, &row.family, &row.grant_type, true, now);
+    let spent = o
+        .store
+        .grant_exchange(&row.digest, row.kind, now, rows, now - PURGE_AFTER_SECS)
+        .await
+        .map_err(store_failed)?;
+    if !spent {
+        revoke(o, &row.family, now).await?;
+        return Err(replayed(match row.kind {
+            GrantKind::Code => "authorization code",
+            _ => "refresh token",
+        }));
+    }
+    Ok(tokens)
+}
+
 async fn revoke(o: &OAuth, family: &str, now: i64) -> Result<u64, Refused> {
     o.store
         .grant_revoke(Revoke::Family(family.to_owned()), now)
@@ -368,19 +390,18 @@ fn store_failed(e: crate::xref::StoreError) -> Refused {
         status: StatusCode::SERVICE_UNAVAILABLE,
         error: "temporarily_unavailable",
         description: "the sidecar's state store is unavailable; retry later".to_owned(),
-        basic: false,
     }
 }
 
-/// Issues an access token (and a refresh token when `refresh`) in `family`.
-async fn issue(
-    o: &OAuth,
+/// A new access token (and a refresh token when `refresh`) of `family`: the rows to store and
+/// the token answer.
+fn mint_tokens(
     client: &Client,
     family: &str,
     grant_type: &str,
     refresh: bool,
     now: i64,
-) -> Result<Value, Refused> {
+) -> (Vec<Grant>, Value) {
     let row = |kind: GrantKind, digest: String, expires_at: i64| Grant {
         digest,
         kind,
@@ -415,9 +436,5 @@ async fn issue(
         ));
         out["refresh_token"] = Value::String(refresh);
     }
-    o.store
-        .grant_issue(rows, now - PURGE_AFTER_SECS)
-        .await
-        .map_err(store_failed)?;
-    Ok(out)
+    (rows, out)
 }

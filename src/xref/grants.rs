@@ -74,17 +74,6 @@ impl Grant {
     }
 }
 
-/// What spending a code or refresh token found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Spent {
-    /// Spent now, for the first time: the row as it was.
-    First(Grant),
-    /// Spent before: a replay (the caller revokes the family).
-    Again(Grant),
-    /// No such row.
-    Unknown,
-}
-
 /// Which grants to revoke.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Revoke {
@@ -107,9 +96,17 @@ impl Revoke {
     }
 }
 
-/// The columns, in the order rows are read.
+/// The columns, in the order rows are written.
 pub(super) const COLUMNS: &str = "digest, kind, tenant, client_id, family, grant_type, issued_at, \
      expires_at, used_at, revoked_at, redirect_uri, challenge";
+
+/// A read of rows `g` in the order of [`COLUMNS`], where a row counts as revoked when any row
+/// of its family is: a token issued from a family while it was being revoked (a refresh racing
+/// a replay, or `tokens revoke`) opens nothing either.
+pub(super) const SELECT_EFFECTIVE: &str = "SELECT g.digest, g.kind, g.tenant, g.client_id, \
+     g.family, g.grant_type, g.issued_at, g.expires_at, g.used_at, COALESCE(g.revoked_at, \
+     (SELECT MIN(f.revoked_at) FROM oauth_grants f WHERE f.family = g.family)), \
+     g.redirect_uri, g.challenge FROM oauth_grants g";
 
 /// A row from its columns, read by `get(i)`.
 pub(super) fn from_columns(
@@ -141,32 +138,8 @@ impl super::sqlite::Sqlite {
         rows: Vec<Grant>,
         purge_before: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
-            let mut insert = conn.prepare_cached(&format!(
-                "INSERT INTO oauth_grants ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-            ))?;
-            for g in &rows {
-                insert.execute(rusqlite::params![
-                    g.digest,
-                    g.kind.as_str(),
-                    g.tenant.as_str(),
-                    g.client_id,
-                    g.family,
-                    g.grant_type,
-                    g.issued_at,
-                    g.expires_at,
-                    g.used_at,
-                    g.revoked_at,
-                    g.redirect_uri,
-                    g.challenge,
-                ])?;
-            }
-            conn.prepare_cached("DELETE FROM oauth_grants WHERE expires_at < ?1")?
-                .execute([purge_before])?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| insert_sqlite(conn, &rows, purge_before))
+            .await
     }
 
     /// See [`Store::grant_find`](super::Store::grant_find).
@@ -175,20 +148,29 @@ impl super::sqlite::Sqlite {
         self.read(move |conn| find(conn, &digest)).await
     }
 
-    /// See [`Store::grant_spend`](super::Store::grant_spend). On the writer: the check and
-    /// the mark are one transaction, so of two spends of one row only the first is `First`.
-    pub(super) async fn grant_spend(&self, digest: &str, now: i64) -> Result<Spent, StoreError> {
-        let digest = digest.to_owned();
+    /// See [`Store::grant_exchange`](super::Store::grant_exchange): one transaction on the
+    /// writer.
+    pub(super) async fn grant_exchange(
+        &self,
+        spend: &str,
+        kind: GrantKind,
+        now: i64,
+        issue: Vec<Grant>,
+        purge_before: i64,
+    ) -> Result<bool, StoreError> {
+        let spend = spend.to_owned();
         self.write(move |conn| {
-            let Some(row) = find(conn, &digest)? else {
-                return Ok(Spent::Unknown);
-            };
-            if row.used_at.is_some() {
-                return Ok(Spent::Again(row));
+            let spent = conn
+                .prepare_cached(
+                    "UPDATE oauth_grants SET used_at = ?2 \
+                     WHERE digest = ?1 AND kind = ?3 AND used_at IS NULL",
+                )?
+                .execute(rusqlite::params![spend, now, kind.as_str()])?;
+            if spent == 0 {
+                return Ok(false);
             }
-            conn.prepare_cached("UPDATE oauth_grants SET used_at = ?2 WHERE digest = ?1")?
-                .execute(rusqlite::params![digest, now])?;
-            Ok(Spent::First(row))
+            insert_sqlite(conn, &issue, purge_before)?;
+            Ok(true)
         })
         .await
     }
@@ -225,10 +207,39 @@ impl super::sqlite::Sqlite {
     }
 }
 
-fn find(conn: &rusqlite::Connection, digest: &str) -> Result<Option<Grant>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM oauth_grants WHERE digest = ?1"
+/// Inserts `rows` and deletes the rows that expired before `purge_before`.
+fn insert_sqlite(
+    conn: &rusqlite::Connection,
+    rows: &[Grant],
+    purge_before: i64,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT INTO oauth_grants ({COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?;
+    for g in rows {
+        insert.execute(rusqlite::params![
+            g.digest,
+            g.kind.as_str(),
+            g.tenant.as_str(),
+            g.client_id,
+            g.family,
+            g.grant_type,
+            g.issued_at,
+            g.expires_at,
+            g.used_at,
+            g.revoked_at,
+            g.redirect_uri,
+            g.challenge,
+        ])?;
+    }
+    conn.prepare_cached("DELETE FROM oauth_grants WHERE expires_at < ?1")?
+        .execute([purge_before])?;
+    Ok(())
+}
+
+fn find(conn: &rusqlite::Connection, digest: &str) -> Result<Option<Grant>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT_EFFECTIVE} WHERE g.digest = ?1"))?;
     let mut rows = stmt.query([digest])?;
     match rows.next()? {
         Some(row) => Ok(Some(sqlite_row(row)?)),
@@ -250,40 +261,16 @@ fn sqlite_row(row: &rusqlite::Row<'_>) -> Result<Grant, StoreError> {
 }
 
 impl super::postgres::Postgres {
-    /// See [`Store::grant_issue`](super::Store::grant_issue).
+    /// See [`Store::grant_issue`](super::Store::grant_issue): one transaction.
     pub(super) async fn grant_issue(
         &self,
         rows: Vec<Grant>,
         purge_before: i64,
     ) -> Result<(), StoreError> {
-        for g in &rows {
-            self.query(
-                &format!(
-                    "INSERT INTO oauth_grants ({COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-                ),
-                &[
-                    &g.digest,
-                    &g.kind.as_str(),
-                    &g.tenant.as_str(),
-                    &g.client_id,
-                    &g.family,
-                    &g.grant_type,
-                    &g.issued_at,
-                    &g.expires_at,
-                    &g.used_at,
-                    &g.revoked_at,
-                    &g.redirect_uri,
-                    &g.challenge,
-                ],
-            )
-            .await?;
-        }
-        self.query(
-            "DELETE FROM oauth_grants WHERE expires_at < $1",
-            &[&purge_before],
-        )
-        .await?;
+        let mut client = self.pg.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.pg.error(&e))?;
+        insert_pg(self, &tx, &rows, purge_before).await?;
+        tx.commit().await.map_err(|e| self.pg.error(&e))?;
         Ok(())
     }
 
@@ -291,34 +278,40 @@ impl super::postgres::Postgres {
     pub(super) async fn grant_find(&self, digest: &str) -> Result<Option<Grant>, StoreError> {
         let rows = self
             .query(
-                &format!("SELECT {COLUMNS} FROM oauth_grants WHERE digest = $1"),
+                &format!("{SELECT_EFFECTIVE} WHERE g.digest = $1"),
                 &[&digest],
             )
             .await?;
         rows.first().map(pg_row).transpose()
     }
 
-    /// See [`Store::grant_spend`](super::Store::grant_spend): one `UPDATE … WHERE used_at IS
-    /// NULL`, so of two spends on any replicas only one changes the row.
-    pub(super) async fn grant_spend(&self, digest: &str, now: i64) -> Result<Spent, StoreError> {
-        let rows = self
-            .query(
-                &format!(
-                    "UPDATE oauth_grants SET used_at = $2 WHERE digest = $1 AND used_at IS NULL \
-                     RETURNING {COLUMNS}"
-                ),
-                &[&digest, &now],
+    /// See [`Store::grant_exchange`](super::Store::grant_exchange): the conditional update and
+    /// the inserts in one transaction, so of two exchanges on any replicas one wins and a
+    /// failed one leaves the spent row unspent.
+    pub(super) async fn grant_exchange(
+        &self,
+        spend: &str,
+        kind: GrantKind,
+        now: i64,
+        issue: Vec<Grant>,
+        purge_before: i64,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.pg.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.pg.error(&e))?;
+        let spent = tx
+            .execute(
+                "UPDATE oauth_grants SET used_at = $2 \
+                 WHERE digest = $1 AND kind = $3 AND used_at IS NULL",
+                &[&spend, &now, &kind.as_str()],
             )
-            .await?;
-        if let Some(row) = rows.first() {
-            let mut g = pg_row(row)?;
-            g.used_at = None;
-            return Ok(Spent::First(g));
+            .await
+            .map_err(|e| self.pg.error(&e))?;
+        if spent == 0 {
+            return Ok(false);
         }
-        Ok(match self.grant_find(digest).await? {
-            Some(g) => Spent::Again(g),
-            None => Spent::Unknown,
-        })
+        insert_pg(self, &tx, &issue, purge_before).await?;
+        tx.commit().await.map_err(|e| self.pg.error(&e))?;
+        Ok(true)
     }
 
     /// See [`Store::grant_revoke`](super::Store::grant_revoke).
@@ -349,6 +342,47 @@ impl super::postgres::Postgres {
             .await?;
         rows.iter().map(pg_row).collect()
     }
+}
+
+/// Inserts `rows` in `tx` and deletes the rows that expired before `purge_before`.
+async fn insert_pg(
+    pg: &super::postgres::Postgres,
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &[Grant],
+    purge_before: i64,
+) -> Result<(), StoreError> {
+    let insert = format!(
+        "INSERT INTO oauth_grants ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    );
+    for g in rows {
+        tx.execute(
+            &insert,
+            &[
+                &g.digest,
+                &g.kind.as_str(),
+                &g.tenant.as_str(),
+                &g.client_id,
+                &g.family,
+                &g.grant_type,
+                &g.issued_at,
+                &g.expires_at,
+                &g.used_at,
+                &g.revoked_at,
+                &g.redirect_uri,
+                &g.challenge,
+            ],
+        )
+        .await
+        .map_err(|e| pg.pg.error(&e))?;
+    }
+    tx.execute(
+        "DELETE FROM oauth_grants WHERE expires_at < $1",
+        &[&purge_before],
+    )
+    .await
+    .map_err(|e| pg.pg.error(&e))?;
+    Ok(())
 }
 
 fn pg_row(row: &tokio_postgres::Row) -> Result<Grant, StoreError> {

@@ -96,7 +96,7 @@ const SELECT_RECORD: &str = concat!("SELECT ", record_columns!(), " FROM xref ")
 /// The PostgreSQL engine. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(super) struct Postgres {
-    pg: Pg,
+    pub(super) pg: Pg,
     /// The SCIM id → legacy id links met (they never change; see `links`).
     links: Arc<Links>,
     /// Lookups by SCIM id running and waiting (see [`Postgres::get`]).

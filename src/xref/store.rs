@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::grants::{Grant, Revoke, Spent};
+use super::grants::{Grant, GrantKind, Revoke};
 use super::postgres::Postgres;
 use super::sqlite::Sqlite;
 use super::{Seen, StoreError, XrefRecord};
@@ -372,15 +372,24 @@ impl Store {
         on_engine!(self, e => e.grant_issue(rows, purge_before))
     }
 
-    /// The grant whose secret has the SHA-256 `digest` (hex), if any.
+    /// The grant whose secret has the SHA-256 `digest` (hex), if any; revoked when any grant of
+    /// its family is.
     pub async fn grant_find(&self, digest: &str) -> Result<Option<Grant>, StoreError> {
         on_engine!(self, e => e.grant_find(digest))
     }
 
-    /// Spends a code or refresh token at `now`: the first spend of a row, on any replica, is
-    /// [`Spent::First`]; every later one [`Spent::Again`].
-    pub async fn grant_spend(&self, digest: &str, now: i64) -> Result<Spent, StoreError> {
-        on_engine!(self, e => e.grant_spend(digest, now))
+    /// Spends the code or refresh token `spend` (of `kind`) at `now` and stores `issue` (what
+    /// is issued for it), in one transaction: `true` when this call spent it; `false` when it
+    /// was spent before or by a concurrent exchange on any replica (then nothing is stored).
+    pub async fn grant_exchange(
+        &self,
+        spend: &str,
+        kind: GrantKind,
+        now: i64,
+        issue: Vec<Grant>,
+        purge_before: i64,
+    ) -> Result<bool, StoreError> {
+        on_engine!(self, e => e.grant_exchange(spend, kind, now, issue, purge_before))
     }
 
     /// Revokes the grants `what` names that are not yet; how many.

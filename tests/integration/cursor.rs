@@ -341,3 +341,67 @@ async fn an_offset_paged_app_without_totals_walks_by_cursor() {
     assert_eq!(ids(&back), ids(&pages[0]));
     h.stop().await;
 }
+
+#[tokio::test]
+async fn an_unpaged_list_is_answered_count_by_count_and_a_mapping_reload_ends_old_cursors() {
+    // The group list as a call that is not paged: the app answers every group at once.
+    let mapping = simulator::marketing_center::MAPPING.replace(
+        "list = { method = \"GET\", path = \"/groups\" }",
+        "list = { method = \"GET\", path = \"/groups\", paging = \"none\" }",
+    );
+    assert_ne!(mapping, simulator::marketing_center::MAPPING);
+    let h = Harness::start_with_mapping(&mapping).await;
+    for i in 0..25 {
+        h.sim()
+            .add_group(CUSTOMER, &format!("grp-{i:02}"), &format!("Group {i:02}"));
+    }
+    let all = h.get("/Groups?count=100&excludedAttributes=members").await;
+    let every = ids(&all);
+    let pages = walk(
+        &h,
+        "/Groups?count=10&excludedAttributes=members",
+        "/api/v1/groups",
+    )
+    .await;
+    let sizes: Vec<usize> = pages.iter().map(|p| ids(p).len()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), every.len());
+    assert!(sizes.iter().all(|&n| n <= 10), "count is kept: {sizes:?}");
+    let listed: Vec<String> = pages.iter().flat_map(ids).collect();
+    assert_eq!(listed, every, "every group once, in order");
+    // Back within the same legacy answer.
+    let back = h
+        .get(&format!(
+            "/Groups?excludedAttributes=members&cursor={}",
+            pages[2].body["previousCursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(ids(&back), ids(&pages[1]));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_cursor_from_before_a_page_size_change_is_refused() {
+    let h = Harness::start_reloadable(std::time::Duration::from_millis(10)).await;
+    h.seed_users(30);
+    let first = h.get("/Users?count=7&cursor").await;
+    assert_eq!(ids(&first).len(), 7);
+    let cursor = next(&first).unwrap();
+    // The mapping's page size changes under the walk: page numbers would land elsewhere.
+    let text = std::fs::read_to_string(&h.mapping_file).unwrap();
+    let changed = text.replace("max_page_size = 200", "max_page_size = 5");
+    assert_ne!(text, changed);
+    let tmp = h.mapping_file.with_extension("tmp");
+    std::fs::write(&tmp, changed).unwrap();
+    std::fs::rename(&tmp, &h.mapping_file).unwrap();
+    let reloaded = "scim_sidecar_mapping_reloads_total{tenant=\"acme\",outcome=\"reloaded\"}";
+    crate::support::wait_until("the mapping to reload", async || {
+        h.metric(reloaded).await > 0.0
+    })
+    .await;
+    let a = h.get(&format!("/Users?cursor={cursor}")).await;
+    refused(&a, "invalidCursor", "paging changed");
+    // A new walk pages by 5 at most.
+    let a = h.get("/Users?count=7&cursor").await;
+    assert_eq!(ids(&a).len(), 5);
+    h.stop().await;
+}

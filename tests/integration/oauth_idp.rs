@@ -140,15 +140,31 @@ impl Idp {
     /// Okta's authorization: the consent page, then the approver's approval; the code the
     /// browser is sent back with (checking `state`).
     async fn authorize(&self, client: &str, redirect: &str, approver: (&str, &str)) -> String {
-        let query = encode(&[
+        self.authorize_with(client, Some(redirect), redirect, approver)
+            .await
+    }
+
+    /// [`Idp::authorize`], naming the redirect URI in the request or not (`sent`); the
+    /// browser must come back to `target`.
+    async fn authorize_with(
+        &self,
+        client: &str,
+        sent: Option<&str>,
+        target: &str,
+        approver: (&str, &str),
+    ) -> String {
+        let mut pairs = vec![
             ("response_type", "code"),
             ("client_id", client),
-            ("redirect_uri", redirect),
             ("state", "st-42"),
             ("scope", "okta.users.manage"),
             ("code_challenge", CHALLENGE),
             ("code_challenge_method", "S256"),
-        ]);
+        ];
+        if let Some(uri) = sent {
+            pairs.push(("redirect_uri", uri));
+        }
+        let query = encode(&pairs);
         let (status, headers, page) = send(
             &self.root,
             Method::GET,
@@ -175,8 +191,8 @@ impl Idp {
         .await;
         assert_eq!(status, 303, "{page}");
         let location = headers["location"].to_str().unwrap().to_owned();
-        let (target, query) = location.split_once('?').unwrap();
-        assert_eq!(target, redirect);
+        let (back_at, query) = location.split_once('?').unwrap();
+        assert_eq!(back_at, target);
         let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
@@ -307,9 +323,13 @@ async fn start(sim_url: &str, dir: &std::path::Path) -> Idp {
              client_secret_hash = \"{other_secret}\"\n\
              grants = [\"authorization_code\", \"client_credentials\"]\n\
              redirect_uris = [\"{OTHER_REDIRECT}\"]\n\n\
-             {brief}\n[tenants.brief.oauth]\naccess_token_secs = 1\n\n\
+             {brief}\n[tenants.brief.oauth]\naccess_token_secs = 1\nrefresh_token_secs = 1\n\n\
+             [[tenants.brief.oauth.approvers]]\nusername = \"brief-approver\"\n\
+             password_hash = \"{other_approver}\"\n\n\
              [[tenants.brief.oauth.clients]]\nclient_id = \"brief-client\"\n\
-             client_secret_hash = \"{other_secret}\"\ngrants = [\"client_credentials\"]\n",
+             client_secret_hash = \"{other_secret}\"\n\
+             grants = [\"client_credentials\", \"authorization_code\"]\n\
+             redirect_uris = [\"{OTHER_REDIRECT}\"]\n",
             brief = tenant("brief", "OTHER"),
             server = crate::process::server_section(&dir.join("data")),
             acme = tenant("acme", "ACME"),
@@ -574,7 +594,60 @@ async fn okta_oauth2_mode_and_entra_client_credentials_end_to_end() {
     .await;
     assert_eq!(last, 401);
 
-    failures(&idp).await;
+    // An authorization that leaves redirect_uri out (the client has one): the token request
+    // leaves it out too (RFC 6749 §4.1.3). A refresh token past its lifetime is refused.
+    let code = idp
+        .authorize_with(
+            "brief-client",
+            None,
+            OTHER_REDIRECT,
+            ("brief-approver", APPROVER_PW),
+        )
+        .await;
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("brief-client", OTHER_SECRET)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    let mut brief_refresh = t["refresh_token"].as_str().unwrap().to_owned();
+    secrets.extend([
+        code,
+        brief_refresh.clone(),
+        t["access_token"].as_str().unwrap().to_owned(),
+    ]);
+    let mut said = Value::Null;
+    crate::support::wait_until("the one-second refresh token to expire", async || {
+        let (status, _, t) = idp
+            .token(
+                Some(&basic("brief-client", OTHER_SECRET)),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &brief_refresh),
+                ],
+            )
+            .await;
+        if status == 200 {
+            // Refreshed before it expired: go on with the new one.
+            brief_refresh = t["refresh_token"].as_str().unwrap().to_owned();
+            return false;
+        }
+        said = t;
+        true
+    })
+    .await;
+    assert_eq!(
+        error_of(&said),
+        (
+            "invalid_grant",
+            "the refresh token expired; authorize again"
+        )
+    );
 
     // The discovery document names the mode; the admin page and /readyz show the modes.
     let (_, spc) = idp
@@ -597,8 +670,6 @@ async fn okta_oauth2_mode_and_entra_client_credentials_end_to_end() {
         "scim_sidecar_oauth_issued_total{endpoint=\"authorize\",outcome=\"authorization_code\"}",
         "scim_sidecar_oauth_issued_total{endpoint=\"token\",outcome=\"client_credentials\"} 3",
         "scim_sidecar_oauth_failures_total{endpoint=\"token\",outcome=\"invalid_grant\"}",
-        "scim_sidecar_oauth_failures_total{endpoint=\"token\",outcome=\"invalid_client\"}",
-        "scim_sidecar_oauth_failures_total{endpoint=\"authorize\",outcome=\"wrong_approver\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} missing:\n{metrics}");
     }
@@ -612,129 +683,15 @@ async fn okta_oauth2_mode_and_entra_client_credentials_end_to_end() {
     sim_handle.stop().await;
 }
 
-/// Every refusal the RFCs name, each answered as they say.
-async fn failures(idp: &Idp) {
-    // Wrong client secret (Basic): 401 invalid_client with a Basic challenge.
-    let (status, headers, t) = idp
-        .token(
-            Some(&basic("okta-acme", "not-the-secret")),
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", "scsrt_x"),
-            ],
-        )
-        .await;
-    assert_eq!((status, error_of(&t).0), (401, "invalid_client"), "{t}");
-    assert!(
-        headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Basic")
-    );
-    // Unknown client in the body; both ways at once; none.
-    let (status, _, t) = idp
-        .token(
-            None,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", "nobody"),
-                ("client_secret", "x"),
-            ],
-        )
-        .await;
-    assert_eq!((status, error_of(&t).0), (401, "invalid_client"));
-    let (status, _, t) = idp
-        .token(
-            Some(&basic("entra-acme", ENTRA_SECRET)),
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_secret", ENTRA_SECRET),
-            ],
-        )
-        .await;
-    assert_eq!((status, error_of(&t).0), (400, "invalid_request"));
-    let (status, _, t) = idp
-        .token(None, &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!((status, error_of(&t).0), (401, "invalid_client"));
-    // A grant the client may not use; an unknown grant; a parameter twice.
-    let (status, _, t) = idp
-        .token(
-            Some(&basic("okta-acme", OKTA_SECRET)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
-    assert_eq!((status, error_of(&t).0), (400, "unauthorized_client"));
-    let (status, _, t) = idp
-        .token(
-            Some(&basic("okta-acme", OKTA_SECRET)),
-            &[("grant_type", "password")],
-        )
-        .await;
-    assert_eq!((status, error_of(&t).0), (400, "unsupported_grant_type"));
-    let (status, _, t) = idp
-        .token(
-            Some(&basic("entra-acme", ENTRA_SECRET)),
-            &[
-                ("grant_type", "client_credentials"),
-                ("grant_type", "client_credentials"),
-            ],
-        )
-        .await;
-    assert_eq!((status, error_of(&t).0), (400, "invalid_request"));
+/// Every refusal the RFCs name, each answered as they say, on a sidecar of its own (the
+/// failures take from one address's bucket of 20: the last ones meet the throttle).
+#[tokio::test]
+async fn every_refusal_is_answered_as_rfc_6749_and_6750_say() {
+    let sim = MarketingCenter::new(API_KEY, ["ACME", "OTHER"]);
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let idp = start(&sim_handle.base_url(), dir.path()).await;
 
-    // PKCE: a wrong verifier, and none, each spend the code (one try per code).
-    for verifier in [Some("x".repeat(43)), None] {
-        let code = idp
-            .authorize("okta-acme", REDIRECT, ("approver", APPROVER_PW))
-            .await;
-        let mut pairs = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-        ];
-        if let Some(v) = &verifier {
-            pairs.push(("code_verifier", v.as_str()));
-        }
-        let (status, _, t) = idp
-            .token(Some(&basic("okta-acme", OKTA_SECRET)), &pairs)
-            .await;
-        assert_eq!((status, error_of(&t).0), (400, "invalid_grant"), "{t}");
-        assert!(error_of(&t).1.contains("code_verifier"), "{t}");
-    }
-    // A code redeemed by another tenant's client (cross-tenant), or with another
-    // redirect_uri.
-    let code = idp
-        .authorize("okta-acme", REDIRECT, ("approver", APPROVER_PW))
-        .await;
-    let (status, _, t) = idp
-        .token(
-            Some(&basic("other-client", OTHER_SECRET)),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await;
-    assert_eq!((status, error_of(&t).0), (400, "invalid_grant"));
-    assert!(error_of(&t).1.contains("another client"), "{t}");
-    let code = idp
-        .authorize("okta-acme", REDIRECT, ("approver", APPROVER_PW))
-        .await;
-    let (status, _, t) = idp
-        .token(
-            Some(&basic("okta-acme", OKTA_SECRET)),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", "https://elsewhere.example/cb"),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await;
-    assert_eq!((status, error_of(&t).0), (400, "invalid_grant"));
     // Another tenant's approver cannot approve acme's client.
     let query = encode(&[
         ("response_type", "code"),
@@ -843,6 +800,175 @@ async fn failures(idp: &Idp) {
         );
         assert!(location.ends_with("&state=s9"), "{location}");
     }
+    // A refresh token sent as a code is not a code, and stays usable as what it is.
+    let code = idp
+        .authorize("okta-acme", REDIRECT, ("approver", APPROVER_PW))
+        .await;
+    let (_, refresh) = idp.redeem(&code).await;
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("okta-acme", OKTA_SECRET)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", refresh.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, error_of(&t)),
+        (
+            400,
+            ("invalid_grant", "the authorization code is not valid")
+        )
+    );
+    assert_eq!(
+        idp.refresh(&refresh).await.0,
+        200,
+        "the refresh token still refreshes"
+    );
+    // Wrong client secret (Basic): 401 invalid_client with a Basic challenge.
+    let (status, headers, t) = idp
+        .token(
+            Some(&basic("okta-acme", "not-the-secret")),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "scsrt_x"),
+            ],
+        )
+        .await;
+    assert_eq!((status, error_of(&t).0), (401, "invalid_client"), "{t}");
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    // Unknown client in the body; both ways at once; none.
+    let (status, headers, t) = idp
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+                ("client_secret", "x"),
+            ],
+        )
+        .await;
+    assert_eq!((status, error_of(&t).0), (401, "invalid_client"));
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("entra-acme", ENTRA_SECRET)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_secret", ENTRA_SECRET),
+            ],
+        )
+        .await;
+    assert_eq!((status, error_of(&t).0), (400, "invalid_request"));
+    let (status, _, t) = idp
+        .token(None, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!((status, error_of(&t).0), (401, "invalid_client"));
+    // A grant the client may not use; an unknown grant; a parameter twice.
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("okta-acme", OKTA_SECRET)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!((status, error_of(&t).0), (400, "unauthorized_client"));
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("okta-acme", OKTA_SECRET)),
+            &[("grant_type", "password")],
+        )
+        .await;
+    assert_eq!((status, error_of(&t).0), (400, "unsupported_grant_type"));
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("entra-acme", ENTRA_SECRET)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+            ],
+        )
+        .await;
+    assert_eq!((status, error_of(&t).0), (400, "invalid_request"));
+
+    // PKCE: a wrong verifier, and none, each spend the code (one try per code).
+    for verifier in [Some("x".repeat(43)), None] {
+        let code = idp
+            .authorize("okta-acme", REDIRECT, ("approver", APPROVER_PW))
+            .await;
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        if let Some(v) = &verifier {
+            pairs.push(("code_verifier", v.as_str()));
+        }
+        let (status, _, t) = idp
+            .token(Some(&basic("okta-acme", OKTA_SECRET)), &pairs)
+            .await;
+        assert_eq!((status, error_of(&t).0), (400, "invalid_grant"), "{t}");
+        assert!(error_of(&t).1.contains("code_verifier"), "{t}");
+        // One try per code: the right verifier afterwards is too late.
+        let (status, _, t) = idp
+            .token(
+                Some(&basic("okta-acme", OKTA_SECRET)),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await;
+        assert_eq!((status, error_of(&t).0), (400, "invalid_grant"), "{t}");
+        assert!(error_of(&t).1.contains("already used"), "{t}");
+    }
+    // A code redeemed by another tenant's client (cross-tenant), or with another
+    // redirect_uri.
+    let code = idp
+        .authorize("okta-acme", REDIRECT, ("approver", APPROVER_PW))
+        .await;
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("other-client", OTHER_SECRET)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!((status, error_of(&t).0), (400, "invalid_grant"));
+    assert!(error_of(&t).1.contains("another client"), "{t}");
+    let code = idp
+        .authorize("okta-acme", REDIRECT, ("approver", APPROVER_PW))
+        .await;
+    let (status, _, t) = idp
+        .token(
+            Some(&basic("okta-acme", OKTA_SECRET)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "https://elsewhere.example/cb"),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!((status, error_of(&t).0), (400, "invalid_grant"));
     // A made-up access token is 401 with RFC 6750's challenge.
     let (status, headers, _) = send(
         &idp.root,
@@ -878,4 +1004,28 @@ async fn failures(idp: &Idp) {
     }
     let headers = throttled.expect("failures are throttled");
     assert!(headers.contains_key("retry-after"));
+
+    let metrics = crate::basic_auth::text(&format!("{}/metrics", idp.served.admin)).await;
+    for line in [
+        "scim_sidecar_oauth_failures_total{endpoint=\"token\",outcome=\"invalid_grant\"}",
+        "scim_sidecar_oauth_failures_total{endpoint=\"token\",outcome=\"invalid_client\"}",
+        "scim_sidecar_oauth_failures_total{endpoint=\"token\",outcome=\"unauthorized_client\"} 1",
+        "scim_sidecar_oauth_failures_total{endpoint=\"authorize\",outcome=\"wrong_approver\"} 1",
+        "scim_sidecar_oauth_failures_total{endpoint=\"authorize\",outcome=\"access_denied\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    let log = idp.served.stop();
+    for line in &log {
+        for secret in [
+            OKTA_SECRET,
+            ENTRA_SECRET,
+            OTHER_SECRET,
+            APPROVER_PW,
+            VERIFIER,
+        ] {
+            assert!(!line.contains(secret), "a secret in the log: {line}");
+        }
+    }
+    sim_handle.stop().await;
 }

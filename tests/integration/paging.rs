@@ -315,3 +315,53 @@ async fn a_cursor_walk_carries_the_apps_next_link_across_a_restart() {
     assert_eq!(spc["pagination"]["cursorTimeout"], 1, "{spc}");
     served.stop();
 }
+
+#[tokio::test]
+async fn a_cursor_walk_over_an_app_that_ignores_paging_stops_with_an_error() {
+    // Every request answers the first three users and a Link to "page 2".
+    let base = local_api::serve(move |own: &str| {
+        let own = own.to_owned();
+        move |req: Request<Incoming>| {
+            let users: Vec<Value> = (1..=3)
+                .map(|i| json!({"id": i, "login": format!("user{i}"), "email": format!("u{i}@x")}))
+                .collect();
+            let mut resp = if req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes())
+                == Some(BASIC.as_bytes())
+            {
+                json_answer(StatusCode::OK, Value::Array(users))
+            } else {
+                json_answer(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"message": "Bad credentials"}),
+                )
+            };
+            let link = format!("<{own}/api/users?per_page=3&page=2>; rel=\"next\"");
+            resp.headers_mut()
+                .insert(http::header::LINK, link.parse().unwrap());
+            async move { resp }
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(&config(dir.path(), &base), &[]);
+    let (status, first) = call(
+        &served.base,
+        Method::GET,
+        "/Users?count=3&cursor",
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(user_names(&first), ["user1", "user2", "user3"]);
+    let path = format!("/Users?cursor={}", first["nextCursor"].as_str().unwrap());
+    let (status, again) = call(&served.base, Method::GET, &path, TOKEN, None).await;
+    assert_eq!(
+        status, 502,
+        "the same page again is an error, not an endless walk: {again}"
+    );
+    served.stop();
+}

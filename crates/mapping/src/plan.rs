@@ -373,6 +373,12 @@ pub struct Position {
     pub index: u64,
     /// The app's cursor or next URL for the next page (`cursor`, `next_url`, `link_header`).
     pub after: Option<String>,
+    /// Records of that page already answered (a page longer than the walk's count is
+    /// answered in parts).
+    pub skip: u64,
+    /// A fingerprint of the first record of the page before: an app that ignores the paging
+    /// parameters answers it again, which would otherwise page forever.
+    pub first: Option<u64>,
 }
 
 /// The pages of a list call, one call per page: the paging parameters of each, and whether
@@ -394,6 +400,9 @@ pub struct Pages<'m> {
     first: Option<Value>,
     /// Where the next page is, for the styles whose answers say it: its cursor or its URL.
     after: Option<String>,
+    /// [`fingerprint`] of the first record of the last page read (or of the page before a
+    /// resumed walk).
+    first_print: Option<u64>,
 }
 
 impl<'m> Pages<'m> {
@@ -417,6 +426,7 @@ impl<'m> Pages<'m> {
             last: 0,
             first: None,
             after: None,
+            first_print: None,
         }
     }
 
@@ -431,6 +441,7 @@ impl<'m> Pages<'m> {
     pub fn resume(mut self, at: Position) -> Self {
         self.index = at.index;
         self.after = at.after;
+        self.first_print = at.first;
         self
     }
 
@@ -439,6 +450,8 @@ impl<'m> Pages<'m> {
         (!self.done).then(|| Position {
             index: self.index,
             after: self.after.clone(),
+            skip: 0,
+            first: self.first_print,
         })
     }
 
@@ -499,7 +512,8 @@ impl<'m> Pages<'m> {
         let after = self.paging.following(&answer, link_next);
         let items = self.shape.items(answer)?;
         if let Some(first) = items.first() {
-            if self.first.as_ref() == Some(first) {
+            let print = fingerprint(first);
+            if self.first.as_ref() == Some(first) || self.first_print == Some(print) {
                 return Err(TranslateError::Answer(
                     "repeats the previous page: the list call ignores the paging parameters \
                      (declare paging = \"none\" on it if it answers every record at once)"
@@ -508,6 +522,7 @@ impl<'m> Pages<'m> {
                 .into());
             }
             self.first = Some(first.clone());
+            self.first_print = Some(print);
         }
         let n = items.len() as u64;
         self.index += n;
@@ -572,22 +587,39 @@ impl<'m> Pages<'m> {
     }
 }
 
+/// A fingerprint of a record (stable across processes of one build).
+fn fingerprint(record: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    record.to_string().hash(&mut h);
+    h.finish()
+}
+
 /// One page of an RFC 9865 cursor walk: exactly one legacy list call, from a position an
-/// earlier page gave out (or the first page), and the positions around it.
+/// earlier page gave out (or the first page), at most `count` of its records, and the
+/// positions around it. A legacy page longer than `count` (a list call that is not paged,
+/// or an app that ignores the page size) is answered in parts, reading it again for each.
 #[derive(Debug)]
 pub struct CursorPage<'m> {
     pages: Pages<'m>,
     start: Position,
+    count: u64,
     read: bool,
+    /// Where the rest of the legacy page starts, when `count` cut it.
+    rest: Option<Position>,
 }
 
 impl<'m> CursorPage<'m> {
-    /// The page of `size` records (at most the app's largest) of `pages` at `at`.
-    pub fn new(pages: Pages<'m>, size: u64, at: Position) -> Self {
+    /// The page of `count` records (legacy pages of at most the app's largest) of `pages`
+    /// at `at`.
+    pub fn new(pages: Pages<'m>, count: u64, at: Position) -> Self {
+        let count = count.max(1);
         CursorPage {
-            pages: pages.of_size(size).resume(at.clone()),
+            pages: pages.of_size(count).resume(at.clone()),
             start: at,
+            count,
             read: false,
+            rest: None,
         }
     }
 
@@ -597,8 +629,15 @@ impl<'m> CursorPage<'m> {
         CursorPage {
             pages,
             start: Position::default(),
+            count: 1,
             read: true,
+            rest: None,
         }
+    }
+
+    /// Records asked for per legacy page (the walk's count, at most the app's largest).
+    pub fn page_size(&self) -> u64 {
+        self.pages.page_size()
     }
 
     /// The page's one legacy call; `None` once its answer was read.
@@ -609,7 +648,8 @@ impl<'m> CursorPage<'m> {
         self.pages.next_call()
     }
 
-    /// Reads the answer to [`CursorPage::call`]: the page's records.
+    /// Reads the answer to [`CursorPage::call`]: the page's records, past those answered
+    /// before and at most `count`.
     pub fn read(
         &mut self,
         answer: Answer,
@@ -617,20 +657,44 @@ impl<'m> CursorPage<'m> {
         legacy: &Legacy,
     ) -> Result<Vec<Value>, Refusal> {
         self.read = true;
-        self.pages.read(answer, link_next, legacy)
+        if self.start.skip > 0 {
+            // The same legacy page again: its first record is the one met before.
+            self.pages.first_print = None;
+        }
+        let records = self.pages.read(answer, link_next, legacy)?;
+        let skip = usize::try_from(self.start.skip).unwrap_or(usize::MAX);
+        let count = usize::try_from(self.count).unwrap_or(usize::MAX);
+        let mut records: Vec<Value> = records.into_iter().skip(skip).collect();
+        if records.len() > count {
+            records.truncate(count);
+            self.rest = Some(Position {
+                skip: self.start.skip + self.count,
+                first: None,
+                ..self.start.clone()
+            });
+        }
+        Ok(records)
     }
 
     /// Where the next page starts, `None` after the last.
     pub fn next(&self) -> Option<Position> {
-        self.pages.position()
+        self.rest.clone().or_else(|| self.pages.position())
     }
 
-    /// Where the previous page starts, for apps paged by index or page number (others only
-    /// say where the next page is); `None` on the first page.
+    /// Where the previous page starts: within the same legacy page, or, for apps paged by
+    /// index or page number (others only say where the next page is), one page back;
+    /// `None` on the first page.
     pub fn previous(&self) -> Option<Position> {
+        if self.start.skip > 0 {
+            return Some(Position {
+                skip: self.start.skip.saturating_sub(self.count),
+                first: None,
+                ..self.start.clone()
+            });
+        }
         (self.pages.addressable() && self.start.index > 0).then(|| Position {
             index: self.start.index.saturating_sub(self.pages.page_size()),
-            after: None,
+            ..Position::default()
         })
     }
 
