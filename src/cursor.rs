@@ -371,6 +371,35 @@ mod tests {
     }
 
     #[test]
+    fn random_and_truncated_cursors_are_refused_without_a_panic() {
+        let c = Cursors::new(&[9; KEY_LEN], Duration::from_secs(60));
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~%+/= ";
+        for _ in 0..5_000 {
+            let len = rand::random_range(0..300);
+            let text: String = (0..len)
+                .map(|_| char::from(alphabet[rand::random_range(0..alphabet.len())]))
+                .collect();
+            assert!(
+                c.open(&text, "acme", "User", None, None, 1_000).is_err(),
+                "{text}"
+            );
+        }
+        // Every prefix of a good cursor, and the good one with bytes appended.
+        let good = c.seal("acme", "User", None, 10, 10, &at(5, Some("next")), 1_000);
+        for end in 0..good.len() {
+            assert_eq!(
+                c.open(&good[..end], "acme", "User", None, None, 1_000),
+                Err(CursorError::Invalid)
+            );
+        }
+        assert!(
+            c.open(&format!("{good}AA"), "acme", "User", None, None, 1_000)
+                .is_err()
+        );
+        assert!(c.open(&good, "acme", "User", None, None, 1_000).is_ok());
+    }
+
+    #[test]
     fn a_cursor_expires_and_keeps_its_count() {
         let c = Cursors::new(b"a key of another length", Duration::from_secs(60));
         let text = c.seal("acme", "Group", None, 50, 50, &at(0, None), 1_000);
