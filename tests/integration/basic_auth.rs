@@ -18,7 +18,7 @@ const PASSWORD_NEXT: &str = "Okta-Basic-pw-next-9c8b";
 const OTHER_TOKEN: &str = "other-tenant-token-4b4b";
 
 /// A PHC string with cheap parameters (a debug build would take seconds per default check).
-fn cheap_hash(password: &str) -> String {
+pub(crate) fn cheap_hash(password: &str) -> String {
     use argon2::password_hash::PasswordHasher;
     let params = argon2::Params::new(256, 1, 1, None).unwrap();
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
@@ -27,12 +27,12 @@ fn cheap_hash(password: &str) -> String {
         .to_string()
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {pair}")
 }
 
-/// One request with `authorization` as given: status, headers, JSON body.
+/// One request with `authorization` as given (none when empty): status, headers, JSON body.
 async fn send(
     base: &str,
     method: Method,
@@ -40,26 +40,16 @@ async fn send(
     authorization: &str,
     body: Option<Value>,
 ) -> (u16, HeaderMap, Value) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .header("Content-Type", "application/scim+json");
+    let mut headers = vec![("Content-Type", "application/scim+json")];
     if !authorization.is_empty() {
-        req = req.header("Authorization", authorization);
+        headers.push(("Authorization", authorization));
     }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let resp = client
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
+    let (status, headers, text) =
+        crate::oauth_idp::send(base, method, path, &headers, body.map(|b| b.to_string())).await;
     (
-        parts.status.as_u16(),
-        parts.headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
     )
 }
 

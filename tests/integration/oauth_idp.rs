@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt as _, Full};
 use serde_json::{Value, json};
 use simulator::marketing_center::MarketingCenter;
 
+use crate::basic_auth::{basic, cheap_hash};
 use crate::process::Served;
 use crate::support::okta_user;
 
@@ -28,20 +28,6 @@ const OTHER_REDIRECT: &str = "http://127.0.0.1:9/callback";
 /// RFC 7636 appendix B's verifier and challenge.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-pub(crate) fn cheap_hash(password: &str) -> String {
-    use argon2::password_hash::PasswordHasher;
-    let params = argon2::Params::new(256, 1, 1, None).unwrap();
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password(password.as_bytes())
-        .unwrap()
-        .to_string()
-}
-
-fn basic(user: &str, password: &str) -> String {
-    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {pair}")
-}
 
 /// One HTTP request to the sidecar's root: status, headers, body text.
 pub(crate) async fn send(

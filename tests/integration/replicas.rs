@@ -68,7 +68,7 @@ grants = ["client_credentials"]
 "#,
                 server = server_section(&dir.path().join("data")),
                 tenant = mc_tenant(&sim_handle.base_url(), "REPLICAS_MC_KEY", TOKEN),
-                secret_hash = crate::oauth_idp::cheap_hash(CLIENT_SECRET),
+                secret_hash = crate::basic_auth::cheap_hash(CLIENT_SECRET),
             ),
         )
         .unwrap();
