@@ -16,6 +16,7 @@ mod error;
 mod grants;
 mod links;
 mod migrations;
+mod outbox;
 mod postgres;
 mod recent;
 mod rules;
@@ -26,6 +27,9 @@ mod tests;
 
 pub use error::StoreError;
 pub use grants::{Grant, GrantKind, Revoke};
+pub use outbox::{
+    Attempt, Change, Leased, NewEvent, OutboxFilter, OutboxRow, QueueStats, Replay, RowState,
+};
 pub use sqlite::prepare_files;
 pub use store::{Claim, Store};
 

@@ -65,6 +65,34 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX oauth_grants_client ON oauth_grants (client_id);
     CREATE INDEX oauth_grants_tenant ON oauth_grants (tenant);
     CREATE INDEX oauth_grants_expiry ON oauth_grants (expires_at);",
+    // 6: the outbox of directory-sync events, one row per event and endpoint
+    // (xref/outbox.rs), written in the transaction of the change it tells of.
+    "CREATE TABLE webhook_outbox (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id        TEXT    NOT NULL,
+        tenant          TEXT    NOT NULL,
+        endpoint        TEXT    NOT NULL,
+        event_type      TEXT    NOT NULL,
+        ordering_key    TEXT    NOT NULL,
+        body            TEXT    NOT NULL,
+        created_ms      INTEGER NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        lease_owner     TEXT,
+        lease_until_ms  INTEGER,
+        last_status     INTEGER,
+        last_error      TEXT,
+        last_attempt_ms INTEGER,
+        delivered_ms    INTEGER,
+        dead_ms         INTEGER,
+        UNIQUE (event_id, endpoint)
+    );
+    CREATE INDEX webhook_outbox_pending ON webhook_outbox (tenant, endpoint, ordering_key, seq)
+        WHERE delivered_ms IS NULL AND dead_ms IS NULL;
+    CREATE INDEX webhook_outbox_delivered ON webhook_outbox (delivered_ms)
+        WHERE delivered_ms IS NOT NULL;
+    CREATE INDEX webhook_outbox_dead ON webhook_outbox (dead_ms) WHERE dead_ms IS NOT NULL;",
 ];
 
 /// The schema version this build migrates to.

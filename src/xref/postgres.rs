@@ -77,10 +77,37 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX oauth_grants_client ON oauth_grants (client_id);
     CREATE INDEX oauth_grants_tenant ON oauth_grants (tenant);
     CREATE INDEX oauth_grants_expiry ON oauth_grants (expires_at);",
+    // 4: the outbox of directory-sync events (xref/outbox.rs).
+    "CREATE TABLE webhook_outbox (
+        seq             BIGSERIAL PRIMARY KEY,
+        event_id        TEXT   NOT NULL,
+        tenant          TEXT   NOT NULL,
+        endpoint        TEXT   NOT NULL,
+        event_type      TEXT   NOT NULL,
+        ordering_key    TEXT   NOT NULL,
+        body            TEXT   NOT NULL,
+        created_ms      BIGINT NOT NULL,
+        window_start_ms BIGINT NOT NULL,
+        attempts        BIGINT NOT NULL DEFAULT 0,
+        next_attempt_ms BIGINT NOT NULL,
+        lease_owner     TEXT,
+        lease_until_ms  BIGINT,
+        last_status     BIGINT,
+        last_error      TEXT,
+        last_attempt_ms BIGINT,
+        delivered_ms    BIGINT,
+        dead_ms         BIGINT,
+        UNIQUE (event_id, endpoint)
+    );
+    CREATE INDEX webhook_outbox_pending ON webhook_outbox (tenant, endpoint, ordering_key, seq)
+        WHERE delivered_ms IS NULL AND dead_ms IS NULL;
+    CREATE INDEX webhook_outbox_delivered ON webhook_outbox (delivered_ms)
+        WHERE delivered_ms IS NOT NULL;
+    CREATE INDEX webhook_outbox_dead ON webhook_outbox (dead_ms) WHERE dead_ms IS NOT NULL;",
 ];
 
 /// Times a transaction that lost a race runs again before its error is answered.
-const RACE_RETRIES: u32 = 5;
+pub(super) const RACE_RETRIES: u32 = 5;
 
 /// The columns of an [`XrefRecord`], in the order [`record`] reads them.
 macro_rules! record_columns {
@@ -98,7 +125,7 @@ const SELECT_RECORD: &str = concat!("SELECT ", record_columns!(), " FROM xref ")
 pub(super) struct Postgres {
     pub(super) pg: Pg,
     /// The SCIM id → legacy id links met (they never change; see `links`).
-    links: Arc<Links>,
+    pub(super) links: Arc<Links>,
     /// Lookups by SCIM id running and waiting (see [`Postgres::get`]).
     lookups: Arc<Coalescer<Lookup, Option<XrefRecord>>>,
     /// One-statement upserts running and waiting (see [`Postgres::upsert`]).
@@ -192,7 +219,7 @@ macro_rules! in_transaction {
 }
 
 /// A serialization failure, a deadlock or a unique key taken by a concurrent transaction.
-fn lost_race(e: &PgError) -> bool {
+pub(super) fn lost_race(e: &PgError) -> bool {
     matches!(e.code(), Some("40001" | "40P01" | "23505"))
 }
 
@@ -841,7 +868,7 @@ impl Postgres {
     }
 
     /// The record with SCIM id `id`, its row locked until the transaction ends.
-    async fn find_for_update(
+    pub(super) async fn find_for_update(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         tenant: &TenantId,
@@ -865,7 +892,7 @@ impl Postgres {
 
     /// Inserts a new live record at version 1; `None` when a concurrent transaction took the
     /// SCIM id (or, with a fingerprint, the legacy id) first.
-    async fn insert(
+    pub(super) async fn insert(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         tenant: &TenantId,
@@ -935,7 +962,7 @@ impl Postgres {
     }
 
     /// Tombstones the live rows of `legacy_id` other than `keep` (see the SQLite engine).
-    async fn retire_others(
+    pub(super) async fn retire_others(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         tenant: &TenantId,
@@ -971,7 +998,7 @@ impl Postgres {
     }
 
     /// Stores `record`'s external id and display key, bumping its version and last-modified.
-    async fn update_names(
+    pub(super) async fn update_names(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         record: &mut XrefRecord,
@@ -1021,7 +1048,7 @@ fn claim_key(tenant: &TenantId, resource_type: &str, key: &str) -> i64 {
 }
 
 /// The error of a SCIM id and legacy id that disagree with the stored rows.
-fn conflict(row: &Seen) -> StoreError {
+pub(super) fn conflict(row: &Seen) -> StoreError {
     StoreError::IdConflict {
         scim_id: row.scim_id.clone(),
         legacy_id: row.legacy_id.clone(),

@@ -629,20 +629,8 @@ impl Sqlite {
     ) -> Result<XrefRecord, StoreError> {
         let tenant = tenant.clone();
         let resource_type = resource_type.to_owned();
-        self.write(move |tx| {
-            let now = now()?;
-            Ok(match find(tx, &tenant, &resource_type, &row.scim_id)? {
-                None => insert(tx, &tenant, &resource_type, row, &now)?,
-                Some(mut current) => {
-                    check_same_legacy(&current, &row)?;
-                    current.external_id = row.external_id;
-                    current.user_name = row.user_name;
-                    update_names(tx, &mut current, &now)?;
-                    current
-                }
-            })
-        })
-        .await
+        self.write(move |tx| upsert_row(tx, &tenant, &resource_type, row, &now()?))
+            .await
     }
 
     /// Marks the record deleted. `true` if it was live; `false` if it was already
@@ -654,18 +642,8 @@ impl Sqlite {
         id: &ScimId,
     ) -> Result<bool, StoreError> {
         let (tenant, resource_type, id) = (tenant.clone(), resource_type.to_owned(), id.clone());
-        self.write(move |conn| {
-            let now = now()?;
-            let mut stmt = conn.prepare_cached(
-                "UPDATE xref SET tombstoned_at = ?4, last_modified = ?4, version = version + 1 \
-                 WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3 \
-                 AND tombstoned_at IS NULL",
-            )?;
-            let changed =
-                stmt.execute((tenant.as_str(), resource_type.as_str(), id.as_str(), now))?;
-            Ok(changed == 1)
-        })
-        .await
+        self.write(move |conn| tombstone_row(conn, &tenant, &resource_type, &id, &now()?))
+            .await
     }
 
     /// Lifts the tombstone of the record. `true` if it was tombstoned. A live row of another
@@ -686,24 +664,7 @@ impl Sqlite {
             if current.tombstoned_at.is_none() {
                 return Ok(false);
             }
-            retire_others(
-                tx,
-                &current.tenant,
-                &resource_type,
-                &current.legacy_id,
-                &id,
-                &now,
-            )?;
-            let changed = {
-                let mut stmt = tx.prepare_cached(
-                    "UPDATE xref SET tombstoned_at = NULL, last_modified = ?4, \
-                     version = version + 1 \
-                     WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3 \
-                     AND tombstoned_at IS NOT NULL",
-                )?;
-                stmt.execute((tenant.as_str(), resource_type.as_str(), id.as_str(), &now))?
-            };
-            Ok(changed == 1)
+            lift_row(tx, &current, &now)
         })
         .await
     }
@@ -1417,7 +1378,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<XrefRecord> {
 }
 
 /// The record with SCIM id `id`, on any connection.
-fn find(
+pub(super) fn find(
     conn: &Connection,
     tenant: &TenantId,
     resource_type: &str,
@@ -1432,7 +1393,7 @@ fn find(
 }
 
 /// Inserts a new live record at version 1.
-fn insert(
+pub(super) fn insert(
     conn: &Connection,
     tenant: &TenantId,
     resource_type: &str,
@@ -1499,6 +1460,71 @@ fn insert(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The upsert of [`Sqlite::upsert`], inside the caller's transaction.
+pub(super) fn upsert_row(
+    tx: &Connection,
+    tenant: &TenantId,
+    resource_type: &str,
+    row: Seen,
+    now: &str,
+) -> Result<XrefRecord, StoreError> {
+    Ok(match find(tx, tenant, resource_type, &row.scim_id)? {
+        None => insert(tx, tenant, resource_type, row, now)?,
+        Some(mut current) => {
+            check_same_legacy(&current, &row)?;
+            current.external_id = row.external_id;
+            current.user_name = row.user_name;
+            update_names(tx, &mut current, now)?;
+            current
+        }
+    })
+}
+
+/// Tombstones the live record `id`; `true` if it was live.
+pub(super) fn tombstone_row(
+    conn: &Connection,
+    tenant: &TenantId,
+    resource_type: &str,
+    id: &ScimId,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE xref SET tombstoned_at = ?4, last_modified = ?4, version = version + 1 \
+         WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3 AND tombstoned_at IS NULL",
+    )?;
+    let changed = stmt.execute((tenant.as_str(), resource_type, id.as_str(), now))?;
+    Ok(changed == 1)
+}
+
+/// Lifts the tombstone of `current` (tombstoned), retiring a live row of another account that
+/// holds its legacy id; `true` if it was lifted.
+pub(super) fn lift_row(
+    tx: &Connection,
+    current: &XrefRecord,
+    now: &str,
+) -> Result<bool, StoreError> {
+    retire_others(
+        tx,
+        &current.tenant,
+        &current.resource_type,
+        &current.legacy_id,
+        &current.scim_id,
+        now,
+    )?;
+    let mut stmt = tx.prepare_cached(
+        "UPDATE xref SET tombstoned_at = NULL, last_modified = ?4, version = version + 1 \
+         WHERE tenant = ?1 AND resource_type = ?2 AND scim_id = ?3 \
+         AND tombstoned_at IS NOT NULL",
+    )?;
+    let changed = stmt.execute((
+        current.tenant.as_str(),
+        current.resource_type.as_str(),
+        current.scim_id.as_str(),
+        now,
+    ))?;
+    Ok(changed == 1)
 }
 
 /// Tombstones the live rows of `legacy_id` other than `keep`: accounts that held the legacy

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::grants::{Grant, GrantKind, Revoke};
+use super::outbox::{
+    Attempt, Change, Leased, NewEvent, OutboxFilter, OutboxRow, QueueStats, Replay,
+};
 use super::postgres::Postgres;
 use super::sqlite::Sqlite;
 use super::{Seen, StoreError, XrefRecord};
@@ -420,6 +423,86 @@ impl Store {
                 p.import(rows).await
             }
         }
+    }
+
+    /// Writes `change` and puts `events` in the outbox, in one transaction: either both
+    /// stand or neither does. The record as it is after the change.
+    pub async fn change_with_events(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        change: Change,
+        events: Vec<NewEvent>,
+    ) -> Result<XrefRecord, StoreError> {
+        on_engine!(self, e => e.change_with_events(tenant, resource_type, change, events))
+    }
+
+    /// Puts `events` in the outbox (one transaction): events of changes the store keeps no
+    /// row of (a group member added or removed, a failure answered).
+    pub async fn emit(&self, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        on_engine!(self, e => e.emit(events))
+    }
+
+    /// Leases up to `limit` rows of one endpoint due at `now` to `owner` until `until` (ms),
+    /// oldest first, at most one per resource (see `outbox`).
+    pub async fn outbox_lease(
+        &self,
+        tenant: &str,
+        endpoint: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<Leased>, StoreError> {
+        on_engine!(self, e => e.outbox_lease(tenant, endpoint, owner, now, until, limit))
+    }
+
+    /// Records how the attempt of row `seq` ended, and gives its lease back.
+    pub async fn outbox_settle(
+        &self,
+        seq: i64,
+        attempt: Attempt,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        on_engine!(self, e => e.outbox_settle(seq, attempt, now))
+    }
+
+    /// Gives back the leases of `owner` (every lease, with `None`). Returns how many.
+    pub async fn outbox_release(&self, owner: Option<String>) -> Result<u64, StoreError> {
+        on_engine!(self, e => e.outbox_release(owner))
+    }
+
+    /// Outbox rows, newest first.
+    pub async fn outbox_list(&self, filter: OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
+        on_engine!(self, e => e.outbox_list(filter))
+    }
+
+    /// Every endpoint's row of the event `id`, with the body.
+    pub async fn outbox_event(&self, id: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        on_engine!(self, e => e.outbox_event(id))
+    }
+
+    /// Makes the rows `what` names pending again, due now, with a new retry window. Returns
+    /// how many.
+    pub async fn outbox_replay(&self, what: Replay, now: i64) -> Result<u64, StoreError> {
+        on_engine!(self, e => e.outbox_replay(what, now))
+    }
+
+    /// The queue of every endpoint with rows not delivered.
+    pub async fn outbox_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+        on_engine!(self, e => e.outbox_stats())
+    }
+
+    /// Deletes rows delivered before `delivered_before` and dead before `dead_before` (ms).
+    pub async fn outbox_purge(
+        &self,
+        delivered_before: i64,
+        dead_before: i64,
+    ) -> Result<u64, StoreError> {
+        on_engine!(self, e => e.outbox_purge(delivered_before, dead_before))
     }
 
     /// Whether the store takes writes now (readiness). SQLite: the writer can take the

@@ -8,7 +8,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::migrations::{MIGRATIONS, latest};
-use super::{Seen, Store, StoreError};
+use super::{
+    Attempt, Change, Leased, NewEvent, OutboxFilter, Replay, RowState, Seen, Store, StoreError,
+};
 use mapping::ids::{ExternalId, LegacyId, ScimId, TenantId};
 
 const USER: &str = "User";
@@ -1607,6 +1609,314 @@ async fn grants_are_spent_once_revoked_and_purged(store: Store) {
     assert!(left.contains(&"a9".to_owned()) && left.iter().any(|d| d.starts_with("r1-")));
 }
 
+fn event(id: &str, key: &str, endpoints: &[&str]) -> NewEvent {
+    NewEvent {
+        id: id.to_owned(),
+        tenant: acme(),
+        event_type: "user.updated".to_owned(),
+        ordering_key: key.to_owned(),
+        body: format!("{{\"id\":\"{id}\"}}"),
+        at_ms: 1_000,
+        endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
+    }
+}
+
+/// The ids of the rows leased, in order.
+fn ids(leased: &[Leased]) -> Vec<&str> {
+    leased.iter().map(|l| l.event_id.as_str()).collect()
+}
+
+/// A change and its events stand or fall together; a refused change writes no event.
+async fn changes_and_their_events_are_one_transaction(store: Store) {
+    let row = store
+        .change_with_events(
+            &acme(),
+            USER,
+            Change::Upsert(seen("1", Some("e1"), Some("ann"))),
+            vec![event("m1", "User/1", &["crm", "audit"])],
+        )
+        .await
+        .expect("upsert with events");
+    assert_eq!((row.version, row.tombstoned_at.is_none()), (1, true));
+    // The same legacy id under another SCIM id is refused: no row, no event.
+    let mut other = seen("1", None, None);
+    other.scim_id = ScimId::new("not-derived");
+    assert!(matches!(
+        store
+            .change_with_events(
+                &acme(),
+                USER,
+                Change::Upsert(other),
+                vec![event("m2", "User/x", &["crm"])]
+            )
+            .await,
+        Err(StoreError::IdConflict { .. })
+    ));
+    let dead = store
+        .change_with_events(
+            &acme(),
+            USER,
+            Change::Tombstone(seen("1", None, None)),
+            vec![event("m3", "User/1", &["crm"])],
+        )
+        .await
+        .expect("tombstone with events");
+    assert!(dead.tombstoned_at.is_some());
+    assert_eq!(dead.version, 2);
+    let back = store
+        .change_with_events(
+            &acme(),
+            USER,
+            Change::Upsert(seen("1", Some("e1"), Some("ann"))),
+            vec![event("m4", "User/1", &["crm"])],
+        )
+        .await
+        .expect("lifted with events");
+    assert!(back.tombstoned_at.is_none());
+    let read = store
+        .get(&acme(), USER, &sid("1"))
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!((read.version, read.tombstoned_at), (back.version, None));
+    // A row never met, tombstoned at once.
+    let gone = store
+        .change_with_events(
+            &acme(),
+            USER,
+            Change::Tombstone(seen("2", None, None)),
+            vec![event("m5", "User/2", &["crm"])],
+        )
+        .await
+        .expect("new and tombstoned");
+    assert!(gone.tombstoned_at.is_some());
+    let rows = store
+        .outbox_list(OutboxFilter {
+            limit: 100,
+            ..OutboxFilter::default()
+        })
+        .await
+        .expect("list");
+    let mut listed: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.event_id.clone(), r.endpoint.clone()))
+        .collect();
+    listed.sort();
+    let want = [
+        ("m1", "audit"),
+        ("m1", "crm"),
+        ("m3", "crm"),
+        ("m4", "crm"),
+        ("m5", "crm"),
+    ];
+    assert_eq!(listed, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
+}
+
+/// Leases: oldest first, one row per resource while an earlier one is on its way, never the
+/// same row to two owners; retries, dead letters, replays, stats and the purge.
+async fn the_outbox_leases_in_order_per_resource(store: Store) {
+    store
+        .emit(vec![
+            event("a1", "User/a", &["crm"]),
+            event("b1", "User/b", &["crm"]),
+            event("a2", "User/a", &["crm"]),
+            event("c1", "User/c", &["other"]),
+        ])
+        .await
+        .expect("emit");
+    let first = store
+        .outbox_lease("acme", "crm", "r1", 1_000, 5_000, 10)
+        .await
+        .expect("lease");
+    assert_eq!(ids(&first), ["a1", "b1"], "a2 waits for a1");
+    assert!(
+        store
+            .outbox_lease("acme", "crm", "r2", 1_000, 5_000, 10)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    // a1 fails: retried later; a2 still waits for it.
+    store
+        .outbox_settle(
+            first[0].seq,
+            Attempt::Retry {
+                status: Some(500),
+                error: "HTTP 500".into(),
+                next_ms: 3_000,
+            },
+            1_100,
+        )
+        .await
+        .expect("settle");
+    store
+        .outbox_settle(first[1].seq, Attempt::Delivered { status: 204 }, 1_100)
+        .await
+        .expect("settle");
+    assert!(
+        store
+            .outbox_lease("acme", "crm", "r2", 2_000, 6_000, 10)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    let again = store
+        .outbox_lease("acme", "crm", "r2", 3_000, 7_000, 10)
+        .await
+        .expect("lease");
+    assert_eq!(ids(&again), ["a1"]);
+    assert_eq!(again[0].attempts, 1);
+    // r2 dies holding it: the lease ends and r3 takes it.
+    assert!(
+        store
+            .outbox_lease("acme", "crm", "r3", 6_999, 9_000, 10)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    let taken = store
+        .outbox_lease("acme", "crm", "r3", 7_000, 9_000, 10)
+        .await
+        .expect("lease");
+    assert_eq!(ids(&taken), ["a1"]);
+    store
+        .outbox_settle(
+            taken[0].seq,
+            Attempt::Dead {
+                status: None,
+                error: "refused".into(),
+            },
+            7_100,
+        )
+        .await
+        .expect("dead");
+    // A dead row no longer holds its resource up.
+    let next = store
+        .outbox_lease("acme", "crm", "r3", 7_200, 9_000, 10)
+        .await
+        .expect("lease");
+    assert_eq!(ids(&next), ["a2"]);
+    let stats = store.outbox_stats().await.expect("stats");
+    let crm = stats.iter().find(|q| q.endpoint == "crm").expect("crm");
+    assert_eq!(
+        (crm.pending, crm.dead, crm.oldest_pending_ms),
+        (1, 1, Some(1_000))
+    );
+    let other = stats.iter().find(|q| q.endpoint == "other").expect("other");
+    assert_eq!((other.pending, other.dead), (1, 0));
+    let dead = store
+        .outbox_list(OutboxFilter {
+            state: Some(RowState::Dead),
+            limit: 10,
+            ..OutboxFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(dead.len(), 1);
+    // Two attempts recorded: the one r2 leased never ended (r2 "died").
+    assert_eq!(
+        (
+            dead[0].event_id.as_str(),
+            dead[0].attempts,
+            dead[0].last_error.as_deref()
+        ),
+        ("a1", 2, Some("refused"))
+    );
+    // Replay: due at once, a new window; a release gives every lease back.
+    assert_eq!(
+        store
+            .outbox_replay(
+                Replay::Dead {
+                    tenant: None,
+                    endpoint: Some("crm".into())
+                },
+                8_000
+            )
+            .await
+            .expect("replay"),
+        1
+    );
+    assert_eq!(
+        store
+            .outbox_release(Some("r3".into()))
+            .await
+            .expect("release"),
+        1
+    );
+    let replayed = store
+        .outbox_lease("acme", "crm", "r4", 8_000, 9_000, 10)
+        .await
+        .expect("lease");
+    assert_eq!(ids(&replayed), ["a1"], "a1 before a2 again");
+    assert_eq!(
+        (replayed[0].attempts, replayed[0].window_start_ms),
+        (0, 8_000)
+    );
+    let shown = store.outbox_event("a1").await.expect("show");
+    assert_eq!(shown[0].body.as_deref(), Some("{\"id\":\"a1\"}"));
+    assert_eq!(
+        store
+            .outbox_replay(
+                Replay::Event {
+                    id: "zz".into(),
+                    endpoint: None
+                },
+                8_000
+            )
+            .await
+            .expect("replay"),
+        0
+    );
+    // The purge deletes delivered and dead rows past their time, nothing pending.
+    assert_eq!(store.outbox_purge(2_000, 0).await.expect("purge"), 1, "b1");
+    assert_eq!(
+        store
+            .outbox_list(OutboxFilter {
+                limit: 10,
+                ..OutboxFilter::default()
+            })
+            .await
+            .expect("list")
+            .len(),
+        3
+    );
+}
+
+/// Eight owners leasing at once take every row exactly once.
+async fn concurrent_leases_take_each_row_once(store: Store) {
+    let events: Vec<NewEvent> = (0..200)
+        .map(|i| event(&format!("m{i}"), &format!("User/{i}"), &["crm"]))
+        .collect();
+    store.emit(events).await.expect("emit");
+    let tasks = spawn_all(&store, 8, |store, i| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = store
+                .outbox_lease("acme", "crm", &format!("o{i}"), 1_000, 60_000, 7)
+                .await
+                .expect("lease");
+            if got.is_empty() {
+                return mine;
+            }
+            for l in got {
+                store
+                    .outbox_settle(l.seq, Attempt::Delivered { status: 200 }, 1_000)
+                    .await
+                    .expect("settle");
+                mine.push(l.event_id);
+            }
+        }
+    });
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (200, 200));
+}
+
 macro_rules! on_both_engines {
     ($($case:ident),* $(,)?) => {
         mod sqlite_engine {
@@ -1665,6 +1975,9 @@ on_both_engines!(
     concurrent_upserts_and_lookups_go_together,
     a_shared_key_is_made_once,
     grants_are_spent_once_revoked_and_purged,
+    changes_and_their_events_are_one_transaction,
+    the_outbox_leases_in_order_per_resource,
+    concurrent_leases_take_each_row_once,
 );
 
 /// Polls `f` until it holds, for at most ten seconds.
