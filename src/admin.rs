@@ -311,12 +311,44 @@ impl Admin {
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot count xref rows"),
         }
+        self.event_queues().await;
         let mut resp = Response::new(Full::new(Bytes::from(self.state.metrics.encode())));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
         );
         resp
+    }
+
+    /// Sets the event queue gauges of every configured endpoint (zero when nothing waits).
+    async fn event_queues(&self) {
+        let configured = self.tenants.iter().flat_map(|t| {
+            (t.webhooks.0.iter()).map(move |e| (t.id.as_str().to_owned(), e.name.clone()))
+        });
+        let configured: Vec<(String, String)> = configured.collect();
+        if configured.is_empty() {
+            return;
+        }
+        let stats = match self.state.xref.outbox_stats().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot read the event outbox");
+                return;
+            }
+        };
+        let now = crate::events::now_ms();
+        for (tenant, endpoint) in configured {
+            let q = stats
+                .iter()
+                .find(|q| q.tenant == tenant && q.endpoint == endpoint);
+            let (pending, dead, oldest) = q.map_or((0, 0, 0), |q| {
+                let age = q.oldest_pending_ms.map_or(0, |at| (now - at).max(0) / 1000);
+                (q.pending, q.dead, u64::try_from(age).unwrap_or(0))
+            });
+            self.state
+                .metrics
+                .event_queue(&tenant, &endpoint, pending, dead, oldest);
+        }
     }
 
     async fn entries(&self, q: Query) -> Result<Vec<Entry>, LogError> {

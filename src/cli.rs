@@ -7,6 +7,7 @@ pub mod bench;
 pub mod check;
 #[cfg(feature = "dev-tools")]
 pub mod dev;
+pub mod events;
 pub mod hash_password;
 pub mod log;
 pub mod plan;
@@ -73,6 +74,9 @@ pub enum Command {
     /// OAuth 2.0 tokens the sidecar issued: `tokens list`, `tokens revoke` (safe while
     /// serving).
     Tokens(tokens::Args),
+    /// Directory-sync events: `events list`, `events show`, `events replay` (safe while
+    /// serving), `events secret` (a new signing secret).
+    Events(events::Args),
     /// The state store: `store migrate` copies a data directory's SQLite state into
     /// PostgreSQL (for `[store]`, several replicas).
     Store(store::Args),
@@ -119,6 +123,7 @@ fn in_runtime(command: Command) -> anyhow::Result<()> {
             Command::Log(args) => log::run(&args).await,
             Command::Store(args) => store::run(&args).await,
             Command::Tokens(args) => tokens::run(&args).await,
+            Command::Events(args) => events::run(&args).await,
             Command::Check(_) | Command::HashPassword(_) => {
                 Err(anyhow!("this command runs without a runtime"))
             }
@@ -149,6 +154,39 @@ fn load_tls(config: &Config) -> anyhow::Result<Option<(Tls, Duration)>> {
     Ok(Some((loaded, Duration::from_secs(tls.poll_secs))))
 }
 
+/// Where the state store is, for the commands that read or change it while the sidecar
+/// serves (`tokens`, `events`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct StoreAt {
+    /// The configuration file of the sidecar (its `[store]`, else its `server.data_dir`,
+    /// holds the state).
+    #[arg(long, short, required_unless_present = "data_dir")]
+    config: Option<PathBuf>,
+    /// The data directory, instead of a configuration file.
+    #[arg(long, conflicts_with = "config")]
+    data_dir: Option<PathBuf>,
+}
+
+impl StoreAt {
+    /// Opens the store; an SQLite data directory the sidecar never ran with is refused.
+    async fn open(&self) -> anyhow::Result<crate::xref::Store> {
+        let (store_config, data_dir) = match &self.config {
+            Some(path) => {
+                let c = Config::load(path)?;
+                (c.store, c.server.data_dir)
+            }
+            None => (None, data_dir(None, self.data_dir.clone())?),
+        };
+        if store_config.is_none() && !data_dir.join(crate::run::XREF_FILE).exists() {
+            bail!(
+                "no state at {}: the sidecar has not run with this data directory",
+                data_dir.display()
+            );
+        }
+        Ok(crate::run::open_xref(store_config.as_ref(), &data_dir).await?)
+    }
+}
+
 /// The tenants of a validated configuration: mappings compiled, secrets resolved; every
 /// problem at once.
 fn tenant_settings(config: &Config) -> anyhow::Result<Vec<TenantSettings>> {
@@ -170,6 +208,13 @@ fn tenant_settings(config: &Config) -> anyhow::Result<Vec<TenantSettings>> {
         if let (Ok(mapping), Ok(values)) = (&mapping, &values) {
             problems.extend(missing_values(name, mapping, values));
         }
+        let mut webhooks = Vec::new();
+        for hook in &t.webhooks {
+            match hook.endpoint() {
+                Ok(e) => webhooks.push(e),
+                Err(e) => problems.push(format!("tenants.{name}: {e}")),
+            }
+        }
         match (mapping, values, tokens, basic.and_then(|b| Ok((b, oauth?)))) {
             (Ok(mapping), Ok(values), Ok(token_digests), Ok((basic, oauth))) => {
                 settings.push(TenantSettings {
@@ -184,6 +229,7 @@ fn tenant_settings(config: &Config) -> anyhow::Result<Vec<TenantSettings>> {
                     legacy_timeout: Duration::from_secs(t.legacy_timeout_secs),
                     legacy_concurrency: t.legacy_concurrency,
                     member_concurrency: t.member_concurrency,
+                    webhooks,
                 });
             }
             (m, k, tk, b) => {

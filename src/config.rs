@@ -23,8 +23,9 @@ pub mod oauth;
 mod secret;
 #[cfg(test)]
 mod tests;
+pub mod webhooks;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -342,6 +343,10 @@ pub struct TenantConfig {
     /// ID's client-credentials grant), the consent page's approvers, token lifetimes.
     #[serde(default)]
     pub oauth: Option<oauth::OAuthConfig>,
+    /// `[[tenants.<name>.webhooks]]`: endpoints the tenant's directory-sync events are
+    /// delivered to (signed, per the Standard Webhooks specification).
+    #[serde(default)]
+    pub webhooks: Vec<webhooks::WebhookConfig>,
     /// Time limit for one call to the legacy application, in seconds. Default 30.
     #[serde(default = "default_legacy_timeout_secs")]
     pub legacy_timeout_secs: u64,
@@ -638,6 +643,17 @@ impl Config {
                     "{at}: none of tokens, basic and oauth is given: the identity provider \
                      could not authenticate"
                 ));
+            }
+            let mut hook_names = HashSet::new();
+            for (index, hook) in tenant.webhooks.iter().enumerate() {
+                let hat = format!("{at}.webhooks[{index}]");
+                problems.extend(hook.problems(&hat));
+                if !hook_names.insert(hook.name.as_str()) {
+                    problems.push(format!(
+                        "{hat}.name {:?} is another endpoint's: each endpoint of a tenant has its                          own name",
+                        hook.name
+                    ));
+                }
             }
             if let Some(oauth) = &tenant.oauth {
                 problems.extend(oauth.problems(&at));

@@ -3,6 +3,7 @@
 //! resource; what a request's pieces mean lives in `scim` (parameters, bodies, lists) and
 //! `mapping` (plans, resources), what an error answers in `error`.
 
+mod announce;
 pub mod discovery;
 pub mod groups;
 pub mod users;
@@ -82,8 +83,38 @@ impl Ctx {
     }
 }
 
-/// Routes a request to its handler.
+/// Routes a request to its handler. A write answered with an error puts a
+/// `provisioning.failed` event in the outbox first, when an endpoint of the tenant takes it.
 pub async fn dispatch(
+    ctx: &Ctx,
+    route: Route,
+    query: &str,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, Error> {
+    if !(route.is_write()
+        && (ctx.tenant.webhooks).wants(crate::webhooks::EventType::ProvisioningFailed))
+    {
+        return route_to(ctx, route, query, body).await;
+    }
+    let labels = route.labels();
+    let path_id = route.id().map(str::to_owned);
+    let error = match route_to(ctx, route, query, body).await {
+        Ok(answer) => return Ok(answer),
+        Err(e) => e.answer(),
+    };
+    if let Some(event) = announce::failure_event(ctx, labels, path_id.as_deref(), &error) {
+        match ctx.state.xref.emit(vec![event]).await {
+            Ok(()) => ctx.state.events_committed.notify_one(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the provisioning.failed event could not be stored");
+            }
+        }
+    }
+    Ok(error.into_response())
+}
+
+/// Routes a request to its handler.
+async fn route_to(
     ctx: &Ctx,
     route: Route,
     query: &str,

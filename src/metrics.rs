@@ -244,6 +244,35 @@ impl<M: Clone> Series<M> {
     }
 }
 
+/// Labels of one webhook endpoint's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// The endpoint's name in the configuration.
+    pub endpoint: String,
+}
+
+/// Labels of a delivery attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// `delivered`, `retry` or `dead`.
+    pub outcome: String,
+}
+
+/// Labels of an event put in the outbox.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// The event type (`user.created`, …).
+    pub r#type: String,
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
@@ -267,6 +296,11 @@ pub struct Metrics {
     provisioning: Family<ProvisioningLabels, Counter>,
     store_pool: Family<PoolLabels, Gauge>,
     store_query: Histogram,
+    events: Family<EventLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    events_pending: Family<EndpointLabels, Gauge>,
+    events_dead: Family<EndpointLabels, Gauge>,
+    events_oldest: Family<EndpointLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -306,6 +340,11 @@ impl Metrics {
             store_pool: Family::default(),
             // 100 µs … ~13 s: a pooled statement on the same network to a stalled server.
             store_query: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
+            events: Family::default(),
+            deliveries: Family::default(),
+            events_pending: Family::default(),
+            events_dead: Family::default(),
+            events_oldest: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -383,7 +422,66 @@ impl Metrics {
             "PostgreSQL store ([store]): time of one statement, waiting for its answer included",
             m.store_query.clone(),
         );
+        registry.register(
+            "events",
+            "Directory-sync events put in the outbox, by tenant and type",
+            m.events.clone(),
+        );
+        registry.register(
+            "event_deliveries",
+            "Webhook delivery attempts, by tenant, endpoint and outcome (delivered, retry, dead)",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "events_pending",
+            "Events waiting for delivery, by tenant and endpoint, read at scrape time",
+            m.events_pending.clone(),
+        );
+        registry.register(
+            "events_dead",
+            "Dead-lettered events (replay with `scim-sidecar events replay`), read at scrape time",
+            m.events_dead.clone(),
+        );
+        registry.register(
+            "events_oldest_pending_seconds",
+            "Age of the oldest event waiting for delivery, by tenant and endpoint (0: none)",
+            m.events_oldest.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Counts an event of `kind` put in the outbox for `tenant`.
+    pub fn event(&self, tenant: &str, kind: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                tenant: tenant.to_owned(),
+                r#type: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one delivery attempt and its outcome.
+    pub fn delivery(&self, tenant: &str, endpoint: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                tenant: tenant.to_owned(),
+                endpoint: endpoint.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets an endpoint's queue gauges: pending and dead rows, and the oldest pending
+    /// event's age in seconds.
+    pub fn event_queue(&self, tenant: &str, endpoint: &str, pending: u64, dead: u64, oldest: u64) {
+        let labels = EndpointLabels {
+            tenant: tenant.to_owned(),
+            endpoint: endpoint.to_owned(),
+        };
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.events_pending.get_or_create(&labels).set(n(pending));
+        self.events_dead.get_or_create(&labels).set(n(dead));
+        self.events_oldest.get_or_create(&labels).set(n(oldest));
     }
 
     /// The histogram the PostgreSQL store records each statement's time into.

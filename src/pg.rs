@@ -20,7 +20,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 
@@ -565,38 +564,14 @@ fn client_tls(verify: Verify, ca_file: Option<&Path>) -> Result<rustls::ClientCo
 
 /// The certificate authorities for `verify-full`: `ca_file`, else the system's.
 fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, PgError> {
-    let ca_err = |detail: String| PgError::Config {
+    crate::tls::client_roots(ca_file).map_err(|detail| PgError::Config {
         key: "ca_file",
-        detail,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_err(format!("{}: {e}", path.display())))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ca_err(format!("{}: {e}", path.display())))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(ca_err(format!(
-                    "{} holds no usable PEM certificate",
-                    path.display()
-                )));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                return Err(ca_err(
-                    "sslmode=verify-full needs trusted roots: the system has none; give \
-                     store.ca_file"
-                        .to_owned(),
-                ));
-            }
-        }
-    }
-    Ok(roots)
+        detail: if ca_file.is_none() {
+            format!("sslmode=verify-full needs trusted roots: {detail}; give store.ca_file")
+        } else {
+            detail
+        },
+    })
 }
 
 /// `sslmode=require`: the connection is encrypted and the handshake's signature checked

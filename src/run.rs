@@ -120,6 +120,7 @@ pub struct Sidecar {
     scim: Stoppable,
     admin: Option<Stoppable>,
     reloader: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    deliverer: Option<crate::events::Deliverer>,
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -199,6 +200,23 @@ impl Sidecar {
         state.metrics = metrics;
         state.provisioning = Some(log);
         let state = Arc::new(state);
+        let targets: Vec<crate::events::Target> = (tenants.all.iter())
+            .flat_map(|t| {
+                (t.webhooks.0.iter()).map(|e| crate::events::Target {
+                    tenant: t.id.clone(),
+                    endpoint: Arc::clone(e),
+                })
+            })
+            .collect();
+        let deliverer = (!targets.is_empty()).then(|| {
+            crate::events::Deliverer::start(
+                state.xref.clone(),
+                targets,
+                Arc::clone(&state.metrics),
+                Arc::clone(&state.events_committed),
+                state.xref.path().is_some(),
+            )
+        });
         let scim_addr = l.scim.local_addr()?;
         let reloader = l.mapping_poll.map(|poll| {
             let (stop, stopped) = oneshot::channel::<()>();
@@ -248,6 +266,7 @@ impl Sidecar {
             scim,
             admin,
             reloader,
+            deliverer,
         })
     }
 
@@ -280,7 +299,8 @@ impl Sidecar {
     /// Drains and stops: readiness turns 503, the SCIM listener stops accepting and lets
     /// requests in flight finish within the grace period (connections still open then are
     /// closed and their requests recorded as dropped), then the reloader and the admin
-    /// listener stop, the provisioning log writes what it holds and the xref closes. HTTP/2
+    /// listener stop, event delivery stops (giving its leases back), the provisioning log
+    /// writes what it holds and the xref closes. HTTP/2
     /// streams run as tasks of their own: the files stay open until they end too, for at most
     /// [`STRAGGLER_WAIT`] more.
     pub async fn stop(self) -> Result<(), RunError> {
@@ -301,6 +321,9 @@ impl Sidecar {
             Some(a) => a.stop().await,
             None => Ok(()),
         };
+        if let Some(d) = self.deliverer {
+            d.stop().await;
+        }
         if let Some(log) = &self.state.provisioning {
             log.close().await;
         }

@@ -198,6 +198,11 @@ impl RequestNote {
         });
     }
 
+    /// A copy of the facts recorded so far.
+    pub fn facts(&self) -> Facts {
+        self.with(|f| f.clone())
+    }
+
     /// The facts recorded, taken out (the note is empty after): for the request's end.
     pub fn take_facts(&self) -> Facts {
         self.with(std::mem::take)

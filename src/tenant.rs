@@ -47,6 +47,8 @@ pub struct Tenant {
     /// How the identity provider may authenticate for this tenant (`bearer`, `basic`), for
     /// the admin page; never the secrets.
     pub auth_modes: Vec<&'static str>,
+    /// The endpoints its directory-sync events go to.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -118,6 +120,8 @@ pub struct TenantSettings {
     pub legacy_concurrency: usize,
     /// Group member calls in flight at most, per request.
     pub member_concurrency: usize,
+    /// The endpoints of its directory-sync events.
+    pub webhooks: Vec<crate::webhooks::Endpoint>,
 }
 
 /// Shared state of the running sidecar.
@@ -141,6 +145,8 @@ pub struct State {
     pub draining: AtomicBool,
     /// SCIM requests being handled (shutdown waits for them before closing the files).
     pub in_flight: InFlight,
+    /// Wakes the event delivery task once events are committed.
+    pub events_committed: Arc<tokio::sync::Notify>,
 }
 
 /// A count of requests in flight that can be waited on until it is zero.
@@ -212,6 +218,7 @@ impl State {
             )),
             draining: AtomicBool::new(false),
             in_flight: InFlight::default(),
+            events_committed: Arc::default(),
         }
     }
 }
@@ -276,6 +283,7 @@ pub fn tenants(
             .into_iter()
             .flatten()
             .collect(),
+            webhooks: crate::webhooks::Webhooks(s.webhooks.into_iter().map(Arc::new).collect()),
         });
         for d in s.token_digests {
             entries.push((d, Arc::clone(&tenant)));

@@ -362,3 +362,32 @@ fn digest(cert: &[u8], key: &[u8]) -> [u8; 32] {
     h.update(key);
     h.finalize().into()
 }
+
+/// The certificate authorities a client trusts: the PEM certificates of `ca_file`, else the
+/// system's. An error names the file, or says the system has none.
+pub fn client_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "{} holds no usable PEM certificate",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err("the system has no trusted certificate authorities".to_owned());
+            }
+        }
+    }
+    Ok(roots)
+}

@@ -126,6 +126,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
         legacy_timeout: Duration::from_secs(30),
         legacy_concurrency: 64,
         member_concurrency: 16,
+        webhooks: Vec::new(),
     };
     let listen = args.listen;
     let scim = TcpListener::bind(listen)

@@ -4,13 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::bail;
 use mapping::ids::TenantId;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::xref::{Grant, GrantKind, Revoke};
 
 /// `tokens` flags.
@@ -21,25 +19,13 @@ pub struct Args {
     command: TokensCommand,
 }
 
-/// Where the store is.
-#[derive(Debug, clap::Args)]
-struct Where {
-    /// The configuration file of the sidecar (its `[store]`, else its `server.data_dir`,
-    /// holds the grants).
-    #[arg(long, short, required_unless_present = "data_dir")]
-    config: Option<PathBuf>,
-    /// The data directory, instead of a configuration file.
-    #[arg(long, conflicts_with = "config")]
-    data_dir: Option<PathBuf>,
-}
-
 /// The `tokens` subcommands.
 #[derive(Debug, clap::Subcommand)]
 enum TokensCommand {
     /// One line per family of tokens: its tenant, client, grant, times and state.
     List {
         #[command(flatten)]
-        at: Where,
+        at: super::StoreAt,
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<String>,
@@ -51,7 +37,7 @@ enum TokensCommand {
     /// access tokens stop working at once, its refresh tokens refresh nothing.
     Revoke {
         #[command(flatten)]
-        at: Where,
+        at: super::StoreAt,
         /// The family id.
         #[arg(required_unless_present_any = ["client", "tenant"], conflicts_with_all = ["client", "tenant"])]
         family: Option<String>,
@@ -152,20 +138,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
     let at = match &args.command {
         TokensCommand::List { at, .. } | TokensCommand::Revoke { at, .. } => at,
     };
-    let (store_config, data_dir) = match &at.config {
-        Some(path) => {
-            let c = Config::load(path)?;
-            (c.store, c.server.data_dir)
-        }
-        None => (None, super::data_dir(None, at.data_dir.clone())?),
-    };
-    if store_config.is_none() && !data_dir.join(crate::run::XREF_FILE).exists() {
-        bail!(
-            "no state at {}: the sidecar has not run with this data directory",
-            data_dir.display()
-        );
-    }
-    let store = crate::run::open_xref(store_config.as_ref(), &data_dir).await?;
+    let store = at.open().await?;
     let now = crate::cursor::now();
     let outcome = match &args.command {
         TokensCommand::List { tenant, json, .. } => {

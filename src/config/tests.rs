@@ -65,6 +65,7 @@ fn tenant(token: &str) -> TenantConfig {
         tokens: vec![value(token)],
         basic: Vec::new(),
         oauth: None,
+        webhooks: Vec::new(),
         legacy_timeout_secs: 30,
         legacy_concurrency: 32,
         member_concurrency: 16,

@@ -212,7 +212,7 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Err
         let created =
             plan::create(&ctx.mapping, gm, &name, &members, &ids, concurrency, &mut x).await?;
         record_seen(ctx, gm, std::slice::from_ref(&created.record)).await?;
-        recorded(ctx, &created).await?;
+        recorded(ctx, gm, &created, &ids).await?;
         let group = render(ctx, gm, &created.record, &Projection::default()).await?;
         Ok(resource_response(StatusCode::CREATED, &group))
     })
@@ -298,7 +298,7 @@ async fn change_group(
             &mut x,
         )
         .await?;
-        recorded(ctx, &changed).await?;
+        recorded(ctx, gm, &changed, &ids).await?;
         Ok(changed.record)
     })
     .await

@@ -19,11 +19,15 @@ use serde_json::Value;
 
 pub(crate) use self::records::rediscover;
 use self::records::{finish, kept_answer, locate, record_page, resource, tombstone};
+use super::announce::{UserWrite, user_events};
 use super::{
     Ctx, cursor_list_response, cursor_page, cursor_walk, list_response, no_content,
     resource_response,
 };
 use crate::error::{Error, scim_json_bytes};
+use crate::events::without_meta;
+use crate::webhooks::EventType;
+use crate::xref::{NewEvent, XrefRecord};
 
 /// `GET /Users` and `POST /Users/.search`.
 pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Response<Full<Bytes>>, Error> {
@@ -217,14 +221,17 @@ async fn answer(
     after: After,
     external_id: Option<String>,
     status: StatusCode,
+    what: UserWrite,
 ) -> Result<Response<Full<Bytes>>, Error> {
     let resource = match after {
-        After::Record(record) => finish(ctx, legacy_id, &record, external_id).await?,
+        After::Record(record) => finish(ctx, legacy_id, &record, external_id, &what).await?,
         After::Deleted(record) => {
-            tombstone(ctx, &record).await?;
-            ctx.mapping
-                .users
-                .deleted_resource(&ctx.tenant.id, &record, &ctx.base_url)?
+            let resource =
+                ctx.mapping
+                    .users
+                    .deleted_resource(&ctx.tenant.id, &record, &ctx.base_url)?;
+            tombstone(ctx, &record, deleted_events(ctx, &resource, None)).await?;
+            resource
         }
     };
     if let Some(id) = resource.get("id").and_then(Value::as_str) {
@@ -239,18 +246,72 @@ async fn answer_written(
     ctx: &Ctx,
     legacy_id: &LegacyId,
     written: Written,
+    before: Option<Value>,
 ) -> Result<Response<Full<Bytes>>, Error> {
     if let Some(a) = written.activation {
         ctx.note.set_action(a.as_str());
     }
+    let what = UserWrite::Changed {
+        before,
+        activation: written.activation,
+    };
     answer(
         ctx,
         legacy_id,
         written.after,
         written.external_id,
         StatusCode::OK,
+        what,
     )
     .await
+}
+
+/// Whether the record a create adopted is a user the cross-reference knows live (a create
+/// sent again), when an endpoint wants `user.created` (else: `false`, unasked).
+async fn already_provisioned(ctx: &Ctx, after: &After) -> Result<bool, Error> {
+    let After::Record(record) = after else {
+        return Ok(false);
+    };
+    if !ctx.tenant.webhooks.wants(EventType::UserCreated) {
+        return Ok(false);
+    }
+    let (_, scim_id) = ctx.mapping.users.ids_of(&ctx.tenant.id, record)?;
+    let row = ctx
+        .state
+        .xref
+        .get(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
+        .await?;
+    Ok(row.is_some_and(|r| r.tombstoned_at.is_none()))
+}
+
+/// The `user.deleted` event of a user whose last state is `resource` (its remembered
+/// `externalId` when the resource has none).
+fn deleted_events(ctx: &Ctx, resource: &Value, external_id: Option<&str>) -> Vec<NewEvent> {
+    let what = UserWrite::Deleted;
+    if !what.wanted(ctx) {
+        return Vec::new();
+    }
+    let mut user = without_meta(resource.clone());
+    if let (Some(o), Some(ext)) = (user.as_object_mut(), external_id)
+        && !o.contains_key("externalId")
+    {
+        o.insert("externalId".into(), Value::String(ext.to_owned()));
+    }
+    user_events(ctx, &what, &user)
+}
+
+/// The user before a replace or PATCH, when an endpoint wants `user.updated` (the changed
+/// attributes are named by comparing).
+fn before_if_wanted(
+    ctx: &Ctx,
+    current: &Value,
+    x: Option<&XrefRecord>,
+) -> Result<Option<Value>, Error> {
+    if ctx.tenant.webhooks.wants(EventType::UserUpdated) {
+        Ok(Some(resource(ctx, current, x)?))
+    } else {
+        Ok(None)
+    }
 }
 
 /// `POST /Users`.
@@ -262,12 +323,23 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Err
         if let Some(then) = created.adopted {
             tracing::info!(legacy_id = %created.legacy_id, action = then.as_str(), "create met an existing account");
         }
+        let what = match created.adopted {
+            // Okta sending a create again meets the user it made: nothing new to tell.
+            Some(_) if already_provisioned(ctx, &created.after).await? => UserWrite::Changed {
+                before: None,
+                activation: None,
+            },
+            adopted => UserWrite::Created {
+                adopted: adopted.map(|then| then.as_str()),
+            },
+        };
         answer(
             ctx,
             &created.legacy_id,
             created.after,
             plan::external_id_of(&body),
             StatusCode::CREATED,
+            what,
         )
         .await
     })
@@ -277,7 +349,8 @@ pub async fn create(ctx: &Ctx, body: Value) -> Result<Response<Full<Bytes>>, Err
 /// `PUT /Users/{id}`: full replace; mapped attributes absent from the body are cleared.
 pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Bytes>>, Error> {
     note_user_name(ctx, &body);
-    let (legacy_id, current, _) = locate(ctx, id).await?;
+    let (legacy_id, current, x) = locate(ctx, id).await?;
+    let before = before_if_wanted(ctx, &current, x.as_ref())?;
     let written = plan::replace(
         &ctx.mapping,
         &legacy_id,
@@ -286,7 +359,7 @@ pub async fn replace(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<B
         &mut ctx.exchange(),
     )
     .await?;
-    answer_written(ctx, &legacy_id, written).await
+    answer_written(ctx, &legacy_id, written, before).await
 }
 
 /// `PATCH /Users/{id}`: only changed fields go to the legacy app; `active` goes through the
@@ -295,6 +368,11 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
     let (legacy_id, current, x) = locate(ctx, id).await?;
     let before = resource(ctx, &current, x.as_ref())?;
     note_user_name(ctx, &before);
+    let kept = ctx
+        .tenant
+        .webhooks
+        .wants(EventType::UserUpdated)
+        .then(|| before.clone());
     let written = plan::patch(
         &ctx.mapping,
         &legacy_id,
@@ -304,13 +382,13 @@ pub async fn patch(ctx: &Ctx, id: &str, body: Value) -> Result<Response<Full<Byt
         &mut ctx.exchange(),
     )
     .await?;
-    answer_written(ctx, &legacy_id, written).await
+    answer_written(ctx, &legacy_id, written, kept).await
 }
 
 /// `DELETE /Users/{id}`: per the mapping, deactivate or delete; the id is tombstoned.
 pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, Error> {
     let um = &ctx.mapping.users;
-    let (legacy_id, record, _) = locate(ctx, id).await?;
+    let (legacy_id, record, x) = locate(ctx, id).await?;
     if let Some(name) = um.keys(&um.read(&record)).user_name {
         ctx.note.set_subject(&name);
     }
@@ -321,7 +399,14 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response<Full<Bytes>>, Error>
         &mut ctx.exchange(),
     )
     .await?;
-    tombstone(ctx, &record).await?;
+    let events = if UserWrite::Deleted.wanted(ctx) {
+        let last = um.deleted_resource(&ctx.tenant.id, &record, &ctx.base_url)?;
+        let ext = x.as_ref().and_then(|x| x.external_id.as_ref());
+        deleted_events(ctx, &last, ext.map(ExternalId::as_str))
+    } else {
+        Vec::new()
+    };
+    tombstone(ctx, &record, events).await?;
     Ok(no_content())
 }
 

@@ -878,8 +878,8 @@ fn pushed_json(p: &Option<Pushed>) -> Value {
     match p {
         None => Value::Null,
         Some(p) => json!({
-            "added": p.added,
-            "removed": p.removed,
+            "added": p.added.len(),
+            "removed": p.removed.len(),
             "calls": p.calls,
             "skipped": p.skipped.iter().map(|(ids, code)| json!({
                 "members": ids.iter().map(LegacyId::as_str).collect::<Vec<_>>(),

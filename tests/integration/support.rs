@@ -14,6 +14,7 @@ use mapping::ids::TenantId;
 use scim_sidecar::run::{Launch, Sidecar};
 use scim_sidecar::server::{Limits, Transport};
 use scim_sidecar::tenant::TenantSettings;
+use scim_sidecar::webhooks::Endpoint;
 use scim_sidecar::xref::Store;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -149,6 +150,7 @@ impl Harness {
             PARTNER_DIRECTORY_MAPPING,
             None,
             plain,
+            Vec::new(),
         )
         .await
     }
@@ -188,7 +190,26 @@ impl Harness {
         sim.seed_demo(CUSTOMER);
         let handle = sim.clone().spawn().await.unwrap();
         let plain = (Transport::Plain, Limits::with_grace(Duration::from_secs(5)));
-        Self::with_legacy(Legacy::Mc(sim), handle, mapping_text, None, plain).await
+        Self::with_legacy(
+            Legacy::Mc(sim),
+            handle,
+            mapping_text,
+            None,
+            plain,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Starts a Marketing Center simulator (demo seed) and a sidecar whose tenant `acme`
+    /// delivers its events to `webhooks`.
+    pub(crate) async fn start_with_webhooks(webhooks: Vec<Endpoint>) -> Harness {
+        let sim = MarketingCenter::new(API_KEY, [CUSTOMER, "OTHER"]);
+        sim.seed_demo(CUSTOMER);
+        let handle = sim.clone().spawn().await.unwrap();
+        let plain = (Transport::Plain, Limits::with_grace(Duration::from_secs(5)));
+        let mapping = simulator::marketing_center::MAPPING;
+        Self::with_legacy(Legacy::Mc(sim), handle, mapping, None, plain, webhooks).await
     }
 
     async fn build(setup: impl FnOnce(&MarketingCenter), reload: Option<Duration>) -> Harness {
@@ -211,6 +232,7 @@ impl Harness {
             simulator::marketing_center::MAPPING,
             reload,
             (transport, limits),
+            Vec::new(),
         )
         .await
     }
@@ -221,6 +243,7 @@ impl Harness {
         mapping_text: &str,
         reload: Option<Duration>,
         (transport, limits): (Transport, Limits),
+        webhooks: Vec<Endpoint>,
     ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let mapping = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
@@ -228,8 +251,14 @@ impl Harness {
         std::fs::write(&mapping_file, mapping_text).unwrap();
         let other_mapping_file = dir.path().join("mapping-other.toml");
         std::fs::write(&other_mapping_file, mapping_text).unwrap();
-        let tenant =
-            |id: &str, customer: &str, tokens: &[&str], mapping, mapping_path| TenantSettings {
+        let tenant = |id: &str,
+                      customer: &str,
+                      tokens: &[&str],
+                      mapping,
+                      mapping_path,
+                      webhooks|
+         -> TenantSettings {
+            TenantSettings {
                 id: TenantId::new(id),
                 values: mapping::TenantValues {
                     customer_id: customer.into(),
@@ -248,7 +277,9 @@ impl Harness {
                 legacy_timeout: Duration::from_secs(5),
                 legacy_concurrency: 32,
                 member_concurrency: 16,
-            };
+                webhooks,
+            }
+        };
         let other = Mapping::from_toml(mapping_text, "mapping.toml").unwrap();
         let tenants = vec![
             tenant(
@@ -257,6 +288,7 @@ impl Harness {
                 &[TOKEN, TOKEN_2],
                 mapping,
                 reload.map(|_| mapping_file.clone()),
+                webhooks,
             ),
             tenant(
                 "other",
@@ -264,6 +296,7 @@ impl Harness {
                 &[TOKEN_OTHER],
                 other,
                 reload.map(|_| other_mapping_file.clone()),
+                Vec::new(),
             ),
         ];
         let scheme = if transport.is_tls() { "https" } else { "http" };
@@ -303,6 +336,11 @@ impl Harness {
             sidecar: Some(sidecar),
             _dir: dir,
         }
+    }
+
+    /// The sidecar's data directory (its SQLite files).
+    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
     }
 
     /// The running sidecar.

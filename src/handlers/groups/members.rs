@@ -1,7 +1,7 @@
 //! Group members and the cross-reference: member SCIM ids translated to legacy ids (an id
 //! never met refused, after one rescan), members read and recorded, a push logged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use mapping::GroupMapping;
 use mapping::ids::{LegacyId, ScimId};
@@ -11,6 +11,8 @@ use mapping::resource::user_id;
 
 use crate::error::Error;
 use crate::handlers::Ctx;
+use crate::handlers::announce::member_events;
+use crate::webhooks::EventType;
 use crate::xref::Seen;
 
 /// Every member of a group with its SCIM id, read page by page; members met for the first
@@ -80,12 +82,47 @@ async fn record_members(ctx: &Ctx, members: Vec<Member>) -> Result<Vec<(ScimId, 
         .collect())
 }
 
-/// Records the members a change read, and logs its push.
-pub(super) async fn recorded(ctx: &Ctx, changed: &Changed) -> Result<(), Error> {
-    record_members(ctx, changed.members_read.clone()).await?;
+/// Records the members a change read, logs its push and puts its events (a member added or
+/// removed, each) in the outbox. `ids` translated the request's member SCIM ids.
+///
+/// The store keeps no membership, so these events are written on their own once the legacy
+/// app has answered, not in a transaction with a change of the store.
+pub(super) async fn recorded(
+    ctx: &Ctx,
+    gm: &GroupMapping,
+    changed: &Changed,
+    ids: &HashMap<String, LegacyId>,
+) -> Result<(), Error> {
+    let read = record_members(ctx, changed.members_read.clone()).await?;
     let Some(pushed) = &changed.pushed else {
         return Ok(());
     };
+    let hooks = &ctx.tenant.webhooks;
+    if hooks.wants(EventType::GroupUserAdded) || hooks.wants(EventType::GroupUserRemoved) {
+        let skipped: HashSet<&LegacyId> = pushed.skipped.iter().flat_map(|(m, _)| m).collect();
+        let done = |all: &[LegacyId]| -> Vec<LegacyId> {
+            all.iter()
+                .filter(|m| !skipped.contains(m))
+                .cloned()
+                .collect()
+        };
+        let mut scim_ids: HashMap<LegacyId, ScimId> = (ids.iter())
+            .map(|(scim, legacy)| (legacy.clone(), ScimId::new(scim.clone())))
+            .collect();
+        scim_ids.extend(read.into_iter().map(|(scim, m)| (m.legacy_id, scim)));
+        let (_, group) = gm.resource(&ctx.tenant.id, &changed.record, None, &ctx.base_url)?;
+        let events = member_events(
+            ctx,
+            &group,
+            &done(&pushed.added),
+            &done(&pushed.removed),
+            &scim_ids,
+        );
+        if !events.is_empty() {
+            ctx.state.xref.emit(events).await?;
+            ctx.state.events_committed.notify_one();
+        }
+    }
     let group = &changed.legacy_id;
     for (members, code) in &pushed.skipped {
         tracing::warn!(
@@ -97,8 +134,8 @@ pub(super) async fn recorded(ctx: &Ctx, changed: &Changed) -> Result<(), Error> 
     }
     tracing::info!(
         group = %group,
-        added = pushed.added,
-        removed = pushed.removed,
+        added = pushed.added.len(),
+        removed = pushed.removed.len(),
         calls = pushed.calls,
         skipped = pushed.skipped.iter().map(|(m, _)| m.len()).sum::<usize>(),
         "membership pushed"

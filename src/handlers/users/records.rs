@@ -13,8 +13,10 @@ use serde_json::{Map, Value};
 
 use crate::answers::MadeOf;
 use crate::error::Error;
+use crate::events::without_meta;
 use crate::handlers::Ctx;
-use crate::xref::{Seen, XrefRecord};
+use crate::handlers::announce::{UserWrite, user_events};
+use crate::xref::{Change, NewEvent, Seen, XrefRecord};
 
 /// The SCIM resources of a page of legacy records, recording them in the cross-reference:
 /// one [`Row`] each (a record without an id is skipped).
@@ -306,11 +308,27 @@ pub(crate) async fn rediscover(ctx: &Ctx) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Records the SCIM id of a legacy record as gone (it is recorded first when never met).
-pub(super) async fn tombstone(ctx: &Ctx, record: &Value) -> Result<(), Error> {
+/// Records the SCIM id of a legacy record as gone (it is recorded first when never met),
+/// with `events` in the same transaction.
+pub(super) async fn tombstone(
+    ctx: &Ctx,
+    record: &Value,
+    events: Vec<NewEvent>,
+) -> Result<(), Error> {
     let row = seen_row(ctx, record, &Map::new())?;
     let scim_id = row.scim_id.clone();
     let xref = &ctx.state.xref;
+    if !events.is_empty() {
+        xref.change_with_events(
+            &ctx.tenant.id,
+            RESOURCE_TYPE,
+            Change::Tombstone(row),
+            events,
+        )
+        .await?;
+        ctx.state.events_committed.notify_one();
+        return Ok(());
+    }
     xref.seen(&ctx.tenant.id, RESOURCE_TYPE, vec![row]).await?;
     xref.tombstone(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
         .await?;
@@ -319,12 +337,14 @@ pub(super) async fn tombstone(ctx: &Ctx, record: &Value) -> Result<(), Error> {
 
 /// Records a successful write in the cross-reference (lifting any tombstone) and builds the
 /// resource. `external_id` is the one the request leaves the user with: the cross-reference
-/// keeps it when the mapping has no field for it.
+/// keeps it when the mapping has no field for it. The write's events (`what`), when an
+/// endpoint takes them, go in the same transaction.
 pub(super) async fn finish(
     ctx: &Ctx,
     legacy_id: &LegacyId,
     record: &Value,
     external_id: Option<String>,
+    what: &UserWrite,
 ) -> Result<Value, Error> {
     let um = &ctx.mapping.users;
     // A write's answer without the fingerprint the SCIM id needs: the record as `get` reads it.
@@ -342,6 +362,36 @@ pub(super) async fn finish(
     }
     let scim_id = row.scim_id.clone();
     let xref = &ctx.state.xref;
+    if what.wanted(ctx) {
+        // The user as the answer will show it, but for `meta` (the store's times, written
+        // with the events).
+        let unwritten = Remembered {
+            created: "",
+            last_modified: "",
+            external_id: row.external_id.as_ref().map(ExternalId::as_str),
+        };
+        let user = without_meta(um.resource_of(
+            &row.scim_id,
+            record,
+            attrs.clone(),
+            Some(unwritten),
+            &ctx.base_url,
+        ));
+        let events = user_events(ctx, what, &user);
+        if !events.is_empty() {
+            let x = xref
+                .change_with_events(&ctx.tenant.id, RESOURCE_TYPE, Change::Upsert(row), events)
+                .await?;
+            ctx.state.events_committed.notify_one();
+            return Ok(um.resource_of(
+                &x.scim_id,
+                record,
+                attrs,
+                Some(remembered(&x)),
+                &ctx.base_url,
+            ));
+        }
+    }
     let mut x = xref.upsert(&ctx.tenant.id, RESOURCE_TYPE, row).await?;
     if x.tombstoned_at.is_some() {
         xref.lift_tombstone(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)

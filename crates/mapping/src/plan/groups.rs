@@ -290,9 +290,9 @@ pub async fn rename<X: Exchange>(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pushed {
     /// Members asked to be added (those skipped included).
-    pub added: usize,
+    pub added: Vec<LegacyId>,
     /// Members asked to be removed (those skipped included).
-    pub removed: usize,
+    pub removed: Vec<LegacyId>,
     /// Member calls that succeeded.
     pub calls: u64,
     /// Members skipped (a `skip_member` code, e.g. an archived user), with the code.
@@ -443,8 +443,8 @@ async fn set_members<X: Exchange>(
         match exchange(x, call.with_body(body)).await? {
             Ok(_) => {
                 out.pushed = Some(Pushed {
-                    added: adds.len(),
-                    removed: removes.len(),
+                    added: adds,
+                    removed: removes.into_iter().collect(),
                     calls: 1,
                     skipped: Vec::new(),
                 });
@@ -577,8 +577,8 @@ pub async fn push<X: Exchange>(
     let declared: Vec<&Call> = calls.iter().map(|(out, _)| out.call).collect();
     let (outbound, members): (Vec<Outbound<'_>>, Vec<Vec<LegacyId>>) = calls.into_iter().unzip();
     let mut pushed = Pushed {
-        added: adds.len(),
-        removed: removes.len(),
+        added: adds.to_vec(),
+        removed: removes.to_vec(),
         ..Pushed::default()
     };
     let mut each = |i: usize, mut answer: Answer| -> Result<(), X::Error> {

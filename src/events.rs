@@ -1,0 +1,166 @@
+//! Directory-sync events: what the sidecar tells a tenant's webhook endpoints about every
+//! change it makes and every write it fails, per the Standard Webhooks specification.
+//!
+//! The handlers build an event ([`Draft`] → [`xref::NewEvent`]) only when one of the
+//! tenant's endpoints takes its type, and hand it to the store with the change it tells of
+//! (one transaction: `Store::change_with_events`, or `Store::emit` for changes the store keeps
+//! no row of). Delivery runs apart (`deliver`): leased from the outbox, signed (`sign`), sent,
+//! retried with backoff, dead-lettered after the endpoint's retry window. An event body never
+//! holds a password or a token: its `data` is the SCIM resource as answered (no attribute of
+//! which is a password: SCIM never returns one) or the error the identity provider was sent.
+//!
+//! Owns the body's JSON shape and the delivery; depends on `crate::webhooks` (the types, the
+//! endpoints, the signatures), `crate::xref` (the outbox) and `crate::metrics`. Knows nothing
+//! about mappings.
+
+mod deliver;
+
+use mapping::ids::TenantId;
+use serde_json::{Map, Value, json};
+
+use crate::webhooks::{EventType, Webhooks};
+use crate::xref::NewEvent;
+
+pub use deliver::{Deliverer, Target};
+
+/// What an event is about and where it comes from: the parts every body has.
+#[derive(Clone, Debug)]
+pub struct Draft<'a> {
+    /// The tenant.
+    pub tenant: &'a TenantId,
+    /// `User` or `Group`.
+    pub resource_type: &'static str,
+    /// The SCIM id, when there is one.
+    pub resource_id: Option<&'a str>,
+    /// The identity provider's externalId, when known.
+    pub external_id: Option<&'a str>,
+    /// The SCIM request's id.
+    pub request_id: Option<&'a str>,
+}
+
+/// A new event id: `msg_` and a time-ordered UUID in hex.
+pub fn new_id() -> String {
+    format!("msg_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Milliseconds since the Unix epoch now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.format(&format).unwrap_or_default()
+}
+
+impl Draft<'_> {
+    /// The event of type `t` with `data`, for the endpoints of `hooks` that take it; `None`
+    /// when none does.
+    pub fn event(&self, hooks: &Webhooks, t: EventType, data: Value) -> Option<NewEvent> {
+        let endpoints = hooks.takers(t);
+        if endpoints.is_empty() {
+            return None;
+        }
+        let id = new_id();
+        let at_ms = now_ms();
+        let mut body = Map::new();
+        body.insert("id".into(), json!(id));
+        body.insert("type".into(), json!(t.as_str()));
+        body.insert("tenant".into(), json!(self.tenant.as_str()));
+        body.insert("occurred_at".into(), json!(rfc3339_ms(at_ms)));
+        body.insert("resource_type".into(), json!(self.resource_type));
+        body.insert("resource_id".into(), json!(self.resource_id));
+        body.insert("external_id".into(), json!(self.external_id));
+        body.insert("request_id".into(), json!(self.request_id));
+        body.insert("data".into(), data);
+        let ordering_key = match self.resource_id {
+            Some(rid) => format!("{}/{rid}", self.resource_type),
+            // Nothing to order it with (a create that failed): its own key.
+            None => id.clone(),
+        };
+        Some(NewEvent {
+            body: Value::Object(body).to_string(),
+            id,
+            tenant: self.tenant.clone(),
+            event_type: t.as_str().to_owned(),
+            ordering_key,
+            at_ms,
+            endpoints,
+        })
+    }
+}
+
+/// `resource` without `meta` (its times are the store's, written in the same transaction as
+/// the event: `occurred_at` says when), for an event's `data`.
+pub fn without_meta(mut resource: Value) -> Value {
+    if let Some(o) = resource.as_object_mut() {
+        o.remove("meta");
+    }
+    resource
+}
+
+/// The attribute paths whose values differ between two resources (`name.givenName`, `emails`;
+/// `meta` and `id` left out), sorted: a sub-attribute of a complex attribute is named, a
+/// multi-valued attribute as a whole.
+pub fn changed(before: &Value, after: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    diff("", before, after, &mut out);
+    out.sort();
+    out
+}
+
+fn diff(prefix: &str, before: &Value, after: &Value, out: &mut Vec<String>) {
+    let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+        if before != after && !prefix.is_empty() {
+            out.push(prefix.to_owned());
+        }
+        return;
+    };
+    let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+    for key in keys {
+        if prefix.is_empty() && matches!(key.as_str(), "meta" | "id" | "schemas") {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let (bv, av) = (
+            b.get(key).unwrap_or(&Value::Null),
+            a.get(key).unwrap_or(&Value::Null),
+        );
+        // A schema extension (`urn:…`) is an object too; its attributes are named by their
+        // own path under it.
+        if bv.is_object() && av.is_object() {
+            diff(&path, bv, av, out);
+        } else if bv != av {
+            out.push(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_names_sub_attributes_and_whole_multi_valued_ones() {
+        let before = json!({"id": "1", "userName": "a", "name": {"givenName": "A", "familyName": "B"},
+            "emails": [{"value": "a@x"}], "active": true, "meta": {"version": "1"}});
+        let after = json!({"id": "1", "userName": "a", "name": {"givenName": "Z", "familyName": "B"},
+            "emails": [{"value": "z@x"}], "active": true, "title": "Boss", "meta": {"version": "2"}});
+        assert_eq!(
+            changed(&before, &after),
+            vec!["emails", "name.givenName", "title"]
+        );
+        assert!(changed(&before, &before).is_empty());
+    }
+}
