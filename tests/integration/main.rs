@@ -18,6 +18,7 @@ mod discovery;
 mod entra;
 mod errors;
 mod etag;
+mod events;
 mod faults;
 mod flows;
 mod golden;
