@@ -320,12 +320,46 @@ impl Admin {
         resp
     }
 
+    /// (tenant, endpoint) of every configured webhook endpoint.
+    fn endpoints(&self) -> Vec<(String, String)> {
+        (self.tenants.iter())
+            .flat_map(|t| {
+                (t.webhooks.0.iter()).map(move |e| (t.id.as_str().to_owned(), e.name.clone()))
+            })
+            .collect()
+    }
+
+    /// The page's events part: `None` when no tenant has an endpoint.
+    async fn events_view(&self) -> Option<Result<page::EventsView, crate::xref::StoreError>> {
+        let configured = self.endpoints();
+        if configured.is_empty() {
+            return None;
+        }
+        let read = async {
+            let stats = self.state.xref.outbox_stats().await?;
+            let dead = (self.state.xref)
+                .outbox_list(crate::xref::OutboxFilter {
+                    tenant: None,
+                    state: Some(crate::xref::RowState::Dead),
+                    limit: 50,
+                })
+                .await?;
+            let endpoints = (configured.into_iter())
+                .map(|(tenant, endpoint)| {
+                    let q = (stats.iter())
+                        .find(|q| q.tenant == tenant && q.endpoint == endpoint)
+                        .cloned();
+                    (tenant, endpoint, q)
+                })
+                .collect();
+            Ok(page::EventsView { endpoints, dead })
+        };
+        Some(read.await)
+    }
+
     /// Sets the event queue gauges of every configured endpoint (zero when nothing waits).
     async fn event_queues(&self) {
-        let configured = self.tenants.iter().flat_map(|t| {
-            (t.webhooks.0.iter()).map(move |e| (t.id.as_str().to_owned(), e.name.clone()))
-        });
-        let configured: Vec<(String, String)> = configured.collect();
+        let configured = self.endpoints();
         if configured.is_empty() {
             return;
         }
@@ -409,6 +443,7 @@ impl Admin {
             failures,
             recent,
             counts,
+            events: self.events_view().await,
             now_ms: provisioning::now_ms(),
         };
         html(StatusCode::OK, page::render(&view))

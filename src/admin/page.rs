@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::html::escape;
 use crate::provisioning::{Entry, LogError, Query, format_ms};
-use crate::xref::StoreError;
+use crate::xref::{OutboxRow, QueueStats, StoreError};
 use mapping::ids::TenantId;
 
 /// The filter form's values as the user typed them.
@@ -43,7 +43,19 @@ pub(super) struct View<'a> {
     pub(super) failures: Result<Vec<Entry>, LogError>,
     pub(super) recent: Result<Vec<Entry>, LogError>,
     pub(super) counts: Result<Vec<(TenantId, String, u64, u64)>, StoreError>,
+    /// The event queues of the configured endpoints and the dead-lettered events; `None`
+    /// when no tenant has an endpoint.
+    pub(super) events: Option<Result<EventsView, StoreError>>,
     pub(super) now_ms: i64,
+}
+
+/// The events part of the page.
+#[derive(Debug)]
+pub(super) struct EventsView {
+    /// (tenant, endpoint, its queue if anything waits).
+    pub(super) endpoints: Vec<(String, String, Option<QueueStats>)>,
+    /// The newest dead-lettered rows.
+    pub(super) dead: Vec<OutboxRow>,
 }
 
 const STYLE: &str = "
@@ -160,6 +172,9 @@ pub(super) fn render(v: &View<'_>) -> String {
         Err(e) => problem(&mut out, "Recent operations", &e.to_string()),
     }
     counts(&mut out, &v.counts);
+    if let Some(e) = &v.events {
+        events(&mut out, e, v.now_ms);
+    }
     auth_modes(&mut out, &v.auth);
     out.push_str("</main></body></html>");
     out
@@ -278,6 +293,74 @@ fn counts(out: &mut String, counts: &Result<Vec<(TenantId, String, u64, u64)>, S
     out.push_str("</tbody></table>");
 }
 
+fn events(out: &mut String, view: &Result<EventsView, StoreError>, now_ms: i64) {
+    out.push_str("<h2 id=\"events-title\">Events (webhooks)</h2>");
+    let v = match view {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = write!(
+                out,
+                "<p class=\"problem\">The event outbox could not be read: {}</p>",
+                escape(&e.to_string())
+            );
+            return;
+        }
+    };
+    out.push_str(
+        "<table id=\"event-queues\" class=\"counts\"><thead><tr><th>Tenant</th>\
+         <th>Endpoint</th><th>Waiting</th><th>Oldest waiting</th><th>Dead-lettered</th></tr>\
+         </thead><tbody>",
+    );
+    for (tenant, endpoint, q) in &v.endpoints {
+        let (pending, dead, oldest) = match q {
+            Some(q) => (
+                q.pending,
+                q.dead,
+                q.oldest_pending_ms
+                    .map(|at| format!("{} s", (now_ms - at).max(0) / 1000))
+                    .unwrap_or_else(|| "-".to_owned()),
+            ),
+            None => (0, 0, "-".to_owned()),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{pending}</td><td>{}</td><td>{dead}</td></tr>",
+            escape(tenant),
+            escape(endpoint),
+            escape(&oldest)
+        );
+    }
+    out.push_str("</tbody></table>");
+    if v.dead.is_empty() {
+        out.push_str("<p class=\"empty\">No dead-lettered event.</p>");
+        return;
+    }
+    let _ = write!(
+        out,
+        "<h2 id=\"dead-title\">Dead-lettered events <span class=\"n\">({} shown, newest \
+         first; send again with <code>scim-sidecar events replay &lt;event&gt;</code> or \
+         <code>events replay --dead</code>)</span></h2><table id=\"dead-events\"><thead><tr>\
+         <th>Occurred</th><th>Event</th><th>Type</th><th>Tenant</th><th>Endpoint</th>\
+         <th>Attempts</th><th>Last error</th></tr></thead><tbody>",
+        v.dead.len()
+    );
+    for r in &v.dead {
+        let _ = write!(
+            out,
+            "<tr class=\"failed\"><td class=\"time\">{}</td><td class=\"id\">{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"detail\">{}</td></tr>",
+            escape(&format_ms(r.created_ms)),
+            escape(&r.event_id),
+            escape(&r.event_type),
+            escape(&r.tenant),
+            escape(&r.endpoint),
+            r.attempts,
+            escape(r.last_error.as_deref().unwrap_or("-")),
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
 /// What each mode is called on the page, with the identity provider's name for it.
 fn mode_text(mode: &str) -> &'static str {
     match mode {
@@ -347,11 +430,33 @@ mod tests {
             failures: Ok(vec![entry("<script>alert(1)</script>", true)]),
             recent: Ok(vec![entry("ada@example.com", false)]),
             counts: Ok(vec![(TenantId::new("acme"), "User".into(), 3, 1)]),
+            events: Some(Ok(EventsView {
+                endpoints: vec![("acme".into(), "<i>crm</i>".into(), None)],
+                dead: vec![OutboxRow {
+                    seq: 1,
+                    event_id: "msg_1".into(),
+                    tenant: "acme".into(),
+                    endpoint: "<i>crm</i>".into(),
+                    event_type: "user.created".into(),
+                    ordering_key: "User/1".into(),
+                    created_ms: 1_795_420_800_000,
+                    attempts: 9,
+                    next_attempt_ms: 0,
+                    last_status: None,
+                    last_error: Some("<script>x</script>".into()),
+                    last_attempt_ms: None,
+                    delivered_ms: None,
+                    dead_ms: Some(1),
+                    body: None,
+                }],
+            })),
             now_ms: 1_795_420_800_000,
         };
         let html = render(&view);
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("<td class=\"detail\">&lt;script&gt;x&lt;/script&gt;</td>"));
+        assert!(html.contains("<td>&lt;i&gt;crm&lt;/i&gt;</td><td>0</td><td>-</td><td>0</td>"));
         assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;"));
         assert!(html.contains("invalidValue: emails: &lt;b&gt;not&lt;/b&gt; an address"));
         assert_eq!(escape("a&'\""), "a&amp;&#39;&quot;");

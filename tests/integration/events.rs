@@ -210,6 +210,16 @@ pub(crate) fn endpoint(name: &str, url: &str, secrets: &[&str]) -> Endpoint {
     hook.endpoint().unwrap()
 }
 
+/// The `[[tenants.<tenant>.webhooks]]` table of a test configuration: an endpoint `name` to
+/// `url`, every type, quick retries.
+pub(crate) fn hook_table(tenant: &str, name: &str, url: &str, secret: &str) -> String {
+    format!(
+        "\n[[tenants.{tenant}.webhooks]]\nname = \"{name}\"\nurl = \"{url}\"\nallow_http = true\n\
+         first_retry_ms = 50\nmax_retry_secs = 1\ntimeout_secs = 2\n\
+         secrets = [{{ value = \"{secret}\" }}]\n"
+    )
+}
+
 /// Checks a delivery's signature under `secret`, its headers against its body, and that no
 /// secret went out in it.
 pub(crate) fn check_signed(d: &Delivery, secret: &str) {
@@ -528,6 +538,14 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
             .await,
         1.0
     );
+    let (status, _, page) = h.admin_get("/admin/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Dead-lettered events"), "{page}");
+    assert!(page.contains(row["event_id"].as_str().unwrap()), "{page}");
+    assert!(
+        page.contains("<td>acme</td><td>crm</td><td>0</td><td>-</td><td>1</td>"),
+        "{page}"
+    );
     let shown = cli(&["show", row["event_id"].as_str().unwrap()]);
     assert!(
         shown.contains("\"userName\": \"dead@example.com\""),
@@ -600,4 +618,99 @@ async fn a_stalled_receiver_never_holds_up_scim_answers() {
     })
     .await;
     h.stop().await;
+}
+
+/// SIGKILL with deliveries in flight (the receiver holds them): after a restart, exactly the
+/// events the store committed are delivered, one for each create that was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_between_commit_and_delivery_loses_nothing() {
+    use crate::process::{Served, call, mc_tenant, server_section};
+    let sim = simulator::marketing_center::MarketingCenter::new("kill-key", ["ACME"]);
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let r = Receiver::start().await;
+    let held = gate();
+    r.otherwise(Some(Reply::Hold(Arc::clone(&held))));
+    let (secret, _) = secrets();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}{}",
+            server_section(&data),
+            mc_tenant(&sim_handle.base_url(), "KILL_MC_KEY", "kill-token"),
+            hook_table("acme", "crm", &r.url, &secret),
+        ),
+    )
+    .unwrap();
+    let served = Served::start(&config, &[("KILL_MC_KEY", "kill-key")]);
+    let mut names = Vec::new();
+    for n in 0..10 {
+        let name = format!("kill{n}@example.com");
+        let (status, body) = call(
+            &served.base,
+            Method::POST,
+            "/Users",
+            "kill-token",
+            Some(okta_user(&name, "K", "L", &format!("00uK{n}"))),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        names.push(name);
+    }
+    wait_until("deliveries in flight", async || !r.got().is_empty()).await;
+    served.kill();
+
+    let store = scim_sidecar::xref::Store::open(&data.join("xref.sqlite3"))
+        .await
+        .unwrap();
+    let rows = store
+        .outbox_list(scim_sidecar::xref::OutboxFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    let mut committed: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+    committed.sort();
+    assert_eq!(
+        committed.len(),
+        10,
+        "one event per answered create: {rows:?}"
+    );
+    assert!(rows.iter().all(|r| r.delivered_ms.is_none()));
+
+    open(&held);
+    let again = Served::start(&config, &[("KILL_MC_KEY", "kill-key")]);
+    wait_until("every committed event acknowledged", async || {
+        let mut ids: Vec<String> = r.acknowledged().into_iter().map(|d| d.id).collect();
+        ids.sort();
+        ids.dedup();
+        ids.len() >= 10
+    })
+    .await;
+    let acked = r.acknowledged();
+    let mut ids: Vec<String> = acked.iter().map(|d| d.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, committed, "exactly the committed events");
+    let mut users: Vec<String> = (acked.iter())
+        .map(|d| {
+            d.body["data"]["user"]["userName"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    users.sort();
+    users.dedup();
+    names.sort();
+    assert_eq!(users, names);
+    for d in &acked {
+        check_signed(d, &secret);
+    }
+    again.stop();
+    sim_handle.stop().await;
 }

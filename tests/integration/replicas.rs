@@ -46,6 +46,11 @@ impl Replicas {
 
     /// `n` sidecars whose `[store]` table has `settings` besides the URL.
     async fn start_with(n: usize, settings: &str) -> Replicas {
+        Replicas::start_full(n, settings, "").await
+    }
+
+    /// `n` sidecars, `settings` in `[store]`, `tail` at the end of the configuration.
+    async fn start_full(n: usize, settings: &str, tail: &str) -> Replicas {
         let sim = MarketingCenter::new(KEY, [CUSTOMER]);
         let sim_handle = sim.clone().spawn().await.unwrap();
         let mut cluster = pgtest::Cluster::start();
@@ -65,6 +70,7 @@ url = "{url}"
 client_id = "entra-replicas"
 client_secret_hash = "{secret_hash}"
 grants = ["client_credentials"]
+{tail}
 "#,
                 server = server_section(&dir.path().join("data")),
                 tenant = mc_tenant(&sim_handle.base_url(), "REPLICAS_MC_KEY", TOKEN),
@@ -623,4 +629,58 @@ async fn admin_json(url: &str) -> Value {
 
 async fn admin_log(admin: &str) -> Value {
     admin_json(&format!("{admin}/admin/log?limit=100")).await
+}
+
+/// Three replicas and one webhook endpoint: every event is delivered, each exactly once
+/// between them (the outbox lease), one user's events in their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_is_delivered_once_between_replicas() {
+    let receiver = crate::events::Receiver::start().await;
+    let (secret, _) = crate::events::secrets();
+    let hook = crate::events::hook_table("acme", "crm", &receiver.url, &secret);
+    let r = Replicas::start_full(3, "pool_size = 4", &hook).await;
+    let mut ids = Vec::new();
+    for n in 0..15 {
+        let (status, created) = r
+            .next(
+                Method::POST,
+                "/Users",
+                Some(okta_user(
+                    &format!("rep{n}@example.com"),
+                    "R",
+                    "P",
+                    &format!("00uR{n}"),
+                )),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let (status, _) = r
+            .next(
+                Method::PATCH,
+                &format!("/Users/{id}"),
+                Some(
+                    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "value": {"active": false}}]}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200);
+        ids.push(id);
+    }
+    let acked = receiver.wait_acknowledged(30).await;
+    for d in &acked {
+        crate::events::check_signed(d, &secret);
+    }
+    let got = receiver.got();
+    let unique: HashSet<&str> = got.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!((got.len(), unique.len()), (30, 30), "each event sent once");
+    for id in &ids {
+        let types: Vec<&str> = (acked.iter())
+            .filter(|d| d.body["resource_id"] == id.as_str())
+            .map(|d| d.body["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["user.created", "user.deactivated"], "{id}");
+    }
+    r.stop().await;
 }
