@@ -1257,3 +1257,44 @@ fn oauth_tables_load_and_every_bad_value_is_reported() {
     }
     assert!(!found.iter().any(|p| p.contains("hunter2")), "{found:?}");
 }
+
+#[test]
+fn webhooks_load_from_toml_and_every_problem_is_named() {
+    jail(|jail| {
+        let secret = crate::webhooks::sign::new_secret();
+        let toml = format!(
+            "{MINIMAL}\n[[tenants.acme.webhooks]]\nname = \"crm\"\n\
+             url = \"https://crm.example.com/hooks\"\nsecrets = [{{ value = \"{secret}\" }}]\n\
+             events = [\"user.*\"]\n\n\
+             [[tenants.acme.webhooks]]\nname = \"crm\"\nurl = \"http://crm.example.com/\"\n\
+             secrets = [{{ value = \"whsec_short\" }}]\nevents = [\"user.renamed\"]\n\
+             timeout_secs = 0\n"
+        );
+        let config = load(jail, &toml).expect("load");
+        let hooks = &config.tenants["acme"].webhooks;
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0].max_age_secs, 86_400, "defaults fill the rest");
+        assert_eq!((hooks[0].concurrency, hooks[0].first_retry_ms), (4, 5000));
+        let problems = problems(&config);
+        let at = |p: &&String| p.starts_with("tenants.acme.webhooks[1]");
+        assert_eq!(problems.iter().filter(at).count(), 5, "{problems:#?}");
+        for needle in [
+            "https://",
+            "base64",
+            "user.renamed",
+            "timeout_secs",
+            "another endpoint",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle}: {problems:#?}"
+            );
+        }
+        assert!(!problems.iter().any(|p| p.contains(&secret)));
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.starts_with("tenants.acme.webhooks[0]"))
+        );
+    });
+}

@@ -241,6 +241,50 @@ pub(crate) fn check_signed(d: &Delivery, secret: &str) {
     }
 }
 
+/// Checks an event body against the documented schema (`examples/webhook-event.schema.json`):
+/// its required members, no other member, the enumerations and the id's form.
+pub(crate) fn check_schema(body: &Value) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/webhook-event.schema.json"
+    ))
+    .unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let props = schema["properties"].as_object().unwrap();
+    let o = body.as_object().expect("an object");
+    for key in schema["required"].as_array().unwrap() {
+        assert!(
+            o.contains_key(key.as_str().unwrap()),
+            "{key} missing: {body}"
+        );
+    }
+    for key in o.keys() {
+        assert!(props.contains_key(key), "{key} is not documented: {body}");
+    }
+    for key in ["type", "resource_type"] {
+        assert!(
+            props[key]["enum"].as_array().unwrap().contains(&body[key]),
+            "{key}: {body}"
+        );
+    }
+    let data_props = props["data"]["properties"].as_object().unwrap();
+    for key in body["data"].as_object().expect("data is an object").keys() {
+        assert!(
+            data_props.contains_key(key),
+            "data.{key} is not documented: {body}"
+        );
+    }
+    let id = body["id"].as_str().unwrap();
+    assert!(
+        id.len() == 36
+            && id.starts_with("msg_")
+            && id[4..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{id}"
+    );
+}
+
 fn ops(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
@@ -317,6 +361,7 @@ async fn okta_flows_emit_exactly_the_documented_events() {
     for d in &got {
         check_signed(d, &old);
         check_signed(d, &new);
+        check_schema(&d.body);
     }
     assert_eq!(
         types_of(&got, &id),
@@ -713,4 +758,97 @@ async fn sigkill_between_commit_and_delivery_loses_nothing() {
     }
     again.stop();
     sim_handle.stop().await;
+}
+
+/// The receiver of `examples/` (Python, standard library) as the endpoint: it verifies each
+/// delivery and records it once; a forged or stale delivery is refused with 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_receiver_verifies_and_records_each_event_once() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let (old, new) = secrets();
+    /// The receiver process, killed however the test ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/webhook-receiver.py"
+        ))
+        .args(["--listen", "127.0.0.1:0", "--out"])
+        .arg(&out)
+        .env("WEBHOOK_SECRETS", format!("{new} {old}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    let mut first = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let listening: Value = serde_json::from_str(&first).unwrap();
+    let url = format!("http://{}/events", listening["listening"].as_str().unwrap());
+    // The sidecar still signs with the old secret only: the receiver knows both.
+    let h = Harness::start_with_webhooks(vec![endpoint("shop", &url, &[&old])]).await;
+    let a = h
+        .post("/Users", okta_user("ex@example.com", "E", "X", "00uEX"))
+        .await;
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    let b = h
+        .patch(
+            &format!("/Users/{id}"),
+            ops(json!([{"op": "replace", "value": {"active": false}}])),
+        )
+        .await;
+    assert_eq!((a.status.as_u16(), b.status.as_u16()), (201, 200));
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    wait_until("the example recorded both events", async || {
+        lines().len() == 2
+    })
+    .await;
+    let recorded = lines();
+    assert_eq!(recorded[0]["type"], "user.created");
+    assert_eq!(recorded[1]["type"], "user.deactivated");
+    for e in &recorded {
+        check_schema(e);
+    }
+    // A forged signature, and a genuine one replayed an hour late, are refused.
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let key = sign::key_of(&old).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for (ts, sig) in [
+        (now, "v1,AAAA".to_owned()),
+        (
+            now - 3600,
+            sign::signature(&key, "msg_x", now - 3600, b"{}"),
+        ),
+        (now, sign::signature(&key, "msg_x", now, b"{} ")),
+    ] {
+        let req = Request::post(&url)
+            .header("webhook-id", "msg_x")
+            .header("webhook-timestamp", ts)
+            .header("webhook-signature", sig)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    assert_eq!(lines().len(), 2);
+    h.stop().await;
+    drop(child);
 }

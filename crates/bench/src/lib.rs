@@ -100,7 +100,8 @@ pub struct Options {
     pub small_rows: u64,
     /// Run only these parts (comma-separated): the scenario names of the table
     /// (`get_by_id`, `lookup_by_username`, `create`, `patch_deactivate`,
-    /// `group_member_add_remove`) and `peak`, `push`, `stores`, `scale`, `replace`. All when
+    /// `group_member_add_remove`) and `peak`, `push`, `stores`, `scale`, `replace`,
+    /// `webhooks`. All when
     /// absent; figures of parts not run print as "not run". `stores` runs with `--store` only.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PARTS))]
     pub only: Vec<String>,
@@ -141,7 +142,7 @@ pub struct Options {
 }
 
 /// The parts `--only` can name.
-const PARTS: [&str; 10] = [
+const PARTS: [&str; 11] = [
     "get_by_id",
     "lookup_by_username",
     "create",
@@ -152,6 +153,7 @@ const PARTS: [&str; 10] = [
     "stores",
     "scale",
     "replace",
+    "webhooks",
 ];
 
 impl Options {
@@ -348,6 +350,9 @@ async fn measure(
     if opts.runs("scale") {
         scale(opts, dir, &sim.url, &users, &mut report, host, states).await?;
     }
+    if opts.runs("webhooks") {
+        webhooks(opts, dir, &sim.url, &users, &mut report, states).await?;
+    }
     drop(sim);
     if opts.runs("replace") {
         replace(opts, dir, &mut report, host, states).await?;
@@ -410,6 +415,102 @@ async fn scale(
         report.xref_rows(&label, host.xref_rows(&state).await?);
     }
     Ok(())
+}
+
+/// Creates through two sidecars on the same simulator, one without webhooks and one whose
+/// tenant has an endpoint that answers each delivery after 5 s (every create is an event):
+/// one client, then many, in alternating short turns. Delivery runs apart from the SCIM
+/// requests, so the two should not differ.
+async fn webhooks(
+    opts: &Options,
+    dir: &Path,
+    sim_url: &str,
+    users: &Arc<Vec<User>>,
+    report: &mut Report,
+    states: &mut States<'_>,
+) -> anyhow::Result<()> {
+    eprintln!("bench: creates with a webhook endpoint answering in 5 s, and without");
+    let slow = slow_receiver(Duration::from_secs(5)).await?;
+    let hook = format!(
+        "\n[[tenants.{TENANT}.webhooks]]\nname = \"slow\"\nurl = \"{}\"\nallow_http = true\n\
+         timeout_secs = 30\nsecrets = [{{ value = \"whsec_{}\" }}]\n",
+        slow.url, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"
+    );
+    let mut sides = Vec::new();
+    for (name, extra) in [("hooks-off", ""), ("hooks-on", hook.as_str())] {
+        let state = states.fresh(name).await?;
+        let (side, _) = start_sidecar_under_with(&[], dir, name, sim_url, 0, &state, extra).await?;
+        sides.push(side);
+    }
+    let ops = (sides.iter().enumerate())
+        .map(|(t, side)| Scenario::Create.op(&Target::sidecar(&side.url), users, t, opts.clients))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ones = vec![Stats::default(); ops.len()];
+    let turn = secs(opts.latency_secs / f64::from(TURNS));
+    for _ in 0..TURNS {
+        for (one, op) in ones.iter_mut().zip(&ops) {
+            one.merge(load::run(1, Until::Elapsed(turn), Arc::clone(op)).await);
+        }
+    }
+    let mut manys = vec![Stats::default(); ops.len()];
+    let turn = secs(opts.throughput_secs / f64::from(THROUGHPUT_TURNS));
+    for _ in 0..THROUGHPUT_TURNS {
+        for (many, op) in manys.iter_mut().zip(&ops) {
+            many.merge(load::run(opts.clients, Until::Elapsed(turn), Arc::clone(op)).await);
+        }
+    }
+    report.webhooks(&ones[0], &ones[1], &manys[0], &manys[1], slow.taken());
+    for side in sides {
+        side.stop();
+    }
+    Ok(())
+}
+
+/// An HTTP endpoint on loopback that answers every request after `delay`, counting them.
+struct SlowReceiver {
+    url: String,
+    taken: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowReceiver {
+    fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for SlowReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn slow_receiver(delay: Duration) -> anyhow::Result<SlowReceiver> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/events", listener.local_addr()?);
+    let taken = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Arc::clone(&taken);
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let counted = Arc::clone(&counted);
+                    async move {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(delay).await;
+                        let mut resp = http::Response::new(Full::new(Bytes::new()));
+                        *resp.status_mut() = StatusCode::NO_CONTENT;
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(SlowReceiver { url, taken, task })
 }
 
 /// With `--store`: GET by id and creates through two sidecars on the same simulator, one on
@@ -640,6 +741,19 @@ async fn start_sidecar_under(
     member_concurrency: usize,
     state: &State,
 ) -> anyhow::Result<(Proc, Duration)> {
+    start_sidecar_under_with(wrapper, dir, name, legacy, member_concurrency, state, "").await
+}
+
+/// [`start_sidecar_under`] with `extra` (TOML) at the end of the tenant's table.
+async fn start_sidecar_under_with(
+    wrapper: &[String],
+    dir: &Path,
+    name: &str,
+    legacy: &str,
+    member_concurrency: usize,
+    state: &State,
+    extra: &str,
+) -> anyhow::Result<(Proc, Duration)> {
     let home = dir.join(name);
     std::fs::create_dir_all(&home)?;
     let mapping = home.join("marketing-center.toml");
@@ -652,6 +766,7 @@ async fn start_sidecar_under(
     if member_concurrency > 0 {
         tenant.push_str(&format!("member_concurrency = {member_concurrency}\n"));
     }
+    tenant.push_str(extra);
     let (data_dir, store) = match state {
         State::Sqlite(data) => (data.clone(), String::new()),
         // The data directory holds nothing then, but `[server]` still names one.

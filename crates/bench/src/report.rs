@@ -130,6 +130,27 @@ impl Report {
         });
     }
 
+    /// Creates without webhooks and with an endpoint answering in 5 s (`taken`: deliveries it
+    /// received meanwhile).
+    pub(super) fn webhooks(
+        &mut self,
+        off_one: &Stats,
+        on_one: &Stats,
+        off_many: &Stats,
+        on_many: &Stats,
+        taken: u64,
+    ) {
+        self.set(
+            "webhooks",
+            json!({
+                "endpoint_answers_after_ms": 5000,
+                "without": {"one_client": latency(off_one), "many_clients": latency(off_many)},
+                "with_slow_endpoint": {"one_client": latency(on_one), "many_clients": latency(on_many)},
+                "deliveries_received": taken,
+            }),
+        );
+    }
+
     /// The cross-reference rows the sidecar `name` left in its state.
     pub(super) fn xref_rows(&mut self, name: &str, rows: u64) {
         if let Some(store) = self.json.get_mut("store").and_then(Value::as_object_mut) {
@@ -321,6 +342,28 @@ impl Report {
                 met: big_scale.then_some(ready <= 1000.0),
             },
         ];
+        let hooks = |side: &str, n: &str, k: &str| self.get(&["webhooks", side, n, k]);
+        let with_hook = hooks("with_slow_endpoint", "one_client", "p50_us")
+            / hooks("without", "one_client", "p50_us");
+        figures.push(Figure {
+            name: "create p50, 1 client, with a 5 s webhook vs none".into(),
+            value: with_hook,
+            unit: "×",
+            target: "≤ 1.2× (delivery runs apart)".into(),
+            met: Some(with_hook <= 1.2),
+        });
+        let with_hook_many = hooks("with_slow_endpoint", "many_clients", "per_second")
+            / hooks("without", "many_clients", "per_second");
+        figures.push(Figure {
+            name: format!(
+                "creates/s, {} clients, with a 5 s webhook vs none",
+                self.clients
+            ),
+            value: with_hook_many,
+            unit: "×",
+            target: "≥ 0.8× (delivery runs apart)".into(),
+            met: Some(with_hook_many >= 0.8),
+        });
         figures.extend(self.against_sqlite());
         figures
     }
