@@ -68,7 +68,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 6: the outbox of directory-sync events, one row per event and endpoint
     // (xref/outbox.rs), written in the transaction of the change it tells of.
     "CREATE TABLE webhook_outbox (
-        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq             INTEGER PRIMARY KEY,
         event_id        TEXT    NOT NULL,
         tenant          TEXT    NOT NULL,
         endpoint        TEXT    NOT NULL,

@@ -448,6 +448,19 @@ impl super::sqlite::Sqlite {
         limit: u32,
     ) -> Result<Vec<Leased>, StoreError> {
         let (tenant, endpoint, owner) = (tenant.to_owned(), endpoint.to_owned(), owner.to_owned());
+        // Most looks find nothing due: a reader says so without a write transaction.
+        let (t, e) = (tenant.clone(), endpoint.clone());
+        let any = self
+            .read(move |conn| {
+                let sql = concat!("SELECT EXISTS (", due_rows!("?1", "?2", "?3", "1", ""), ")");
+                Ok(conn
+                    .prepare_cached(sql)?
+                    .query_row(rusqlite::params![t, e, now], |r| r.get::<_, bool>(0))?)
+            })
+            .await?;
+        if !any {
+            return Ok(Vec::new());
+        }
         self.write(move |conn| {
             let sql = concat!(
                 "UPDATE webhook_outbox SET lease_owner = ?3, lease_until_ms = ?5 WHERE seq IN (",

@@ -310,6 +310,10 @@ async fn okta_flows_emit_exactly_the_documented_events() {
     let created = h.post("/Users", user.clone()).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
+    // The answer carries the store's times, as one without events does.
+    let read = h.get(&format!("/Users/{id}")).await;
+    assert_eq!(created.body, read.body);
+    assert!(created.body["meta"]["created"].as_str().is_some_and(|c| c.len() > 10));
     let renamed = h
         .patch(
             &format!("/Users/{id}"),

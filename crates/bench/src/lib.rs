@@ -417,10 +417,11 @@ async fn scale(
     Ok(())
 }
 
-/// Creates through two sidecars on the same simulator, one without webhooks and one whose
-/// tenant has an endpoint that answers each delivery after 5 s (every create is an event):
-/// one client, then many, in alternating short turns. Delivery runs apart from the SCIM
-/// requests, so the two should not differ.
+/// Creates through three sidecars on the same simulator: one without webhooks, one whose
+/// tenant has an endpoint that answers each delivery at once, one whose endpoint answers
+/// after 5 s (every create is an event): one client, then many, in alternating short turns.
+/// Delivery runs apart from the SCIM requests, so the last two should not differ; the first
+/// two differ by what recording an event costs.
 async fn webhooks(
     opts: &Options,
     dir: &Path,
@@ -429,15 +430,23 @@ async fn webhooks(
     report: &mut Report,
     states: &mut States<'_>,
 ) -> anyhow::Result<()> {
-    eprintln!("bench: creates with a webhook endpoint answering in 5 s, and without");
+    eprintln!("bench: creates without webhooks, with an endpoint answering at once, in 5 s");
+    let fast = slow_receiver(Duration::ZERO).await?;
     let slow = slow_receiver(Duration::from_secs(5)).await?;
-    let hook = format!(
-        "\n[[tenants.{TENANT}.webhooks]]\nname = \"slow\"\nurl = \"{}\"\nallow_http = true\n\
-         timeout_secs = 30\nsecrets = [{{ value = \"whsec_{}\" }}]\n",
-        slow.url, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"
-    );
+    let hook = |url: &str| {
+        format!(
+            "\n[[tenants.{TENANT}.webhooks]]\nname = \"hook\"\nurl = \"{url}\"\n\
+             allow_http = true\ntimeout_secs = 30\n\
+             secrets = [{{ value = \"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3\" }}]\n"
+        )
+    };
+    let (fast_hook, slow_hook) = (hook(&fast.url), hook(&slow.url));
     let mut sides = Vec::new();
-    for (name, extra) in [("hooks-off", ""), ("hooks-on", hook.as_str())] {
+    for (name, extra) in [
+        ("hooks-off", ""),
+        ("hooks-fast", fast_hook.as_str()),
+        ("hooks-slow", slow_hook.as_str()),
+    ] {
         let state = states.fresh(name).await?;
         let (side, _) = start_sidecar_under_with(&[], dir, name, sim_url, 0, &state, extra).await?;
         sides.push(side);
@@ -459,7 +468,7 @@ async fn webhooks(
             many.merge(load::run(opts.clients, Until::Elapsed(turn), Arc::clone(op)).await);
         }
     }
-    report.webhooks(&ones[0], &ones[1], &manys[0], &manys[1], slow.taken());
+    report.webhooks(&ones, &manys, [fast.taken(), slow.taken()]);
     for side in sides {
         side.stop();
     }

@@ -130,23 +130,23 @@ impl Report {
         });
     }
 
-    /// Creates without webhooks and with an endpoint answering in 5 s (`taken`: deliveries it
-    /// received meanwhile).
-    pub(super) fn webhooks(
-        &mut self,
-        off_one: &Stats,
-        on_one: &Stats,
-        off_many: &Stats,
-        on_many: &Stats,
-        taken: u64,
-    ) {
+    /// Creates without webhooks, with an endpoint answering at once and with one answering
+    /// in 5 s (`ones`, `manys` in that order; `taken`: deliveries each endpoint received).
+    pub(super) fn webhooks(&mut self, ones: &[Stats], manys: &[Stats], taken: [u64; 2]) {
+        let side = |i: usize| {
+            json!({
+                "one_client": ones.get(i).map(latency),
+                "many_clients": manys.get(i).map(latency),
+            })
+        };
         self.set(
             "webhooks",
             json!({
-                "endpoint_answers_after_ms": 5000,
-                "without": {"one_client": latency(off_one), "many_clients": latency(off_many)},
-                "with_slow_endpoint": {"one_client": latency(on_one), "many_clients": latency(on_many)},
-                "deliveries_received": taken,
+                "without": side(0),
+                "fast_endpoint": side(1),
+                "slow_endpoint": side(2),
+                "slow_endpoint_answers_after_ms": 5000,
+                "deliveries_received": {"fast": taken[0], "slow": taken[1]},
             }),
         );
     }
@@ -343,26 +343,35 @@ impl Report {
             },
         ];
         let hooks = |side: &str, n: &str, k: &str| self.get(&["webhooks", side, n, k]);
-        let with_hook = hooks("with_slow_endpoint", "one_client", "p50_us")
-            / hooks("without", "one_client", "p50_us");
+        let slow_vs_fast = hooks("slow_endpoint", "one_client", "p50_us")
+            / hooks("fast_endpoint", "one_client", "p50_us");
         figures.push(Figure {
-            name: "create p50, 1 client, with a 5 s webhook vs none".into(),
-            value: with_hook,
+            name: "create p50, 1 client, 5 s endpoint vs prompt one".into(),
+            value: slow_vs_fast,
             unit: "×",
-            target: "≤ 1.2× (delivery runs apart)".into(),
-            met: Some(with_hook <= 1.2),
+            target: "≤ 1.1× (delivery runs apart)".into(),
+            met: Some(slow_vs_fast <= 1.1),
         });
-        let with_hook_many = hooks("with_slow_endpoint", "many_clients", "per_second")
-            / hooks("without", "many_clients", "per_second");
+        let slow_vs_fast_many = hooks("slow_endpoint", "many_clients", "per_second")
+            / hooks("fast_endpoint", "many_clients", "per_second");
         figures.push(Figure {
             name: format!(
-                "creates/s, {} clients, with a 5 s webhook vs none",
+                "creates/s, {} clients, 5 s endpoint vs prompt",
                 self.clients
             ),
-            value: with_hook_many,
+            value: slow_vs_fast_many,
             unit: "×",
-            target: "≥ 0.8× (delivery runs apart)".into(),
-            met: Some(with_hook_many >= 0.8),
+            target: "≥ 0.9× (delivery runs apart)".into(),
+            met: Some(slow_vs_fast_many >= 0.9),
+        });
+        let recording = hooks("fast_endpoint", "one_client", "p50_us")
+            / hooks("without", "one_client", "p50_us");
+        figures.push(Figure {
+            name: "create p50, 1 client, with events vs none".into(),
+            value: recording,
+            unit: "×",
+            target: "(what recording an event costs)".into(),
+            met: None,
         });
         figures.extend(self.against_sqlite());
         figures

@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 
 use crate::answers::MadeOf;
 use crate::error::Error;
-use crate::events::without_meta;
 use crate::handlers::Ctx;
 use crate::handlers::announce::{UserWrite, user_events};
 use crate::xref::{Change, NewEvent, Seen, XrefRecord};
@@ -360,38 +359,58 @@ pub(super) async fn finish(
     if um.keeps_external_id() {
         row.external_id = external_id.map(ExternalId::new);
     }
-    let scim_id = row.scim_id.clone();
-    let xref = &ctx.state.xref;
     if what.wanted(ctx) {
-        // The user as the answer will show it, but for `meta` (the store's times, written
-        // with the events).
+        // The resource is made before the write (its events go with it); the store's times
+        // are stamped on it after.
         let unwritten = Remembered {
             created: "",
             last_modified: "",
             external_id: row.external_id.as_ref().map(ExternalId::as_str),
         };
-        let user = without_meta(um.resource_of(
-            &row.scim_id,
-            record,
-            attrs.clone(),
-            Some(unwritten),
-            &ctx.base_url,
-        ));
-        let events = user_events(ctx, what, &user);
-        if !events.is_empty() {
-            let x = xref
+        let mut resource =
+            um.resource_of(&row.scim_id, record, attrs, Some(unwritten), &ctx.base_url);
+        let events = match resource.as_object_mut().and_then(|o| o.remove("meta")) {
+            Some(meta) => {
+                let events = user_events(ctx, what, &resource);
+                if let Some(o) = resource.as_object_mut() {
+                    o.insert("meta".into(), meta);
+                }
+                events
+            }
+            None => user_events(ctx, what, &resource),
+        };
+        let x = if events.is_empty() {
+            write(ctx, row).await?
+        } else {
+            let x = (ctx.state.xref)
                 .change_with_events(&ctx.tenant.id, RESOURCE_TYPE, Change::Upsert(row), events)
                 .await?;
             ctx.state.events_committed.notify_one();
-            return Ok(um.resource_of(
-                &x.scim_id,
-                record,
-                attrs,
-                Some(remembered(&x)),
-                &ctx.base_url,
-            ));
+            x
+        };
+        if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
+            for (key, stored) in [("created", &x.created), ("lastModified", &x.last_modified)] {
+                if meta.get(key).and_then(Value::as_str) == Some("") {
+                    meta.insert(key.into(), Value::String(stored.clone()));
+                }
+            }
         }
+        return Ok(resource);
     }
+    let x = write(ctx, row).await?;
+    Ok(um.resource(
+        &ctx.tenant.id,
+        record,
+        attrs,
+        Some(remembered(&x)),
+        &ctx.base_url,
+    )?)
+}
+
+/// Records a written user (lifting any tombstone): its row as it now is.
+async fn write(ctx: &Ctx, row: Seen) -> Result<XrefRecord, Error> {
+    let scim_id = row.scim_id.clone();
+    let xref = &ctx.state.xref;
     let mut x = xref.upsert(&ctx.tenant.id, RESOURCE_TYPE, row).await?;
     if x.tombstoned_at.is_some() {
         xref.lift_tombstone(&ctx.tenant.id, RESOURCE_TYPE, &scim_id)
@@ -400,11 +419,5 @@ pub(super) async fn finish(
             x = lifted;
         }
     }
-    Ok(um.resource(
-        &ctx.tenant.id,
-        record,
-        attrs,
-        Some(remembered(&x)),
-        &ctx.base_url,
-    )?)
+    Ok(x)
 }
