@@ -313,7 +313,11 @@ async fn okta_flows_emit_exactly_the_documented_events() {
     // The answer carries the store's times, as one without events does.
     let read = h.get(&format!("/Users/{id}")).await;
     assert_eq!(created.body, read.body);
-    assert!(created.body["meta"]["created"].as_str().is_some_and(|c| c.len() > 10));
+    assert!(
+        created.body["meta"]["created"]
+            .as_str()
+            .is_some_and(|c| c.len() > 10)
+    );
     let renamed = h
         .patch(
             &format!("/Users/{id}"),
@@ -552,7 +556,14 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     let mut e = endpoint("crm", &r.url, &[&s]);
     e.max_age = Duration::from_millis(300);
     e.types = vec![EventType::UserCreated];
-    let h = Harness::start_with_webhooks(vec![e]).await;
+    // A second endpoint where nothing listens: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}/hooks", closed.local_addr().unwrap());
+    drop(closed);
+    let mut gone = endpoint("gone", &nowhere, &[&s]);
+    gone.max_age = Duration::from_millis(300);
+    gone.types = vec![EventType::UserCreated];
+    let h = Harness::start_with_webhooks(vec![e, gone]).await;
     let a = h
         .post("/Users", okta_user("dead@example.com", "D", "L", "00uDEAD"))
         .await;
@@ -572,11 +583,22 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    wait_until("the event is dead-lettered", async || {
-        cli(&["list", "--state", "dead", "--json"]).lines().count() == 1
+    wait_until("the event is dead-lettered at both", async || {
+        cli(&["list", "--state", "dead", "--json"]).lines().count() == 2
     })
     .await;
-    let row: Value = serde_json::from_str(cli(&["list", "--json"]).trim()).unwrap();
+    let rows: Vec<Value> = (cli(&["list", "--json"]).lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refused = rows.iter().find(|r| r["endpoint"] == "gone").unwrap();
+    let text = refused["last_error"].as_str().unwrap().to_lowercase();
+    assert!(text.contains("connect"), "{refused}");
+    assert_eq!(refused["last_status"], Value::Null);
+    let row = rows
+        .iter()
+        .find(|r| r["endpoint"] == "crm")
+        .unwrap()
+        .clone();
     assert_eq!(row["state"], "dead");
     assert_eq!(row["event_type"], "user.created");
     assert_eq!(row["last_error"], "HTTP 500");
@@ -604,7 +626,7 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
 
     r.otherwise(None);
     assert_eq!(
-        cli(&["replay", "--dead"]).trim(),
+        cli(&["replay", "--dead", "--endpoint", "crm"]).trim(),
         "1 delivery(ies) due again"
     );
     let acked = r.wait_acknowledged(1).await;
@@ -617,6 +639,11 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
             == 1
     })
     .await;
+    // The other endpoint's row stays dead: a replay sends again what it names.
+    assert_eq!(
+        cli(&["list", "--state", "dead", "--json"]).lines().count(),
+        1
+    );
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
         .args(["events", "replay", "msg_nope", "--data-dir"])
         .arg(h.data_dir())
