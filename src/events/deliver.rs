@@ -32,6 +32,8 @@ use crate::xref::{Attempt, Leased, Store};
 /// How often the outbox is looked at when nothing woke the task (other replicas' events,
 /// retries coming due, replays from the command line).
 const POLL: Duration = Duration::from_millis(500);
+/// How long events committed are let gather before the outbox is looked at.
+const LINGER: Duration = Duration::from_millis(20);
 /// What a lease lasts beyond the endpoint's timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// How often delivered and dead rows past their keeping time are deleted.
@@ -202,7 +204,9 @@ async fn run(
         }
         tokio::select! {
             _ = &mut stopped => break,
-            () = wake.notified() => {}
+            // Events committed: gathered for a moment, so a stream of writes costs a look
+            // at the outbox per LINGER rather than per write.
+            () = wake.notified() => tokio::time::sleep(LINGER).await,
             Some(_) = in_flight.join_next() => {}
             () = tokio::time::sleep(POLL) => {}
         }

@@ -66,7 +66,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX oauth_grants_tenant ON oauth_grants (tenant);
     CREATE INDEX oauth_grants_expiry ON oauth_grants (expires_at);",
     // 6: the outbox of directory-sync events, one row per event and endpoint
-    // (xref/outbox.rs), written in the transaction of the change it tells of.
+    // (xref/outbox.rs), written in the transaction of the change it tells of. No index by
+    // event id: the single writer pays for every index on every create, and only
+    // `events show|replay <id>` look an event up (a scan of the rows kept).
     "CREATE TABLE webhook_outbox (
         seq             INTEGER PRIMARY KEY,
         event_id        TEXT    NOT NULL,
@@ -74,6 +76,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         endpoint        TEXT    NOT NULL,
         event_type      TEXT    NOT NULL,
         ordering_key    TEXT    NOT NULL,
+        order_hash      INTEGER NOT NULL,
         body            TEXT    NOT NULL,
         created_ms      INTEGER NOT NULL,
         window_start_ms INTEGER NOT NULL,
@@ -85,10 +88,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_error      TEXT,
         last_attempt_ms INTEGER,
         delivered_ms    INTEGER,
-        dead_ms         INTEGER,
-        UNIQUE (event_id, endpoint)
+        dead_ms         INTEGER
     );
-    CREATE INDEX webhook_outbox_pending ON webhook_outbox (tenant, endpoint, ordering_key, seq)
+    CREATE INDEX webhook_outbox_pending ON webhook_outbox (tenant, endpoint, seq)
+        WHERE delivered_ms IS NULL AND dead_ms IS NULL;
+    CREATE INDEX webhook_outbox_order ON webhook_outbox (order_hash, seq)
         WHERE delivered_ms IS NULL AND dead_ms IS NULL;
     CREATE INDEX webhook_outbox_delivered ON webhook_outbox (delivered_ms)
         WHERE delivered_ms IS NOT NULL;

@@ -85,6 +85,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         endpoint        TEXT   NOT NULL,
         event_type      TEXT   NOT NULL,
         ordering_key    TEXT   NOT NULL,
+        order_hash      BIGINT NOT NULL,
         body            TEXT   NOT NULL,
         created_ms      BIGINT NOT NULL,
         window_start_ms BIGINT NOT NULL,
@@ -99,7 +100,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         dead_ms         BIGINT,
         UNIQUE (event_id, endpoint)
     );
-    CREATE INDEX webhook_outbox_pending ON webhook_outbox (tenant, endpoint, ordering_key, seq)
+    CREATE INDEX webhook_outbox_pending ON webhook_outbox (tenant, endpoint, seq)
+        WHERE delivered_ms IS NULL AND dead_ms IS NULL;
+    CREATE INDEX webhook_outbox_order ON webhook_outbox (order_hash, seq)
         WHERE delivered_ms IS NULL AND dead_ms IS NULL;
     CREATE INDEX webhook_outbox_delivered ON webhook_outbox (delivered_ms)
         WHERE delivered_ms IS NOT NULL;
