@@ -69,7 +69,7 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("content-length") or 0)
-        if length > MAX_BODY:
+        if length < 0 or length > MAX_BODY:
             return self.answer(413)
         body = self.rfile.read(length)
         msg_id = self.headers.get("webhook-id", "")

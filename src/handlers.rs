@@ -103,8 +103,9 @@ pub async fn dispatch(
         Err(e) => e.answer(),
     };
     if let Some(event) = announce::failure_event(ctx, labels, path_id.as_deref(), &error) {
+        let types = [event.event_type.clone()];
         match ctx.state.xref.emit(vec![event]).await {
-            Ok(()) => ctx.state.events_committed.notify_one(),
+            Ok(()) => announce::committed(ctx, &types),
             Err(e) => {
                 tracing::warn!(error = %e, "the provisioning.failed event could not be stored");
             }

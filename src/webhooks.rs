@@ -100,9 +100,10 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the path and query: they may hold a token.
         f.debug_struct("Endpoint")
             .field("name", &self.name)
-            .field("url", &self.url)
+            .field("host", &self.url.host())
             .field("types", &self.types)
             .finish_non_exhaustive()
     }

@@ -125,9 +125,15 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
                 let n = store
                     .outbox_replay(what.clone(), crate::events::now_ms())
                     .await?;
-                if n == 0 && matches!(what, Replay::Event { .. }) {
+                if n == 0
+                    && let Replay::Event { id, .. } = &what
+                {
+                    if store.outbox_event(id).await?.is_empty() {
+                        bail!("no such event in the outbox: see `scim-sidecar events list`");
+                    }
                     bail!(
-                        "no such event (or endpoint) in the outbox: see `scim-sidecar events list`"
+                        "nothing replayed: no row of that endpoint, or its delivery is in \
+                         flight now (try again in a moment)"
                     );
                 }
                 println!("{n} delivery(ies) due again");

@@ -1282,7 +1282,7 @@ fn webhooks_load_from_toml_and_every_problem_is_named() {
             "https://",
             "base64",
             "user.renamed",
-            "timeout_secs",
+            "timeout_secs must be from 1",
             "another endpoint",
         ] {
             assert!(

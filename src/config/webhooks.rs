@@ -112,15 +112,15 @@ impl WebhookConfig {
                 ));
             }
         }
-        for (key, zero) in [
-            ("timeout_secs", self.timeout_secs == 0),
-            ("concurrency", self.concurrency == 0),
-            ("max_age_secs", self.max_age_secs == 0),
-            ("first_retry_ms", self.first_retry_ms == 0),
-            ("max_retry_secs", self.max_retry_secs == 0),
+        for (key, value, most) in [
+            ("timeout_secs", self.timeout_secs, 3600),
+            ("concurrency", self.concurrency as u64, 256),
+            ("max_age_secs", self.max_age_secs, 30 * 86_400),
+            ("first_retry_ms", self.first_retry_ms, 3_600_000),
+            ("max_retry_secs", self.max_retry_secs, 86_400),
         ] {
-            if zero {
-                problems.push(format!("{at}.{key} must be greater than 0"));
+            if !(1..=most).contains(&value) {
+                problems.push(format!("{at}.{key} must be from 1 to {most}"));
             }
         }
         if let Some(path) = &self.ca_file
@@ -133,14 +133,19 @@ impl WebhookConfig {
 
     /// The URL, checked: an absolute `https://` URL, or `http://` where `allow_http` lets it.
     fn uri(&self) -> Result<http::Uri, String> {
-        let uri: http::Uri = self
-            .url
-            .parse()
-            .map_err(|e| format!("{:?} is not a URL: {e}", self.url))?;
+        // The URL is never echoed: its path or query may hold a token.
+        let uri: http::Uri = self.url.parse().map_err(|e| format!("is not a URL: {e}"))?;
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(
+                "holds credentials (user@): the endpoint authenticates the sidecar by the \
+                 signature; put a token in a secret, not in the URL"
+                    .to_owned(),
+            );
+        }
         let host = uri
             .host()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("{:?} names no host", self.url))?;
+            .ok_or_else(|| "names no host".to_owned())?;
         match uri.scheme_str() {
             Some("https") => Ok(uri),
             Some("http") if self.allow_http && internal_host(host) => Ok(uri),
@@ -153,7 +158,7 @@ impl WebhookConfig {
                  endpoint on loopback or inside the cluster"
                     .to_owned(),
             ),
-            _ => Err(format!("{:?} is not an http(s):// URL", self.url)),
+            _ => Err("is not an http(s):// URL".to_owned()),
         }
     }
 
@@ -226,6 +231,14 @@ fn internal_host(host: &str) -> bool {
         };
     }
     let host = host.trim_end_matches('.').to_ascii_lowercase();
+    // A one-label name of digits (or 0x…) is an address in disguise: the resolver reads
+    // `134744072` as 8.8.8.8.
+    let numeric = !host.contains('.')
+        && (host.bytes().all(|b| b.is_ascii_digit())
+            || host.starts_with("0x") && host[2..].bytes().all(|b| b.is_ascii_hexdigit()));
+    if numeric {
+        return false;
+    }
     host == "localhost"
         || !host.contains('.')
         || host.ends_with(".svc")
@@ -275,11 +288,24 @@ mod tests {
         ] {
             assert!(hook(ok, true).problems("w").is_empty(), "{ok}");
         }
-        for bad in ["http://hooks.example.com/", "http://8.8.8.8/"] {
+        for bad in [
+            "http://hooks.example.com/",
+            "http://8.8.8.8/",
+            "http://134744072/",
+            "http://0x8080808/",
+            "http://127.0.0.1.evil.com/",
+        ] {
             let p = hook(bad, true).problems("w");
             assert!(p[0].contains("use https://"), "{bad}: {p:?}");
         }
         assert!(!hook("ftp://x/", true).problems("w").is_empty());
+        let creds = hook("https://user:pw@h.example.com/?token=t0k3n", false).problems("w");
+        assert!(creds[0].contains("credentials"), "{creds:?}");
+        assert!(
+            !creds
+                .iter()
+                .any(|p| p.contains("pw") || p.contains("t0k3n"))
+        );
         assert!(!hook("/relative", true).problems("w").is_empty());
     }
 

@@ -119,8 +119,10 @@ impl Deliverer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "events: the delivery task ended abnormally");
         }
     }
 }
@@ -162,8 +164,8 @@ async fn run(
             if free == 0 {
                 continue;
             }
-            let lease = e.timeout + LEASE_MARGIN;
-            let until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+            let lease = e.timeout.saturating_add(LEASE_MARGIN);
+            let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
             let leased = shared
                 .store
                 .outbox_lease(
@@ -180,7 +182,8 @@ async fn run(
                     failing = false;
                     for row in rows {
                         s.in_flight.fetch_add(1, Ordering::AcqRel);
-                        in_flight.spawn(deliver(Arc::clone(&shared), index, row));
+                        let slot = Slot(Arc::clone(&shared), index);
+                        in_flight.spawn(deliver(slot, row));
                     }
                 }
                 Err(e) if !failing => {
@@ -222,6 +225,17 @@ async fn run(
     }
 }
 
+/// A delivery's place in its endpoint's concurrency, given back however the delivery ends.
+struct Slot(Arc<Shared>, usize);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.served.get(self.1) {
+            s.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Why an attempt failed.
 struct Failure {
     status: Option<u16>,
@@ -229,8 +243,9 @@ struct Failure {
     retry_after: Option<Duration>,
 }
 
-async fn deliver(shared: Arc<Shared>, index: usize, row: Leased) {
-    let Some(s) = shared.served.get(index) else {
+async fn deliver(slot: Slot, row: Leased) {
+    let shared = &slot.0;
+    let Some(s) = shared.served.get(slot.1) else {
         return;
     };
     let e = &s.target.endpoint;
@@ -241,9 +256,13 @@ async fn deliver(shared: Arc<Shared>, index: usize, row: Leased) {
         Ok(status) => (Attempt::Delivered { status }, "delivered"),
         Err(f) => {
             let pause = pause(e, row.attempts, f.retry_after);
-            let next = now.saturating_add(i64::try_from(pause.as_millis()).unwrap_or(i64::MAX));
             let max_age = i64::try_from(e.max_age.as_millis()).unwrap_or(i64::MAX);
-            if next > row.window_start_ms.saturating_add(max_age) {
+            let window_end = row.window_start_ms.saturating_add(max_age);
+            // The last try falls at the window's end, however long the endpoint asked to wait.
+            let next = now
+                .saturating_add(i64::try_from(pause.as_millis()).unwrap_or(i64::MAX))
+                .min(window_end);
+            if now >= window_end {
                 tracing::warn!(
                     tenant, endpoint = %e.name, event = %row.event_id, r#type = %row.event_type,
                     error = %f.error, attempts = row.attempts + 1,
@@ -273,10 +292,21 @@ async fn deliver(shared: Arc<Shared>, index: usize, row: Leased) {
         }
     };
     shared.metrics.delivery(tenant, &e.name, label);
-    if let Err(err) = shared.store.outbox_settle(row.seq, attempt, now).await {
-        tracing::warn!(error = %err, event = %row.event_id, "events: cannot record a delivery; it will be sent again");
+    match (shared.store)
+        .outbox_settle(row.seq, &shared.owner, attempt, now)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            event = %row.event_id,
+            "events: the lease of a delivery ran out before it ended (another replica, or a \
+             replay, took the row): its outcome is not recorded"
+        ),
+        Err(err) => tracing::warn!(
+            error = %err, event = %row.event_id,
+            "events: cannot record a delivery; it will be sent again"
+        ),
     }
-    s.in_flight.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// One POST of the row's body: the status of a 2xx answer, or why not.
@@ -316,19 +346,14 @@ async fn send(client: &HttpsClient, e: &Endpoint, row: &Leased) -> Result<u16, F
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(retry_after);
-        let location = resp
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         // Read (a bounded part of) the answer so the connection can be used again.
         let _ = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await;
-        Ok((status, retry_after, location))
+        Ok((status, retry_after))
     })
     .await;
-    let (status, retry_after, location) = match answer {
+    let (status, retry_after) = match answer {
         Err(_) => {
             return Err(fail(
                 None,
@@ -341,13 +366,7 @@ async fn send(client: &HttpsClient, e: &Endpoint, row: &Leased) -> Result<u16, F
         return Ok(status.as_u16());
     }
     let error = if status.is_redirection() {
-        format!(
-            "HTTP {} (redirects are not followed{})",
-            status.as_u16(),
-            location
-                .map(|l| format!("; it named {l}"))
-                .unwrap_or_default()
-        )
+        format!("HTTP {} (redirects are not followed)", status.as_u16())
     } else {
         format!("HTTP {}", status.as_u16())
     };

@@ -160,3 +160,16 @@ pub(crate) fn failure_event(
     });
     d.event(hooks, EventType::ProvisioningFailed, data)
 }
+
+/// The types of `events`, to count once they are committed ([`committed`]).
+pub(crate) fn types_of(events: &[NewEvent]) -> Vec<String> {
+    events.iter().map(|e| e.event_type.clone()).collect()
+}
+
+/// After the store committed events of `types`: counts them and wakes their delivery.
+pub(crate) fn committed(ctx: &Ctx, types: &[String]) {
+    for t in types {
+        ctx.state.metrics.event(ctx.tenant.id.as_str(), t);
+    }
+    ctx.state.events_committed.notify_one();
+}

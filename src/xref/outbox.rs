@@ -232,7 +232,7 @@ fn order_hash(tenant: &TenantId, endpoint: &str, key: &str) -> i64 {
         h.update(part.as_bytes());
         h.update(&[0]);
     }
-    i64::from_ne_bytes(h.digest().to_ne_bytes())
+    i64::from_le_bytes(h.digest().to_le_bytes())
 }
 
 /// The columns of an [`OutboxRow`], in the order they are read.
@@ -507,9 +507,11 @@ impl super::sqlite::Sqlite {
     pub(super) async fn outbox_settle(
         &self,
         seq: i64,
+        owner: &str,
         attempt: Attempt,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_owned();
         self.write(move |conn| {
             let Settled {
                 status,
@@ -518,16 +520,18 @@ impl super::sqlite::Sqlite {
                 delivered,
                 dead,
             } = settled(&attempt, now);
-            conn.prepare_cached(
-                "UPDATE webhook_outbox SET attempts = attempts + 1, last_status = ?2, \
+            let n = conn
+                .prepare_cached(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, last_status = ?2, \
                  last_error = ?3, last_attempt_ms = ?4, \
                  next_attempt_ms = COALESCE(?5, next_attempt_ms), delivered_ms = ?6, \
-                 dead_ms = ?7, lease_owner = NULL, lease_until_ms = NULL WHERE seq = ?1",
-            )?
-            .execute(rusqlite::params![
-                seq, status, error, now, next, delivered, dead
-            ])?;
-            Ok(())
+                 dead_ms = ?7, lease_owner = NULL, lease_until_ms = NULL \
+                 WHERE seq = ?1 AND lease_owner = ?8",
+                )?
+                .execute(rusqlite::params![
+                    seq, status, error, now, next, delivered, dead, owner
+                ])?;
+            Ok(n == 1)
         })
         .await
     }
@@ -594,7 +598,8 @@ impl super::sqlite::Sqlite {
             let sql = format!(
                 "UPDATE webhook_outbox SET delivered_ms = NULL, dead_ms = NULL, attempts = 0, \
                  next_attempt_ms = {now}, window_start_ms = {now}, \
-                 lease_owner = NULL, lease_until_ms = NULL WHERE {clause}"
+                 lease_owner = NULL, lease_until_ms = NULL WHERE {clause} \
+                 AND (lease_until_ms IS NULL OR lease_until_ms <= {now})"
             );
             let n = conn.execute(&sql, rusqlite::params_from_iter(params))?;
             Ok(n as u64)
@@ -828,9 +833,10 @@ impl super::postgres::Postgres {
     pub(super) async fn outbox_settle(
         &self,
         seq: i64,
+        owner: &str,
         attempt: Attempt,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Settled {
             status,
             error,
@@ -838,15 +844,19 @@ impl super::postgres::Postgres {
             delivered,
             dead,
         } = settled(&attempt, now);
-        self.query(
-            "UPDATE webhook_outbox SET attempts = attempts + 1, last_status = $2, \
-             last_error = $3, last_attempt_ms = $4, \
-             next_attempt_ms = COALESCE($5, next_attempt_ms), delivered_ms = $6, \
-             dead_ms = $7, lease_owner = NULL, lease_until_ms = NULL WHERE seq = $1",
-            &[&seq, &status, &error, &now, &next, &delivered, &dead],
-        )
-        .await?;
-        Ok(())
+        let rows = self
+            .query(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, last_status = $2, \
+                 last_error = $3, last_attempt_ms = $4, \
+                 next_attempt_ms = COALESCE($5, next_attempt_ms), delivered_ms = $6, \
+                 dead_ms = $7, lease_owner = NULL, lease_until_ms = NULL \
+                 WHERE seq = $1 AND lease_owner = $8 RETURNING seq",
+                &[
+                    &seq, &status, &error, &now, &next, &delivered, &dead, &owner,
+                ],
+            )
+            .await?;
+        Ok(rows.len() == 1)
     }
 
     /// See [`Store::outbox_release`](super::Store::outbox_release).
@@ -917,7 +927,8 @@ impl super::postgres::Postgres {
                 &format!(
                     "UPDATE webhook_outbox SET delivered_ms = NULL, dead_ms = NULL, \
                      attempts = 0, next_attempt_ms = $1, window_start_ms = $1, \
-                     lease_owner = NULL, lease_until_ms = NULL WHERE {clause} RETURNING seq"
+                     lease_owner = NULL, lease_until_ms = NULL WHERE {clause} \
+                     AND (lease_until_ms IS NULL OR lease_until_ms <= $1) RETURNING seq"
                 ),
                 &all,
             )
@@ -965,6 +976,18 @@ pub(super) async fn insert_pg(
     tx: &tokio_postgres::Transaction<'_>,
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
+    // Rows get their seq at insert, not at commit: two transactions writing events of one
+    // resource take its lock first (in one order), so the first to commit has the lower seq.
+    let mut keys: Vec<i64> = (events.iter())
+        .flat_map(|e| (e.endpoints.iter()).map(|n| order_hash(&e.tenant, n, &e.ordering_key)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+            .await
+            .map_err(|err| pg.pg.error(&err))?;
+    }
     for e in events {
         for endpoint in &e.endpoints {
             tx.execute(

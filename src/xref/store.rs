@@ -460,14 +460,17 @@ impl Store {
         on_engine!(self, e => e.outbox_lease(tenant, endpoint, owner, now, until, limit))
     }
 
-    /// Records how the attempt of row `seq` ended, and gives its lease back.
+    /// Records how the attempt of row `seq` ended, and gives its lease back; `false` (and
+    /// nothing recorded) when `owner` no longer holds the lease (it ran out and another took
+    /// the row, or a replay reset it).
     pub async fn outbox_settle(
         &self,
         seq: i64,
+        owner: &str,
         attempt: Attempt,
         now: i64,
-    ) -> Result<(), StoreError> {
-        on_engine!(self, e => e.outbox_settle(seq, attempt, now))
+    ) -> Result<bool, StoreError> {
+        on_engine!(self, e => e.outbox_settle(seq, owner, attempt, now))
     }
 
     /// Gives back the leases of `owner` (every lease, with `None`). Returns how many.
@@ -485,8 +488,8 @@ impl Store {
         on_engine!(self, e => e.outbox_event(id))
     }
 
-    /// Makes the rows `what` names pending again, due now, with a new retry window. Returns
-    /// how many.
+    /// Makes the rows `what` names pending again, due now, with a new retry window, but
+    /// those leased now (their delivery is in flight). Returns how many.
     pub async fn outbox_replay(&self, what: Replay, now: i64) -> Result<u64, StoreError> {
         on_engine!(self, e => e.outbox_replay(what, now))
     }

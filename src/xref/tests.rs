@@ -1740,6 +1740,7 @@ async fn the_outbox_leases_in_order_per_resource(store: Store) {
     store
         .outbox_settle(
             first[0].seq,
+            "r1",
             Attempt::Retry {
                 status: Some(500),
                 error: "HTTP 500".into(),
@@ -1750,7 +1751,12 @@ async fn the_outbox_leases_in_order_per_resource(store: Store) {
         .await
         .expect("settle");
     store
-        .outbox_settle(first[1].seq, Attempt::Delivered { status: 204 }, 1_100)
+        .outbox_settle(
+            first[1].seq,
+            "r1",
+            Attempt::Delivered { status: 204 },
+            1_100,
+        )
         .await
         .expect("settle");
     assert!(
@@ -1782,6 +1788,7 @@ async fn the_outbox_leases_in_order_per_resource(store: Store) {
     store
         .outbox_settle(
             taken[0].seq,
+            "r3",
             Attempt::Dead {
                 status: None,
                 error: "refused".into(),
@@ -1790,6 +1797,18 @@ async fn the_outbox_leases_in_order_per_resource(store: Store) {
         )
         .await
         .expect("dead");
+    // r2 comes back and settles late: its lease is gone, nothing is recorded.
+    assert!(
+        !store
+            .outbox_settle(
+                taken[0].seq,
+                "r2",
+                Attempt::Delivered { status: 200 },
+                7_150
+            )
+            .await
+            .expect("late settle")
+    );
     // A dead row no longer holds its resource up.
     let next = store
         .outbox_lease("acme", "crm", "r3", 7_200, 9_000, 10)
@@ -1836,6 +1855,12 @@ async fn the_outbox_leases_in_order_per_resource(store: Store) {
             .expect("replay"),
         1
     );
+    // a2 is leased (its delivery in flight): a replay leaves it alone.
+    let a2 = Replay::Event {
+        id: "a2".into(),
+        endpoint: None,
+    };
+    assert_eq!(store.outbox_replay(a2, 8_000).await.expect("replay"), 0);
     assert_eq!(
         store
             .outbox_release(Some("r3".into()))
@@ -1900,7 +1925,12 @@ async fn concurrent_leases_take_each_row_once(store: Store) {
             }
             for l in got {
                 store
-                    .outbox_settle(l.seq, Attempt::Delivered { status: 200 }, 1_000)
+                    .outbox_settle(
+                        l.seq,
+                        &format!("o{i}"),
+                        Attempt::Delivered { status: 200 },
+                        1_000,
+                    )
                     .await
                     .expect("settle");
                 mine.push(l.event_id);

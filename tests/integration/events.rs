@@ -47,6 +47,8 @@ pub(crate) struct Delivery {
     pub(crate) body: Value,
     /// The status it answered (`None`: held, never answered).
     pub(crate) answered: Option<u16>,
+    /// When it arrived.
+    pub(crate) at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -163,6 +165,7 @@ async fn take(book: &Mutex<Book>, req: Request<Incoming>) -> Response<Full<Bytes
             signature,
             raw,
             body,
+            at: std::time::Instant::now(),
             answered: match &reply {
                 Some(Reply::Hold(_)) => None,
                 Some(Reply::Status(s, _)) => Some(*s),
@@ -435,6 +438,14 @@ async fn okta_flows_emit_exactly_the_documented_events() {
             .await,
         8.0
     );
+    for (t, n) in [
+        ("user.created", 1.0),
+        ("user.updated", 1.0),
+        ("provisioning.failed", 1.0),
+    ] {
+        let series = format!("scim_sidecar_events_total{{tenant=\"acme\",type=\"{t}\"}}");
+        assert_eq!(h.metric(&series).await, n, "{series}");
+    }
     assert_eq!(
         h.metric("scim_sidecar_events_pending{tenant=\"acme\",endpoint=\"crm\"}")
             .await,
@@ -485,7 +496,7 @@ async fn retries_after_500s_and_retry_after_keep_the_order_per_user() {
     assert_eq!(got.len(), 7, "{got:#?}");
     assert!(got[..4].iter().all(|d| d.id == got[0].id));
     // The 429 asked for a second: the next try came no sooner.
-    assert!(got[3].timestamp - got[2].timestamp >= 1);
+    assert!(got[3].at - got[2].at >= Duration::from_secs(1), "{got:#?}");
     let retried = h
         .metric("scim_sidecar_event_deliveries_total{tenant=\"acme\",endpoint=\"crm\",outcome=\"retry\"}")
         .await;
@@ -882,4 +893,27 @@ async fn the_example_receiver_verifies_and_records_each_event_once() {
     assert_eq!(lines().len(), 2);
     h.stop().await;
     drop(child);
+}
+
+/// An endpoint asking for more patience than the retry window has left gets its last try at
+/// the window's end rather than the event being dead-lettered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_beyond_the_window_gets_a_last_try_at_its_end() {
+    let r = Receiver::start().await;
+    let (s, _) = secrets();
+    r.script([Reply::Status(503, Some(3600))]);
+    let mut e = endpoint("crm", &r.url, &[&s]);
+    e.max_age = Duration::from_secs(2);
+    let h = Harness::start_with_webhooks(vec![e]).await;
+    let a = h
+        .post("/Users", okta_user("late@example.com", "L", "T", "00uLATE"))
+        .await;
+    assert_eq!(a.status, 201);
+    let acked = r.wait_acknowledged(1).await;
+    let got = r.got();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(acked[0].id, got[0].id);
+    let waited = got[1].at - got[0].at;
+    assert!(waited >= Duration::from_millis(1500), "{waited:?}");
+    h.stop().await;
 }

@@ -11,7 +11,7 @@ use mapping::resource::user_id;
 
 use crate::error::Error;
 use crate::handlers::Ctx;
-use crate::handlers::announce::member_events;
+use crate::handlers::announce::{committed, member_events, types_of};
 use crate::webhooks::EventType;
 use crate::xref::Seen;
 
@@ -119,8 +119,9 @@ pub(super) async fn recorded(
             &scim_ids,
         );
         if !events.is_empty() {
+            let types = types_of(&events);
             ctx.state.xref.emit(events).await?;
-            ctx.state.events_committed.notify_one();
+            committed(ctx, &types);
         }
     }
     let group = &changed.legacy_id;

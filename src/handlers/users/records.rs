@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::answers::MadeOf;
 use crate::error::Error;
 use crate::handlers::Ctx;
-use crate::handlers::announce::{UserWrite, user_events};
+use crate::handlers::announce::{UserWrite, committed, types_of, user_events};
 use crate::xref::{Change, NewEvent, Seen, XrefRecord};
 
 /// The SCIM resources of a page of legacy records, recording them in the cross-reference:
@@ -318,6 +318,7 @@ pub(super) async fn tombstone(
     let scim_id = row.scim_id.clone();
     let xref = &ctx.state.xref;
     if !events.is_empty() {
+        let types = types_of(&events);
         xref.change_with_events(
             &ctx.tenant.id,
             RESOURCE_TYPE,
@@ -325,7 +326,7 @@ pub(super) async fn tombstone(
             events,
         )
         .await?;
-        ctx.state.events_committed.notify_one();
+        committed(ctx, &types);
         return Ok(());
     }
     xref.seen(&ctx.tenant.id, RESOURCE_TYPE, vec![row]).await?;
@@ -382,10 +383,11 @@ pub(super) async fn finish(
         let x = if events.is_empty() {
             write(ctx, row).await?
         } else {
+            let types = types_of(&events);
             let x = (ctx.state.xref)
                 .change_with_events(&ctx.tenant.id, RESOURCE_TYPE, Change::Upsert(row), events)
                 .await?;
-            ctx.state.events_committed.notify_one();
+            committed(ctx, &types);
             x
         };
         if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
