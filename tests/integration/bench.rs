@@ -116,15 +116,30 @@ fn bench_measures_every_figure_without_errors() {
     // Every target figure has a measured value, printed and in the JSON. A verdict is given
     // only where the run's parameters are the target's: here, the two that take none.
     let targets = report["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 10);
+    assert_eq!(targets.len(), 12);
     for t in targets {
         assert!(t["value"].as_f64().is_some(), "{t}");
         let name = t["figure"].as_str().unwrap();
         assert!(stdout.contains(name), "{name} not printed:\n{stdout}");
-        let judged = name.starts_with("added latency") || name == "RSS idle";
+        let judged = name.starts_with("added latency")
+            || name == "RSS idle"
+            || name.contains("5 s endpoint vs prompt");
         assert_eq!(t["met"].is_boolean(), judged, "{t}");
     }
     assert!(stdout.contains("(other parameters)"), "{stdout}");
+    // Creates through no endpoint, a prompt one and a 5 s one; the prompt one got events.
+    for side in ["without", "fast_endpoint", "slow_endpoint"] {
+        for load in ["one_client", "many_clients"] {
+            let s = &report["webhooks"][side][load];
+            assert!(s["ops"].as_u64().unwrap() > 0, "{side}/{load}: {s}");
+        }
+    }
+    assert!(
+        report["webhooks"]["deliveries_received"]["fast"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     // The state was where the report says: the imported users are in the SQLite files.
     assert_eq!(report["store"]["engine"], "sqlite", "{}", report["store"]);
     assert!(stdout.contains("store: sqlite"), "{stdout}");
@@ -151,8 +166,8 @@ fn bench_only_runs_the_named_parts() {
         .iter()
         .filter(|t| t["value"].is_null())
         .collect();
-    // creates/s, replace, peak RSS, the three scale figures.
-    assert_eq!(not_run.len(), 6, "{not_run:?}");
+    // creates/s, replace, peak RSS, the three scale figures, the two webhook figures.
+    assert_eq!(not_run.len(), 8, "{not_run:?}");
     assert!(stdout.contains("not run"), "{stdout}");
 }
 
@@ -200,8 +215,8 @@ async fn bench_keeps_the_state_in_postgresql_with_store() {
         assert!(rows(&format!("stores-{engine}")) >= 300, "{store}");
     }
     let targets = report["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 13, "{targets:?}");
-    for t in &targets[10..] {
+    assert_eq!(targets.len(), 15, "{targets:?}");
+    for t in &targets[12..] {
         assert!(t["value"].as_f64().is_some(), "{t}");
         assert!(
             stdout.contains(t["figure"].as_str().unwrap()),

@@ -346,7 +346,7 @@ impl Report {
         let slow_vs_fast = hooks("slow_endpoint", "one_client", "p50_us")
             / hooks("fast_endpoint", "one_client", "p50_us");
         figures.push(Figure {
-            name: "create p50, 1 client, 5 s endpoint vs prompt one".into(),
+            name: "webhooks: create p50, 1 client, 5 s endpoint vs prompt one".into(),
             value: slow_vs_fast,
             unit: "×",
             target: "≤ 1.1× (delivery runs apart)".into(),
@@ -363,15 +363,6 @@ impl Report {
             unit: "×",
             target: "≥ 0.9× (delivery runs apart)".into(),
             met: Some(slow_vs_fast_many >= 0.9),
-        });
-        let recording = hooks("fast_endpoint", "one_client", "p50_us")
-            / hooks("without", "one_client", "p50_us");
-        figures.push(Figure {
-            name: "create p50, 1 client, with events vs none".into(),
-            value: recording,
-            unit: "×",
-            target: "(what recording an event costs)".into(),
-            met: None,
         });
         figures.extend(self.against_sqlite());
         figures
