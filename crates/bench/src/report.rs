@@ -356,7 +356,7 @@ impl Report {
             / hooks("fast_endpoint", "many_clients", "per_second");
         figures.push(Figure {
             name: format!(
-                "creates/s, {} clients, 5 s endpoint vs prompt",
+                "webhooks: creates/s, {} cl., 5 s endpoint vs prompt",
                 self.clients
             ),
             value: slow_vs_fast_many,
