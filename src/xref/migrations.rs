@@ -90,9 +90,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         delivered_ms    INTEGER,
         dead_ms         INTEGER
     );
-    CREATE INDEX webhook_outbox_pending ON webhook_outbox (tenant, endpoint, seq)
-        WHERE delivered_ms IS NULL AND dead_ms IS NULL;
-    CREATE INDEX webhook_outbox_order ON webhook_outbox (order_hash, seq)
+    CREATE INDEX webhook_outbox_pending
+        ON webhook_outbox (tenant, endpoint, seq, order_hash, next_attempt_ms)
         WHERE delivered_ms IS NULL AND dead_ms IS NULL;
     CREATE INDEX webhook_outbox_delivered ON webhook_outbox (delivered_ms)
         WHERE delivered_ms IS NOT NULL;

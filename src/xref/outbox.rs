@@ -222,10 +222,12 @@ pub struct QueueStats {
     pub oldest_pending_ms: Option<i64>,
 }
 
-/// A 64-bit hash of a row's resource (tenant, endpoint, ordering key): the key of the index
-/// that finds the earlier undelivered rows of a resource. Small keys keep that index (every
-/// pending row is in it, in no useful order) in the page cache when a backlog grows; a
-/// collision only makes the check compare the ordering keys of more rows.
+/// A 64-bit hash of a row's resource (tenant, endpoint, ordering key), kept in the pending
+/// index beside `seq`: whether an earlier row of the same resource is still on its way is
+/// read from that index alone (a walk over the endpoint's earlier pending rows, which a due
+/// row has few of: due rows are at the front). The index is appended to in `seq` order, so a
+/// growing backlog does not make writes dearer; a collision only makes the check compare
+/// the ordering keys of more rows.
 fn order_hash(tenant: &TenantId, endpoint: &str, key: &str) -> i64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for part in [tenant.as_str(), endpoint, key] {
