@@ -454,18 +454,21 @@ async fn webhooks(
     let ops = (sides.iter().enumerate())
         .map(|(t, side)| Scenario::Create.op(&Target::sidecar(&side.url), users, t, opts.clients))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut ones = vec![Stats::default(); ops.len()];
+    // Each turn starts with another sidecar, so that none is always measured first or last.
+    let n = ops.len();
+    let mut ones = vec![Stats::default(); n];
     let turn = secs(opts.latency_secs / f64::from(TURNS));
-    for _ in 0..TURNS {
-        for (one, op) in ones.iter_mut().zip(&ops) {
-            one.merge(load::run(1, Until::Elapsed(turn), Arc::clone(op)).await);
+    for t in 0..TURNS as usize {
+        for i in (0..n).map(|k| (k + t) % n) {
+            ones[i].merge(load::run(1, Until::Elapsed(turn), Arc::clone(&ops[i])).await);
         }
     }
-    let mut manys = vec![Stats::default(); ops.len()];
+    let mut manys = vec![Stats::default(); n];
     let turn = secs(opts.throughput_secs / f64::from(THROUGHPUT_TURNS));
-    for _ in 0..THROUGHPUT_TURNS {
-        for (many, op) in manys.iter_mut().zip(&ops) {
-            many.merge(load::run(opts.clients, Until::Elapsed(turn), Arc::clone(op)).await);
+    for t in 0..THROUGHPUT_TURNS as usize {
+        for i in (0..n).map(|k| (k + t) % n) {
+            let run = load::run(opts.clients, Until::Elapsed(turn), Arc::clone(&ops[i]));
+            manys[i].merge(run.await);
         }
     }
     report.webhooks(&ones, &manys, [fast.taken(), slow.taken()]);
