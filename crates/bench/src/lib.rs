@@ -448,7 +448,7 @@ async fn webhooks(
         ("hooks-slow", slow_hook.as_str()),
     ] {
         let state = states.fresh(name).await?;
-        let (side, _) = start_sidecar_under_with(&[], dir, name, sim_url, 0, &state, extra).await?;
+        let (side, _) = start_sidecar_under(&[], dir, name, sim_url, 0, &state, extra).await?;
         sides.push(side);
     }
     let ops = (sides.iter().enumerate())
@@ -692,7 +692,7 @@ async fn profile(opts: &Options, dir: &Path, states: &States<'_>) -> anyhow::Res
     let users = Arc::new(legacy_users(&sim.url).await?);
     let state = states.sqlite("profile");
     let costs = profile::run(opts, dir, &sim, &users, async |wrapper: &[String]| {
-        start_sidecar_under(wrapper, dir, "profile", &sim.url, 0, &state)
+        start_sidecar_under(wrapper, dir, "profile", &sim.url, 0, &state, "")
             .await
             .map(|(p, _)| p)
     })
@@ -741,23 +741,12 @@ async fn start_sidecar(
     member_concurrency: usize,
     state: &State,
 ) -> anyhow::Result<(Proc, Duration)> {
-    start_sidecar_under(&[], dir, name, legacy, member_concurrency, state).await
+    start_sidecar_under(&[], dir, name, legacy, member_concurrency, state, "").await
 }
 
-/// [`start_sidecar`] with the sidecar run by `wrapper` (a profiler).
+/// [`start_sidecar`] with the sidecar run by `wrapper` (a profiler), and `extra` (TOML) at the
+/// end of the tenant's table.
 async fn start_sidecar_under(
-    wrapper: &[String],
-    dir: &Path,
-    name: &str,
-    legacy: &str,
-    member_concurrency: usize,
-    state: &State,
-) -> anyhow::Result<(Proc, Duration)> {
-    start_sidecar_under_with(wrapper, dir, name, legacy, member_concurrency, state, "").await
-}
-
-/// [`start_sidecar_under`] with `extra` (TOML) at the end of the tenant's table.
-async fn start_sidecar_under_with(
     wrapper: &[String],
     dir: &Path,
     name: &str,
