@@ -16,7 +16,7 @@
 mod deliver;
 
 use mapping::ids::TenantId;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::webhooks::{EventType, Webhooks};
 use crate::xref::NewEvent;
@@ -62,31 +62,40 @@ pub fn rfc3339_ms(ms: i64) -> String {
 
 impl Draft<'_> {
     /// The event of type `t` with `data`, for the endpoints of `hooks` that take it; `None`
-    /// when none does.
-    pub fn event(&self, hooks: &Webhooks, t: EventType, data: Value) -> Option<NewEvent> {
+    /// when none does. The body is written straight from borrowed parts (no tree is built).
+    pub fn event(
+        &self,
+        hooks: &Webhooks,
+        t: EventType,
+        data: &impl serde::Serialize,
+    ) -> Option<NewEvent> {
         let endpoints = hooks.takers(t);
         if endpoints.is_empty() {
             return None;
         }
         let id = new_id();
         let at_ms = now_ms();
-        let mut body = Map::new();
-        body.insert("id".into(), json!(id));
-        body.insert("type".into(), json!(t.as_str()));
-        body.insert("tenant".into(), json!(self.tenant.as_str()));
-        body.insert("occurred_at".into(), json!(rfc3339_ms(at_ms)));
-        body.insert("resource_type".into(), json!(self.resource_type));
-        body.insert("resource_id".into(), json!(self.resource_id));
-        body.insert("external_id".into(), json!(self.external_id));
-        body.insert("request_id".into(), json!(self.request_id));
-        body.insert("data".into(), data);
+        let occurred_at = rfc3339_ms(at_ms);
+        let body = Body {
+            id: &id,
+            kind: t.as_str(),
+            tenant: self.tenant.as_str(),
+            occurred_at: &occurred_at,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            external_id: self.external_id,
+            request_id: self.request_id,
+            data,
+        };
+        // Serialising borrowed strings and a `Value` cannot fail.
+        let body = serde_json::to_string(&body).unwrap_or_default();
         let ordering_key = match self.resource_id {
             Some(rid) => format!("{}/{rid}", self.resource_type),
             // Nothing to order it with (a create that failed): its own key.
             None => id.clone(),
         };
         Some(NewEvent {
-            body: Value::Object(body).to_string(),
+            body,
             id,
             tenant: self.tenant.clone(),
             event_type: t.as_str().to_owned(),
@@ -95,6 +104,34 @@ impl Draft<'_> {
             endpoints,
         })
     }
+}
+
+/// An event's body, in the documented order.
+#[derive(serde::Serialize)]
+struct Body<'a, D> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    tenant: &'a str,
+    occurred_at: &'a str,
+    resource_type: &'a str,
+    resource_id: Option<&'a str>,
+    external_id: Option<&'a str>,
+    request_id: Option<&'a str>,
+    data: &'a D,
+}
+
+/// The `data` of a user event: the user, and what the type adds.
+#[derive(serde::Serialize)]
+pub struct UserData<'a> {
+    /// `user.updated`: the attribute paths that changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<&'a [String]>,
+    /// `user.created`: the `on_conflict` rule that took an existing account over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<&'a str>,
+    /// The user, without `meta`.
+    pub user: &'a Value,
 }
 
 /// `resource` without `meta` (its times are the store's, written in the same transaction as
@@ -150,6 +187,7 @@ fn diff(prefix: &str, before: &Value, after: &Value, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn changed_names_sub_attributes_and_whole_multi_valued_ones() {

@@ -297,6 +297,7 @@ pub struct Metrics {
     store_pool: Family<PoolLabels, Gauge>,
     store_query: Histogram,
     events: Family<EventLabels, Counter>,
+    events_met: Series<Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
     events_pending: Family<EndpointLabels, Gauge>,
     events_dead: Family<EndpointLabels, Gauge>,
@@ -341,6 +342,7 @@ impl Metrics {
             // 100 µs … ~13 s: a pooled statement on the same network to a stalled server.
             store_query: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             events: Family::default(),
+            events_met: Series::default(),
             deliveries: Family::default(),
             events_pending: Family::default(),
             events_dead: Family::default(),
@@ -452,10 +454,14 @@ impl Metrics {
 
     /// Counts an event of `kind` put in the outbox for `tenant`.
     pub fn event(&self, tenant: &str, kind: &str) {
-        self.events
-            .get_or_create(&EventLabels {
-                tenant: tenant.to_owned(),
-                r#type: kind.to_owned(),
+        self.events_met
+            .get(&[tenant, kind], || {
+                self.events
+                    .get_or_create(&EventLabels {
+                        tenant: tenant.to_owned(),
+                        r#type: kind.to_owned(),
+                    })
+                    .clone()
             })
             .inc();
     }

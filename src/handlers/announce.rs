@@ -8,7 +8,7 @@ use mapping::plan::users::Activation;
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::events::{Draft, changed};
+use crate::events::{Draft, UserData, changed};
 use crate::webhooks::EventType;
 use crate::xref::NewEvent;
 
@@ -71,22 +71,27 @@ pub(crate) fn user_events(ctx: &Ctx, what: &UserWrite, user: &Value) -> Vec<NewE
     let hooks = &ctx.tenant.webhooks;
     let text = |key: &str| user.get(key).and_then(Value::as_str);
     let d = draft(ctx, "User", text("id"), text("externalId"));
+    let data = |adopted| UserData {
+        changed: None,
+        adopted,
+        user,
+    };
     let mut out = Vec::new();
     match what {
         UserWrite::Created { adopted } => {
-            let mut data = json!({ "user": user });
-            if let Some(rule) = adopted {
-                data["adopted"] = json!(rule);
-            }
-            out.extend(d.event(hooks, EventType::UserCreated, data));
+            out.extend(d.event(hooks, EventType::UserCreated, &data(*adopted)));
         }
         UserWrite::Changed { before, activation } => {
             if let Some(before) = before {
                 let mut names = changed(before, user);
                 names.retain(|n| n != "active");
                 if !names.is_empty() {
-                    let data = json!({ "changed": names, "user": user });
-                    out.extend(d.event(hooks, EventType::UserUpdated, data));
+                    let updated = UserData {
+                        changed: Some(names.as_slice()),
+                        adopted: None,
+                        user,
+                    };
+                    out.extend(d.event(hooks, EventType::UserUpdated, &updated));
                 }
             }
             let t = match activation {
@@ -95,11 +100,11 @@ pub(crate) fn user_events(ctx: &Ctx, what: &UserWrite, user: &Value) -> Vec<NewE
                 None => None,
             };
             if let Some(t) = t {
-                out.extend(d.event(hooks, t, json!({ "user": user })));
+                out.extend(d.event(hooks, t, &data(None)));
             }
         }
         UserWrite::Deleted => {
-            out.extend(d.event(hooks, EventType::UserDeleted, json!({ "user": user })));
+            out.extend(d.event(hooks, EventType::UserDeleted, &data(None)));
         }
     }
     out
@@ -129,7 +134,7 @@ pub(crate) fn member_events(
         for legacy_id in members {
             let user = json!({ "id": scim_ids.get(legacy_id).map(ScimId::as_str) });
             let data = json!({ "group": about, "user": user });
-            out.extend(d.event(hooks, t, data));
+            out.extend(d.event(hooks, t, &data));
         }
     }
     out
@@ -158,7 +163,7 @@ pub(crate) fn failure_event(
         "scimType": answer.scim_type.map(|t| t.as_str()),
         "detail": answer.detail,
     });
-    d.event(hooks, EventType::ProvisioningFailed, data)
+    d.event(hooks, EventType::ProvisioningFailed, &data)
 }
 
 /// The types of `events`, to count once they are committed ([`committed`]).
