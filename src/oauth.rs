@@ -250,10 +250,11 @@ pub fn digest(secret: &[u8]) -> String {
         .collect()
 }
 
-/// A new family id (not secret: `tokens list` shows it).
+/// A new family id (not secret: `tokens list` shows it). Hex, so that it never begins with
+/// `-` and an operator can paste it after `tokens revoke` as it is.
 fn family_id() -> String {
     let raw: [u8; 12] = rand::random();
-    URL_SAFE_NO_PAD.encode(raw)
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Unix seconds now.
@@ -311,6 +312,15 @@ fn pkce_text(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn family_ids_never_begin_with_a_hyphen() {
+        for _ in 0..500 {
+            let id = family_id();
+            assert_eq!(id.len(), 24, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        }
+    }
 
     #[test]
     fn pkce_follows_rfc_7636_appendix_b() {

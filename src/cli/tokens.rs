@@ -38,8 +38,8 @@ enum TokensCommand {
     Revoke {
         #[command(flatten)]
         at: super::StoreAt,
-        /// The family id.
-        #[arg(required_unless_present_any = ["client", "tenant"], conflicts_with_all = ["client", "tenant"])]
+        /// The family id (one that begins with `-`, as older ones may, is taken as it is).
+        #[arg(allow_hyphen_values = true, required_unless_present_any = ["client", "tenant"], conflicts_with_all = ["client", "tenant"])]
         family: Option<String>,
         /// Every family of this client id.
         #[arg(long, conflicts_with = "tenant")]
@@ -232,6 +232,36 @@ mod tests {
             revoked_at: None,
             redirect_uri: None,
             challenge: None,
+        }
+    }
+
+    /// `revoke` with the family id as its first argument, then `tokens_cli`'s order.
+    fn revoke_of(family: &str) -> Option<String> {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from([
+            "scim-sidecar",
+            "tokens",
+            "revoke",
+            family,
+            "--config",
+            "sidecar.toml",
+        ])
+        .map_err(|e| e.to_string())
+        .unwrap_or_else(|e| panic!("{family}: {e}"));
+        match cli.command {
+            crate::cli::Command::Tokens(Args {
+                command: TokensCommand::Revoke { family, .. },
+            }) => family,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_family_id_beginning_with_a_hyphen_is_taken_as_it_is() {
+        // Older ids were base64url, and one in 64 began with `-`: `-c…` was read as
+        // `--config`, and the command refused the real `--config`.
+        for family in ["-cQ2x9", "-dAb", "--x", "abc-def"] {
+            assert_eq!(revoke_of(family).as_deref(), Some(family));
         }
     }
 
