@@ -964,6 +964,48 @@ async fn a_panicking_write_loses_only_itself() {
     );
 }
 
+/// A write alone in its transaction (no savepoint) that fails after changing rows: its
+/// changes are rolled back, its own error answers it, the writer goes on.
+#[tokio::test]
+async fn a_lone_write_that_fails_loses_only_itself() {
+    let (_dir, store) = open_temp().await;
+    store
+        .seen(&acme(), USER, vec![seen("0", None, Some("zero"))])
+        .await
+        .expect("seen");
+    let before = store.sqlite().transactions();
+    let err = store
+        .sqlite()
+        .write(|conn| -> Result<(), StoreError> {
+            conn.execute("UPDATE xref SET user_name = 'clobbered'", [])?;
+            Err(StoreError::Busy { what: "test" })
+        })
+        .await
+        .expect_err("failed");
+    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    assert_eq!(
+        store.sqlite().transactions() - before,
+        1,
+        "one transaction, ended"
+    );
+    let rec = store.get(&acme(), USER, &sid("0")).await.expect("get");
+    assert_eq!(
+        rec.expect("present").user_name.as_deref(),
+        Some("zero"),
+        "the failed write's UPDATE was rolled back"
+    );
+    let rolled: Result<(), StoreError> = store
+        .sqlite()
+        .write(|conn| Ok(conn.execute_batch("ROLLBACK")?))
+        .await;
+    let err = rolled.expect_err("a write that ends its transaction does not stand");
+    assert!(err.to_string().contains("Error code 516"), "{err}");
+    store
+        .seen(&acme(), USER, vec![seen("1", None, None)])
+        .await
+        .expect("still serving");
+}
+
 /// A write waiting for the writer, polled once so it is queued; boxed to one type.
 type Queued = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
 
