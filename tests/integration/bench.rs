@@ -283,6 +283,7 @@ fn bench_profile_counts_instructions_and_allocations_per_request() {
             ("sidecar", "get_by_id"),
             ("sidecar", "create"),
             ("sidecar", "get_changed"),
+            ("hooked", "create"),
             ("forwarder", "get_by_id")
         ]
     );
@@ -298,7 +299,15 @@ fn bench_profile_counts_instructions_and_allocations_per_request() {
     }
     let sidecar = rows[0]["instructions_per_request"].as_f64().unwrap();
     let changed = rows[2]["instructions_per_request"].as_f64().unwrap();
-    let forwarder = rows[3]["instructions_per_request"].as_f64().unwrap();
+    let create = rows[1]["instructions_per_request"].as_f64().unwrap();
+    let hooked = rows[3]["instructions_per_request"].as_f64().unwrap();
+    let forwarder = rows[4]["instructions_per_request"].as_f64().unwrap();
+    // A create of a tenant with a webhook endpoint also records its event (the body, the
+    // outbox row in the same transaction).
+    assert!(
+        hooked > create,
+        "recording an event costs: {hooked} (with an endpoint) vs {create}"
+    );
     assert!(
         sidecar > forwarder,
         "the sidecar does more than forward: {sidecar} vs {forwarder}"

@@ -108,6 +108,11 @@ pub struct Options {
     /// Where the JSON report goes.
     #[arg(long, default_value = "target/bench.json")]
     pub out: PathBuf,
+    /// Keep the bench's working directory (the processes' logs, and with `--profile` the
+    /// callgrind dumps, for `callgrind_annotate`) instead of deleting it when the bench
+    /// succeeds; its path is printed.
+    #[arg(long)]
+    pub keep: bool,
     /// Keep every sidecar's state in PostgreSQL instead of SQLite files: the server's URL as
     /// `[store] url` takes it, `postgres://USER@HOST:PORT/DATABASE?sslmode=…`, without a
     /// password. Each sidecar gets a new database of its own on that server (created through
@@ -245,7 +250,9 @@ pub async fn run(opts: Options, host: &dyn Host) -> anyhow::Result<()> {
     };
     // `measure` owned every process: the sidecars have stopped, their databases can go.
     states.drop_all().await;
-    if outcome.is_ok() {
+    if opts.keep {
+        eprintln!("bench: the working directory is kept: {}", dir.display());
+    } else if outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     outcome
@@ -417,6 +424,15 @@ async fn scale(
     Ok(())
 }
 
+/// The configuration of a webhook endpoint at `url` taking every event of the tenant.
+fn hook(url: &str) -> String {
+    format!(
+        "\n[[tenants.{TENANT}.webhooks]]\nname = \"hook\"\nurl = \"{url}\"\n\
+         allow_http = true\ntimeout_secs = 30\n\
+         secrets = [{{ value = \"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3\" }}]\n"
+    )
+}
+
 /// Creates through three sidecars on the same simulator: one without webhooks, one whose
 /// tenant has an endpoint that answers each delivery at once, one whose endpoint answers
 /// after 5 s (every create is an event): one client, then many, in alternating short turns.
@@ -433,13 +449,6 @@ async fn webhooks(
     eprintln!("bench: creates without webhooks, with an endpoint answering at once, in 5 s");
     let fast = slow_receiver(Duration::ZERO).await?;
     let slow = slow_receiver(Duration::from_secs(5)).await?;
-    let hook = |url: &str| {
-        format!(
-            "\n[[tenants.{TENANT}.webhooks]]\nname = \"hook\"\nurl = \"{url}\"\n\
-             allow_http = true\ntimeout_secs = 30\n\
-             secrets = [{{ value = \"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3\" }}]\n"
-        )
-    };
     let (fast_hook, slow_hook) = (hook(&fast.url), hook(&slow.url));
     let mut sides = Vec::new();
     for (name, extra) in [
@@ -454,13 +463,16 @@ async fn webhooks(
     let ops = (sides.iter().enumerate())
         .map(|(t, side)| Scenario::Create.op(&Target::sidecar(&side.url), users, t, opts.clients))
         .collect::<Result<Vec<_>, _>>()?;
-    // Each turn starts with another sidecar, so that none is always measured first or last.
+    // Each turn starts with another sidecar, so that none is always measured first or last;
+    // and only once the prompt endpoint has every event of the turns before: its deliveries
+    // would otherwise run on into the next sidecar's turn and be counted against it.
     let n = ops.len();
     let mut ones = vec![Stats::default(); n];
     let turn = secs(opts.latency_secs / f64::from(TURNS));
     for t in 0..TURNS as usize {
         for i in (0..n).map(|k| (k + t) % n) {
             ones[i].merge(load::run(1, Until::Elapsed(turn), Arc::clone(&ops[i])).await);
+            delivered(&fast, ones[1].ok).await?;
         }
     }
     let mut manys = vec![Stats::default(); n];
@@ -469,6 +481,7 @@ async fn webhooks(
         for i in (0..n).map(|k| (k + t) % n) {
             let run = load::run(opts.clients, Until::Elapsed(turn), Arc::clone(&ops[i]));
             manys[i].merge(run.await);
+            delivered(&fast, ones[1].ok + manys[1].ok).await?;
         }
     }
     report.webhooks(&ones, &manys, [fast.taken(), slow.taken()]);
@@ -479,6 +492,21 @@ async fn webhooks(
 }
 
 /// An HTTP endpoint on loopback that answers every request after `delay`, counting them.
+/// Waits until `receiver` has taken at least `events` deliveries (a minute at most).
+async fn delivered(receiver: &SlowReceiver, events: u64) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while receiver.taken() < events {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(anyhow::anyhow!(
+                "the prompt webhook endpoint has {} of {events} events after a minute",
+                receiver.taken()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
 struct SlowReceiver {
     url: String,
     taken: Arc<std::sync::atomic::AtomicU64>,
@@ -691,11 +719,27 @@ async fn profile(opts: &Options, dir: &Path, states: &States<'_>) -> anyhow::Res
     let sim = simulator(dir, "sim", opts.users, &[], 0)?;
     let users = Arc::new(legacy_users(&sim.url).await?);
     let state = states.sqlite("profile");
-    let costs = profile::run(opts, dir, &sim, &users, async |wrapper: &[String]| {
-        start_sidecar_under(wrapper, dir, "profile", &sim.url, 0, &state, "")
-            .await
-            .map(|(p, _)| p)
-    })
+    let hooked_state = states.sqlite("profile-hooked");
+    // An endpoint answering in 5 s: what recording the events costs, none of the delivery.
+    let slow = slow_receiver(Duration::from_secs(5)).await?;
+    let slow_hook = hook(&slow.url);
+    let costs = profile::run(
+        opts,
+        dir,
+        &sim,
+        &users,
+        async |wrapper: &[String]| {
+            start_sidecar_under(wrapper, dir, "profile", &sim.url, 0, &state, "")
+                .await
+                .map(|(p, _)| p)
+        },
+        async |wrapper: &[String]| {
+            let name = "profile-hooked";
+            start_sidecar_under(wrapper, dir, name, &sim.url, 0, &hooked_state, &slow_hook)
+                .await
+                .map(|(p, _)| p)
+        },
+    )
     .await?;
     profile::print(&costs);
     write_report(&opts.out, "profile", profile::json(&costs))

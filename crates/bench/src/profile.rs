@@ -8,7 +8,8 @@
 //!
 //! Through the sidecar: GET by id (the same users read again, unchanged: their kept answers
 //! serve them), create, and GET by id of records changed since their last read (`get_changed`:
-//! the whole translation).
+//! the whole translation). Then create through a sidecar whose tenant has a webhook endpoint
+//! answering in 5 s (`hooked`): what recording the events costs.
 //!
 //! An allocation is a call into Rust's global allocator (`__rust_alloc`, `__rust_alloc_zeroed`,
 //! `__rust_realloc`: whichever allocator the binary installs) or a call into the C allocator
@@ -238,6 +239,7 @@ pub(super) async fn run(
     sim: &Proc,
     users: &Arc<Vec<User>>,
     start_sidecar: impl AsyncFnOnce(&[String]) -> anyhow::Result<Proc>,
+    start_hooked: impl AsyncFnOnce(&[String]) -> anyhow::Result<Proc>,
 ) -> anyhow::Result<Vec<Cost>> {
     let requests = opts.profile_requests;
     let sidecar_out = dir.join("sidecar.callgrind");
@@ -258,6 +260,14 @@ pub(super) async fn run(
     let key = ("sidecar", "get_changed");
     costs.push(measure(&sidecar, &sidecar_out, op, requests, key).await?);
     sidecar.stop();
+
+    eprintln!("bench: profiling create through a sidecar whose webhook endpoint answers in 5 s");
+    let hooked_out = dir.join("hooked.callgrind");
+    let hooked = start_hooked(&wrapper(&hooked_out)?).await?;
+    let op = Scenario::Create.op(&Target::sidecar(&hooked.url), users, 3, 1)?;
+    let key = ("hooked", Scenario::Create.name());
+    costs.push(measure(&hooked, &hooked_out, op, requests, key).await?);
+    hooked.stop();
 
     eprintln!("bench: profiling get_by_id through the forwarder");
     let fwd_out = dir.join("forwarder.callgrind");

@@ -486,6 +486,7 @@ impl Report {
                 }
             );
         }
+        self.print_webhooks();
         println!(
             "\n{:<52} {:>12}  {:<34} met",
             "figure", "measured", "target"
@@ -515,6 +516,33 @@ impl Report {
             );
         }
         println!("\ntotal {:.0} s", self.get(&["total_seconds"]));
+    }
+
+    /// The webhooks part's three sidecars side by side, when it ran: what an endpoint's speed
+    /// changes (nothing, the figures below say) and what recording events costs (the first
+    /// row against the others).
+    fn print_webhooks(&self) {
+        let side = |s: &str, n: &str, k: &str| self.get(&["webhooks", s, n, k]);
+        if side("without", "one_client", "p50_us").is_nan() {
+            return;
+        }
+        println!(
+            "\n{:<28} {:>16} {:>18}",
+            "webhooks (creates)",
+            "p50 µs, 1 client",
+            format!("per s, {} cl.", self.clients)
+        );
+        for (label, s) in [
+            ("no endpoint", "without"),
+            ("endpoint answering at once", "fast_endpoint"),
+            ("endpoint answering in 5 s", "slow_endpoint"),
+        ] {
+            println!(
+                "{label:<28} {:>16.0} {:>18.0}",
+                side(s, "one_client", "p50_us"),
+                side(s, "many_clients", "per_second")
+            );
+        }
     }
 
     pub(super) fn write(&self, path: &Path) -> anyhow::Result<()> {
