@@ -329,14 +329,15 @@ impl Admin {
             .collect()
     }
 
-    /// The page's events part: `None` when no tenant has an endpoint.
+    /// The page's events part: `None` when no tenant has an endpoint and no queue is left.
     async fn events_view(&self) -> Option<Result<page::EventsView, crate::xref::StoreError>> {
         let configured = self.endpoints();
-        if configured.is_empty() {
-            return None;
-        }
         let read = async {
             let stats = self.state.xref.outbox_stats().await?;
+            let queues = queues(&configured, stats);
+            if queues.is_empty() {
+                return Ok(None);
+            }
             let dead = (self.state.xref)
                 .outbox_list(crate::xref::OutboxFilter {
                     tenant: None,
@@ -344,25 +345,18 @@ impl Admin {
                     limit: 50,
                 })
                 .await?;
-            let endpoints = (configured.into_iter())
-                .map(|(tenant, endpoint)| {
-                    let q = (stats.iter())
-                        .find(|q| q.tenant == tenant && q.endpoint == endpoint)
-                        .cloned();
-                    (tenant, endpoint, q)
-                })
-                .collect();
-            Ok(page::EventsView { endpoints, dead })
+            Ok(Some(page::EventsView {
+                endpoints: queues,
+                dead,
+            }))
         };
-        Some(read.await)
+        read.await.transpose()
     }
 
-    /// Sets the event queue gauges of every configured endpoint (zero when nothing waits).
+    /// Sets the event queue gauges of every configured endpoint (zero when nothing waits)
+    /// and of every endpoint no longer configured whose events wait or are dead.
     async fn event_queues(&self) {
         let configured = self.endpoints();
-        if configured.is_empty() {
-            return;
-        }
         let stats = match self.state.xref.outbox_stats().await {
             Ok(s) => s,
             Err(e) => {
@@ -371,17 +365,14 @@ impl Admin {
             }
         };
         let now = crate::events::now_ms();
-        for (tenant, endpoint) in configured {
-            let q = stats
-                .iter()
-                .find(|q| q.tenant == tenant && q.endpoint == endpoint);
-            let (pending, dead, oldest) = q.map_or((0, 0, 0), |q| {
+        for queue in queues(&configured, stats) {
+            let (pending, dead, oldest) = queue.stats.map_or((0, 0, 0), |q| {
                 let age = q.oldest_pending_ms.map_or(0, |at| (now - at).max(0) / 1000);
                 (q.pending, q.dead, u64::try_from(age).unwrap_or(0))
             });
             self.state
                 .metrics
-                .event_queue(&tenant, &endpoint, pending, dead, oldest);
+                .event_queue(&queue.tenant, &queue.endpoint, pending, dead, oldest);
         }
     }
 
@@ -468,6 +459,47 @@ pub enum QueryError {
 }
 
 /// Reads `failed`, `since`, `tenant`, `q` and `limit`.
+/// One endpoint's event queue, as the page and the metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Queue {
+    pub(crate) tenant: String,
+    pub(crate) endpoint: String,
+    /// Whether the configuration has this endpoint. Rows of an endpoint removed or renamed
+    /// wait until an endpoint of that name is configured again.
+    pub(crate) configured: bool,
+    /// Its rows not delivered, if any.
+    pub(crate) stats: Option<crate::xref::QueueStats>,
+}
+
+/// Every configured endpoint (in the configuration's order), then every endpoint the
+/// configuration no longer has whose events wait or are dead (`stats` as the store lists
+/// them).
+fn queues(configured: &[(String, String)], stats: Vec<crate::xref::QueueStats>) -> Vec<Queue> {
+    let mut out: Vec<Queue> = (configured.iter())
+        .map(|(tenant, endpoint)| Queue {
+            tenant: tenant.clone(),
+            endpoint: endpoint.clone(),
+            configured: true,
+            stats: None,
+        })
+        .collect();
+    for q in stats {
+        match (out.iter_mut())
+            .find(|o| o.configured && o.tenant == q.tenant && o.endpoint == q.endpoint)
+        {
+            Some(o) => o.stats = Some(q),
+            None if q.pending > 0 || q.dead > 0 => out.push(Queue {
+                tenant: q.tenant.clone(),
+                endpoint: q.endpoint.clone(),
+                configured: false,
+                stats: Some(q),
+            }),
+            None => {}
+        }
+    }
+    out
+}
+
 fn parse_query(query: &str) -> Result<Query, QueryError> {
     let mut q = Query {
         limit: 100,

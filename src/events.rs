@@ -43,6 +43,28 @@ pub fn new_id() -> String {
     format!("msg_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// The message of the warning [`warn_of_unconfigured`] logs.
+pub const UNCONFIGURED: &str = "events wait for a webhook endpoint the configuration no longer \
+     has; they are delivered once an endpoint of this name is configured again";
+
+/// Logs a warning for each endpoint whose events wait in the outbox but that `configured`
+/// (tenant, endpoint name) no longer has: an endpoint removed or renamed. Run once at start;
+/// the metrics and the admin page show those queues too.
+pub async fn warn_of_unconfigured(store: crate::xref::Store, configured: Vec<(String, String)>) {
+    match store.outbox_stats().await {
+        Ok(stats) => {
+            for q in stats {
+                let known = (configured.iter()).any(|(t, e)| *t == q.tenant && *e == q.endpoint);
+                if !known && q.pending > 0 {
+                    tracing::warn!(tenant = %q.tenant, endpoint = %q.endpoint,
+                        pending = q.pending, "{UNCONFIGURED}");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "events: cannot read the outbox"),
+    }
+}
+
 /// Milliseconds since the Unix epoch now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

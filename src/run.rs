@@ -208,6 +208,13 @@ impl Sidecar {
                 })
             })
             .collect();
+        let configured = (targets.iter())
+            .map(|t| (t.tenant.as_str().to_owned(), t.endpoint.name.clone()))
+            .collect();
+        tokio::spawn(crate::events::warn_of_unconfigured(
+            state.xref.clone(),
+            configured,
+        ));
         let deliverer = (!targets.is_empty()).then(|| {
             crate::events::Deliverer::start(
                 state.xref.clone(),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::html::escape;
 use crate::provisioning::{Entry, LogError, Query, format_ms};
-use crate::xref::{OutboxRow, QueueStats, StoreError};
+use crate::xref::{OutboxRow, StoreError};
 use mapping::ids::TenantId;
 
 /// The filter form's values as the user typed them.
@@ -52,8 +52,8 @@ pub(super) struct View<'a> {
 /// The events part of the page.
 #[derive(Debug)]
 pub(super) struct EventsView {
-    /// (tenant, endpoint, its queue if anything waits).
-    pub(super) endpoints: Vec<(String, String, Option<QueueStats>)>,
+    /// Every configured endpoint's queue, then those of endpoints no longer configured.
+    pub(super) endpoints: Vec<super::Queue>,
     /// The newest dead-lettered rows.
     pub(super) dead: Vec<OutboxRow>,
 }
@@ -311,8 +311,8 @@ fn events(out: &mut String, view: &Result<EventsView, StoreError>, now_ms: i64) 
          <th>Endpoint</th><th>Waiting</th><th>Oldest waiting</th><th>Dead-lettered</th></tr>\
          </thead><tbody>",
     );
-    for (tenant, endpoint, q) in &v.endpoints {
-        let (pending, dead, oldest) = match q {
+    for queue in &v.endpoints {
+        let (pending, dead, oldest) = match &queue.stats {
             Some(q) => (
                 q.pending,
                 q.dead,
@@ -322,11 +322,22 @@ fn events(out: &mut String, view: &Result<EventsView, StoreError>, now_ms: i64) 
             ),
             None => (0, 0, "-".to_owned()),
         };
+        // An endpoint removed from the configuration or renamed: its rows wait for it.
+        let (class, note) = if queue.configured {
+            ("", "")
+        } else {
+            (
+                " class=\"failed\"",
+                "<br><span class=\"problem\">not configured: its events wait until an endpoint \
+                 of this name is configured again</span>",
+            )
+        };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{pending}</td><td>{}</td><td>{dead}</td></tr>",
-            escape(tenant),
-            escape(endpoint),
+            "<tr{class}><td>{}</td><td>{}{note}</td><td>{pending}</td><td>{}</td>\
+             <td>{dead}</td></tr>",
+            escape(&queue.tenant),
+            escape(&queue.endpoint),
             escape(&oldest)
         );
     }
@@ -431,7 +442,26 @@ mod tests {
             recent: Ok(vec![entry("ada@example.com", false)]),
             counts: Ok(vec![(TenantId::new("acme"), "User".into(), 3, 1)]),
             events: Some(Ok(EventsView {
-                endpoints: vec![("acme".into(), "<i>crm</i>".into(), None)],
+                endpoints: vec![
+                    super::super::Queue {
+                        tenant: "acme".into(),
+                        endpoint: "<i>crm</i>".into(),
+                        configured: true,
+                        stats: None,
+                    },
+                    super::super::Queue {
+                        tenant: "acme".into(),
+                        endpoint: "old".into(),
+                        configured: false,
+                        stats: Some(crate::xref::QueueStats {
+                            tenant: "acme".into(),
+                            endpoint: "old".into(),
+                            pending: 4,
+                            dead: 1,
+                            oldest_pending_ms: Some(1_795_420_740_000),
+                        }),
+                    },
+                ],
                 dead: vec![OutboxRow {
                     seq: 1,
                     event_id: "msg_1".into(),
@@ -457,6 +487,11 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("<td class=\"detail\">&lt;script&gt;x&lt;/script&gt;</td>"));
         assert!(html.contains("<td>&lt;i&gt;crm&lt;/i&gt;</td><td>0</td><td>-</td><td>0</td>"));
+        assert!(html.contains(
+            "<tr class=\"failed\"><td>acme</td><td>old<br><span class=\"problem\">not \
+             configured: its events wait until an endpoint of this name is configured \
+             again</span></td><td>4</td><td>60 s</td><td>1</td></tr>"
+        ));
         assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;"));
         assert!(html.contains("invalidValue: emails: &lt;b&gt;not&lt;/b&gt; an address"));
         assert_eq!(escape("a&'\""), "a&amp;&#39;&quot;");

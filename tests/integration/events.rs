@@ -802,6 +802,90 @@ async fn sigkill_between_commit_and_delivery_loses_nothing() {
     sim_handle.stop().await;
 }
 
+/// An endpoint renamed in the configuration: its waiting events are neither lost nor hidden.
+/// The restarted sidecar warns of them, and its metrics and admin page show their queue as
+/// not configured; once the endpoint has its old name again, they are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_an_endpoint_no_longer_configured_are_kept_and_shown() {
+    use crate::process::{Served, call, mc_tenant, server_section};
+    use crate::replicas::admin_text;
+    let sim = simulator::marketing_center::MarketingCenter::new("gone-key", ["ACME"]);
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let r = Receiver::start().await;
+    r.otherwise(Some(Reply::Status(503, None)));
+    let (secret, _) = secrets();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("sidecar.toml");
+    let configure = |name: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "{}{}{}",
+                server_section(&data),
+                mc_tenant(&sim_handle.base_url(), "GONE_MC_KEY", "gone-token"),
+                hook_table("acme", name, &r.url, &secret),
+            ),
+        )
+        .unwrap();
+    };
+    let env = [("GONE_MC_KEY", "gone-key")];
+    configure("crm");
+    let served = Served::start(&config, &env);
+    let (status, body) = call(
+        &served.base,
+        Method::POST,
+        "/Users",
+        "gone-token",
+        Some(okta_user("gone@example.com", "G", "L", "00uGONE")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    wait_until("a delivery was tried", async || !r.got().is_empty()).await;
+    served.stop();
+
+    configure("crm-v2");
+    let mut renamed = Served::start(&config, &env);
+    let warning = renamed.wait_for_log(scim_sidecar::events::UNCONFIGURED);
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!(warning["tenant"], "acme", "{warning}");
+    assert_eq!(warning["endpoint"], "crm", "{warning}");
+    assert_eq!(warning["pending"], 1, "{warning}");
+    let metrics = admin_text(&format!("{}/metrics", renamed.admin)).await;
+    for series in [
+        "scim_sidecar_events_pending{tenant=\"acme\",endpoint=\"crm\"} 1",
+        "scim_sidecar_events_pending{tenant=\"acme\",endpoint=\"crm-v2\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+    let page = admin_text(&format!("{}/admin/", renamed.admin)).await;
+    assert!(
+        page.contains(
+            "<tr class=\"failed\"><td>acme</td><td>crm<br><span class=\"problem\">not \
+             configured"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>acme</td><td>crm-v2</td><td>0</td>"),
+        "{page}"
+    );
+    renamed.stop();
+
+    r.otherwise(None);
+    configure("crm");
+    let back = Served::start(&config, &env);
+    let acked = r.wait_acknowledged(1).await;
+    assert_eq!(acked[0].body["type"], "user.created");
+    assert_eq!(
+        acked[0].body["data"]["user"]["userName"],
+        "gone@example.com"
+    );
+    check_signed(&acked[0], &secret);
+    back.stop();
+    sim_handle.stop().await;
+}
+
 /// The receiver of `examples/` (Python, standard library) as the endpoint: it verifies each
 /// delivery and records it once; a forged or stale delivery is refused with 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

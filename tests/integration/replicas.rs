@@ -619,7 +619,7 @@ async fn send(
     )
 }
 
-async fn admin_text(url: &str) -> String {
+pub(crate) async fn admin_text(url: &str) -> String {
     send(Method::GET, url, None, None).await.2
 }
 
