@@ -153,6 +153,43 @@ async fn open_sets_wal_and_schema_version_and_migrations_are_idempotent() {
     );
 }
 
+/// The outbox's queue counts (read at every `/metrics` scrape) go through the partial
+/// indexes of pending and dead rows, never a scan of the table and its delivered rows.
+#[tokio::test]
+async fn outbox_queue_counts_read_the_partial_indexes_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    Store::open(&path)
+        .await
+        .expect("open")
+        .close()
+        .await
+        .expect("close");
+    let conn = Connection::open(&path).expect("raw open");
+    let plan: Vec<String> = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            super::outbox::STATS_SQLITE
+        ))
+        .expect("prepare")
+        .query_map([], |r| r.get::<_, String>(3))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let reads: Vec<&String> = plan
+        .iter()
+        .filter(|p| p.contains("webhook_outbox"))
+        .collect();
+    assert_eq!(reads.len(), 2, "{plan:?}");
+    assert!(
+        reads
+            .iter()
+            .all(|p| p.contains("USING INDEX webhook_outbox_pending")
+                || p.contains("USING INDEX webhook_outbox_dead")),
+        "{plan:?}"
+    );
+}
+
 #[tokio::test]
 async fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

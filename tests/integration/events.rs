@@ -846,7 +846,7 @@ async fn events_of_an_endpoint_no_longer_configured_are_kept_and_shown() {
 
     configure("crm-v2");
     let mut renamed = Served::start(&config, &env);
-    let warning = renamed.wait_for_log(scim_sidecar::events::UNCONFIGURED);
+    let warning = renamed.logged(scim_sidecar::events::UNCONFIGURED);
     assert_eq!(warning["level"], "WARN", "{warning}");
     assert_eq!(warning["tenant"], "acme", "{warning}");
     assert_eq!(warning["endpoint"], "crm", "{warning}");

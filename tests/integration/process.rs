@@ -150,6 +150,18 @@ impl Served {
         rest.trim_end_matches("/scim/v2").parse().unwrap()
     }
 
+    /// The first log line with this `message`, among those read so far (start reads up to
+    /// the "serving" line, and a line of the start may come before it) or the next ones.
+    pub(crate) fn logged(&mut self, message: &str) -> Value {
+        let seen = (self.log.iter())
+            .map(|line| serde_json::from_str::<Value>(line).unwrap_or(Value::Null))
+            .find(|v| v["message"] == message);
+        match seen {
+            Some(v) => v,
+            None => self.wait_for_log(message),
+        }
+    }
+
     /// Waits (at most [`WAIT_LIMIT`]) for the next log line whose message is `message`;
     /// returns it.
     pub(crate) fn wait_for_log(&mut self, message: &str) -> Value {
