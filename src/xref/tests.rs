@@ -153,10 +153,9 @@ async fn open_sets_wal_and_schema_version_and_migrations_are_idempotent() {
     );
 }
 
-/// The outbox's queue counts (read at every `/metrics` scrape) go through the partial
-/// indexes of pending and dead rows, never a scan of the table and its delivered rows.
-#[tokio::test]
-async fn outbox_queue_counts_read_the_partial_indexes_only() {
+/// A database file every migration ran on, closed: its directory (kept while it lives) and
+/// its path.
+async fn migrated() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     Store::open(&path)
@@ -165,6 +164,14 @@ async fn outbox_queue_counts_read_the_partial_indexes_only() {
         .close()
         .await
         .expect("close");
+    (dir, path)
+}
+
+/// The outbox's queue counts (read at every `/metrics` scrape) go through the partial
+/// indexes of pending and dead rows, never a scan of the table and its delivered rows.
+#[tokio::test]
+async fn outbox_queue_counts_read_the_partial_indexes_only() {
+    let (_dir, path) = migrated().await;
     let conn = Connection::open(&path).expect("raw open");
     let plan: Vec<String> = conn
         .prepare(&format!(
@@ -192,14 +199,7 @@ async fn outbox_queue_counts_read_the_partial_indexes_only() {
 
 #[tokio::test]
 async fn newer_schema_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = db_path(&dir);
-    Store::open(&path)
-        .await
-        .expect("open")
-        .close()
-        .await
-        .expect("close");
+    let (_dir, path) = migrated().await;
     Connection::open(&path)
         .expect("raw")
         .pragma_update(None, "user_version", 99)

@@ -580,19 +580,12 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
         .await;
     assert_eq!(a.status, 201);
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
-            .args(["events"])
+        let mut cmd = crate::process::command();
+        cmd.arg("events")
             .args(args)
             .arg("--data-dir")
-            .arg(h.data_dir())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+            .arg(h.data_dir());
+        crate::process::succeeded(cmd)
     };
     wait_until("the event is dead-lettered at both", async || {
         cli(&["list", "--state", "dead", "--json"]).lines().count() == 2

@@ -226,22 +226,16 @@ impl Idp {
 
     /// `scim-sidecar tokens ARGS --config CONFIG`: its standard output (it must succeed).
     async fn tokens_cli(&self, args: &[&str]) -> String {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scim-sidecar"));
+        let mut cmd = crate::process::command();
         cmd.arg("tokens")
             .args(args)
             .arg("--config")
             .arg(&self.config);
         cmd.env("TEST_OAUTH_MC_KEY", API_KEY);
         cmd.env("TEST_OAUTH_ENTRA_HASH", &self.entra_hash);
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        tokio::task::spawn_blocking(move || crate::process::succeeded(cmd))
             .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+            .unwrap()
     }
 }
 

@@ -69,6 +69,23 @@ pub(crate) fn assert_no_drift(report: &Value, users: u64) {
     }
 }
 
+/// The `scim-sidecar` binary, to be given a command and its arguments.
+pub(crate) fn command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+}
+
+/// Runs `cmd` to its end and gives its standard output; the test fails with its standard
+/// error when it did not succeed.
+pub(crate) fn succeeded(mut cmd: Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A running `serve` process, its log lines, and its SCIM base URL.
 pub(crate) struct Served {
     pub(crate) child: Child,

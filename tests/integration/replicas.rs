@@ -335,17 +335,12 @@ async fn three_replicas_share_one_postgresql() {
         let (status, _) = call(&r.base(i), Method::GET, "/Users?count=1", access, None).await;
         assert_eq!(status, 200, "replica {i}");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim-sidecar"))
+    let mut revoke = crate::process::command();
+    revoke
         .args(["tokens", "revoke", "--client", "entra-replicas", "--config"])
         .arg(&r.config)
-        .env("REPLICAS_MC_KEY", KEY)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("REPLICAS_MC_KEY", KEY);
+    crate::process::succeeded(revoke);
     for i in 0..3 {
         let (status, _) = call(&r.base(i), Method::GET, "/Users?count=1", access, None).await;
         assert_eq!(status, 401, "replica {i} after the revocation");

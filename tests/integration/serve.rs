@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use simulator::marketing_center::{Knobs, MarketingCenter};
 
-use crate::process::{Served, call};
+use crate::process::{Served, call, succeeded};
 use crate::support::wait_until;
 
 pub(crate) const FILE_TOKEN: &str = "file-token-9d8f7e6a";
@@ -534,18 +534,10 @@ async fn one_line_per_request_without_personal_data_and_the_log_command() {
     // The provisioning log, read by the `log` command after the sidecar stopped.
     let bin = env!("CARGO_BIN_EXE_scim-sidecar");
     let data = dir.path().join("data");
-    let out = Command::new(bin)
-        .args(["log", "--failed", "--json", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let failed: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    let mut log = Command::new(bin);
+    log.args(["log", "--failed", "--json", "--data-dir"])
+        .arg(&data);
+    let failed: Vec<Value> = succeeded(log)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -553,19 +545,12 @@ async fn one_line_per_request_without_personal_data_and_the_log_command() {
     assert_eq!(failed[0]["status"], 409);
     assert_eq!(failed[0]["subject"], login);
     assert_eq!(failed[0]["detail"], refused["detail"]);
-    let out = Command::new(bin)
-        .args(["log", "--since", "1h", "--config"])
+    let mut log = Command::new(bin);
+    log.args(["log", "--since", "1h", "--config"])
         .arg(&config)
         .env("TEST_SERVE_MC_KEY", API_KEY)
-        .env("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8(out.stdout).unwrap();
+        .env("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0");
+    let table = succeeded(log);
     let rows: Vec<&str> = table.lines().collect();
     assert_eq!(rows.len(), 4, "a header and three writes:\n{table}");
     assert!(rows[0].starts_with("TIME (UTC)"));
