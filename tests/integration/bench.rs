@@ -93,8 +93,22 @@ fn bench_measures_every_figure_without_errors() {
                 );
                 assert!(s["p50_us"].as_f64().unwrap() > 0.0, "{s}");
             }
+            // Every turn's p50 is kept; a read scenario first reads each user once.
+            let path = &report["scenarios"][scenario][kind];
+            let turns = path["turn_p50_us"].as_array().unwrap();
+            assert!(!turns.is_empty(), "{scenario}/{kind}: {path}");
+            let first = path["first_pass"]["ops"].as_u64();
+            if scenario == "get_by_id" || scenario == "lookup_by_username" {
+                assert_eq!(first, Some(300), "{scenario}/{kind}: {path}");
+            } else {
+                assert_eq!(first, None, "{scenario}/{kind}: {path}");
+            }
         }
     }
+    assert!(
+        stdout.contains("get_by_id: first read of each user, p50 µs"),
+        "{stdout}"
+    );
     let mut checked = Vec::new();
     health(&report, "", &mut checked);
     assert!(checked.len() >= 30, "too few runs: {checked:?}");

@@ -50,11 +50,14 @@ const TENANT: &str = "bench";
 const CUSTOMER: &str = "BENCH";
 const API_KEY: &str = "bench-api-key";
 const TOKEN: &str = "bench-scim-token";
-/// Turns of the alternating one-client runs (each `--latency-secs` / `TURNS` long). Not
-/// shorter: in 50 ms turns the direct path's p50 fell from about 85 to about 35 µs while the
-/// others did not move (new connections more often on the same CPU as the simulator), which
-/// says more about the machine's scheduler than about the paths.
-const TURNS: u32 = 5;
+/// How long one turn of the alternating one-client runs lasts: `--latency-secs` is cut into
+/// turns of about this length. Not shorter: in 50 ms turns the direct path's p50 fell from
+/// about 85 to about 35 µs while the others did not move (new connections more often on the
+/// same CPU as the simulator), which says more about the machine's scheduler than about the
+/// paths. Many of them: each turn is a new connection, and where the scheduler puts the
+/// processes of that connection's chain moves a path's p50 by up to 40 µs from one turn to
+/// the next (every path alike); five turns a path left its p50 to the luck of a few draws.
+const TURN_SECS: f64 = 0.2;
 /// Turns of the alternating many-client runs (each `--throughput-secs` / `THROUGHPUT_TURNS`
 /// long), and of the stores' comparison.
 const THROUGHPUT_TURNS: u32 = 5;
@@ -77,8 +80,9 @@ pub struct Options {
     /// Concurrent clients of the peak-memory run.
     #[arg(long, default_value_t = 200)]
     pub peak_clients: usize,
-    /// Seconds of one-client latency per path and scenario, taken in 5 alternating turns.
-    #[arg(long, default_value_t = 1.0)]
+    /// Seconds of one-client latency per path and scenario, taken in alternating turns of
+    /// 200 ms.
+    #[arg(long, default_value_t = 4.0)]
     pub latency_secs: f64,
     /// Seconds of throughput per path and scenario, taken in 5 alternating turns.
     #[arg(long, default_value_t = 2.0)]
@@ -303,15 +307,31 @@ async fn measure(
             .enumerate()
             .map(|(t, target)| scenario.op(target, &users, t, opts.clients))
             .collect::<Result<Vec<_>, _>>()?;
+        // A read scenario first reads every user once on each path, so that the turns
+        // measure reads of records each path has seen before (the sidecar keeps the ones it
+        // read; a first read also reads its database). That pass is reported on its own.
+        if scenario.reads() {
+            for (target, op) in targets.iter().zip(&ops) {
+                let first = load::run(1, Until::Count(users.len() as u64), Arc::clone(op));
+                report.first_pass(scenario.name(), target.kind, &first.await);
+            }
+        }
         // One-client latency, then throughput, in alternating short turns, so that a noisy
         // moment on the machine falls on the three paths alike: the figures that matter are
-        // their differences and ratios.
+        // their differences and ratios. Each turn starts with the next path, so that none
+        // always follows the same one.
         let mut ones = vec![Stats::default(); ops.len()];
-        let turn = secs(opts.latency_secs / f64::from(TURNS));
-        for _ in 0..TURNS {
-            for (one, op) in ones.iter_mut().zip(&ops) {
-                one.merge(load::run(1, Until::Elapsed(turn), Arc::clone(op)).await);
+        let mut turn_p50s = vec![Vec::new(); ops.len()];
+        let (turns, turn) = latency_turns(opts.latency_secs);
+        for t in 0..turns as usize {
+            for i in (0..ops.len()).map(|k| (k + t) % ops.len()) {
+                let run = load::run(1, Until::Elapsed(turn), Arc::clone(&ops[i])).await;
+                turn_p50s[i].push(run.quantile_us(0.5));
+                ones[i].merge(run);
             }
+        }
+        for (target, p50s) in targets.iter().zip(turn_p50s) {
+            report.turn_p50s(scenario.name(), target.kind, p50s);
         }
         let mut manys = vec![Stats::default(); ops.len()];
         let turn = secs(opts.throughput_secs / f64::from(THROUGHPUT_TURNS));
@@ -404,8 +424,8 @@ async fn scale(
         sides.push((rows, side, ready, Stats::default(), Stats::default()));
         labelled.push((label, state));
     }
-    let turn = secs(opts.latency_secs / f64::from(TURNS));
-    for _ in 0..TURNS {
+    let (turns, turn) = latency_turns(opts.latency_secs);
+    for _ in 0..turns {
         for (_, side, _, get, eq) in &mut sides {
             let target = Target::sidecar(&side.url);
             let op = Scenario::GetById.op(&target, users, 2, 1)?;
@@ -468,8 +488,8 @@ async fn webhooks(
     // would otherwise run on into the next sidecar's turn and be counted against it.
     let n = ops.len();
     let mut ones = vec![Stats::default(); n];
-    let turn = secs(opts.latency_secs / f64::from(TURNS));
-    for t in 0..TURNS as usize {
+    let (turns, turn) = latency_turns(opts.latency_secs);
+    for t in 0..turns as usize {
         for i in (0..n).map(|k| (k + t) % n) {
             ones[i].merge(load::run(1, Until::Elapsed(turn), Arc::clone(&ops[i])).await);
             delivered(&fast, ones[1].ok).await?;
@@ -665,6 +685,13 @@ async fn replace(
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.05))
+}
+
+/// How many one-client turns `latency_secs` makes, and how long each lasts: about
+/// [`TURN_SECS`], at least one.
+fn latency_turns(latency_secs: f64) -> (u32, Duration) {
+    let turns = (latency_secs / TURN_SECS).round().clamp(1.0, 10_000.0) as u32;
+    (turns, secs(latency_secs / f64::from(turns)))
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
@@ -998,6 +1025,11 @@ impl Scenario {
             Scenario::Deactivate => "patch_deactivate",
             Scenario::Members => "group_member_add_remove",
         }
+    }
+
+    /// Whether the scenario only reads (it changes nothing a later run would see).
+    fn reads(self) -> bool {
+        matches!(self, Scenario::GetById | Scenario::Lookup)
     }
 
     /// The operation on `target`. Users are taken from a slice of their own per target (the

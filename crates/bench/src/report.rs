@@ -27,6 +27,9 @@ pub(super) struct Report {
     json: serde_json::Map<String, Value>,
     /// scenario → target kind → (one-client stats, many-client stats).
     pairs: BTreeMap<&'static str, BTreeMap<&'static str, (Value, Value)>>,
+    /// scenario → target kind → what else its one-client runs measured (`first_pass`, the
+    /// read of every user before the turns; `turn_p50_us`, each turn's p50).
+    details: BTreeMap<&'static str, BTreeMap<&'static str, serde_json::Map<String, Value>>>,
     clients: usize,
     /// Whether the run had `--store`: then the store comparison's figures are reported.
     compares_stores: bool,
@@ -72,6 +75,7 @@ impl Report {
         Self {
             json,
             pairs: BTreeMap::new(),
+            details: BTreeMap::new(),
             clients: opts.clients,
             compares_stores: opts.store.is_some(),
         }
@@ -92,6 +96,21 @@ impl Report {
             .entry(scenario)
             .or_default()
             .insert(kind, (latency(one), latency(many)));
+    }
+
+    fn detail(&mut self, scenario: &'static str, kind: &'static str, key: &str, v: Value) {
+        let by_kind = self.details.entry(scenario).or_default();
+        by_kind.entry(kind).or_default().insert(key.to_owned(), v);
+    }
+
+    /// The read of every user once, before the turns of a read scenario.
+    pub(super) fn first_pass(&mut self, scenario: &'static str, kind: &'static str, s: &Stats) {
+        self.detail(scenario, kind, "first_pass", latency(s));
+    }
+
+    /// Each one-client turn's p50, in the order run.
+    pub(super) fn turn_p50s(&mut self, scenario: &'static str, kind: &'static str, p50s: Vec<f64>) {
+        self.detail(scenario, kind, "turn_p50_us", json!(p50s));
     }
 
     pub(super) fn stats(&mut self, key: &str, s: &Stats) {
@@ -190,10 +209,12 @@ impl Report {
                 let v: serde_json::Map<String, Value> = by_kind
                     .iter()
                     .map(|(k, (one, many))| {
-                        (
-                            (*k).to_owned(),
-                            json!({"one_client": one, "many_clients": many}),
-                        )
+                        let mut v = json!({"one_client": one, "many_clients": many});
+                        let more = self.details.get(s).and_then(|d| d.get(k));
+                        if let (Value::Object(v), Some(more)) = (&mut v, more) {
+                            v.extend(more.clone());
+                        }
+                        ((*k).to_owned(), v)
                     })
                     .collect();
                 ((*s).to_owned(), Value::Object(v))
@@ -413,6 +434,49 @@ impl Report {
         ]
     }
 
+    /// Per read scenario: the first pass's p50 and the spread of the turns' p50s, on each
+    /// path (direct / forwarder / sidecar).
+    fn print_details(&self) {
+        const KINDS: [&str; 3] = ["direct", "forwarder", "sidecar"];
+        for (scenario, by_kind) in &self.details {
+            let first: Vec<String> = KINDS
+                .iter()
+                .map(|k| {
+                    let p50 = by_kind.get(k).and_then(|d| d.get("first_pass"));
+                    p50.and_then(|f| f["p50_us"].as_f64())
+                        .map_or("-".into(), |p| format!("{p:.0}"))
+                })
+                .collect();
+            let spread: Vec<String> = KINDS
+                .iter()
+                .map(|k| {
+                    let p50s = by_kind.get(k).and_then(|d| d.get("turn_p50_us"));
+                    let p50s: Vec<f64> = p50s
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                        .unwrap_or_default();
+                    let min = p50s.iter().copied().fold(f64::INFINITY, f64::min);
+                    let max = p50s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    if p50s.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{min:.0}–{max:.0}")
+                    }
+                })
+                .collect();
+            if by_kind.values().any(|d| d.contains_key("first_pass")) {
+                println!(
+                    "{scenario}: first read of each user, p50 µs (direct / forwarder / sidecar): {}",
+                    first.join(" / ")
+                );
+            }
+            println!(
+                "{scenario}: one-client p50 of each turn, lowest–highest µs: {}",
+                spread.join(" / ")
+            );
+        }
+    }
+
     pub(super) fn print(&self) {
         let machine = &self.json["machine"];
         println!(
@@ -486,6 +550,7 @@ impl Report {
                 }
             );
         }
+        self.print_details();
         self.print_webhooks();
         println!(
             "\n{:<52} {:>12}  {:<34} met",
