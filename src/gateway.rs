@@ -1,8 +1,8 @@
 //! One gateway per tenant: everything the sidecar does to reach its legacy app. It builds a
 //! planned call into an HTTP request (the mapping's templates, the tenant's values), sends it
 //! with a slot of the tenant's concurrency limit (a semaphore, held through retries) through a
-//! tower stack — retry (`retry`) → circuit breaker (`breaker`) → timeout → a pooled
-//! hyper-util client (`client`) — and decodes the answer through the mapping. Handlers, `reconcile`, the admin readiness probe all go through it.
+//! tower stack — retry (`retry`) → circuit breaker (`breaker`) → timeout → one attempt on a
+//! kept-alive connection (`client`, `pool`) — and decodes the answer through the mapping. Handlers, `reconcile`, the admin readiness probe all go through it.
 //!
 //! Knows HTTP and the mapping's call vocabulary, not what a call means: that is the plans'
 //! business (`mapping::plan`), which run on a gateway as their [`Exchange`].
@@ -10,6 +10,7 @@
 pub mod breaker;
 pub mod client;
 pub mod oauth;
+mod pool;
 pub mod retry;
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! The innermost service of a gateway: one attempt of one call over a pooled hyper-util
-//! client, its answer read whole (bounded) and its retry hint read once.
+//! The innermost service of a gateway: one attempt of one call over a kept-alive connection
+//! (`pool`), its answer read whole (bounded) and its retry hint read once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,13 +9,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use mapping::RetryAfterFormat;
 use tower::{BoxError, Service};
+
+use super::pool::Pool;
 
 /// Largest legacy answer read; a larger one is an error (a misbehaving upstream cannot
 /// exhaust the sidecar's memory).
@@ -68,85 +67,18 @@ pub struct LegacyResponse {
     pub etag: Option<String>,
 }
 
-/// How the client connects: hyper-util's TCP connector, its connections without the
-/// addresses it would otherwise copy into every answer's extensions (`HttpInfo`, three
-/// allocations per call that nothing here reads).
-type Connector = tower::util::MapResponse<
-    HttpConnector,
-    fn(TokioIo<tokio::net::TcpStream>) -> Bare<TokioIo<tokio::net::TcpStream>>,
->;
-
-/// A connection that tells the client nothing about itself.
-#[derive(Debug)]
-struct Bare<T>(T);
-
-impl<T> Connection for Bare<T> {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Bare<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Bare<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
-    }
-}
-
 /// Sends one attempt.
 #[derive(Clone, Debug)]
 pub struct SendOnce {
-    /// Shared: the stack is copied for every call and the client again for every attempt,
-    /// and hyper-util's client is several counted references (pool, executor, connector).
-    client: Arc<Client<Connector, Full<Bytes>>>,
+    pool: Pool,
 }
 
 impl SendOnce {
-    /// Over a pool of at most `idle` idle connections; connecting gives up after `timeout`.
+    /// Over a pool of at most `idle` idle connections per host, each closed after 30 s
+    /// unused; connecting gives up after `timeout`.
     pub fn new(idle: usize, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
-        let bare: fn(_) -> _ = Bare;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(idle.max(1))
-            .build(tower::util::MapResponse::new(connector, bare));
         SendOnce {
-            client: Arc::new(client),
+            pool: Pool::new(idle, Duration::from_secs(30), timeout),
         }
     }
 }
@@ -162,7 +94,7 @@ impl Service<Attempt> for SendOnce {
     }
 
     fn call(&mut self, a: Attempt) -> Self::Future {
-        let client = Arc::clone(&self.client);
+        let pool = self.pool.clone();
         Box::pin(async move {
             let a = &a.call;
             let mut req = Request::builder()
@@ -176,8 +108,8 @@ impl Service<Attempt> for SendOnce {
                 req.headers_mut()
                     .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
             }
-            let resp: Response<hyper::body::Incoming> = client.request(req).await?;
-            let (parts, body) = resp.into_parts();
+            let (resp, lent) = pool.send(req).await?;
+            let (parts, body): (_, hyper::body::Incoming) = resp.into_parts();
             let retry_after = a.retry_hint.as_ref().and_then(|(name, format)| {
                 let value = parts.headers.get(&**name)?.to_str().ok()?;
                 format.seconds(value, unix_now())
@@ -192,6 +124,7 @@ impl Service<Attempt> for SendOnce {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let body = read_whole(body).await?;
+            pool.give_back(lent);
             Ok(LegacyResponse {
                 status: parts.status,
                 retry_after,
