@@ -74,6 +74,11 @@ const STATEMENT_CACHE: usize = 32;
 /// Read-only connections a lookup by SCIM id borrows to query on its own thread (see
 /// [`Sqlite::get_shared`]), at most; fewer when the machine has fewer cores.
 const INLINE: usize = 4;
+/// Page cache of each read-only connection and of the checkpointer, in KiB (SQLite's
+/// `cache_size`, negative: KiB). SQLite's default, 2,000 KiB, is per connection: the seven of
+/// them would hold up to 14 MiB of copies of the same pages as the database grows, pages
+/// that every commit elsewhere makes them read again anyway. The writer keeps the default.
+const READ_CACHE_KIB: i64 = 256;
 /// Writes committed together at most (see the module documentation).
 const BATCH: usize = 64;
 /// WAL frames (pages, 4 KiB each) that make the writer ask for a checkpoint: about 16 MiB of
@@ -1299,6 +1304,7 @@ fn open_blocking(path: &Path) -> Result<Connections, StoreError> {
         let reader = Connection::open_with_flags(path, read_flags)?;
         reader.busy_timeout(BUSY_TIMEOUT)?;
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        reader.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
         readers.push(reader);
     }
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -1307,12 +1313,14 @@ fn open_blocking(path: &Path) -> Result<Connections, StoreError> {
         let reader = Connection::open_with_flags(path, read_flags)?;
         reader.busy_timeout(Duration::ZERO)?;
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        reader.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
         inline.push(reader);
     }
     let checkpointer = Connection::open_with_flags(path, flags)?;
     checkpointer.busy_timeout(BUSY_TIMEOUT)?;
     // Only the writer's commits ask for checkpoints.
     checkpointer.pragma_update(None, "wal_autocheckpoint", 0)?;
+    checkpointer.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
     Ok((conn, readers, checkpointer, inline))
 }
 
@@ -1620,4 +1628,28 @@ fn update_names(conn: &Connection, record: &mut XrefRecord, now: &str) -> Result
     record.version += 1;
     record.last_modified = now.to_owned();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer keeps SQLite's default page cache; every other connection a small one, so
+    /// that memory does not grow with the database times the connections.
+    #[test]
+    fn only_the_writer_has_a_full_page_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (writer, readers, checkpointer, inline) =
+            open_blocking(&dir.path().join("xref.sqlite3")).expect("open");
+        let cache = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA cache_size", [], |row| row.get(0))
+                .expect("cache_size")
+        };
+        assert_eq!(cache(&writer), -2000, "SQLite's default");
+        assert_eq!(readers.len(), READERS);
+        assert!(!inline.is_empty());
+        for conn in readers.iter().chain(&inline).chain([&checkpointer]) {
+            assert_eq!(cache(conn), -READ_CACHE_KIB);
+        }
+    }
 }
