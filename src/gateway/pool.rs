@@ -359,7 +359,7 @@ mod tests {
         let app = app(false, 1).await;
         let pool = Pool::new(4, Duration::from_secs(30), Duration::from_secs(5));
         for n in 0..3 {
-            let body = get(&pool, &app.url, &format!("/api/users/{n}?x=1"))
+            let body = get(&pool, &app.url, &format!("/api/records/{n}?x=1"))
                 .await
                 .unwrap();
             assert_eq!(body, Bytes::from_static(b"{}"));
@@ -370,7 +370,7 @@ mod tests {
         let authority = app.url.trim_start_matches("http://");
         for (n, head) in heads.iter().enumerate() {
             assert!(
-                head.starts_with(&format!("GET /api/users/{n}?x=1 HTTP/1.1\r\n")),
+                head.starts_with(&format!("GET /api/records/{n}?x=1 HTTP/1.1\r\n")),
                 "{head}"
             );
             assert!(
@@ -425,7 +425,7 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         let pool = Pool::new(4, Duration::from_secs(30), Duration::from_secs(5));
-        let err = get(&pool, &url, "/users").await.unwrap_err();
+        let err = get(&pool, &url, "/records").await.unwrap_err();
         let io = err
             .downcast_ref::<std::io::Error>()
             .map(std::io::Error::kind);
@@ -437,8 +437,10 @@ mod tests {
 
     #[test]
     fn origin_form_keeps_the_path_and_query_only() {
-        let uri: http::Uri = "http://127.0.0.1:3000/api/v1/users?page=2".parse().unwrap();
-        assert_eq!(origin_form(&uri).to_string(), "/api/v1/users?page=2");
+        let uri: http::Uri = "http://127.0.0.1:3000/api/v1/records?page=2"
+            .parse()
+            .unwrap();
+        assert_eq!(origin_form(&uri).to_string(), "/api/v1/records?page=2");
         let bare: http::Uri = "http://127.0.0.1:3000".parse().unwrap();
         assert_eq!(origin_form(&bare).to_string(), "/");
     }
