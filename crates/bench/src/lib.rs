@@ -81,7 +81,7 @@ pub struct Options {
     #[arg(long, default_value_t = 200)]
     pub peak_clients: usize,
     /// Seconds of one-client latency per path and scenario, taken in alternating turns of
-    /// 200 ms.
+    /// 200 ms (in the `stores` part, in its 5 turns, each with the many-client runs).
     #[arg(long, default_value_t = 4.0)]
     pub latency_secs: f64,
     /// Seconds of throughput per path and scenario, taken in 5 alternating turns.
