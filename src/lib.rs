@@ -46,6 +46,8 @@
 //! - `admin`: the admin listener (health, readiness, metrics, provisioning log page);
 //!   `metrics`: the Prometheus metrics; `provisioning`: the provisioning log of writes;
 //!   `telemetry`: tracing setup, the JSON log line, the per-request note, PII redaction.
+//! - `malloc`: glibc's mmap threshold fixed before the process really starts (it executes
+//!   itself again with the tunable set; called first by `main`).
 
 pub mod admin;
 pub mod answers;
@@ -60,6 +62,7 @@ pub mod gateway;
 pub mod handlers;
 pub mod html;
 pub mod live;
+pub mod malloc;
 pub mod metrics;
 pub mod middleware;
 pub mod oauth;

@@ -618,3 +618,73 @@ async fn a_sighup_right_after_start_is_handled() {
     );
     sim_handle.stop().await;
 }
+
+/// The tunables in the environment of the running process `pid`, as the kernel holds it:
+/// glibc cuts the value at each `:` in place while it reads it, so every tunable is a
+/// NUL-terminated piece of its own there.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn glibc_tunables(pid: u32) -> Vec<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let mut pieces = environ.split(|&b| b == 0 || b == b':');
+    let mut tunables = Vec::new();
+    let Some(first) = pieces
+        .by_ref()
+        .find_map(|var| var.strip_prefix(b"GLIBC_TUNABLES="))
+    else {
+        return tunables;
+    };
+    tunables.push(String::from_utf8_lossy(first).into_owned());
+    tunables.extend(
+        pieces
+            .map_while(|piece| piece.starts_with(b"glibc.").then_some(piece))
+            .map(|piece| String::from_utf8_lossy(piece).into_owned()),
+    );
+    tunables
+}
+
+/// `serve` runs with glibc's mmap threshold fixed (`scim_sidecar::malloc`): the binary has
+/// executed itself again, in the same process, with the tunable added to those it was given;
+/// a threshold the environment sets already is kept as it is.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test]
+async fn serve_runs_with_a_fixed_malloc_threshold_and_keeps_one_already_set() {
+    let sim = MarketingCenter::new(API_KEY, ["ACME"]);
+    let sim_handle = sim.clone().spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim_handle.base_url());
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "glibc.malloc.tcache_count=7",
+            &[
+                "glibc.malloc.tcache_count=7",
+                "glibc.malloc.mmap_threshold=131072",
+            ],
+        ),
+        (
+            "glibc.malloc.mmap_threshold=262144",
+            &["glibc.malloc.mmap_threshold=262144"],
+        ),
+    ];
+    for (given, running) in cases {
+        let served = Served::start(
+            &config,
+            &[
+                ("TEST_SERVE_MC_KEY", API_KEY),
+                ("SCIM_SIDECAR_SERVER__LISTEN", "127.0.0.1:0"),
+                ("GLIBC_TUNABLES", given),
+            ],
+        );
+        // The process that answers is the child spawned: the new image replaced it.
+        let (status, _) = call(
+            &served.base,
+            Method::GET,
+            "/Users?count=1",
+            FILE_TOKEN,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(glibc_tunables(served.child.id()), running, "given {given}");
+        served.stop();
+    }
+}
