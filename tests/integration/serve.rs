@@ -601,15 +601,7 @@ async fn a_sighup_right_after_start_is_handled() {
         ],
     );
     served.signal(Signal::HUP);
-    let (status, _) = call(
-        &served.base,
-        Method::GET,
-        "/Users?count=1",
-        FILE_TOKEN,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_lists_users(&served.base).await;
     let log = served.stop();
     assert!(
         log.iter()
@@ -675,16 +667,14 @@ async fn serve_runs_with_a_fixed_malloc_threshold_and_keeps_one_already_set() {
             ],
         );
         // The process that answers is the child spawned: the new image replaced it.
-        let (status, _) = call(
-            &served.base,
-            Method::GET,
-            "/Users?count=1",
-            FILE_TOKEN,
-            None,
-        )
-        .await;
-        assert_eq!(status, 200);
+        assert_lists_users(&served.base).await;
         assert_eq!(glibc_tunables(served.child.id()), running, "given {given}");
         served.stop();
     }
+}
+
+/// A served sidecar at `base` answers a list of users with the file token.
+async fn assert_lists_users(base: &str) {
+    let (status, body) = call(base, Method::GET, "/Users?count=1", FILE_TOKEN, None).await;
+    assert_eq!(status, 200, "{body}");
 }
