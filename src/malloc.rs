@@ -3,9 +3,9 @@
 //! glibc serves a block of at least the *mmap threshold* (128 KiB at first) with a mapping of
 //! its own, and gives it back to the kernel when it is freed. But each time such a block is
 //! freed, glibc raises the threshold to that block's size (up to 32 MiB), and the size of free
-//! space a heap keeps at its top to twice that. After one large block freed (a long list
-//! answer, a log buffer that grew under load), every block under that size comes out of the
-//! per-thread heaps and their free space stays with the process. Measured with `bench` on
+//! space a heap keeps at its top to twice that. After one large block is freed, every block
+//! under its size comes out of the per-thread heaps and their free space stays with the
+//! process. Measured with `bench` on
 //! 2 vCPUs (README, "Memory over a long run"): under the 30-minute soak the resident size
 //! crept up by 2 to 3 MiB after the fifth minute and did not come back; with the threshold
 //! fixed it stayed flat (−2.5 %), and every process of the bench needed less time per request
@@ -55,8 +55,8 @@ pub fn with_threshold(current: Option<&OsStr>) -> Option<OsString> {
 
 /// Executes this binary again with the mmap threshold in [`TUNABLES`], when the environment
 /// does not set it yet (see the module documentation). Call it first in `main`, before any
-/// thread starts. Returns when nothing is to be done, or when executing failed (no `/proc`,
-/// a set-user-id start in which glibc ignores the tunable): the program then runs with
+/// thread starts. Returns when nothing is to be done, in a secure-execution start (see
+/// `secure_execution`), or when executing failed (no `/proc`): the program then runs with
 /// glibc's adjusting threshold, as it would without this module.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn settle() {

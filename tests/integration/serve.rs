@@ -671,6 +671,7 @@ async fn serve_runs_with_a_fixed_malloc_threshold_and_keeps_one_already_set() {
         assert_eq!(glibc_tunables(served.child.id()), running, "given {given}");
         served.stop();
     }
+    sim_handle.stop().await;
 }
 
 /// A served sidecar at `base` answers a list of users with the file token.
