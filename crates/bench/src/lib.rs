@@ -55,8 +55,9 @@ const TOKEN: &str = "bench-scim-token";
 /// about 85 to about 35 µs while the others did not move (new connections more often on the
 /// same CPU as the simulator), which says more about the machine's scheduler than about the
 /// paths. Many of them: each turn is a new connection, and where the scheduler puts the
-/// processes of that connection's chain moves a path's p50 by up to 40 µs from one turn to
-/// the next (every path alike); five turns a path left its p50 to the luck of a few draws.
+/// processes of that connection's chain moved a path's p50 by up to 40 µs from one turn to
+/// the next; five turns left a path's p50 to the luck of a few draws. (Both measured while
+/// the one client still ran on the bench's multi-threaded runtime; see `load`.)
 const TURN_SECS: f64 = 0.2;
 /// Turns of the alternating many-client runs (each `--throughput-secs` / `THROUGHPUT_TURNS`
 /// long), and of the stores' comparison.

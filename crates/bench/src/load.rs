@@ -1,6 +1,15 @@
 //! The load generator: `clients` concurrent workers, each with its own keep-alive connection,
 //! running one operation over and over for a duration or until a total is reached, timing
 //! every operation.
+//!
+//! One client runs alone on a thread of its own, in a single-threaded runtime, the way `wrk
+//! -t1 -c1` does: the request, its connection and the answer's read stay on one thread. On
+//! the bench's multi-threaded runtime they were split over its two workers, and the client's
+//! own hand-offs between them decided whether the processes of a path's chain shared one CPU
+//! (measured on a 2-vCPU VM: a turn's p50 through the forwarder about 68 or about 88 µs, one
+//! or the other at random, and the sidecar's as much a draw; with one thread every path's
+//! turns within a few µs of one another, and the ratios those of `wrk`). Many clients share
+//! the bench's runtime.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -111,8 +120,50 @@ pub async fn expect(
     }
 }
 
-/// Runs `op` on `clients` workers until `until`.
+/// The name of the thread one client runs on.
+pub const ONE_CLIENT_THREAD: &str = "bench-client";
+
+/// Runs `op` on `clients` workers until `until`; one on a thread of its own (see the module
+/// documentation).
 pub async fn run(clients: usize, until: Until, op: Op) -> Stats {
+    if clients == 1 {
+        alone(until, op).await
+    } else {
+        workers(clients, until, op).await
+    }
+}
+
+/// One worker on a new thread with a single-threaded runtime, awaited from this one.
+async fn alone(until: Until, op: Op) -> Stats {
+    let failed = |what: String| Stats {
+        errors: 1,
+        first_error: Some(what),
+        ..Stats::default()
+    };
+    let (done, stats) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(ONE_CLIENT_THREAD.into())
+        .spawn(move || {
+            let stats = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(workers(1, until, op)),
+                Err(e) => failed(format!("cannot start the client's runtime: {e}")),
+            };
+            // The bench may have stopped waiting.
+            let _ = done.send(stats);
+        });
+    if let Err(e) = spawned {
+        return failed(format!("cannot start the client's thread: {e}"));
+    }
+    stats
+        .await
+        .unwrap_or_else(|_| failed("the client's thread ended without its figures".into()))
+}
+
+/// `clients` workers as tasks of the current runtime.
+async fn workers(clients: usize, until: Until, op: Op) -> Stats {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -160,4 +211,90 @@ pub async fn run(clients: usize, until: Until, op: Op) -> Stats {
     all.elapsed = started.elapsed();
     all.latencies_us.sort_unstable();
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server on a real socket answering `{}` to every request of every connection.
+    async fn server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match sock.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        head.clear();
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        if sock.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    /// A GET of `url` that notes the name of the thread it ran on; an error once `fail_from`
+    /// operations have run.
+    fn noting(url: String, threads: Arc<Mutex<Vec<String>>>, fail_from: u64) -> Op {
+        Arc::new(move |http: Http, _w, seq| {
+            let (url, threads) = (url.clone(), Arc::clone(&threads));
+            Box::pin(async move {
+                let req = Request::get(url.as_str()).body(Full::new(Bytes::new()))?;
+                expect(&http, req, StatusCode::OK).await?;
+                let name = std::thread::current().name().unwrap_or("").to_owned();
+                threads.lock().unwrap().push(name);
+                anyhow::ensure!(seq < fail_from, "operation {seq} fails");
+                Ok(())
+            })
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_client_runs_alone_on_a_thread_of_its_own_and_many_share_the_runtime() {
+        let url = server().await;
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let one = run(
+            1,
+            Until::Count(50),
+            noting(url.clone(), Arc::clone(&threads), 50),
+        )
+        .await;
+        assert_eq!((one.ok, one.errors, one.latencies_us.len()), (50, 0, 50));
+        let names = std::mem::take(&mut *threads.lock().unwrap());
+        assert_eq!(names.len(), 50);
+        assert!(names.iter().all(|n| n == ONE_CLIENT_THREAD), "{names:?}");
+
+        let many = run(4, Until::Count(40), noting(url, Arc::clone(&threads), 40)).await;
+        assert_eq!((many.ok, many.errors), (40, 0));
+        let names = threads.lock().unwrap();
+        assert!(names.iter().all(|n| n != ONE_CLIENT_THREAD), "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_operation_alone_is_counted_with_the_first_error() {
+        let url = server().await;
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let stats = run(1, Until::Count(5), noting(url, threads, 3)).await;
+        assert_eq!((stats.ok, stats.errors), (3, 2));
+        assert_eq!(stats.first_error.as_deref(), Some("operation 3 fails"));
+        assert!(stats.elapsed > Duration::ZERO);
+    }
 }
