@@ -215,37 +215,27 @@ async fn workers(clients: usize, until: Until, op: Op) -> Stats {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
     use std::sync::Mutex;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use hyper::service::service_fn;
     use tokio::net::TcpListener;
 
     use super::*;
 
-    /// A server on a real socket answering `{}` to every request of every connection.
+    /// A server on a real socket (hyper's) answering `{}` to every request.
     async fn server() -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move {
             loop {
-                let (mut sock, _) = listener.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    loop {
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match sock.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => head.extend_from_slice(&buf[..n]),
-                            }
-                        }
-                        head.clear();
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-                        if sock.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
+                let (sock, _) = listener.accept().await.unwrap();
+                let answer = service_fn(|_req| async {
+                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"{}"))))
                 });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(sock), answer);
+                tokio::spawn(conn);
             }
         });
         url
