@@ -8,8 +8,8 @@
 //! own hand-offs between them decided whether the processes of a path's chain shared one CPU
 //! (measured on a 2-vCPU VM: a turn's p50 through the forwarder about 68 or about 88 µs, one
 //! or the other at random, and the sidecar's as much a draw; with one thread every path's
-//! turns within a few µs of one another, and the ratios those of `wrk`). Many clients share
-//! the bench's runtime.
+//! turns within a few µs of one another, and the ratios close to those of `wrk`). Many
+//! clients share the bench's runtime.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -121,7 +121,7 @@ pub async fn expect(
 }
 
 /// The name of the thread one client runs on.
-pub const ONE_CLIENT_THREAD: &str = "bench-client";
+const ONE_CLIENT_THREAD: &str = "bench-client";
 
 /// Runs `op` on `clients` workers until `until`; one on a thread of its own (see the module
 /// documentation).
